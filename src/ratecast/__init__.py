@@ -1,0 +1,28 @@
+"""ratecast: explicit-feedback neural recommender systems."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+from . import datasets, split  # noqa: E402
+from .datasets import Dataset  # noqa: E402
+from .errors import DataError, DownloadError, NotFittedError, RatecastError  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["datasets", "split", "Dataset", "DataError", "DownloadError", "NotFittedError", "RatecastError"]
+
+
+def __getattr__(name: str):
+    # The estimator pulls in Keras; load it on first use so that data-only work stays light.
+    if name == "Recommender":
+        from .recommender import Recommender
+
+        return Recommender
+    if name in ("metrics", "models", "features", "viz", "report", "recommender"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'ratecast' has no attribute {name!r}")

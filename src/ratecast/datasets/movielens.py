@@ -1,0 +1,166 @@
+"""MovieLens loaders: every GroupLens release ratecast knows, parsed into one :class:`Dataset` shape."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, UnknownDatasetError
+from .dataset import Dataset
+from .download import default_data_home, fetch_archive
+from .readers import normalise_items, read_delimited, validate_ratings
+from .scale import RatingScale
+
+# ML-1M codes (from its README)
+ML1M_AGES = {1: "Under 18", 18: "18-24", 25: "25-34", 35: "35-44", 45: "45-49", 50: "50-55", 56: "56+"}
+ML1M_OCCUPATIONS = [
+    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
+    "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer", "programmer",
+    "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
+    "unemployed", "writer",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Spec:
+    folder: str
+    required: tuple[str, ...]
+    parse: Callable[[Path], Dataset]
+
+
+def _parse_100k(folder: Path) -> Dataset:
+    data = folder / "u.data"
+    raw = read_delimited(data, sep="\t", names=["user_id", "item_id", "rating", "timestamp"])
+    scale = RatingScale(1, 5, 1)
+    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale)
+    genres = _read_genres(folder / "u.genre")
+    item_cols = ["item_id", "title", "release_date", "video_release_date", "imdb_url"] + genres
+    items = read_delimited(folder / "u.item", sep="|", names=item_cols, encoding="latin-1")
+    items = items.set_index("item_id")
+    items["release_date"] = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce")
+    items["release_year"] = items["release_date"].dt.year.astype("Int64")
+    items[genres] = items[genres].astype("int8")
+    users = read_delimited(
+        folder / "u.user", sep="|", names=["user_id", "age", "gender", "occupation", "zip_code"], dtype={"zip_code": str}
+    ).set_index("user_id")
+    return Dataset(ratings, items, users, name="ml-100k", rating_scale=scale, genres=genres, source=str(folder))
+
+
+def _read_genres(path: Path) -> list[str]:
+    if not path.exists():
+        raise DataError("file not found", path=str(path))
+    genres = []
+    for i, line in enumerate(path.read_text(encoding="latin-1").splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, _, idx = line.partition("|")
+        if not idx.strip().isdigit():
+            raise DataError(f"expected 'genre|index', got {line!r}", path=str(path), line=i)
+        genres.append(name)
+    return genres
+
+
+def _parse_dat(folder: Path, name: str) -> Dataset:
+    """ML-1M and ML-10M: ``::``-separated ratings.dat / movies.dat (/ users.dat for 1M)."""
+    data = folder / "ratings.dat"
+    raw = read_delimited(data, sep="::", names=["user_id", "item_id", "rating", "timestamp"])
+    scale = RatingScale(1, 5, 1) if name == "ml-1m" else RatingScale(0.5, 5, 0.5)
+    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale)
+    movies = _read_text_table(folder / "movies.dat", sep="::", names=["item_id", "title", "genres"])
+    items, genres = normalise_items(movies.set_index("item_id"))
+    users = None
+    if (folder / "users.dat").exists():
+        users = read_delimited(
+            folder / "users.dat",
+            sep="::",
+            names=["user_id", "gender", "age", "occupation", "zip_code"],
+            dtype={"zip_code": str},
+        ).set_index("user_id")
+        users["age_group"] = users["age"].map(ML1M_AGES)
+        users["occupation"] = users["occupation"].map(dict(enumerate(ML1M_OCCUPATIONS))).fillna("other")
+        users = users[["age", "age_group", "gender", "occupation", "zip_code"]]
+    return Dataset(ratings, items, users, name=name, rating_scale=scale, genres=genres, source=str(folder))
+
+
+def _read_text_table(path: Path, **kw) -> pd.DataFrame:
+    try:
+        return read_delimited(path, encoding="utf-8", **kw)
+    except DataError as exc:
+        if "decoded" not in str(exc):
+            raise
+        return read_delimited(path, encoding="latin-1", **kw)
+
+
+def _parse_csv(folder: Path, name: str) -> Dataset:
+    """ML-20M/25M/32M and ml-latest(-small): ratings.csv, movies.csv, links.csv with headers."""
+    data = folder / "ratings.csv"
+    raw = read_delimited(data, sep=",", header=0)
+    expected = ["userId", "movieId", "rating", "timestamp"]
+    if list(raw.columns[:4]) != expected:
+        raise DataError(f"expected header {','.join(expected)}, got {','.join(map(str, raw.columns))}", path=str(data))
+    raw.columns = ["user_id", "item_id", "rating", "timestamp"] + list(raw.columns[4:])
+    scale = RatingScale(0.5, 5, 0.5)
+    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, first_line=2)
+    movies = read_delimited(folder / "movies.csv", sep=",", header=0).rename(columns={"movieId": "item_id"})
+    items, genres = normalise_items(movies.set_index("item_id"))
+    if (folder / "links.csv").exists():
+        links = read_delimited(folder / "links.csv", sep=",", header=0, dtype={"imdbId": str})
+        links = links.rename(columns={"movieId": "item_id", "imdbId": "imdb_id", "tmdbId": "tmdb_id"})
+        items = items.join(links.set_index("item_id"), how="left")
+    return Dataset(ratings, items, None, name=name, rating_scale=scale, genres=genres, source=str(folder))
+
+
+DATASETS: dict[str, _Spec] = {
+    "ml-100k": _Spec("ml-100k", ("u.data", "u.item", "u.genre", "u.user"), _parse_100k),
+    "ml-1m": _Spec("ml-1m", ("ratings.dat", "movies.dat", "users.dat"), lambda f: _parse_dat(f, "ml-1m")),
+    "ml-10m": _Spec("ml-10M100K", ("ratings.dat", "movies.dat"), lambda f: _parse_dat(f, "ml-10m")),
+    "ml-20m": _Spec("ml-20m", ("ratings.csv", "movies.csv"), lambda f: _parse_csv(f, "ml-20m")),
+    "ml-25m": _Spec("ml-25m", ("ratings.csv", "movies.csv"), lambda f: _parse_csv(f, "ml-25m")),
+    "ml-32m": _Spec("ml-32m", ("ratings.csv", "movies.csv"), lambda f: _parse_csv(f, "ml-32m")),
+    "ml-latest-small": _Spec("ml-latest-small", ("ratings.csv", "movies.csv"), lambda f: _parse_csv(f, "ml-latest-small")),
+}
+
+
+def movielens_folder(name: str, data_home: str | os.PathLike | None = None, *, download: bool = True,
+                     base_url: str | None = None, progress: bool = True) -> Path:
+    """The extracted folder of MovieLens release ``name``, fetched (and checksummed) if it is not cached."""
+    spec = _spec(name)
+    home = default_data_home(data_home)
+    target = home / spec.folder
+    if not download and not target.is_dir():
+        raise DataError(f"no local copy of {name} (looked for {target})")
+    return fetch_archive(name, spec.folder, home, base_url=base_url, required=spec.required, progress=progress)
+
+
+def _spec(name: str) -> _Spec:
+    if name not in DATASETS:
+        raise UnknownDatasetError(f"unknown dataset name {name!r}: expected one of {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = None, *,
+                   download: bool = True, base_url: str | None = None, progress: bool = True) -> Dataset:
+    """Load a MovieLens release (``ml-100k``, ``ml-1m``, ``ml-10m``, ``ml-20m``, ``ml-25m``, ``ml-32m``,
+    ``ml-latest-small``) as a :class:`Dataset`.
+
+    A local extracted folder or zip under ``data_home`` (argument, else ``$RATECAST_DATA``, else the per-user cache)
+    is used without network; otherwise the official zip is downloaded and checked against the md5 GroupLens publishes.
+    """
+    spec = _spec(name)
+    folder = movielens_folder(name, data_home, download=download, base_url=base_url, progress=progress)
+    missing = [f for f in spec.required if not (folder / f).exists()]
+    if missing:
+        raise DataError(f"{name} copy is incomplete: missing {missing}", path=str(folder))
+    return spec.parse(folder)
+
+
+def available_datasets() -> list[str]:
+    return list(DATASETS)
+
+
+__all__ = ["load_movielens", "available_datasets", "movielens_folder", "DATASETS", "np"]

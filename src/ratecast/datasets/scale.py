@@ -1,0 +1,82 @@
+"""The rating scale: the one place where ratings are turned into classes (and back) or clipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RatingScale:
+    """A discrete rating scale ``minimum, minimum + step, ..., maximum`` (e.g. 1-5 stars, 0.5-5 in half stars)."""
+
+    minimum: float
+    maximum: float
+    step: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not np.isfinite([self.minimum, self.maximum, self.step]).all():
+            raise ValueError(f"rating scale bounds must be finite, got {self}")
+        if self.step <= 0:
+            raise ValueError(f"rating scale step must be > 0, got step={self.step}")
+        if self.maximum <= self.minimum:
+            raise ValueError(
+                f"rating scale maximum must be > minimum, got minimum={self.minimum}, maximum={self.maximum}"
+            )
+        n = (self.maximum - self.minimum) / self.step
+        if abs(n - round(n)) > 1e-6:
+            raise ValueError(
+                f"rating scale (maximum - minimum) must be a multiple of step, got {self.minimum}..{self.maximum} "
+                f"step {self.step}"
+            )
+
+    @property
+    def n_classes(self) -> int:
+        return int(round((self.maximum - self.minimum) / self.step)) + 1
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.minimum + self.step * np.arange(self.n_classes, dtype="float64")
+
+    @property
+    def midpoint(self) -> float:
+        return (self.minimum + self.maximum) / 2.0
+
+    def to_class(self, ratings) -> np.ndarray:
+        """Class index of each rating (the nearest scale value)."""
+        r = np.asarray(ratings, dtype="float64")
+        return np.clip(np.rint((r - self.minimum) / self.step), 0, self.n_classes - 1).astype("int32")
+
+    def from_class(self, classes) -> np.ndarray:
+        """Rating of each class index: the inverse of :meth:`to_class`."""
+        return self.minimum + self.step * np.asarray(classes, dtype="float64")
+
+    def clip(self, ratings) -> np.ndarray:
+        return np.clip(np.asarray(ratings, dtype="float64"), self.minimum, self.maximum)
+
+    def on_scale(self, ratings) -> np.ndarray:
+        """Boolean mask: which ratings lie on the scale (within bounds and on a step)."""
+        r = np.asarray(ratings, dtype="float64")
+        k = (r - self.minimum) / self.step
+        return (r >= self.minimum - 1e-9) & (r <= self.maximum + 1e-9) & (np.abs(k - np.rint(k)) < 1e-6)
+
+    @classmethod
+    def infer(cls, ratings) -> "RatingScale":
+        """Infer the scale from observed ratings: the bounds seen, and the coarsest step that fits them all."""
+        r = np.unique(np.asarray(ratings, dtype="float64"))
+        if r.size == 0:
+            raise ValueError("cannot infer a rating scale from no ratings")
+        lo, hi = float(r[0]), float(r[-1])
+        if hi == lo:
+            return cls(lo, lo + 1.0, 1.0)
+        for step in (1.0, 0.5, 0.25, 0.1, 0.05, 0.01):
+            k = (r - lo) / step
+            if np.all(np.abs(k - np.rint(k)) < 1e-6):
+                n = (hi - lo) / step
+                if abs(n - round(n)) < 1e-6:
+                    return cls(lo, hi, step)
+        raise ValueError(f"ratings are not on a regular scale (seen values {r[:10].tolist()}...)")
+
+    def to_dict(self) -> dict:
+        return {"minimum": self.minimum, "maximum": self.maximum, "step": self.step}

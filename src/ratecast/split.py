@@ -1,0 +1,144 @@
+"""Train/test splits. Every split returns a :class:`Split` (unpacks as ``train, test``) of :class:`Dataset` objects
+that keep the full item/user metadata; users and items seen only in test are reported, not hidden."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, train_test_split
+
+from .datasets.dataset import Dataset
+from .datasets.readers import read_delimited, validate_ratings
+from .errors import DataError
+
+log = logging.getLogger(__name__)
+
+MOVIELENS_FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+
+
+class Split(NamedTuple):
+    """A train/test pair. ``cold_users``/``cold_items`` are ids found in test but never in train."""
+
+    train: Dataset
+    test: Dataset
+
+    @property
+    def cold_users(self) -> np.ndarray:
+        return np.setdiff1d(self.test.ratings["user_id"].unique(), self.train.ratings["user_id"].unique())
+
+    @property
+    def cold_items(self) -> np.ndarray:
+        return np.setdiff1d(self.test.ratings["item_id"].unique(), self.train.ratings["item_id"].unique())
+
+    def report(self) -> dict:
+        cu, ci = self.cold_users, self.cold_items
+        test = self.test.ratings
+        cold_rows = test["user_id"].isin(cu) | test["item_id"].isin(ci)
+        return {
+            "n_train": int(len(self.train.ratings)),
+            "n_test": int(len(test)),
+            "n_cold_users": int(len(cu)),
+            "n_cold_items": int(len(ci)),
+            "n_test_ratings_with_cold_id": int(cold_rows.sum()),
+        }
+
+
+def _make(ds: Dataset, train: pd.DataFrame, test: pd.DataFrame, label: str) -> Split:
+    split = Split(ds.with_ratings(train, f"{ds.name}:{label}:train"), ds.with_ratings(test, f"{ds.name}:{label}:test"))
+    rep = split.report()
+    if rep["n_cold_users"] or rep["n_cold_items"]:
+        log.info(
+            "%s split: %d users and %d items appear only in test (%d test ratings)",
+            label, rep["n_cold_users"], rep["n_cold_items"], rep["n_test_ratings_with_cold_id"],
+        )
+    return split
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"{name} must be a fraction in (0, 1), got {value!r}")
+
+
+def holdout(ds: Dataset, test_size: float = 0.2, random_state: int | None = 0) -> Split:
+    """Random holdout, row for row equal to the lab's ``train_test_split(all_ratings, test_size, random_state)``.
+
+    The lab splits its merged ratings table, whose rows are ordered by item id (file order within an item), so the
+    ratings are put in that order before the shuffle.
+    """
+    _check_fraction("test_size", test_size)
+    ordered = ds.ratings.sort_values("item_id", kind="stable").reset_index(drop=True)
+    train, test = train_test_split(ordered, test_size=test_size, random_state=random_state)
+    return _make(ds, train, test, "holdout")
+
+
+def validation_split(train: Dataset, fraction: float = 0.1, random_state: int | None = 0) -> Split:
+    """Hold out a random ``fraction`` of a training set for validation (early stopping, model selection)."""
+    _check_fraction("fraction", fraction)
+    fit, val = train_test_split(train.ratings, test_size=fraction, random_state=random_state)
+    return _make(train, fit, val, "validation")
+
+
+def movielens_fold(ds: Dataset, fold: str, folder: str | Path | None = None) -> Split:
+    """The canonical ML-100k folds ``u1``..``u5`` (5-fold) and ``ua``/``ub`` (10 ratings per user in test)."""
+    if fold not in MOVIELENS_FOLDS:
+        raise ValueError(f"fold must be one of {MOVIELENS_FOLDS}, got {fold!r}")
+    base = Path(folder) if folder is not None else (Path(ds.source) if ds.source else None)
+    if base is None or not (base / f"{fold}.base").exists():
+        raise DataError(f"canonical fold files {fold}.base/{fold}.test not found (pass folder=)", path=str(base))
+    parts = []
+    for suffix in ("base", "test"):
+        path = base / f"{fold}.{suffix}"
+        raw = read_delimited(path, sep="\t", names=["user_id", "item_id", "rating", "timestamp"])
+        df, _ = validate_ratings(raw, path=str(path), rating_scale=ds.rating_scale)
+        parts.append(df)
+    return _make(ds, parts[0], parts[1], fold)
+
+
+def kfold(ds: Dataset, n_splits: int = 5, random_state: int | None = 0, shuffle: bool = True) -> Iterator[Split]:
+    """K random folds over the ratings; each rating is in exactly one test fold."""
+    if not isinstance(n_splits, int) or n_splits < 2:
+        raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}")
+    r = ds.ratings
+    kf = KFold(n_splits=n_splits, shuffle=shuffle, random_state=random_state if shuffle else None)
+    for i, (tr, te) in enumerate(kf.split(r)):
+        yield _make(ds, r.iloc[tr], r.iloc[te], f"fold{i + 1}")
+
+
+def _timestamps(ds: Dataset) -> pd.Series:
+    ts = pd.to_numeric(ds.ratings["timestamp"], errors="coerce")
+    if ts.isna().any():
+        raise DataError(f"temporal split needs a timestamp on every rating; {int(ts.isna().sum())} are missing",
+                        path=ds.source)
+    return ts
+
+
+def temporal(ds: Dataset, test_size: float = 0.2) -> Split:
+    """Global time cut: the latest ``test_size`` fraction of ratings (by timestamp) form the test set."""
+    _check_fraction("test_size", test_size)
+    ts = _timestamps(ds)
+    order = np.argsort(ts.to_numpy(), kind="stable")
+    n_test = int(round(len(order) * test_size))
+    test_rows = np.zeros(len(order), dtype=bool)
+    test_rows[order[len(order) - n_test:]] = True
+    r = ds.ratings
+    return _make(ds, r[~test_rows], r[test_rows], "temporal")
+
+
+def temporal_per_user(ds: Dataset, n_test: int = 1, min_train: int = 1) -> Split:
+    """Leave-last-N-out: each user's ``n_test`` latest ratings go to test (users keep at least ``min_train``)."""
+    if not isinstance(n_test, int) or n_test < 1:
+        raise ValueError(f"n_test must be an integer >= 1, got {n_test!r}")
+    ts = _timestamps(ds)
+    r = ds.ratings.assign(_ts=ts.to_numpy(), _row=np.arange(len(ds.ratings)))
+    r = r.sort_values(["user_id", "_ts", "_row"], kind="stable")
+    rank_from_end = r.groupby("user_id").cumcount(ascending=False)
+    size = r.groupby("user_id")["_row"].transform("size")
+    is_test = (rank_from_end < n_test) & (size - n_test >= min_train)
+    test_rows = np.zeros(len(r), dtype=bool)
+    test_rows[r["_row"].to_numpy()[is_test.to_numpy()]] = True
+    orig = ds.ratings
+    return _make(ds, orig[~test_rows], orig[test_rows], f"last{n_test}")

@@ -1,0 +1,120 @@
+"""The downloader, end to end against a loopback HTTP server the test starts and stops."""
+
+import hashlib
+import http.server
+import io
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import ratecast as rc
+from ratecast.errors import DataError, DownloadError
+
+
+def tiny_ml100k_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ml-100k/u.data", "1\t1\t5\t874965758\n1\t2\t3\t876893171\n2\t1\t4\t888550871\n")
+        zf.writestr("ml-100k/u.genre", "unknown|0\nAction|1\n\n")
+        zf.writestr(
+            "ml-100k/u.item",
+            "1|Toy Story (1995)|01-Jan-1995||http://x|0|0\n2|GoldenEye (1995)|01-Jan-1995||http://y|0|1\n".encode("latin-1"),
+        )
+        zf.writestr("ml-100k/u.user", "1|24|M|technician|85711\n2|53|F|other|94043\n")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def server():
+    files: dict[str, tuple[int, bytes]] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body = files.get(self.path, (404, b"not found"))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield files, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def publish(files, body: bytes, md5: str | None = None, status: int = 200):
+    md5 = md5 or hashlib.md5(body).hexdigest()
+    files["/ml-100k.zip"] = (status, body)
+    files["/ml-100k.zip.md5"] = (200, f"MD5 (ml-100k.zip) = {md5}\n".encode())
+
+
+def leftovers(home: Path) -> list[str]:
+    return sorted(p.name for p in home.iterdir()) if home.exists() else []
+
+
+def test_good_zip_is_downloaded_verified_and_cached(server, tmp_path):
+    files, url = server
+    publish(files, tiny_ml100k_zip())
+    ds = rc.datasets.load_movielens("ml-100k", data_home=tmp_path, base_url=url, progress=False)
+    assert ds.n_ratings == 3 and ds.items.loc[2, "Action"] == 1
+    assert leftovers(tmp_path) == ["ml-100k", "ml-100k.zip"]
+    files.clear()  # a second load needs no network
+    assert rc.datasets.load_movielens("ml-100k", data_home=tmp_path, base_url=url).n_ratings == 3
+
+
+def test_checksum_mismatch_leaves_nothing(server, tmp_path):
+    files, url = server
+    publish(files, tiny_ml100k_zip(), md5="0" * 32)
+    with pytest.raises(DownloadError, match=r"checksum mismatch for http://127.0.0.1:\d+/ml-100k.zip: expected md5 0{32}"):
+        rc.datasets.load_movielens("ml-100k", data_home=tmp_path, base_url=url, progress=False)
+    assert leftovers(tmp_path) == []
+    publish(files, tiny_ml100k_zip())  # the next call starts clean and succeeds
+    assert rc.datasets.load_movielens("ml-100k", data_home=tmp_path, base_url=url, progress=False).n_ratings == 3
+
+
+def test_corrupt_zip_is_reported_and_removed(server, tmp_path):
+    files, url = server
+    body = tiny_ml100k_zip()
+    publish(files, body[: len(body) // 2])  # truncated, with a matching md5
+    with pytest.raises(DataError, match=r"ml-100k.zip: corrupt or truncated zip archive"):
+        rc.datasets.load_movielens("ml-100k", data_home=tmp_path, base_url=url, progress=False)
+    assert leftovers(tmp_path) == []
+
+
+def test_server_error(server, tmp_path):
+    files, url = server
+    publish(files, b"oops", status=500)
+    with pytest.raises(DownloadError, match=r"could not download http://127.0.0.1:\d+/ml-100k.zip: 500"):
+        rc.datasets.load_movielens("ml-100k", data_home=tmp_path, base_url=url, progress=False)
+    assert leftovers(tmp_path) == []
+    files.clear()
+    with pytest.raises(DownloadError, match=r"could not fetch checksum .*ml-100k.zip.md5: HTTP 404"):
+        rc.datasets.load_movielens("ml-100k", data_home=tmp_path, base_url=url, progress=False)
+
+
+def test_local_zip_is_used_without_network(tmp_path):
+    (tmp_path / "ml-100k.zip").write_bytes(tiny_ml100k_zip())
+    ds = rc.datasets.load_movielens("ml-100k", data_home=tmp_path, base_url="http://127.0.0.1:9/")
+    assert ds.n_ratings == 3
+
+
+def test_local_corrupt_zip(tmp_path):
+    (tmp_path / "ml-100k.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DataError, match="ml-100k.zip: corrupt or truncated zip archive"):
+        rc.datasets.load_movielens("ml-100k", data_home=tmp_path)
+    assert leftovers(tmp_path) == ["ml-100k.zip"]  # the user's own file is not deleted
+
+
+def test_data_home_from_environment(tmp_path, monkeypatch):
+    (tmp_path / "ml-100k.zip").write_bytes(tiny_ml100k_zip())
+    monkeypatch.setenv("RATECAST_DATA", str(tmp_path))
+    assert rc.datasets.load_movielens("ml-100k").n_ratings == 3
