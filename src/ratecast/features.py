@@ -1,0 +1,145 @@
+"""Metadata features for the hybrid model: encoders fitted on the training set only (so popularity never counts a
+test rating), stored as plain numbers so they save as JSON and reload without pickle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .datasets.dataset import Dataset, IdIndex
+
+
+class QuantileScaler:
+    """Maps values to [0, 1] by their rank among the fitted values (as sklearn's uniform QuantileTransformer)."""
+
+    def __init__(self, quantiles: np.ndarray | None = None):
+        self.quantiles = None if quantiles is None else np.asarray(quantiles, dtype="float64")
+
+    def fit(self, values, n_quantiles: int = 1000) -> "QuantileScaler":
+        v = np.asarray(values, dtype="float64")
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            v = np.zeros(1)
+        self.quantiles = np.quantile(v, np.linspace(0, 1, min(n_quantiles, v.size)))
+        return self
+
+    def transform(self, values) -> np.ndarray:
+        q = self.quantiles
+        x = np.asarray(values, dtype="float64")
+        if q.size == 1 or q[0] == q[-1]:
+            return np.full(x.shape, 0.5)
+        refs = np.linspace(0, 1, q.size)
+        # average of forward and backward interpolation handles repeated quantiles (ties) symmetrically
+        out = 0.5 * (np.interp(x, q, refs) - np.interp(-x, -q[::-1], -refs[::-1]))
+        return np.clip(out, 0, 1)
+
+
+class FeatureEncoder:
+    """Turns item and user metadata into float matrices, one row per index (row 0 = unknown)."""
+
+    def __init__(self, item_features=("popularity", "release_year", "genres"),
+                 user_features=("age", "gender", "occupation")):
+        self.item_features = tuple(item_features)
+        self.user_features = tuple(user_features)
+
+    # --- fitting ----------------------------------------------------------------------------------------
+    def fit(self, train: Dataset) -> "FeatureEncoder":
+        r = train.ratings
+        self.state_: dict[str, Any] = {}
+        items, users = train.items, train.users
+        if "popularity" in self.item_features:
+            pop = r.groupby("item_id").size()
+            # fitted over rating rows (a popular item weighs by its ratings), as in the classic hybrid model
+            self.state_["popularity"] = QuantileScaler().fit(pop.reindex(r["item_id"]).to_numpy()).quantiles.tolist()
+            self._popularity = pop
+        if "release_year" in self.item_features and items is not None and "release_year" in items:
+            years = pd.to_numeric(items["release_year"], errors="coerce").astype("float64")
+            row_years = years.reindex(r["item_id"]).to_numpy()
+            median = float(np.nanmedian(row_years)) if np.isfinite(row_years).any() else 0.0
+            self.state_["release_year"] = {
+                "quantiles": QuantileScaler().fit(row_years).quantiles.tolist(), "fill": median}
+        if "genres" in self.item_features and train.genres and items is not None:
+            self.state_["genres"] = [g for g in train.genres if g in items.columns]
+        if users is not None:
+            train_users = users.reindex(pd.unique(r["user_id"]))
+            if "age" in self.user_features and "age" in users:
+                ages = pd.to_numeric(train_users["age"], errors="coerce").to_numpy(dtype="float64")
+                fill = float(np.nanmedian(ages)) if np.isfinite(ages).any() else 0.0
+                self.state_["age"] = {"quantiles": QuantileScaler().fit(ages).quantiles.tolist(), "fill": fill}
+            for col in ("gender", "occupation"):
+                if col in self.user_features and col in users:
+                    self.state_[col] = sorted(map(str, train_users[col].dropna().unique()))
+        return self
+
+    # --- transforming -----------------------------------------------------------------------------------
+    @property
+    def item_dim(self) -> int:
+        s = self.state_
+        return int("popularity" in s) + int("release_year" in s) + len(s.get("genres", []))
+
+    @property
+    def user_dim(self) -> int:
+        s = self.state_
+        return int("age" in s) + len(s.get("gender", [])) + len(s.get("occupation", []))
+
+    def item_feature_names(self) -> list[str]:
+        s = self.state_
+        return [n for n in ("popularity", "release_year") if n in s] + [f"genre:{g}" for g in s.get("genres", [])]
+
+    def user_feature_names(self) -> list[str]:
+        s = self.state_
+        return (["age"] if "age" in s else []) + [f"gender:{g}" for g in s.get("gender", [])] + [
+            f"occupation:{o}" for o in s.get("occupation", [])]
+
+    def transform_items(self, items: pd.DataFrame | None, ids, popularity: pd.Series | None = None) -> np.ndarray:
+        """Feature rows for ``ids`` from the ``items`` metadata; unknown values get the fitted fill values."""
+        s, n = self.state_, len(ids)
+        cols = []
+        meta = items.reindex(ids) if items is not None else pd.DataFrame(index=pd.Index(ids))
+        if "popularity" in s:
+            pop = (popularity if popularity is not None else self._popularity).reindex(ids).fillna(0)
+            cols.append(QuantileScaler(s["popularity"]).transform(pop.to_numpy())[:, None])
+        if "release_year" in s:
+            y = pd.to_numeric(meta.get("release_year", pd.Series(index=meta.index, dtype=float)), errors="coerce")
+            y = y.astype("float64").fillna(s["release_year"]["fill"]).to_numpy()
+            cols.append(QuantileScaler(s["release_year"]["quantiles"]).transform(y)[:, None])
+        if s.get("genres"):
+            g = meta.reindex(columns=s["genres"]).fillna(0).to_numpy(dtype="float64")
+            cols.append(g)
+        return np.hstack(cols).astype("float32") if cols else np.zeros((n, 0), "float32")
+
+    def transform_users(self, users: pd.DataFrame | None, ids) -> np.ndarray:
+        s, n = self.state_, len(ids)
+        meta = users.reindex(ids) if users is not None else pd.DataFrame(index=pd.Index(ids))
+        cols = []
+        if "age" in s:
+            a = pd.to_numeric(meta.get("age", pd.Series(index=meta.index, dtype=float)), errors="coerce")
+            a = a.astype("float64").fillna(s["age"]["fill"]).to_numpy()
+            cols.append(QuantileScaler(s["age"]["quantiles"]).transform(a)[:, None])
+        for col in ("gender", "occupation"):
+            if s.get(col):
+                values = meta.get(col, pd.Series(index=meta.index, dtype=object)).astype("object")
+                values = values.map(lambda v: None if pd.isna(v) else str(v)).to_numpy()
+                cols.append((values[:, None] == np.array(s[col], dtype=object)[None, :]).astype("float64"))
+        return np.hstack(cols).astype("float32") if cols else np.zeros((n, 0), "float32")
+
+    def tables(self, train: Dataset, item_index: IdIndex, user_index: IdIndex) -> tuple[np.ndarray, np.ndarray]:
+        """Feature tables aligned with the indices: row 0 (unknown) holds the fill values."""
+        it = self.transform_items(train.items, item_index.ids)
+        ut = self.transform_users(train.users, user_index.ids)
+        it = np.vstack([self.transform_items(None, [None]) if it.shape[1] else np.zeros((1, 0), "float32"), it])
+        ut = np.vstack([self.transform_users(None, [None]) if ut.shape[1] else np.zeros((1, 0), "float32"), ut])
+        return it.astype("float32"), ut.astype("float32")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"item_features": list(self.item_features), "user_features": list(self.user_features),
+                "state": self.state_}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], popularity: pd.Series | None = None) -> "FeatureEncoder":
+        enc = cls(d["item_features"], d["user_features"])
+        enc.state_ = d["state"]
+        enc._popularity = popularity if popularity is not None else pd.Series(dtype="int64")
+        return enc

@@ -1,0 +1,68 @@
+"""Building blocks shared by the models (Keras 3, ``keras.ops`` only)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def embedding(n: int, dim: int, name: str, seed: int | None, stddev: float = 0.05, zeros: bool = False):
+    init = "zeros" if zeros else keras.initializers.RandomNormal(stddev=stddev, seed=seed)
+    return keras.layers.Embedding(n, dim, embeddings_initializer=init, name=name)
+
+
+@keras.saving.register_keras_serializable(package="ratecast")
+class DenseTower(keras.layers.Layer):
+    """Input dropout, then Dense(+BatchNorm)(+Dropout) blocks."""
+
+    def __init__(self, hidden=(64,), dropout=0.0, hidden_dropout=0.0, batch_norm=False, activation="relu",
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        for i, w in enumerate(hidden):
+            if not isinstance(w, int) or w <= 0:
+                raise ValueError(f"hidden[{i}] must be a positive integer, got {w!r}")
+        for name, p in (("dropout", dropout), ("hidden_dropout", hidden_dropout)):
+            if not 0 <= p < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+        self.hidden = tuple(hidden)
+        self.dropout_rate = float(dropout)
+        self.hidden_dropout = float(hidden_dropout)
+        self.batch_norm = bool(batch_norm)
+        self.activation = activation
+        self.seed = seed
+        s = (lambda k: None) if seed is None else (lambda k: seed + k)
+        self.input_dropout = keras.layers.Dropout(dropout, seed=s(101)) if dropout else None
+        self.blocks = []
+        for i, width in enumerate(self.hidden):
+            block = [keras.layers.Dense(width, kernel_initializer=keras.initializers.GlorotUniform(seed=s(i)),
+                                        name=f"dense_{i}")]
+            if batch_norm:
+                block.append(keras.layers.BatchNormalization(name=f"bn_{i}"))
+            block.append(keras.layers.Activation(activation))
+            if hidden_dropout:
+                block.append(keras.layers.Dropout(hidden_dropout, seed=s(201 + i)))
+            self.blocks.append(block)
+
+    def call(self, x, training=None):
+        if self.input_dropout is not None:
+            x = self.input_dropout(x, training=training)
+        for block in self.blocks:
+            for layer in block:
+                x = layer(x, training=training) if isinstance(layer, (keras.layers.Dropout,
+                                                                     keras.layers.BatchNormalization)) else layer(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.hidden[-1] if self.hidden else input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": list(self.hidden), "dropout": self.dropout_rate,
+                "hidden_dropout": self.hidden_dropout, "batch_norm": self.batch_norm,
+                "activation": self.activation, "seed": self.seed}
+
+
+def l2_penalty(weight: float, *tensors):
+    total = 0.0
+    for t in tensors:
+        total = total + ops.mean(ops.sum(ops.square(t), axis=-1))
+    return weight * total

@@ -1,0 +1,229 @@
+"""The contract every model passes (shapes, persistence, config round trip, hand-computed values, a naive numpy
+implementation, unknown ids, empty input, reproducibility), plus bad-argument checks."""
+
+import keras
+import numpy as np
+import pytest
+
+import ratecast as rc
+from ratecast.models import MODELS
+from synthetic import make_dataset
+
+FAST = dict(embedding_dim=4, epochs=2, batch_size=32, verbose=0)
+
+
+def numpy_forward(rec, u_idx, i_idx):
+    """A naive numpy implementation of each architecture, from the model's weights."""
+    m = rec.model_
+    U = np.asarray(m.user_embedding.embeddings)
+    V = np.asarray(m.item_embedding.embeddings)
+    if rec.model in ("dot", "biased_dot"):
+        out = np.array([U[a] @ V[b] for a, b in zip(u_idx, i_idx)])
+        if rec.model == "biased_dot":
+            bu = np.asarray(m.user_bias.embeddings)[:, 0]
+            bi = np.asarray(m.item_bias.embeddings)[:, 0]
+            out = out + m.global_mean + bu[u_idx] + bi[i_idx]
+        elif m.cfg.use_global_mean:
+            out = out + m.global_mean
+        return out
+    h = np.concatenate([U[u_idx], V[i_idx]], axis=1)
+    if rec.model == "hybrid":
+        h = np.concatenate([h, rec.item_table_[i_idx], rec.user_table_[u_idx]], axis=1)
+    for block in m.tower.blocks:
+        dense = block[0]
+        h = np.maximum(h @ np.asarray(dense.kernel) + np.asarray(dense.bias), 0)
+    z = h @ np.asarray(m.head.kernel) + np.asarray(m.head.bias)
+    if rec.model == "classification":
+        p = np.exp(z - z.max(1, keepdims=True))
+        return p / p.sum(1, keepdims=True)
+    return z[:, 0]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return rc.split.holdout(make_dataset(), test_size=0.2, random_state=0)
+
+
+@pytest.fixture(scope="class")
+def fitted(request, data):
+    cls = request.cls
+    return rc.Recommender(cls.model, random_state=0, **{**FAST, **cls.params}).fit(data.train)
+
+
+class ModelContract:
+    model = "dot"
+    params: dict = {}
+
+    def test_shapes_and_dtypes(self, fitted, data):
+        r = data.test.ratings
+        pred = fitted.predict(r["user_id"], r["item_id"])
+        assert pred.shape == (len(r),) and pred.dtype == np.float64
+        s = fitted.rating_scale_
+        assert np.all(np.isfinite(pred)) and pred.min() >= s.minimum and pred.max() <= s.maximum
+        assert set(fitted.history_) >= {"loss", "val_loss"} and len(fitted.history_["loss"]) >= 1
+
+    def test_save_load_identical(self, fitted, data, tmp_path):
+        r = data.test.ratings
+        before = fitted.predict(r["user_id"], r["item_id"])
+        fitted.save(tmp_path / "m")
+        fitted.save(tmp_path / "m")  # overwriting an existing folder works
+        loaded = rc.Recommender.load(tmp_path / "m")
+        assert np.array_equal(loaded.predict(r["user_id"], r["item_id"]), before)
+        assert loaded.history_ == fitted.history_
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temp folders left behind
+
+    def test_config_round_trip(self, fitted, data):
+        m = fitted.model_
+        clone = type(m).from_config(m.get_config())
+        x = fitted._inputs(np.array([1, 2], "int32"), np.array([1, 3], "int32"))
+        clone(x)
+        clone.set_weights(m.get_weights())
+        assert clone.get_config() == m.get_config()
+        np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(m(x)), rtol=1e-6)
+
+    def test_matches_naive_numpy(self, fitted):
+        u = np.arange(1, len(fitted.user_index_) + 1, dtype="int32")
+        i = (np.arange(len(u)) % len(fitted.item_index_) + 1).astype("int32")
+        got = fitted._raw_scores(u, i)
+        np.testing.assert_allclose(got, numpy_forward(fitted, u, i), rtol=1e-4, atol=1e-5)
+
+    def test_hand_computed_with_constant_weights(self, fitted):
+        m = type(fitted.model_).from_config(fitted.model_.get_config())
+        x = fitted._inputs(np.array([1], "int32"), np.array([2], "int32"))
+        m(x)
+        for w in m.weights:
+            w.assign(np.full(w.shape, 0.1, dtype=w.dtype) if "embedding" in w.path or "kernel" in w.path
+                     else np.zeros(w.shape, dtype=w.dtype))
+        out = np.asarray(m(x))
+        d = fitted.model_config_.embedding_dim
+        if self.model == "dot":
+            expected = d * 0.01 + (m.global_mean if m.cfg.use_global_mean else 0)
+            assert out[0] == pytest.approx(expected, rel=1e-5)
+        elif self.model == "biased_dot":
+            assert out[0] == pytest.approx(m.global_mean + 0.1 + 0.1 + d * 0.01, rel=1e-5)  # + both biases
+        elif self.model == "classification":
+            np.testing.assert_allclose(out[0], np.full(m.n_classes, 1 / m.n_classes), rtol=1e-5)
+        else:
+            h = np.concatenate([np.full(2 * d, 0.1), x.get("item_features", np.zeros((1, 0)))[0],
+                                x.get("user_features", np.zeros((1, 0)))[0]])
+            for width in m.cfg.hidden:
+                h = np.maximum(np.full(width, 0.1 * h.sum()), 0)
+            assert out[0] == pytest.approx(0.1 * h.sum(), rel=1e-4)
+
+    def test_unknown_ids_fall_back_and_are_flagged(self, fitted, data):
+        known_user, known_item = data.train.ratings.iloc[0][["user_id", "item_id"]]
+        d = fitted.predict_details([known_user, 9999, known_user, 9999], [known_item, known_item, 8888, 8888])
+        assert d["was_impossible"].tolist() == [False, True, True, True]
+        assert d["known_user"].tolist() == [True, False, True, False]
+        b = fitted.baseline_
+        ii = fitted.item_index_.index([known_item])[0]
+        assert d["prediction"].iloc[3] == pytest.approx(fitted.rating_scale_.clip(b.mean))
+        assert d["prediction"].iloc[1] == pytest.approx(fitted.rating_scale_.clip(b.mean + b.item_bias[ii]))
+        assert np.isfinite(d["prediction"]).all()
+
+    def test_empty_input(self, fitted):
+        out = fitted.predict(np.array([], dtype=int), np.array([], dtype=int))
+        assert out.shape == (0,)
+
+    def test_wrong_lengths(self, fitted):
+        with pytest.raises(ValueError, match=r"same length, got shapes \(2,\) and \(3,\)"):
+            fitted.predict([1, 2], [101, 102, 103])
+
+    def test_reproducible(self, fitted, data):
+        again = rc.Recommender(self.model, random_state=0, **{**FAST, **self.params}).fit(data.train)
+        r = data.test.ratings
+        assert np.array_equal(again.predict(r["user_id"], r["item_id"]), fitted.predict(r["user_id"], r["item_id"]))
+
+    def test_summary_counts_parameters(self, fitted):
+        s = fitted.summary()
+        d = fitted.model_config_.embedding_dim
+        emb = (len(fitted.user_index_) + 1 + len(fitted.item_index_) + 1) * d
+        assert s["total_params"] >= emb and s["weights"]["user_embedding/embeddings"] == (len(fitted.user_index_) + 1) * d
+
+
+class TestDot(ModelContract):
+    model = "dot"
+
+
+class TestBiasedDot(ModelContract):
+    model = "biased_dot"
+
+
+class TestDeep(ModelContract):
+    model = "deep"
+
+
+class TestHybrid(ModelContract):
+    model = "hybrid"
+
+    def test_features_fitted_on_train_only(self, fitted, data):
+        names = fitted.encoder_.item_feature_names()
+        assert names[:2] == ["popularity", "release_year"] and "genre:Action" in names
+        assert fitted.encoder_.user_feature_names()[0] == "age"
+        assert fitted.item_table_.shape == (len(fitted.item_index_) + 1, len(names))
+
+
+class TestClassification(ModelContract):
+    model = "classification"
+
+    def test_probabilities_and_rules(self, fitted, data):
+        r = data.test.ratings.head(10)
+        p = fitted.predict_proba(r["user_id"], r["item_id"])
+        assert p.shape == (10, 5) and np.allclose(p.sum(1), 1, atol=1e-5)
+        values = fitted.rating_scale_.values
+        median = values[np.argmax(np.cumsum(p, 1) >= 0.5, 1)]
+        assert np.array_equal(fitted.predict(r["user_id"], r["item_id"]), median)
+
+    def test_half_star_scale_gives_ten_classes(self):
+        ds = make_dataset(half_stars=True)
+        rec = rc.Recommender("classification", random_state=0, prediction="expected", **FAST).fit(ds)
+        assert rec.model_.n_classes == 10
+        p = rec.predict_proba([1], [101])
+        assert rec.predict([1], [101])[0] == pytest.approx(float(p[0] @ rec.rating_scale_.values))
+
+
+@pytest.mark.parametrize(
+    "model,params,match",
+    [
+        ("svd", {}, r"model must be one of .*got 'svd'"),
+        ("dot", {"embedding_dim": -3}, r"embedding_dim must be a positive integer, got -3"),
+        ("deep", {"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+        ("deep", {"hidden": [64, 0]}, r"hidden\[1\] must be a positive integer, got 0"),
+        ("dot", {"epochs": 0}, r"epochs must be a positive integer, got 0"),
+        ("dot", {"colour": "red"}, r"unknown option\(s\) \['colour'\] for model 'dot'"),
+        ("dot", {"loss": "crossentropy"}, r"loss 'crossentropy' applies to the classification model only"),
+        ("deep", {"loss": "hinge"}, r"loss must be one of \['mae', 'mse', 'huber', 'crossentropy'\], got 'hinge'"),
+    ],
+)
+def test_bad_arguments(model, params, match):
+    with pytest.raises(ValueError, match=match):
+        rc.Recommender(model, **params)
+
+
+def test_not_fitted():
+    with pytest.raises(rc.NotFittedError, match="not fitted yet"):
+        rc.Recommender("dot").predict([1], [2])
+
+
+def test_ranking_metric_k_must_be_positive():
+    import pandas as pd
+
+    frame = pd.DataFrame({"user_id": [1], "rating": [5.0], "score": [4.0]})
+    with pytest.raises(ValueError, match="k must be a positive integer, got 0"):
+        rc.metrics.ranking_metrics(frame, k=0)
+
+
+def test_every_registered_model_has_a_contract_class():
+    covered = {c.model for c in ModelContract.__subclasses__()}
+    assert covered == set(MODELS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["dot", "biased_dot", "deep", "hybrid", "classification"])
+def test_rmse_band_on_ml100k(model, lab_split):
+    rec = rc.Recommender(model, random_state=0, epochs=3, batch_size=128, learning_rate=3e-3, verbose=0,
+                         embedding_dim=16 if model == "classification" else 32)
+    rec.fit(lab_split.train)
+    ev = rec.evaluate(lab_split.test, ci=False)
+    assert 0.85 < ev["rmse"] < 1.10, ev
+    assert 0.65 < ev["mae"] < 0.90, ev
