@@ -21,7 +21,7 @@ def __getattr__(name: str):
         from .recommender import Recommender
 
         return Recommender
-    if name in ("metrics", "models", "features", "viz", "report", "recommender"):
+    if name in ("metrics", "models", "features", "viz", "report", "recommender", "io", "explore", "inference"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -20,7 +20,10 @@ from .datasets.dataset import Dataset, IdIndex
 from .datasets.scale import RatingScale
 from .errors import NotFittedError
 from .features import FeatureEncoder
+from .inference import make_scorer
+from .coldstart import ColdStartMixin
 from .models import MODELS, split_params
+from .retrieval import RetrievalMixin
 from .split import validation_split as _validation_split
 
 FORMAT_VERSION = 1
@@ -65,7 +68,7 @@ class Baseline:
         return self.mean + self.user_bias[u] + self.item_bias[i]
 
 
-class Recommender:
+class Recommender(RetrievalMixin, ColdStartMixin):
     """Rating-prediction recommender.
 
     ``Recommender(model="deep", embedding_dim=64, epochs=10, batch_size=64, random_state=0)`` — options are the
@@ -114,6 +117,12 @@ class Recommender:
             return out.astype("float64") @ values
         return self.rating_scale_.clip(out)
 
+    @property
+    def _scorer(self):
+        if "_scorer_cache" not in self.__dict__:
+            self._scorer_cache = make_scorer(self.model_, self.item_table_, self.user_table_)
+        return self._scorer_cache
+
     def _raw_scores(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """Model outputs for index pairs, in fixed-size padded chunks so compiled shapes are reused."""
         n = len(u)
@@ -122,12 +131,13 @@ class Recommender:
         for start in range(0, n, chunk):
             uu, ii = u[start:start + chunk], i[start:start + chunk]
             m = len(uu)
-            size = max(256, 1 << (m - 1).bit_length())
+            # multiples of 256 up to 4096 rows, powers of two beyond: few compiled shapes, little padding
+            size = -(-m // 256) * 256 if m <= 4096 else 1 << (m - 1).bit_length()
             pad = size - m
             if pad:
                 uu = np.concatenate([uu, np.zeros(pad, uu.dtype)])
                 ii = np.concatenate([ii, np.zeros(pad, ii.dtype)])
-            out.append(np.asarray(self.model_.predict_on_batch(self._inputs(uu, ii)))[:m])
+            out.append(self._scorer(uu, ii)[:m])
         if not out:
             width = (self.rating_scale_.n_classes,) if self.model == "classification" else ()
             return np.zeros((0, *width), "float32")
@@ -144,6 +154,7 @@ class Recommender:
             raise ValueError("train has no ratings")
         mcfg, tcfg = split_params(self.model, self.params)
         self.model_config_, self.training_config_ = mcfg, tcfg
+        given = train.ratings  # everything the user rated: excluded from their recommendations
         if validation is None:
             frac = tcfg.validation_split if validation_split is None else validation_split
             if frac:
@@ -154,8 +165,10 @@ class Recommender:
         u, i = self.user_index_.index(r["user_id"]), self.item_index_.index(r["item_id"])
         y = r["rating"].to_numpy(dtype="float64")
         self.baseline_ = Baseline.fit(u, i, y, self.user_index_.size, self.item_index_.size)
-        self.train_pairs_ = (u, i)
-        self.train_popularity_ = np.bincount(i, minlength=self.item_index_.size)
+        gu, gi = self.user_index_.index(given["user_id"]), self.item_index_.index(given["item_id"])
+        known = (gu > 0) & (gi > 0)
+        self.train_pairs_ = (gu[known], gi[known])
+        self.train_popularity_ = np.bincount(self.train_pairs_[1], minlength=self.item_index_.size)
 
         if self.model == "hybrid":
             self.encoder_ = FeatureEncoder(mcfg.item_features, mcfg.user_features).fit(train)
@@ -166,6 +179,7 @@ class Recommender:
             self.user_table_ = np.zeros((self.user_index_.size, 0), "float32")
         self.items_ = train.items
         self.users_ = train.users
+        self.genres_ = list(train.genres)
 
         seed = self.random_state
         self.model_ = MODELS[self.model](
@@ -196,6 +210,7 @@ class Recommender:
         self.fit_seconds_ = time.perf_counter() - start
         self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         self.n_train_ = len(y)
+        self._clear_caches()
         return self
 
     def _compile(self, tcfg) -> None:
@@ -307,6 +322,7 @@ class Recommender:
                 "fit_seconds": self.fit_seconds_,
                 "n_train": self.n_train_,
                 "encoder": self.encoder_.to_dict() if self.encoder_ is not None else None,
+                "genres": self.genres_,
                 "user_ids": _ids_to_json(self.user_index_),
                 "item_ids": _ids_to_json(self.item_index_),
             }
@@ -344,6 +360,7 @@ class Recommender:
         rec.rating_scale_ = RatingScale(**meta["rating_scale"])
         rec.history_, rec.fit_seconds_, rec.n_train_ = meta["history"], meta["fit_seconds"], meta["n_train"]
         rec.user_index_, rec.item_index_ = IdIndex(meta["user_ids"]), IdIndex(meta["item_ids"])
+        rec.genres_ = meta["genres"]
         arrays = np.load(path / "arrays.npz")
         rec.item_table_, rec.user_table_ = arrays["item_table"], arrays["user_table"]
         rec.baseline_ = Baseline(float(arrays["baseline_mean"]), arrays["baseline_user"], arrays["baseline_item"])
@@ -357,6 +374,7 @@ class Recommender:
         else:
             rec.encoder_ = None
         rec.model_ = keras.saving.load_model(path / "model.keras", safe_mode=True)
+        rec._clear_caches()
         return rec
 
 

@@ -114,9 +114,13 @@ class HybridConfig(DeepConfig):
     hidden_dropout: float = 0.3
     item_features: tuple[str, ...] = ("popularity", "release_year", "genres")
     user_features: tuple[str, ...] = ("age", "gender", "occupation")
+    # share of training rows whose user/item id is replaced by "unknown" (index 0), so the model learns to
+    # predict from metadata alone: what cold-start recommendations for new users and items rely on
+    cold_start_rate: float = 0.05
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _fraction("cold_start_rate", self.cold_start_rate)
         for attr, allowed in (("item_features", ITEM_FEATURES), ("user_features", USER_FEATURES)):
             value = tuple(getattr(self, attr))
             object.__setattr__(self, attr, value)

@@ -39,7 +39,25 @@ class DeepModel(_TowerModel):
 
 @register("hybrid")
 class HybridModel(_TowerModel):
-    """The deep model with item and user metadata concatenated to the embeddings."""
+    """The deep model with item and user metadata concatenated to the embeddings.
+
+    While training, a ``cold_start_rate`` share of user and item ids is replaced by the unknown index 0, so the
+    unknown rows learn an "average" vector and the tower learns to lean on metadata when ids are unknown.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cold_seed = keras.random.SeedGenerator(self._seed(5))
+
+    def score(self, inputs, training=None):
+        rate = self.cfg.cold_start_rate
+        if training and rate:
+            inputs = dict(inputs)
+            for key in ("user", "item"):
+                ids = inputs[key]
+                keep = keras.random.uniform(ops.shape(ids), seed=self.cold_seed) >= rate
+                inputs[key] = ops.where(keep, ids, ops.zeros_like(ids))
+        return super().score(inputs, training=training)
 
     def features(self, inputs):
         parts = [super().features(inputs)]

@@ -1,0 +1,54 @@
+"""Recommendation latency: top-10 for one user over every ML-100k item, and for all users in one batch.
+
+Protocol: ML-100k lab split (holdout 0.2, seed 0), each model fitted 2 epochs (latency does not depend on accuracy),
+then loaded back from disk as a service would; one warm-up call; median over ``--calls`` single-user calls (users
+cycled), and the time of ``recommend_all()`` for every training user (943). Prints one JSON line.
+
+    RATECAST_DATA=../shared/data python benchmarks/recommend.py [--models dot,hybrid] [--calls 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import numpy as np
+
+import ratecast as rc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="dot,biased_dot,deep,hybrid,classification")
+    ap.add_argument("--calls", type=int, default=500)
+    args = ap.parse_args()
+    ds = rc.datasets.load_movielens("ml-100k", progress=False)
+    train, _ = rc.split.holdout(ds, test_size=0.2, random_state=0)
+    users = train.ratings["user_id"].unique()
+    out = {}
+    for model in args.models.split(","):
+        rec = rc.Recommender(model, random_state=0, verbose=0, epochs=2, batch_size=256).fit(train)
+        with tempfile.TemporaryDirectory() as tmp:
+            rec.save(f"{tmp}/m")
+            rec = rc.Recommender.load(f"{tmp}/m")
+        rec.recommend(users[0], k=10)
+        times = []
+        for c in range(args.calls):
+            t = time.perf_counter()
+            rec.recommend(users[c % len(users)], k=10)
+            times.append(time.perf_counter() - t)
+        rec.recommend_all(k=10)  # warm-up (compiles the batch shapes)
+        t = time.perf_counter()
+        allrec = rec.recommend_all(k=10)
+        all_s = time.perf_counter() - t
+        out[model] = {"one_user_median_ms": round(float(np.median(times)) * 1e3, 3),
+                      "one_user_p95_ms": round(float(np.percentile(times, 95)) * 1e3, 3),
+                      "all_users_s": round(all_s, 3), "all_users_rows": int(len(allrec))}
+    print(json.dumps({"benchmark": "recommend", "dataset": "ml-100k lab split", "k": 10,
+                      "n_items": int(train.ratings["item_id"].nunique()), "results": out}))
+
+
+if __name__ == "__main__":
+    main()

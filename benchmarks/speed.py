@@ -1,0 +1,65 @@
+"""Training speed: ratecast's fit against a plain ``keras.Model.fit`` of the very same network, same run.
+
+Protocol: ML-100k lab split train set (80,000 ratings), ``--epochs`` epochs, no validation, no early stopping,
+batch 64 (the lab's). Both timings cover a fresh model from compile to the end of fit (ratecast's also covers its
+id indexing and baseline); one throwaway fit first warms the process. The plain run uses numpy arrays with Keras'
+own shuffling. Prints one JSON line: ratings/s for both and the ratio ratecast_seconds / plain_seconds (<= 1 means
+ratecast adds no overhead).
+
+    RATECAST_DATA=../shared/data python benchmarks/speed.py [--models dot,deep] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import ratecast as rc
+from ratecast.models import MODELS
+
+
+def time_plain(rec, model_name: str, epochs: int, batch_size: int) -> float:
+    """Same architecture, fresh weights, compiled the same way, trained with plain keras fit on arrays."""
+    m = rec.model_
+    plain = MODELS[model_name].from_config(m.get_config())
+    u, i = rec.train_pairs_
+    x = rec._inputs(u, i)
+    y = rec._targets(rec._train_ratings)
+    t = time.perf_counter()
+    plain.compile(optimizer="adam", loss=m.loss, metrics=["mae"] if model_name != "classification" else
+                  ["sparse_categorical_accuracy"])
+    plain.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="dot,deep,hybrid,classification")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=64)
+    args = ap.parse_args()
+    ds = rc.datasets.load_movielens("ml-100k", progress=False)
+    train, _ = rc.split.holdout(ds, test_size=0.2, random_state=0)
+    n = len(train.ratings)
+    out = {}
+    for model in args.models.split(","):
+        common = dict(random_state=0, verbose=0, batch_size=args.batch_size, early_stopping=None, validation_split=0.0)
+        dim = 16 if model == "classification" else 64
+        rc.Recommender(model, epochs=1, embedding_dim=dim, **common).fit(train)  # warm the process
+        t = time.perf_counter()
+        rec = rc.Recommender(model, epochs=args.epochs, embedding_dim=dim, **common).fit(train)
+        ours = time.perf_counter() - t
+        rec._train_ratings = train.ratings["rating"].to_numpy()
+        plain = time_plain(rec, model, args.epochs, args.batch_size)
+        out[model] = {
+            "ratecast_ratings_per_s": round(n * args.epochs / ours),
+            "plain_keras_ratings_per_s": round(n * args.epochs / plain),
+            "ratio_ratecast_over_plain_seconds": round(ours / plain, 3),
+        }
+    print(json.dumps({"benchmark": "speed", "dataset": "ml-100k lab split train", "epochs": args.epochs,
+                      "batch_size": args.batch_size, "results": out}))
+
+
+if __name__ == "__main__":
+    main()

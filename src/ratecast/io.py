@@ -1,0 +1,48 @@
+"""Atomic file writing: write to a temporary file beside the target, then rename (nothing half-written)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``df`` as CSV (``.csv``), TSV (``.tsv``) or Parquet (``.parquet``), chosen by the suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".tsv", ".parquet"):
+        raise ValueError(f"path must end in .csv, .tsv or .parquet, got {str(path)!r}")
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            out = df.copy()
+            out.columns = [str(c) for c in out.columns]
+            out.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, sep="\t" if suffix == ".tsv" else ",", index=False)
+    return path

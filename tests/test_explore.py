@@ -1,0 +1,158 @@
+"""Embeddings, similarity, recommendations (agreeing with predict), batch export and cold start."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ratecast as rc
+from ratecast.explore import cosine, cosine_similarities, top_k
+from synthetic import make_dataset
+
+FAST = dict(embedding_dim=4, epochs=3, batch_size=32, verbose=0, learning_rate=0.01)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return make_dataset(n_users=40, n_items=30)
+
+
+@pytest.fixture(scope="module", params=["dot", "deep", "hybrid", "classification"])
+def rec(request, ds):
+    return rc.Recommender(request.param, random_state=0, **FAST).fit(ds)
+
+
+def seen_items(rec, ds, user):
+    return set(ds.ratings.loc[ds.ratings["user_id"] == user, "item_id"]) & set(rec.item_index_.ids)
+
+
+def test_recommend_agrees_with_predict(rec, ds):
+    for user in (1, 7, 40):
+        top = rec.recommend(user, k=5)
+        assert list(top.columns) == ["item_id", "title", "score"] and len(top) == 5
+        # scores are exactly what predict says
+        np.testing.assert_allclose(top["score"].to_numpy(), rec.predict(np.full(5, user), top["item_id"]))
+        # titles belong to the returned items (the lab's bug mapped sorted positions to other titles)
+        assert top["title"].tolist() == ds.items.loc[top["item_id"], "title"].tolist()
+        # nothing rated in training, and no unrated item scores higher than the k-th returned one
+        seen = seen_items(rec, ds, user)
+        assert not set(top["item_id"]) & seen
+        others = [i for i in rec.item_index_.ids if i not in seen and i not in set(top["item_id"])]
+        assert rec.predict(np.full(len(others), user), others).max() <= top["score"].min() + 1e-12
+        assert top["score"].is_monotonic_decreasing
+
+
+def test_the_last_item_can_be_recommended(ds):
+    """The lab's recommend() never scored the last item id; make it the best and it must come first."""
+    rec = rc.Recommender("dot", random_state=0, **FAST).fit(ds)
+    last = rec.item_index_.ids.max()
+    user = next(u for u in rec.user_index_.ids if last not in seen_items(rec, ds, u))
+    U = rec.model_.user_embedding.embeddings
+    V = rec.model_.item_embedding.embeddings
+    u_pos, i_pos = rec.user_index_.index([user])[0], rec.item_index_.index([last])[0]
+    v = np.asarray(V).copy()
+    v[i_pos] = 10 * np.asarray(U)[u_pos]
+    V.assign(v)
+    rec._clear_caches()
+    assert rec.recommend(user, k=3)["item_id"].iloc[0] == last
+
+
+def test_filters_and_unknown_user(rec, ds):
+    top = rec.recommend(1, k=5)
+    excluded = rec.recommend(1, k=5, exclude=top["item_id"].iloc[:2])
+    assert not set(excluded["item_id"]) & set(top["item_id"].iloc[:2])
+    popular_only = rec.recommend(1, k=30, min_ratings=20)
+    pop = ds.ratings.groupby("item_id").size()
+    assert (pop.reindex(popular_only["item_id"]) >= 20).all()
+    with_seen = rec.recommend(1, k=len(rec.item_index_), exclude_seen=False)
+    assert len(with_seen) == len(rec.item_index_)
+    fallback = rec.recommend("nobody", k=4)
+    assert fallback.attrs.get("fallback") is True and len(fallback) == 4
+    with pytest.raises(ValueError, match="k must be a positive integer, got 0"):
+        rec.recommend(1, k=0)
+
+
+def test_batch_recommendations_match_single_and_export(rec, tmp_path):
+    allrec = rec.recommend_all(k=3, batch_size=7)
+    assert list(allrec.columns) == ["user_id", "rank", "item_id", "title", "score"]
+    assert len(allrec) == 3 * len(rec.user_index_)
+    one = allrec[allrec["user_id"] == 5]
+    single = rec.recommend(5, k=3)
+    assert one["item_id"].tolist() == single["item_id"].tolist() and one["rank"].tolist() == [1, 2, 3]
+    rc.io.write_table(allrec, tmp_path / "recs.csv")
+    rc.io.write_table(allrec, tmp_path / "recs.parquet")
+    assert pd.read_csv(tmp_path / "recs.csv")["item_id"].tolist() == allrec["item_id"].tolist()
+    assert pd.read_parquet(tmp_path / "recs.parquet").shape == allrec.shape
+    with pytest.raises(ValueError, match=r"must end in .csv, .tsv or .parquet, got '.*recs.xlsx'"):
+        rc.io.write_table(allrec, tmp_path / "recs.xlsx")
+
+
+def test_embeddings_and_similarity(rec, ds):
+    items = rec.item_embeddings()
+    assert items.index.name == "item_id" and items["title"].loc[101] == ds.items.loc[101, "title"]
+    assert items.shape[1] == 1 + rec.model_config_.embedding_dim
+    users = rec.user_embeddings()
+    assert users.index.name == "user_id" and len(users) == len(rec.user_index_)
+    sim = rec.similar_items(101, k=5)
+    assert list(sim.columns) == ["item_id", "title", "similarity"] and 101 not in set(sim["item_id"])
+    assert sim["similarity"].is_monotonic_decreasing
+    all_sims = rec.similarities(101)
+    assert all_sims.loc[101] == pytest.approx(1.0)
+    expected = all_sims.drop(101).sort_values(ascending=False, kind="stable").head(5)
+    np.testing.assert_allclose(sim["similarity"].to_numpy(), expected.to_numpy())
+    assert rec.similarity(101, 102) == pytest.approx(all_sims.loc[102])
+    su = rec.similar_users(1, k=3)
+    assert 1 not in set(su["user_id"]) and len(su) == 3
+    with pytest.raises(KeyError, match="unknown item_id 999999"):
+        rec.similar_items(999999)
+
+
+def test_cosine_handles_zero_vectors():
+    m = np.array([[1.0, 0.0], [0.0, 0.0], [2.0, 0.0], [0.0, 3.0]])
+    np.testing.assert_allclose(cosine_similarities(m, np.array([1.0, 0.0])), [1, 0, 1, 0])
+    assert cosine([0, 0], [1, 2]) == 0.0
+    assert np.all(cosine_similarities(m, np.zeros(2)) == 0)
+    assert top_k(np.array([0.1, 0.9, 0.5, 0.9]), 2).tolist() == [1, 3]
+    assert top_k(np.array([0.1, 0.9, 0.5]), 5, np.array([True, False, True])).tolist() == [2, 0]
+
+
+def test_cold_start_new_user_and_item(ds):
+    rec = rc.Recommender("hybrid", random_state=0, **FAST).fit(ds)
+    young = rec.recommend_new_user({"age": 19, "gender": "F", "occupation": "student"}, k=5)
+    assert len(young) == 5 and "fallback" not in young.attrs and np.isfinite(young["score"]).all()
+    old = rec.recommend_new_user({"age": 66, "gender": "M", "occupation": "doctor"}, k=len(rec.item_index_))
+    assert not np.allclose(np.sort(young["score"]), np.sort(old["score"].head(5)))  # demographics matter
+    assert rec.recommend_new_user(None, k=3).attrs["fallback"] is True
+    p1 = rec.predict_new_item({"release_year": 1980, "Action": 1}, [1, 2, 3])
+    p2 = rec.predict_new_item({"release_year": 2001, "Drama": 1, "popularity": 50}, [1, 2, 3])
+    assert p1.shape == (3,) and np.isfinite(p1).all() and not np.allclose(p1, p2)
+    dot = rc.Recommender("dot", random_state=0, **FAST).fit(ds)
+    assert dot.recommend_new_user({"age": 30}, k=3).attrs["fallback"] is True
+    b = dot.baseline_
+    assert dot.predict_new_item({}, [1])[0] == pytest.approx(b.mean + b.user_bias[dot.user_index_.index([1])[0]])
+
+
+@pytest.mark.parametrize("model,extra", [("biased_dot", {}), ("hybrid", {"dropout": 0.0, "hidden_dropout": 0.0})])
+def test_fold_in_new_user_without_retraining(model, extra):
+    ds = make_dataset(n_users=60, n_items=30, density=0.7, seed=3)
+    r = ds.ratings
+    counts, spread = r.groupby("user_id").size(), r.groupby("user_id")["rating"].std()
+    newcomer = spread[counts >= 18].idxmax()  # a user far from average, so knowing them matters
+    mine = r[r["user_id"] == newcomer].sample(frac=1.0, random_state=0)
+    known, held_out = mine.iloc[:12], mine.iloc[12:]
+    rec = rc.Recommender(model, random_state=0, embedding_dim=4, epochs=30, batch_size=32, verbose=0,
+                         learning_rate=0.01, **extra).fit(ds.with_ratings(r[r["user_id"] != newcomer]))
+    frozen = rec.model_.item_embedding.embeddings.numpy().copy()
+    before = rec.predict_details(np.full(len(held_out), newcomer), held_out["item_id"])
+    assert before["was_impossible"].all()
+    rec.fold_in(newcomer, known[["item_id", "rating"]], epochs=100)
+    after = rec.predict_details(np.full(len(held_out), newcomer), held_out["item_id"])
+    assert not after["was_impossible"].any()
+    truth = held_out["rating"].to_numpy()
+    mae_before = np.abs(before["prediction"] - truth).mean()
+    mae_after = np.abs(after["prediction"] - truth).mean()
+    assert mae_after < mae_before  # the folded-in user is predicted better than by the fallback
+    np.testing.assert_array_equal(rec.model_.item_embedding.embeddings.numpy(), frozen)  # the rest is untouched
+    top = rec.recommend(newcomer, k=5)
+    assert not set(top["item_id"]) & set(known["item_id"])
+    with pytest.raises(ValueError, match="already known"):
+        rec.fold_in(newcomer, {101: 4})

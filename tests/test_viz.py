@@ -1,0 +1,70 @@
+"""Plots and maps are real files: PNGs decode at the expected size, HTML holds the points and titles."""
+
+import json
+import re
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+import ratecast as rc
+from ratecast import viz
+from synthetic import make_dataset
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return rc.Recommender("hybrid", random_state=0, embedding_dim=4, epochs=2, batch_size=32, verbose=0).fit(
+        make_dataset(n_users=40, n_items=30))
+
+
+def png_shape(path):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return mpimg.imread(path).shape
+
+
+def test_lab_plots(rec, tmp_path):
+    ds = make_dataset()
+    assert png_shape(viz.plot_loss_curves(rec.history_, tmp_path / "loss.png"))[:2] == (480, 640)
+    y = ds.ratings["rating"].to_numpy()
+    assert png_shape(viz.plot_predictions(y, y + 0.3, tmp_path / "pred.png"))[:2] == (480, 480)
+    assert png_shape(viz.plot_similarity_histogram(rec.similarities(101), tmp_path / "sim.png"))[:2] == (480, 640)
+    assert png_shape(viz.plot_rating_distribution(ds.ratings, tmp_path / "dist.png"))[:2] == (480, 640)
+    assert png_shape(viz.plot_release_years(ds.items, tmp_path / "years.png"))[:2] == (480, 640)
+    assert png_shape(viz.plot_popularity(ds.ratings, tmp_path / "pop.png"))[:2] == (480, 640)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["loss.png", "pred.png", "sim.png", "dist.png", "years.png", "pop.png"])  # no temp files left
+
+
+@pytest.mark.parametrize("method", ["tsne", pytest.param("umap", marks=pytest.mark.slow)])
+def test_item_maps(rec, tmp_path, method):
+    df = viz.embedding_map(rec, "item", method=method, perplexity=5)
+    assert len(df) == len(rec.item_index_) and np.isfinite(df[["x", "y"]].to_numpy()).all()
+    assert {"title", "release_year", "popularity", "genres"} <= set(df.columns)
+    png = viz.map_png(df, tmp_path / "map.png")
+    assert png_shape(png)[:2] == (800, 800)
+    html = viz.map_html(df, tmp_path / "map.html", title="Items").read_text()
+    assert "<script" in html and "cdn.plot.ly" not in html.split("<body>")[0]  # plotly.js inlined: offline
+    assert "Movie 0 (1980)" in html and "Movie 29 (2009)" in html
+    # every point is in the figure data
+    data = json.loads(re.search(r'Plotly\.newPlot\(\s*"[^"]+",\s*(\[.*?\]),\s*\{', html, re.S).group(1))
+    assert sum(n_points(trace["x"]) for trace in data) == len(df)
+
+
+def n_points(values):
+    """plotly writes arrays as lists or as base64 typed arrays ({"dtype": ..., "bdata": ...})."""
+    if isinstance(values, dict):
+        import base64
+
+        return len(np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])))
+    return len(values)
+
+
+def test_user_map_and_bad_method(rec, tmp_path):
+    df = viz.embedding_map(rec, "user", perplexity=5)
+    assert {"age", "gender", "occupation", "n_ratings"} <= set(df.columns)
+    assert "occupation" in viz.map_html(df, tmp_path / "u.html", color="age").read_text()
+    with pytest.raises(ValueError, match="method must be 'tsne' or 'umap', got 'pca'"):
+        viz.project(np.zeros((5, 2)), "pca")
+    with pytest.raises(ValueError, match=r"perplexity must be in \(0, n_points=5\), got 30"):
+        viz.project(np.random.default_rng(0).normal(size=(5, 2)), "tsne", perplexity=30)
