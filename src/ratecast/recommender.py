@@ -6,7 +6,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from .datasets.scale import RatingScale
 from .errors import NotFittedError
 from .features import FeatureEncoder
 from .inference import make_scorer
+from .io import make_temp_dir
 from .coldstart import ColdStartMixin
 from .models import MODELS, split_params
 from .retrieval import RetrievalMixin
@@ -306,8 +306,7 @@ class Recommender(RetrievalMixin, ColdStartMixin):
         The folder is written beside its destination and renamed into place."""
         self._check_fitted()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        tmp = make_temp_dir(path)
         try:
             meta = {
                 "format_version": FORMAT_VERSION,
@@ -327,7 +326,9 @@ class Recommender(RetrievalMixin, ColdStartMixin):
                 "item_ids": _ids_to_json(self.item_index_),
             }
             (tmp / "recommender.json").write_text(json.dumps(meta, indent=2))
-            self.model_.save(tmp / "model.keras")
+            meta["keras_config"] = self.model_.get_config()
+            (tmp / "recommender.json").write_text(json.dumps(meta, indent=2))
+            self.model_.save_weights(tmp / "model.weights.h5")
             np.savez_compressed(
                 tmp / "arrays.npz", item_table=self.item_table_, user_table=self.user_table_,
                 baseline_user=self.baseline_.user_bias, baseline_item=self.baseline_.item_bias,
@@ -373,7 +374,10 @@ class Recommender(RetrievalMixin, ColdStartMixin):
             rec.encoder_ = FeatureEncoder.from_dict(meta["encoder"], popularity=pop)
         else:
             rec.encoder_ = None
-        rec.model_ = keras.saving.load_model(path / "model.keras", safe_mode=True)
+        model = MODELS[rec.model].from_config({**meta["keras_config"], "random_init": False})
+        model(model.dummy_inputs(1))
+        model.load_weights(path / "model.weights.h5")
+        rec.model_ = model
         rec._clear_caches()
         return rec
 

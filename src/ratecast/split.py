@@ -9,7 +9,6 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold, train_test_split
 
 from .datasets.dataset import Dataset
 from .datasets.readers import read_delimited, validate_ratings
@@ -69,6 +68,8 @@ def holdout(ds: Dataset, test_size: float = 0.2, random_state: int | None = 0) -
     The lab splits its merged ratings table, whose rows are ordered by item id (file order within an item), so the
     ratings are put in that order before the shuffle.
     """
+    from sklearn.model_selection import train_test_split
+
     _check_fraction("test_size", test_size)
     ordered = ds.ratings.sort_values("item_id", kind="stable").reset_index(drop=True)
     train, test = train_test_split(ordered, test_size=test_size, random_state=random_state)
@@ -77,6 +78,8 @@ def holdout(ds: Dataset, test_size: float = 0.2, random_state: int | None = 0) -
 
 def validation_split(train: Dataset, fraction: float = 0.1, random_state: int | None = 0) -> Split:
     """Hold out a random ``fraction`` of a training set for validation (early stopping, model selection)."""
+    from sklearn.model_selection import train_test_split
+
     _check_fraction("fraction", fraction)
     fit, val = train_test_split(train.ratings, test_size=fraction, random_state=random_state)
     return _make(train, fit, val, "validation")
@@ -102,6 +105,8 @@ def kfold(ds: Dataset, n_splits: int = 5, random_state: int | None = 0, shuffle:
     """K random folds over the ratings; each rating is in exactly one test fold."""
     if not isinstance(n_splits, int) or n_splits < 2:
         raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}")
+    from sklearn.model_selection import KFold
+
     r = ds.ratings
     kf = KFold(n_splits=n_splits, shuffle=shuffle, random_state=random_state if shuffle else None)
     for i, (tr, te) in enumerate(kf.split(r)):

@@ -22,8 +22,11 @@ class RatingModel(keras.Model):
 
     def __init__(self, config: dict[str, Any], n_users: int, n_items: int, global_mean: float = 0.0,
                  n_classes: int = 0, item_feature_dim: int = 0, user_feature_dim: int = 0,
-                 seed: int | None = None, **kwargs):
+                 seed: int | None = None, random_init: bool = True, **kwargs):
         super().__init__(**kwargs)
+        # random_init=False builds with zero initialisers: loading saved weights then skips the cost of compiling
+        # one random initialiser per variable
+        self.random_init = bool(random_init)
         self.cfg = self.config_class.from_dict(config) if isinstance(config, dict) else config
         for name, n in (("n_users", n_users), ("n_items", n_items)):
             if not isinstance(n, int) or n < 1:
@@ -34,8 +37,11 @@ class RatingModel(keras.Model):
         self.item_feature_dim, self.user_feature_dim = int(item_feature_dim), int(user_feature_dim)
         self.seed = seed
         d = self.cfg.embedding_dim
-        self.user_embedding = embedding(n_users, d, "user_embedding", self._seed(1))
-        self.item_embedding = embedding(n_items, d, "item_embedding", self._seed(2))
+        self.user_embedding = embedding(n_users, d, "user_embedding", self._seed(1), zeros=not self.random_init)
+        self.item_embedding = embedding(n_items, d, "item_embedding", self._seed(2), zeros=not self.random_init)
+
+    def _glorot(self, k: int):
+        return keras.initializers.GlorotUniform(seed=self._seed(k)) if self.random_init else "zeros"
 
     def _seed(self, k: int) -> int | None:
         return None if self.seed is None else self.seed * 1000 + k

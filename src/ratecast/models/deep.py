@@ -14,12 +14,12 @@ class _TowerModel(RatingModel):
         super().__init__(*args, **kwargs)
         c = self.cfg
         self.tower = DenseTower(c.hidden, c.dropout, c.hidden_dropout, c.batch_norm, c.activation,
-                                seed=self._seed(3), name="tower")
+                                seed=self._seed(3), random_init=self.random_init, name="tower")
         self.head = self.make_head()
 
     def make_head(self):
         return keras.layers.Dense(
-            1, kernel_initializer=keras.initializers.GlorotUniform(seed=self._seed(4)),
+            1, kernel_initializer=self._glorot(4),
             bias_initializer=keras.initializers.Constant(self.global_mean), name="head",
         )
 
@@ -77,7 +77,7 @@ class ClassificationModel(_TowerModel):
             raise ValueError(f"n_classes must be >= 2 for the classification model, got {self.n_classes}")
         return keras.layers.Dense(
             self.n_classes, activation="softmax",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=self._seed(4)), name="head",
+            kernel_initializer=self._glorot(4), name="head",
         )
 
     def score(self, inputs, training=None):

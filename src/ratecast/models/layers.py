@@ -16,7 +16,7 @@ class DenseTower(keras.layers.Layer):
     """Input dropout, then Dense(+BatchNorm)(+Dropout) blocks."""
 
     def __init__(self, hidden=(64,), dropout=0.0, hidden_dropout=0.0, batch_norm=False, activation="relu",
-                 seed=None, **kwargs):
+                 seed=None, random_init=True, **kwargs):
         super().__init__(**kwargs)
         for i, w in enumerate(hidden):
             if not isinstance(w, int) or w <= 0:
@@ -34,8 +34,8 @@ class DenseTower(keras.layers.Layer):
         self.input_dropout = keras.layers.Dropout(dropout, seed=s(101)) if dropout else None
         self.blocks = []
         for i, width in enumerate(self.hidden):
-            block = [keras.layers.Dense(width, kernel_initializer=keras.initializers.GlorotUniform(seed=s(i)),
-                                        name=f"dense_{i}")]
+            init = keras.initializers.GlorotUniform(seed=s(i)) if random_init else "zeros"
+            block = [keras.layers.Dense(width, kernel_initializer=init, name=f"dense_{i}")]
             if batch_norm:
                 block.append(keras.layers.BatchNormalization(name=f"bn_{i}"))
             block.append(keras.layers.Activation(activation))

@@ -29,12 +29,14 @@ def _save(fig, path: str | os.PathLike) -> Path:
 def plot_loss_curves(history: dict, path: str | os.PathLike, title: str = "Loss") -> Path:
     """Training and validation loss per epoch (and MAE where recorded)."""
     fig, ax = plt.subplots(figsize=SIZE)
+    same = "mae" in history and np.allclose(history.get("mae", []), history.get("loss", []))
     for key, label in (("loss", "train loss"), ("val_loss", "validation loss"), ("mae", "train MAE"),
                        ("val_mae", "validation MAE")):
-        if key in history:
+        if key in history and not (same and key in ("mae", "val_mae")):  # MAE loss: one curve each, not two
             ax.plot(np.arange(1, len(history[key]) + 1), history[key], marker="o", label=label,
                     linestyle="--" if "mae" in key else "-")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.legend(loc="best")

@@ -1,0 +1,154 @@
+"""Every CLI verb, run as a user would: the real ``ratecast`` command in a subprocess."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pytest
+
+from conftest import SHARED_DATA
+
+EXE = [sys.executable, "-m", "ratecast.cli"]
+
+
+def ratecast(*args, check=True, cwd=None):
+    env = {**os.environ, "RATECAST_DATA": str(SHARED_DATA), "COLUMNS": "200"}
+    proc = subprocess.run([*EXE, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ratecast {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, ml100k):
+    out = tmp_path_factory.mktemp("runs") / "deep"
+    proc = ratecast("train", "--data", "ml-100k", "--model", "deep", "--split", "holdout", "--seed", "0",
+                    "--epochs", "2", "--batch-size", "512", "--out", out, "--json")
+    result = json.loads(proc.stdout)
+    assert result["test"]["n"] == 20_000 and 0.6 < result["test"]["mae"] < 1.0
+    return out
+
+
+def test_help_on_every_verb():
+    from typer.testing import CliRunner
+
+    from ratecast.cli import app
+
+    assert "Usage" in ratecast("--help").stdout  # the real command once; every verb in-process (fast)
+    runner = CliRunner()
+    for verb in (["data"], ["data", "fetch"], ["data", "info"], ["data", "stats"], ["train"], ["evaluate"],
+                 ["recommend"], ["similar"], ["map"], ["compare"], ["report"], ["demo"]):
+        result = runner.invoke(app, [*verb, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output, verb
+
+
+def test_data_verbs(ml100k, tmp_path):
+    info = json.loads(ratecast("data", "info", "ml-100k", "--json").stdout)
+    assert info["n_ratings"] == 100_000 and info["n_users"] == 943
+    stats = json.loads(ratecast("data", "stats", "ml-100k", "--out", tmp_path, "--json").stdout)
+    assert stats["rating_distribution"]["4"] == 34174 and stats["top_items"][0]["item_id"] == 50
+    assert mpimg.imread(tmp_path / "rating_distribution.png").shape[:2] == (480, 640)
+    fetched = ratecast("data", "fetch", "ml-100k")
+    assert "ml-100k" in fetched.stdout
+    bad = ratecast("data", "info", "ml-7m", check=False)
+    assert bad.returncode == 1 and "ml-7m: not a known dataset name (ml-100k" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_run_directory_contents(run_dir):
+    assert {"run.json", "metrics.json", "history.json", "split.json", "model", "plots"} <= {p.name for p in run_dir.iterdir()}
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["spec"]["model"] == "deep" and run["training_config"]["epochs"] == 2
+    assert mpimg.imread(run_dir / "plots" / "loss.png").shape[:2] == (480, 640)
+
+
+def test_evaluate(run_dir):
+    res = json.loads(ratecast("evaluate", run_dir, "--json").stdout)
+    saved = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert res["test"]["mae"] == pytest.approx(saved["mae"]) and res["test"]["test_ratings_seen_in_training"] == 0
+    other = json.loads(ratecast("evaluate", run_dir, "--split", "u1", "--json").stdout)
+    assert other["test"]["test_ratings_seen_in_training"] > 0  # u1's test set overlaps this run's training data
+
+
+def test_recommend_and_similar(run_dir, tmp_path):
+    recs = json.loads(ratecast("recommend", run_dir, "--user", "5", "-k", "4", "--json").stdout)
+    assert len(recs) == 4 and {"item_id", "title", "score"} <= set(recs[0])
+    table = ratecast("recommend", run_dir, "--user", "5", "-k", "3").stdout
+    assert recs[0]["title"] in table
+    ratecast("recommend", run_dir, "--all", "-k", "2", "--out", tmp_path / "all.csv")
+    assert len((tmp_path / "all.csv").read_text().splitlines()) == 1 + 2 * 943
+    sims = json.loads(ratecast("similar", run_dir, "--item", "181", "-k", "3", "--json").stdout)
+    assert len(sims) == 3 and all(s["item_id"] != 181 for s in sims)
+    unknown = ratecast("recommend", run_dir, "--user", "99999", check=False)
+    assert unknown.returncode == 3 and "unknown user id '99999'" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
+    bad_k = ratecast("similar", run_dir, "--item", "181", "-k", "0", check=False)
+    assert bad_k.returncode == 1 and "-k must be a positive integer, got 0" in bad_k.stderr
+
+
+def test_map_compare_report(run_dir, tmp_path):
+    ratecast("map", run_dir, "--out", tmp_path / "map.html")
+    html = (tmp_path / "map.html").read_text()
+    assert "Star Wars (1977)" in html and "plotly" in html.lower()
+    rows = json.loads(ratecast("compare", run_dir, run_dir, "--json").stdout)
+    assert len(rows) == 2 and rows[0]["model"] == "deep"
+    ratecast("report", run_dir, "--out", tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    for needle in ("Protocol", "Metrics", "95%", "Most similar items", "Sample recommendations", "data:image/png"):
+        assert needle in page
+    missing = ratecast("report", tmp_path / "nope", check=False)
+    assert missing.returncode == 4 and "not a ratecast run directory" in missing.stderr
+
+
+def test_bad_train_arguments(tmp_path):
+    bad_model = ratecast("train", "--model", "svd", "--out", tmp_path / "x", check=False)
+    assert bad_model.returncode == 1 and "model must be one of" in bad_model.stderr
+    bad_dropout = ratecast("train", "--dropout", "1.5", "--out", tmp_path / "x", check=False)
+    assert bad_dropout.returncode == 1 and "dropout must be in [0, 1), got 1.5" in bad_dropout.stderr
+    usage = ratecast("train", "--epochs", "many", check=False)
+    assert usage.returncode == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_own_csv_with_config(tmp_path):
+    lines = ["uid,mid,stars"] + [f"{u},{i},{(u * i) % 5 + 1}" for u in range(1, 31) for i in range(1, 21) if (u + i) % 3]
+    (tmp_path / "mine.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "cfg.toml").write_text('model = "biased_dot"\nembedding_dim = 4\nepochs = 2\nbatch_size = 32\n')
+    res = json.loads(ratecast("train", "--data", tmp_path / "mine.csv", "--user-col", "uid", "--item-col", "mid",
+                              "--rating-col", "stars", "--config", tmp_path / "cfg.toml", "--out", tmp_path / "run",
+                              "--json").stdout)
+    assert res["test"]["n"] > 0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["spec"]["model"] == "biased_dot" and run["model_config"]["embedding_dim"] == 4
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path, ml100k):
+    proc = ratecast("demo", "--out", tmp_path / "demo", "--models", "dot,classification", "--epochs", "1")
+    assert "Test results" in proc.stdout and "classification" in proc.stdout
+    for model in ("dot", "classification"):
+        assert (tmp_path / "demo" / model / "report.html").exists()
+    assert (tmp_path / "demo" / "results.csv").read_text().count("\n") == 3
+
+
+def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+    report = tmp_path / "report.html"
+    ratecast("report", run_dir, "--out", report)
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400",
+                    "--virtual-time-budget=5000", f"--screenshot={shot}", report.as_uri()],
+                   capture_output=True, timeout=180, check=False)
+    img = mpimg.imread(shot)
+    assert img.shape[:2] == (2400, 1200)
+    assert img[..., :3].std() > 0.05  # not a blank page
+    keep = os.environ.get("RATECAST_KEEP_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)
