@@ -202,6 +202,12 @@ class Recommender(RetrievalMixin, ColdStartMixin):
             if tcfg.early_stopping:
                 callbacks.append(keras.callbacks.EarlyStopping(
                     monitor="val_loss", patience=tcfg.early_stopping, restore_best_weights=True))
+        # the random-initialisation baseline: errors of the untrained model on the training ratings
+        self.model_(self._inputs(u[:1], i[:1]))  # build the weights
+        self._clear_caches()
+        untrained = self._to_rating(self._raw_scores(u, i))
+        self.initial_train_metrics_ = {"mae": M.mae(y, untrained), "mse": M.mse(y, untrained)}
+        self._clear_caches()
         start = time.perf_counter()
         # shuffle=False: _Batches already reshuffles each epoch from our seeded generator (Keras would otherwise
         # reorder batches with the process-global RNG and break reproducibility)
@@ -319,6 +325,7 @@ class Recommender(RetrievalMixin, ColdStartMixin):
                 "rating_scale": self.rating_scale_.to_dict(),
                 "history": self.history_,
                 "fit_seconds": self.fit_seconds_,
+                "initial_train_metrics": self.initial_train_metrics_,
                 "n_train": self.n_train_,
                 "encoder": self.encoder_.to_dict() if self.encoder_ is not None else None,
                 "genres": self.genres_,
@@ -360,6 +367,7 @@ class Recommender(RetrievalMixin, ColdStartMixin):
         rec.model_config_, rec.training_config_ = split_params(rec.model, meta["params"])
         rec.rating_scale_ = RatingScale(**meta["rating_scale"])
         rec.history_, rec.fit_seconds_, rec.n_train_ = meta["history"], meta["fit_seconds"], meta["n_train"]
+        rec.initial_train_metrics_ = meta["initial_train_metrics"]
         rec.user_index_, rec.item_index_ = IdIndex(meta["user_ids"]), IdIndex(meta["item_ids"])
         rec.genres_ = meta["genres"]
         arrays = np.load(path / "arrays.npz")

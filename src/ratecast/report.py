@@ -53,6 +53,10 @@ def _metrics_table(metrics: dict) -> str:
         rows.append({"metric": name.upper(), "test": test[name],
                      "test 95% CI": f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "",
                      "train": metrics["train"][name]})
+    if "untrained_on_train" in metrics:
+        u = metrics["untrained_on_train"]
+        rows.append({"metric": "MAE of the untrained model (random init)", "test": float("nan"), "test 95% CI": "",
+                     "train": u["mae"]})
     ranking = [k for k in metrics["test"] if "@" in k]
     for k in ranking:
         rows.append({"metric": k, "test": metrics["test"][k], "test 95% CI": "", "train": ""})

@@ -107,7 +107,8 @@ def train_run(spec: RunSpec, out: str | os.PathLike, *, verbose: int | str = 0, 
             "training_config": rec.training_config_.to_dict(), "rating_scale": rec.rating_scale_.to_dict(),
             "dataset": ds.name, "fit_seconds": fit_s, "epochs_run": len(rec.history_.get("loss", [])),
         })
-        _write_json(tmp / "metrics.json", {"test": metrics, "train": train_metrics})
+        _write_json(tmp / "metrics.json", {"test": metrics, "train": train_metrics,
+                                       "untrained_on_train": rec.initial_train_metrics_})
         _write_json(tmp / "history.json", rec.history_)
         _write_json(tmp / "split.json", sp.report())
         rec.save(tmp / "model")
