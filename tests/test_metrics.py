@@ -1,0 +1,55 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import ndcg_score
+
+from ratecast import metrics as M
+
+
+def test_error_metrics_by_hand():
+    t, p = [1, 2, 3, 4], [2, 2, 5, 4]
+    assert M.mae(t, p) == pytest.approx(0.75)
+    assert M.mse(t, p) == pytest.approx(1.25)
+    assert M.rmse(t, p) == pytest.approx(np.sqrt(1.25))
+    with pytest.raises(ValueError, match="same length, got 2 and 3"):
+        M.mae([1, 2], [1, 2, 3])
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_narrows():
+    rng = np.random.default_rng(0)
+    t = rng.integers(1, 6, 4000).astype(float)
+    p = t + rng.normal(0, 1, t.size)
+    lo, hi = M.bootstrap_ci(t, p, "mae", n_resamples=300)
+    assert lo < M.mae(t, p) < hi
+    lo_s, hi_s = M.bootstrap_ci(t[:400], p[:400], "mae", n_resamples=300)
+    assert (hi - lo) < (hi_s - lo_s)
+    assert M.bootstrap_ci(t, p, "rmse", n_resamples=50, random_state=1) == M.bootstrap_ci(
+        t, p, "rmse", n_resamples=50, random_state=1)
+    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\), got 1.5"):
+        M.bootstrap_ci(t, p, confidence=1.5)
+
+
+def test_ranking_metrics_by_hand():
+    # user 1: ranked [a(5), b(2), c(4)] -> relevant a, c; user 2: [d(3)] -> no relevant item
+    frame = pd.DataFrame({"user_id": [1, 1, 1, 2], "rating": [5, 2, 4, 3], "score": [4.5, 4.0, 3.0, 4.0]})
+    out = M.ranking_metrics(frame, k=2)
+    assert out["precision@2"] == pytest.approx((1 / 2 + 0 / 1) / 2)  # users without relevant items count here
+    assert out["recall@2"] == pytest.approx(1 / 2)  # ... and not here
+    ideal = 1 + 1 / np.log2(3)
+    assert out["ndcg@2"] == pytest.approx(1 / ideal)
+
+
+def test_ndcg_agrees_with_scikit_learn():
+    rng = np.random.default_rng(1)
+    rows = []
+    for user in range(50):
+        n = rng.integers(2, 15)
+        rows.append(pd.DataFrame({"user_id": user, "rating": rng.integers(1, 6, n), "score": rng.normal(size=n)}))
+    frame = pd.concat(rows, ignore_index=True)
+    ours = M.ranking_metrics(frame, k=5)["ndcg@5"]
+    theirs = []
+    for _, g in frame.groupby("user_id"):
+        rel = (g["rating"] >= 4).astype(float).to_numpy()
+        if rel.sum() and len(g) > 1:
+            theirs.append(ndcg_score(rel[None, :], g["score"].to_numpy()[None, :], k=5))
+    assert ours == pytest.approx(np.mean(theirs))
