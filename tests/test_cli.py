@@ -23,6 +23,23 @@ def ratecast(*args, check=True, cwd=None):
     return proc
 
 
+class InProcess:
+    """The same CLI, run in this process (fast) for the error paths; each verb also runs as a subprocess."""
+
+    def __init__(self, result):
+        self.returncode, self.stdout = result.exit_code, result.stdout
+        self.stderr = result.stderr if result.stderr_bytes is not None else ""
+
+
+def ratecast_inproc(*args, monkeypatch=None):
+    from typer.testing import CliRunner
+
+    from ratecast.cli import app
+
+    os.environ["RATECAST_DATA"] = str(SHARED_DATA)
+    return InProcess(CliRunner().invoke(app, [str(a) for a in args]))
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, ml100k):
     out = tmp_path_factory.mktemp("runs") / "deep"
@@ -54,7 +71,7 @@ def test_data_verbs(ml100k, tmp_path):
     assert mpimg.imread(tmp_path / "rating_distribution.png").shape[:2] == (480, 640)
     fetched = ratecast("data", "fetch", "ml-100k")
     assert "ml-100k" in fetched.stdout
-    bad = ratecast("data", "info", "ml-7m", check=False)
+    bad = ratecast_inproc("data", "info", "ml-7m")
     assert bad.returncode == 1 and "ml-7m: not a known dataset name (ml-100k" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -69,23 +86,23 @@ def test_evaluate(run_dir):
     res = json.loads(ratecast("evaluate", run_dir, "--json").stdout)
     saved = json.loads((run_dir / "metrics.json").read_text())["test"]
     assert res["test"]["mae"] == pytest.approx(saved["mae"]) and res["test"]["test_ratings_seen_in_training"] == 0
-    other = json.loads(ratecast("evaluate", run_dir, "--split", "u1", "--json").stdout)
+    other = json.loads(ratecast_inproc("evaluate", run_dir, "--split", "u1", "--json").stdout)
     assert other["test"]["test_ratings_seen_in_training"] > 0  # u1's test set overlaps this run's training data
 
 
 def test_recommend_and_similar(run_dir, tmp_path):
     recs = json.loads(ratecast("recommend", run_dir, "--user", "5", "-k", "4", "--json").stdout)
     assert len(recs) == 4 and {"item_id", "title", "score"} <= set(recs[0])
-    table = ratecast("recommend", run_dir, "--user", "5", "-k", "3").stdout
+    table = ratecast_inproc("recommend", run_dir, "--user", "5", "-k", "3").stdout
     assert recs[0]["title"] in table
-    ratecast("recommend", run_dir, "--all", "-k", "2", "--out", tmp_path / "all.csv")
+    ratecast_inproc("recommend", run_dir, "--all", "-k", "2", "--out", tmp_path / "all.csv")
     assert len((tmp_path / "all.csv").read_text().splitlines()) == 1 + 2 * 943
     sims = json.loads(ratecast("similar", run_dir, "--item", "181", "-k", "3", "--json").stdout)
     assert len(sims) == 3 and all(s["item_id"] != 181 for s in sims)
-    unknown = ratecast("recommend", run_dir, "--user", "99999", check=False)
+    unknown = ratecast_inproc("recommend", run_dir, "--user", "99999")
     assert unknown.returncode == 3 and "unknown user id '99999'" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
-    bad_k = ratecast("similar", run_dir, "--item", "181", "-k", "0", check=False)
+    bad_k = ratecast_inproc("similar", run_dir, "--item", "181", "-k", "0")
     assert bad_k.returncode == 1 and "-k must be a positive integer, got 0" in bad_k.stderr
 
 
@@ -99,16 +116,16 @@ def test_map_compare_report(run_dir, tmp_path):
     page = (tmp_path / "report.html").read_text()
     for needle in ("Protocol", "Metrics", "95%", "Most similar items", "Sample recommendations", "data:image/png"):
         assert needle in page
-    missing = ratecast("report", tmp_path / "nope", check=False)
+    missing = ratecast_inproc("report", tmp_path / "nope")
     assert missing.returncode == 4 and "not a ratecast run directory" in missing.stderr
 
 
 def test_bad_train_arguments(tmp_path):
-    bad_model = ratecast("train", "--model", "svd", "--out", tmp_path / "x", check=False)
+    bad_model = ratecast_inproc("train", "--model", "svd", "--out", tmp_path / "x")
     assert bad_model.returncode == 1 and "model must be one of" in bad_model.stderr
-    bad_dropout = ratecast("train", "--dropout", "1.5", "--out", tmp_path / "x", check=False)
+    bad_dropout = ratecast_inproc("train", "--dropout", "1.5", "--out", tmp_path / "x")
     assert bad_dropout.returncode == 1 and "dropout must be in [0, 1), got 1.5" in bad_dropout.stderr
-    usage = ratecast("train", "--epochs", "many", check=False)
+    usage = ratecast_inproc("train", "--epochs", "many")
     assert usage.returncode == 2
     assert not (tmp_path / "x").exists()
 
@@ -139,7 +156,7 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     if browser is None:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
     report = tmp_path / "report.html"
-    ratecast("report", run_dir, "--out", report)
+    ratecast_inproc("report", run_dir, "--out", report)
     shot = tmp_path / "shot.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
