@@ -1,7 +1,6 @@
 """The contract every model passes (shapes, persistence, config round trip, hand-computed values, a naive numpy
 implementation, unknown ids, empty input, reproducibility), plus bad-argument checks."""
 
-import keras
 import numpy as np
 import pytest
 

@@ -1,7 +1,6 @@
 import time
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import ratecast as rc

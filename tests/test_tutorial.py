@@ -1,6 +1,5 @@
 """The tutorial notebook runs top to bottom against the local ML-100k copy (so it cannot rot)."""
 
-import os
 
 import pytest
 

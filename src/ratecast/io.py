@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,3 +62,14 @@ def make_temp_dir(dest: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     return tmp
+
+
+def replace_dir(src: Path, dest: Path) -> None:
+    """Move folder ``src`` to ``dest``, replacing an existing ``dest`` with no moment where neither exists whole."""
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+        os.replace(src, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dest)

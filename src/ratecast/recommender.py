@@ -20,7 +20,7 @@ from .datasets.scale import RatingScale
 from .errors import NotFittedError
 from .features import FeatureEncoder
 from .inference import make_scorer
-from .io import make_temp_dir
+from .io import make_temp_dir, replace_dir
 from .coldstart import ColdStartMixin
 from .models import MODELS, split_params
 from .retrieval import RetrievalMixin
@@ -345,7 +345,7 @@ class Recommender(RetrievalMixin, ColdStartMixin):
                 _save_frame(self.items_, tmp / "items.parquet")
             if self.users_ is not None:
                 _save_frame(self.users_, tmp / "users.parquet")
-            _replace_dir(tmp, path)
+            replace_dir(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return path
@@ -404,14 +404,3 @@ def _save_frame(df: pd.DataFrame, path: Path) -> None:
     out = df.copy()
     out.columns = [str(c) for c in out.columns]
     out.to_parquet(path)
-
-
-def _replace_dir(src: Path, dest: Path) -> None:
-    """Move folder ``src`` to ``dest``, replacing an existing ``dest`` with no moment where neither exists whole."""
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-        os.replace(src, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dest)

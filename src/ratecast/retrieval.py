@@ -215,27 +215,26 @@ class RetrievalMixin:
         index = self.item_index_ if kind == "item" else self.user_index_
         return pd.Series(sims, index=pd.Index(index.ids, name=f"{kind}_id"), name="similarity")
 
-    def similar_items(self, item_id, k: int = 10, min_ratings: int | None = None) -> pd.DataFrame:
-        """The ``k`` items most similar to ``item_id`` (cosine of embeddings; the query excluded; optionally only
-        items with at least ``min_ratings`` training ratings): columns item_id, title, similarity."""
+    def _neighbours(self, raw_id, kind: str, k: int, min_ratings: int | None = None):
+        """Positions and similarities of the ``k`` nearest neighbours of ``raw_id`` (itself excluded)."""
         self._check_fitted()
-        E = self._embedding_matrix("item")
-        q = self._require(item_id, "item")
+        E = self._embedding_matrix(kind)
+        q = self._require(raw_id, kind)
         sims = cosine_similarities(E, E[q])
         allowed = np.ones(len(E), dtype=bool)
         allowed[q] = False
         if min_ratings is not None:
             allowed &= self.train_popularity_[1:] >= min_ratings
         pos = top_k(sims, k, allowed)
-        return self._item_frame(pos, sims[pos], "similarity")
+        return pos, sims[pos]
+
+    def similar_items(self, item_id, k: int = 10, min_ratings: int | None = None) -> pd.DataFrame:
+        """The ``k`` items most similar to ``item_id`` (cosine of embeddings; the query excluded; optionally only
+        items with at least ``min_ratings`` training ratings): columns item_id, title, similarity."""
+        pos, sims = self._neighbours(item_id, "item", k, min_ratings)
+        return self._item_frame(pos, sims, "similarity")
 
     def similar_users(self, user_id, k: int = 10) -> pd.DataFrame:
         """The ``k`` users most similar to ``user_id``: columns user_id, similarity."""
-        self._check_fitted()
-        E = self._embedding_matrix("user")
-        q = self._require(user_id, "user")
-        sims = cosine_similarities(E, E[q])
-        allowed = np.ones(len(E), dtype=bool)
-        allowed[q] = False
-        pos = top_k(sims, k, allowed)
-        return pd.DataFrame({"user_id": self.user_index_.ids[pos], "similarity": sims[pos]})
+        pos, sims = self._neighbours(user_id, "user", k)
+        return pd.DataFrame({"user_id": self.user_index_.ids[pos], "similarity": sims})

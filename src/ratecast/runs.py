@@ -26,7 +26,7 @@ from . import split as S
 from .datasets import Dataset, load_movielens, load_ratings
 from .datasets.movielens import DATASETS
 from .errors import DataError
-from .io import make_temp_dir
+from .io import make_temp_dir, replace_dir
 
 SPLITS = ("holdout", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "temporal", "last1")
 
@@ -117,9 +117,7 @@ def train_run(spec: RunSpec, out: str | os.PathLike, *, verbose: int | str = 0, 
         te = sp.test.ratings
         plot_predictions(te["rating"], rec.predict(te["user_id"], te["item_id"]), tmp / "plots" / "predictions.png",
                          title=f"{spec.model}: test set")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return metrics

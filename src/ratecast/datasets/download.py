@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import DataError, DownloadError
+from ..io import replace_dir
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/"
 _MD5 = re.compile(r"\b([0-9a-fA-F]{32})\b")
@@ -99,9 +100,7 @@ def extract_zip(archive: Path, into: Path, folder: str) -> Path:
         found = tmp / folder
         if not found.is_dir():
             raise DataError(f"zip archive has no folder {folder!r}", path=str(archive))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(found, target)
+        replace_dir(found, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

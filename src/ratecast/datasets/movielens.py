@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from ..errors import DataError, UnknownDatasetError
@@ -163,4 +162,4 @@ def available_datasets() -> list[str]:
     return list(DATASETS)
 
 
-__all__ = ["load_movielens", "available_datasets", "movielens_folder", "DATASETS", "np"]
+__all__ = ["load_movielens", "available_datasets", "movielens_folder", "DATASETS"]
