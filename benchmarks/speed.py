@@ -3,10 +3,10 @@
 Protocol: ML-100k lab split train set (80,000 ratings), ``--epochs`` epochs, no validation, no early stopping,
 batch 64 (the lab's). Both timings cover a fresh model from compile to the end of fit (ratecast's also covers its
 id indexing and baseline); one throwaway fit first warms the process. The plain run uses numpy arrays with Keras'
-own shuffling. Prints one JSON line: ratings/s for both and the ratio ratecast_seconds / plain_seconds (<= 1 means
-ratecast adds no overhead).
+own shuffling. Each pair is timed ``--repeats`` times, interleaved; medians are reported. Prints one JSON line:
+ratings/s for both and the ratio ratecast_seconds / plain_seconds (<= 1 means ratecast adds no overhead).
 
-    RATECAST_DATA=../shared/data python benchmarks/speed.py [--models dot,deep] [--epochs 3]
+    RATECAST_DATA=../shared/data python benchmarks/speed.py [--models dot,deep] [--epochs 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+
+import numpy as np
 
 import ratecast as rc
 from ratecast.models import MODELS
@@ -36,8 +38,9 @@ def time_plain(rec, model_name: str, epochs: int, batch_size: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="dot,deep,hybrid,classification")
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     ds = rc.datasets.load_movielens("ml-100k", progress=False)
     train, _ = rc.split.holdout(ds, test_size=0.2, random_state=0)
@@ -47,11 +50,14 @@ def main() -> None:
         common = dict(random_state=0, verbose=0, batch_size=args.batch_size, early_stopping=None, validation_split=0.0)
         dim = 16 if model == "classification" else 64
         rc.Recommender(model, epochs=1, embedding_dim=dim, **common).fit(train)  # warm the process
-        t = time.perf_counter()
-        rec = rc.Recommender(model, epochs=args.epochs, embedding_dim=dim, **common).fit(train)
-        ours = time.perf_counter() - t
-        rec._train_ratings = train.ratings["rating"].to_numpy()
-        plain = time_plain(rec, model, args.epochs, args.batch_size)
+        ours_runs, plain_runs = [], []
+        for _ in range(args.repeats):  # interleaved, so that machine noise hits both alike
+            t = time.perf_counter()
+            rec = rc.Recommender(model, epochs=args.epochs, embedding_dim=dim, **common).fit(train)
+            ours_runs.append(time.perf_counter() - t)
+            rec._train_ratings = train.ratings["rating"].to_numpy()
+            plain_runs.append(time_plain(rec, model, args.epochs, args.batch_size))
+        ours, plain = float(np.median(ours_runs)), float(np.median(plain_runs))
         out[model] = {
             "ratecast_ratings_per_s": round(n * args.epochs / ours),
             "plain_keras_ratings_per_s": round(n * args.epochs / plain),

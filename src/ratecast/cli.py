@@ -383,7 +383,7 @@ def comparison_row(run) -> dict[str, Any]:
     return {"run": run.path.name, "model": run.spec.model, "data": run.info["dataset"], "split": run.spec.split,
             "seed": run.spec.seed, "epochs": run.info["epochs_run"], "mae": t["mae"],
             "mae_ci95": "[{:.3f}, {:.3f}]".format(*t["mae_ci95"]), "rmse": t["rmse"], "ndcg@10": t["ndcg@10"],
-            "fit_s": round(run.info["fit_seconds"], 1)}
+            "fit_s": f"{run.info['fit_seconds']:.1f}"}
 
 
 @app.command()

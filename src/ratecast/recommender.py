@@ -189,8 +189,7 @@ class Recommender(RetrievalMixin, ColdStartMixin):
             seed=seed,
         )
         self._compile(tcfg)
-        rng = np.random.default_rng(seed)
-        data = _Batches(self._inputs(u, i), self._targets(y), tcfg.batch_size, rng)
+        data = _Batches(self._inputs(u, i), self._targets(y), tcfg.batch_size, np.random.default_rng(seed))
         val_data = None
         callbacks = []
         if validation is not None and len(validation.ratings):
@@ -202,12 +201,12 @@ class Recommender(RetrievalMixin, ColdStartMixin):
             if tcfg.early_stopping:
                 callbacks.append(keras.callbacks.EarlyStopping(
                     monitor="val_loss", patience=tcfg.early_stopping, restore_best_weights=True))
-        # the random-initialisation baseline: errors of the untrained model on the training ratings
-        self.model_(self._inputs(u[:1], i[:1]))  # build the weights
-        self._clear_caches()
-        untrained = self._to_rating(self._raw_scores(u, i))
-        self.initial_train_metrics_ = {"mae": M.mae(y, untrained), "mse": M.mse(y, untrained)}
-        self._clear_caches()
+        # the random-initialisation baseline: errors of the untrained model on (a sample of) the training ratings,
+        # one eager call, so that no compilation is added to fit
+        sample = np.random.default_rng(seed).choice(len(y), size=min(len(y), 2048), replace=False)
+        untrained = self._to_rating(np.asarray(self.model_(self._inputs(u[sample], i[sample]), training=False)))
+        self.initial_train_metrics_ = {"mae": M.mae(y[sample], untrained), "mse": M.mse(y[sample], untrained),
+                                       "n": int(len(sample))}
         start = time.perf_counter()
         # shuffle=False: _Batches already reshuffles each epoch from our seeded generator (Keras would otherwise
         # reorder batches with the process-global RNG and break reproducibility)
