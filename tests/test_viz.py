@@ -43,6 +43,8 @@ def test_item_maps(rec, tmp_path, method):
     assert {"title", "release_year", "popularity", "genres"} <= set(df.columns)
     png = viz.map_png(df, tmp_path / "map.png")
     assert png_shape(png)[:2] == (800, 800)
+    by_genre = mpimg.imread(viz.map_png(df, tmp_path / "genre.png", color="genre"))
+    assert by_genre.shape[:2] == (800, 800) and not np.array_equal(by_genre, mpimg.imread(png))
     html = viz.map_html(df, tmp_path / "map.html", title="Items").read_text()
     assert "<script" in html and "cdn.plot.ly" not in html.split("<body>")[0]  # plotly.js inlined: offline
     assert "Movie 0 (1980)" in html and "Movie 29 (2009)" in html

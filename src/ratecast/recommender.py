@@ -362,30 +362,34 @@ class Recommender(RetrievalMixin, ColdStartMixin):
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{meta_file}: format_version {meta.get('format_version')!r} is not supported "
                              f"(expected {FORMAT_VERSION})")
-        rec = cls(meta["model"], random_state=meta["random_state"], **meta["params"])
-        rec.model_config_, rec.training_config_ = split_params(rec.model, meta["params"])
-        rec.rating_scale_ = RatingScale(**meta["rating_scale"])
-        rec.history_, rec.fit_seconds_, rec.n_train_ = meta["history"], meta["fit_seconds"], meta["n_train"]
-        rec.initial_train_metrics_ = meta["initial_train_metrics"]
-        rec.user_index_, rec.item_index_ = IdIndex(meta["user_ids"]), IdIndex(meta["item_ids"])
-        rec.genres_ = meta["genres"]
-        arrays = np.load(path / "arrays.npz")
-        rec.item_table_, rec.user_table_ = arrays["item_table"], arrays["user_table"]
-        rec.baseline_ = Baseline(float(arrays["baseline_mean"]), arrays["baseline_user"], arrays["baseline_item"])
-        rec.train_pairs_ = (arrays["train_users"], arrays["train_items"])
-        rec.train_popularity_ = arrays["train_popularity"]
-        rec.items_ = pd.read_parquet(path / "items.parquet") if (path / "items.parquet").exists() else None
-        rec.users_ = pd.read_parquet(path / "users.parquet") if (path / "users.parquet").exists() else None
-        if meta["encoder"] is not None:
-            pop = pd.Series(rec.train_popularity_[1:], index=rec.item_index_.ids)
-            rec.encoder_ = FeatureEncoder.from_dict(meta["encoder"], popularity=pop)
-        else:
-            rec.encoder_ = None
-        model = MODELS[rec.model].from_config({**meta["keras_config"], "random_init": False})
-        model(model.dummy_inputs(1))
-        model.load_weights(path / "model.weights.h5")
-        rec.model_ = model
-        rec._clear_caches()
+        try:
+            rec = cls(meta["model"], random_state=meta["random_state"], **meta["params"])
+            rec.model_config_, rec.training_config_ = split_params(rec.model, meta["params"])
+            rec.rating_scale_ = RatingScale(**meta["rating_scale"])
+            rec.history_, rec.fit_seconds_, rec.n_train_ = meta["history"], meta["fit_seconds"], meta["n_train"]
+            rec.initial_train_metrics_ = meta.get("initial_train_metrics", {})
+            rec.user_index_, rec.item_index_ = IdIndex(meta["user_ids"]), IdIndex(meta["item_ids"])
+            rec.genres_ = meta["genres"]
+            arrays = np.load(path / "arrays.npz")
+            rec.item_table_, rec.user_table_ = arrays["item_table"], arrays["user_table"]
+            rec.baseline_ = Baseline(float(arrays["baseline_mean"]), arrays["baseline_user"], arrays["baseline_item"])
+            rec.train_pairs_ = (arrays["train_users"], arrays["train_items"])
+            rec.train_popularity_ = arrays["train_popularity"]
+            rec.items_ = pd.read_parquet(path / "items.parquet") if (path / "items.parquet").exists() else None
+            rec.users_ = pd.read_parquet(path / "users.parquet") if (path / "users.parquet").exists() else None
+            if meta["encoder"] is not None:
+                pop = pd.Series(rec.train_popularity_[1:], index=rec.item_index_.ids)
+                rec.encoder_ = FeatureEncoder.from_dict(meta["encoder"], popularity=pop)
+            else:
+                rec.encoder_ = None
+            model = MODELS[rec.model].from_config({**meta["keras_config"], "random_init": False})
+            model(model.dummy_inputs(1))
+            model.load_weights(path / "model.weights.h5")
+            rec.model_ = model
+            rec._clear_caches()
+        except KeyError as exc:
+            raise ValueError(f"{meta_file}: field {exc.args[0]!r} is missing: the folder is incomplete or was "
+                             "written by another ratecast version") from None
         return rec
 
 

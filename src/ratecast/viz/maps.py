@@ -77,12 +77,23 @@ def map_png(df: pd.DataFrame, path: str | os.PathLike, color: str = "popularity"
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 8))
-    c = None
-    if color in df and pd.api.types.is_numeric_dtype(df[color]):
-        c = np.log1p(df[color].to_numpy(float)) if color in ("popularity", "n_ratings") else df[color]
-    sc = ax.scatter(df["x"], df["y"], c=c, s=8, cmap="viridis", alpha=0.8)
-    if c is not None:
-        fig.colorbar(sc, ax=ax, label=f"log(1 + {color})" if color in ("popularity", "n_ratings") else color)
+    if color in df and not pd.api.types.is_numeric_dtype(df[color]):  # categories (e.g. genre): one colour each
+        values = df[color].astype(str)
+        top = values.value_counts().index[:10]
+        for k, cat in enumerate(top):
+            m = (values == cat).to_numpy()
+            ax.scatter(df["x"][m], df["y"][m], s=8, alpha=0.8, color=plt.cm.tab10(k), label=cat)
+        rest = (~values.isin(top)).to_numpy()
+        if rest.any():
+            ax.scatter(df["x"][rest], df["y"][rest], s=8, alpha=0.5, color="lightgrey", label="other")
+        ax.legend(loc="best", fontsize=8, markerscale=2)
+    else:
+        c = None
+        if color in df:
+            c = np.log1p(df[color].to_numpy(float)) if color in ("popularity", "n_ratings") else df[color]
+        sc = ax.scatter(df["x"], df["y"], c=c, s=8, cmap="viridis", alpha=0.8)
+        if c is not None:
+            fig.colorbar(sc, ax=ax, label=f"log(1 + {color})" if color in ("popularity", "n_ratings") else color)
     ax.set_xticks(())
     ax.set_yticks(())
     ax.set_title(title)
