@@ -103,10 +103,7 @@ class ColdStartMixin:
             w_new.assign(v)
         for layer in model.layers:
             layer.trainable = layer.name in ("user_embedding", "user_bias")
-        loss = ("sparse_categorical_crossentropy" if self.model == "classification"
-                else {"mae": "mean_absolute_error", "mse": "mean_squared_error", "huber": "huber"}[
-                    self.model_config_.loss])
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=self._keras_loss())
         model.fit(x, self._targets(y), batch_size=len(y), epochs=epochs, verbose=0, shuffle=False)
         for layer in model.layers:
             layer.trainable = True

@@ -221,11 +221,14 @@ class Recommender(RetrievalMixin, ColdStartMixin):
     def _compile(self, tcfg) -> None:
         opt_cls = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
                    "rmsprop": keras.optimizers.RMSprop, "adagrad": keras.optimizers.Adagrad}[tcfg.optimizer]
+        metrics = ["sparse_categorical_accuracy"] if self.model == "classification" else ["mae"]
+        self.model_.compile(optimizer=opt_cls(learning_rate=tcfg.learning_rate), loss=self._keras_loss(),
+                            metrics=metrics)
+
+    def _keras_loss(self) -> str:
         if self.model == "classification":
-            loss, metrics = "sparse_categorical_crossentropy", ["sparse_categorical_accuracy"]
-        else:
-            loss, metrics = _LOSSES[self.model_config_.loss], ["mae"]
-        self.model_.compile(optimizer=opt_cls(learning_rate=tcfg.learning_rate), loss=loss, metrics=metrics)
+            return "sparse_categorical_crossentropy"
+        return _LOSSES[self.model_config_.loss]
 
     # --- predicting ---------------------------------------------------------------------------------------------
     def _index_pairs(self, user_ids, item_ids) -> tuple[np.ndarray, np.ndarray]:
