@@ -23,7 +23,11 @@ class RetrievalMixin:
     def _title_array(self) -> np.ndarray:
         """Titles aligned with the item index positions (None where unknown)."""
         if "_title_cache" not in self.__dict__:
-            self._title_cache = self._titles_lookup(self.item_index_.ids)
+            ids = self.item_index_.ids
+            if self.items_ is None or "title" not in self.items_.columns:
+                self._title_cache = np.full(len(ids), None, dtype=object)
+            else:
+                self._title_cache = self.items_["title"].reindex(ids).to_numpy(dtype=object)
         return self._title_cache
 
     @property
@@ -100,12 +104,6 @@ class RetrievalMixin:
         out = np.full(len(pos), None, dtype=object)
         out[pos >= 0] = self._title_array[pos[pos >= 0]]
         return out
-
-    def _titles_lookup(self, item_ids) -> np.ndarray:
-        ids = np.asarray(item_ids)
-        if self.items_ is None or "title" not in self.items_.columns:
-            return np.full(len(ids), None, dtype=object)
-        return self.items_["title"].reindex(ids).to_numpy(dtype=object)
 
     # --- recommendations --------------------------------------------------------------------------------------
     def recommend(self, user_id, k: int = 10, exclude_seen: bool = True, exclude=None,
