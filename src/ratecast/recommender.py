@@ -331,11 +331,10 @@ class Recommender(RetrievalMixin, ColdStartMixin):
                 "n_train": self.n_train_,
                 "encoder": self.encoder_.to_dict() if self.encoder_ is not None else None,
                 "genres": self.genres_,
-                "user_ids": _ids_to_json(self.user_index_),
-                "item_ids": _ids_to_json(self.item_index_),
+                "user_ids": self.user_index_.to_list(),
+                "item_ids": self.item_index_.to_list(),
+                "keras_config": self.model_.get_config(),
             }
-            (tmp / "recommender.json").write_text(json.dumps(meta, indent=2))
-            meta["keras_config"] = self.model_.get_config()
             (tmp / "recommender.json").write_text(json.dumps(meta, indent=2))
             self.model_.save_weights(tmp / "model.weights.h5")
             np.savez_compressed(
@@ -400,10 +399,6 @@ def _version() -> str:
     from . import __version__
 
     return __version__
-
-
-def _ids_to_json(index: IdIndex) -> list:
-    return index.to_list()
 
 
 def _save_frame(df: pd.DataFrame, path: Path) -> None:

@@ -22,9 +22,7 @@ class IdIndex:
         values = pd.Index(pd.unique(np.asarray(ids)))
         if values.hasnans:
             raise ValueError("ids must not contain missing values")
-        self._ids = values
-        # positions 0..n-1 -> indices 1..n
-        self._lookup = pd.Index(values)
+        self._ids = values  # position p holds the raw id of index p + 1
 
     @property
     def ids(self) -> np.ndarray:
@@ -40,14 +38,14 @@ class IdIndex:
         return len(self._ids) + 1
 
     def __contains__(self, raw_id) -> bool:
-        return raw_id in self._lookup
+        return raw_id in self._ids
 
     def index(self, raw_ids) -> np.ndarray:
         """Contiguous indices of ``raw_ids`` (0 where unknown), as int32."""
         arr = np.asarray(raw_ids)
         if arr.ndim == 0:
             arr = arr.reshape(1)
-        pos = self._lookup.get_indexer(arr) if len(arr) else np.empty(0, dtype="int64")
+        pos = self._ids.get_indexer(arr) if len(arr) else np.empty(0, dtype="int64")
         return (pos + 1).astype("int32")
 
     def raw(self, indices) -> np.ndarray:
