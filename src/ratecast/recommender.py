@@ -289,6 +289,70 @@ class Recommender(RetrievalMixin, ColdStartMixin):
         out.update(M.ranking_metrics(frame, k=k, threshold=threshold))
         return out
 
+    # --- read-only views of the fitted state (what viz, report, cli and serve use) --------------------------------
+    @property
+    def user_index(self) -> IdIndex:
+        """Vocabulary of the users the model knows (raw id <-> index)."""
+        self._check_fitted()
+        return self.user_index_
+
+    @property
+    def item_index(self) -> IdIndex:
+        """Vocabulary of the items the model knows (raw id <-> index)."""
+        self._check_fitted()
+        return self.item_index_
+
+    @property
+    def items(self) -> pd.DataFrame | None:
+        """Item metadata the model was fitted with (indexed by raw item id), or None."""
+        self._check_fitted()
+        return self.items_
+
+    @property
+    def users(self) -> pd.DataFrame | None:
+        """User metadata the model was fitted with (indexed by raw user id), or None."""
+        self._check_fitted()
+        return self.users_
+
+    @property
+    def genres(self) -> list[str]:
+        """Genre columns of the item metadata."""
+        self._check_fitted()
+        return list(self.genres_)
+
+    @property
+    def item_popularity(self) -> pd.Series:
+        """Number of training ratings per known item, indexed by raw item id."""
+        self._check_fitted()
+        return pd.Series(self.train_popularity_[1:], index=pd.Index(self.item_index_.ids, name="item_id"),
+                         name="popularity")
+
+    @property
+    def user_activity(self) -> pd.Series:
+        """Number of training ratings per known user, indexed by raw user id."""
+        self._check_fitted()
+        counts = np.bincount(self.train_pairs_[0], minlength=self.user_index_.size)[1:]
+        return pd.Series(counts, index=pd.Index(self.user_index_.ids, name="user_id"), name="n_ratings")
+
+    def titles(self, item_ids) -> np.ndarray:
+        """Titles of raw ``item_ids`` (None where unknown or when there is no title)."""
+        self._check_fitted()
+        return self._titles(item_ids)
+
+    def seen_items(self, user_id) -> np.ndarray:
+        """Raw ids of the items ``user_id`` rated in training (empty for an unknown user)."""
+        self._check_fitted()
+        u = int(self.user_index_.index([user_id])[0])
+        return self.item_index_.ids[self.train_pairs_[1][self.train_pairs_[0] == u] - 1] if u else \
+            self.item_index_.ids[:0]
+
+    def seen_mask(self, user_ids, item_ids) -> np.ndarray:
+        """For (user, item) pairs of raw ids: True where the pair was rated in training."""
+        self._check_fitted()
+        u, i = self._index_pairs(user_ids, item_ids)
+        seen = self._seen
+        return np.asarray(seen[u, i]).ravel().astype(bool) if len(u) else np.zeros(0, bool)
+
     # --- introspection ------------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """Parameter counts (total and per layer) and the resolved configuration."""
