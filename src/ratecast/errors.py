@@ -35,3 +35,23 @@ class UnknownDatasetError(RatecastError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class MissingFileError(DataError, FileNotFoundError):
+    """A file or folder that the operation needs does not exist (exit code 4 on the command line)."""
+
+
+class IntegrityError(RatecastError, ValueError):
+    """A saved artefact fails its checksum or its bounds: it was corrupted, truncated or edited."""
+
+
+class OutputExistsError(RatecastError, FileExistsError):
+    """The output folder exists and may not be replaced (not a ratecast folder, or no overwrite asked)."""
+
+
+class LockedError(RatecastError, OSError):
+    """Another process is writing the same output folder."""
+
+
+class TrainingError(RatecastError, ArithmeticError):
+    """Training failed, e.g. the loss became NaN or infinite (diverged)."""
