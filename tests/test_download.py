@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import ratecast as rc
-from ratecast.errors import DataError, DownloadError
+from ratecast.datasets.download import extract_zip
+from ratecast.errors import DataError, DownloadError, MissingFileError
 
 
 def tiny_ml100k_zip() -> bytes:
@@ -118,3 +119,74 @@ def test_data_home_from_environment(tmp_path, monkeypatch):
     (tmp_path / "ml-100k.zip").write_bytes(tiny_ml100k_zip())
     monkeypatch.setenv("RATECAST_DATA", str(tmp_path))
     assert rc.datasets.load_movielens("ml-100k").n_ratings == 3
+
+
+# --- local copies and broken archives -------------------------------------------------------------------------------
+
+
+def test_incomplete_local_copy_is_reported_not_downloaded_over(server, tmp_path):
+    files, url = server
+    publish(files, tiny_ml100k_zip())
+    folder = tmp_path / "ml-100k"
+    with zipfile.ZipFile(io.BytesIO(tiny_ml100k_zip())) as zf:
+        zf.extractall(tmp_path)
+    (folder / "u.user").unlink()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(MissingFileError, match=r"incomplete local copy of ml-100k at .*ml-100k: missing \['u.user'\]"):
+        rc.datasets.load_movielens("ml-100k", data_home=tmp_path, base_url=url, progress=False)
+    assert leftovers(tmp_path) == ["ml-100k"]
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "u.data", "u.genre", "u.item"]
+    (tmp_path / "ml-100k.zip").write_bytes(tiny_ml100k_zip())  # a local zip does not replace the folder either
+    with pytest.raises(MissingFileError, match=r"incomplete local copy"):
+        rc.datasets.load_movielens("ml-100k", data_home=tmp_path, download=False)
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_release_path_that_is_a_file(tmp_path):
+    (tmp_path / "ml-100k").write_text("not a folder")
+    with pytest.raises(DataError, match=r"ml-100k: exists but is not a folder"):
+        rc.datasets.load_movielens("ml-100k", data_home=tmp_path, base_url="http://127.0.0.1:9/")
+    assert (tmp_path / "ml-100k").read_text() == "not a folder"
+
+
+def test_local_zip_without_download(tmp_path):
+    (tmp_path / "ml-100k.zip").write_bytes(tiny_ml100k_zip())
+    assert rc.datasets.load_movielens("ml-100k", data_home=tmp_path, download=False).n_ratings == 3
+
+
+def _corrupt_member(compression: int) -> bytes:
+    """A one-member zip whose member data has one byte flipped (CRC or deflate stream broken)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=compression) as zf:
+        zf.writestr("ml-100k/u.data", "1\t1\t5\t874965758\n" * 200)
+    body = bytearray(buf.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(body))) as zf:
+        info = zf.getinfo("ml-100k/u.data")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    body[start + 5] ^= 0xFF
+    return bytes(body)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_zip_with_corrupt_member_data(tmp_path, compression):
+    archive = tmp_path / "ml-100k.zip"
+    archive.write_bytes(_corrupt_member(compression))
+    with pytest.raises(DataError, match=r"ml-100k.zip: corrupt zip archive: member 'ml-100k/u.data'") as err:
+        extract_zip(archive, tmp_path, "ml-100k")
+    assert "\n" not in str(err.value)
+    assert leftovers(tmp_path) == ["ml-100k.zip"]
+
+
+def test_zip_without_a_required_file(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ml-100k/u.data", "1\t1\t5\t874965758\n")
+    (tmp_path / "ml-100k.zip").write_bytes(buf.getvalue())
+    with pytest.raises(DataError, match=r"ml-100k.zip: zip archive lacks \['u.item', 'u.genre', 'u.user'\] in 'ml-100k'"):
+        rc.datasets.load_movielens("ml-100k", data_home=tmp_path, download=False)
+    assert leftovers(tmp_path) == ["ml-100k.zip"]
+
+
+def test_missing_archive(tmp_path):
+    with pytest.raises(MissingFileError, match=r"nope.zip: file not found"):
+        extract_zip(tmp_path / "nope.zip", tmp_path, "ml-100k")

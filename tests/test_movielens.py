@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import ratecast as rc
-from ratecast.errors import DataError, UnknownDatasetError
+from ratecast.errors import DataError, MissingFileError, UnknownDatasetError
 
 
 def test_ml100k_shape(ml100k):
@@ -117,3 +117,107 @@ def test_csv_bad_rating_names_line(tmp_path):
     (f / "movies.csv").write_text("movieId,title,genres\n1,A (1990),Drama\n")
     with pytest.raises(DataError, match=r"ratings.csv, line 3: rating outside the declared scale 0.5..5.*7"):
         rc.datasets.load_movielens("ml-25m", data_home=tmp_path, download=False)
+
+
+# --- broken MovieLens files -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ml100k_copy(tmp_path, data_home):
+    import shutil
+
+    if not (data_home / "ml-100k" / "u.data").exists():
+        pytest.skip(f"no ML-100k copy under {data_home}")
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    for name in ("u.data", "u.item", "u.genre", "u.user"):
+        shutil.copy(data_home / "ml-100k" / name, folder / name)
+    return folder
+
+
+def _edit_line(path, number, text, encoding="latin-1"):
+    lines = path.read_text(encoding=encoding).splitlines()
+    lines[number - 1] = text
+    path.write_text("\n".join(lines) + "\n", encoding=encoding)
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("1\t2\t3\tyesterday", r"u.data, line 7: timestamp must be .*, got 'yesterday'"),
+        ("1\t2\t3", r"u.data, line 7: missing value in column 'timestamp'"),
+        ("1\t2\t3\t881250949\t5", r"u.data, line 7: malformed row: expected 4 fields, found 5"),
+        ("1\t2\tTrue\t881250949", r"u.data, line 7: rating must be a number, got 'True'"),
+    ],
+)
+def test_ml100k_bad_u_data_line(ml100k_copy, text, match):
+    _edit_line(ml100k_copy / "u.data", 7, text)
+    with pytest.raises(DataError, match=match):
+        rc.datasets.load_movielens("ml-100k", data_home=ml100k_copy.parent, download=False)
+
+
+def test_ml100k_bad_first_u_data_line(ml100k_copy):
+    _edit_line(ml100k_copy / "u.data", 1, "196\t242\t3\t881250949\t7")
+    with pytest.raises(DataError, match=r"u.data, line 1: malformed row: expected 4 fields, found 5"):
+        rc.datasets.load_movielens("ml-100k", data_home=ml100k_copy.parent, download=False)
+
+
+GOOD_ITEM = "5|Copycat (1995)|01-Jan-1995||http://x|0|0|0|0|0|0|1|0|1|0|0|0|0|0|0|0|0|1|0"
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        (GOOD_ITEM + "|1", r"u.item, line 5: malformed row: expected 24 fields, found 25"),
+        (GOOD_ITEM.rsplit("|", 2)[0], r"u.item, line 5: short row: expected 24 fields, column 'War' is empty"),
+        ("five" + GOOD_ITEM[1:], r"u.item, line 5: item_id must be an integer, got 'five'"),
+        ("4" + GOOD_ITEM[1:], r"u.item, line 5: duplicate item_id 4 on lines 4, 5"),
+        (GOOD_ITEM[:-1] + "7", r"u.item, line 5: genre flag 'Western' must be 0 or 1, got 7"),
+        (GOOD_ITEM.replace("01-Jan-1995", "1995-01-01"), r"u.item, line 5: release_date must be a date like "
+                                                          r"01-Jan-1995, got '1995-01-01'"),
+    ],
+)
+def test_ml100k_broken_u_item_line(ml100k_copy, text, match):
+    _edit_line(ml100k_copy / "u.item", 5, text)
+    with pytest.raises(DataError, match=match) as err:
+        rc.datasets.load_movielens("ml-100k", data_home=ml100k_copy.parent, download=False)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("3|23|M|writer", r"u.user, line 3: short row: expected 5 fields, column 'zip_code' is empty"),
+        ("x|23|M|writer|32067", r"u.user, line 3: user_id must be an integer, got 'x'"),
+        ("3|old|M|writer|32067", r"u.user, line 3: age must be an integer, got 'old'"),
+    ],
+)
+def test_ml100k_broken_u_user_line(ml100k_copy, text, match):
+    _edit_line(ml100k_copy / "u.user", 3, text)
+    with pytest.raises(DataError, match=match):
+        rc.datasets.load_movielens("ml-100k", data_home=ml100k_copy.parent, download=False)
+
+
+def test_ml100k_required_file_is_a_directory(ml100k_copy):
+    (ml100k_copy / "u.user").unlink()
+    (ml100k_copy / "u.user").mkdir()
+    with pytest.raises(DataError, match=r"u.user: is a directory, expected a file"):
+        rc.datasets.load_movielens("ml-100k", data_home=ml100k_copy.parent, download=False)
+
+
+def test_no_local_copy_without_download(tmp_path):
+    with pytest.raises(MissingFileError, match=r"no local copy of ml-100k \(looked for .*ml-100k and .*ml-100k.zip\)"):
+        rc.datasets.load_movielens("ml-100k", data_home=tmp_path, download=False)
+
+
+def test_ml1m_unknown_age_code_and_bad_movie_id(tmp_path):
+    _write_ml1m(tmp_path / "ml-1m")
+    (tmp_path / "ml-1m" / "users.dat").write_text("1::F::1::10::48067\n2::M::57::16::70072\n")
+    with pytest.raises(DataError, match=r"users.dat, line 2: age must be one of the codes .*, got 57"):
+        rc.datasets.load_movielens("ml-1m", data_home=tmp_path, download=False)
+    _write_ml1m(tmp_path / "ml-1m-b")
+    (tmp_path / "ml-1m-b" / "movies.dat").write_text("10::GoldenEye (1995)::Action\nx20::Amelie (2001)::Comedy\n")
+    (tmp_path / "ml-1m").rename(tmp_path / "ml-1m-a")
+    (tmp_path / "ml-1m-b").rename(tmp_path / "ml-1m")
+    with pytest.raises(DataError, match=r"movies.dat, line 2: item_id must be an integer, got 'x20'"):
+        rc.datasets.load_movielens("ml-1m", data_home=tmp_path, download=False)

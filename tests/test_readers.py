@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 import ratecast as rc
-from ratecast.datasets import RatingScale, load_ratings
-from ratecast.errors import DataError
+from ratecast.datasets import IdIndex, RatingScale, load_ratings
+from ratecast.errors import DataError, MissingFileError
 
 
 def write(tmp_path, text, name="r.csv", encoding="utf-8"):
@@ -111,3 +111,231 @@ def test_ml100k_format_errors(tmp_path, data_home):
     (f / "u.data").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"u.data, line 42: missing value in column 'rating'"):
         rc.datasets.load_movielens("ml-100k", data_home=tmp_path, download=False)
+
+
+# --- robustness against bad input ---------------------------------------------------------------------------------
+
+
+def write_parquet(tmp_path, frame, name="r.parquet"):
+    p = tmp_path / name
+    frame.to_parquet(p)
+    return p
+
+
+def test_boolean_ratings_are_rejected(tmp_path):
+    p = write(tmp_path, "user_id,item_id,rating\n1,2,True\n1,3,False\n")
+    with pytest.raises(DataError, match=r"r.csv, line 2: rating must be a number, got True"):
+        load_ratings(p)
+    p = write_parquet(tmp_path, pd.DataFrame({"user_id": [1, 2], "item_id": [1, 2], "rating": [False, True]}))
+    with pytest.raises(DataError, match=r"r.parquet, line 1: rating must be a number, got False"):
+        load_ratings(p)
+
+
+def test_id_column_mixing_integers_and_text(tmp_path):
+    p = write(tmp_path, "user_id,item_id,rating\n1,2,3\n2,3,4\nTrue,4,5\n3,5,1\n")
+    with pytest.raises(DataError, match=r"r.csv, line 4: user_id mixes integers and text, got 'True'"):
+        load_ratings(p)
+    p = write(tmp_path, "user_id,item_id,rating\n1,2,3\n2,x9,4\n3,5,1\n")
+    with pytest.raises(DataError, match=r"r.csv, line 3: item_id mixes integers and text, got 'x9'"):
+        load_ratings(p)
+
+
+def test_text_id_labels_stay_allowed(tmp_path):
+    p = write(tmp_path, "user_id,item_id,rating\nu17,m1,3\nu18,m2,4\nu19,7,5\n")
+    ds = load_ratings(p)
+    assert ds.ratings["user_id"].tolist() == ["u17", "u18", "u19"]
+    assert ds.ratings["item_id"].tolist() == ["m1", "m2", "7"]
+
+
+@pytest.mark.parametrize(
+    "column,values,match",
+    [
+        ("user_id", [True, False], r"line 1: user_id must be an integer or a label, got True"),
+        ("item_id", [1.0, float("inf")], r"line 2: item_id must be an integer or a label, got inf"),
+        ("item_id", [1.0, 2.5], r"line 2: item_id must be an integer or a label, got 2.5"),
+    ],
+)
+def test_bad_id_dtypes_in_parquet(tmp_path, column, values, match):
+    frame = pd.DataFrame({"user_id": [1, 2], "item_id": [1, 2], "rating": [3.0, 4.0]}).assign(**{column: values})
+    with pytest.raises(DataError, match=match):
+        load_ratings(write_parquet(tmp_path, frame))
+
+
+def test_whole_float_ids_become_integers(tmp_path):
+    frame = pd.DataFrame({"user_id": [1.0, 2.0], "item_id": [7, 8], "rating": [3.0, 4.0]})
+    ds = load_ratings(write_parquet(tmp_path, frame))
+    assert ds.ratings["user_id"].dtype == "int64" and ds.ratings["user_id"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("user_id,item_id,rating,ts\n1,2,3,100\n1,3,4,200\n1,4,4,oops\n", r"r.csv, line 4: timestamp must be .*, got 'oops'"),
+        ("user_id,item_id,rating,ts\n1,2,3,2020-01-01\n1,3,4,oops\n1,4,4,2020-01-03\n", r"line 3: timestamp .*got 'oops'"),
+        ("user_id,item_id,rating,ts\n1,2,3,100\n1,3,4,2020-01-02\n1,4,4,300\n", r"line 3: timestamp .*got '2020-01-02'"),
+        ("user_id,item_id,rating,ts\n1,2,3,100\n1,3,4,\n", r"line 3: missing value in column 'timestamp'"),
+        ("user_id,item_id,rating,ts\n1,2,3,100\n1,3,4,inf\n", r"line 3: timestamp must be finite, got inf"),
+        ("user_id,item_id,rating,ts\n1,2,3,True\n1,3,4,False\n", r"line 2: timestamp must be .*, got True"),
+    ],
+)
+def test_bad_timestamps_name_their_line_and_value(tmp_path, text, match):
+    with pytest.raises(DataError, match=match):
+        load_ratings(write(tmp_path, text), timestamp_col="ts")
+
+
+def test_dates_in_several_formats_and_parquet_datetimes(tmp_path):
+    p = write(tmp_path, "user_id,item_id,rating,ts\n1,2,3,2020-01-01\n1,3,4,01/02/2020\n")
+    assert load_ratings(p, timestamp_col="ts").ratings["timestamp"].tolist() == [1577836800, 1577923200]
+    frame = pd.DataFrame({"user_id": [1, 1], "item_id": [2, 3], "rating": [3.0, 4.0],
+                          "ts": pd.to_datetime(["2020-01-01", "2020-01-02"])})
+    ds = load_ratings(write_parquet(tmp_path, frame), timestamp_col="ts")
+    assert ds.ratings["timestamp"].tolist() == [1577836800, 1577923200]
+
+
+def test_directory_instead_of_ratings_file(tmp_path):
+    with pytest.raises(DataError, match=r"is a directory, expected a ratings file \(CSV, TSV or Parquet\)"):
+        load_ratings(tmp_path)
+    (tmp_path / "r.parquet").mkdir()
+    with pytest.raises(DataError, match=r"r.parquet: is a directory"):
+        load_ratings(tmp_path / "r.parquet")
+
+
+def test_missing_file_is_a_missing_file_error(tmp_path):
+    with pytest.raises(MissingFileError, match="nope.parquet: file not found"):
+        load_ratings(tmp_path / "nope.parquet")
+    with pytest.raises(FileNotFoundError):
+        load_ratings(tmp_path / "nope.csv")
+
+
+def test_unreadable_file(tmp_path, monkeypatch):
+    p = write(tmp_path, "user_id,item_id,rating\n1,2,3\n")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pd, "read_csv", denied)
+    with pytest.raises(DataError, match=r"r.csv: cannot be read: Permission denied"):
+        load_ratings(p)
+
+
+@pytest.mark.parametrize(
+    "encoding,match",
+    [
+        ("utf-16", r"r.csv(, line \d+)?: cannot be decoded as utf-16"),
+        ("utf-99", r"r.csv: unknown encoding: argument encoding='utf-99'"),
+        ("ascii", r"r.csv, line 3: cannot be decoded as ascii: byte b'\\xc3'"),
+    ],
+)
+def test_wrong_or_unknown_encoding(tmp_path, encoding, match):
+    p = write(tmp_path, "user_id,item_id,rating\n1,2,3\nJosé,3,4\n")
+    with pytest.raises(DataError, match=match) as err:
+        load_ratings(p, encoding=encoding)
+    assert "\n" not in str(err.value)
+
+
+def test_wrong_encoding_for_dat_files(tmp_path):
+    p = write(tmp_path, "1::2::3::4\n", name="r.dat")
+    with pytest.raises(DataError, match=r"r.dat: unknown encoding: argument encoding='nope'"):
+        rc.datasets.readers.read_delimited(p, sep="::", names=["a", "b", "c", "d"], encoding="nope")
+
+
+def _parquet_bytes():
+    import io
+
+    buf = io.BytesIO()
+    pd.DataFrame({"user_id": [1, 2], "item_id": [1, 2], "rating": [3.0, 4.0]}).to_parquet(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name,content,match",
+    [
+        ("r.parquet", b"", r"r.parquet: cannot be read as Parquet"),
+        ("r.parquet", b"PAR1 garbage", r"r.parquet: cannot be read as Parquet"),
+        ("r.parquet", "truncated", r"r.parquet: cannot be read as Parquet"),
+        ("r.csv", b"   \n  \n", r"r.csv: file holds only blank lines"),
+        ("r.csv", b"\n\n\n", r"r.csv: file is empty"),
+        ("r.csv", b"user_id,item_id,rating\n\n\n", r"r.csv: file has no data rows"),
+        ("r.csv", b"user_id,item_id,rating\n1,2,3,4\n1,3,4\n", r"r.csv, line 2: malformed row: expected 3 fields, found 4"),
+        ("r.csv", b"user_id,item_id,rating\n1,2,3\n\n1,3,4\n", r"r.csv, line 3: blank line"),
+    ],
+)
+def test_empty_truncated_and_garbage_files(tmp_path, name, content, match):
+    if content == "truncated":
+        content = _parquet_bytes()[:40]
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(DataError, match=match) as err:
+        load_ratings(p)
+    assert "\n" not in str(err.value)
+
+
+def test_empty_parquet_table(tmp_path):
+    frame = pd.DataFrame({"user_id": pd.Series([], dtype="int64"), "item_id": pd.Series([], dtype="int64"),
+                          "rating": pd.Series([], dtype="float64")})
+    with pytest.raises(DataError, match=r"r.parquet: file has no data rows"):
+        load_ratings(write_parquet(tmp_path, frame))
+
+
+def test_trailing_blank_lines_are_ignored(tmp_path):
+    p = write(tmp_path, "user_id,item_id,rating\n1,2,3\n1,3,4\n\n\n")
+    assert load_ratings(p).n_ratings == 2
+
+
+@pytest.mark.parametrize(
+    "scale,match",
+    [
+        ((5, 1), r"rating_scale=\(5, 1\).*maximum must be > minimum"),
+        ((1, 5, 0), r"rating_scale=\(1, 5, 0\).*step must be > 0"),
+        (("a", 5), r"rating_scale values must be numbers, got \('a', 5\)"),
+        ((True, 5), r"rating_scale values must be numbers, got \(True, 5\)"),
+        ((float("nan"), 5), r"rating_scale=\(nan, 5\).*must be finite"),
+        ((1,), r"rating_scale must be \(minimum, maximum\[, step\]\).*got \(1,\)"),
+        ((1, 5, 1, 2), r"rating_scale must be \(minimum, maximum\[, step\]\).*got \(1, 5, 1, 2\)"),
+        (5, r"rating_scale must be \(minimum, maximum\[, step\]\).*got 5"),
+        ((1, 5, 0.3), r"rating_scale=\(1, 5, 0.3\).*multiple of step"),
+    ],
+)
+def test_rating_scale_argument_is_validated(tmp_path, scale, match):
+    p = write(tmp_path, "user_id,item_id,rating\n1,2,3\n")
+    with pytest.raises(DataError, match=match) as err:
+        load_ratings(p, rating_scale=scale)
+    assert "\n" not in str(err.value)
+
+
+def test_rating_scale_rejects_non_numbers():
+    with pytest.raises(ValueError, match=r"rating scale minimum must be a number, got '1'"):
+        RatingScale("1", 5)
+
+
+# --- IdIndex --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ids", [[1, None, 2], ["a", np.nan], np.array([1.0, np.nan]), ["a", pd.NA]])
+def test_id_index_rejects_missing_values(ids):
+    with pytest.raises(DataError, match=r"ids must not contain missing values \(None or NaN\), got .* at position 1"):
+        IdIndex(ids)
+
+
+def test_id_index_rejects_booleans():
+    with pytest.raises(DataError, match=r"ids must be integers or labels, got True at position 0"):
+        IdIndex([True, False])
+    with pytest.raises(DataError, match=r"ids must be integers or labels, got True at position 1"):
+        IdIndex([1, True])
+
+
+def test_id_index_keeps_mixed_ids_apart():
+    idx = IdIndex([1, "a", 2, "1"])
+    assert idx.to_list() == [1, "a", 2, "1"]
+    assert idx.index([1, "a", 2, "1", "2", 3]).tolist() == [1, 2, 3, 4, 0, 0]
+    again = IdIndex(idx.to_list())  # e.g. after a save and load
+    assert again.index([2, "1"]).tolist() == [3, 4]
+
+
+def test_id_index_lookups_of_another_type_are_unknown():
+    ints, labels = IdIndex(np.array([1, 5, 7])), IdIndex(["a", "5"])
+    assert ints.index(["5", None, 5.5, True, b"5"]).tolist() == [0, 0, 0, 0, 0]
+    assert labels.index([5, None, "a"]).tolist() == [0, 0, 1]
+    assert ints.index([{"a": 1}, 5]).tolist() == [0, 2]
+    assert ints.index(np.array([[1, 7], [9, 5]])).tolist() == [[1, 3], [0, 2]]
+    assert "5" not in ints and 5 in ints and [1] not in ints

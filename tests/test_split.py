@@ -79,3 +79,47 @@ def test_validation_split_and_bad_fraction(lab_split):
     assert len(val.ratings) == 8000 and len(fit.ratings) == 72000
     with pytest.raises(ValueError, match=r"test_size must be a fraction in \(0, 1\), got 1.5"):
         rc.split.holdout(lab_split.train, test_size=1.5)
+
+
+# --- splits too small to make ---------------------------------------------------------------------------------------
+
+
+def _ratings(tmp_path, n):
+    p = tmp_path / "r.csv"
+    p.write_text("user_id,item_id,rating,timestamp\n" + "".join(f"1,{i},3,{100 + i}\n" for i in range(n)))
+    return rc.datasets.load_ratings(p, timestamp_col="timestamp")
+
+
+@pytest.mark.parametrize(
+    "n,split,match",
+    [
+        (1, lambda ds: rc.split.holdout(ds), r"^holdout needs at least 2 ratings to split with test_size=0.2, got 1$"),
+        (1, lambda ds: rc.split.validation_split(ds), r"^validation_split needs at least 2 ratings to split with "
+                                                      r"fraction=0.1, got 1$"),
+        (2, lambda ds: rc.split.holdout(ds, test_size=0.99), r"^holdout with test_size=0.99 would leave the train set "
+                                                             r"empty: 2 ratings, 2 of them to test$"),
+        (1, lambda ds: list(rc.split.kfold(ds)), r"^kfold needs at least n_splits=5 ratings, got 1$"),
+        (3, lambda ds: list(rc.split.kfold(ds, n_splits=4)), r"^kfold needs at least n_splits=4 ratings, got 3$"),
+        (1, lambda ds: rc.split.temporal(ds), r"^temporal needs at least 2 ratings to split with test_size=0.2, got 1$"),
+        (3, lambda ds: rc.split.temporal(ds, test_size=0.1), r"^temporal with test_size=0.1 would leave the test set "
+                                                             r"empty: 3 ratings, 0 of them to test$"),
+        (3, lambda ds: rc.split.temporal(ds, test_size=0.9), r"^temporal with test_size=0.9 would leave the train set "
+                                                             r"empty: 3 ratings, 3 of them to test$"),
+        (2, lambda ds: rc.split.temporal_per_user(ds, n_test=2), r"^temporal_per_user with n_test=2, min_train=1 would "
+                                                                 r"leave the test set empty: no user has 3 ratings$"),
+        (2, lambda ds: rc.split.temporal_per_user(ds, min_train=-1), r"^min_train must be an integer >= 0, got -1$"),
+    ],
+)
+def test_too_few_ratings_to_split(tmp_path, n, split, match):
+    ds = _ratings(tmp_path, n)
+    with pytest.raises(DataError, match=match):
+        split(ds)
+
+
+def test_smallest_splits_that_work(tmp_path):
+    ds = _ratings(tmp_path, 2)
+    train, test = rc.split.holdout(ds, test_size=0.5)
+    assert len(train.ratings) == len(test.ratings) == 1
+    assert [len(f.test.ratings) for f in rc.split.kfold(ds, n_splits=2)] == [1, 1]
+    train, test = rc.split.temporal(ds, test_size=0.5)
+    assert test.ratings["timestamp"].tolist() == [101]

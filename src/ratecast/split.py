@@ -4,6 +4,7 @@ that keep the full item/user metadata; users and items seen only in test are rep
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -12,7 +13,7 @@ import pandas as pd
 
 from .datasets.dataset import Dataset
 from .datasets.readers import read_delimited, validate_ratings
-from .errors import DataError
+from .errors import DataError, MissingFileError
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,15 @@ def _check_fraction(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a fraction in (0, 1), got {value!r}")
 
 
+def _check_sizes(split: str, n: int, n_test: int, arg: str) -> None:
+    """Refuse a split of ``n`` ratings with ``n_test`` of them to test that leaves either side empty."""
+    if n < 2:
+        raise DataError(f"{split} needs at least 2 ratings to split with {arg}, got {n}")
+    for side, empty in (("test", n_test < 1), ("train", n_test >= n)):
+        if empty:
+            raise DataError(f"{split} with {arg} would leave the {side} set empty: {n} ratings, {n_test} of them to test")
+
+
 def holdout(ds: Dataset, test_size: float = 0.2, random_state: int | None = 0) -> Split:
     """Random holdout, row for row equal to the lab's ``train_test_split(all_ratings, test_size, random_state)``.
 
@@ -71,6 +81,8 @@ def holdout(ds: Dataset, test_size: float = 0.2, random_state: int | None = 0) -
     from sklearn.model_selection import train_test_split
 
     _check_fraction("test_size", test_size)
+    n = len(ds.ratings)
+    _check_sizes("holdout", n, math.ceil(test_size * n), f"test_size={test_size!r}")
     ordered = ds.ratings.sort_values("item_id", kind="stable").reset_index(drop=True)
     train, test = train_test_split(ordered, test_size=test_size, random_state=random_state)
     return _make(ds, train, test, "holdout")
@@ -81,6 +93,8 @@ def validation_split(train: Dataset, fraction: float = 0.1, random_state: int | 
     from sklearn.model_selection import train_test_split
 
     _check_fraction("fraction", fraction)
+    n = len(train.ratings)
+    _check_sizes("validation_split", n, math.ceil(fraction * n), f"fraction={fraction!r}")
     fit, val = train_test_split(train.ratings, test_size=fraction, random_state=random_state)
     return _make(train, fit, val, "validation")
 
@@ -91,7 +105,7 @@ def movielens_fold(ds: Dataset, fold: str, folder: str | Path | None = None) -> 
         raise ValueError(f"fold must be one of {MOVIELENS_FOLDS}, got {fold!r}")
     base = Path(folder) if folder is not None else (Path(ds.source) if ds.source else None)
     if base is None or not (base / f"{fold}.base").exists():
-        raise DataError(f"canonical fold files {fold}.base/{fold}.test not found (pass folder=)", path=str(base))
+        raise MissingFileError(f"canonical fold files {fold}.base/{fold}.test not found (pass folder=)", path=str(base))
     parts = []
     for suffix in ("base", "test"):
         path = base / f"{fold}.{suffix}"
@@ -108,6 +122,8 @@ def kfold(ds: Dataset, n_splits: int = 5, random_state: int | None = 0, shuffle:
     from sklearn.model_selection import KFold
 
     r = ds.ratings
+    if len(r) < n_splits:
+        raise DataError(f"kfold needs at least n_splits={n_splits} ratings, got {len(r)}")
     kf = KFold(n_splits=n_splits, shuffle=shuffle, random_state=random_state if shuffle else None)
     for i, (tr, te) in enumerate(kf.split(r)):
         yield _make(ds, r.iloc[tr], r.iloc[te], f"fold{i + 1}")
@@ -125,8 +141,10 @@ def temporal(ds: Dataset, test_size: float = 0.2) -> Split:
     """Global time cut: the latest ``test_size`` fraction of ratings (by timestamp) form the test set."""
     _check_fraction("test_size", test_size)
     ts = _timestamps(ds)
+    n = len(ds.ratings)
+    n_test = int(round(n * test_size))
+    _check_sizes("temporal", n, n_test, f"test_size={test_size!r}")
     order = np.argsort(ts.to_numpy(), kind="stable")
-    n_test = int(round(len(order) * test_size))
     test_rows = np.zeros(len(order), dtype=bool)
     test_rows[order[len(order) - n_test:]] = True
     r = ds.ratings
@@ -137,6 +155,8 @@ def temporal_per_user(ds: Dataset, n_test: int = 1, min_train: int = 1) -> Split
     """Leave-last-N-out: each user's ``n_test`` latest ratings go to test (users keep at least ``min_train``)."""
     if not isinstance(n_test, int) or n_test < 1:
         raise ValueError(f"n_test must be an integer >= 1, got {n_test!r}")
+    if not isinstance(min_train, int) or isinstance(min_train, bool) or min_train < 0:
+        raise DataError(f"min_train must be an integer >= 0, got {min_train!r}")
     ts = _timestamps(ds)
     r = ds.ratings.assign(_ts=ts.to_numpy(), _row=np.arange(len(ds.ratings)))
     r = r.sort_values(["user_id", "_ts", "_row"], kind="stable")
@@ -145,5 +165,11 @@ def temporal_per_user(ds: Dataset, n_test: int = 1, min_train: int = 1) -> Split
     is_test = (rank_from_end < n_test) & (size - n_test >= min_train)
     test_rows = np.zeros(len(r), dtype=bool)
     test_rows[r["_row"].to_numpy()[is_test.to_numpy()]] = True
+    args = f"n_test={n_test}, min_train={min_train}"
+    if not test_rows.any():
+        raise DataError(f"temporal_per_user with {args} would leave the test set empty: "
+                        f"no user has {n_test + min_train} ratings")
+    if test_rows.all():
+        raise DataError(f"temporal_per_user with {args} would leave the train set empty: every rating goes to test")
     orig = ds.ratings
     return _make(ds, orig[~test_rows], orig[test_rows], f"last{n_test}")

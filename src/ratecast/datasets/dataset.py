@@ -8,21 +8,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError
 from .scale import RatingScale
 
 RATING_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 
 
 class IdIndex:
-    """Vocabulary mapping raw ids to contiguous indices ``1..n``; index 0 is reserved for unknown ids."""
+    """Vocabulary mapping raw ids to contiguous indices ``1..n``; index 0 is reserved for unknown ids.
+
+    Ids keep their type: ``5`` and ``"5"`` are different ids, and looking up a value of another type gives 0.
+    """
 
     UNKNOWN = 0
 
     def __init__(self, ids) -> None:
-        values = pd.Index(pd.unique(np.asarray(ids)))
-        if values.hasnans:
-            raise ValueError("ids must not contain missing values")
-        self._ids = values  # position p holds the raw id of index p + 1
+        values = _as_index(ids)
+        missing = np.asarray(values.isna())
+        if missing.any():
+            pos = int(np.flatnonzero(missing)[0])
+            raise DataError(f"ids must not contain missing values (None or NaN), got {_plain(values[pos])!r} "
+                            f"at position {pos}")
+        flags = _bool_mask(values)
+        if flags.any():
+            pos = int(np.flatnonzero(flags)[0])
+            raise DataError(f"ids must be integers or labels, got {_plain(values[pos])!r} at position {pos}")
+        self._ids = values.unique()  # position p holds the raw id of index p + 1
 
     @property
     def ids(self) -> np.ndarray:
@@ -38,15 +49,31 @@ class IdIndex:
         return len(self._ids) + 1
 
     def __contains__(self, raw_id) -> bool:
-        return raw_id in self._ids
+        one = np.empty(1, dtype=object)
+        one[0] = raw_id
+        return bool(self.index(one)[0])
 
     def index(self, raw_ids) -> np.ndarray:
-        """Contiguous indices of ``raw_ids`` (0 where unknown), as int32."""
-        arr = np.asarray(raw_ids)
-        if arr.ndim == 0:
-            arr = arr.reshape(1)
-        pos = self._ids.get_indexer(arr) if len(arr) else np.empty(0, dtype="int64")
-        return (pos + 1).astype("int32")
+        """Contiguous indices of ``raw_ids`` (0 where unknown), as int32 in the shape of ``raw_ids`` (1-D for one id)."""
+        arr = _as_array(raw_ids)
+        shape = arr.shape if arr.ndim else (1,)
+        flat = arr.reshape(-1)
+        if len(flat) == 0:
+            return np.zeros(shape, dtype="int32")
+        try:
+            pos = self._ids.get_indexer(flat)
+        except (TypeError, ValueError):  # unhashable values: look them up one by one
+            pos = np.array([self._position(v) for v in flat], dtype="int64")
+        out = pos + 1
+        if flat.dtype == object or flat.dtype == bool:
+            out[_bool_mask(pd.Index(flat, dtype=object))] = self.UNKNOWN  # True is not the id 1
+        return out.astype("int32").reshape(shape)
+
+    def _position(self, value) -> int:
+        try:
+            return int(self._ids.get_indexer([value])[0])
+        except (TypeError, ValueError):
+            return -1
 
     def raw(self, indices) -> np.ndarray:
         """Raw ids of contiguous ``indices`` (all must be >= 1)."""
@@ -56,10 +83,57 @@ class IdIndex:
         return self.ids[idx - 1]
 
     def to_list(self) -> list:
+        """Raw ids in index order, as plain Python values."""
         return [v.item() if hasattr(v, "item") else v for v in self.ids]
 
     def __repr__(self) -> str:
         return f"IdIndex(n={len(self)})"
+
+
+def _as_index(ids) -> pd.Index:
+    """``ids`` as a pandas Index that keeps each value's type (a list of ints and strings stays mixed)."""
+    if isinstance(ids, pd.Index):
+        return ids
+    if isinstance(ids, (np.ndarray, pd.Series)):
+        return pd.Index(ids)
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        ids = [ids]
+    return pd.Index(list(ids))
+
+
+def _as_array(values) -> np.ndarray:
+    """Lookup values as an array; a list of mixed types becomes an object array rather than all strings."""
+    if isinstance(values, (pd.Series, pd.Index)):
+        return values.to_numpy()
+    if isinstance(values, np.ndarray):
+        return values
+    if isinstance(values, (list, tuple)):
+        try:
+            arr = np.asarray(values)
+        except ValueError:  # ragged nesting: one object per element
+            arr = np.empty(len(values), dtype=object)
+            for i, v in enumerate(values):
+                arr[i] = v
+            return arr
+        if arr.dtype.kind in "US" and not all(isinstance(v, (str, bytes)) for v in np.asarray(values, object).flat):
+            arr = np.asarray(values, dtype=object)
+        return arr
+    out = np.empty((), dtype=object)
+    out[()] = values
+    return out
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _bool_mask(values: pd.Index) -> np.ndarray:
+    """Which values are booleans."""
+    if pd.api.types.is_bool_dtype(values):
+        return np.ones(len(values), dtype=bool)
+    if values.dtype != object:
+        return np.zeros(len(values), dtype=bool)
+    return np.fromiter((isinstance(v, (bool, np.bool_)) for v in values), dtype=bool, count=len(values))
 
 
 @dataclass

@@ -9,10 +9,12 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
-from ..errors import DataError, DownloadError
+from ..errors import DataError, DownloadError, MissingFileError
 from ..io import replace_dir
+from .readers import check_file, one_line
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/"
 _MD5 = re.compile(r"\b([0-9a-fA-F]{32})\b")
@@ -78,32 +80,55 @@ def download(url: str, dest: Path, *, md5: str | None = None, progress: bool = T
     return Path(path)
 
 
-def extract_zip(archive: Path, into: Path, folder: str) -> Path:
-    """Extract ``folder`` from ``archive`` into ``into/folder`` atomically (temp folder, then rename)."""
+def extract_zip(archive: Path, into: Path, folder: str, required: tuple[str, ...] = ()) -> Path:
+    """Extract ``folder`` from ``archive`` into ``into/folder`` atomically (temp folder, then rename).
+
+    Every member is checked (CRC, compressed data) before anything is moved into place; an archive that lacks one of
+    the ``required`` files in ``folder`` is rejected.
+    """
+    check_file(archive, "a zip archive")
+    into.mkdir(parents=True, exist_ok=True)
     target = into / folder
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=into))
     try:
-        try:
-            with zipfile.ZipFile(archive) as zf:
-                bad = zf.testzip()
-                if bad is not None:
-                    raise DataError(f"corrupt zip archive: member {bad!r} fails its CRC check", path=str(archive))
-                for member in zf.namelist():
-                    p = Path(member)
-                    if p.is_absolute() or ".." in p.parts:
-                        raise DataError(f"unsafe path in zip archive: {member!r}", path=str(archive))
-                zf.extractall(tmp)
-        except zipfile.BadZipFile as exc:
-            raise DataError(f"corrupt or truncated zip archive ({exc})", path=str(archive)) from None
-        except (EOFError, zipfile.LargeZipFile, OSError) as exc:
-            raise DataError(f"corrupt or truncated zip archive ({exc})", path=str(archive)) from None
+        _unpack(archive, tmp)
         found = tmp / folder
         if not found.is_dir():
             raise DataError(f"zip archive has no folder {folder!r}", path=str(archive))
+        missing = [f for f in required if not (found / f).exists()]
+        if missing:
+            raise DataError(f"zip archive lacks {missing} in {folder!r}", path=str(archive))
         replace_dir(found, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _unpack(archive: Path, into: Path) -> None:
+    """Check every member of ``archive`` and extract them all into ``into``; any fault is one :class:`DataError`."""
+    damage = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError, OSError)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                p = Path(info.filename)
+                if p.is_absolute() or ".." in p.parts:
+                    raise DataError(f"unsafe path in zip archive: {info.filename!r}", path=str(archive))
+                try:
+                    with zf.open(info) as member:
+                        while member.read(1 << 20):
+                            pass
+                except damage as exc:
+                    raise DataError(
+                        f"corrupt zip archive: member {info.filename!r} cannot be read ({one_line(exc)})",
+                        path=str(archive),
+                    ) from None
+            zf.extractall(into)
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+        raise DataError(f"corrupt or truncated zip archive ({one_line(exc)})", path=str(archive)) from None
+    except OSError as exc:
+        raise DataError(f"cannot be unpacked as a zip archive ({one_line(exc)})", path=str(archive)) from None
 
 
 def fetch_archive(
@@ -116,19 +141,31 @@ def fetch_archive(
     progress: bool = True,
 ) -> Path:
     """Return the extracted folder of archive ``name``: from ``data_home/folder``, else ``data_home/name.zip``, else
-    downloaded from ``base_url`` (default ``$RATECAST_MIRROR`` or GroupLens) with its published md5."""
+    downloaded from ``base_url`` (default ``$RATECAST_MIRROR`` or GroupLens) with its published md5.
+
+    An existing ``data_home/folder`` is never replaced: if it lacks one of the ``required`` files,
+    :class:`MissingFileError` says which.
+    """
     target = data_home / folder
-    if target.is_dir() and all((target / f).exists() for f in required):
+    if target.is_dir():
+        missing = [f for f in required if not (target / f).exists()]
+        if missing:
+            raise MissingFileError(
+                f"incomplete local copy of {name} at {target}: missing {missing} "
+                f"(add the files, or remove the folder to fetch {name} again)"
+            )
         return target
+    if target.exists():
+        raise DataError(f"exists but is not a folder: expected the extracted {name} release", path=str(target))
     archive = data_home / f"{name}.zip"
     if archive.exists():
-        return extract_zip(archive, data_home, folder)
+        return extract_zip(archive, data_home, folder, required)
     base = base_url or os.environ.get("RATECAST_MIRROR") or GROUPLENS_URL
     url = base.rstrip("/") + f"/{name}.zip"
     data_home.mkdir(parents=True, exist_ok=True)
     download(url, archive, progress=progress)
     try:
-        return extract_zip(archive, data_home, folder)
+        return extract_zip(archive, data_home, folder, required)
     except DataError:
-        archive.unlink(missing_ok=True)  # the next call starts clean
+        archive.unlink(missing_ok=True)  # the downloaded archive is ours: the next call starts clean
         raise

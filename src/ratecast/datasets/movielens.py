@@ -9,10 +9,10 @@ from typing import Callable
 
 import pandas as pd
 
-from ..errors import DataError, UnknownDatasetError
+from ..errors import DataError, MissingFileError, UnknownDatasetError
 from .dataset import Dataset
 from .download import default_data_home, fetch_archive
-from .readers import normalise_items, read_delimited, validate_ratings
+from .readers import check_file, check_table, normalise_items, read_delimited, validate_ratings
 from .scale import RatingScale
 
 # ML-1M codes (from its README)
@@ -36,23 +36,36 @@ def _parse_100k(folder: Path) -> Dataset:
     data = folder / "u.data"
     raw = read_delimited(data, sep="\t", names=["user_id", "item_id", "rating", "timestamp"])
     scale = RatingScale(1, 5, 1)
-    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale)
+    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, require_timestamp=True)
     genres = _read_genres(folder / "u.genre")
-    item_cols = ["item_id", "title", "release_date", "video_release_date", "imdb_url"] + genres
-    items = read_delimited(folder / "u.item", sep="|", names=item_cols, encoding="latin-1")
-    items = items.set_index("item_id")
-    items["release_date"] = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce")
-    items["release_year"] = items["release_date"].dt.year.astype("Int64")
-    items[genres] = items[genres].astype("int8")
-    users = read_delimited(
-        folder / "u.user", sep="|", names=["user_id", "age", "gender", "occupation", "zip_code"], dtype={"zip_code": str}
-    ).set_index("user_id")
+    items = _read_100k_items(folder / "u.item", genres)
+    path = folder / "u.user"
+    user_cols = ["user_id", "age", "gender", "occupation", "zip_code"]
+    users = read_delimited(path, sep="|", names=user_cols, dtype={"zip_code": str})
+    check_table(users, path=str(path), key="user_id", required=tuple(user_cols[1:]), integers=("age",))
+    users = users.set_index("user_id")
     return Dataset(ratings, items, users, name="ml-100k", rating_scale=scale, genres=genres, source=str(folder))
 
 
+def _read_100k_items(path: Path, genres: list[str]) -> pd.DataFrame:
+    """``u.item``: id, title, dates, IMDb URL and one 0/1 flag per genre, ``|``-separated, latin-1."""
+    item_cols = ["item_id", "title", "release_date", "video_release_date", "imdb_url"] + genres
+    items = read_delimited(path, sep="|", names=item_cols, encoding="latin-1")
+    check_table(items, path=str(path), key="item_id", required=tuple(genres), flags=tuple(genres))
+    dates = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce")
+    bad = (dates.isna() & items["release_date"].notna()).to_numpy()
+    if bad.any():
+        row = int(bad.argmax())
+        raise DataError(f"release_date must be a date like 01-Jan-1995, got {items['release_date'].iloc[row]!r}",
+                        path=str(path), line=row + 1)
+    items = items.assign(release_date=dates).set_index("item_id")
+    items["release_year"] = items["release_date"].dt.year.astype("Int64")
+    items[genres] = items[genres].astype("int8")
+    return items
+
+
 def _read_genres(path: Path) -> list[str]:
-    if not path.exists():
-        raise DataError("file not found", path=str(path))
+    check_file(path)
     genres = []
     for i, line in enumerate(path.read_text(encoding="latin-1").splitlines(), start=1):
         if not line.strip():
@@ -69,17 +82,22 @@ def _parse_dat(folder: Path, name: str) -> Dataset:
     data = folder / "ratings.dat"
     raw = read_delimited(data, sep="::", names=["user_id", "item_id", "rating", "timestamp"])
     scale = RatingScale(1, 5, 1) if name == "ml-1m" else RatingScale(0.5, 5, 0.5)
-    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale)
+    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, require_timestamp=True)
     movies = _read_text_table(folder / "movies.dat", sep="::", names=["item_id", "title", "genres"])
+    check_table(movies, path=str(folder / "movies.dat"), key="item_id", required=("title",))
     items, genres = normalise_items(movies.set_index("item_id"))
     users = None
     if (folder / "users.dat").exists():
-        users = read_delimited(
-            folder / "users.dat",
-            sep="::",
-            names=["user_id", "gender", "age", "occupation", "zip_code"],
-            dtype={"zip_code": str},
-        ).set_index("user_id")
+        path = folder / "users.dat"
+        user_cols = ["user_id", "gender", "age", "occupation", "zip_code"]
+        users = read_delimited(path, sep="::", names=user_cols, dtype={"zip_code": str})
+        check_table(users, path=str(path), key="user_id", required=tuple(user_cols[1:]), integers=("age", "occupation"))
+        unknown = ~users["age"].astype("int64").isin(list(ML1M_AGES)).to_numpy()
+        if unknown.any():
+            row = int(unknown.argmax())
+            raise DataError(f"age must be one of the codes {list(ML1M_AGES)}, got {int(users['age'].iloc[row])}",
+                            path=str(path), line=row + 1)
+        users = users.astype({"age": "int64", "occupation": "int64"}).set_index("user_id")
         users["age_group"] = users["age"].map(ML1M_AGES)
         users["occupation"] = users["occupation"].map(dict(enumerate(ML1M_OCCUPATIONS))).fillna("other")
         users = users[["age", "age_group", "gender", "occupation", "zip_code"]]
@@ -104,8 +122,12 @@ def _parse_csv(folder: Path, name: str) -> Dataset:
         raise DataError(f"expected header {','.join(expected)}, got {','.join(map(str, raw.columns))}", path=str(data))
     raw.columns = ["user_id", "item_id", "rating", "timestamp"] + list(raw.columns[4:])
     scale = RatingScale(0.5, 5, 0.5)
-    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, first_line=2)
+    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, first_line=2, require_timestamp=True)
     movies = read_delimited(folder / "movies.csv", sep=",", header=0).rename(columns={"movieId": "item_id"})
+    if "item_id" not in movies.columns:
+        raise DataError(f"missing column 'movieId'; the file has columns {list(map(str, movies.columns))}",
+                        path=str(folder / "movies.csv"))
+    check_table(movies, path=str(folder / "movies.csv"), key="item_id", first_line=2)
     items, genres = normalise_items(movies.set_index("item_id"))
     if (folder / "links.csv").exists():
         links = read_delimited(folder / "links.csv", sep=",", header=0, dtype={"imdbId": str})
@@ -130,9 +152,9 @@ def movielens_folder(name: str, data_home: str | os.PathLike | None = None, *, d
     """The extracted folder of MovieLens release ``name``, fetched (and checksummed) if it is not cached."""
     spec = _spec(name)
     home = default_data_home(data_home)
-    target = home / spec.folder
-    if not download and not target.is_dir():
-        raise DataError(f"no local copy of {name} (looked for {target})")
+    target, archive = home / spec.folder, home / f"{name}.zip"
+    if not download and not target.exists() and not archive.exists():
+        raise MissingFileError(f"no local copy of {name} (looked for {target} and {archive})")
     return fetch_archive(name, spec.folder, home, base_url=base_url, required=spec.required, progress=progress)
 
 
@@ -154,7 +176,7 @@ def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = 
     folder = movielens_folder(name, data_home, download=download, base_url=base_url, progress=progress)
     missing = [f for f in spec.required if not (folder / f).exists()]
     if missing:
-        raise DataError(f"{name} copy is incomplete: missing {missing}", path=str(folder))
+        raise MissingFileError(f"incomplete local copy of {name} at {folder}: missing {missing}")
     return spec.parse(folder)
 
 

@@ -2,20 +2,51 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import numbers
 import os
 import re
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, MissingFileError
 from .dataset import Dataset
 from .scale import RatingScale
 
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
+_INTEGER = r"[+-]?\d+"
+_RATINGS_FILE = "a ratings file (CSV, TSV or Parquet)"
+_ENCODING_HINT = "pass the file's encoding, e.g. encoding='utf-8' or encoding='latin-1'"
+_TIMESTAMP = "timestamp must be a number (seconds since 1970) or a date"
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def check_file(path: Path, expected: str = "a file") -> None:
+    """Raise :class:`MissingFileError` if ``path`` does not exist, :class:`DataError` if it is a folder."""
+    if path.is_dir():
+        raise DataError(f"is a directory, expected {expected}", path=str(path))
+    if not path.exists():
+        raise MissingFileError("file not found", path=str(path))
+
+
+def check_encoding(encoding: str, path: Path) -> None:
+    """Raise :class:`DataError` unless ``encoding`` names a codec Python knows."""
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise DataError(
+            f"unknown encoding: argument encoding={encoding!r} names no codec (e.g. 'utf-8', 'latin-1')", path=str(path)
+        ) from None
 
 
 def read_delimited(
@@ -27,74 +58,241 @@ def read_delimited(
     encoding: str = "utf-8",
     usecols=None,
     dtype=None,
+    expected: str = "a file",
 ) -> pd.DataFrame:
     """Read a delimited text file, turning parser, encoding and shape problems into :class:`DataError`.
 
     ``sep="::"`` (MovieLens 1M/10M) is read with the fast C parser after mapping ``::`` to a tab.
-    Blank lines are kept (as missing values) so that row ``i`` is always line ``i + 1 (+1 with a header)``.
+    Blank lines are kept (as missing values) so that row ``i`` is always line ``i + 1 (+1 with a header)``;
+    blank lines at the end of the file are dropped.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path=str(path))
+    check_file(path, expected)
+    check_encoding(encoding, path)
     try:
-        if sep == "::":
-            text = path.read_bytes().decode(encoding)
-            if "\t" in text:
-                source: object = io.StringIO(text)
-                kwargs = {"sep": "::", "engine": "python"}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            if sep == "::":
+                text = path.read_bytes().decode(encoding)
+                if "\t" in text:
+                    source: object = io.StringIO(text)
+                    kwargs = {"sep": "::", "engine": "python"}
+                else:
+                    source = io.StringIO(text.replace("::", "\t"))
+                    kwargs = {"sep": "\t"}
             else:
-                source = io.StringIO(text.replace("::", "\t"))
-                kwargs = {"sep": "\t"}
-        else:
-            source = path
-            kwargs = {"sep": sep, "encoding": encoding}
-        df = pd.read_csv(
-            source,
-            names=names,
-            header=header,
-            usecols=usecols,
-            dtype=dtype,
-            skip_blank_lines=False,
-            quoting=csv.QUOTE_NONE if sep in ("|", "::", "\t") else csv.QUOTE_MINIMAL,
-            **kwargs,
-        )
-    except UnicodeDecodeError:
-        line, offset, byte = _first_undecodable(path, encoding)
+                source = path
+                kwargs = {"sep": sep, "encoding": encoding}
+            df = pd.read_csv(
+                source,
+                names=names,
+                header=header,
+                index_col=False,
+                usecols=usecols,
+                dtype=dtype,
+                skip_blank_lines=False,
+                quoting=csv.QUOTE_NONE if sep in ("|", "::", "\t") else csv.QUOTE_MINIMAL,
+                **kwargs,
+            )
+    except UnicodeError as exc:
+        where = _first_undecodable(path, encoding)
+        if where is None:
+            raise DataError(
+                f"cannot be decoded as {encoding} ({one_line(exc)}): {_ENCODING_HINT}",
+                path=str(path),
+            ) from None
+        line, offset, byte = where
         raise DataError(
-            f"cannot be decoded as {encoding}: byte {byte!r} at offset {offset} "
-            f"(pass the file's encoding, e.g. encoding='latin-1')",
+            f"cannot be decoded as {encoding}: byte {byte!r} at offset {offset} ({_ENCODING_HINT})",
             path=str(path),
             line=line,
         ) from None
     except pd.errors.EmptyDataError:
         raise DataError("file is empty: expected rows of ratings", path=str(path)) from None
-    except pd.errors.ParserError as exc:
+    except (pd.errors.ParserError, csv.Error) as exc:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if m:
             raise DataError(
                 f"malformed row: expected {m.group(1)} fields, found {m.group(3)}", path=str(path), line=int(m.group(2))
             ) from None
-        raise DataError(f"cannot be parsed: {exc}", path=str(path)) from None
-    except ValueError as exc:  # usecols/names that do not fit the file
-        raise DataError(f"cannot be parsed: {exc}", path=str(path)) from None
+        raise DataError(f"cannot be parsed: {one_line(exc)}", path=str(path)) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # usecols/names/dtype that do not fit the file
+        raise DataError(f"cannot be parsed: {one_line(exc)}", path=str(path)) from None
+    except OSError as exc:
+        raise DataError(f"cannot be read: {exc.strerror or one_line(exc)}", path=str(path)) from None
+    first_data_line = 1 if header is None else header + 2
+    if any(issubclass(w.category, pd.errors.ParserWarning) and "Length of header" in str(w.message) for w in caught):
+        n_expected = len(names) if names is not None else len(df.columns)
+        found = _count_fields(path, first_data_line, sep, encoding)
+        raise DataError(
+            f"malformed row: expected {n_expected} fields, found {found}", path=str(path), line=first_data_line
+        )
+    if header is not None and all(_blank_name(c) for c in df.columns):
+        if _trailing_blank_rows(df) == len(df):
+            raise DataError("file holds only blank lines: expected a header row and rows of data", path=str(path))
+        raise DataError(f"header row has no column names, got {list(map(str, df.columns))}", path=str(path),
+                        line=header + 1)
+    df = df.iloc[: len(df) - _trailing_blank_rows(df)]
     if len(df) == 0:
         raise DataError("file has no data rows", path=str(path))
     return df
 
 
-def _first_undecodable(path: Path, encoding: str) -> tuple[int, int, bytes]:
-    """(line, byte offset, byte) of the first byte of ``path`` that ``encoding`` cannot decode."""
+def _blank_name(column) -> bool:
+    name = str(column)
+    return name.strip() == "" or name.startswith("Unnamed: ")
+
+
+def _trailing_blank_rows(df: pd.DataFrame) -> int:
+    """How many rows at the end of ``df`` hold nothing but missing values and whitespace."""
+    n = len(df)
+    while n and all(_blank_value(v) for v in df.iloc[n - 1]):
+        n -= 1
+    return len(df) - n
+
+
+def _blank_value(value) -> bool:
+    if isinstance(value, str):
+        return not value.strip()
+    return bool(pd.isna(value))
+
+
+def _count_fields(path: Path, line: int, sep: str, encoding: str) -> int:
+    """Number of ``sep``-separated fields on ``line`` (1-based) of ``path``."""
+    with open(path, encoding=encoding, errors="replace", newline="") as fh:
+        for number, text in enumerate(fh, start=1):
+            if number == line:
+                text = text.rstrip("\r\n")
+                if len(sep) > 1:
+                    return len(text.split(sep))
+                return len(next(csv.reader([text], delimiter=sep), []))
+    return 0
+
+
+def _first_undecodable(path: Path, encoding: str) -> tuple[int, int, bytes] | None:
+    """(line, byte offset, byte) of the first byte of ``path`` that ``encoding`` cannot decode, if any."""
     data = path.read_bytes()
     try:
         data.decode(encoding)
     except UnicodeDecodeError as exc:
         return data[: exc.start].count(b"\n") + 1, exc.start, data[exc.start : exc.start + 1]
-    return 1, 0, b""
+    except UnicodeError:
+        return None
+    return None
 
 
 def _plain(value):
     """numpy scalars as plain Python values, so messages read ``6`` rather than ``np.int64(6)``."""
     return value.item() if hasattr(value, "item") else value
+
+
+Fail = Callable[..., None]
+
+
+def _failer(df: pd.DataFrame, path: str, first_line: int) -> Fail:
+    """``fail(mask, what, column)``: raise a DataError at the first row of ``mask``, quoting ``df[column]`` there."""
+
+    def fail(mask, what: str, column: str | None = None) -> None:
+        row = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
+        value = "" if column is None else f", got {_plain(df[column].iloc[row])!r}"
+        raise DataError(f"{what}{value}", path=path, line=first_line + row)
+
+    return fail
+
+
+def _is_bool(s: pd.Series) -> np.ndarray:
+    """Which values are booleans (a bool column, or Python/numpy bools in an object column)."""
+    if pd.api.types.is_bool_dtype(s):
+        return np.ones(len(s), dtype=bool)
+    if s.dtype == object:
+        return s.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+    return np.zeros(len(s), dtype=bool)
+
+
+def _ratings(s: pd.Series, fail: Fail) -> pd.Series:
+    """Ratings as float64: numbers only (no booleans, text or infinities)."""
+    flags = _is_bool(s)
+    if flags.any():
+        fail(flags, "rating must be a number", "rating")
+    if not pd.api.types.is_numeric_dtype(s):
+        num = pd.to_numeric(s, errors="coerce")
+        bad = num.isna().to_numpy()
+        if bad.any():
+            fail(bad, "rating must be a number", "rating")
+        s = num
+    s = s.astype("float64")
+    inf = ~np.isfinite(s.to_numpy())
+    if inf.any():
+        fail(inf, "rating must be finite", "rating")
+    return s
+
+
+def _ids(s: pd.Series, col: str, fail: Fail) -> pd.Series:
+    """Integer ids (whole floats become int64) or text labels.
+
+    A text column whose values are mostly integers but not all is rejected: the odd values are typos, not labels.
+    """
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(s.cat.categories.dtype)
+    flags = _is_bool(s)
+    if flags.any():
+        fail(flags, f"{col} must be an integer or a label", col)
+    if pd.api.types.is_float_dtype(s):
+        v = s.to_numpy(dtype="float64")
+        bad = ~np.isfinite(v) | (v != np.floor(v)) | (np.abs(v) >= 2.0**63)
+        if bad.any():
+            fail(bad, f"{col} must be an integer or a label", col)
+        return s.astype("int64")
+    if pd.api.types.is_integer_dtype(s):
+        return s
+    if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+        fail(np.ones(len(s), dtype=bool), f"{col} must be an integer or a label", col)
+    is_int = s.astype(str).str.strip().str.fullmatch(_INTEGER).to_numpy(dtype=bool)
+    if 2 * is_int.sum() > len(s) and not is_int.all():
+        fail(~is_int, f"{col} mixes integers and text", col)
+    return s
+
+
+def _timestamps(ts: pd.Series, fail: Fail) -> pd.Series:
+    """Timestamps as seconds since 1970, from numbers, dates (text) or datetimes."""
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        utc = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+        return (utc - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    flags = _is_bool(ts)
+    if flags.any():
+        fail(flags, _TIMESTAMP, "timestamp")
+    if not pd.api.types.is_numeric_dtype(ts):
+        num = pd.to_numeric(ts, errors="coerce")
+        not_num = num.isna().to_numpy()
+        if not_num.any():
+            if 2 * not_num.sum() < len(ts):  # mostly numbers: the others are wrong
+                fail(not_num, _TIMESTAMP, "timestamp")
+            dates = _parse_dates(ts)
+            not_date = dates.isna().to_numpy()
+            if not_date.any():
+                # the kind most values have decides which values are wrong; on a tie, the first value's kind
+                n_num, n_date = int((~not_num).sum()), int((~not_date).sum())
+                numbers = n_num > n_date or (n_num == n_date and not not_num[0])
+                fail(not_num if numbers else not_date, _TIMESTAMP, "timestamp")
+            return (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        ts = num
+    inf = ~np.isfinite(ts.to_numpy(dtype="float64"))
+    if inf.any():
+        fail(inf, "timestamp must be finite", "timestamp")
+    return ts
+
+
+def _parse_dates(ts: pd.Series) -> pd.Series:
+    """Dates as UTC datetimes (NaT where a value is no date); values in another format than the first are parsed
+    one by one, unless none of the first hundred of them is a date."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dates = pd.to_datetime(ts, errors="coerce", utc=True)
+        retry = dates.isna().to_numpy()
+        if retry.any() and pd.to_datetime(ts[retry][:100], errors="coerce", utc=True, format="mixed").notna().any():
+            dates = dates.copy()
+            dates[retry] = pd.to_datetime(ts[retry], errors="coerce", utc=True, format="mixed")
+    return dates
 
 
 def validate_ratings(
@@ -108,59 +306,31 @@ def validate_ratings(
     """Check a (user_id, item_id, rating[, timestamp]) frame; return it with numeric ratings and its scale.
 
     Row ``i`` is reported as line ``first_line + i``. Raises :class:`DataError` naming file, line, constraint, value.
+    A timestamp column is either empty or filled on every row.
     """
-
-    original = df
-
-    def fail(mask: np.ndarray, what: str, column: str | None = None) -> None:
-        row = int(np.flatnonzero(mask)[0])
-        value = "" if column is None else f", got {_plain(original[column].iloc[row])!r}"
-        raise DataError(f"{what}{value}", path=path, line=first_line + row)
-
+    fail = _failer(df, path, first_line)
     if len(df) == 0:
         raise DataError("no ratings: the table has no rows", path=path)
     blank = df.isna().all(axis=1).to_numpy()
     if blank.any():
         fail(blank, "blank line where a rating row was expected")
-    for col in ("user_id", "item_id", "rating"):
+    has_ts = "timestamp" in df.columns and bool(df["timestamp"].notna().any())
+    for col in ("user_id", "item_id", "rating") + (("timestamp",) if has_ts else ()):
         miss = df[col].isna().to_numpy()
         if col != "rating" and not pd.api.types.is_numeric_dtype(df[col]):
             miss = miss | (df[col].astype(str).str.strip() == "").to_numpy()
         if miss.any():
             fail(miss, f"missing value in column '{col}' (short row or empty field)")
-    ratings = df["rating"]
-    if not pd.api.types.is_numeric_dtype(ratings):
-        num = pd.to_numeric(ratings, errors="coerce")
-        bad = num.isna().to_numpy()
-        if bad.any():
-            fail(bad, "rating must be a number", "rating")
-        ratings = num
-    ratings = ratings.astype("float64")
-    inf = ~np.isfinite(ratings.to_numpy())
-    if inf.any():
-        fail(inf, "rating must be finite", "rating")
-    for col in ("user_id", "item_id"):
-        if not pd.api.types.is_numeric_dtype(df[col]):
-            continue  # text ids are labels
-        if pd.api.types.is_float_dtype(df[col]):
-            frac = (df[col] != np.floor(df[col])).to_numpy()
-            if frac.any():
-                fail(frac, f"{col} must be an integer or a label", col)
-    if "timestamp" in df.columns and df["timestamp"].notna().any():
-        ts = df["timestamp"]
-        if not pd.api.types.is_numeric_dtype(ts):
-            conv = pd.to_numeric(ts, errors="coerce")
-            if conv.isna().sum() > ts.isna().sum():
-                parsed = pd.to_datetime(ts, errors="coerce", utc=True)
-                bad = (parsed.isna() & ts.notna()).to_numpy()
-                if bad.any():
-                    fail(bad, "timestamp must be a number (seconds since 1970) or a date", "timestamp")
-                conv = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-            ts = conv
-        df = df.assign(timestamp=ts)
-    elif require_timestamp:
+    if not has_ts and require_timestamp:
         raise DataError("column 'timestamp' is required", path=path)
-    df = df.assign(rating=ratings)
+    ratings = _ratings(df["rating"], fail)
+    out = df.assign(
+        user_id=_ids(df["user_id"], "user_id", fail),
+        item_id=_ids(df["item_id"], "item_id", fail),
+        rating=ratings,
+    )
+    if has_ts:
+        out = out.assign(timestamp=_timestamps(df["timestamp"], fail))
     if rating_scale is None:
         try:
             rating_scale = RatingScale.infer(ratings)
@@ -175,29 +345,86 @@ def validate_ratings(
                 f"(step {rating_scale.step:g})",
                 "rating",
             )
+    _check_unique_pairs(out, path, first_line)
+    return out.reset_index(drop=True), rating_scale
+
+
+def _check_unique_pairs(df: pd.DataFrame, path: str, first_line: int) -> None:
     dup = df.duplicated(["user_id", "item_id"], keep=False).to_numpy()
+    if not dup.any():
+        return
+    rows = np.flatnonzero(dup)
+    first = rows[0]
+    key = (_plain(df["user_id"].iloc[first]), _plain(df["item_id"].iloc[first]))
+    same = rows[(df["user_id"].iloc[rows] == key[0]).to_numpy() & (df["item_id"].iloc[rows] == key[1]).to_numpy()]
+    lines = ", ".join(str(first_line + int(r)) for r in same[:5])
+    raise DataError(
+        f"duplicate rating for (user_id={key[0]!r}, item_id={key[1]!r}) on lines {lines}: "
+        "each (user, item) pair may be rated once",
+        path=path,
+        line=first_line + int(first),
+    )
+
+
+def check_table(
+    df: pd.DataFrame,
+    *,
+    path: str,
+    key: str,
+    first_line: int = 1,
+    required: tuple[str, ...] = (),
+    integers: tuple[str, ...] = (),
+    flags: tuple[str, ...] = (),
+) -> None:
+    """Check a headerless metadata table (e.g. MovieLens ``u.item``): a unique integer ``key``, no empty
+    ``required`` field (a short row), whole numbers in ``integers`` and 0/1 in ``flags``."""
+    fail = _failer(df, path, first_line)
+    miss = df[key].isna().to_numpy()
+    if miss.any():
+        fail(miss, f"missing value in column {key!r}")
+    if required:
+        short = df[list(required)].isna().to_numpy()
+        rows = short.any(axis=1)
+        if rows.any():
+            row = int(np.flatnonzero(rows)[0])
+            col = required[int(np.flatnonzero(short[row])[0])]
+            raise DataError(f"short row: expected {len(df.columns)} fields, column {col!r} is empty", path=path,
+                            line=first_line + row)
+    for col in (key,) + integers:
+        if pd.api.types.is_integer_dtype(df[col]):
+            continue
+        text = df[col].astype(str).str.strip()
+        bad = ~text.str.fullmatch(_INTEGER).to_numpy(dtype=bool) & df[col].notna().to_numpy()
+        if bad.any():
+            fail(bad, f"{col} must be an integer", col)
+    for col in flags:
+        bad = ~pd.to_numeric(df[col], errors="coerce").isin([0, 1]).to_numpy()
+        if bad.any():
+            fail(bad, f"genre flag {col!r} must be 0 or 1", col)
+    dup = df[key].duplicated(keep=False).to_numpy()
     if dup.any():
-        rows = np.flatnonzero(dup)
-        first = rows[0]
-        key = (_plain(df["user_id"].iloc[first]), _plain(df["item_id"].iloc[first]))
-        same = rows[(df["user_id"].iloc[rows] == key[0]).to_numpy() & (df["item_id"].iloc[rows] == key[1]).to_numpy()]
-        lines = ", ".join(str(first_line + int(r)) for r in same[:5])
-        raise DataError(
-            f"duplicate rating for (user_id={key[0]!r}, item_id={key[1]!r}) on lines {lines}: "
-            "each (user, item) pair may be rated once",
-            path=path,
-            line=first_line + int(first),
-        )
-    return df.reset_index(drop=True), rating_scale
+        value = df[key].iloc[int(np.flatnonzero(dup)[0])]
+        rows = np.flatnonzero((df[key] == value).to_numpy())
+        lines = ", ".join(str(first_line + int(r)) for r in rows[:5])
+        raise DataError(f"duplicate {key} {_plain(value)!r} on lines {lines}", path=path, line=first_line + int(rows[-1]))
 
 
 def _as_scale(rating_scale) -> RatingScale | None:
+    """The ``rating_scale`` argument as a :class:`RatingScale` (None stays None)."""
     if rating_scale is None or isinstance(rating_scale, RatingScale):
         return rating_scale
+    shape = "rating_scale must be (minimum, maximum[, step]) or a RatingScale"
+    if isinstance(rating_scale, (str, bytes)) or not hasattr(rating_scale, "__iter__"):
+        raise DataError(f"{shape}, got {rating_scale!r}")
+    values = tuple(rating_scale)
+    if len(values) not in (2, 3):
+        raise DataError(f"{shape}, got {rating_scale!r}")
+    if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) for v in values):
+        raise DataError(f"rating_scale values must be numbers, got {rating_scale!r}")
     try:
-        return RatingScale(*[float(v) for v in rating_scale])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"rating_scale must be (minimum, maximum[, step]) or a RatingScale, got {rating_scale!r}: {exc}")
+        return RatingScale(*(float(v) for v in values))
+    except ValueError as exc:
+        raise DataError(f"rating_scale={rating_scale!r} is not a valid scale: {exc}") from None
 
 
 def _infer_sep(path: Path, encoding: str) -> str:
@@ -209,7 +436,7 @@ def _infer_sep(path: Path, encoding: str) -> str:
     try:
         with open(path, encoding=encoding, errors="replace") as fh:
             first = fh.readline()
-    except OSError:
+    except (OSError, UnicodeError):  # reported by the reader itself
         return ","
     if "::" in first:
         return "::"
@@ -219,18 +446,19 @@ def _infer_sep(path: Path, encoding: str) -> str:
     return ","
 
 
-def _read_any(path: Path, *, sep: str | None, encoding: str) -> pd.DataFrame:
+def _read_any(path: Path, *, sep: str | None, encoding: str, expected: str = "a file") -> pd.DataFrame:
     if path.suffix.lower() in (".parquet", ".pq"):
-        if not path.exists():
-            raise DataError("file not found", path=str(path))
+        check_file(path, expected)
         try:
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several unrelated types
-            raise DataError(f"cannot be read as Parquet: {exc}", path=str(path)) from None
+            raise DataError(f"cannot be read as Parquet: {one_line(exc)}", path=str(path)) from None
         if len(df) == 0:
             raise DataError("file has no data rows", path=str(path))
         return df
-    return read_delimited(path, sep=sep or _infer_sep(path, encoding), header=0, encoding=encoding)
+    check_file(path, expected)
+    check_encoding(encoding, path)
+    return read_delimited(path, sep=sep or _infer_sep(path, encoding), header=0, encoding=encoding, expected=expected)
 
 
 def load_ratings(
@@ -258,7 +486,7 @@ def load_ratings(
     """
     path = Path(path)
     scale = _as_scale(rating_scale)
-    df = _read_any(path, sep=sep, encoding=encoding)
+    df = _read_any(path, sep=sep, encoding=encoding, expected=_RATINGS_FILE)
     wanted = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col}
     if timestamp_col is not None:
         wanted["timestamp_col"] = timestamp_col
@@ -305,6 +533,10 @@ def _metadata_table(table, key: str, index_name: str, encoding: str) -> pd.DataF
             df = df.reset_index()
         else:
             raise DataError(f"missing key column {key!r}; the table has columns {list(map(str, df.columns))}", path=where)
+    miss = df[key].isna().to_numpy()
+    if miss.any():
+        row = int(np.flatnonzero(miss)[0])
+        raise DataError(f"missing value in key column {key!r} (row {row + 1})", path=where)
     dup = df[key].duplicated()
     if dup.any():
         raise DataError(f"duplicate {index_name} {df[key][dup].iloc[0]!r} in key column {key!r}", path=where)

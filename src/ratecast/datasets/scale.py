@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,8 +17,15 @@ class RatingScale:
     step: float = 1.0
 
     def __post_init__(self) -> None:
+        for name in ("minimum", "maximum", "step"):
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                raise ValueError(f"rating scale {name} must be a number, got {value!r}")
         if not np.isfinite([self.minimum, self.maximum, self.step]).all():
-            raise ValueError(f"rating scale bounds must be finite, got {self}")
+            raise ValueError(
+                f"rating scale bounds must be finite, got minimum={self.minimum}, maximum={self.maximum}, "
+                f"step={self.step}"
+            )
         if self.step <= 0:
             raise ValueError(f"rating scale step must be > 0, got step={self.step}")
         if self.maximum <= self.minimum:
