@@ -25,9 +25,13 @@ def numpy_forward(rec, u_idx, i_idx):
         elif m.cfg.use_global_mean:
             out = out + m.global_mean
         return out
-    h = np.concatenate([U[u_idx], V[i_idx]], axis=1)
-    if rec.model == "hybrid":
-        h = np.concatenate([h, rec.item_table_[i_idx], rec.user_table_[u_idx]], axis=1)
+    parts = [U[u_idx]]
+    if m.user_feature_dim:
+        parts.append(np.asarray(m.user_feature_table)[u_idx])
+    parts.append(V[i_idx])
+    if m.item_feature_dim:
+        parts.append(np.asarray(m.item_feature_table)[i_idx])
+    h = np.concatenate(parts, axis=1)
     for block in m.tower.blocks:
         dense = block[0]
         h = np.maximum(h @ np.asarray(dense.kernel) + np.asarray(dense.bias), 0)
@@ -36,6 +40,10 @@ def numpy_forward(rec, u_idx, i_idx):
         p = np.exp(z - z.max(1, keepdims=True))
         return p / p.sum(1, keepdims=True)
     return z[:, 0]
+
+
+def pairs(u, i):
+    return {"user": np.asarray(u, "int32"), "item": np.asarray(i, "int32")}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +82,7 @@ class ModelContract:
     def test_config_round_trip(self, fitted, data):
         m = fitted.model_
         clone = type(m).from_config(m.get_config())
-        x = fitted._inputs(np.array([1, 2], "int32"), np.array([1, 3], "int32"))
+        x = pairs([1, 2], [1, 3])
         clone(x)
         clone.set_weights(m.get_weights())
         assert clone.get_config() == m.get_config()
@@ -83,13 +91,15 @@ class ModelContract:
     def test_matches_naive_numpy(self, fitted):
         u = np.arange(1, len(fitted.user_index_) + 1, dtype="int32")
         i = (np.arange(len(u)) % len(fitted.item_index_) + 1).astype("int32")
-        got = fitted._raw_scores(u, i)
+        got = fitted._scorer.pairs(u, i)[0]
         np.testing.assert_allclose(got, numpy_forward(fitted, u, i), rtol=1e-4, atol=1e-5)
 
     def test_hand_computed_with_constant_weights(self, fitted):
         m = type(fitted.model_).from_config(fitted.model_.get_config())
-        x = fitted._inputs(np.array([1], "int32"), np.array([2], "int32"))
+        x = pairs([1], [2])
         m(x)
+        x = {**x, "item_features": np.asarray(m.item_feature_table)[[2]] if m.item_feature_dim else np.zeros((1, 0)),
+             "user_features": np.asarray(m.user_feature_table)[[1]] if m.user_feature_dim else np.zeros((1, 0))}
         for w in m.weights:
             w.assign(np.full(w.shape, 0.1, dtype=w.dtype) if "embedding" in w.path or "kernel" in w.path
                      else np.zeros(w.shape, dtype=w.dtype))
@@ -103,8 +113,7 @@ class ModelContract:
         elif self.model == "classification":
             np.testing.assert_allclose(out[0], np.full(m.n_classes, 1 / m.n_classes), rtol=1e-5)
         else:
-            h = np.concatenate([np.full(2 * d, 0.1), x.get("item_features", np.zeros((1, 0)))[0],
-                                x.get("user_features", np.zeros((1, 0)))[0]])
+            h = np.concatenate([np.full(2 * d, 0.1), x["item_features"][0], x["user_features"][0]])
             for width in m.cfg.hidden:
                 h = np.maximum(np.full(width, 0.1 * h.sum()), 0)
             assert out[0] == pytest.approx(0.1 * h.sum(), rel=1e-4)
@@ -140,6 +149,82 @@ class ModelContract:
         assert s["total_params"] >= emb and s["weights"]["user_embedding/embeddings"] == (len(fitted.user_index_) + 1) * d
 
 
+    def test_all_items_scoring_equals_pair_scoring(self, fitted):
+        m = fitted.model_
+        users = np.arange(1, min(6, len(fitted.user_index_)) + 1, dtype="int32")
+        n = len(fitted.item_index_)
+        all_items = np.asarray(m.score_items(users))
+        u, i = np.repeat(users, n), np.tile(np.arange(1, n + 1, dtype="int32"), len(users))
+        by_pair = fitted._scorer.pairs(u, i)[0].reshape(len(users), n, *m.output_shape_tail)
+        np.testing.assert_allclose(all_items, by_pair, rtol=1e-4, atol=1e-5)
+
+    def test_top_k_equals_numpy_reference(self, fitted):
+        from ratecast.similarity import top_k
+
+        n, k = len(fitted.item_index_), 5
+        users = fitted.user_index_.ids
+        got = fitted.recommend_all(k=k)
+        for user in users[:8]:
+            u = int(fitted.user_index_.index([user])[0])
+            out = fitted._scorer.pairs(np.full(n, u, "int32"), np.arange(1, n + 1, dtype="int32"))[0]
+            key = np.asarray(fitted.model_.ranking_key(out), dtype="float64")
+            allowed = ~np.isin(fitted.item_index_.ids, fitted.seen_items(user))
+            ref = top_k(key, k, allowed)
+            mine = got.loc[got["user_id"] == user]
+            assert mine["rank"].tolist() == list(range(1, len(ref) + 1))
+            mine_key = key[fitted.item_index_.index(mine["item_id"].to_numpy()) - 1]
+            # the same items up to float ties: every pick is as good as the reference's pick at that rank
+            np.testing.assert_allclose(mine_key, key[ref], rtol=1e-5, atol=1e-5)
+            assert not set(mine["item_id"]) & set(fitted.seen_items(user))
+            np.testing.assert_allclose(mine["score"], fitted.predict(np.full(len(mine), user), mine["item_id"]),
+                                       rtol=1e-5, atol=1e-5)
+
+    def test_scorer_follows_weight_changes(self, fitted, data):
+        user = fitted.user_index_.ids[0]
+        m = fitted.model_
+        saved = [np.array(v) for v in m.get_weights()]
+        try:
+            before = fitted.recommend(user, k=3)
+            emb = m.item_embedding.embeddings
+            emb.assign(np.asarray(emb)[::-1].copy())  # different weights, same compiled scorer
+            after = fitted.recommend(user, k=3)
+            items = after["item_id"].to_numpy()
+            np.testing.assert_allclose(after["score"], fitted.predict(np.full(3, user), items), rtol=1e-5, atol=1e-5)
+            assert not before.equals(after) or np.allclose(np.asarray(emb), np.asarray(emb)[::-1])
+        finally:
+            m.set_weights(saved)
+
+    def test_cold_start_contract(self, fitted):
+        demo = {"age": 30, "gender": "F", "occupation": "writer"}
+        new_user = fitted.recommend_new_user(demo, k=4)
+        assert len(new_user) == 4 and new_user["score"].between(1, 5).all()
+        new_item = fitted.predict_new_item({"release_year": 1990, "Action": 1}, fitted.user_index_.ids[:3])
+        assert new_item.shape == (3,) and np.isfinite(new_item).all()
+        if fitted.model_.supports_cold_start("user"):
+            assert not new_user.attrs.get("fallback")
+            other = fitted.recommend_new_user({"age": 70, "gender": "M", "occupation": "doctor"},
+                                              k=len(fitted.item_index_))
+            assert not np.allclose(other.set_index("item_id").loc[new_user["item_id"], "score"], new_user["score"])
+        else:
+            assert new_user.attrs["fallback"] is True
+            b = fitted.baseline_
+            u = fitted.user_index_.index(fitted.user_index_.ids[:3])
+            np.testing.assert_allclose(new_item, fitted.rating_scale_.clip(b.mean + b.user_bias[u]))
+
+    def test_fold_in_leaves_other_users_alone(self, fitted, data):
+        r = data.test.ratings
+        rec = rc.Recommender.__new__(rc.Recommender)
+        rec.__dict__.update({k: v for k, v in fitted.__dict__.items() if not k.startswith("_scorer")})
+        before = fitted.predict(r["user_id"], r["item_id"])
+        items = fitted.item_index_.ids[:3]
+        rec.fold_in("newcomer", {items[0]: 5, items[1]: 1, items[2]: 4}, epochs=5)
+        assert "newcomer" in rec.user_index_ and "newcomer" not in fitted.user_index_
+        np.testing.assert_array_equal(rec.predict(r["user_id"], r["item_id"]), before)
+        np.testing.assert_array_equal(fitted.predict(r["user_id"], r["item_id"]), before)
+        top = rec.recommend("newcomer", k=len(fitted.item_index_))
+        assert not set(top["item_id"]) & set(items)
+
+
 class TestDot(ModelContract):
     model = "dot"
 
@@ -159,7 +244,7 @@ class TestHybrid(ModelContract):
         names = fitted.encoder_.item_feature_names()
         assert names[:2] == ["popularity", "release_year"] and "genre:Action" in names
         assert fitted.encoder_.user_feature_names()[0] == "age"
-        assert fitted.item_table_.shape == (len(fitted.item_index_) + 1, len(names))
+        assert tuple(fitted.model_.item_feature_table.shape) == (len(fitted.item_index_) + 1, len(names))
 
 
 class TestClassification(ModelContract):

@@ -21,7 +21,8 @@ def __getattr__(name: str):
         from .recommender import Recommender
 
         return Recommender
-    if name in ("metrics", "models", "features", "viz", "report", "recommender", "io", "explore", "inference"):
+    if name in ("metrics", "models", "features", "viz", "report", "recommender", "io", "similarity", "ranking",
+                "state", "engine", "manifest"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .datasets.dataset import Dataset, IdIndex
+from .errors import DataError
 
 
 class QuantileScaler:
@@ -45,7 +46,30 @@ class FeatureEncoder:
         self.user_features = tuple(user_features)
 
     # --- fitting ----------------------------------------------------------------------------------------
+    def check_available(self, train: Dataset) -> None:
+        """Every listed feature must exist in the training data's metadata; otherwise say which and how to fix it."""
+        items, users = train.items, train.users
+        missing = []
+        for name in self.item_features:
+            if name == "release_year" and (items is None or "release_year" not in items.columns):
+                missing.append(("item_features", name, "an item table with a release_year column or titles ending "
+                                "in (YEAR)"))
+            elif name == "genres" and (items is None or not [g for g in train.genres if g in items.columns]):
+                missing.append(("item_features", name, "an item table with genre columns"))
+        for name in self.user_features:
+            if users is None or name not in users.columns:
+                missing.append(("user_features", name, f"a user table with a {name!r} column"))
+        if missing:
+            arg, name, needs = missing[0]
+            names = {a: [n for a2, n, _ in missing if a2 == a] for a, _, _ in missing}
+            listed = "; ".join(f"{a}={v}" for a, v in names.items())
+            raise DataError(
+                f"the model uses {arg} {name!r}, which needs {needs}, but the training data "
+                f"{train.name!r} has none (missing: {listed}); give the metadata (load_ratings(items=..., "
+                f"users=...) or --items/--users) or leave those features out (e.g. {arg}=[])")
+
     def fit(self, train: Dataset) -> "FeatureEncoder":
+        self.check_available(train)
         r = train.ratings
         self.state_: dict[str, Any] = {}
         items, users = train.items, train.users
@@ -138,8 +162,10 @@ class FeatureEncoder:
                 "state": self.state_}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], popularity: pd.Series | None = None) -> "FeatureEncoder":
+    def from_dict(cls, d: dict[str, Any]) -> "FeatureEncoder":
         enc = cls(d["item_features"], d["user_features"])
+        if not isinstance(d["state"], dict):
+            raise ValueError(f"encoder state must be an object, got {type(d['state']).__name__}")
         enc.state_ = d["state"]
-        enc._popularity = popularity if popularity is not None else pd.Series(dtype="int64")
+        enc._popularity = pd.Series(dtype="int64")  # new items give their popularity explicitly
         return enc

@@ -1,234 +1,219 @@
-"""The estimator: ids, features, training, prediction, evaluation and persistence around a Keras rating model."""
+"""The estimator: turns a training Dataset into a :class:`~ratecast.state.FittedState` and answers questions from it.
+
+It orchestrates and never branches on a model's name: everything model-specific is asked of the model (see
+:mod:`ratecast.models.base`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import os
-import shutil
 import time
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-import keras
 import numpy as np
 import pandas as pd
 
 from . import metrics as M
 from .datasets.dataset import Dataset, IdIndex
 from .datasets.scale import RatingScale
-from .errors import NotFittedError
+from .errors import DataError, NotFittedError
 from .features import FeatureEncoder
-from .inference import make_scorer
-from .io import make_temp_dir, replace_dir
-from .coldstart import ColdStartMixin
 from .models import MODELS, split_params
-from .retrieval import RetrievalMixin
+from .ranking import Candidates, Scorer, check_min_ratings, popular
+from .similarity import cosine, cosine_similarities, top_k
 from .split import validation_split as _validation_split
-
-FORMAT_VERSION = 1
-_LOSSES = {"mae": "mean_absolute_error", "mse": "mean_squared_error", "huber": "huber"}
+from .state import Baseline, FittedState, seen_matrix
 
 
-class _Batches(keras.utils.PyDataset):
-    """Mini-batches reshuffled every epoch from the estimator's own seeded generator (no global RNG)."""
-
-    def __init__(self, x: dict, y: np.ndarray, batch_size: int, rng: np.random.Generator):
-        super().__init__()
-        self.x, self.y, self.batch_size, self.rng = x, y, batch_size, rng
-        self.order = rng.permutation(len(y))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.y) / self.batch_size)
-
-    def __getitem__(self, i: int):
-        idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-        return {k: v[idx] for k, v in self.x.items()}, self.y[idx]
-
-    def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.y))
-
-
-class Baseline:
-    """Global mean + damped user and item biases, fitted in closed form: the fallback for unknown ids."""
-
-    def __init__(self, mean: float, user_bias: np.ndarray, item_bias: np.ndarray):
-        self.mean, self.user_bias, self.item_bias = mean, user_bias, item_bias
-
-    @classmethod
-    def fit(cls, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int,
-            damping: float = 10.0) -> "Baseline":
-        mu = float(ratings.mean())
-        bi = np.bincount(items, ratings - mu, n_items) / (np.bincount(items, None, n_items) + damping)
-        bu = np.bincount(users, ratings - mu - bi[items], n_users) / (np.bincount(users, None, n_users) + damping)
-        bi[0] = bu[0] = 0.0
-        return cls(mu, bu, bi)
-
-    def predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        return self.mean + self.user_bias[u] + self.item_bias[i]
-
-
-class Recommender(RetrievalMixin, ColdStartMixin):
+class Recommender:
     """Rating-prediction recommender.
 
-    ``Recommender(model="deep", embedding_dim=64, epochs=10, batch_size=64, random_state=0)`` — options are the
-    fields of the model's config (see :mod:`ratecast.models.config`) and of :class:`TrainingConfig`.
+    ``Recommender(model="deep", embedding_dim=64, epochs=10, batch_size=64, random_state=0)``: options are the fields
+    of the model's config (e.g. :class:`ratecast.models.DeepConfig`) and of
+    :class:`ratecast.models.TrainingConfig`.
 
     Unknown ids: a (user, item) pair whose user or item was not in the training data is predicted by the baseline
     (global mean + the known side's bias) and flagged ``was_impossible`` in :meth:`predict_details`; predictions are
     never NaN and never raise for unknown ids.
     """
 
-    def __init__(self, model: str = "deep", *, random_state: int | None = None, verbose: int | str = "auto",
+    def __init__(self, model: str = "deep", *, random_state: int | None = None, verbose: int | str | bool = "auto",
                  **params: Any):
+        if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, int)
+                                         or random_state < 0):
+            raise ValueError(f"random_state must be an integer >= 0 or None, got {random_state!r}")
         self.model = model
         self.random_state = random_state
         self.verbose = verbose
         self.params = params
-        split_params(model, params)  # fail early on unknown options (configs validate eagerly)
+        split_params(model, params)  # fail early on unknown options or bad values (configs validate eagerly)
 
-    # --- helpers ------------------------------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
+    # --- the fitted state ---------------------------------------------------------------------------------------
+    @property
+    def state_(self) -> FittedState:
+        """What the last fit produced (read-only)."""
+        state = self.__dict__.get("_state")
+        if state is None:
             raise NotFittedError("this Recommender is not fitted yet: call fit(train) first")
+        return state
 
-    def _inputs(self, u: np.ndarray, i: np.ndarray) -> dict[str, np.ndarray]:
-        x = {"user": u.astype("int32"), "item": i.astype("int32")}
-        if self.item_table_.shape[1]:
-            x["item_features"] = self.item_table_[i]
-        if self.user_table_.shape[1]:
-            x["user_features"] = self.user_table_[u]
-        return x
+    def _set_state(self, state: FittedState) -> None:
+        self.__dict__["_state"] = state
+        for name in ("_scorer", "_candidates"):
+            self.__dict__.pop(name, None)
 
-    def _targets(self, ratings: np.ndarray) -> np.ndarray:
-        if self.model == "classification":
-            return self.rating_scale_.to_class(ratings)
-        return ratings.astype("float32")
+    @cached_property
+    def _scorer(self) -> Scorer:
+        return Scorer(self.state_.model)
 
-    def _to_rating(self, out: np.ndarray) -> np.ndarray:
-        """Model outputs -> ratings on the scale (classification: by the configured prediction rule)."""
-        if out.ndim == 2:
-            values = self.rating_scale_.values
-            rule = self.model_config_.prediction
-            if rule == "argmax":
-                return values[np.argmax(out, axis=1)]
-            if rule == "median":
-                return values[np.argmax(np.cumsum(out, axis=1) >= 0.5, axis=1)]
-            return out.astype("float64") @ values
-        return self.rating_scale_.clip(out)
+    @cached_property
+    def _candidates(self) -> Candidates:
+        return Candidates(self.state_)
+
+    # read-only views of the state ----------------------------------------------------------------------------------
+    model_ = property(lambda self: self.state_.model, doc="The fitted Keras model.")
+    model_config_ = property(lambda self: self.state_.model_config, doc="The resolved model config.")
+    training_config_ = property(lambda self: self.state_.training_config, doc="The resolved training config.")
+    rating_scale_ = property(lambda self: self.state_.rating_scale, doc="The rating scale of the training data.")
+    baseline_ = property(lambda self: self.state_.baseline, doc="Global mean and damped biases (unknown ids).")
+    encoder_ = property(lambda self: self.state_.encoder, doc="The metadata encoder (None when unused).")
+    history_ = property(lambda self: self.state_.history, doc="Per-epoch losses and metrics.")
+    fit_seconds_ = property(lambda self: self.state_.fit_seconds, doc="Seconds spent training.")
+    initial_train_metrics_ = property(lambda self: self.state_.initial_train_metrics,
+                                      doc="Errors of the untrained model on a sample of the training ratings.")
+    user_index_ = property(lambda self: self.state_.user_index, doc="Known users (raw id <-> index).")
+    item_index_ = property(lambda self: self.state_.item_index, doc="Known items (raw id <-> index).")
+    user_index = user_index_
+    item_index = item_index_
+    items = property(lambda self: self.state_.items, doc="Item metadata the model was fitted with, or None.")
+    users = property(lambda self: self.state_.users, doc="User metadata the model was fitted with, or None.")
+    genres = property(lambda self: list(self.state_.genres), doc="Genre columns of the item metadata.")
 
     @property
-    def _scorer(self):
-        if "_scorer_cache" not in self.__dict__:
-            self._scorer_cache = make_scorer(self.model_, self.item_table_, self.user_table_)
-        return self._scorer_cache
+    def item_popularity(self) -> pd.Series:
+        """Number of training ratings per known item, indexed by raw item id."""
+        s = self.state_
+        return pd.Series(s.popularity[1:], index=pd.Index(s.item_index.ids, name="item_id"), name="popularity")
 
-    def _raw_scores(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        """Model outputs for index pairs, in fixed-size padded chunks so compiled shapes are reused."""
-        n = len(u)
-        out = []
-        chunk = 1 << 16
-        for start in range(0, n, chunk):
-            uu, ii = u[start:start + chunk], i[start:start + chunk]
-            m = len(uu)
-            # multiples of 256 up to 4096 rows, powers of two beyond: few compiled shapes, little padding
-            size = -(-m // 256) * 256 if m <= 4096 else 1 << (m - 1).bit_length()
-            pad = size - m
-            if pad:
-                uu = np.concatenate([uu, np.zeros(pad, uu.dtype)])
-                ii = np.concatenate([ii, np.zeros(pad, ii.dtype)])
-            out.append(self._scorer(uu, ii)[:m])
-        if not out:
-            width = (self.rating_scale_.n_classes,) if self.model == "classification" else ()
-            return np.zeros((0, *width), "float32")
-        return np.concatenate(out)
+    @property
+    def user_activity(self) -> pd.Series:
+        """Number of training ratings per known user, indexed by raw user id."""
+        s = self.state_
+        return pd.Series(s.activity[1:], index=pd.Index(s.user_index.ids, name="user_id"), name="n_ratings")
+
+    def titles(self, item_ids) -> np.ndarray:
+        """Titles of raw ``item_ids`` (None where unknown or when there is no title)."""
+        s = self.state_
+        pos = s.item_index.index(np.asarray(item_ids)) - 1
+        out = np.full(len(pos), None, dtype=object)
+        out[pos >= 0] = s.title_array[pos[pos >= 0]]
+        return out
+
+    def seen_items(self, user_id) -> np.ndarray:
+        """Raw ids of the items ``user_id`` rated in training (empty for an unknown user)."""
+        s = self.state_
+        u = int(s.user_index.index([user_id])[0])
+        return s.item_index.ids[s.seen_positions(u)] if u else s.item_index.ids[:0]
+
+    def seen_mask(self, user_ids, item_ids) -> np.ndarray:
+        """For (user, item) pairs of raw ids: True where the pair was rated in training."""
+        u, i = self._index_pairs(user_ids, item_ids)
+        return np.asarray(self.state_.seen[u, i]).ravel().astype(bool) if len(u) else np.zeros(0, bool)
 
     # --- fitting ------------------------------------------------------------------------------------------------
-    def fit(self, train: Dataset, validation: Dataset | None = None, validation_split: float | None = None
-            ) -> "Recommender":
-        """Fit on ``train``. Validation (for early stopping and the validation curve) is ``validation`` if given,
-        else a random ``validation_split`` fraction of ``train`` (default from the training config)."""
+    def fit(self, train: Dataset, validation: Dataset | None = None, validation_split: float | None = None, *,
+            checkpoint_dir: str | os.PathLike | None = None) -> "Recommender":
+        """Fit on ``train`` and return self.
+
+        Validation (early stopping, the validation curve) is ``validation`` if given, else a random
+        ``validation_split`` fraction of ``train`` (default from the training config). With ``checkpoint_dir`` a
+        checkpoint is written there after every epoch, and a fit with the same options and data resumes from it.
+        An interrupted or failed fit leaves the estimator as it was before the call.
+        """
         if not isinstance(train, Dataset):
             raise TypeError(f"train must be a ratecast Dataset, got {type(train).__name__}")
         if len(train.ratings) == 0:
-            raise ValueError("train has no ratings")
+            raise DataError("train has no ratings")
         mcfg, tcfg = split_params(self.model, self.params)
-        self.model_config_, self.training_config_ = mcfg, tcfg
         given = train.ratings  # everything the user rated: excluded from their recommendations
         if validation is None:
             frac = tcfg.validation_split if validation_split is None else validation_split
-            if frac:
+            if frac and len(train.ratings) >= 10:
                 train, validation = _validation_split(train, frac, random_state=self.random_state)
-        self.rating_scale_ = train.rating_scale or RatingScale.infer(train.ratings["rating"])
+        scale = train.rating_scale or RatingScale.infer(train.ratings["rating"])
         r = train.ratings
-        self.user_index_, self.item_index_ = IdIndex(r["user_id"]), IdIndex(r["item_id"])
-        u, i = self.user_index_.index(r["user_id"]), self.item_index_.index(r["item_id"])
+        user_index, item_index = IdIndex(r["user_id"]), IdIndex(r["item_id"])
+        u, i = user_index.index(r["user_id"]), item_index.index(r["item_id"])
         y = r["rating"].to_numpy(dtype="float64")
-        self.baseline_ = Baseline.fit(u, i, y, self.user_index_.size, self.item_index_.size)
-        gu, gi = self.user_index_.index(given["user_id"]), self.item_index_.index(given["item_id"])
+        if not np.isfinite(y).all():
+            raise DataError("train has non-finite ratings")
+        baseline = Baseline.fit(u, i, y, user_index.size, item_index.size)
+        gu, gi = user_index.index(given["user_id"]), item_index.index(given["item_id"])
         known = (gu > 0) & (gi > 0)
-        self.train_pairs_ = (gu[known], gi[known])
-        self.train_popularity_ = np.bincount(self.train_pairs_[1], minlength=self.item_index_.size)
+        seen = seen_matrix(gu[known], gi[known], user_index.size, item_index.size)
 
-        if self.model == "hybrid":
-            self.encoder_ = FeatureEncoder(mcfg.item_features, mcfg.user_features).fit(train)
-            self.item_table_, self.user_table_ = self.encoder_.tables(train, self.item_index_, self.user_index_)
-        else:
-            self.encoder_ = None
-            self.item_table_ = np.zeros((self.item_index_.size, 0), "float32")
-            self.user_table_ = np.zeros((self.user_index_.size, 0), "float32")
-        self.items_ = train.items
-        self.users_ = train.users
-        self.genres_ = list(train.genres)
+        model_cls = MODELS[self.model]
+        item_features, user_features = model_cls.wanted_features(mcfg)
+        encoder = None
+        item_table = np.zeros((item_index.size, 0), "float32")
+        user_table = np.zeros((user_index.size, 0), "float32")
+        if item_features or user_features:
+            encoder = FeatureEncoder(item_features, user_features).fit(train)
+            item_table, user_table = encoder.tables(train, item_index, user_index)
+        model = model_cls(mcfg, user_index.size, item_index.size, rating_scale=scale, global_mean=baseline.mean,
+                          item_feature_dim=item_table.shape[1], user_feature_dim=user_table.shape[1],
+                          seed=self.random_state)
+        model.build_now()
+        model.set_feature_tables(item_table, user_table)
 
-        seed = self.random_state
-        self.model_ = MODELS[self.model](
-            mcfg.to_dict(), self.user_index_.size, self.item_index_.size, global_mean=self.baseline_.mean,
-            n_classes=self.rating_scale_.n_classes if self.model == "classification" else 0,
-            item_feature_dim=self.item_table_.shape[1], user_feature_dim=self.user_table_.shape[1],
-            seed=seed,
-        )
-        self._compile(tcfg)
-        data = _Batches(self._inputs(u, i), self._targets(y), tcfg.batch_size, np.random.default_rng(seed))
+        x = {"user": u, "item": i}
         val_data = None
-        callbacks = []
         if validation is not None and len(validation.ratings):
             vr = validation.ratings
-            vu, vi = self.user_index_.index(vr["user_id"]), self.item_index_.index(vr["item_id"])
-            known = (vu > 0) & (vi > 0)
-            vy = vr["rating"].to_numpy(dtype="float64")[known]
-            val_data = (self._inputs(vu[known], vi[known]), self._targets(vy))
-            if tcfg.early_stopping:
-                callbacks.append(keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=tcfg.early_stopping, restore_best_weights=True))
-        # the random-initialisation baseline: errors of the untrained model on (a sample of) the training ratings,
-        # one eager call, so that no compilation is added to fit
-        sample = np.random.default_rng(seed).choice(len(y), size=min(len(y), 2048), replace=False)
-        untrained = self._to_rating(np.asarray(self.model_(self._inputs(u[sample], i[sample]), training=False)))
-        self.initial_train_metrics_ = {"mae": M.mae(y[sample], untrained), "mse": M.mse(y[sample], untrained),
-                                       "n": int(len(sample))}
+            vu, vi = user_index.index(vr["user_id"]), item_index.index(vr["item_id"])
+            ok = (vu > 0) & (vi > 0)
+            if ok.any():
+                val_data = ({"user": vu[ok], "item": vi[ok]},
+                            model.targets(vr["rating"].to_numpy(dtype="float64")[ok]))
+        # the random-initialisation baseline: errors of the untrained model on a sample of the training ratings
+        sample = np.random.default_rng(self.random_state).choice(len(y), size=min(len(y), 2048), replace=False)
+        untrained = np.asarray(model.to_rating(model({"user": u[sample], "item": i[sample]}, training=False)))
+        initial = {"mae": M.mae(y[sample], untrained), "mse": M.mse(y[sample], untrained), "n": int(len(sample))}
+
+        from .engine import train as train_model
+
         start = time.perf_counter()
-        # shuffle=False: _Batches already reshuffles each epoch from our seeded generator (Keras would otherwise
-        # reorder batches with the process-global RNG and break reproducibility)
-        hist = self.model_.fit(data, validation_data=val_data, epochs=tcfg.epochs, callbacks=callbacks,
-                               verbose=self.verbose, shuffle=False)
-        self.fit_seconds_ = time.perf_counter() - start
-        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        self.n_train_ = len(y)
-        self._clear_caches()
+        history = train_model(model, x, model.targets(y), val_data, tcfg, seed=self.random_state,
+                              verbose=self._verbose(), checkpoint_dir=checkpoint_dir,
+                              fingerprint=self._fingerprint(u, i, y, val_data))
+        seconds = time.perf_counter() - start
+        self._set_state(FittedState(
+            model_name=self.model, params=dict(self.params), random_state=self.random_state, model_config=mcfg,
+            training_config=tcfg, rating_scale=scale, user_index=user_index, item_index=item_index,
+            baseline=baseline, encoder=encoder, seen=seen, items=train.items, users=train.users,
+            genres=tuple(train.genres), model=model, history=history, fit_seconds=seconds,
+            initial_train_metrics=initial, n_train=len(y)))
         return self
 
-    def _compile(self, tcfg) -> None:
-        opt_cls = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
-                   "rmsprop": keras.optimizers.RMSprop, "adagrad": keras.optimizers.Adagrad}[tcfg.optimizer]
-        metrics = ["sparse_categorical_accuracy"] if self.model == "classification" else ["mae"]
-        self.model_.compile(optimizer=opt_cls(learning_rate=tcfg.learning_rate), loss=self._keras_loss(),
-                            metrics=metrics)
+    def _verbose(self) -> bool:
+        v = self.verbose
+        if v == "auto":
+            import sys
 
-    def _keras_loss(self) -> str:
-        if self.model == "classification":
-            return "sparse_categorical_crossentropy"
-        return _LOSSES[self.model_config_.loss]
+            return sys.stderr.isatty()
+        return bool(v)
+
+    def _fingerprint(self, u, i, y, val_data) -> str:
+        """Identifies a fit's inputs, so a checkpoint is only resumed by the same model, options and data."""
+        h = hashlib.sha256()
+        h.update(json.dumps([self.model, self.params, self.random_state], sort_keys=True, default=str).encode())
+        for a in (u, i, y, *(() if val_data is None else (val_data[0]["user"], val_data[0]["item"], val_data[1]))):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
 
     # --- predicting ---------------------------------------------------------------------------------------------
     def _index_pairs(self, user_ids, item_ids) -> tuple[np.ndarray, np.ndarray]:
@@ -240,24 +225,24 @@ class Recommender(RetrievalMixin, ColdStartMixin):
         if users.shape != items.shape or users.ndim != 1:
             raise ValueError(
                 f"user_ids and item_ids must be 1-D and of the same length, got shapes {users.shape} and {items.shape}")
-        return self.user_index_.index(users), self.item_index_.index(items)
+        s = self.state_
+        return s.user_index.index(users), s.item_index.index(items)
 
     def _predict_index(self, u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = self.state_
         known = (u > 0) & (i > 0)
-        pred = self.rating_scale_.clip(self.baseline_.predict(u, i))
+        pred = s.rating_scale.clip(s.baseline.predict(u, i))
         if known.any():
-            pred[known] = self._to_rating(self._raw_scores(u[known], i[known]))
+            pred[known] = self._scorer.pairs(u[known], i[known])[1]
         return pred, ~known
 
     def predict(self, user_ids, item_ids) -> np.ndarray:
         """Predicted ratings for (user, item) pairs given as raw ids. Unknown ids: see the class docstring."""
-        self._check_fitted()
         u, i = self._index_pairs(user_ids, item_ids)
         return self._predict_index(u, i)[0]
 
     def predict_details(self, user_ids, item_ids) -> pd.DataFrame:
         """Predictions with flags: ``known_user``, ``known_item``, ``was_impossible`` (baseline fallback used)."""
-        self._check_fitted()
         u, i = self._index_pairs(user_ids, item_ids)
         pred, impossible = self._predict_index(u, i)
         return pd.DataFrame({"user_id": np.asarray(user_ids).reshape(-1), "item_id": np.asarray(item_ids).reshape(-1),
@@ -265,19 +250,19 @@ class Recommender(RetrievalMixin, ColdStartMixin):
                              "was_impossible": impossible})
 
     def predict_proba(self, user_ids, item_ids) -> np.ndarray:
-        """Class probabilities over ``rating_scale_.values`` (classification model only)."""
-        self._check_fitted()
-        if self.model != "classification":
-            raise ValueError(f"predict_proba needs model='classification', this recommender is {self.model!r}")
+        """Probabilities over ``rating_scale_.values`` for models whose output is a distribution."""
         u, i = self._index_pairs(user_ids, item_ids)
-        return self._raw_scores(u, i).astype("float64")
+        model = self.state_.model
+        model.probabilities(np.zeros((0, *model.output_shape_tail)))  # raises for rating models
+        return np.asarray(model.probabilities(self._scorer.pairs(u, i)[0]), dtype="float64")
 
     # --- evaluating ---------------------------------------------------------------------------------------------
     def evaluate(self, test: Dataset, *, k: int = 10, threshold: float = 4.0, ci: bool = True,
                  n_resamples: int = 1000) -> dict[str, Any]:
         """MAE/MSE/RMSE (with 95% bootstrap intervals), ranking metrics at ``k`` over each user's test items
         (relevant: rating >= ``threshold``), and how many test ratings needed the unknown-id fallback."""
-        self._check_fitted()
+        if not isinstance(test, Dataset):
+            raise TypeError(f"test must be a ratecast Dataset, got {type(test).__name__}")
         r = test.ratings
         details = self.predict_details(r["user_id"].to_numpy(), r["item_id"].to_numpy())
         y = r["rating"].to_numpy(dtype="float64")
@@ -289,183 +274,251 @@ class Recommender(RetrievalMixin, ColdStartMixin):
         out.update(M.ranking_metrics(frame, k=k, threshold=threshold))
         return out
 
-    # --- read-only views of the fitted state (what viz, report, cli and serve use) --------------------------------
-    @property
-    def user_index(self) -> IdIndex:
-        """Vocabulary of the users the model knows (raw id <-> index)."""
-        self._check_fitted()
-        return self.user_index_
+    # --- recommending -------------------------------------------------------------------------------------------
+    def _item_frame(self, pos: np.ndarray, values: np.ndarray, column: str) -> pd.DataFrame:
+        s = self.state_
+        return pd.DataFrame({"item_id": s.item_index.ids[pos], "title": pd.Series(s.title_array[pos], dtype=object),
+                             column: values})
 
-    @property
-    def item_index(self) -> IdIndex:
-        """Vocabulary of the items the model knows (raw id <-> index)."""
-        self._check_fitted()
-        return self.item_index_
+    @staticmethod
+    def _check_k(k) -> None:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
 
-    @property
-    def items(self) -> pd.DataFrame | None:
-        """Item metadata the model was fitted with (indexed by raw item id), or None."""
-        self._check_fitted()
-        return self.items_
+    def recommend(self, user_id, k: int = 10, exclude_seen: bool = True, exclude=None,
+                  min_ratings: int | None = None) -> pd.DataFrame:
+        """Top-``k`` items for ``user_id``: columns item_id, title, score (the predicted rating), best first.
 
-    @property
-    def users(self) -> pd.DataFrame | None:
-        """User metadata the model was fitted with (indexed by raw user id), or None."""
-        self._check_fitted()
-        return self.users_
+        Every known item the user did not rate in training is scored (``exclude``: more item ids to leave out;
+        ``min_ratings``: only items with at least that many training ratings). An unknown user gets the items
+        with the best damped mean rating (:meth:`recommend_popular`), with ``attrs['fallback'] = True``.
+        """
+        self._check_k(k)
+        u = int(self.state_.user_index.index([user_id])[0])
+        if u == 0:
+            out = self.recommend_popular(k, exclude=exclude, min_ratings=min_ratings)
+            out.attrs["fallback"] = True
+            return out
+        users = np.array([u])
+        allowed = self._candidates.mask(users, exclude_seen=exclude_seen, exclude=exclude, min_ratings=min_ratings)
+        pos, score = self._scorer.top_k(users, allowed, k)
+        keep = pos[0] >= 0
+        return self._item_frame(pos[0][keep], score[0][keep], "score")
 
-    @property
-    def genres(self) -> list[str]:
-        """Genre columns of the item metadata."""
-        self._check_fitted()
-        return list(self.genres_)
+    def recommend_all(self, user_ids=None, k: int = 10, exclude_seen: bool = True, exclude=None,
+                      min_ratings: int | None = None) -> pd.DataFrame:
+        """Top-``k`` for many users (default: every training user): columns user_id, rank, item_id, title, score.
+        Unknown users are left out (use :meth:`recommend` for the fallback)."""
+        self._check_k(k)
+        s = self.state_
+        if user_ids is None:
+            users = np.arange(1, len(s.user_index) + 1)
+        else:
+            users = s.user_index.index(np.asarray(user_ids))
+            users = users[users > 0]
+        allowed = self._candidates.mask(users, exclude_seen=exclude_seen, exclude=exclude, min_ratings=min_ratings)
+        pos, score = self._scorer.top_k(users, allowed, k)
+        rows, cols = np.nonzero(pos >= 0)
+        item_pos = pos[rows, cols]
+        return pd.DataFrame({
+            "user_id": s.user_index.raw(users[rows]) if len(rows) else s.user_index.ids[:0],
+            "rank": cols + 1, "item_id": s.item_index.ids[item_pos],
+            "title": pd.Series(s.title_array[item_pos], dtype=object), "score": score[rows, cols]})
 
-    @property
-    def item_popularity(self) -> pd.Series:
-        """Number of training ratings per known item, indexed by raw item id."""
-        self._check_fitted()
-        return pd.Series(self.train_popularity_[1:], index=pd.Index(self.item_index_.ids, name="item_id"),
-                         name="popularity")
+    def recommend_popular(self, k: int = 10, exclude=None, min_ratings: int | None = None) -> pd.DataFrame:
+        """Items with the best damped mean training rating: the fallback when nothing is known about the user."""
+        self._check_k(k)
+        allowed = self._candidates.mask(np.array([0]), exclude_seen=False, exclude=exclude,
+                                        min_ratings=min_ratings)[0]
+        pos, scores = popular(self.state_, k, allowed)
+        return self._item_frame(pos, scores, "score")
 
-    @property
-    def user_activity(self) -> pd.Series:
-        """Number of training ratings per known user, indexed by raw user id."""
-        self._check_fitted()
-        counts = np.bincount(self.train_pairs_[0], minlength=self.user_index_.size)[1:]
-        return pd.Series(counts, index=pd.Index(self.user_index_.ids, name="user_id"), name="n_ratings")
+    # --- cold start ---------------------------------------------------------------------------------------------
+    def recommend_new_user(self, demographics: Mapping[str, Any] | None = None, k: int = 10, exclude=None,
+                           min_ratings: int | None = None) -> pd.DataFrame:
+        """Recommendations for a user with no ratings, from demographics (e.g. ``{"age": 31, "gender": "F",
+        "occupation": "writer"}``) when the model supports cold-start users; otherwise (or with no demographics)
+        :meth:`recommend_popular` with ``attrs['fallback'] = True``."""
+        self._check_k(k)
+        s = self.state_
+        if not demographics or not s.model.supports_cold_start("user"):
+            out = self.recommend_popular(k, exclude=exclude, min_ratings=min_ratings)
+            out.attrs["fallback"] = True
+            return out
+        if not isinstance(demographics, Mapping):
+            raise ValueError(f"demographics must be a mapping such as {{'age': 31}}, got {demographics!r}")
+        feats = s.encoder.transform_users(pd.DataFrame([dict(demographics)], index=[None]), [None])
+        users = np.array([0])
+        allowed = self._candidates.mask(users, exclude_seen=False, exclude=exclude, min_ratings=min_ratings)
+        pos, score = self._scorer.top_k(users, allowed, k, user_features=feats)
+        keep = pos[0] >= 0
+        return self._item_frame(pos[0][keep], score[0][keep], "score")
 
-    def titles(self, item_ids) -> np.ndarray:
-        """Titles of raw ``item_ids`` (None where unknown or when there is no title)."""
-        self._check_fitted()
-        return self._titles(item_ids)
+    def predict_new_item(self, metadata: Mapping[str, Any], user_ids) -> np.ndarray:
+        """Predicted ratings of a new item (not in training) for ``user_ids``: from its metadata (``release_year``,
+        genre flags, optional ``popularity``) when the model supports cold-start items, else the baseline."""
+        if not isinstance(metadata, Mapping):
+            raise ValueError(f"metadata must be a mapping such as {{'release_year': 1998}}, got {metadata!r}")
+        s = self.state_
+        u = s.user_index.index(np.asarray(user_ids).reshape(-1))
+        if not s.model.supports_cold_start("item"):
+            return s.rating_scale.clip(s.baseline.predict(u, np.zeros_like(u)))
+        meta = pd.DataFrame([dict(metadata)], index=["new"])
+        pop = pd.Series({"new": float(metadata.get("popularity", 0))})
+        feats = s.encoder.transform_items(meta, ["new"], popularity=pop)
+        extra = {"item_features": np.repeat(feats, len(u), axis=0)}
+        return self._scorer.pairs(u, np.zeros_like(u), extra)[1]
 
-    def seen_items(self, user_id) -> np.ndarray:
-        """Raw ids of the items ``user_id`` rated in training (empty for an unknown user)."""
-        self._check_fitted()
-        u = int(self.user_index_.index([user_id])[0])
-        return self.item_index_.ids[self.train_pairs_[1][self.train_pairs_[0] == u] - 1] if u else \
-            self.item_index_.ids[:0]
+    def fold_in(self, user_id, ratings, *, demographics: Mapping[str, Any] | None = None, epochs: int = 50,
+                learning_rate: float = 0.05) -> "Recommender":
+        """Add a new user from a few ratings without retraining the model.
 
-    def seen_mask(self, user_ids, item_ids) -> np.ndarray:
-        """For (user, item) pairs of raw ids: True where the pair was rated in training."""
-        self._check_fitted()
-        u, i = self._index_pairs(user_ids, item_ids)
-        seen = self._seen
-        return np.asarray(seen[u, i]).ravel().astype(bool) if len(u) else np.zeros(0, bool)
+        ``ratings`` is a mapping item_id -> rating or a DataFrame with item_id and rating columns. Only the new
+        user's own weights (embedding, bias) are fitted, every other weight frozen; afterwards the user is known to
+        ``predict``/``recommend`` like any training user. Items unknown to the model are ignored.
+        """
+        from .engine.loop import compile_model
+        from .models import TrainingConfig
+
+        s = self.state_
+        if user_id in s.user_index:
+            raise ValueError(f"user_id {user_id!r} is already known to the model; fold_in adds new users only")
+        TrainingConfig(epochs=epochs, learning_rate=learning_rate)  # validates both
+        if isinstance(ratings, Mapping):
+            ratings = pd.DataFrame({"item_id": list(ratings.keys()), "rating": list(ratings.values())})
+        if not isinstance(ratings, pd.DataFrame) or not {"item_id", "rating"} <= set(ratings.columns):
+            raise ValueError("ratings must be a mapping item_id -> rating or a DataFrame with item_id and rating")
+        items = s.item_index.index(ratings["item_id"].to_numpy())
+        y = pd.to_numeric(ratings["rating"], errors="coerce").to_numpy(dtype="float64")
+        keep = items > 0
+        if not keep.any():
+            raise ValueError(f"fold_in needs at least one rating of a known item; none of "
+                             f"{ratings['item_id'].tolist()[:5]} is known")
+        items, y = items[keep], y[keep]
+        off = ~s.rating_scale.on_scale(y)
+        if off.any():
+            raise ValueError(f"ratings must lie on the scale {s.rating_scale.minimum:g}.."
+                             f"{s.rating_scale.maximum:g}, got {y[off][:3].tolist()}")
+        row = None
+        if s.model.user_feature_dim:
+            row = s.encoder.transform_users(pd.DataFrame([dict(demographics or {})], index=[None]), [None])
+        model = s.model.with_new_user(row)
+        new_u = model.n_users - 1
+        for layer in model.layers:
+            layer.trainable = layer.name in model.user_layers
+        compile_model(model, "adam", learning_rate)
+        x = {"user": np.full(len(items), new_u, "int32"), "item": items.astype("int32")}
+        model.fit(x, model.targets(y), batch_size=len(y), epochs=epochs, verbose=0, shuffle=False)
+        for layer in model.layers:
+            layer.trainable = True
+        self._set_state(s.with_new_user(user_id, model, items, y))
+        return self
+
+    # --- embeddings and similarity ------------------------------------------------------------------------------
+    def _vectors(self, kind: str) -> np.ndarray:
+        if kind not in ("item", "user"):
+            raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
+        m = self.state_.model
+        return m.item_vectors() if kind == "item" else m.user_vectors()
+
+    def _index_of(self, kind: str) -> IdIndex:
+        return self.state_.item_index if kind == "item" else self.state_.user_index
+
+    def item_embeddings(self, with_titles: bool = True) -> pd.DataFrame:
+        """Learned item vectors, indexed by raw item id (title first when known)."""
+        E = self._vectors("item")
+        s = self.state_
+        df = pd.DataFrame(E, index=pd.Index(s.item_index.ids, name="item_id"),
+                          columns=[f"e{j}" for j in range(E.shape[1])])
+        if with_titles and s.items is not None and "title" in s.items.columns:
+            df.insert(0, "title", s.title_array)
+        return df
+
+    def user_embeddings(self) -> pd.DataFrame:
+        """Learned user vectors, indexed by raw user id."""
+        E = self._vectors("user")
+        return pd.DataFrame(E, index=pd.Index(self.state_.user_index.ids, name="user_id"),
+                            columns=[f"e{j}" for j in range(E.shape[1])])
+
+    def _position(self, raw_id, kind: str) -> int:
+        pos = int(self._index_of(kind).index([raw_id])[0])
+        if pos == 0:
+            raise KeyError(f"unknown {kind}_id {raw_id!r}: it has no learned embedding (not in the training data)")
+        return pos - 1
+
+    def similarity(self, a, b, kind: str = "item") -> float:
+        """Cosine similarity of two items' (or users') embeddings."""
+        E = self._vectors(kind)
+        return cosine(E[self._position(a, kind)], E[self._position(b, kind)])
+
+    def similarities(self, raw_id, kind: str = "item") -> pd.Series:
+        """Cosine similarity of one item (or user) to all of them, indexed by raw id (the query included)."""
+        E = self._vectors(kind)
+        sims = cosine_similarities(E, E[self._position(raw_id, kind)])
+        return pd.Series(sims, index=pd.Index(self._index_of(kind).ids, name=f"{kind}_id"), name="similarity")
+
+    def _neighbours(self, raw_id, kind: str, k: int, min_ratings: int | None = None):
+        self._check_k(k)
+        E = self._vectors(kind)
+        q = self._position(raw_id, kind)
+        sims = cosine_similarities(E, E[q])
+        allowed = np.ones(len(E), dtype=bool)
+        allowed[q] = False
+        if min_ratings is not None:
+            check_min_ratings(min_ratings)
+            counts = self.state_.popularity if kind == "item" else self.state_.activity
+            allowed &= counts[1:] >= min_ratings
+        pos = top_k(sims, k, allowed)
+        return pos, sims[pos]
+
+    def similar_items(self, item_id, k: int = 10, min_ratings: int | None = None) -> pd.DataFrame:
+        """The ``k`` items most similar to ``item_id`` (cosine of embeddings; the query excluded; optionally only
+        items with at least ``min_ratings`` training ratings): columns item_id, title, similarity."""
+        pos, sims = self._neighbours(item_id, "item", k, min_ratings)
+        return self._item_frame(pos, sims, "similarity")
+
+    def similar_users(self, user_id, k: int = 10) -> pd.DataFrame:
+        """The ``k`` users most similar to ``user_id``: columns user_id, similarity."""
+        pos, sims = self._neighbours(user_id, "user", k)
+        return pd.DataFrame({"user_id": self.state_.user_index.ids[pos], "similarity": sims})
 
     # --- introspection ------------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """Parameter counts (total and per layer) and the resolved configuration."""
-        self._check_fitted()
-        layers = {w.path.split("/", 1)[-1]: int(np.prod(w.shape)) for w in self.model_.weights}
+        s = self.state_
+        layers = {w.path.split("/", 1)[-1]: int(np.prod(w.shape)) for w in s.model.weights}
         return {
             "model": self.model,
-            "n_users": len(self.user_index_),
-            "n_items": len(self.item_index_),
-            "trainable_params": int(sum(np.prod(w.shape) for w in self.model_.trainable_weights)),
+            "n_users": len(s.user_index),
+            "n_items": len(s.item_index),
+            "trainable_params": int(sum(np.prod(w.shape) for w in s.model.trainable_weights)),
             "total_params": int(sum(layers.values())),
             "weights": layers,
-            "model_config": self.model_config_.to_dict(),
-            "training_config": self.training_config_.to_dict(),
+            "model_config": s.model_config.to_dict(),
+            "training_config": s.training_config.to_dict(),
         }
 
     def get_params(self) -> dict[str, Any]:
         return {"model": self.model, "random_state": self.random_state, **self.params}
 
     # --- persistence --------------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted recommender to folder ``path`` (config JSON, Keras weights, arrays; no pickle).
-        The folder is written beside its destination and renamed into place."""
-        self._check_fitted()
-        path = Path(path)
-        tmp = make_temp_dir(path)
-        try:
-            meta = {
-                "format_version": FORMAT_VERSION,
-                "ratecast_version": _version(),
-                "model": self.model,
-                "params": self.params,
-                "random_state": self.random_state,
-                "model_config": self.model_config_.to_dict(),
-                "training_config": self.training_config_.to_dict(),
-                "rating_scale": self.rating_scale_.to_dict(),
-                "history": self.history_,
-                "fit_seconds": self.fit_seconds_,
-                "initial_train_metrics": self.initial_train_metrics_,
-                "n_train": self.n_train_,
-                "encoder": self.encoder_.to_dict() if self.encoder_ is not None else None,
-                "genres": self.genres_,
-                "user_ids": self.user_index_.to_list(),
-                "item_ids": self.item_index_.to_list(),
-                "keras_config": self.model_.get_config(),
-            }
-            (tmp / "recommender.json").write_text(json.dumps(meta, indent=2))
-            self.model_.save_weights(tmp / "model.weights.h5")
-            np.savez_compressed(
-                tmp / "arrays.npz", item_table=self.item_table_, user_table=self.user_table_,
-                baseline_user=self.baseline_.user_bias, baseline_item=self.baseline_.item_bias,
-                baseline_mean=np.array(self.baseline_.mean), train_users=self.train_pairs_[0],
-                train_items=self.train_pairs_[1], train_popularity=self.train_popularity_)
-            if self.items_ is not None:
-                _save_frame(self.items_, tmp / "items.parquet")
-            if self.users_ is not None:
-                _save_frame(self.users_, tmp / "users.parquet")
-            replace_dir(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return path
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the fitted recommender to folder ``path`` (JSON, Keras weights, arrays, a checksummed manifest; no
+        pickle). A non-empty folder that is not a saved model is refused; a saved model is replaced (atomically)
+        only with ``overwrite=True``."""
+        from .io import output_dir
+        from .state import META
+
+        state = self.state_
+        with output_dir(Path(path), overwrite=overwrite, marker=META) as tmp:
+            state.save(tmp)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Recommender":
-        """Load a recommender written by :meth:`save`; it predicts exactly as the saved one did."""
-        from . import models  # noqa: F401  (registers the Keras classes)
-
-        path = Path(path)
-        meta_file = path / "recommender.json"
-        if not meta_file.exists():
-            raise FileNotFoundError(f"{path} is not a saved ratecast model (no recommender.json)")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{meta_file}: format_version {meta.get('format_version')!r} is not supported "
-                             f"(expected {FORMAT_VERSION})")
-        try:
-            rec = cls(meta["model"], random_state=meta["random_state"], **meta["params"])
-            rec.model_config_, rec.training_config_ = split_params(rec.model, meta["params"])
-            rec.rating_scale_ = RatingScale(**meta["rating_scale"])
-            rec.history_, rec.fit_seconds_, rec.n_train_ = meta["history"], meta["fit_seconds"], meta["n_train"]
-            rec.initial_train_metrics_ = meta.get("initial_train_metrics", {})
-            rec.user_index_, rec.item_index_ = IdIndex(meta["user_ids"]), IdIndex(meta["item_ids"])
-            rec.genres_ = meta["genres"]
-            arrays = np.load(path / "arrays.npz")
-            rec.item_table_, rec.user_table_ = arrays["item_table"], arrays["user_table"]
-            rec.baseline_ = Baseline(float(arrays["baseline_mean"]), arrays["baseline_user"], arrays["baseline_item"])
-            rec.train_pairs_ = (arrays["train_users"], arrays["train_items"])
-            rec.train_popularity_ = arrays["train_popularity"]
-            rec.items_ = pd.read_parquet(path / "items.parquet") if (path / "items.parquet").exists() else None
-            rec.users_ = pd.read_parquet(path / "users.parquet") if (path / "users.parquet").exists() else None
-            if meta["encoder"] is not None:
-                pop = pd.Series(rec.train_popularity_[1:], index=rec.item_index_.ids)
-                rec.encoder_ = FeatureEncoder.from_dict(meta["encoder"], popularity=pop)
-            else:
-                rec.encoder_ = None
-            model = MODELS[rec.model].from_config({**meta["keras_config"], "random_init": False})
-            model(model.dummy_inputs(1))
-            model.load_weights(path / "model.weights.h5")
-            rec.model_ = model
-            rec._clear_caches()
-        except KeyError as exc:
-            raise ValueError(f"{meta_file}: field {exc.args[0]!r} is missing: the folder is incomplete or was "
-                             "written by another ratecast version") from None
+        """Load a recommender written by :meth:`save`; it predicts exactly as the saved one did. Checksums, sizes and
+        types are verified first (:class:`~ratecast.errors.IntegrityError` when anything was corrupted)."""
+        state = FittedState.load(Path(path))
+        rec = cls(state.model_name, random_state=state.random_state, **state.params)
+        rec._set_state(state)
         return rec
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def _save_frame(df: pd.DataFrame, path: Path) -> None:
-    out = df.copy()
-    out.columns = [str(c) for c in out.columns]
-    out.to_parquet(path)

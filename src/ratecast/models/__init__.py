@@ -1,19 +1,14 @@
-"""Rating models: a registry name -> Keras model class, and one config object per model."""
+"""Rating models: one module per model (its config, Keras network, targets and loss, output-to-rating rule,
+all-items scoring and cold-start support), registered by name in :data:`MODELS`."""
 
-from .base import MODELS, RatingModel
-from .config import (
-    CONFIGS,
-    BiasedDotConfig,
-    ClassificationConfig,
-    DeepConfig,
-    DotConfig,
-    HybridConfig,
-    ModelConfig,
-    TrainingConfig,
-    split_params,
-)
-from .deep import ClassificationModel, DeepModel, HybridModel
-from .dot import BiasedDotModel, DotModel
+from .base import MODELS, RatingModel, split_params
+from .classification import ClassificationConfig, ClassificationModel
+from .config import ModelConfig, TrainingConfig
+from .deep import DeepConfig, DeepModel
+from .dot import BiasedDotConfig, BiasedDotModel, DotConfig, DotModel
+from .hybrid import HybridConfig, HybridModel
+
+CONFIGS = {name: cls.config_class for name, cls in MODELS.items()}
 
 __all__ = [
     "MODELS", "CONFIGS", "RatingModel", "ModelConfig", "TrainingConfig", "split_params",

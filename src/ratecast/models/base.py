@@ -1,50 +1,92 @@
-"""The base Keras model: integer user/item indices (0 = unknown) in, ratings (or class probabilities) out."""
+"""The model interface every rating model implements, and the registry of models by name.
+
+A model is a ``keras.Model`` over ``keras.ops`` only. Besides the network, it owns everything that is specific to it,
+so the estimator never asks for a model by name:
+
+* training: :meth:`RatingModel.targets` and :meth:`RatingModel.training_loss`;
+* output to rating: :meth:`RatingModel.to_rating` (clipped to the scale) and :meth:`RatingModel.ranking_key`;
+* scoring: :meth:`RatingModel.score_items` scores every item for a batch of users on the device;
+* features: ``item_feature_dim``/``user_feature_dim`` (tables held as non-trainable weights, row 0 = unknown);
+* cold start: :meth:`RatingModel.supports_cold_start` and the ``user_features``/``item_features`` input overrides.
+
+Inputs are dicts: ``user`` and ``item`` int32 index vectors (0 = unknown), optionally ``user_features`` /
+``item_features`` rows that replace the table lookups (used for users and items the model has never seen).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 import keras
+import numpy as np
 from keras import ops
 
-from .config import CONFIGS, ModelConfig
+from ..datasets.scale import RatingScale
+from .config import ModelConfig, TrainingConfig
 from .layers import embedding, l2_penalty
+
+LOSSES = {"mae": "mean_absolute_error", "mse": "mean_squared_error", "huber": "huber"}
 
 
 class RatingModel(keras.Model):
-    """Shared constructor, config round trip and embeddings. Subclasses implement ``score(inputs, training)``.
+    """User and item embeddings (plus optional feature tables) behind the model interface."""
 
-    Inputs are a dict: ``user`` and ``item`` int32 index vectors, plus ``item_features``/``user_features`` float
-    matrices for models that use metadata.
-    """
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    #: layers that hold one row per user (fitted alone by ``fold_in``)
+    user_layers: ClassVar[tuple[str, ...]] = ("user_embedding",)
 
-    config_class: type[ModelConfig] = ModelConfig
-
-    def __init__(self, config: dict[str, Any], n_users: int, n_items: int, global_mean: float = 0.0,
-                 n_classes: int = 0, item_feature_dim: int = 0, user_feature_dim: int = 0,
-                 seed: int | None = None, random_init: bool = True, **kwargs):
+    def __init__(self, config: dict[str, Any] | ModelConfig, n_users: int, n_items: int,
+                 rating_scale: dict[str, float] | RatingScale, global_mean: float = 0.0, item_feature_dim: int = 0,
+                 user_feature_dim: int = 0, seed: int | None = None, random_init: bool = True, **kwargs):
         super().__init__(**kwargs)
-        # random_init=False builds with zero initialisers: loading saved weights then skips the cost of compiling
-        # one random initialiser per variable
+        # random_init=False builds with zero initialisers: loading saved weights then skips compiling initialisers
         self.random_init = bool(random_init)
         self.cfg = self.config_class.from_dict(config) if isinstance(config, dict) else config
         for name, n in (("n_users", n_users), ("n_items", n_items)):
-            if not isinstance(n, int) or n < 1:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        for name, n in (("item_feature_dim", item_feature_dim), ("user_feature_dim", user_feature_dim)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {n!r}")
         self.n_users, self.n_items = int(n_users), int(n_items)
+        self.scale = rating_scale if isinstance(rating_scale, RatingScale) else RatingScale(**rating_scale)
         self.global_mean = float(global_mean)
-        self.n_classes = int(n_classes)
         self.item_feature_dim, self.user_feature_dim = int(item_feature_dim), int(user_feature_dim)
         self.seed = seed
         d = self.cfg.embedding_dim
         self.user_embedding = embedding(n_users, d, "user_embedding", self._seed(1), zeros=not self.random_init)
         self.item_embedding = embedding(n_items, d, "item_embedding", self._seed(2), zeros=not self.random_init)
+        self.item_feature_table = self._table("item_feature_table", n_items, item_feature_dim)
+        self.user_feature_table = self._table("user_feature_table", n_users, user_feature_dim)
+
+    def _table(self, name: str, rows: int, width: int):
+        if not width:
+            return None
+        return self.add_weight(shape=(rows, width), initializer="zeros", trainable=False, name=name)
 
     def _glorot(self, k: int):
         return keras.initializers.GlorotUniform(seed=self._seed(k)) if self.random_init else "zeros"
 
     def _seed(self, k: int) -> int | None:
         return None if self.seed is None else self.seed * 1000 + k
+
+    # --- features ---------------------------------------------------------------------------------------------
+    def set_feature_tables(self, item_table: np.ndarray, user_table: np.ndarray) -> None:
+        """Fill the feature tables (one row per index, row 0 = the fill values used for unknown ids)."""
+        for var, table in ((self.item_feature_table, item_table), (self.user_feature_table, user_table)):
+            if var is not None:
+                var.assign(np.asarray(table, dtype="float32"))
+
+    def item_features(self, inputs):
+        if "item_features" in inputs:
+            return ops.cast(inputs["item_features"], "float32")
+        return ops.take(self.item_feature_table, inputs["item"], axis=0)
+
+    def user_features(self, inputs):
+        if "user_features" in inputs:
+            return ops.cast(inputs["user_features"], "float32")
+        return ops.take(self.user_feature_table, inputs["user"], axis=0)
 
     def embed(self, inputs):
         u = self.user_embedding(inputs["user"])
@@ -53,22 +95,112 @@ class RatingModel(keras.Model):
             self.add_loss(l2_penalty(self.cfg.l2, u, v))
         return u, v
 
+    # --- the network ------------------------------------------------------------------------------------------
     def call(self, inputs, training=None):
         return self.score(inputs, training=training)
 
     def score(self, inputs, training=None):  # pragma: no cover - abstract
+        """Outputs for (user, item) pairs."""
         raise NotImplementedError
 
+    def score_items(self, users, user_features=None):
+        """Outputs for every known item (indices 1..n_items-1) for a batch of user indices: (batch, n_items - 1, ...).
+
+        The default pairs every user with every item through :meth:`score`; models override it with a faster
+        factorised form. ``user_features`` (batch, width) replaces the table rows (cold start)."""
+        n = self.n_items - 1
+        b = ops.shape(users)[0]
+        x = {"user": ops.repeat(users, n), "item": ops.tile(ops.arange(1, n + 1, dtype="int32"), [b])}
+        if user_features is not None:
+            x["user_features"] = ops.repeat(user_features, n, axis=0)
+        out = self.score(x, training=False)
+        return ops.reshape(out, (b, n, *ops.shape(out)[1:]))
+
+    # --- training targets and loss ----------------------------------------------------------------------------
+    def targets(self, ratings: np.ndarray) -> np.ndarray:
+        """Training targets for ``ratings`` on the model's scale."""
+        return np.asarray(ratings, dtype="float32")
+
+    def training_loss(self):
+        """The Keras loss for :meth:`targets`."""
+        return LOSSES[self.cfg.loss]
+
+    def metric_names(self) -> list[str]:
+        return ["mae"]
+
+    # --- outputs to ratings -----------------------------------------------------------------------------------
+    def to_rating(self, outputs):
+        """Ratings on the scale for model outputs (``keras.ops``; works on device and on numpy arrays)."""
+        return ops.clip(ops.cast(outputs, "float32"), self.scale.minimum, self.scale.maximum)
+
+    def ranking_key(self, outputs):
+        """A key that orders items as :meth:`to_rating` does and breaks its ties (e.g. clipped at the top)."""
+        return ops.cast(outputs, "float32")
+
+    @property
+    def output_shape_tail(self) -> tuple[int, ...]:
+        """Shape of one pair's output: () for a rating."""
+        return ()
+
+    def probabilities(self, outputs):
+        """Probabilities over the scale's values, for models whose output is a distribution."""
+        raise ValueError(f"model {self.cfg.name!r} predicts ratings, not class probabilities; "
+                         "predict_proba needs a model with a distribution output (e.g. 'classification')")
+
+    # --- cold start -------------------------------------------------------------------------------------------
+    @classmethod
+    def wanted_features(cls, cfg: ModelConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(item features, user features) the model reads from metadata; none by default."""
+        return (), ()
+
+    def supports_cold_start(self, side: str) -> bool:
+        """Whether a new ``side`` ('user' or 'item') can be scored from metadata alone."""
+        return False
+
+    def with_new_user(self, user_features_row: np.ndarray | None = None) -> "RatingModel":
+        """A copy of this model with one more user row (the last index): embeddings start at the mean user, biases
+        at zero, the feature table row at ``user_features_row``. Every other weight is copied."""
+        clone = type(self).from_config({**self.get_config(), "n_users": self.n_users + 1, "random_init": False})
+        clone.build_now()
+        for new, old in zip(clone.variables, self.variables):
+            value = np.asarray(old)
+            if new.shape != value.shape:
+                if "user_feature_table" in new.path:
+                    row = np.zeros((1, value.shape[1]), value.dtype) if user_features_row is None else \
+                        np.asarray(user_features_row, value.dtype).reshape(1, -1)
+                elif "user_embedding" in new.path:
+                    row = value[1:].mean(axis=0, keepdims=True)
+                else:
+                    row = np.zeros((1, *value.shape[1:]), value.dtype)
+                value = np.concatenate([value, row])
+            new.assign(value)
+        return clone
+
+    @property
+    def pair_cost(self) -> int:
+        """Floats held per (user, item) pair while scoring all items (sizes the user batches)."""
+        return 1 + int(np.prod(self.output_shape_tail, dtype=int))
+
+    # --- embeddings -------------------------------------------------------------------------------------------
+    def item_vectors(self) -> np.ndarray:
+        """One vector per known item (rows 1..), for similarity and maps."""
+        return np.asarray(self.item_embedding.embeddings)[1:]
+
+    def user_vectors(self) -> np.ndarray:
+        return np.asarray(self.user_embedding.embeddings)[1:]
+
+    # --- config ------------------------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         return {
             "config": self.cfg.to_dict(),
             "n_users": self.n_users,
             "n_items": self.n_items,
+            "rating_scale": self.scale.to_dict(),
             "global_mean": self.global_mean,
-            "n_classes": self.n_classes,
             "item_feature_dim": self.item_feature_dim,
             "user_feature_dim": self.user_feature_dim,
             "seed": self.seed,
+            "random_init": self.random_init,
             "name": self.name,
         }
 
@@ -77,21 +209,47 @@ class RatingModel(keras.Model):
         return cls(**config)
 
     def dummy_inputs(self, n: int = 1) -> dict:
-        x = {"user": ops.zeros((n,), "int32"), "item": ops.zeros((n,), "int32")}
-        if self.item_feature_dim:
-            x["item_features"] = ops.zeros((n, self.item_feature_dim))
-        if self.user_feature_dim:
-            x["user_features"] = ops.zeros((n, self.user_feature_dim))
-        return x
+        return {"user": ops.zeros((n,), "int32"), "item": ops.zeros((n,), "int32")}
+
+    def build_now(self) -> "RatingModel":
+        """Create every weight (one call on dummy inputs)."""
+        self(self.dummy_inputs(1))
+        return self
 
 
 MODELS: dict[str, type[RatingModel]] = {}
 
 
-def register(name: str):
+def register(name: str, config: type[ModelConfig]):
+    """Class decorator: register a model class under ``name`` with its config class."""
+
     def deco(cls):
-        cls.config_class = CONFIGS[name]
+        cls.config_class = config
         MODELS[name] = keras.saving.register_keras_serializable(package="ratecast")(cls)
         return cls
 
     return deco
+
+
+def split_params(model: str, params: dict[str, Any]) -> tuple[ModelConfig, TrainingConfig]:
+    """Build (model config, training config) from one flat dict of options, rejecting unknown keys."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
+    if not isinstance(params, dict):
+        raise ValueError(f"options must be a mapping, got {type(params).__name__}")
+    cls = MODELS[model].config_class
+    model_keys, train_keys = cls.field_names(), TrainingConfig.field_names()
+    unknown = sorted(set(params) - model_keys - train_keys)
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for model {model!r}; allowed: {sorted(model_keys | train_keys)}")
+    try:
+        mcfg = cls.from_dict({k: v for k, v in params.items() if k in model_keys})
+        tcfg = TrainingConfig(**{k: v for k, v in params.items() if k in train_keys})
+    except TypeError as exc:  # e.g. a list where a number belongs
+        raise ValueError(f"bad option value for model {model!r}: {exc}") from None
+    return mcfg, tcfg
+
+
+def config_fields(model: str) -> list[dataclasses.Field]:
+    """The model's own config fields (for documentation and the command line)."""
+    return list(dataclasses.fields(MODELS[model].config_class))

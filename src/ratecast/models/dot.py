@@ -2,25 +2,66 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from keras import ops
 
 from .base import RatingModel, register
+from .config import Loss, ModelConfig
 from .layers import embedding
 
 
-@register("dot")
+@dataclass(frozen=True)
+class DotConfig(ModelConfig):
+    """User and item embeddings, dot product (the lab's first model)."""
+
+    name: ClassVar[str] = "dot"
+    use_global_mean: bool = False  # add the training mean (off: the lab's pure dot product validated better)
+
+    def validate(self) -> None:
+        super().validate()
+        if not isinstance(self.use_global_mean, bool):
+            raise ValueError(f"use_global_mean must be true or false, got {self.use_global_mean!r}")
+        if self.loss == "crossentropy":
+            raise ValueError("loss 'crossentropy' applies to the classification model only, got model 'dot'")
+
+
+@dataclass(frozen=True)
+class BiasedDotConfig(ModelConfig):
+    """Biased matrix factorisation: global mean + user bias + item bias + dot product."""
+
+    name: ClassVar[str] = "biased_dot"
+    loss: Loss = "mse"
+    l2: float = 1e-4
+
+    def validate(self) -> None:
+        super().validate()
+        if self.loss == "crossentropy":
+            raise ValueError("loss 'crossentropy' applies to the classification model only, got model 'biased_dot'")
+
+
+@register("dot", DotConfig)
 class DotModel(RatingModel):
     """rating = <user vector, item vector> (+ the training mean when ``use_global_mean``)."""
 
+    def _offset(self) -> float:
+        return self.global_mean if self.cfg.use_global_mean else 0.0
+
     def score(self, inputs, training=None):
         u, v = self.embed(inputs)
-        y = ops.sum(u * v, axis=-1)
-        return y + self.global_mean if self.cfg.use_global_mean else y
+        return ops.sum(u * v, axis=-1) + self._offset()
+
+    def score_items(self, users, user_features=None):
+        U = ops.take(self.user_embedding.embeddings, users, axis=0)
+        return ops.matmul(U, ops.transpose(self.item_embedding.embeddings[1:])) + self._offset()
 
 
-@register("biased_dot")
+@register("biased_dot", BiasedDotConfig)
 class BiasedDotModel(RatingModel):
     """rating = global mean + user bias + item bias + <user vector, item vector>."""
+
+    user_layers = ("user_embedding", "user_bias")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -34,3 +75,10 @@ class BiasedDotModel(RatingModel):
         if self.cfg.l2:
             self.add_loss(self.cfg.l2 * ops.mean(bu * bu + bi * bi))
         return self.global_mean + bu + bi + ops.sum(u * v, axis=-1)
+
+    def score_items(self, users, user_features=None):
+        U = ops.take(self.user_embedding.embeddings, users, axis=0)
+        bu = ops.take(self.user_bias.embeddings[:, 0], users, axis=0)
+        bi = self.item_bias.embeddings[1:, 0]
+        dots = ops.matmul(U, ops.transpose(self.item_embedding.embeddings[1:]))
+        return self.global_mean + bu[:, None] + bi[None, :] + dots

@@ -1,0 +1,103 @@
+"""The epoch loop over Keras ``fit`` (portable to every Keras backend)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from ..errors import TrainingError
+from ..models import RatingModel, TrainingConfig
+from . import checkpoint as ckpt
+
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
+              "rmsprop": keras.optimizers.RMSprop, "adagrad": keras.optimizers.Adagrad}
+
+
+class _Batches(keras.utils.PyDataset):
+    """Mini-batches in one given order (a fresh seeded permutation per epoch; no global RNG)."""
+
+    def __init__(self, x: dict, y: np.ndarray, batch_size: int, order: np.ndarray):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.order = x, y, batch_size, order
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.y) / self.batch_size)
+
+    def __getitem__(self, i: int):
+        idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        return {k: v[idx] for k, v in self.x.items()}, self.y[idx]
+
+
+def compile_model(model: RatingModel, optimizer: str, learning_rate: float) -> None:
+    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate), loss=model.training_loss(),
+                  metrics=model.metric_names())
+
+
+def _finite(logs: dict[str, float]) -> bool:
+    return all(math.isfinite(v) for v in logs.values())
+
+
+def _report(epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None:
+    parts = ", ".join(f"{k} {v:.4f}" for k, v in logs.items())
+    print(f"epoch {epoch}/{epochs}: {parts} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+
+
+def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validation: tuple[dict, np.ndarray] | None,
+          cfg: TrainingConfig, *, seed: int | None, verbose: bool = False, checkpoint_dir: str | Path | None = None,
+          fingerprint: str = "") -> dict[str, list[float]]:
+    """Fit ``model`` in place and return the per-epoch history (``loss``, metrics, ``val_*``).
+
+    The model keeps the weights of the best validation epoch when early stopping is on. With ``checkpoint_dir``,
+    the loop's state is written there after every epoch and a later call with the same ``fingerprint`` resumes it.
+    """
+    compile_model(model, cfg.optimizer, cfg.learning_rate)
+    n = len(y)
+    base_seed = 0 if seed is None else int(seed)
+    progress, best = ckpt.Progress(fingerprint), None
+    if checkpoint_dir is not None:
+        found = ckpt.load(checkpoint_dir, fingerprint)
+        if found is not None:
+            progress, variables, opt_values, best = found
+            for var, value in zip(model.variables, variables):
+                var.assign(value)
+            model.optimizer.build(model.trainable_variables)
+            for var, value in zip(model.optimizer.variables, opt_values):
+                var.assign(value)
+            best = best or None
+    watch = validation is not None and cfg.early_stopping is not None
+    val_batch = max(cfg.batch_size, 4096)
+    for epoch in range(progress.epoch, cfg.epochs):
+        if watch and progress.wait >= cfg.early_stopping:
+            break
+        start = time.perf_counter()
+        order = np.random.default_rng([base_seed, epoch]).permutation(n)
+        hist = model.fit(_Batches(x, y, cfg.batch_size, order), validation_data=validation, epochs=1, verbose=0,
+                         shuffle=False, validation_batch_size=val_batch,
+                         callbacks=[keras.callbacks.TerminateOnNaN()])
+        logs = {k: float(v[-1]) for k, v in hist.history.items()}
+        if not _finite(logs) or len(hist.history.get("loss", [])) == 0:
+            raise TrainingError(
+                f"training diverged in epoch {epoch + 1}: loss is {logs.get('loss', float('nan'))} "
+                f"(learning_rate={cfg.learning_rate}, optimizer={cfg.optimizer}); lower the learning rate")
+        for k, v in logs.items():
+            progress.history.setdefault(k, []).append(v)
+        progress.epoch = epoch + 1
+        if watch:
+            if progress.best_loss is None or logs["val_loss"] < progress.best_loss:
+                progress.best_loss, progress.best_epoch, progress.wait = logs["val_loss"], epoch + 1, 0
+                best = [np.array(v) for v in model.get_weights()]
+            else:
+                progress.wait += 1
+        if verbose:
+            _report(epoch + 1, cfg.epochs, logs, time.perf_counter() - start)
+        if checkpoint_dir is not None:
+            ckpt.save(checkpoint_dir, progress, [np.asarray(v) for v in model.variables],
+                      [np.asarray(v) for v in model.optimizer.variables], best)
+    if watch and best is not None:
+        model.set_weights(best)
+    return progress.history

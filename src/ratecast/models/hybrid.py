@@ -1,0 +1,85 @@
+"""The hybrid model: the deep model plus item metadata (popularity, release year, genres) and user metadata (age,
+gender, occupation), encoded on the training set only. It predicts for users and items it has never seen from their
+metadata (cold start)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import keras
+from keras import ops
+
+from .base import register
+from .config import as_tuple, fraction
+from .tower import TowerConfig, TowerModel
+
+ITEM_FEATURES = ("popularity", "release_year", "genres")
+USER_FEATURES = ("age", "gender", "occupation")
+
+
+@dataclass(frozen=True)
+class HybridConfig(TowerConfig):
+    """The deep model plus item and user metadata."""
+
+    name: ClassVar[str] = "hybrid"
+    hidden: tuple[int, ...] = (64, 64)
+    dropout: float = 0.3
+    hidden_dropout: float = 0.3
+    item_features: tuple[str, ...] = ITEM_FEATURES
+    user_features: tuple[str, ...] = USER_FEATURES
+    # share of training rows whose user/item id is replaced by "unknown" (index 0), so the model learns to
+    # predict from metadata alone: what cold-start recommendations for new users and items rely on
+    cold_start_rate: float = 0.05
+
+    def validate(self) -> None:
+        super().validate()
+        if self.loss == "crossentropy":
+            raise ValueError("loss 'crossentropy' applies to the classification model only, got model 'hybrid'")
+        fraction("cold_start_rate", self.cold_start_rate)
+        for attr, allowed in (("item_features", ITEM_FEATURES), ("user_features", USER_FEATURES)):
+            bad = [v for v in as_tuple(self, attr) if v not in allowed]
+            if bad:
+                raise ValueError(f"{attr} must be drawn from {list(allowed)}, got {bad}")
+
+
+@register("hybrid", HybridConfig)
+class HybridModel(TowerModel):
+    """The deep model with item and user metadata beside the embeddings.
+
+    While training, a ``cold_start_rate`` share of user and item ids is replaced by the unknown index 0, so the
+    unknown rows learn an "average" vector and the tower learns to lean on metadata when ids are unknown.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cold_seed = keras.random.SeedGenerator(self._seed(5))
+
+    def user_parts(self, inputs, user_vectors):
+        return [user_vectors] + ([self.user_features(inputs)] if self.user_feature_dim else [])
+
+    def item_parts(self, inputs, item_vectors):
+        return [item_vectors] + ([self.item_features(inputs)] if self.item_feature_dim else [])
+
+    def score(self, inputs, training=None):
+        rate = self.cfg.cold_start_rate
+        if training and rate:
+            inputs = dict(inputs)
+            # features are looked up with the true ids; only the embeddings see "unknown"
+            if self.item_feature_dim:
+                inputs.setdefault("item_features", self.item_features(inputs))
+            if self.user_feature_dim:
+                inputs.setdefault("user_features", self.user_features(inputs))
+            for key in ("user", "item"):
+                ids = inputs[key]
+                keep = keras.random.uniform(ops.shape(ids), seed=self.cold_seed) >= rate
+                inputs[key] = ops.where(keep, ids, ops.zeros_like(ids))
+        return super().score(inputs, training=training)
+
+    @classmethod
+    def wanted_features(cls, cfg):
+        return cfg.item_features, cfg.user_features
+
+    def supports_cold_start(self, side: str) -> bool:
+        width = self.user_feature_dim if side == "user" else self.item_feature_dim
+        return bool(width) and self.cfg.cold_start_rate > 0

@@ -1,0 +1,153 @@
+"""The recommendation pipeline, one named piece per step:
+
+candidates (:class:`Candidates`: unseen, excluded, minimum support) -> scoring and top-k on the device
+(:class:`Scorer`) -> fallback for unknown users (:func:`popular`).
+
+The scorer compiles one function per input shape and passes the model's variables to it on every call, so it never
+goes stale when the weights change (keras-rs' brute-force retrieval keeps its candidates in variables likewise).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import keras
+import numpy as np
+from keras import ops
+
+from .similarity import top_k as top_k_numpy
+
+PAIR_CHUNK = 1 << 16
+SCORE_BUDGET = 1 << 25  # floats held at once while scoring all items for a batch of users
+MAX_USER_BATCH = 1024
+
+
+def _compile(fn: Callable, static_argnames: tuple[str, ...] = ()) -> Callable:
+    """``jax.jit`` on the JAX backend; other backends run the same function eagerly."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(fn, static_argnames=static_argnames)
+    return fn
+
+
+def _bucket(n: int, smallest: int = 8) -> int:
+    """A padded size for ``n``: few distinct compiled shapes, at most twice the work."""
+    return max(smallest, 1 << max(0, int(n) - 1).bit_length())
+
+
+def check_min_ratings(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"min_ratings must be an integer >= 0, got {value!r}")
+
+
+class Candidates:
+    """Which items may be recommended to each user: unseen in training, not excluded, enough training ratings."""
+
+    def __init__(self, state) -> None:
+        self.state = state
+
+    def mask(self, users: np.ndarray, *, exclude_seen: bool = True, exclude: Iterable | None = None,
+             min_ratings: int | None = None) -> np.ndarray:
+        """Boolean (len(users), n_items) over item positions; user index 0 (unknown) has seen nothing."""
+        s = self.state
+        n_items = len(s.item_index)
+        allowed = np.ones((len(users), n_items), dtype=bool)
+        if exclude_seen:
+            rows = s.seen[np.asarray(users)]
+            r, c = rows.nonzero()
+            allowed[r, c - 1] = False
+        if exclude is not None:
+            if isinstance(exclude, (str, bytes)) or not hasattr(exclude, "__iter__"):
+                raise ValueError(f"exclude must be a list of item ids, got {exclude!r}")
+            ex = s.item_index.index(np.asarray(list(exclude)))
+            allowed[:, ex[ex > 0] - 1] = False
+        if min_ratings is not None:
+            check_min_ratings(min_ratings)
+            allowed &= (s.popularity[1:] >= min_ratings)[None, :]
+        return allowed
+
+
+class Scorer:
+    """Model outputs on the device: for (user, item) pairs, and top-k over all items for batches of users."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self._pairs = _compile(self._pairs_fn)
+        self._top_k = _compile(self._top_k_fn, static_argnames=("k",))
+
+    # --- compiled bodies ------------------------------------------------------------------------------------
+    def _pairs_fn(self, trainable, non_trainable, x):
+        out, _ = self.model.stateless_call(trainable, non_trainable, x, training=False)
+        return out, self.model.to_rating(out)
+
+    def _top_k_fn(self, variables, users, allowed, user_features, k):
+        m = self.model
+        with keras.StatelessScope(state_mapping=list(zip(m.variables, variables))):
+            out = m.score_items(users, user_features)
+            key, rating = m.ranking_key(out), m.to_rating(out)
+        key = ops.where(allowed, key, ops.full_like(key, -np.inf))
+        values, idx = ops.top_k(key, k)
+        return values, idx, ops.take_along_axis(rating, idx, axis=1)
+
+    # --- public -----------------------------------------------------------------------------------------------
+    def pairs(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(outputs, ratings) for index pairs, in fixed-size padded chunks so compiled shapes are reused."""
+        m = self.model
+        trainable = [v.value for v in m.trainable_variables]
+        non_trainable = [v.value for v in m.non_trainable_variables]
+        outs, ratings = [], []
+        for start in range(0, len(u), PAIR_CHUNK):
+            x = {"user": u[start:start + PAIR_CHUNK], "item": i[start:start + PAIR_CHUNK]}
+            x.update({k: v[start:start + PAIR_CHUNK] for k, v in (extra or {}).items()})
+            n = len(x["user"])
+            size = -(-n // 256) * 256 if n <= 4096 else _bucket(n)
+            x = {k: np.concatenate([np.asarray(v), np.zeros((size - n, *np.shape(v)[1:]), np.asarray(v).dtype)])
+                 for k, v in x.items()}
+            x["user"], x["item"] = x["user"].astype("int32"), x["item"].astype("int32")
+            out, rating = self._pairs(trainable, non_trainable, x)
+            outs.append(np.asarray(out)[:n])
+            ratings.append(np.asarray(rating, dtype="float64")[:n])
+        if not outs:
+            return np.zeros((0, *m.output_shape_tail), "float32"), np.zeros(0)
+        return np.concatenate(outs), np.concatenate(ratings)
+
+    def user_batch(self) -> int:
+        """How many users to score at once against every item."""
+        per_user = max(1, (self.model.n_items - 1) * self.model.pair_cost)
+        return int(max(1, min(MAX_USER_BATCH, SCORE_BUDGET // per_user)))
+
+    def top_k(self, users: np.ndarray, allowed: np.ndarray, k: int, user_features: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``k`` allowed item positions per user (best first, -1 where fewer are allowed) and their ratings."""
+        n_items = self.model.n_items - 1
+        kk = min(_bucket(k), n_items)
+        variables = [v.value for v in self.model.variables]
+        batch = self.user_batch()
+        pos_parts, rating_parts = [], []
+        for start in range(0, len(users), batch):
+            uu, aa = users[start:start + batch], allowed[start:start + batch]
+            n = len(uu)
+            size = min(_bucket(n, 1), batch) if n < batch else batch
+            uu = np.concatenate([uu, np.zeros(size - n, uu.dtype)]).astype("int32")
+            aa = np.concatenate([aa, np.zeros((size - n, n_items), bool)])
+            uf = None
+            if user_features is not None:
+                f = user_features[start:start + batch]
+                uf = np.concatenate([f, np.zeros((size - n, f.shape[1]), f.dtype)]).astype("float32")
+            values, idx, rating = self._top_k(variables, uu, aa, uf, k=kk)
+            values, idx = np.asarray(values)[:n, :k], np.asarray(idx)[:n, :k]
+            pos_parts.append(np.where(np.isneginf(values), -1, idx))
+            rating_parts.append(np.asarray(rating, dtype="float64")[:n, :k])
+        if not pos_parts:
+            return np.zeros((0, min(k, n_items)), "int64"), np.zeros((0, min(k, n_items)))
+        return np.concatenate(pos_parts), np.concatenate(rating_parts)
+
+
+def popular(state, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fallback when nothing is known about a user: the items with the best damped mean training rating
+    (global mean + item bias, shrunk toward the mean by the baseline's pseudo-ratings)."""
+    scores = state.rating_scale.clip(state.baseline.mean + state.baseline.item_bias[1:])
+    pos = top_k_numpy(scores, k, allowed)
+    return pos, scores[pos]
