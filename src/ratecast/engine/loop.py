@@ -77,8 +77,9 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
         start = time.perf_counter()
         order = np.random.default_rng([base_seed, epoch]).permutation(n)
         hist = model.fit(_Batches(x, y, cfg.batch_size, order), validation_data=validation, epochs=1, verbose=0,
-                         shuffle=False, validation_batch_size=val_batch,
-                         callbacks=[keras.callbacks.TerminateOnNaN()])
+                         shuffle=False, validation_batch_size=val_batch)
+        # a NaN or infinite batch loss makes the epoch's mean loss non-finite: checked once per epoch, so training
+        # never waits on the host between batches
         logs = {k: float(v[-1]) for k, v in hist.history.items()}
         if not _finite(logs) or len(hist.history.get("loss", [])) == 0:
             raise TrainingError(
