@@ -1,0 +1,140 @@
+"""Saving and loading a fitted recommender: nothing lost, nothing corrupted loads, nothing trusted from disk."""
+
+import json
+
+import numpy as np
+import pytest
+
+import ratecast as rc
+from ratecast.errors import IntegrityError, LockedError, MissingFileError, OutputExistsError
+from ratecast.io import lock_output
+from synthetic import make_dataset
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return rc.Recommender("hybrid", random_state=0, embedding_dim=4, epochs=1, batch_size=32, verbose=0).fit(
+        make_dataset())
+
+
+@pytest.fixture()
+def saved(fitted, tmp_path):
+    return fitted.save(tmp_path / "model")
+
+
+def test_save_load_round_trip_of_every_field(fitted, saved):
+    loaded = rc.Recommender.load(saved)
+    a, b = fitted.state_, loaded.state_
+    assert (a.seen != b.seen).nnz == 0 and np.array_equal(a.popularity, b.popularity)
+    assert list(a.user_index.ids) == list(b.user_index.ids) and list(a.item_index.ids) == list(b.item_index.ids)
+    assert a.model_config == b.model_config and a.training_config == b.training_config
+    np.testing.assert_array_equal(a.baseline.user_bias, b.baseline.user_bias)
+    assert a.encoder.to_dict() == b.encoder.to_dict() and a.genres == b.genres and a.history == b.history
+    for wa, wb in zip(a.model.weights, b.model.weights):
+        np.testing.assert_array_equal(np.asarray(wa), np.asarray(wb))
+    np.testing.assert_array_equal(fitted.recommend(1, k=5)["item_id"], loaded.recommend(1, k=5)["item_id"])
+
+
+def test_save_refuses_a_folder_it_did_not_write(fitted, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("precious")
+    with pytest.raises(OutputExistsError, match="not empty and was not written by ratecast"):
+        fitted.save(folder)
+    assert (folder / "ratings.csv").read_text() == "precious" and len(list(folder.iterdir())) == 1
+
+
+def test_save_replaces_a_saved_model_only_with_overwrite(fitted, saved, tmp_path):
+    with pytest.raises(OutputExistsError, match="already holds a ratecast output"):
+        fitted.save(saved)
+    fitted.save(saved, overwrite=True)
+    assert rc.Recommender.load(saved).predict([1], [101]) == pytest.approx(fitted.predict([1], [101]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp or lock files left
+
+
+def test_second_writer_fails_early(fitted, tmp_path):
+    with lock_output(tmp_path / "busy"):
+        with pytest.raises(LockedError, match="another process is writing it"):
+            fitted.save(tmp_path / "busy")
+    assert not (tmp_path / "busy").exists()
+
+
+def _flip_byte(path, offset=-100):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["model.weights.h5", "arrays.npz", "recommender.json", "items.parquet"])
+def test_corrupted_artefacts_are_refused(saved, name):
+    _flip_byte(saved / name, -20 if name == "recommender.json" else -100)
+    with pytest.raises(IntegrityError, match=rf"{name}: sha256 does not match"):
+        rc.Recommender.load(saved)
+
+
+@pytest.mark.parametrize("name", ["model.weights.h5", "arrays.npz"])
+def test_truncated_artefacts_are_refused(saved, name):
+    path = saved / name
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(IntegrityError, match=rf"{name}: size 200 bytes, expected \d+ \(truncated"):
+        rc.Recommender.load(saved)
+
+
+def _edit_meta(folder, change):
+    """Edit recommender.json and re-seal the manifest, as someone with write access could."""
+    from ratecast import manifest
+
+    path = folder / "recommender.json"
+    meta = json.loads(path.read_text())
+    meta = change(meta)
+    path.write_text(json.dumps(meta))
+    manifest.write(folder)
+
+
+def test_sizes_in_the_config_are_not_trusted(saved):
+    def huge(meta):
+        meta["keras_config"]["n_users"] = 50_000_000
+        return meta
+
+    _edit_meta(saved, huge)
+    with pytest.raises(IntegrityError, match=r"keras_config n_users=50000000 does not match the 30 saved ids"):
+        rc.Recommender.load(saved)
+
+
+def test_embedding_size_beyond_the_weights_file_is_refused(saved):
+    def wide(meta):
+        meta["params"]["embedding_dim"] = 4096
+        meta["keras_config"]["config"]["embedding_dim"] = 4096
+        return meta
+
+    _edit_meta(saved, wide)
+    with pytest.raises(IntegrityError, match=r"needs at least \d+ bytes of embeddings but model.weights.h5 holds"):
+        rc.Recommender.load(saved)
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda m: [m], r"expected a JSON object, got list"),
+    (lambda m: {**m, "user_ids": "1,2,3"}, r"field 'user_ids' must be a list, got str"),
+    (lambda m: {**m, "history": None}, r"field 'history' must be an object, got NoneType"),
+    (lambda m: {k: v for k, v in m.items() if k != "item_ids"}, r"field 'item_ids' is missing"),
+    (lambda m: {**m, "format_version": 99}, r"format_version 99 is not supported"),
+    (lambda m: {**m, "model": "svd"}, r"unknown model 'svd'"),
+    (lambda m: {**m, "user_ids": [1, 1] + m["user_ids"][2:]}, r"user_ids holds duplicate ids"),
+])
+def test_metadata_of_the_wrong_shape_is_refused(saved, change, match):
+    _edit_meta(saved, change)
+    with pytest.raises(IntegrityError, match=match):
+        rc.Recommender.load(saved)
+
+
+def test_missing_folder_or_files(saved, tmp_path):
+    with pytest.raises(MissingFileError, match="no such folder"):
+        rc.Recommender.load(tmp_path / "nowhere")
+    with pytest.raises(MissingFileError, match="not a saved ratecast model"):
+        rc.Recommender.load(tmp_path)
+    (saved / "arrays.npz").unlink()
+    with pytest.raises(MissingFileError, match="listed in MANIFEST.json but missing"):
+        rc.Recommender.load(saved)
+    (saved / "MANIFEST.json").unlink()
+    with pytest.raises(MissingFileError, match="no MANIFEST.json"):
+        rc.Recommender.load(saved)
