@@ -118,13 +118,17 @@ class Scorer:
         per_user = max(1, (self.model.n_items - 1) * self.model.pair_cost)
         return int(max(1, min(MAX_USER_BATCH, SCORE_BUDGET // per_user)))
 
-    def top_k(self, users: np.ndarray, allowed: np.ndarray, k: int, user_features: np.ndarray | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """Best ``k`` allowed item positions per user (best first, -1 where fewer are allowed) and their ratings."""
+    def top_k(self, users: np.ndarray, allowed: np.ndarray, k: int, user_features: np.ndarray | None = None,
+              batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``k`` allowed item positions per user (best first, -1 where fewer are allowed) and their ratings.
+        Users are scored ``batch_size`` at a time (default: as many as fit a fixed memory budget)."""
         n_items = self.model.n_items - 1
         kk = min(_bucket(k), n_items)
         variables = [v.value for v in self.model.variables]
-        batch = self.user_batch()
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch = batch_size or self.user_batch()
         pos_parts, rating_parts = [], []
         for start in range(0, len(users), batch):
             uu, aa = users[start:start + batch], allowed[start:start + batch]

@@ -306,9 +306,10 @@ class Recommender:
         return self._item_frame(pos[0][keep], score[0][keep], "score")
 
     def recommend_all(self, user_ids=None, k: int = 10, exclude_seen: bool = True, exclude=None,
-                      min_ratings: int | None = None) -> pd.DataFrame:
+                      min_ratings: int | None = None, batch_size: int | None = None) -> pd.DataFrame:
         """Top-``k`` for many users (default: every training user): columns user_id, rank, item_id, title, score.
-        Unknown users are left out (use :meth:`recommend` for the fallback)."""
+        Unknown users are left out (use :meth:`recommend` for the fallback). ``batch_size`` users are scored at
+        once (default: as many as fit a fixed memory budget)."""
         self._check_k(k)
         s = self.state_
         if user_ids is None:
@@ -317,7 +318,7 @@ class Recommender:
             users = s.user_index.index(np.asarray(user_ids))
             users = users[users > 0]
         allowed = self._candidates.mask(users, exclude_seen=exclude_seen, exclude=exclude, min_ratings=min_ratings)
-        pos, score = self._scorer.top_k(users, allowed, k)
+        pos, score = self._scorer.top_k(users, allowed, k, batch_size=batch_size)
         rows, cols = np.nonzero(pos >= 0)
         item_pos = pos[rows, cols]
         return pd.DataFrame({
