@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .datasets.dataset import Dataset
-from .datasets.readers import read_delimited, validate_ratings
+from .datasets.readers import read_delimited
+from .datasets.validate import validate_ratings
 from .errors import DataError, MissingFileError
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,9 @@ def _check_sizes(split: str, n: int, n_test: int, arg: str) -> None:
         raise DataError(f"{split} needs at least 2 ratings to split with {arg}, got {n}")
     for side, empty in (("test", n_test < 1), ("train", n_test >= n)):
         if empty:
-            raise DataError(f"{split} with {arg} would leave the {side} set empty: {n} ratings, {n_test} of them to test")
+            raise DataError(
+                f"{split} with {arg} would leave the {side} set empty: {n} ratings, {n_test} of them to test"
+            )
 
 
 def holdout(ds: Dataset, test_size: float = 0.2, random_state: int | None = 0) -> Split:

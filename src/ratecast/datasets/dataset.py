@@ -54,7 +54,7 @@ class IdIndex:
         return bool(self.index(one)[0])
 
     def index(self, raw_ids) -> np.ndarray:
-        """Contiguous indices of ``raw_ids`` (0 where unknown), as int32 in the shape of ``raw_ids`` (1-D for one id)."""
+        """Contiguous indices of ``raw_ids`` (0 where unknown) as int32, shaped like ``raw_ids`` (1-D for one id)."""
         arr = _as_array(raw_ids)
         shape = arr.shape if arr.ndim else (1,)
         flat = arr.reshape(-1)
@@ -115,7 +115,7 @@ def _as_array(values) -> np.ndarray:
             for i, v in enumerate(values):
                 arr[i] = v
             return arr
-        if arr.dtype.kind in "US" and not all(isinstance(v, (str, bytes)) for v in np.asarray(values, object).flat):
+        if arr.dtype.kind in "US":  # numpy text drops trailing NULs and turns numbers into text
             arr = np.asarray(values, dtype=object)
         return arr
     out = np.empty((), dtype=object)

@@ -12,8 +12,9 @@ import pandas as pd
 from ..errors import DataError, MissingFileError, UnknownDatasetError
 from .dataset import Dataset
 from .download import default_data_home, fetch_archive
-from .readers import check_file, check_table, normalise_items, read_delimited, validate_ratings
+from .readers import check_file, normalise_items, read_delimited
 from .scale import RatingScale
+from .validate import check_table, validate_ratings
 
 # ML-1M codes (from its README)
 ML1M_AGES = {1: "Under 18", 18: "18-24", 25: "25-34", 35: "35-44", 45: "45-49", 50: "50-55", 56: "56+"}
@@ -66,8 +67,12 @@ def _read_100k_items(path: Path, genres: list[str]) -> pd.DataFrame:
 
 def _read_genres(path: Path) -> list[str]:
     check_file(path)
+    try:
+        text = path.read_text(encoding="latin-1")
+    except OSError as exc:
+        raise DataError(f"cannot be read: {exc.strerror or exc}", path=str(path)) from None
     genres = []
-    for i, line in enumerate(path.read_text(encoding="latin-1").splitlines(), start=1):
+    for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         name, _, idx = line.partition("|")

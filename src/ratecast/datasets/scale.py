@@ -66,8 +66,9 @@ class RatingScale:
     def on_scale(self, ratings) -> np.ndarray:
         """Boolean mask: which ratings lie on the scale (within bounds and on a step)."""
         r = np.asarray(ratings, dtype="float64")
-        k = (r - self.minimum) / self.step
-        return (r >= self.minimum - 1e-9) & (r <= self.maximum + 1e-9) & (np.abs(k - np.rint(k)) < 1e-6)
+        with np.errstate(invalid="ignore"):  # infinities are simply off the scale
+            k = (r - self.minimum) / self.step
+            return (r >= self.minimum - 1e-9) & (r <= self.maximum + 1e-9) & (np.abs(k - np.rint(k)) < 1e-6)
 
     @classmethod
     def infer(cls, ratings) -> "RatingScale":

@@ -1,0 +1,245 @@
+"""Validating parsed tables: ratings (ids, ratings, timestamps, duplicates) and headerless metadata tables."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .scale import RatingScale
+
+_INTEGER = r"[+-]?\d+"
+_TIMESTAMP = "timestamp must be a number (seconds since 1970) or a date"
+
+
+def _plain(value):
+    """numpy scalars as plain Python values, so messages read ``6`` rather than ``np.int64(6)``."""
+    return value.item() if hasattr(value, "item") else value
+
+
+Fail = Callable[..., None]
+
+
+def _failer(df: pd.DataFrame, path: str, first_line: int) -> Fail:
+    """``fail(mask, what, column)``: raise a DataError at the first row of ``mask``, quoting ``df[column]`` there."""
+
+    def fail(mask, what: str, column: str | None = None) -> None:
+        row = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
+        value = "" if column is None else f", got {_plain(df[column].iloc[row])!r}"
+        raise DataError(f"{what}{value}", path=path, line=first_line + row)
+
+    return fail
+
+
+def _is_bool(s: pd.Series) -> np.ndarray:
+    """Which values are booleans (a bool column, or Python/numpy bools in an object column)."""
+    if pd.api.types.is_bool_dtype(s):
+        return np.ones(len(s), dtype=bool)
+    if s.dtype == object:
+        return s.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+    return np.zeros(len(s), dtype=bool)
+
+
+def _ratings(s: pd.Series, fail: Fail) -> pd.Series:
+    """Ratings as float64: numbers only (no booleans, text or infinities)."""
+    flags = _is_bool(s)
+    if flags.any():
+        fail(flags, "rating must be a number", "rating")
+    if not pd.api.types.is_numeric_dtype(s):
+        num = pd.to_numeric(s, errors="coerce")
+        bad = num.isna().to_numpy()
+        if bad.any():
+            fail(bad, "rating must be a number", "rating")
+        s = num
+    s = s.astype("float64")
+    inf = ~np.isfinite(s.to_numpy())
+    if inf.any():
+        fail(inf, "rating must be finite", "rating")
+    return s
+
+
+def _ids(s: pd.Series, col: str, fail: Fail) -> pd.Series:
+    """Integer ids (whole floats become int64) or text labels.
+
+    A text column whose values are mostly integers but not all is rejected: the odd values are typos, not labels.
+    """
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(s.cat.categories.dtype)
+    flags = _is_bool(s)
+    if flags.any():
+        fail(flags, f"{col} must be an integer or a label", col)
+    if pd.api.types.is_float_dtype(s):
+        v = s.to_numpy(dtype="float64")
+        bad = ~np.isfinite(v) | (v != np.floor(v)) | (np.abs(v) >= 2.0**63)
+        if bad.any():
+            fail(bad, f"{col} must be an integer or a label", col)
+        return s.astype("int64")
+    if pd.api.types.is_integer_dtype(s):
+        return s
+    if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+        fail(np.ones(len(s), dtype=bool), f"{col} must be an integer or a label", col)
+    is_int = s.astype(str).str.strip().str.fullmatch(_INTEGER).to_numpy(dtype=bool)
+    if 2 * is_int.sum() > len(s) and not is_int.all():
+        fail(~is_int, f"{col} mixes integers and text", col)
+    return s
+
+
+def _timestamps(ts: pd.Series, fail: Fail) -> pd.Series:
+    """Timestamps as seconds since 1970, from numbers, dates (text) or datetimes."""
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        utc = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+        return (utc - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    flags = _is_bool(ts)
+    if flags.any():
+        fail(flags, _TIMESTAMP, "timestamp")
+    if not pd.api.types.is_numeric_dtype(ts):
+        num = pd.to_numeric(ts, errors="coerce")
+        not_num = num.isna().to_numpy()
+        if not_num.any():
+            if 2 * not_num.sum() < len(ts):  # mostly numbers: the others are wrong
+                fail(not_num, _TIMESTAMP, "timestamp")
+            dates = _parse_dates(ts)
+            not_date = dates.isna().to_numpy()
+            if not_date.any():
+                # the kind most values have decides which values are wrong; on a tie, the first value's kind
+                n_num, n_date = int((~not_num).sum()), int((~not_date).sum())
+                numbers = n_num > n_date or (n_num == n_date and not not_num[0])
+                fail(not_num if numbers else not_date, _TIMESTAMP, "timestamp")
+            return (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        ts = num
+    inf = ~np.isfinite(ts.to_numpy(dtype="float64"))
+    if inf.any():
+        fail(inf, "timestamp must be finite", "timestamp")
+    return ts
+
+
+def _parse_dates(ts: pd.Series) -> pd.Series:
+    """Dates as UTC datetimes (NaT where a value is no date); values in another format than the first are parsed
+    one by one, unless none of the first hundred of them is a date."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dates = pd.to_datetime(ts, errors="coerce", utc=True)
+        retry = dates.isna().to_numpy()
+        if retry.any() and pd.to_datetime(ts[retry][:100], errors="coerce", utc=True, format="mixed").notna().any():
+            dates = dates.copy()
+            dates[retry] = pd.to_datetime(ts[retry], errors="coerce", utc=True, format="mixed")
+    return dates
+
+
+def validate_ratings(
+    df: pd.DataFrame,
+    *,
+    path: str,
+    rating_scale: RatingScale | None = None,
+    first_line: int = 1,
+    require_timestamp: bool = False,
+) -> tuple[pd.DataFrame, RatingScale]:
+    """Check a (user_id, item_id, rating[, timestamp]) frame; return it with numeric ratings and its scale.
+
+    Row ``i`` is reported as line ``first_line + i``. Raises :class:`DataError` naming file, line, constraint, value.
+    A timestamp column is either empty or filled on every row.
+    """
+    fail = _failer(df, path, first_line)
+    if len(df) == 0:
+        raise DataError("no ratings: the table has no rows", path=path)
+    blank = df.isna().all(axis=1).to_numpy()
+    if blank.any():
+        fail(blank, "blank line where a rating row was expected")
+    has_ts = "timestamp" in df.columns and bool(df["timestamp"].notna().any())
+    for col in ("user_id", "item_id", "rating") + (("timestamp",) if has_ts else ()):
+        miss = df[col].isna().to_numpy()
+        if col != "rating" and not pd.api.types.is_numeric_dtype(df[col]):
+            miss = miss | (df[col].astype(str).str.strip() == "").to_numpy()
+        if miss.any():
+            fail(miss, f"missing value in column '{col}' (short row or empty field)")
+    if not has_ts and require_timestamp:
+        raise DataError("column 'timestamp' is required", path=path)
+    ratings = _ratings(df["rating"], fail)
+    out = df.assign(
+        user_id=_ids(df["user_id"], "user_id", fail),
+        item_id=_ids(df["item_id"], "item_id", fail),
+        rating=ratings,
+    )
+    if has_ts:
+        out = out.assign(timestamp=_timestamps(df["timestamp"], fail))
+    if rating_scale is None:
+        try:
+            rating_scale = RatingScale.infer(ratings)
+        except ValueError as exc:
+            raise DataError(str(exc), path=path) from None
+    else:
+        off = ~rating_scale.on_scale(ratings.to_numpy())
+        if off.any():
+            fail(
+                off,
+                f"rating outside the declared scale {rating_scale.minimum:g}..{rating_scale.maximum:g} "
+                f"(step {rating_scale.step:g})",
+                "rating",
+            )
+    _check_unique_pairs(out, path, first_line)
+    return out.reset_index(drop=True), rating_scale
+
+
+def _check_unique_pairs(df: pd.DataFrame, path: str, first_line: int) -> None:
+    dup = df.duplicated(["user_id", "item_id"], keep=False).to_numpy()
+    if not dup.any():
+        return
+    rows = np.flatnonzero(dup)
+    first = rows[0]
+    key = (_plain(df["user_id"].iloc[first]), _plain(df["item_id"].iloc[first]))
+    same = rows[(df["user_id"].iloc[rows] == key[0]).to_numpy() & (df["item_id"].iloc[rows] == key[1]).to_numpy()]
+    lines = ", ".join(str(first_line + int(r)) for r in same[:5])
+    raise DataError(
+        f"duplicate rating for (user_id={key[0]!r}, item_id={key[1]!r}) on lines {lines}: "
+        "each (user, item) pair may be rated once",
+        path=path,
+        line=first_line + int(first),
+    )
+
+
+def check_table(
+    df: pd.DataFrame,
+    *,
+    path: str,
+    key: str,
+    first_line: int = 1,
+    required: tuple[str, ...] = (),
+    integers: tuple[str, ...] = (),
+    flags: tuple[str, ...] = (),
+) -> None:
+    """Check a headerless metadata table (e.g. MovieLens ``u.item``): a unique integer ``key``, no empty
+    ``required`` field (a short row), whole numbers in ``integers`` and 0/1 in ``flags``."""
+    fail = _failer(df, path, first_line)
+    miss = df[key].isna().to_numpy()
+    if miss.any():
+        fail(miss, f"missing value in column {key!r}")
+    if required:
+        short = df[list(required)].isna().to_numpy()
+        rows = short.any(axis=1)
+        if rows.any():
+            row = int(np.flatnonzero(rows)[0])
+            col = required[int(np.flatnonzero(short[row])[0])]
+            raise DataError(f"short row: expected {len(df.columns)} fields, column {col!r} is empty", path=path,
+                            line=first_line + row)
+    for col in (key,) + integers:
+        if pd.api.types.is_integer_dtype(df[col]):
+            continue
+        text = df[col].astype(str).str.strip()
+        bad = ~text.str.fullmatch(_INTEGER).to_numpy(dtype=bool) & df[col].notna().to_numpy()
+        if bad.any():
+            fail(bad, f"{col} must be an integer", col)
+    for col in flags:
+        bad = ~pd.to_numeric(df[col], errors="coerce").isin([0, 1]).to_numpy()
+        if bad.any():
+            fail(bad, f"genre flag {col!r} must be 0 or 1", col)
+    dup = df[key].duplicated(keep=False).to_numpy()
+    if dup.any():
+        value = df[key].iloc[int(np.flatnonzero(dup)[0])]
+        rows = np.flatnonzero((df[key] == value).to_numpy())
+        lines = ", ".join(str(first_line + int(r)) for r in rows[:5])
+        raise DataError(
+            f"duplicate {key} {_plain(value)!r} on lines {lines}", path=path, line=first_line + int(rows[-1])
+        )
