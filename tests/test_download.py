@@ -190,3 +190,14 @@ def test_zip_without_a_required_file(tmp_path):
 def test_missing_archive(tmp_path):
     with pytest.raises(MissingFileError, match=r"nope.zip: file not found"):
         extract_zip(tmp_path / "nope.zip", tmp_path, "ml-100k")
+
+
+def test_unwritable_extraction_folder(tmp_path, monkeypatch):
+    (tmp_path / "ml-100k.zip").write_bytes(tiny_ml100k_zip())
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkdtemp", denied)
+    with pytest.raises(DataError, match=r": cannot extract into this folder: Permission denied"):
+        extract_zip(tmp_path / "ml-100k.zip", tmp_path, "ml-100k")

@@ -87,9 +87,12 @@ def extract_zip(archive: Path, into: Path, folder: str, required: tuple[str, ...
     the ``required`` files in ``folder`` is rejected.
     """
     check_file(archive, "a zip archive")
-    into.mkdir(parents=True, exist_ok=True)
     target = into / folder
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=into))
+    try:
+        into.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=into))
+    except OSError as exc:
+        raise DataError(f"cannot extract into this folder: {exc.strerror or one_line(exc)}", path=str(into)) from None
     try:
         _unpack(archive, tmp)
         found = tmp / folder

@@ -52,7 +52,7 @@ def _read_100k_items(path: Path, genres: list[str]) -> pd.DataFrame:
     """``u.item``: id, title, dates, IMDb URL and one 0/1 flag per genre, ``|``-separated, latin-1."""
     item_cols = ["item_id", "title", "release_date", "video_release_date", "imdb_url"] + genres
     items = read_delimited(path, sep="|", names=item_cols, encoding="latin-1")
-    check_table(items, path=str(path), key="item_id", required=tuple(genres), flags=tuple(genres))
+    check_table(items, path=str(path), key="item_id", required=tuple(genres), genre_flags=tuple(genres))
     dates = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce")
     bad = (dates.isna() & items["release_date"].notna()).to_numpy()
     if bad.any():

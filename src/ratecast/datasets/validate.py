@@ -208,10 +208,10 @@ def check_table(
     first_line: int = 1,
     required: tuple[str, ...] = (),
     integers: tuple[str, ...] = (),
-    flags: tuple[str, ...] = (),
+    genre_flags: tuple[str, ...] = (),
 ) -> None:
     """Check a headerless metadata table (e.g. MovieLens ``u.item``): a unique integer ``key``, no empty
-    ``required`` field (a short row), whole numbers in ``integers`` and 0/1 in ``flags``."""
+    ``required`` field (a short row), whole numbers in ``integers`` and 0/1 in ``genre_flags``."""
     fail = _failer(df, path, first_line)
     miss = df[key].isna().to_numpy()
     if miss.any():
@@ -231,7 +231,7 @@ def check_table(
         bad = ~text.str.fullmatch(_INTEGER).to_numpy(dtype=bool) & df[col].notna().to_numpy()
         if bad.any():
             fail(bad, f"{col} must be an integer", col)
-    for col in flags:
+    for col in genre_flags:
         bad = ~pd.to_numeric(df[col], errors="coerce").isin([0, 1]).to_numpy()
         if bad.any():
             fail(bad, f"genre flag {col!r} must be 0 or 1", col)
