@@ -339,3 +339,14 @@ def test_id_index_lookups_of_another_type_are_unknown():
     assert ints.index([{"a": 1}, 5]).tolist() == [0, 2]
     assert ints.index(np.array([[1, 7], [9, 5]])).tolist() == [[1, 3], [0, 2]]
     assert "5" not in ints and 5 in ints and [1] not in ints
+
+
+def test_outlier_rating_does_not_make_a_huge_scale(tmp_path):
+    from ratecast.datasets.scale import RatingScale
+
+    with pytest.raises(ValueError, match=r"has 1000000000 values; at most 10000 are supported"):
+        RatingScale.infer([1, 2, 3, 1e9])
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,item_id,rating\n1,1,4\n2,1,3\n3,2,1000000000\n")
+    with pytest.raises(rc.DataError, match=r"r.csv.*at most 10000 are supported"):
+        rc.datasets.load_ratings(path)

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
+MAX_VALUES = 10_000  # distinct values a scale may have (one class each for the classification model)
+
+
 @dataclass(frozen=True)
 class RatingScale:
     """A discrete rating scale ``minimum, minimum + step, ..., maximum`` (e.g. 1-5 stars, 0.5-5 in half stars)."""
@@ -37,6 +40,11 @@ class RatingScale:
             raise ValueError(
                 f"rating scale (maximum - minimum) must be a multiple of step, got {self.minimum}..{self.maximum} "
                 f"step {self.step}"
+            )
+        if round(n) + 1 > MAX_VALUES:
+            raise ValueError(
+                f"rating scale {self.minimum:g}..{self.maximum:g} step {self.step:g} has {round(n) + 1} values; at most "
+                f"{MAX_VALUES} are supported (an outlier rating, or ratings that are not on a scale?)"
             )
 
     @property
