@@ -1,17 +1,37 @@
-"""Atomic file writing: write to a temporary file beside the target, then rename (nothing half-written)."""
+"""Safe output writing.
+
+* Files are written to a temporary file beside the target and renamed into place: nothing is ever half-written.
+* :func:`output_dir` writes a whole folder the same way, under a lock, and never replaces a folder that ratecast
+  did not write.
+* :func:`check_replaceable` refuses to replace a file that ratecast did not write (unless asked to).
+* :func:`to_json` / :func:`write_json` write strict JSON: NaN and infinities become ``null``.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+import uuid
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 
+from .errors import LockedError, OutputExistsError
 
+#: What ratecast writes into the files it makes, so that it can tell them from files it must not replace.
+GENERATOR = "ratecast"
+HTML_MARKER = f'<meta name="generator" content="{GENERATOR}">'
+PNG_METADATA = {"Software": GENERATOR}
+
+
+# --- files ----------------------------------------------------------------------------------------------------------
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
@@ -44,12 +64,127 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         if suffix == ".parquet":
             out = df.copy()
             out.columns = [str(c) for c in out.columns]
-            out.to_parquet(tmp, index=False)
+            out.attrs = {}
+            table = _arrow_table(out)
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp)
         else:
             df.to_csv(tmp, sep="\t" if suffix == ".tsv" else ",", index=False)
     return path
 
 
+def _arrow_table(df: pd.DataFrame):
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[b"generator"] = GENERATOR.encode()
+    return table.replace_schema_metadata(meta)
+
+
+def is_ratecast_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file that ratecast wrote (HTML page, PNG plot or Parquet table with its mark)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".html", ".htm"):
+            with open(path, "rb") as fh:
+                return HTML_MARKER.encode() in fh.read(1 << 16)
+        if suffix == ".png":
+            with open(path, "rb") as fh:
+                head = fh.read(1 << 16)
+            return head.startswith(b"\x89PNG") and b"Software\x00" + GENERATOR.encode() in head
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            meta = pq.read_schema(path).metadata or {}
+            return meta.get(b"generator") == GENERATOR.encode()
+    except Exception:  # unreadable or not what its suffix says: not ours
+        return False
+    return False
+
+
+def check_replaceable(path: str | os.PathLike, *, overwrite: bool = False, option: str = "--out") -> Path:
+    """Raise :class:`OutputExistsError` unless ``path`` is free, or a file ratecast wrote, or ``overwrite`` is set.
+
+    Folders, links to folders and the filesystem root are never replaced by a file.
+    """
+    path = Path(path)
+    if path.name in ("", ".", ".."):
+        raise OutputExistsError(f"{option} {str(path)!r}: expected a file name, got a folder")
+    if path.is_dir():
+        raise OutputExistsError(f"{option} {str(path)!r}: is a folder; give a file name inside it")
+    if path.exists() and not (overwrite or is_ratecast_file(path)):
+        raise OutputExistsError(f"{option} {str(path)!r}: the file exists and was not written by ratecast; "
+                                "choose another name or pass --overwrite to replace it")
+    return path
+
+
+# --- JSON -------------------------------------------------------------------------------------------------------------
+def json_safe(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays, paths and dataclasses turned into JSON types, and NaN/inf into None."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return json_safe(asdict(obj))
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return str(obj)
+
+
+def to_json(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON text of ``obj`` (see :func:`json_safe`): never a bare NaN or Infinity."""
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as strict, indented JSON, atomically."""
+    return write_text(path, to_json(obj, indent=2) + "\n")
+
+
+def read_json_object(path: str | os.PathLike, what: str | None = None) -> dict:
+    """Read a JSON file that must hold an object; anything else raises ``IntegrityError`` naming the file.
+
+    The message never quotes the file's contents.
+    """
+    from .errors import IntegrityError, MissingFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{what or 'file'} not found", path=str(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise IntegrityError(f"{path}: not UTF-8 text; expected a JSON object") from None
+    except json.JSONDecodeError as exc:
+        raise IntegrityError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}); "
+                             "expected a JSON object") from None
+    if not isinstance(data, dict):
+        raise IntegrityError(f"{path}: expected a JSON object, got a JSON {_json_type(data)}")
+    return data
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+# --- folders ----------------------------------------------------------------------------------------------------------
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -58,8 +193,9 @@ def _umask() -> int:
 
 def make_temp_dir(dest: Path) -> Path:
     """A temporary folder beside ``dest`` (same filesystem, so it can be renamed into place), usual permissions."""
+    dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     return tmp
 
@@ -67,9 +203,126 @@ def make_temp_dir(dest: Path) -> Path:
 def replace_dir(src: Path, dest: Path) -> None:
     """Move folder ``src`` to ``dest``, replacing an existing ``dest`` with no moment where neither exists whole."""
     if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         os.replace(dest, old)
         os.replace(src, dest)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(src, dest)
+
+
+def check_output_folder(dest: str | os.PathLike, *, overwrite: bool = False, marker: str = "run.json",
+                        option: str = "--out") -> Path:
+    """Check that folder ``dest`` may be written; raise :class:`OutputExistsError` naming it otherwise.
+
+    Allowed: a path that does not exist, an empty folder, or (with ``overwrite``) a folder holding ``marker``, i.e. one
+    that ratecast wrote. Never allowed: the filesystem root, the home folder, the working directory or one of its
+    parents, a file, a symbolic link, a non-empty folder without ``marker``.
+    """
+    dest = Path(dest)
+    shown = str(dest)
+    if dest.name in ("", ".", ".."):
+        raise OutputExistsError(f"{option} {shown!r}: name a new folder (e.g. runs/NAME), not '.', '..' or '/'")
+    resolved = dest.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == Path(resolved.anchor) or resolved == cwd or resolved in cwd.parents or \
+            resolved == Path.home().resolve():
+        raise OutputExistsError(f"{option} {shown!r}: is the root, the home folder, the working directory or one "
+                                "of its parents; name a new folder (e.g. runs/NAME)")
+    if dest.is_symlink():
+        raise OutputExistsError(f"{option} {shown!r}: is a symbolic link; give the folder itself")
+    if dest.exists():
+        if not dest.is_dir():
+            raise OutputExistsError(f"{option} {shown!r}: exists and is not a folder")
+        if any(dest.iterdir()):
+            if not (dest / marker).is_file():
+                raise OutputExistsError(f"{option} {shown!r}: the folder is not empty and was not written by "
+                                        f"ratecast (no {marker}); choose a new folder")
+            if not overwrite:
+                raise OutputExistsError(f"{option} {shown!r}: already holds a ratecast output; pass --overwrite to "
+                                        "replace it")
+    return dest
+
+
+def lock_path(dest: str | os.PathLike) -> Path:
+    """The lock file that guards writers of ``dest``: ``.NAME.lock`` beside it."""
+    dest = Path(dest)
+    return dest.parent / f".{dest.name}.lock"
+
+
+@contextmanager
+def lock_output(dest: str | os.PathLike) -> Iterator[Path]:
+    """Hold the lock of output ``dest`` (see :func:`lock_path`); a second writer fails at once with
+    :class:`LockedError`. The lock file is removed when released."""
+    from filelock import FileLock, Timeout
+
+    dest = Path(dest)
+    if dest.name in ("", ".", ".."):  # no lock file can be named for these; check_output_folder refuses them
+        yield lock_path(dest)
+        return
+    path = lock_path(dest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise LockedError(f"{dest}: another process is writing it (lock file {path}); wait for it to finish")
+    try:
+        yield path
+    finally:
+        with suppress(OSError):
+            path.unlink()
+        lock.release()
+
+
+@contextmanager
+def staged_dir(dest: str | os.PathLike, *, overwrite: bool = False, marker: str = "run.json") -> Iterator[Path]:
+    """:func:`output_dir` without the lock (for callers that already hold :func:`lock_output`)."""
+    dest = check_output_folder(dest, overwrite=overwrite, marker=marker)
+    tmp = make_temp_dir(dest)
+    try:
+        yield tmp
+        _swap_in(tmp, dest, marker)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def output_dir(dest: str | os.PathLike, *, overwrite: bool = False, marker: str = "run.json") -> Iterator[Path]:
+    """Write folder ``dest`` as a whole, or not at all.
+
+    ::
+
+        with output_dir("runs/hybrid", overwrite=False, marker="run.json") as tmp:
+            ...  # write every file into tmp, ``marker`` included
+
+    1. Takes the lock of ``dest`` first, so a second writer of the same folder fails at once (:class:`LockedError`).
+    2. Refuses (:class:`OutputExistsError`) a non-empty ``dest`` without ``marker`` (not a ratecast folder of that
+       kind), an existing ratecast folder unless ``overwrite``, and '.', '..', '/', the working directory and its
+       parents.
+    3. Yields a temporary folder beside ``dest``. When the block succeeds, the folder is renamed into place; an
+       existing ``dest`` is moved aside first and removed only once the new folder is in place. When the block raises
+       (or is interrupted), ``dest`` is left as it was and only the temporary folder is removed.
+    """
+    with lock_output(dest):
+        with staged_dir(dest, overwrite=overwrite, marker=marker) as tmp:
+            yield tmp
+
+
+def _swap_in(tmp: Path, dest: Path, marker: str) -> None:
+    if not dest.exists():
+        os.replace(tmp, dest)
+        return
+    if dest.is_dir() and not any(dest.iterdir()):
+        os.replace(tmp, dest)  # rename over an empty folder
+        return
+    if not (dest / marker).is_file():  # changed since it was checked: leave it alone
+        raise OutputExistsError(f"{dest}: the folder is not empty and was not written by ratecast (no {marker})")
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.replace(dest, old)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        os.replace(old, dest)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
