@@ -275,7 +275,8 @@ class TestClassification(ModelContract):
         ("deep", {"hidden": [64, 0]}, r"hidden\[1\] must be a positive integer, got 0"),
         ("dot", {"epochs": 0}, r"epochs must be a positive integer, got 0"),
         ("dot", {"colour": "red"}, r"unknown option\(s\) \['colour'\] for model 'dot'"),
-        ("dot", {"loss": "crossentropy"}, r"loss 'crossentropy' applies to the classification model only"),
+        ("dot", {"loss": "crossentropy"}, r"loss for model 'dot' must be one of \['mae', 'mse', 'huber'\], got 'cross"),
+        ("classification", {"loss": "mse"}, r"loss for model 'classification' must be one of \['crossentropy'\]"),
         ("deep", {"loss": "hinge"}, r"loss must be one of \['mae', 'mse', 'huber', 'crossentropy'\], got 'hinge'"),
     ],
 )

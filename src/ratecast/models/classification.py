@@ -20,16 +20,12 @@ class ClassificationConfig(TowerConfig):
     """Softmax over the rating values with sparse categorical cross-entropy."""
 
     name: ClassVar[str] = "classification"
+    losses: ClassVar[tuple[str, ...]] = ("crossentropy",)
     embedding_dim: int = 16
     loss: Loss = "crossentropy"
     # median of the predicted distribution minimises expected absolute error (chosen on validation MAE);
     # "expected" (sum p*r) minimises squared error; "argmax" is the most likely class
     prediction: Literal["median", "expected", "argmax"] = "median"
-
-    def validate(self) -> None:
-        super().validate()
-        if self.loss != "crossentropy":
-            raise ValueError(f"loss for the classification model must be 'crossentropy', got {self.loss!r}")
 
 
 @register("classification", ClassificationConfig)

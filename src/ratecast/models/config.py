@@ -59,6 +59,8 @@ class ModelConfig:
     """Fields every model shares."""
 
     name: ClassVar[str] = ""
+    #: losses this model can be trained with
+    losses: ClassVar[tuple[str, ...]] = ("mae", "mse", "huber")
     embedding_dim: int = 64
     l2: float = 0.0  # L2 penalty on the embeddings looked up in a batch
     loss: Loss = "mae"
@@ -71,6 +73,8 @@ class ModelConfig:
         positive_int("embedding_dim", self.embedding_dim, maximum=4096)
         non_negative("l2", self.l2)
         check_literals(self)
+        if self.loss not in self.losses:
+            raise ValueError(f"loss for model {self.name!r} must be one of {list(self.losses)}, got {self.loss!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

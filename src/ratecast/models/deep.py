@@ -15,11 +15,6 @@ class DeepConfig(TowerConfig):
 
     name: ClassVar[str] = "deep"
 
-    def validate(self) -> None:
-        super().validate()
-        if self.loss == "crossentropy":
-            raise ValueError("loss 'crossentropy' applies to the classification model only, got model 'deep'")
-
 
 @register("deep", DeepConfig)
 class DeepModel(TowerModel):

@@ -23,8 +23,6 @@ class DotConfig(ModelConfig):
         super().validate()
         if not isinstance(self.use_global_mean, bool):
             raise ValueError(f"use_global_mean must be true or false, got {self.use_global_mean!r}")
-        if self.loss == "crossentropy":
-            raise ValueError("loss 'crossentropy' applies to the classification model only, got model 'dot'")
 
 
 @dataclass(frozen=True)
@@ -34,11 +32,6 @@ class BiasedDotConfig(ModelConfig):
     name: ClassVar[str] = "biased_dot"
     loss: Loss = "mse"
     l2: float = 1e-4
-
-    def validate(self) -> None:
-        super().validate()
-        if self.loss == "crossentropy":
-            raise ValueError("loss 'crossentropy' applies to the classification model only, got model 'biased_dot'")
 
 
 @register("dot", DotConfig)

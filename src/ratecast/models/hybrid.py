@@ -34,8 +34,6 @@ class HybridConfig(TowerConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.loss == "crossentropy":
-            raise ValueError("loss 'crossentropy' applies to the classification model only, got model 'hybrid'")
         fraction("cold_start_rate", self.cold_start_rate)
         for attr, allowed in (("item_features", ITEM_FEATURES), ("user_features", USER_FEATURES)):
             bad = [v for v in as_tuple(self, attr) if v not in allowed]
