@@ -3,7 +3,8 @@
 Protocol: ML-100k lab split (holdout 0.2, seed 0); each model with the lab's settings (embedding 64, batch 64, 10
 epochs; classification 16 / 15), early stopping on a 10% validation split of train. For each user, every item not in
 their training ratings is ranked; relevant = a test rating >= 4; users with at least one relevant item count.
-Popularity ranks unseen items by their number of training ratings. Reports recall@10, NDCG@10, the distinct items in
+Popularity ranks unseen items by their number of training ratings. Reports recall@10 (hits / min(relevant, 10)),
+NDCG@10, the distinct items in
 all top-10 lists, the mean training popularity of recommended items and the share of slots from items with fewer
 than 10 training ratings. Prints one JSON line; ``recall_ratio_to_popularity`` = model recall / popularity recall.
 
@@ -31,7 +32,7 @@ def list_metrics(lists: dict, relevant: dict, popularity: pd.Series) -> dict:
     for user, rel in relevant.items():
         items = lists.get(user, [])
         hits = np.array([i in rel for i in items[:K]], dtype=float)
-        recall.append(hits.sum() / len(rel))
+        recall.append(hits.sum() / min(len(rel), K))  # LensKit's recall@K: a full list of hits scores 1
         ndcg.append((hits * discount[:len(hits)]).sum() / discount[:min(len(rel), K)].sum())
     slots = np.concatenate([np.asarray(v[:K]) for v in lists.values()])
     pop = popularity.reindex(slots).fillna(0).to_numpy()
