@@ -3,7 +3,9 @@ test rating), stored as plain numbers so they save as JSON and reload without pi
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from numbers import Real
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -149,6 +151,37 @@ class FeatureEncoder:
                 cols.append((values[:, None] == np.array(s[col], dtype=object)[None, :]).astype("float64"))
         return np.hstack(cols).astype("float32") if cols else np.zeros((n, 0), "float32")
 
+    # --- one new user or item from a mapping (cold start), validated -----------------------------------------
+    def user_row(self, demographics: Mapping[str, Any]) -> np.ndarray:
+        """Feature row (1, width) of a new user from e.g. ``{"age": 31, "gender": "F", "occupation": "writer"}``;
+        keys left out get the fitted fill values. Unknown keys and values are refused."""
+        s = self.state_
+        allowed = [k for k in ("age", "gender", "occupation") if k in s]
+        values = _mapping("demographics", demographics, allowed)
+        for key, value in values.items():
+            if key == "age":
+                _number("demographics", key, value, minimum=0)
+            elif value not in s[key]:
+                raise ValueError(f"demographics[{key!r}] must be one of {s[key]}, got {value!r}")
+        return self.transform_users(pd.DataFrame([values], index=[None]), [None])
+
+    def item_row(self, metadata: Mapping[str, Any]) -> np.ndarray:
+        """Feature row (1, width) of a new item from e.g. ``{"release_year": 1998, "Sci-Fi": 1, "popularity": 0}``;
+        keys left out get the fitted fill values. Unknown keys and values are refused."""
+        s = self.state_
+        genres = list(s.get("genres", []))
+        allowed = [k for k in ("popularity", "release_year") if k in s] + genres
+        values = _mapping("metadata", metadata, allowed)
+        for key, value in values.items():
+            if key in genres:
+                if value not in (0, 1) or isinstance(value, str):
+                    raise ValueError(f"metadata[{key!r}] must be 0 or 1 (a genre flag), got {value!r}")
+            else:
+                _number("metadata", key, value, minimum=0)
+        meta = pd.DataFrame([{k: float(v) for k, v in values.items()}], index=["new"])
+        pop = pd.Series({"new": float(values.get("popularity", 0))})
+        return self.transform_items(meta, ["new"], popularity=pop)
+
     def tables(self, train: Dataset, item_index: IdIndex, user_index: IdIndex) -> tuple[np.ndarray, np.ndarray]:
         """Feature tables aligned with the indices: row 0 (unknown) holds the fill values."""
         it = self.transform_items(train.items, item_index.ids)
@@ -169,3 +202,18 @@ class FeatureEncoder:
         enc.state_ = d["state"]
         enc._popularity = pd.Series(dtype="int64")  # new items give their popularity explicitly
         return enc
+
+
+def _mapping(name: str, value: Any, allowed: list[str]) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a mapping such as {{{allowed[0]!r}: ...}}, got {value!r}" if allowed else
+                         f"{name} must be a mapping, got {value!r}")
+    unknown = [k for k in value if k not in allowed]
+    if unknown:
+        raise ValueError(f"{name}: unknown key(s) {unknown}; this model uses {allowed}")
+    return dict(value)
+
+
+def _number(name: str, key: str, value: Any, minimum: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < minimum:
+        raise ValueError(f"{name}[{key!r}] must be a finite number >= {minimum:g}, got {value!r}")

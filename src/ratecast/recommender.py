@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
+from collections.abc import Hashable
 from functools import cached_property
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,7 +23,7 @@ import pandas as pd
 from . import metrics as M
 from .datasets.dataset import Dataset, IdIndex
 from .datasets.scale import RatingScale
-from .errors import DataError, NotFittedError
+from .errors import DataError, IntegrityError, NotFittedError
 from .features import FeatureEncoder
 from .models import MODELS, split_params
 from .ranking import Candidates, Scorer, check_min_ratings, popular
@@ -43,13 +46,19 @@ class Recommender:
 
     def __init__(self, model: str = "deep", *, random_state: int | None = None, verbose: int | str | bool = "auto",
                  **params: Any):
-        if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, int)
-                                         or random_state < 0):
-            raise ValueError(f"random_state must be an integer >= 0 or None, got {random_state!r}")
+        if not isinstance(model, str):
+            raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
+        if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, Integral)
+                                         or not 0 <= random_state < 2**32):
+            raise ValueError(f"random_state must be an integer in [0, 2**32) or None, got {random_state!r}")
+        if verbose != "auto" and not isinstance(verbose, (bool, Integral)):
+            raise ValueError(f"verbose must be 'auto', true/false or an integer, got {verbose!r}")
         self.model = model
-        self.random_state = random_state
+        self.random_state = None if random_state is None else int(random_state)
         self.verbose = verbose
-        self.params = params
+        # numpy scalars become plain values, so configs stay JSON and Keras accepts them
+        self.params = {k: [_plain(x) for x in v] if isinstance(v, (list, tuple)) else _plain(v)
+                       for k, v in params.items()}
         split_params(model, params)  # fail early on unknown options or bad values (configs validate eagerly)
 
     # --- the fitted state ---------------------------------------------------------------------------------------
@@ -134,17 +143,33 @@ class Recommender:
         checkpoint is written there after every epoch, and a fit with the same options and data resumes from it.
         An interrupted or failed fit leaves the estimator as it was before the call.
         """
-        if not isinstance(train, Dataset):
-            raise TypeError(f"train must be a ratecast Dataset, got {type(train).__name__}")
-        if len(train.ratings) == 0:
-            raise DataError("train has no ratings")
+        _check_dataset("train", train)
+        validation_given = validation is not None
+        if validation is not None:
+            _check_dataset("validation", validation)
+        if validation_split is not None and (isinstance(validation_split, bool) or not isinstance(validation_split, Real)
+                                             or not 0 <= validation_split < 1):
+            raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
+        if checkpoint_dir is not None:
+            if not isinstance(checkpoint_dir, (str, os.PathLike)):
+                raise TypeError(f"checkpoint_dir must be a folder path, got {checkpoint_dir!r}")
+            if Path(checkpoint_dir).exists() and not Path(checkpoint_dir).is_dir():
+                raise ValueError(f"checkpoint_dir {str(checkpoint_dir)!r} exists and is not a folder")
+        train.check_ratings("train")
         mcfg, tcfg = split_params(self.model, self.params)
+        scale = train.rating_scale or RatingScale.infer(train.ratings["rating"])
+        if validation is not None:
+            validation.check_ratings("validation")
+            off = ~scale.on_scale(validation.ratings["rating"].to_numpy(dtype="float64"))
+            if off.any():
+                bad = _plain(validation.ratings["rating"].iloc[int(np.flatnonzero(off)[0])])
+                raise DataError(f"validation: rating {bad!r} is not on the training scale {scale.minimum:g}..{scale.maximum:g} (step "
+                                f"{scale.step:g})")
         given = train.ratings  # everything the user rated: excluded from their recommendations
         if validation is None:
             frac = tcfg.validation_split if validation_split is None else validation_split
             if frac and len(train.ratings) >= 10:
                 train, validation = _validation_split(train, frac, random_state=self.random_state)
-        scale = train.rating_scale or RatingScale.infer(train.ratings["rating"])
         r = train.ratings
         user_index, item_index = IdIndex(r["user_id"]), IdIndex(r["item_id"])
         u, i = user_index.index(r["user_id"]), item_index.index(r["item_id"])
@@ -179,6 +204,9 @@ class Recommender:
             if ok.any():
                 val_data = ({"user": vu[ok], "item": vi[ok]},
                             model.targets(vr["rating"].to_numpy(dtype="float64")[ok]))
+            elif validation_given:
+                raise DataError(f"validation: none of its {len(vr)} ratings is of a user and an item in train, so it "
+                                "cannot validate the model")
         # the random-initialisation baseline: errors of the untrained model on a sample of the training ratings
         sample = np.random.default_rng(self.random_state).choice(len(y), size=min(len(y), 2048), replace=False)
         untrained = np.asarray(model.to_rating(model({"user": u[sample], "item": i[sample]}, training=False)))
@@ -217,11 +245,7 @@ class Recommender:
 
     # --- predicting ---------------------------------------------------------------------------------------------
     def _index_pairs(self, user_ids, item_ids) -> tuple[np.ndarray, np.ndarray]:
-        users, items = np.asarray(user_ids), np.asarray(item_ids)
-        if users.ndim == 0:
-            users = users.reshape(1)
-        if items.ndim == 0:
-            items = items.reshape(1)
+        users, items = _id_array("user_ids", user_ids), _id_array("item_ids", item_ids)
         if users.shape != items.shape or users.ndim != 1:
             raise ValueError(
                 f"user_ids and item_ids must be 1-D and of the same length, got shapes {users.shape} and {items.shape}")
@@ -254,6 +278,13 @@ class Recommender:
         u, i = self._index_pairs(user_ids, item_ids)
         model = self.state_.model
         model.probabilities(np.zeros((0, *model.output_shape_tail)))  # raises for rating models
+        unknown = (u == 0) | (i == 0)
+        if unknown.any():
+            k = int(np.flatnonzero(unknown)[0])
+            raise KeyError(f"predict_proba needs users and items seen in training; pair {k} "
+                           f"(user_id={_plain(np.asarray(user_ids).reshape(-1)[k])!r}, "
+                           f"item_id={_plain(np.asarray(item_ids).reshape(-1)[k])!r}) is unknown (predict() gives "
+                           "its baseline rating)")
         return np.asarray(model.probabilities(self._scorer.pairs(u, i)[0]), dtype="float64")
 
     # --- evaluating ---------------------------------------------------------------------------------------------
@@ -261,8 +292,10 @@ class Recommender:
                  n_resamples: int = 1000) -> dict[str, Any]:
         """MAE/MSE/RMSE (with 95% bootstrap intervals), ranking metrics at ``k`` over each user's test items
         (relevant: rating >= ``threshold``), and how many test ratings needed the unknown-id fallback."""
-        if not isinstance(test, Dataset):
-            raise TypeError(f"test must be a ratecast Dataset, got {type(test).__name__}")
+        _check_dataset("test", test)
+        test.check_ratings("test")
+        if isinstance(threshold, bool) or not isinstance(threshold, Real) or not math.isfinite(threshold):
+            raise ValueError(f"threshold must be a finite number, got {threshold!r}")
         r = test.ratings
         details = self.predict_details(r["user_id"].to_numpy(), r["item_id"].to_numpy())
         y = r["rating"].to_numpy(dtype="float64")
@@ -294,7 +327,8 @@ class Recommender:
         with the best damped mean rating (:meth:`recommend_popular`), with ``attrs['fallback'] = True``.
         """
         self._check_k(k)
-        u = int(self.state_.user_index.index([user_id])[0])
+        _check_flag("exclude_seen", exclude_seen)
+        u = int(self.state_.user_index.index([_scalar_id("user_id", user_id, allow_missing=True)])[0])
         if u == 0:
             out = self.recommend_popular(k, exclude=exclude, min_ratings=min_ratings)
             out.attrs["fallback"] = True
@@ -311,11 +345,12 @@ class Recommender:
         Unknown users are left out (use :meth:`recommend` for the fallback). ``batch_size`` users are scored at
         once (default: as many as fit a fixed memory budget)."""
         self._check_k(k)
+        _check_flag("exclude_seen", exclude_seen)
         s = self.state_
         if user_ids is None:
             users = np.arange(1, len(s.user_index) + 1)
         else:
-            users = s.user_index.index(np.asarray(user_ids))
+            users = s.user_index.index(_id_array("user_ids", user_ids))
             users = users[users > 0]
         allowed = self._candidates.mask(users, exclude_seen=exclude_seen, exclude=exclude, min_ratings=min_ratings)
         pos, score = self._scorer.top_k(users, allowed, k, batch_size=batch_size)
@@ -342,13 +377,13 @@ class Recommender:
         :meth:`recommend_popular` with ``attrs['fallback'] = True``."""
         self._check_k(k)
         s = self.state_
+        if demographics is not None and not isinstance(demographics, Mapping):
+            raise ValueError(f"demographics must be a mapping such as {{'age': 31}}, got {demographics!r}")
         if not demographics or not s.model.supports_cold_start("user"):
             out = self.recommend_popular(k, exclude=exclude, min_ratings=min_ratings)
             out.attrs["fallback"] = True
             return out
-        if not isinstance(demographics, Mapping):
-            raise ValueError(f"demographics must be a mapping such as {{'age': 31}}, got {demographics!r}")
-        feats = s.encoder.transform_users(pd.DataFrame([dict(demographics)], index=[None]), [None])
+        feats = s.encoder.user_row(demographics)
         users = np.array([0])
         allowed = self._candidates.mask(users, exclude_seen=False, exclude=exclude, min_ratings=min_ratings)
         pos, score = self._scorer.top_k(users, allowed, k, user_features=feats)
@@ -361,12 +396,10 @@ class Recommender:
         if not isinstance(metadata, Mapping):
             raise ValueError(f"metadata must be a mapping such as {{'release_year': 1998}}, got {metadata!r}")
         s = self.state_
-        u = s.user_index.index(np.asarray(user_ids).reshape(-1))
+        u = s.user_index.index(_id_array("user_ids", user_ids))
         if not s.model.supports_cold_start("item"):
             return s.rating_scale.clip(s.baseline.predict(u, np.zeros_like(u)))
-        meta = pd.DataFrame([dict(metadata)], index=["new"])
-        pop = pd.Series({"new": float(metadata.get("popularity", 0))})
-        feats = s.encoder.transform_items(meta, ["new"], popularity=pop)
+        feats = s.encoder.item_row(metadata)
         extra = {"item_features": np.repeat(feats, len(u), axis=0)}
         return self._scorer.pairs(u, np.zeros_like(u), extra)[1]
 
@@ -382,14 +415,19 @@ class Recommender:
         from .models import TrainingConfig
 
         s = self.state_
+        user_id = _scalar_id("user_id", user_id)
         if user_id in s.user_index:
             raise ValueError(f"user_id {user_id!r} is already known to the model; fold_in adds new users only")
+        if demographics is not None and not isinstance(demographics, Mapping):
+            raise ValueError(f"demographics must be a mapping such as {{'age': 31}}, got {demographics!r}")
         TrainingConfig(epochs=epochs, learning_rate=learning_rate)  # validates both
         if isinstance(ratings, Mapping):
             ratings = pd.DataFrame({"item_id": list(ratings.keys()), "rating": list(ratings.values())})
         if not isinstance(ratings, pd.DataFrame) or not {"item_id", "rating"} <= set(ratings.columns):
             raise ValueError("ratings must be a mapping item_id -> rating or a DataFrame with item_id and rating")
         items = s.item_index.index(ratings["item_id"].to_numpy())
+        if any(isinstance(v, (bool, np.bool_)) for v in ratings["rating"]):
+            raise ValueError(f"ratings must be numbers, got {ratings['rating'].tolist()[:5]}")
         y = pd.to_numeric(ratings["rating"], errors="coerce").to_numpy(dtype="float64")
         keep = items > 0
         if not keep.any():
@@ -400,14 +438,12 @@ class Recommender:
         if off.any():
             raise ValueError(f"ratings must lie on the scale {s.rating_scale.minimum:g}.."
                              f"{s.rating_scale.maximum:g}, got {y[off][:3].tolist()}")
-        row = None
-        if s.model.user_feature_dim:
-            row = s.encoder.transform_users(pd.DataFrame([dict(demographics or {})], index=[None]), [None])
+        row = s.encoder.user_row(demographics or {}) if s.model.user_feature_dim else None
         model = s.model.with_new_user(row)
         new_u = model.n_users - 1
         for layer in model.layers:
             layer.trainable = layer.name in model.user_layers
-        compile_model(model, "adam", learning_rate)
+        compile_model(model, "adam", float(learning_rate))
         x = {"user": np.full(len(items), new_u, "int32"), "item": items.astype("int32")}
         model.fit(x, model.targets(y), batch_size=len(y), epochs=epochs, verbose=0, shuffle=False)
         for layer in model.layers:
@@ -442,7 +478,7 @@ class Recommender:
                             columns=[f"e{j}" for j in range(E.shape[1])])
 
     def _position(self, raw_id, kind: str) -> int:
-        pos = int(self._index_of(kind).index([raw_id])[0])
+        pos = int(self._index_of(kind).index([_scalar_id(f"{kind}_id", raw_id, allow_missing=True)])[0])
         if pos == 0:
             raise KeyError(f"unknown {kind}_id {raw_id!r}: it has no learned embedding (not in the training data)")
         return pos - 1
@@ -510,6 +546,9 @@ class Recommender:
         from .io import output_dir
         from .state import META
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a folder path, got {path!r}")
+        _check_flag("overwrite", overwrite)
         state = self.state_
         with output_dir(Path(path), overwrite=overwrite, marker=META) as tmp:
             state.save(tmp)
@@ -519,7 +558,57 @@ class Recommender:
     def load(cls, path: str | os.PathLike) -> "Recommender":
         """Load a recommender written by :meth:`save`; it predicts exactly as the saved one did. Checksums, sizes and
         types are verified first (:class:`~ratecast.errors.IntegrityError` when anything was corrupted)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a folder path, got {path!r}")
         state = FittedState.load(Path(path))
-        rec = cls(state.model_name, random_state=state.random_state, **state.params)
+        try:
+            rec = cls(state.model_name, random_state=state.random_state, **state.params)
+        except ValueError as exc:
+            raise IntegrityError(f"{Path(path) / 'recommender.json'}: invalid settings ({exc})") from None
         rec._set_state(state)
         return rec
+
+
+# --- argument checks ----------------------------------------------------------------------------------------------
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_dataset(name: str, value) -> None:
+    if not isinstance(value, Dataset):
+        raise TypeError(f"{name} must be a ratecast Dataset, got {type(value).__name__}")
+
+
+def _check_flag(name: str, value) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def _scalar_id(name: str, value, allow_missing: bool = False):
+    """One raw id: an integer, a finite number or a text label (numpy scalars become plain values)."""
+    value = _plain(value)
+    if allow_missing and (value is None or (isinstance(value, float) and math.isnan(value))):
+        return value
+    ok = (isinstance(value, (Integral, str)) and not isinstance(value, bool)) or (
+        isinstance(value, float) and math.isfinite(value))
+    if not ok:
+        raise TypeError(f"{name} must be one id (an integer or a text label), got {value!r}")
+    return value
+
+
+def _id_array(name: str, values) -> np.ndarray:
+    """A 1-D array of raw ids from a list, array or Series (one id becomes a list of one)."""
+    if isinstance(values, (set, frozenset, dict)) or (not isinstance(values, (str, bytes)) and
+                                                    not hasattr(values, "__len__") and hasattr(values, "__iter__")):
+        raise TypeError(f"{name} must be a list, array or Series of ids, got {type(values).__name__}")
+    try:
+        arr = np.asarray(values)
+    except ValueError:
+        raise TypeError(f"{name} must be a flat list of ids, got nested lists of different lengths") from None
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype == object and any(not isinstance(v, Hashable) for v in arr):
+        raise TypeError(f"{name} must hold ids (integers or text), got a nested sequence")
+    return arr

@@ -29,11 +29,11 @@ class Split(NamedTuple):
 
     @property
     def cold_users(self) -> np.ndarray:
-        return np.setdiff1d(self.test.ratings["user_id"].unique(), self.train.ratings["user_id"].unique())
+        return _only_in_test(self.test.ratings["user_id"], self.train.ratings["user_id"])
 
     @property
     def cold_items(self) -> np.ndarray:
-        return np.setdiff1d(self.test.ratings["item_id"].unique(), self.train.ratings["item_id"].unique())
+        return _only_in_test(self.test.ratings["item_id"], self.train.ratings["item_id"])
 
     def report(self) -> dict:
         cu, ci = self.cold_users, self.cold_items
@@ -46,6 +46,23 @@ class Split(NamedTuple):
             "n_cold_items": int(len(ci)),
             "n_test_ratings_with_cold_id": int(cold_rows.sum()),
         }
+
+
+def _only_in_test(test: pd.Series, train: pd.Series) -> np.ndarray:
+    """Ids of ``test`` absent from ``train`` (first-seen order; works for mixed int and text ids)."""
+    ids = pd.unique(test.to_numpy())
+    return ids[~pd.Series(ids).isin(train.unique()).to_numpy()]
+
+
+def _check_dataset(ds, name: str = "ds") -> None:
+    if not isinstance(ds, Dataset):
+        raise TypeError(f"{name} must be a ratecast Dataset, got {type(ds).__name__}")
+
+
+def _check_seed(random_state) -> None:
+    if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
+                                     or not 0 <= random_state < 2**32):
+        raise ValueError(f"random_state must be an integer in [0, 2**32) or None, got {random_state!r}")
 
 
 def _make(ds: Dataset, train: pd.DataFrame, test: pd.DataFrame, label: str) -> Split:
@@ -83,6 +100,8 @@ def holdout(ds: Dataset, test_size: float = 0.2, random_state: int | None = 0) -
     """
     from sklearn.model_selection import train_test_split
 
+    _check_dataset(ds)
+    _check_seed(random_state)
     _check_fraction("test_size", test_size)
     n = len(ds.ratings)
     _check_sizes("holdout", n, math.ceil(test_size * n), f"test_size={test_size!r}")
@@ -95,6 +114,8 @@ def validation_split(train: Dataset, fraction: float = 0.1, random_state: int | 
     """Hold out a random ``fraction`` of a training set for validation (early stopping, model selection)."""
     from sklearn.model_selection import train_test_split
 
+    _check_dataset(train, "train")
+    _check_seed(random_state)
     _check_fraction("fraction", fraction)
     n = len(train.ratings)
     _check_sizes("validation_split", n, math.ceil(fraction * n), f"fraction={fraction!r}")
@@ -104,6 +125,7 @@ def validation_split(train: Dataset, fraction: float = 0.1, random_state: int | 
 
 def movielens_fold(ds: Dataset, fold: str, folder: str | Path | None = None) -> Split:
     """The canonical ML-100k folds ``u1``..``u5`` (5-fold) and ``ua``/``ub`` (10 ratings per user in test)."""
+    _check_dataset(ds)
     if fold not in MOVIELENS_FOLDS:
         raise ValueError(f"fold must be one of {MOVIELENS_FOLDS}, got {fold!r}")
     base = Path(folder) if folder is not None else (Path(ds.source) if ds.source else None)
@@ -120,7 +142,9 @@ def movielens_fold(ds: Dataset, fold: str, folder: str | Path | None = None) -> 
 
 def kfold(ds: Dataset, n_splits: int = 5, random_state: int | None = 0, shuffle: bool = True) -> Iterator[Split]:
     """K random folds over the ratings; each rating is in exactly one test fold."""
-    if not isinstance(n_splits, int) or n_splits < 2:
+    _check_dataset(ds)
+    _check_seed(random_state)
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
         raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}")
     from sklearn.model_selection import KFold
 
@@ -133,10 +157,19 @@ def kfold(ds: Dataset, n_splits: int = 5, random_state: int | None = 0, shuffle:
 
 
 def _timestamps(ds: Dataset) -> pd.Series:
-    ts = pd.to_numeric(ds.ratings["timestamp"], errors="coerce")
-    if ts.isna().any():
-        raise DataError(f"temporal split needs a timestamp on every rating; {int(ts.isna().sum())} are missing",
-                        path=ds.source)
+    _check_dataset(ds)
+    raw = ds.ratings["timestamp"]
+    missing = raw.isna()
+    if missing.any():
+        raise DataError(f"temporal split needs a timestamp on every rating; {int(missing.sum())} are missing")
+    ts = pd.to_numeric(raw, errors="coerce")
+    if ts.isna().any():  # dates as text
+        dates = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+        bad = dates.isna().to_numpy()
+        if bad.any():
+            raise DataError(f"timestamp must be a number (seconds since 1970) or a date, got "
+                            f"{raw.iloc[int(np.flatnonzero(bad)[0])]!r}")
+        ts = (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
     return ts
 
 
@@ -156,7 +189,7 @@ def temporal(ds: Dataset, test_size: float = 0.2) -> Split:
 
 def temporal_per_user(ds: Dataset, n_test: int = 1, min_train: int = 1) -> Split:
     """Leave-last-N-out: each user's ``n_test`` latest ratings go to test (users keep at least ``min_train``)."""
-    if not isinstance(n_test, int) or n_test < 1:
+    if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 1:
         raise ValueError(f"n_test must be an integer >= 1, got {n_test!r}")
     if not isinstance(min_train, int) or isinstance(min_train, bool) or min_train < 0:
         raise DataError(f"min_train must be an integer >= 0, got {min_train!r}")

@@ -16,6 +16,7 @@ is allocated for it.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -213,8 +214,8 @@ def _check(cond: bool, path: Path, message: str) -> None:
 
 def _index(ids: list, path: Path, what: str) -> IdIndex:
     _check(len(ids) > 0, path, f"{what} is empty")
-    _check(all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in ids), path,
-           f"{what} must hold integer or text ids")
+    _check(all((isinstance(v, (int, str)) and not isinstance(v, bool)) or (isinstance(v, float) and math.isfinite(v))
+               for v in ids), path, f"{what} must hold integer, number or text ids")
     index = IdIndex(ids)
     _check(len(index) == len(ids), path, f"{what} holds duplicate ids")
     return index
@@ -257,6 +258,8 @@ def _state_from(folder: Path, meta: dict[str, Any]) -> FittedState:
         model.load_weights(folder / WEIGHTS)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise IntegrityError(f"{folder / WEIGHTS}: weights do not fit the saved model ({exc})") from None
+    bad = [w.path for w in model.weights if not np.isfinite(np.asarray(w)).all()]
+    _check(not bad, folder / WEIGHTS, f"weights {bad[:3]} hold NaN or infinite values")
     return FittedState(
         model_name=name, params=meta["params"], random_state=meta.get("random_state"), model_config=mcfg,
         training_config=tcfg, rating_scale=scale, user_index=users, item_index=items,

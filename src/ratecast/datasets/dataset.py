@@ -153,13 +153,61 @@ class Dataset:
     source: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.ratings, pd.DataFrame):
+            raise TypeError(f"Dataset.ratings must be a pandas DataFrame, got {type(self.ratings).__name__}")
+        for name in ("items", "users"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, pd.DataFrame):
+                raise TypeError(f"Dataset.{name} must be a pandas DataFrame or None, got {type(value).__name__}")
         missing = [c for c in RATING_COLUMNS[:3] if c not in self.ratings.columns]
         if missing:
             raise ValueError(f"Dataset.ratings must have columns {RATING_COLUMNS[:3]}, missing {missing}")
         if "timestamp" not in self.ratings.columns:
             self.ratings = self.ratings.assign(timestamp=pd.NA)
+        if isinstance(self.rating_scale, (tuple, list)):
+            self.rating_scale = RatingScale(*self.rating_scale)
+        if self.rating_scale is not None and not isinstance(self.rating_scale, RatingScale):
+            raise TypeError("Dataset.rating_scale must be a RatingScale, (minimum, maximum[, step]) or None, got "
+                            f"{self.rating_scale!r}")
         if self.rating_scale is None and len(self.ratings):
-            self.rating_scale = RatingScale.infer(self.ratings["rating"])
+            ratings = pd.to_numeric(self.ratings["rating"], errors="coerce").to_numpy(dtype="float64")
+            finite = ratings[np.isfinite(ratings)]
+            if len(finite):  # non-numbers are reported by check_ratings, where they are used
+                self.rating_scale = RatingScale.infer(finite)
+
+    def check_ratings(self, role: str) -> None:
+        """Raise :class:`~ratecast.errors.DataError` naming ``role`` (e.g. 'train') unless every rating is a finite
+        number on the rating scale, no id is missing, and no (user, item) pair is rated twice."""
+        r = self.ratings
+
+        def fail(mask, what: str) -> None:
+            row = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
+            rec = r.iloc[row]
+            raise DataError(f"{role}: row {row} (user_id={_plain(rec['user_id'])!r}, "
+                            f"item_id={_plain(rec['item_id'])!r}): {what}, got {_plain(rec['rating'])!r}")
+
+        for col in ("user_id", "item_id"):
+            miss = r[col].isna().to_numpy()
+            if miss.any():
+                row = int(np.flatnonzero(miss)[0])
+                raise DataError(f"{role}: row {row}: {col} is missing")
+        values = r["rating"]
+        flags = (values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool) if values.dtype == object
+                 else np.full(len(values), pd.api.types.is_bool_dtype(values)))
+        if flags.any():
+            fail(flags, "rating must be a number")
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+        bad = ~np.isfinite(numbers)
+        if bad.any():
+            fail(bad, "rating must be a finite number")
+        scale = self.rating_scale
+        if scale is not None:
+            off = ~scale.on_scale(numbers)
+            if off.any():
+                fail(off, f"rating must lie on the scale {scale.minimum:g}..{scale.maximum:g} (step {scale.step:g})")
+        dup = r.duplicated(["user_id", "item_id"]).to_numpy()
+        if dup.any():
+            fail(dup, "this (user, item) pair is rated twice; each pair may be rated once")
 
     # --- vocabularies -------------------------------------------------------------------------------
     @property

@@ -34,7 +34,7 @@ class _Batches(keras.utils.PyDataset):
 
 
 def compile_model(model: RatingModel, optimizer: str, learning_rate: float) -> None:
-    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate), loss=model.training_loss(),
+    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=float(learning_rate)), loss=model.training_loss(),
                   metrics=model.metric_names())
 
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, ClassVar, Literal, get_args, get_type_hints
+
+import numpy as np
 
 Loss = Literal["mae", "mse", "huber", "crossentropy"]
 
@@ -24,11 +27,11 @@ def check_literals(cfg: Any) -> None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
 
 
 def positive_int(name: str, value: Any, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be at most {maximum}, got {value!r}")
@@ -47,7 +50,7 @@ def non_negative(name: str, value: Any) -> None:
 def as_tuple(cfg: Any, name: str) -> tuple:
     """Store a list-valued field as a tuple (configs are hashable and frozen)."""
     value = getattr(cfg, name)
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+    if isinstance(value, (str, bytes, dict, set, frozenset)) or not hasattr(value, "__iter__"):
         raise ValueError(f"{name} must be a list, got {value!r}")
     value = tuple(value)
     object.__setattr__(cfg, name, value)
