@@ -163,8 +163,8 @@ class Recommender:
             off = ~scale.on_scale(validation.ratings["rating"].to_numpy(dtype="float64"))
             if off.any():
                 bad = _plain(validation.ratings["rating"].iloc[int(np.flatnonzero(off)[0])])
-                raise DataError(f"validation: rating {bad!r} is not on the training scale {scale.minimum:g}..{scale.maximum:g} (step "
-                                f"{scale.step:g})")
+                raise DataError(f"validation: rating {bad!r} is not on the training scale "
+                                f"{scale.minimum:g}..{scale.maximum:g} (step {scale.step:g})")
         given = train.ratings  # everything the user rated: excluded from their recommendations
         if validation is None:
             frac = tcfg.validation_split if validation_split is None else validation_split
