@@ -44,7 +44,7 @@ def test_other_options_validated_up_front(option, value, match):
 
 
 def test_random_state_validated():
-    with pytest.raises(ValueError, match=r"random_state must be an integer >= 0 or None, got -1"):
+    with pytest.raises(ValueError, match=r"random_state must be an integer in \[0, 2\*\*32\) or None, got -1"):
         rc.Recommender("dot", random_state=-1)
 
 
