@@ -168,3 +168,36 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     keep = os.environ.get("RATECAST_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_ctrl_c_then_resume(tmp_path):
+    """A real SIGINT during training: exit 130, a one-line hint, nothing in RUN; --resume finishes the run."""
+    import signal
+    import time
+
+    from synthetic import make_dataset
+
+    ds = make_dataset(n_users=300, n_items=120, density=0.5)
+    ds.ratings.drop(columns="timestamp").to_csv(tmp_path / "r.csv", index=False)
+    run = tmp_path / "run"
+    args = ["train", "--data", tmp_path / "r.csv", "--model", "dot", "--epochs", "6", "--batch-size", "16",
+            "--embedding-dim", "8", "--set", "early_stopping=null", "--out", run, "-q"]
+    env = {**os.environ, "RATECAST_DATA": str(SHARED_DATA)}
+    proc = subprocess.Popen([*EXE, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    checkpoint = tmp_path / ".run.partial" / "checkpoint"
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline and not (
+            checkpoint.is_dir() and any(checkpoint.iterdir())):
+        time.sleep(0.2)
+    assert proc.poll() is None, f"training ended before it could be interrupted: {proc.communicate()}"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and f"ratecast train --resume {run}" in lines[0], stderr
+    assert not run.exists() and (tmp_path / ".run.partial" / "spec.json").is_file()
+    done = ratecast("train", "--resume", run, "--json")
+    assert json.loads(done.stdout)["test"]["n"] > 0
+    assert json.loads((run / "run.json").read_text())["epochs_run"] == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "run"]

@@ -53,3 +53,46 @@ def test_ndcg_agrees_with_scikit_learn():
         if rel.sum() and len(g) > 1:
             theirs.append(ndcg_score(rel[None, :], g["score"].to_numpy()[None, :], k=5))
     assert ours == pytest.approx(np.mean(theirs))
+
+
+def naive_percentile_bootstrap(t, p, n_resamples, seed, confidence=0.95):
+    """The textbook percentile bootstrap, one resample at a time."""
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, t.size, size=t.size)
+        stats.append(np.abs(t[idx] - p[idx]).mean())
+    alpha = (1 - confidence) / 2
+    return np.quantile(stats, [alpha, 1 - alpha])
+
+
+def test_bootstrap_matches_the_naive_one():
+    rng = np.random.default_rng(3)
+    t = rng.integers(1, 6, 2000).astype(float)
+    p = t + rng.normal(0, 1, t.size)
+    ours = M.bootstrap_ci(t, p, "mae", n_resamples=400, random_state=5)
+    naive = naive_percentile_bootstrap(t, p, 400, seed=5)
+    assert ours == pytest.approx(tuple(naive), abs=2e-3)
+    cis = M.bootstrap_cis(t, p, ["mae", "rmse"], n_resamples=400, random_state=5)
+    assert cis["mae"] == ours and cis["rmse"][0] < M.rmse(t, p) < cis["rmse"][1]
+
+
+def test_bootstrap_memory_does_not_grow_with_resamples(monkeypatch):
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n = 400_000
+    t = rng.integers(1, 6, n).astype(float)
+    p = t + rng.normal(0, 1, n)
+    monkeypatch.setattr(M, "_CHUNK", 1 << 20)  # at most ~1M indices in memory at once (8 MB)
+    tracemalloc.start()
+    try:
+        M.bootstrap_ci(t, p, "mae", n_resamples=30, random_state=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # 100 resamples of n indices at once would be 320 MB; one chunk plus per-rating arrays is a few tens of MB
+    assert peak < 60e6, peak
+    monkeypatch.setattr(M, "_CHUNK", 1 << 22)
+    assert M.bootstrap_ci(t, p, "mae", n_resamples=30, random_state=0) == M.bootstrap_ci(
+        t, p, "mae", n_resamples=30, random_state=0)

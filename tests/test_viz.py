@@ -2,6 +2,8 @@
 
 import json
 import re
+import sys
+import warnings
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -38,8 +40,11 @@ def test_lab_plots(rec, tmp_path):
 
 @pytest.mark.parametrize("method", ["tsne", pytest.param("umap", marks=pytest.mark.slow)])
 def test_item_maps(rec, tmp_path, method):
-    df = viz.embedding_map(rec, "item", method=method, perplexity=5)
-    assert len(df) == len(rec.item_index_) and np.isfinite(df[["x", "y"]].to_numpy()).all()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = viz.embedding_map(rec, "item", method=method, perplexity=5)
+    assert not [w for w in caught if "n_jobs" in str(w.message)]  # umap's note on n_jobs stays inside
+    assert len(df) == len(rec.item_index) and np.isfinite(df[["x", "y"]].to_numpy()).all()
     assert {"title", "release_year", "popularity", "genres"} <= set(df.columns)
     png = viz.map_png(df, tmp_path / "map.png")
     assert png_shape(png)[:2] == (800, 800)
@@ -70,3 +75,28 @@ def test_user_map_and_bad_method(rec, tmp_path):
         viz.project(np.zeros((5, 2)), "pca")
     with pytest.raises(ValueError, match=r"perplexity must be in \(0, n_points=5\), got 30"):
         viz.project(np.random.default_rng(0).normal(size=(5, 2)), "tsne", perplexity=30)
+
+
+def test_map_uses_public_views_only(rec):
+    df = viz.embedding_map(rec, "item", perplexity=5)
+    pop = rec.item_popularity
+    assert df["popularity"].tolist() == pop.reindex(df["id"]).tolist() and df["popularity"].sum() > 0
+    assert df["title"].tolist() == list(rec.titles(df["id"].to_numpy()))
+    users = viz.embedding_map(rec, "user", perplexity=5)
+    assert users["n_ratings"].tolist() == rec.user_activity.reindex(users["id"]).tolist()
+    assert viz.color_columns(rec, "item") == ["popularity", "genre", "release_year"]
+    assert viz.color_columns(rec, "user") == ["n_ratings", "age", "gender", "occupation"]
+
+
+@pytest.mark.parametrize("opentsne", [True, False])
+def test_tsne_with_and_without_opentsne(monkeypatch, opentsne):
+    x = np.random.default_rng(0).normal(size=(60, 8))
+    if opentsne:
+        pytest.importorskip("openTSNE")
+    else:
+        monkeypatch.setitem(sys.modules, "openTSNE", None)  # as if not installed: scikit-learn's t-SNE
+    xy = viz.project(x, "tsne", perplexity=10)
+    assert xy.shape == (60, 2) and np.isfinite(xy).all() and xy.std() > 0
+    assert np.array_equal(xy, viz.project(x, "tsne", perplexity=10))  # same seed, same map
+    with pytest.raises(ValueError, match="finite"):
+        viz.project(np.full((20, 2), np.nan), "tsne", perplexity=5)

@@ -1,15 +1,19 @@
 """The ``ratecast`` command line: data, train, evaluate, recommend, similar, map, compare, report, demo.
 
-Exit codes: 0 success; 1 bad input data or option value; 2 usage error (unknown option, missing argument);
-3 unknown user or item id; 4 missing run directory or file.
+Exit codes: 0 success; 1 bad input data or option value (also: output exists, output locked, corrupted run, training
+diverged); 2 usage error (unknown option, missing argument); 3 unknown user or item id; 4 missing run directory or
+file; 130 interrupted (Ctrl-C). Errors are one line on stderr; with ``--json`` they are one JSON object on stdout,
+``{"error": "...", "exit_code": N}``, with the same exit code.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import math
 import os
 import sys
 import tomllib
+from enum import Enum
 from functools import wraps
 from pathlib import Path
 from typing import Any, Optional
@@ -26,59 +30,168 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+from rich.text import Text  # noqa: E402
+from typer.core import TyperCommand, TyperGroup  # noqa: E402
 
-app = typer.Typer(help="ratecast: explicit-feedback neural recommender systems.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-data_app = typer.Typer(help="Download, inspect and describe datasets.", no_args_is_help=True)
+EXIT_DATA, EXIT_USAGE, EXIT_UNKNOWN_ID, EXIT_MISSING, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
+EXIT_CODES = ("Exit codes: 0 success; 1 bad data or option value (also: output exists or is locked, corrupted run, "
+              "training diverged); 2 usage error; 3 unknown user or item id; 4 missing run or file; 130 interrupted. "
+              "With --json, errors are printed on stdout as {\"error\": ..., \"exit_code\": N}.")
+
+
+def _plain_flags(params: list) -> list:
+    for p in params:  # a flag takes no value: show '--json', not '--json <bool>'
+        if getattr(p, "is_flag", False) and p.metavar is None:
+            p.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """With ``--json``, usage errors too are reported as a JSON object (exit code 2)."""
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or "--json" not in argv:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(argv, prog_name, complete_var, False, **extra)
+        except typer.TyperException as exc:  # usage errors
+            code = getattr(exc, "exit_code", EXIT_USAGE)
+            _print_error(exc.format_message() if hasattr(exc, "format_message") else str(exc), code, as_json=True)
+            sys.exit(code)
+        except typer.Abort:
+            _print_error("aborted", EXIT_DATA, as_json=True)
+            sys.exit(EXIT_DATA)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(cls=_Group, help="ratecast: explicit-feedback neural recommender systems.", epilog=EXIT_CODES,
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+data_app = typer.Typer(cls=_Group, help="Download, inspect and describe datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 out = Console()
 err = Console(stderr=True)
 
-EXIT_DATA, EXIT_UNKNOWN_ID, EXIT_MISSING = 1, 3, 4
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"ratecast {__version__}", highlight=False)
+        raise typer.Exit()
 
 
-def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def handle_errors(fn):
-    """Turn ratecast's errors into one clear line on stderr and a meaningful exit code (no traceback)."""
-
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .errors import DataError, DownloadError, UnknownDatasetError
-
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except (UnknownIdError, UnknownDatasetError) as exc:
-            _fail(str(exc), EXIT_UNKNOWN_ID if isinstance(exc, UnknownIdError) else EXIT_DATA)
-        except FileNotFoundError as exc:
-            _fail(str(exc), EXIT_MISSING)
-        except (DataError, DownloadError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
-            _fail(str(exc), EXIT_DATA)
-
-    return wrapper
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """ratecast: explicit-feedback neural recommender systems."""
 
 
 class UnknownIdError(LookupError):
     pass
 
 
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split()) or "failed"
+
+
+def _print_error(message: str, code: int, *, as_json: bool) -> None:
+    message = _one_line(message)
+    if as_json:
+        from .io import to_json
+
+        sys.stdout.write(to_json({"error": message, "exit_code": code}) + "\n")
+        sys.stdout.flush()
+    else:
+        err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """The documented exit code of an error, or None for an unexpected one (a bug: shown with its traceback)."""
+    from .errors import MissingFileError, RatecastError
+
+    if isinstance(exc, UnknownIdError):
+        return EXIT_UNKNOWN_ID
+    if isinstance(exc, (MissingFileError, FileNotFoundError)):
+        return EXIT_MISSING
+    if isinstance(exc, (RatecastError, ValueError, TypeError, tomllib.TOMLDecodeError, ImportError, OSError)):
+        return EXIT_DATA
+    return None
+
+
+def _fail(message: str, code: int, as_json: bool = False) -> None:
+    _print_error(message, code, as_json=as_json)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn):
+    """Turn ratecast's errors into one clear line (or one JSON object with --json) and a documented exit code."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        as_json = bool(kwargs.get("as_json", False))
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.TyperException):
+            raise
+        except KeyboardInterrupt:
+            _fail("interrupted", EXIT_INTERRUPTED, as_json)
+        except Exception as exc:
+            code = exit_code(exc)
+            if code is None:
+                raise
+            message = str(exc) or type(exc).__name__
+            if isinstance(exc, tomllib.TOMLDecodeError):
+                message = f"invalid TOML: {message}"
+            _fail(message, code, as_json)
+
+    return wrapper
+
+
 def _print_json(obj: Any) -> None:
-    from .runs import _jsonable
+    from .io import to_json
 
-    sys.stdout.write(json.dumps(obj, default=_jsonable) + "\n")
+    sys.stdout.write(to_json(obj) + "\n")
 
 
-def _print_frame(df, title: str | None = None, floats: str = "{:.3f}") -> None:
+def _num(value, digits: int = 4) -> str:
+    """A number for people: rounded, and a dash where there is none (never 'nan')."""
+    if value is None or isinstance(value, bool):
+        return "—" if value is None else str(value)
+    if isinstance(value, (int,)) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu"):
+        return str(int(value))
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{v:.{digits}f}" if math.isfinite(v) else "—"
+
+
+def _ci(ci, digits: int = 4) -> str:
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_num(v) != "—" for v in ci):
+        return f"[{_num(ci[0], digits)}, {_num(ci[1], digits)}]"
+    return "—"
+
+
+def _print_frame(df, title: str | None = None, digits: int = 3, wrap: tuple[str, ...] = ()) -> None:
+    """A table that fits the terminal: columns in ``wrap`` fold onto several lines; the others are never cut."""
     table = Table(title=title)
     for col in df.columns:
-        table.add_column(str(col), justify="right" if df[col].dtype.kind in "iuf" else "left")
+        cells = [v if isinstance(v, str) else _num(v, digits) if isinstance(v, float) else str(v) for v in df[col]]
+        numeric = df[col].dtype.kind in "iuf"
+        width = max([len(str(col))] + [len(c) for c in cells]) if col not in wrap else None
+        table.add_column(str(col), justify="right" if numeric else "left", overflow="fold",
+                         min_width=min(width, 40) if width else None, no_wrap=col not in wrap and numeric)
     for _, row in df.iterrows():
-        table.add_row(*[floats.format(v) if isinstance(v, float) else str(v) for v in row])
+        table.add_row(*[v if isinstance(v, str) else _num(v, digits) if isinstance(v, float) else str(v)
+                        for v in row])
     out.print(table)
 
 
@@ -98,49 +211,105 @@ def _coerce_id(index, value: str):
     return value
 
 
-# --- data -------------------------------------------------------------------------------------------------------
-def _dataset(name: str, data_home: Optional[Path], user_col, item_col, rating_col, timestamp_col, sep):
-    from .runs import RunSpec, load_data
-
-    spec = RunSpec(data=name, data_home=str(data_home) if data_home else None,
-                   data_options=_data_options(user_col, item_col, rating_col, timestamp_col, sep))
-    return load_data(spec)
+def _finite(option: str, value: float | None) -> None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"{option} must be a finite number, got {value!r}")
 
 
-def _data_options(user_col, item_col, rating_col, timestamp_col, sep) -> dict:
-    opts = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col, "timestamp_col": timestamp_col,
-            "sep": sep}
-    return {k: v for k, v in opts.items() if v is not None}
+def _check_params_finite(params: dict, where: dict[str, str]) -> None:
+    """Every number in ``params`` is finite; the message names where the option came from."""
+    def bad(v) -> bool:
+        if isinstance(v, float):
+            return not math.isfinite(v)
+        if isinstance(v, (list, tuple)):
+            return any(bad(x) for x in v)
+        if isinstance(v, dict):
+            return any(bad(x) for x in v.values())
+        return False
+
+    for key, value in params.items():
+        if bad(value):
+            raise ValueError(f"{where.get(key, key)} must be a finite number, got {value!r}")
 
 
+# --- data options -------------------------------------------------------------------------------------------------
 DataHome = typer.Option(None, "--data-home", help="Data folder (default: $RATECAST_DATA or the user cache).")
 UserCol = typer.Option(None, "--user-col", help="User id column of your own ratings file.")
 ItemCol = typer.Option(None, "--item-col", help="Item id column of your own ratings file.")
 RatingCol = typer.Option(None, "--rating-col", help="Rating column of your own ratings file.")
 TimeCol = typer.Option(None, "--timestamp-col", help="Timestamp column of your own ratings file.")
 Sep = typer.Option(None, "--sep", help="Field separator of your own ratings file (default: by extension).")
-AsJson = typer.Option(False, "--json", help="Print JSON instead of a table.")
+Items = typer.Option(None, "--items", help="Item metadata file (CSV/TSV/Parquet; title, genres, ...).")
+Users = typer.Option(None, "--users", help="User metadata file (CSV/TSV/Parquet; age, gender, ...).")
+ItemKey = typer.Option(None, "--item-key", help="Item id column of --items (default: --item-col).")
+UserKey = typer.Option(None, "--user-key", help="User id column of --users (default: --user-col).")
+Encoding = typer.Option(None, "--encoding", help="Text encoding of your files (default utf-8), e.g. latin-1.")
+Scale = typer.Option(None, "--rating-scale", metavar="MIN,MAX[,STEP]",
+                     help="Rating scale of your ratings, e.g. 0.5,5,0.5 (default: inferred).")
+AsJson = typer.Option(False, "--json", help="Print JSON instead of a table (errors too).")
+Overwrite = typer.Option(False, "--overwrite", help="Replace an existing output (only ones ratecast wrote, unless "
+                                                    "it is a single file).")
 
 
-@data_app.command("fetch")
+def _rating_scale(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if not 2 <= len(values) <= 3 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"--rating-scale must be MIN,MAX or MIN,MAX,STEP (finite numbers), got {text!r}")
+    from .datasets import RatingScale
+
+    RatingScale(*values)  # its own checks (min < max, step > 0, ...)
+    return values
+
+
+def _data_options(user_col=None, item_col=None, rating_col=None, timestamp_col=None, sep=None, items=None,
+                  users=None, item_key=None, user_key=None, encoding=None, rating_scale=None) -> dict:
+    opts = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col, "timestamp_col": timestamp_col,
+            "sep": sep, "item_key": item_key, "user_key": user_key, "encoding": encoding,
+            "items": str(items) if items is not None else None, "users": str(users) if users is not None else None,
+            "rating_scale": _rating_scale(rating_scale)}
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def _dataset(name: str, data_home: Optional[Path], options: dict):
+    from .runs import RunSpec, load_data
+
+    spec = RunSpec(data=name, data_home=str(data_home) if data_home else None, data_options=options)
+    return load_data(spec)
+
+
+# --- data ---------------------------------------------------------------------------------------------------------
+@data_app.command("fetch", cls=_Command)
 @handle_errors
 def data_fetch(name: str = typer.Argument(..., help="MovieLens release, e.g. ml-100k."),
-               data_home: Optional[Path] = DataHome) -> None:
+               data_home: Optional[Path] = DataHome, as_json: bool = AsJson) -> None:
     """Download (if needed) and verify a MovieLens release, then print where it is."""
     from .datasets.movielens import movielens_folder
 
     folder = movielens_folder(name, data_home)
-    out.print(f"{name}: {folder}")
+    if as_json:
+        return _print_json({"name": name, "folder": str(Path(folder).resolve())})
+    out.print(f"{name}: {folder}", highlight=False)
 
 
-@data_app.command("info")
+@data_app.command("info", cls=_Command)
 @handle_errors
 def data_info(name: str = typer.Argument(..., help="MovieLens release name or path to a ratings file."),
               data_home: Optional[Path] = DataHome, user_col: Optional[str] = UserCol,
               item_col: Optional[str] = ItemCol, rating_col: Optional[str] = RatingCol,
-              timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep, as_json: bool = AsJson) -> None:
+              timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep, items: Optional[Path] = Items,
+              users: Optional[Path] = Users, item_key: Optional[str] = ItemKey, user_key: Optional[str] = UserKey,
+              encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
+              as_json: bool = AsJson) -> None:
     """Summary: counts, density, rating scale, time range."""
-    ds = _dataset(name, data_home, user_col, item_col, rating_col, timestamp_col, sep)
+    options = _data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users, item_key, user_key,
+                            encoding, rating_scale)
+    ds = _dataset(name, data_home, options)
     s = ds.summary()
     if as_json:
         return _print_json(s)
@@ -148,21 +317,37 @@ def data_info(name: str = typer.Argument(..., help="MovieLens release name or pa
     table.add_column("")
     table.add_column("value", justify="right")
     for k, v in s.items():
-        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+        table.add_row(k, _num(v) if isinstance(v, float) else str(v))
     out.print(table)
 
 
-@data_app.command("stats")
+@data_app.command("stats", cls=_Command)
 @handle_errors
 def data_stats(name: str = typer.Argument(..., help="MovieLens release name or path to a ratings file."),
-               out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the plots (PNG)."),
+               out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the plots (PNG); only "
+                                                      "ratecast's own plot files in it are written."),
+               overwrite: bool = Overwrite,
                data_home: Optional[Path] = DataHome, user_col: Optional[str] = UserCol,
                item_col: Optional[str] = ItemCol, rating_col: Optional[str] = RatingCol,
-               timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep, as_json: bool = AsJson) -> None:
+               timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep, items: Optional[Path] = Items,
+               users: Optional[Path] = Users, item_key: Optional[str] = ItemKey, user_key: Optional[str] = UserKey,
+               encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
+               as_json: bool = AsJson) -> None:
     """Rating distribution, most popular items, activity; with --out, the lab's plots as PNG files."""
     from .datasets.stats import popularity, rating_distribution, user_activity
+    from .io import check_replaceable
 
-    ds = _dataset(name, data_home, user_col, item_col, rating_col, timestamp_col, sep)
+    plot_names = ["rating_distribution.png", "popularity.png", "release_years.png"]
+    if out_dir is not None:
+        if out_dir.resolve() == Path(out_dir.resolve().anchor):
+            raise ValueError(f"--out {str(out_dir)!r}: name a folder for the plots, not the filesystem root")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ValueError(f"--out {str(out_dir)!r}: exists and is not a folder")
+        for f in plot_names:  # refuse before any work: never replace a file ratecast did not write
+            check_replaceable(out_dir / f, overwrite=overwrite)
+    options = _data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users, item_key, user_key,
+                            encoding, rating_scale)
+    ds = _dataset(name, data_home, options)
     dist = rating_distribution(ds.ratings)
     pop = popularity(ds.ratings).sort_values(ascending=False, kind="stable").head(10)
     act = user_activity(ds.ratings)
@@ -172,11 +357,10 @@ def data_stats(name: str = typer.Argument(..., help="MovieLens release name or p
     if out_dir is not None:
         from .viz import plot_popularity, plot_rating_distribution, plot_release_years
 
-        out_dir.mkdir(parents=True, exist_ok=True)
-        files = [plot_rating_distribution(ds.ratings, out_dir / "rating_distribution.png"),
-                 plot_popularity(ds.ratings, out_dir / "popularity.png")]
+        files = [plot_rating_distribution(ds.ratings, out_dir / plot_names[0]),
+                 plot_popularity(ds.ratings, out_dir / plot_names[1])]
         if ds.items is not None and "release_year" in ds.items:
-            files.append(plot_release_years(ds.items, out_dir / "release_years.png"))
+            files.append(plot_release_years(ds.items, out_dir / plot_names[2]))
         stats["plots"] = [str(f) for f in files]
     if as_json:
         return _print_json(stats)
@@ -184,14 +368,16 @@ def data_stats(name: str = typer.Argument(..., help="MovieLens release name or p
 
     _print_frame(pd.DataFrame({"rating": list(stats["rating_distribution"]), "count": dist.to_numpy()}),
                  "Rating distribution")
-    _print_frame(pd.DataFrame(stats["top_items"]), "Most popular items")
-    out.print(f"ratings per user: {stats['ratings_per_user']}")
+    _print_frame(pd.DataFrame(stats["top_items"]), "Most popular items", wrap=("title",))
+    out.print(f"ratings per user: {stats['ratings_per_user']}", highlight=False)
     for f in stats.get("plots", []):
-        out.print(f"wrote {f}")
+        out.print(f"wrote {f}", highlight=False)
 
 
-# --- train / evaluate -------------------------------------------------------------------------------------------
+# --- train / evaluate -----------------------------------------------------------------------------------------------
 def _parse_set(values: list[str]) -> dict[str, Any]:
+    import json
+
     opts = {}
     for item in values:
         if "=" not in item:
@@ -204,54 +390,131 @@ def _parse_set(values: list[str]) -> dict[str, Any]:
     return opts
 
 
-@app.command()
+def _read_config(path: Path) -> dict[str, Any]:
+    """The options of a TOML config file: ``model`` plus any model or training option, at the top level."""
+    from .errors import MissingFileError
+
+    if not path.is_file():
+        raise MissingFileError("config file not found", path=str(path))
+    try:
+        opts = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text; expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    tables = [k for k, v in opts.items() if isinstance(v, dict)]
+    if tables:
+        raise ValueError(f"{path}: options go at the top level (model = \"deep\", epochs = 10, ...), "
+                         f"got table(s) {tables}")
+    if "model" in opts and not isinstance(opts["model"], str):
+        raise ValueError(f"{path}: model must be a model name (a string), got {opts['model']!r}")
+    return opts
+
+
+SPEC_OPTIONS = ("data", "model", "split", "seed", "test_size", "config", "epochs", "embedding_dim", "batch_size",
+                "learning_rate", "dropout", "set_", "data_home", "user_col", "item_col", "rating_col",
+                "timestamp_col", "sep", "items", "users", "item_key", "user_key", "encoding", "rating_scale",
+                "overwrite")
+
+
+@app.command(cls=_Command)
 @handle_errors
 def train(
+    ctx: typer.Context,
     data: str = typer.Option("ml-100k", "--data", help="MovieLens release name or path to your ratings file."),
     model: str = typer.Option("deep", "--model", help="dot, biased_dot, deep, hybrid or classification."),
     split: str = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal or last1."),
     seed: int = typer.Option(0, "--seed", help="Random seed (split and training)."),
     test_size: float = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML file of model/training options."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file: model = \"...\" and any model or "
+                                                                 "training option (see README)."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
     embedding_dim: Optional[int] = typer.Option(None, "--embedding-dim"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate"),
     dropout: Optional[float] = typer.Option(None, "--dropout"),
-    set_: list[str] = typer.Option([], "--set", help="Any other option as KEY=VALUE (JSON values), repeatable."),
-    out_dir: Path = typer.Option(..., "--out", help="Run directory to write."),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                   help="Any other option as KEY=VALUE (JSON values), repeatable."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory to write (required unless --resume)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN",
+                                          help="Continue the interrupted training of run directory RUN."),
     data_home: Optional[Path] = DataHome, user_col: Optional[str] = UserCol, item_col: Optional[str] = ItemCol,
     rating_col: Optional[str] = RatingCol, timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No training progress display."),
+    items: Optional[Path] = Items, users: Optional[Path] = Users, item_key: Optional[str] = ItemKey,
+    user_key: Optional[str] = UserKey, encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     as_json: bool = AsJson,
 ) -> None:
     """Train one model and write a run directory (config, model, history, test metrics, plots)."""
-    from .runs import RunSpec, train_run
-
-    params: dict[str, Any] = {}
-    if config is not None:
-        if not config.exists():
-            raise FileNotFoundError(f"config file not found: {config}")
-        file_opts = tomllib.loads(config.read_text())
-        model = file_opts.pop("model", model)
-        params.update(file_opts)
-    cli_opts = {"epochs": epochs, "embedding_dim": embedding_dim, "batch_size": batch_size,
-                "learning_rate": learning_rate, "dropout": dropout}
-    params.update({k: v for k, v in cli_opts.items() if v is not None})
-    params.update(_parse_set(set_))
-    spec = RunSpec(data=data, model=model, split=split, seed=seed, test_size=test_size, params=params,
-                   data_options=_data_options(user_col, item_col, rating_col, timestamp_col, sep),
-                   data_home=str(data_home) if data_home else None)
     from .recommender import Recommender
+    from .runs import RunSpec, partial_dir, read_partial, train_run
 
-    Recommender(model, **params)  # validate options before loading data
-    metrics = train_run(spec, out_dir, verbose=0 if (quiet or as_json) else "auto", progress=not as_json)
+    if resume is not None:
+        given = [p.opts[0] for p in ctx.command.params if p.name in SPEC_OPTIONS
+                 and getattr(ctx.get_parameter_source(p.name), "name", "") == "COMMANDLINE"]
+        if out_dir is not None and Path(out_dir) != Path(resume):
+            given.append("--out")
+        if given:
+            raise typer.BadParameter(f"it continues the run as it was started; drop {', '.join(given)}", ctx=ctx,
+                                     param_hint="'--resume'")
+        dest = resume
+        spec = None
+        show_model, show_data, show_split, show_seed = _resume_summary(read_partial(dest)[0])
+    else:
+        if out_dir is None:
+            raise typer.BadParameter("missing: the run directory to write (or --resume RUN)", ctx=ctx,
+                                     param_hint="'--out'")
+        dest = out_dir
+        for option, value in (("--test-size", test_size), ("--learning-rate", learning_rate),
+                              ("--dropout", dropout)):
+            _finite(option, value)
+        params: dict[str, Any] = {}
+        where: dict[str, str] = {}
+        if config is not None:
+            file_opts = _read_config(config)
+            model = file_opts.pop("model", model)
+            params.update(file_opts)
+            where.update({k: f"{config}: {k}" for k in file_opts})
+        cli_opts = {"epochs": epochs, "embedding_dim": embedding_dim, "batch_size": batch_size,
+                    "learning_rate": learning_rate, "dropout": dropout}
+        given_opts = {k: v for k, v in cli_opts.items() if v is not None}
+        params.update(given_opts)
+        where.update({k: "--" + k.replace("_", "-") for k in given_opts})
+        set_opts = _parse_set(set_)
+        params.update(set_opts)
+        where.update({k: f"--set {k}" for k in set_opts})
+        _check_params_finite(params, where)
+        spec = RunSpec(data=data, model=model, split=split, seed=seed, test_size=test_size, params=params,
+                       data_options=_data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users,
+                                                  item_key, user_key, encoding, rating_scale),
+                       data_home=str(data_home) if data_home else None)
+        Recommender(model, **params)  # validate options before loading data
+        show_model, show_data, show_split, show_seed = model, data, split, seed
+    talk = not (quiet or as_json)
+
+    def step(message: str) -> None:
+        if talk:
+            err.print(f"[dim]{message}…[/]", highlight=False)
+
+    try:
+        metrics = train_run(spec, dest, overwrite=overwrite, resume=resume is not None,
+                            verbose=0 if not talk else "auto", progress=talk, on_step=step)
+    except KeyboardInterrupt:
+        part = partial_dir(dest)
+        hint = (f"the finished epochs are kept in {part}; continue with: ratecast train --resume {dest}"
+                if part.exists() else "nothing was written")
+        _fail(f"interrupted: {dest} was not written; {hint}", EXIT_INTERRUPTED, as_json)
     if as_json:
-        return _print_json({"run": str(out_dir), "test": metrics})
-    out.print(f"[bold]{model}[/] on {data} ({split}, seed {seed}): test MAE {metrics['mae']:.4f} "
-              f"[{metrics['mae_ci95'][0]:.4f}, {metrics['mae_ci95'][1]:.4f}], RMSE {metrics['rmse']:.4f}, "
-              f"NDCG@10 {metrics['ndcg@10']:.4f}")
-    out.print(f"run written to {out_dir}")
+        return _print_json({"run": str(dest), "test": metrics})
+    out.print(f"[bold]{show_model}[/] on {show_data} ({show_split}, seed {show_seed}): test MAE "
+              f"{_num(metrics.get('mae'))} {_ci(metrics.get('mae_ci95'))}, RMSE {_num(metrics.get('rmse'))}, "
+              f"NDCG@10 {_num(metrics.get('ndcg@10'))}", highlight=False)
+    out.print(f"run written to {dest}", highlight=False)
+
+
+def _resume_summary(spec) -> tuple:
+    return spec.model, spec.data, spec.split, spec.seed
 
 
 def _load_run(run_dir: Path):
@@ -260,39 +523,37 @@ def _load_run(run_dir: Path):
     return load_run(run_dir)
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
              split: Optional[str] = typer.Option(None, "--split", help="Evaluate on another split's test set."),
              as_json: bool = AsJson) -> None:
     """Evaluate a run's model on its test set (or another split's, reporting any overlap with training)."""
-    import numpy as np
-
-    from .runs import load_data, make_split
+    from .runs import make_split
 
     run = _load_run(run_dir)
-    spec = run.spec
-    if split is not None:
-        spec = type(spec)(**{**spec.__dict__, "split": split})
+    spec = run.spec if split is None else dataclasses.replace(run.spec, split=split)
     rec = run.recommender()
-    test = make_split(load_data(spec, progress=False), spec).test
+    test = make_split(run.load_data(spec), spec).test
     metrics = rec.evaluate(test)
-    u = rec.user_index_.index(test.ratings["user_id"])
-    i = rec.item_index_.index(test.ratings["item_id"])
-    n_items = rec.item_index_.size
-    seen = set((rec.train_pairs_[0].astype(np.int64) * n_items + rec.train_pairs_[1]).tolist())
-    overlap = int(sum(k in seen for k in (u.astype(np.int64) * n_items + i).tolist()))
+    r = test.ratings
+    overlap = int(rec.seen_mask(r["user_id"].to_numpy(), r["item_id"].to_numpy()).sum())
     metrics["test_ratings_seen_in_training"] = overlap
     if as_json:
         return _print_json({"run": str(run_dir), "split": spec.split, "test": metrics})
-    out.print(f"{run_dir} on split {spec.split}: MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f}, "
-              f"NDCG@10 {metrics['ndcg@10']:.4f}, n={metrics['n']}")
+    out.print(f"{run_dir} on split {spec.split}: MAE {_num(metrics.get('mae'))}, RMSE {_num(metrics.get('rmse'))}, "
+              f"NDCG@10 {_num(metrics.get('ndcg@10'))}, n={metrics['n']}", highlight=False)
     if overlap:
         out.print(f"[yellow]warning:[/] {overlap} of these test ratings were in the model's training data")
 
 
 # --- explore ------------------------------------------------------------------------------------------------------
-@app.command()
+def _positive(option: str, value: int | None, zero_ok: bool = False) -> None:
+    if value is not None and (value < 0 or (value == 0 and not zero_ok)):
+        raise ValueError(f"{option} must be a {'non-negative' if zero_ok else 'positive'} integer, got {value}")
+
+
+@app.command(cls=_Command)
 @handle_errors
 def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
               user: Optional[str] = typer.Option(None, "--user", help="User id."),
@@ -300,32 +561,41 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
               min_ratings: Optional[int] = typer.Option(None, "--min-ratings", help="Only items rated this often."),
               all_users: bool = typer.Option(False, "--all", help="Every user (write with --out)."),
               out_file: Optional[Path] = typer.Option(None, "--out", help="Write CSV/TSV/Parquet instead."),
+              overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
               as_json: bool = AsJson) -> None:
     """Top-k unseen items for a user (or every user with --all)."""
-    from .io import write_table
+    from .io import check_replaceable, write_table
 
-    if k <= 0:
-        raise ValueError(f"-k must be a positive integer, got {k}")
+    _positive("-k", k)
+    _positive("--min-ratings", min_ratings, zero_ok=True)
+    if all_users and user is not None:
+        raise ValueError("give --user ID or --all, not both")
+    if not all_users and user is None:
+        raise ValueError("give --user ID (or --all)")
+    if out_file is not None:
+        if out_file.suffix.lower() not in (".csv", ".tsv", ".parquet"):
+            raise ValueError(f"--out must end in .csv, .tsv or .parquet, got {str(out_file)!r}")
+        check_replaceable(out_file, overwrite=overwrite)
     rec = _load_run(run_dir).recommender()
     if all_users:
         df = rec.recommend_all(k=k, min_ratings=min_ratings)
     else:
-        if user is None:
-            raise ValueError("give --user ID (or --all)")
-        uid = _coerce_id(rec.user_index_, user)
-        if uid not in rec.user_index_:
+        uid = _coerce_id(rec.user_index, user)
+        if uid not in rec.user_index:
             raise UnknownIdError(f"unknown user id {user!r}: not in this model's training data")
         df = rec.recommend(uid, k=k, min_ratings=min_ratings)
     if out_file is not None:
         write_table(df, out_file)
-        out.print(f"wrote {len(df)} rows to {out_file}")
+        if as_json:
+            return _print_json({"out": str(out_file), "rows": len(df)})
+        out.print(f"wrote {len(df)} rows to {out_file}", highlight=False)
     elif as_json:
         _print_json(df.to_dict(orient="records"))
     else:
-        _print_frame(df, f"Recommendations for user {user}" if not all_users else "Recommendations")
+        _print_frame(df, f"Recommendations for user {user}" if not all_users else "Recommendations", wrap=("title",))
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def similar(run_dir: Path = typer.Argument(..., help="Run directory."),
             item: str = typer.Option(..., "--item", help="Item id."),
@@ -333,72 +603,115 @@ def similar(run_dir: Path = typer.Argument(..., help="Run directory."),
             min_ratings: Optional[int] = typer.Option(None, "--min-ratings"),
             as_json: bool = AsJson) -> None:
     """Items most similar to an item (cosine similarity of learned embeddings)."""
-    if k <= 0:
-        raise ValueError(f"-k must be a positive integer, got {k}")
+    _positive("-k", k)
+    _positive("--min-ratings", min_ratings, zero_ok=True)
     rec = _load_run(run_dir).recommender()
-    iid = _coerce_id(rec.item_index_, item)
-    if iid not in rec.item_index_:
+    iid = _coerce_id(rec.item_index, item)
+    if iid not in rec.item_index:
         raise UnknownIdError(f"unknown item id {item!r}: not in this model's training data")
     df = rec.similar_items(iid, k=k, min_ratings=min_ratings)
     if as_json:
         return _print_json(df.to_dict(orient="records"))
-    _print_frame(df, f"Most similar to {rec._titles([iid])[0] or iid}")
+    _print_frame(df, f"Most similar to {rec.titles([iid])[0] or iid}", wrap=("title",))
 
 
-@app.command("map")
+class Method(str, Enum):
+    tsne = "tsne"
+    umap = "umap"
+
+
+class Kind(str, Enum):
+    item = "item"
+    user = "user"
+
+
+@app.command("map", cls=_Command)
 @handle_errors
 def map_(run_dir: Path = typer.Argument(..., help="Run directory."),
          out_file: Path = typer.Option(..., "--out", help="map.html (interactive) or map.png (static)."),
-         method: str = typer.Option("tsne", "--method", help="tsne or umap."),
-         kind: str = typer.Option("item", "--kind", help="item or user."),
-         color: Optional[str] = typer.Option(None, "--color", help="Colour by: popularity, genre, release_year, ..."),
-         perplexity: float = typer.Option(30.0, "--perplexity", help="t-SNE perplexity.")) -> None:
+         method: Method = typer.Option(Method.tsne, "--method", help="Projection."),
+         kind: Kind = typer.Option(Kind.item, "--kind", help="Which embeddings."),
+         color: Optional[str] = typer.Option(None, "--color", help="Colour by: popularity, genre, release_year "
+                                                                   "(items); n_ratings, age, gender, occupation "
+                                                                   "(users)."),
+         perplexity: float = typer.Option(30.0, "--perplexity", help="t-SNE perplexity."),
+         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file.")) -> None:
     """2-D map of the learned embeddings (t-SNE or UMAP)."""
+    from .io import check_replaceable
     from .viz import embedding_map, map_html, map_png
+    from .viz.maps import COLORS, color_columns
 
+    method, kind = Method(method).value, Kind(kind).value
     if out_file.suffix.lower() not in (".html", ".png"):
         raise ValueError(f"--out must end in .html or .png, got {str(out_file)!r}")
-    rec = _load_run(run_dir).recommender()
-    df = embedding_map(rec, kind, method=method, perplexity=perplexity)
+    if not (math.isfinite(perplexity) and perplexity > 0):
+        raise ValueError(f"--perplexity must be a finite number > 0, got {perplexity!r}")
     color = color or ("popularity" if kind == "item" else "n_ratings")
+    if color not in COLORS[kind]:
+        raise ValueError(f"--color must be one of {list(COLORS[kind])} for --kind {kind}, got {color!r}")
+    check_replaceable(out_file, overwrite=overwrite)
+    rec = _load_run(run_dir).recommender()
+    available = color_columns(rec, kind)
+    if color not in available:
+        raise ValueError(f"--color {color}: this model has no such metadata; available for --kind {kind}: "
+                         f"{available}")
+    df = embedding_map(rec, kind, method=method, perplexity=perplexity)
     title = f"{kind} embeddings ({method})"
     (map_html if out_file.suffix.lower() == ".html" else map_png)(df, out_file, color=color, title=title)
-    out.print(f"wrote {out_file} ({len(df)} points)")
+    out.print(f"wrote {out_file} ({len(df)} points)", highlight=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."), as_json: bool = AsJson) -> None:
     """A table of runs: model, data, split, epochs, test MAE/RMSE with intervals, NDCG@10, fit time."""
-    rows = [comparison_row(_load_run(p)) for p in run_dirs]
+    runs = [(p, _load_run(p)) for p in run_dirs]
+    rows = [{**comparison_row(run), "path": str(p)} for p, run in runs]
     if as_json:
         return _print_json(rows)
-    import pandas as pd
+    from rich import box
 
-    _print_frame(pd.DataFrame(rows), "Runs", floats="{:.4f}")
+    # no vertical rules and cells that wrap at spaces: fits 80 columns without cutting a value
+    table = Table(title="Runs", box=box.SIMPLE_HEAD)
+    longest_model = max(len(r["model"]) for r in rows)
+    table.add_column("run", overflow="fold", min_width=8)
+    table.add_column("model", min_width=longest_model, no_wrap=True)
+    table.add_column("data, split, seed", overflow="fold", min_width=7)
+    table.add_column("epochs", justify="right", no_wrap=True)
+    table.add_column("MAE [95% CI]", justify="right", overflow="fold", min_width=6)
+    for name in ("RMSE", "NDCG@10", "fit s"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in rows:
+        table.add_row(r["path"], r["model"], f"{r['data']} {r['split']} seed {r['seed']}", str(r["epochs"]),
+                      f"{_num(r['mae'])} {r['mae_ci95']}", _num(r["rmse"]), _num(r["ndcg@10"]), r["fit_s"])
+    out.print(table)
 
 
 def comparison_row(run) -> dict[str, Any]:
     t = run.metrics["test"]
+    ci = t.get("mae_ci95")
     return {"run": run.path.name, "model": run.spec.model, "data": run.info["dataset"], "split": run.spec.split,
-            "seed": run.spec.seed, "epochs": run.info["epochs_run"], "mae": t["mae"],
-            "mae_ci95": "[{:.3f}, {:.3f}]".format(*t["mae_ci95"]), "rmse": t["rmse"], "ndcg@10": t["ndcg@10"],
-            "fit_s": f"{run.info['fit_seconds']:.1f}"}
+            "seed": run.spec.seed, "epochs": run.info["epochs_run"], "mae": t.get("mae"),
+            "mae_ci95": _ci(ci, 3), "rmse": t.get("rmse"), "ndcg@10": t.get("ndcg@10"),
+            "fit_s": _num(run.info.get("fit_seconds"), 1)}
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def report(run_dir: Path = typer.Argument(..., help="Run directory."),
            out_file: Optional[Path] = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)."),
-           method: str = typer.Option("tsne", "--method", help="Embedding map method: tsne or umap.")) -> None:
+           method: Method = typer.Option(Method.tsne, "--method", help="Embedding map method."),
+           overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file.")) -> None:
     """Write a self-contained HTML report of a run (opens offline in any browser)."""
     from .report import build_report
 
-    path = build_report(_load_run(run_dir), out_file, map_method=method)
-    out.print(f"wrote {path}")
+    with err.status("building the report…") as status:
+        path = build_report(_load_run(run_dir), out_file, map_method=Method(method).value, overwrite=overwrite,
+                            on_step=lambda m: status.update(f"{m}…"))
+    out.print(f"wrote {path}", highlight=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Folder for the runs and reports."),
          data: str = typer.Option("ml-100k", "--data"),
@@ -409,6 +722,7 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
     import pandas as pd
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from .io import check_output_folder, lock_output, write_json, write_text
     from .report import build_report
     from .runs import RunSpec, load_data, load_run, train_run
 
@@ -417,32 +731,48 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
            "classification": {"embedding_dim": 16, "epochs": 15}}
     names = [m.strip() for m in models.split(",") if m.strip()]
     bad = [m for m in names if m not in lab]
-    if bad:
-        raise ValueError(f"--models must name models from {list(lab)}, got {bad}")
-    base = RunSpec(data=data, data_home=str(data_home) if data_home else None)
-    ds = load_data(base)
-    out.print(f"[bold]ratecast demo[/]: {ds.name}, {len(ds.ratings)} ratings; lab protocol: holdout "
-              "test_size=0.2 random_state=0, batch 64, early stopping on a 10% validation split of train")
-    rows = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=out) as progress:
-        for name in names:
-            params = {**lab[name], "batch_size": 64}
-            if epochs is not None:
-                params["epochs"] = epochs
-            spec = RunSpec(data=data, model=name, split="holdout", seed=0, params=params, data_home=base.data_home)
-            task = progress.add_task(f"training {name}", total=None)
-            run_dir = out_dir / name
-            train_run(spec, run_dir, dataset=ds)
-            progress.update(task, description=f"report for {name}")
-            build_report(load_run(run_dir))
-            progress.update(task, description=f"{name} done")
+    if bad or not names:
+        raise ValueError(f"--models must name models from {list(lab)}, got {bad or models!r}")
+    _positive("--epochs", epochs)
+    marker = "demo.json"
+    with lock_output(out_dir):
+        check_output_folder(out_dir, overwrite=True, marker=marker)  # a demo folder is refreshed, nothing else
+        base = RunSpec(data=data, data_home=str(data_home) if data_home else None)
+        rows = []
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=out,
+                      transient=False) as progress:
+            task = progress.add_task(f"loading {data}", total=None)
+            ds = load_data(base)
+            progress.update(task, description=f"loaded {ds.name}: {len(ds.ratings)} ratings")
             progress.stop_task(task)
-            rows.append(comparison_row(load_run(run_dir)))
-    table = pd.DataFrame(rows)
-    _print_frame(table.drop(columns=["run", "data", "split", "seed"]), "Test results (lab split)", floats="{:.4f}")
-    table.to_csv(out_dir / "results.csv", index=False)
-    out.print(f"reports: {', '.join(str(out_dir / n / 'report.html') for n in names)}")
-    out.print(f"table: {out_dir / 'results.csv'}")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_json(out_dir / marker, {"data": data, "models": names, "epochs": epochs})
+            for name in names:
+                params = {**lab[name], "batch_size": 64}
+                if epochs is not None:
+                    params["epochs"] = epochs
+                spec = RunSpec(data=data, model=name, split="holdout", seed=0, params=params,
+                               data_home=base.data_home)
+                task = progress.add_task(f"{name}", total=None)
+
+                def step(message: str, task=task, name=name) -> None:
+                    progress.update(task, description=f"{name}: {message}")
+
+                run_dir = out_dir / name
+                train_run(spec, run_dir, overwrite=True, dataset=ds, on_step=step)
+                run = load_run(run_dir)
+                build_report(run, on_step=step)
+                rows.append(comparison_row(run))
+                progress.update(task, description=f"{name}: done (test MAE {_num(rows[-1]['mae'])})")
+                progress.stop_task(task)
+        table = pd.DataFrame(rows)
+        out.print(f"[bold]ratecast demo[/]: {ds.name}, {len(ds.ratings)} ratings; lab protocol: holdout "
+                  "test_size=0.2 random_state=0, batch 64, early stopping on a 10% validation split of train",
+                  highlight=False)
+        _print_frame(table.drop(columns=["run", "data", "split", "seed"]), "Test results (lab split)", digits=4)
+        write_text(out_dir / "results.csv", table.to_csv(index=False))
+    out.print(f"reports: {', '.join(str(out_dir / n / 'report.html') for n in names)}", highlight=False)
+    out.print(f"table: {out_dir / 'results.csv'}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover

@@ -33,35 +33,68 @@ def rmse(y_true, y_pred) -> float:
 ERROR_METRICS: dict[str, Callable] = {"mae": mae, "mse": mse, "rmse": rmse}
 
 
-def bootstrap_ci(y_true, y_pred, metric: str | Callable = "mae", n_resamples: int = 1000, confidence: float = 0.95,
-                 random_state: int | None = 0) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of ``metric`` over resampled (rating, prediction) pairs."""
+_STATS = {"mae": "abs", "mse": "sq", "rmse": "sq"}
+#: Resampled indices are drawn this many at a time (32 MiB of int64), whatever the number of ratings.
+_CHUNK = 1 << 22
+
+
+def _check_bootstrap_args(n_resamples, confidence) -> None:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if not isinstance(n_resamples, int) or n_resamples < 1:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+
+
+def bootstrap_cis(y_true, y_pred, metrics=("mae", "mse", "rmse"), n_resamples: int = 1000,
+                  confidence: float = 0.95, random_state: int | None = 0) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of several metrics from the same resamples (see :func:`bootstrap_ci`)."""
+    _check_bootstrap_args(n_resamples, confidence)
     t, p = _pair(y_true, y_pred)
+    names = list(metrics)
     if t.size == 0:
-        return (float("nan"), float("nan"))
+        return {name: (float("nan"), float("nan")) for name in names}
+    fns = {name: (ERROR_METRICS[name] if isinstance(name, str) else name) for name in names}
+    for name in names:
+        if isinstance(name, str) and name not in ERROR_METRICS:
+            raise ValueError(f"metric must be one of {list(ERROR_METRICS)} or a callable, got {name!r}")
+    err = t - p
+    per_rating = {"abs": np.abs(err), "sq": err * err}
+    stats = {name: np.empty(n_resamples) for name in names}
     rng = np.random.default_rng(random_state)
-    name = metric if isinstance(metric, str) else None
-    stats = np.empty(n_resamples)
-    for start in range(0, n_resamples, 100):
-        stop = min(start + 100, n_resamples)
+    # one row of indices per resample, drawn a bounded number of rows at a time: memory stays O(_CHUNK + n), and
+    # the draws (hence the intervals) do not depend on the chunking
+    rows = max(1, _CHUNK // t.size)
+    for start in range(0, n_resamples, rows):
+        stop = min(start + rows, n_resamples)
         idx = rng.integers(0, t.size, size=(stop - start, t.size))
-        err = t[idx] - p[idx]
-        if name == "mae":
-            stats[start:stop] = np.abs(err).mean(axis=1)
-        elif name == "mse":
-            stats[start:stop] = (err**2).mean(axis=1)
-        elif name == "rmse":
-            stats[start:stop] = np.sqrt((err**2).mean(axis=1))
-        else:
-            fn = ERROR_METRICS[metric] if isinstance(metric, str) else metric
-            stats[start:stop] = [fn(t[i], p[i]) for i in idx]
+        means = {kind: np.take(values, idx).mean(axis=1) for kind, values in per_rating.items()
+                 if any(_STATS.get(n) == kind for n in names if isinstance(n, str))}
+        for name in names:
+            if name == "mae":
+                stats[name][start:stop] = means["abs"]
+            elif name == "mse":
+                stats[name][start:stop] = means["sq"]
+            elif name == "rmse":
+                stats[name][start:stop] = np.sqrt(means["sq"])
+            else:
+                stats[name][start:stop] = [fns[name](t[i], p[i]) for i in idx]
+        del idx
     alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
-    return float(lo), float(hi)
+    out = {}
+    for name in names:
+        lo, hi = np.quantile(stats[name], [alpha, 1 - alpha])
+        out[name] = (float(lo), float(hi))
+    return out
+
+
+def bootstrap_ci(y_true, y_pred, metric: str | Callable = "mae", n_resamples: int = 1000, confidence: float = 0.95,
+                 random_state: int | None = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``metric`` over resampled (rating, prediction) pairs.
+
+    Resamples are drawn in bounded chunks, so memory does not grow with ``n_resamples`` (a few hundred MB at most
+    for millions of ratings); the result is the same for the same ``random_state``.
+    """
+    return bootstrap_cis(y_true, y_pred, [metric], n_resamples, confidence, random_state)[metric]
 
 
 def ranking_metrics(frame: pd.DataFrame, k: int = 10, threshold: float = 4.0) -> dict[str, float]:
@@ -100,6 +133,7 @@ def error_report(y_true, y_pred, *, ci: bool = True, n_resamples: int = 1000, ra
     out = {name: fn(y_true, y_pred) for name, fn in ERROR_METRICS.items()}
     out["n"] = int(np.asarray(y_true).size)
     if ci and out["n"]:
+        cis = bootstrap_cis(y_true, y_pred, list(ERROR_METRICS), n_resamples, random_state=random_state)
         for name in ERROR_METRICS:
-            out[f"{name}_ci95"] = list(bootstrap_ci(y_true, y_pred, name, n_resamples, random_state=random_state))
+            out[f"{name}_ci95"] = list(cis[name])
     return out

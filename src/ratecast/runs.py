@@ -3,32 +3,44 @@
 Layout of ``RUN_DIR``::
 
     run.json        the resolved run spec (data, split, seed, model, options) and the model/training configs
-    metrics.json    test (and train) metrics, with 95% bootstrap intervals and ranking metrics
+    metrics.json    test (and train) metrics, with 95% bootstrap intervals and ranking metrics (NaN is null)
     history.json    per-epoch losses
     split.json      split report (sizes, users/items seen only in test)
     model/          the saved Recommender
     plots/          loss.png, predictions.png
+    MANIFEST.json   sha256 of every file above, checked on load
+
+Every path inside ``run.json`` is absolute, so a run folder works from any working directory. While a run trains,
+``.RUN_DIR.partial/`` beside it holds the resolved spec and the per-epoch checkpoints; ``ratecast train --resume
+RUN_DIR`` continues from there, and the folder is removed once the run is in place.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import numpy as np
-
+from . import manifest
 from . import split as S
 from .datasets import Dataset, load_movielens, load_ratings
 from .datasets.movielens import DATASETS
-from .errors import DataError
-from .io import make_temp_dir, replace_dir
+from .errors import DataError, IntegrityError, MissingFileError, OutputExistsError
+from .io import check_output_folder, lock_output, read_json_object, staged_dir, write_json
 
 SPLITS = ("holdout", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "temporal", "last1")
+#: Suffixes of the ratings files ratecast reads (besides MovieLens releases, which are named).
+RATINGS_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".dat", ".data", ".parquet", ".pq")
+#: Options of :func:`ratecast.datasets.load_ratings` that a run may store (``items``/``users`` are file paths).
+DATA_OPTIONS = ("user_col", "item_col", "rating_col", "timestamp_col", "sep", "encoding", "item_key", "user_key",
+                "rating_scale", "items", "users")
+_PATH_OPTIONS = ("items", "users")
+RUN_MARKER = "run.json"
+REQUIRED_FILES = ("run.json", "metrics.json", "history.json")
 
 
 @dataclass
@@ -45,18 +57,120 @@ class RunSpec:
     data_home: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.data, str) or not self.data:
+            raise ValueError(f"data must be a dataset name or a file path, got {self.data!r}")
+        if not isinstance(self.model, str):
+            raise ValueError(f"model must be a model name, got {self.model!r}")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        ts = self.test_size
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or not 0 < ts < 1:
+            raise ValueError(f"test_size must be a number in (0, 1), got {ts!r}")
+        if not isinstance(self.params, dict):
+            raise ValueError(f"params must be a mapping of options, got {self.params!r}")
+        if not isinstance(self.data_options, dict):
+            raise ValueError(f"data_options must be a mapping of options, got {self.data_options!r}")
+        unknown = sorted(set(self.data_options) - set(DATA_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown data option(s) {unknown}; allowed: {list(DATA_OPTIONS)}")
+        for key, value in self.data_options.items():
+            ok = (isinstance(value, list) and 2 <= len(value) <= 3 and all(_finite_number(v) for v in value)
+                  if key == "rating_scale" else isinstance(value, str))
+            if not ok:
+                raise ValueError(f"data option {key} has a wrong value: {value!r}")
+        if self.data_home is not None and not isinstance(self.data_home, str):
+            raise ValueError(f"data_home must be a folder path, got {self.data_home!r}")
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> "RunSpec":
+        """A spec read from a file (``where``); anything malformed raises :class:`IntegrityError` naming it."""
+        if not isinstance(d, dict):
+            raise IntegrityError(f"{where}: 'spec' must be a JSON object, got {type(d).__name__}")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise IntegrityError(f"{where}: unknown spec field(s) {unknown}")
+        try:
+            return cls(**d)
+        except (TypeError, ValueError) as exc:
+            raise IntegrityError(f"{where}: {exc}") from None
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_ratings_file(path: str | os.PathLike, what: str = "ratings file") -> Path:
+    """``path`` must be an existing regular file with a ratings suffix; returns it absolute.
+
+    Raises :class:`MissingFileError` when it does not exist and :class:`DataError` otherwise; messages name the path
+    and never quote the file.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise MissingFileError(f"{what} not found", path=str(path))
+    if not p.is_file():
+        raise DataError(f"{what} must be a regular file, not a folder or device", path=str(path))
+    if p.suffix.lower() not in RATINGS_SUFFIXES:
+        raise DataError(f"{what} must end in one of {', '.join(RATINGS_SUFFIXES)}", path=str(path))
+    return p.resolve()
+
+
+def _looks_like_path(data: str) -> bool:
+    return os.sep in data or "/" in data or Path(data).suffix.lower() in RATINGS_SUFFIXES
+
+
+def resolve_spec(spec: RunSpec) -> RunSpec:
+    """``spec`` with every path made absolute and checked, so that it means the same from any working directory."""
+    opts = dict(spec.data_options)
+    if spec.data in DATASETS:
+        data = spec.data
+        if opts:
+            raise ValueError(f"options {sorted(opts)} apply to your own ratings file, not to the MovieLens release "
+                             f"{spec.data!r}")
+    elif _looks_like_path(spec.data) or Path(spec.data).exists():
+        data = str(check_ratings_file(spec.data))
+    else:
+        raise DataError(f"not a known dataset name ({', '.join(DATASETS)}) nor an existing file", path=spec.data)
+    for key in _PATH_OPTIONS:
+        if key in opts:
+            opts[key] = str(check_ratings_file(opts[key], what=f"{key} file"))
+    home = str(Path(spec.data_home).expanduser().resolve()) if spec.data_home else None
+    return RunSpec(**{**asdict(spec), "data": data, "data_options": opts, "data_home": home})
 
 
 def load_data(spec: RunSpec, progress: bool = True) -> Dataset:
     """A MovieLens release by name, or the user's own ratings file by path."""
+    spec = resolve_spec(spec)
     if spec.data in DATASETS:
         return load_movielens(spec.data, data_home=spec.data_home, progress=progress)
-    path = Path(spec.data)
-    if not path.exists():
-        raise DataError(f"not a known dataset name ({', '.join(DATASETS)}) nor an existing file", path=spec.data)
-    return load_ratings(path, **spec.data_options)
+    opts = dict(spec.data_options)
+    if "rating_scale" in opts:
+        opts["rating_scale"] = tuple(opts["rating_scale"])
+    return load_ratings(spec.data, **opts)
+
+
+def load_stored_data(spec: RunSpec, where: str, progress: bool = False) -> Dataset:
+    """The data of a stored run (spec read from ``where``), checked before it is read.
+
+    The data must be a MovieLens name or an existing ratings file; errors name the path and the stored file, never
+    the contents of the data file.
+    """
+    if spec.data_home is not None and not Path(spec.data_home).is_dir():
+        spec = RunSpec(**{**asdict(spec), "data_home": None})  # moved to another machine: use the default
+    try:
+        resolved = resolve_spec(spec)
+    except MissingFileError as exc:
+        raise MissingFileError(f"{exc} (data of {where})") from None
+    except (DataError, ValueError) as exc:
+        raise IntegrityError(f"{where}: the stored data is not usable: {exc}") from None
+    try:
+        return load_data(resolved, progress=progress)
+    except DataError as exc:
+        line = f" (line {exc.line})" if getattr(exc, "line", None) else ""
+        raise DataError(f"{resolved.data}: no longer reads as the ratings this run was trained on{line}; "
+                        f"stored in {where}") from None
 
 
 def make_split(ds: Dataset, spec: RunSpec) -> S.Split:
@@ -69,60 +183,119 @@ def make_split(ds: Dataset, spec: RunSpec) -> S.Split:
     return S.movielens_fold(ds, spec.split)
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=_jsonable))
+# --- interrupted runs ---------------------------------------------------------------------------------------------
+PARTIAL_SPEC = "spec.json"
 
 
-def _jsonable(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+def partial_dir(out: str | os.PathLike) -> Path:
+    """Where a run being trained into ``out`` keeps its spec and checkpoints: ``.NAME.partial`` beside it."""
+    out = Path(out)
+    return out.parent / f".{out.name}.partial"
 
 
-def train_run(spec: RunSpec, out: str | os.PathLike, *, verbose: int | str = 0, progress: bool = True,
-              dataset: Dataset | None = None) -> dict[str, Any]:
-    """Load, split, fit, evaluate and write a run directory at ``out`` (atomically). Returns the test metrics."""
+def read_partial(out: str | os.PathLike) -> tuple[RunSpec, bool]:
+    """The spec (and the overwrite choice) of the interrupted run of ``out``."""
+    part = partial_dir(out)
+    where = str(part / PARTIAL_SPEC)
+    if not (part / PARTIAL_SPEC).is_file():
+        raise MissingFileError(f"no interrupted run to resume (no {part.name}/{PARTIAL_SPEC} beside it); start one "
+                               "with 'ratecast train --out RUN'", path=str(out))
+    state = read_json_object(part / PARTIAL_SPEC)
+    overwrite = state.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise IntegrityError(f"{where}: 'overwrite' must be true or false")
+    return RunSpec.from_dict(state.get("spec"), where), overwrite
+
+
+# --- training -----------------------------------------------------------------------------------------------------
+def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool = False, resume: bool = False,
+              verbose: int | str = 0, progress: bool = True, dataset: Dataset | None = None,
+              on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Load, split, fit, evaluate and write a run directory at ``out``; returns the test metrics.
+
+    The lock of ``out`` is taken first: a second writer fails at once (:class:`~ratecast.errors.LockedError`). An
+    existing ``out`` is refused unless it is a run folder and ``overwrite`` is set; a folder that ratecast did not
+    write is never replaced. Training keeps its spec and per-epoch checkpoints in :func:`partial_dir`; with
+    ``resume=True`` (and ``spec=None``) an interrupted run continues from there. ``out`` appears whole or not at all.
+    """
+    from .recommender import Recommender
+
+    step = on_step or (lambda message: None)
+    out = Path(out)
+    part = partial_dir(out)
+    with lock_output(out):
+        if resume:
+            spec, overwrite = read_partial(out)
+        elif spec is None:
+            raise ValueError("train_run needs a spec (or resume=True)")
+        check_output_folder(out, overwrite=overwrite, marker=RUN_MARKER)
+        spec = resolve_spec(spec)
+        Recommender(spec.model, random_state=spec.seed, **spec.params)  # options are valid before any work
+        if not resume and part.exists():
+            if not (part / PARTIAL_SPEC).is_file():
+                raise OutputExistsError(f"{part}: exists and was not written by ratecast; move it away")
+            if not overwrite:
+                raise OutputExistsError(f"{out}: an interrupted run is waiting in {part.name}; continue it with "
+                                        f"'ratecast train --resume {out}' or start again with --overwrite")
+            shutil.rmtree(part)
+        part.mkdir(parents=True, exist_ok=True)
+        write_json(part / PARTIAL_SPEC, {"spec": asdict(spec), "overwrite": overwrite})
+        try:
+            if dataset is None and resume:  # a spec read from a file: its data is checked and never quoted
+                step("loading data")
+                dataset = load_stored_data(spec, str(part / PARTIAL_SPEC), progress=progress)
+            metrics = _train_into(spec, out, part, overwrite=overwrite, verbose=verbose, progress=progress,
+                                  dataset=dataset, step=step)
+        except (KeyboardInterrupt, OSError, MemoryError):
+            raise  # keep the partial folder: the run can be resumed
+        except BaseException:
+            shutil.rmtree(part, ignore_errors=True)  # bad data, bad options or diverged: resuming cannot help
+            raise
+        shutil.rmtree(part, ignore_errors=True)
+    return metrics
+
+
+def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbose, progress: bool,
+                dataset: Dataset | None, step: Callable[[str], None]) -> dict[str, Any]:
     from .metrics import error_report
     from .recommender import Recommender
     from .viz import plot_loss_curves, plot_predictions
 
-    ds = dataset if dataset is not None else load_data(spec, progress=progress)
-    sp = make_split(ds, spec)
+    if dataset is None:
+        step("loading data")
+        dataset = load_data(spec, progress=progress)
+    step("splitting")
+    sp = make_split(dataset, spec)
     rec = Recommender(spec.model, random_state=spec.seed, verbose=verbose, **spec.params)
+    step(f"training {spec.model}")
     t = time.perf_counter()
-    rec.fit(sp.train)
+    rec.fit(sp.train, checkpoint_dir=part / "checkpoint")  # resumes from a checkpoint found there
     fit_s = time.perf_counter() - t
+    step("evaluating")
     metrics = rec.evaluate(sp.test)
-    tr = sp.train.ratings
+    tr, te = sp.train.ratings, sp.test.ratings
     train_metrics = error_report(tr["rating"], rec.predict(tr["user_id"], tr["item_id"]), ci=False)
-    out = Path(out)
-    tmp = make_temp_dir(out)
-    try:
-        _write_json(tmp / "run.json", {
+    test_pred = rec.predict(te["user_id"], te["item_id"])
+    with staged_dir(out, overwrite=overwrite, marker=RUN_MARKER) as tmp:
+        step("writing the run")
+        write_json(tmp / "run.json", {
             "spec": asdict(spec), "model_config": rec.model_config_.to_dict(),
             "training_config": rec.training_config_.to_dict(), "rating_scale": rec.rating_scale_.to_dict(),
-            "dataset": ds.name, "fit_seconds": fit_s, "epochs_run": len(rec.history_.get("loss", [])),
+            "dataset": dataset.name, "fit_seconds": fit_s, "epochs_run": len(rec.history_.get("loss", [])),
         })
-        _write_json(tmp / "metrics.json", {"test": metrics, "train": train_metrics,
-                                       "untrained_on_train": rec.initial_train_metrics_})
-        _write_json(tmp / "history.json", rec.history_)
-        _write_json(tmp / "split.json", sp.report())
+        write_json(tmp / "metrics.json", {"test": metrics, "train": train_metrics,
+                                          "untrained_on_train": rec.initial_train_metrics_})
+        write_json(tmp / "history.json", rec.history_)
+        write_json(tmp / "split.json", sp.report())
         rec.save(tmp / "model")
-        (tmp / "plots").mkdir()
+        step("writing plots")
         plot_loss_curves(rec.history_, tmp / "plots" / "loss.png", title=f"{spec.model}: loss per epoch")
-        te = sp.test.ratings
-        plot_predictions(te["rating"], rec.predict(te["user_id"], te["item_id"]), tmp / "plots" / "predictions.png",
-                         title=f"{spec.model}: test set")
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        plot_predictions(te["rating"], test_pred, tmp / "plots" / "predictions.png", title=f"{spec.model}: test set")
+        manifest.write(tmp)
     return metrics
 
 
+# --- loading ------------------------------------------------------------------------------------------------------
 @dataclass
 class Run:
     """A run directory, loaded."""
@@ -132,20 +305,38 @@ class Run:
     info: dict[str, Any]
     metrics: dict[str, Any]
     history: dict[str, list]
+    _rec: Any = field(default=None, repr=False, compare=False)
 
     def recommender(self):
-        from .recommender import Recommender
+        """The run's fitted Recommender (loaded once)."""
+        if self._rec is None:
+            from .recommender import Recommender
 
-        return Recommender.load(self.path / "model")
+            self._rec = Recommender.load(self.path / "model")
+        return self._rec
+
+    def load_data(self, spec: RunSpec | None = None, progress: bool = False) -> Dataset:
+        """The run's data (or that of ``spec``, e.g. the same data under another split), checked first."""
+        return load_stored_data(spec or self.spec, str(self.path / "run.json"), progress=progress)
 
 
 def load_run(path: str | os.PathLike) -> Run:
+    """Load and check a run directory: its manifest, and the types of what its JSON files hold."""
     path = Path(path)
-    if not (path / "run.json").exists():
-        raise FileNotFoundError(f"{path} is not a ratecast run directory (no run.json); create one with "
-                                "'ratecast train --out DIR'")
-    info = json.loads((path / "run.json").read_text())
-    spec = RunSpec(**info["spec"])
-    metrics = json.loads((path / "metrics.json").read_text())
-    history = json.loads((path / "history.json").read_text())
+    if not (path / "run.json").is_file():
+        raise MissingFileError("not a ratecast run directory (no run.json); create one with "
+                               "'ratecast train --out DIR'", path=str(path))
+    manifest.verify(path, required=REQUIRED_FILES)
+    info = read_json_object(path / "run.json")
+    spec = RunSpec.from_dict(info.get("spec"), str(path / "run.json"))
+    for key, kind in (("model_config", dict), ("training_config", dict), ("dataset", str),
+                      ("fit_seconds", (int, float)), ("epochs_run", int)):
+        if not isinstance(info.get(key), kind):
+            raise IntegrityError(f"{path / 'run.json'}: field {key!r} is missing or of the wrong type")
+    metrics = read_json_object(path / "metrics.json")
+    for key in ("test", "train"):
+        if not isinstance(metrics.get(key), dict):
+            raise IntegrityError(f"{path / 'metrics.json'}: field {key!r} must be a JSON object")
+    history = read_json_object(path / "history.json")
     return Run(path, spec, info, metrics, history)
+

@@ -1,35 +1,83 @@
-"""2-D maps of embeddings: t-SNE (scikit-learn) or UMAP (umap-learn), as a static PNG or an interactive,
-self-contained HTML page (plotly, works offline) with title, release year, popularity and genres on hover."""
+"""2-D maps of embeddings: t-SNE (openTSNE when installed, else scikit-learn) or UMAP (umap-learn), as a static
+PNG or an interactive, self-contained HTML page (plotly, works offline) with title, release year, popularity and
+genres on hover."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path, write_text
+from ..io import HTML_MARKER, PNG_METADATA, atomic_path, write_text
+
+
+METHODS = ("tsne", "umap")
+#: Colour columns of a map frame, by kind (each present when the model has the metadata behind it).
+COLORS = {"item": ("popularity", "genre", "release_year"), "user": ("n_ratings", "age", "gender", "occupation")}
+
+
+#: From this many points on, openTSNE's FFT-interpolated gradients beat Barnes-Hut (which has no fixed cost).
+FFT_FROM = 4000
+
+
+def _tsne(x: np.ndarray, perplexity: float, random_state: int) -> np.ndarray:
+    """t-SNE with openTSNE when installed (Barnes-Hut gradients for small sets, FFT-interpolated ones for large,
+    all cores), else scikit-learn's Barnes-Hut with PCA initialisation, 500 iterations and all cores."""
+    try:
+        import openTSNE
+    except ImportError:
+        openTSNE = None
+    if openTSNE is not None and len(x) > 3 * perplexity:
+        tsne = openTSNE.TSNE(n_components=2, perplexity=perplexity, initialization="pca", random_state=random_state,
+                             negative_gradient_method="fft" if len(x) >= FFT_FROM else "bh", n_jobs=-1,
+                             verbose=False)
+        return np.asarray(tsne.fit(x))
+    from sklearn.manifold import TSNE
+
+    return TSNE(n_components=2, perplexity=perplexity, random_state=random_state, init="pca", max_iter=500,
+                n_jobs=-1).fit_transform(x)
 
 
 def project(vectors: np.ndarray, method: str = "tsne", perplexity: float = 30.0, random_state: int = 0
             ) -> np.ndarray:
     """2-D coordinates of ``vectors`` with ``method`` 'tsne' or 'umap'."""
     x = np.asarray(vectors, dtype="float64")
+    if method not in METHODS:
+        raise ValueError(f"method must be 'tsne' or 'umap', got {method!r}")
+    if not np.isfinite(x).all():
+        raise ValueError("vectors must be finite numbers (the embeddings hold NaN or infinity)")
     if method == "tsne":
-        from sklearn.manifold import TSNE
-
-        if not 0 < perplexity < len(x):
+        if not (np.isfinite(perplexity) and 0 < perplexity < len(x)):
             raise ValueError(f"perplexity must be in (0, n_points={len(x)}), got {perplexity!r}")
-        return TSNE(n_components=2, perplexity=perplexity, random_state=random_state, init="pca").fit_transform(x)
-    if method == "umap":
-        try:
-            import umap
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ImportError("method='umap' needs umap-learn: pip install 'ratecast[maps]'") from exc
-        n_neighbors = int(min(15, max(2, len(x) - 1)))
+        return _tsne(x, float(perplexity), random_state)
+    try:
+        import umap
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("method='umap' needs umap-learn: pip install 'ratecast[maps]'") from exc
+    n_neighbors = int(min(15, max(2, len(x) - 1)))
+    with warnings.catch_warnings():
+        # a fixed random_state makes umap run single-threaded, and it says so on every call
+        warnings.filterwarnings("ignore", message=r"n_jobs value .* overridden", category=UserWarning)
         return umap.UMAP(n_components=2, n_neighbors=n_neighbors, random_state=random_state).fit_transform(x)
-    raise ValueError(f"method must be 'tsne' or 'umap', got {method!r}")
+
+
+def color_columns(rec, kind: str = "item") -> list[str]:
+    """The columns a map of ``rec``'s ``kind`` embeddings can be coloured by (depends on its metadata)."""
+    if kind == "item":
+        items = rec.items
+        out = ["popularity"]
+        if items is not None and rec.genres:
+            out.append("genre")
+        if items is not None and "release_year" in items:
+            out.append("release_year")
+        return out
+    if kind == "user":
+        users = rec.users
+        return ["n_ratings"] + [c for c in ("age", "gender", "occupation") if users is not None and c in users]
+    raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
 
 
 def embedding_map(rec, kind: str = "item", method: str = "tsne", perplexity: float = 30.0,
@@ -42,26 +90,26 @@ def embedding_map(rec, kind: str = "item", method: str = "tsne", perplexity: flo
     else:
         raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
     xy = project(emb.to_numpy(), method, perplexity=min(perplexity, len(emb) - 1), random_state=random_state)
-    df = pd.DataFrame({"id": emb.index.to_numpy(), "x": xy[:, 0], "y": xy[:, 1]})
+    ids = emb.index.to_numpy()
+    df = pd.DataFrame({"id": ids, "x": xy[:, 0], "y": xy[:, 1]})
     if kind == "item":
-        df["title"] = rec._titles(df["id"].to_numpy())
-        df["popularity"] = rec.train_popularity_[1:]
-        items = rec.items_
+        df["title"] = rec.titles(ids)
+        df["popularity"] = rec.item_popularity.reindex(ids).fillna(0).astype("int64").to_numpy()
+        items = rec.items
         if items is not None:
-            meta = items.reindex(df["id"].to_numpy())
+            meta = items.reindex(ids)
             if "release_year" in meta:
                 df["release_year"] = pd.to_numeric(meta["release_year"], errors="coerce").to_numpy()
-            genre_cols = [g for g in rec.genres_ if g in meta.columns]
+            genre_cols = [g for g in rec.genres if g in meta.columns]
             if genre_cols:
                 g = meta[genre_cols].fillna(0).to_numpy(bool)
                 df["genres"] = ["|".join(np.array(genre_cols)[row]) for row in g]
                 df["genre"] = [np.array(genre_cols)[row][-1] if row.any() else "unknown" for row in g]
     else:
-        u = rec.train_pairs_[0]
-        df["n_ratings"] = np.bincount(u, minlength=rec.user_index_.size)[1:]
-        users = rec.users_
+        df["n_ratings"] = rec.user_activity.reindex(ids).fillna(0).astype("int64").to_numpy()
+        users = rec.users
         if users is not None:
-            meta = users.reindex(df["id"].to_numpy())
+            meta = users.reindex(ids)
             for col in ("age", "gender", "occupation"):
                 if col in meta:
                     df[col] = meta[col].to_numpy()
@@ -98,7 +146,7 @@ def map_png(df: pd.DataFrame, path: str | os.PathLike, color: str = "popularity"
     ax.set_yticks(())
     ax.set_title(title)
     with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+        fig.savefig(tmp, dpi=100, format="png", metadata=PNG_METADATA)
     plt.close(fig)
     return Path(path)
 
@@ -120,4 +168,5 @@ def map_html(df: pd.DataFrame, path: str | os.PathLike, color: str = "popularity
              ) -> Path:
     """Interactive map as one self-contained HTML file (plotly.js inlined: works offline)."""
     fig = map_figure(df, color, title)
-    return write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
+    page = fig.to_html(include_plotlyjs=True, full_html=True)
+    return write_text(path, page.replace("<head>", f"<head>{HTML_MARKER}", 1))

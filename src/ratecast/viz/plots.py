@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
+from ..io import PNG_METADATA, atomic_path  # noqa: E402
 
 SIZE = (6.4, 4.8)
 DPI = 100
@@ -21,7 +21,7 @@ DPI = 100
 
 def _save(fig, path: str | os.PathLike) -> Path:
     with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
+        fig.savefig(tmp, dpi=DPI, format="png", metadata=PNG_METADATA)
     plt.close(fig)
     return Path(path)
 
