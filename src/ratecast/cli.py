@@ -247,8 +247,8 @@ Encoding = typer.Option(None, "--encoding", help="Text encoding of your files (d
 Scale = typer.Option(None, "--rating-scale", metavar="MIN,MAX[,STEP]",
                      help="Rating scale of your ratings, e.g. 0.5,5,0.5 (default: inferred).")
 AsJson = typer.Option(False, "--json", help="Print JSON instead of a table (errors too).")
-Overwrite = typer.Option(False, "--overwrite", help="Replace an existing output (only ones ratecast wrote, unless "
-                                                    "it is a single file).")
+Overwrite = typer.Option(False, "--overwrite", help="Replace existing plot files even if ratecast did not write "
+                                                    "them.")
 
 
 def _rating_scale(text: str | None) -> list[float] | None:
@@ -739,6 +739,9 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
         check_output_folder(out_dir, overwrite=True, marker=marker)  # a demo folder is refreshed, nothing else
         base = RunSpec(data=data, data_home=str(data_home) if data_home else None)
         rows = []
+        out.print(f"[bold]ratecast demo[/]: {', '.join(names)} on {data}; lab protocol: holdout test_size=0.2 "
+                  "random_state=0, batch 64, early stopping on a 10% validation split of train; each run is then "
+                  "evaluated, plotted and written up as a report", highlight=False)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=out,
                       transient=False) as progress:
             task = progress.add_task(f"loading {data}", total=None)
@@ -766,9 +769,6 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
                 progress.update(task, description=f"{name}: done (test MAE {_num(rows[-1]['mae'])})")
                 progress.stop_task(task)
         table = pd.DataFrame(rows)
-        out.print(f"[bold]ratecast demo[/]: {ds.name}, {len(ds.ratings)} ratings; lab protocol: holdout "
-                  "test_size=0.2 random_state=0, batch 64, early stopping on a 10% validation split of train",
-                  highlight=False)
         _print_frame(table.drop(columns=["run", "data", "split", "seed"]), "Test results (lab split)", digits=4)
         write_text(out_dir / "results.csv", table.to_csv(index=False))
     out.print(f"reports: {', '.join(str(out_dir / n / 'report.html') for n in names)}", highlight=False)

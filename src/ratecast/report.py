@@ -19,7 +19,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ddd;padding:.25rem .6rem;text-align:left}
-th{background:#f4f4f4} td{font-variant-numeric:tabular-nums} .muted{color:#666}
+th{background:#f4f4f4} td{font-variant-numeric:tabular-nums} .nums td+td{text-align:right} .muted{color:#666}
 .grid{display:flex;flex-wrap:wrap;gap:1rem} .grid img{max-width:520px;border:1px solid #eee}
 .cards{display:flex;flex-wrap:wrap;gap:1rem} .card{flex:1 1 320px;border:1px solid #ddd;border-radius:6px;padding:.6rem}
 """
@@ -44,10 +44,10 @@ def _cell(value, digits: int) -> str:
     return str(value)
 
 
-def _table(df: pd.DataFrame, digits: int = 3) -> str:
-    """An HTML table of ``df`` (every cell escaped)."""
+def _table(df: pd.DataFrame, digits: int = 3, numbers: bool = True) -> str:
+    """An HTML table of ``df`` (every cell escaped); with ``numbers``, columns after the first align right."""
     shown = pd.DataFrame({str(c): [_cell(v, digits) for v in df[c]] for c in df.columns})
-    return shown.to_html(index=False, escape=True, border=0, na_rep=MISSING)
+    return shown.to_html(index=False, escape=True, border=0, na_rep=MISSING, classes="nums" if numbers else None)
 
 
 def _ci(value) -> str:
@@ -106,7 +106,8 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
 
     sections = [f"<h1>ratecast run: {html.escape(spec.model)} on {html.escape(info['dataset'])}</h1>",
                 f'<p class="muted">{html.escape(str(run.path))}</p>',
-                "<h2>Protocol</h2>", _table(protocol), f'<p class="muted">split: {html.escape(split)}</p>',
+                "<h2>Protocol</h2>", _table(protocol, numbers=False),
+                f'<p class="muted">split: {html.escape(split)}</p>',
                 "<h2>Metrics</h2>", _metrics_table(run.metrics),
                 '<p class="muted">95% percentile bootstrap intervals over test ratings; ranking metrics rank each '
                 "user's test items by predicted rating, relevant = rating &ge; 4.</p>",

@@ -11,6 +11,7 @@ from .plots import (
 )
 
 __all__ = [
-    "color_columns", "embedding_map", "map_figure", "map_html", "map_png", "project", "plot_loss_curves", "plot_popularity", "plot_predictions",
-    "plot_rating_distribution", "plot_release_years", "plot_similarity_histogram",
-]  # fmt: skip
+    "color_columns", "embedding_map", "map_figure", "map_html", "map_png", "project", "plot_loss_curves",
+    "plot_popularity", "plot_predictions", "plot_rating_distribution", "plot_release_years",
+    "plot_similarity_histogram",
+]
