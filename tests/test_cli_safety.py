@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 import ratecast
 from ratecast import io, manifest
 from ratecast.cli import app
-from ratecast.errors import TrainingError
 from synthetic import make_dataset
 
 NAN = re.compile(r"\bnan\b", re.I)
@@ -178,15 +177,13 @@ def test_config_values_are_checked(files, tmp_path):
                    "no.toml")
 
 
-def test_diverged_training_writes_nothing(files, tmp_path, monkeypatch):
-    def diverge(self, *args, **kwargs):
-        raise TrainingError("loss became NaN at epoch 1; lower the learning rate")
-
-    monkeypatch.setattr(ratecast.Recommender, "fit", diverge)
-    one_line_error(cli("train", *own(files), *FAST, "--out", tmp_path / "r"), 1, "loss became NaN")
-    res = cli("train", *own(files), *FAST, "--out", tmp_path / "r", "--json")
-    assert res.code == 1 and strict_json(res.stdout) == {
-        "error": "loss became NaN at epoch 1; lower the learning rate", "exit_code": 1}
+def test_diverged_training_writes_nothing(files, tmp_path):
+    diverge = ["--model", "deep", "--epochs", "3", "--learning-rate", "10", "--set", 'optimizer="sgd"',
+               "--set", 'loss="mse"', "-q", "--out", tmp_path / "r"]
+    one_line_error(cli("train", *own(files), *diverge), 1, "diverged", "lower the learning rate")
+    res = cli("train", *own(files), *diverge, "--json")
+    assert res.code == 1 and strict_json(res.stdout)["exit_code"] == 1
+    assert "diverged" in strict_json(res.stdout)["error"]
     assert list(tmp_path.iterdir()) == []  # no run folder, no partial folder, no lock
 
 
@@ -233,7 +230,11 @@ def test_run_json_stores_absolute_paths_and_works_from_anywhere(files, tmp_path,
     monkeypatch.chdir(tmp_path)
     res = cli("evaluate", "r", "--json")
     assert res.code == 0 and strict_json(res.stdout)["test"]["n"] > 0
-    assert (tmp_path / "r" / "MANIFEST.json").is_file()
+    files = sorted(p.relative_to(tmp_path / "r").as_posix() for p in (tmp_path / "r").rglob("*") if p.is_file())
+    assert {"MANIFEST.json", "run.json", "metrics.json", "history.json", "split.json", "plots/loss.png",
+            "plots/predictions.png", "model/recommender.json"} <= set(files)
+    assert not [f for f in files if Path(f).name.startswith(".")]  # no lock or temp file inside
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # and none beside it
 
 
 def _edit(run_dir: Path, name: str, value) -> None:
