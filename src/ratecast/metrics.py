@@ -33,7 +33,6 @@ def rmse(y_true, y_pred) -> float:
 ERROR_METRICS: dict[str, Callable] = {"mae": mae, "mse": mse, "rmse": rmse}
 
 
-_STATS = {"mae": "abs", "mse": "sq", "rmse": "sq"}
 #: Resampled indices are drawn this many at a time (32 MiB of int64), whatever the number of ratings.
 _CHUNK = 1 << 22
 
@@ -58,7 +57,8 @@ def bootstrap_cis(y_true, y_pred, metrics=("mae", "mse", "rmse"), n_resamples: i
         if isinstance(name, str) and name not in ERROR_METRICS:
             raise ValueError(f"metric must be one of {list(ERROR_METRICS)} or a callable, got {name!r}")
     err = t - p
-    per_rating = {"abs": np.abs(err), "sq": err * err}
+    want_abs = "mae" in names
+    want_sq = "mse" in names or "rmse" in names
     stats = {name: np.empty(n_resamples) for name in names}
     rng = np.random.default_rng(random_state)
     # one row of indices per resample, drawn a bounded number of rows at a time: memory stays O(_CHUNK + n), and
@@ -67,15 +67,17 @@ def bootstrap_cis(y_true, y_pred, metrics=("mae", "mse", "rmse"), n_resamples: i
     for start in range(0, n_resamples, rows):
         stop = min(start + rows, n_resamples)
         idx = rng.integers(0, t.size, size=(stop - start, t.size))
-        means = {kind: np.take(values, idx).mean(axis=1) for kind, values in per_rating.items()
-                 if any(_STATS.get(n) == kind for n in names if isinstance(n, str))}
+        e = np.take(err, idx)  # one gather serves every error metric
+        mean_abs = np.abs(e).mean(axis=1) if want_abs else None
+        mean_sq = np.square(e, out=e).mean(axis=1) if want_sq else None
+        del e
         for name in names:
             if name == "mae":
-                stats[name][start:stop] = means["abs"]
+                stats[name][start:stop] = mean_abs
             elif name == "mse":
-                stats[name][start:stop] = means["sq"]
+                stats[name][start:stop] = mean_sq
             elif name == "rmse":
-                stats[name][start:stop] = np.sqrt(means["sq"])
+                stats[name][start:stop] = np.sqrt(mean_sq)
             else:
                 stats[name][start:stop] = [fns[name](t[i], p[i]) for i in idx]
         del idx
