@@ -45,11 +45,27 @@ def test_save_refuses_a_folder_it_did_not_write(fitted, tmp_path):
 
 
 def test_save_replaces_a_saved_model_only_with_overwrite(fitted, saved, tmp_path):
-    with pytest.raises(OutputExistsError, match="already holds a ratecast output"):
+    with pytest.raises(OutputExistsError, match="already holds a ratecast output; pass overwrite=True to replace"):
         fitted.save(saved)
     fitted.save(saved, overwrite=True)
     assert rc.Recommender.load(saved).predict([1], [101]) == pytest.approx(fitted.predict([1], [101]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp or lock files left
+
+
+def test_overwrite_never_deletes_files_ratecast_did_not_write(fitted, saved):
+    (saved / "my_notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match=r"path '.*model': also holds files ratecast did not write "
+                                                 r"\(my_notes.txt\)"):
+        fitted.save(saved, overwrite=True)
+    assert (saved / "my_notes.txt").read_text() == "mine"
+    rc.Recommender.load(saved)  # the saved model is intact too
+
+
+def test_unwritable_location_is_named(fitted, tmp_path):
+    from ratecast.errors import NotWritableError
+
+    with pytest.raises(NotWritableError, match=r"cannot (create its parent folder|write in)"):
+        fitted.save("/proc/ratecast-model")
 
 
 def test_second_writer_fails_early(fitted, tmp_path):

@@ -55,3 +55,7 @@ class LockedError(RatecastError, OSError):
 
 class TrainingError(RatecastError, ArithmeticError):
     """Training failed, e.g. the loss became NaN or infinite (diverged)."""
+
+
+class NotWritableError(RatecastError, PermissionError):
+    """An output location cannot be written (permissions, read-only filesystem)."""

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from .errors import LockedError, OutputExistsError
+from .errors import LockedError, NotWritableError, OutputExistsError
 
 #: What ratecast writes into the files it makes, so that it can tell them from files it must not replace.
 GENERATOR = "ratecast"
@@ -212,12 +212,13 @@ def replace_dir(src: Path, dest: Path) -> None:
 
 
 def check_output_folder(dest: str | os.PathLike, *, overwrite: bool = False, marker: str = "run.json",
-                        option: str = "--out") -> Path:
+                        option: str = "--out", overwrite_hint: str = "pass --overwrite") -> Path:
     """Check that folder ``dest`` may be written; raise :class:`OutputExistsError` naming it otherwise.
 
     Allowed: a path that does not exist, an empty folder, or (with ``overwrite``) a folder holding ``marker``, i.e. one
     that ratecast wrote. Never allowed: the filesystem root, the home folder, the working directory or one of its
-    parents, a file, a symbolic link, a non-empty folder without ``marker``.
+    parents, a file, a symbolic link, a non-empty folder without ``marker``, and a ratecast folder that also holds
+    files its ``MANIFEST.json`` does not list (someone else's files, which replacing it would delete).
     """
     dest = Path(dest)
     shown = str(dest)
@@ -239,9 +240,28 @@ def check_output_folder(dest: str | os.PathLike, *, overwrite: bool = False, mar
                 raise OutputExistsError(f"{option} {shown!r}: the folder is not empty and was not written by "
                                         f"ratecast (no {marker}); choose a new folder")
             if not overwrite:
-                raise OutputExistsError(f"{option} {shown!r}: already holds a ratecast output; pass --overwrite to "
+                raise OutputExistsError(f"{option} {shown!r}: already holds a ratecast output; {overwrite_hint} to "
                                         "replace it")
+            foreign = _foreign_files(dest)
+            if foreign:
+                raise OutputExistsError(f"{option} {shown!r}: also holds files ratecast did not write "
+                                        f"({', '.join(foreign[:3])}); move them out or choose a new folder")
     return dest
+
+
+def _foreign_files(folder: Path) -> list[str]:
+    """Files under ``folder`` that its MANIFEST.json does not list (none when it has no manifest)."""
+    from . import manifest
+
+    path = folder / manifest.MANIFEST
+    if not path.is_file():
+        return []
+    try:
+        listed = set(json.loads(path.read_text(encoding="utf-8"))["files"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return [manifest.MANIFEST + " (unreadable)"]
+    files = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return sorted(f for f in files if Path(f).name != manifest.MANIFEST and f not in listed)
 
 
 def lock_path(dest: str | os.PathLike) -> Path:
@@ -261,12 +281,21 @@ def lock_output(dest: str | os.PathLike) -> Iterator[Path]:
         yield lock_path(dest)
         return
     path = lock_path(dest)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NotWritableError(f"{dest}: cannot create its parent folder ({exc.strerror or exc})") from None
+    try:  # the lock library reads a failure to create its file as "locked": tell the two apart first
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+    except OSError as exc:
+        raise NotWritableError(f"{dest}: cannot write in {path.parent} ({exc.strerror or exc})") from None
     lock = FileLock(str(path), timeout=0)
     try:
         lock.acquire()
     except Timeout:
         raise LockedError(f"{dest}: another process is writing it (lock file {path}); wait for it to finish")
+    except OSError as exc:
+        raise NotWritableError(f"{dest}: cannot take the lock {path} ({exc.strerror or exc})") from None
     try:
         yield path
     finally:
@@ -276,9 +305,10 @@ def lock_output(dest: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
-def staged_dir(dest: str | os.PathLike, *, overwrite: bool = False, marker: str = "run.json") -> Iterator[Path]:
+def staged_dir(dest: str | os.PathLike, *, overwrite: bool = False, marker: str = "run.json", option: str = "--out",
+               overwrite_hint: str = "pass --overwrite") -> Iterator[Path]:
     """:func:`output_dir` without the lock (for callers that already hold :func:`lock_output`)."""
-    dest = check_output_folder(dest, overwrite=overwrite, marker=marker)
+    dest = check_output_folder(dest, overwrite=overwrite, marker=marker, option=option, overwrite_hint=overwrite_hint)
     tmp = make_temp_dir(dest)
     try:
         yield tmp
@@ -288,7 +318,8 @@ def staged_dir(dest: str | os.PathLike, *, overwrite: bool = False, marker: str 
 
 
 @contextmanager
-def output_dir(dest: str | os.PathLike, *, overwrite: bool = False, marker: str = "run.json") -> Iterator[Path]:
+def output_dir(dest: str | os.PathLike, *, overwrite: bool = False, marker: str = "run.json", option: str = "--out",
+               overwrite_hint: str = "pass --overwrite") -> Iterator[Path]:
     """Write folder ``dest`` as a whole, or not at all.
 
     ::
@@ -305,7 +336,7 @@ def output_dir(dest: str | os.PathLike, *, overwrite: bool = False, marker: str 
        (or is interrupted), ``dest`` is left as it was and only the temporary folder is removed.
     """
     with lock_output(dest):
-        with staged_dir(dest, overwrite=overwrite, marker=marker) as tmp:
+        with staged_dir(dest, overwrite=overwrite, marker=marker, option=option, overwrite_hint=overwrite_hint) as tmp:
             yield tmp
 
 

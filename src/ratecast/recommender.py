@@ -550,7 +550,8 @@ class Recommender:
             raise TypeError(f"path must be a folder path, got {path!r}")
         _check_flag("overwrite", overwrite)
         state = self.state_
-        with output_dir(Path(path), overwrite=overwrite, marker=META) as tmp:
+        with output_dir(Path(path), overwrite=overwrite, marker=META, option="path",
+                        overwrite_hint="pass overwrite=True") as tmp:
             state.save(tmp)
         return Path(path)
 
