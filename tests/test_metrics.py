@@ -96,3 +96,34 @@ def test_bootstrap_memory_does_not_grow_with_resamples(monkeypatch):
     monkeypatch.setattr(M, "_CHUNK", 1 << 22)
     assert M.bootstrap_ci(t, p, "mae", n_resamples=30, random_state=0) == M.bootstrap_ci(
         t, p, "mae", n_resamples=30, random_state=0)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: M.mae([], []), ValueError, r"y_true and y_pred are empty"),
+    (lambda: M.mae([1.0, np.nan], [1.0, 2.0]), ValueError, r"y_true must hold finite numbers, got nan at position 1"),
+    (lambda: M.rmse([1.0, 2.0], [np.inf, 2.0]), ValueError, r"y_pred must hold finite numbers, got inf"),
+    (lambda: M.mae(None, None), TypeError, r"y_true must be a list or array of numbers, got None"),
+    (lambda: M.mae(np.ones((2, 3)), np.ones((3, 2))), ValueError, r"y_true must be 1-D, got shape \(2, 3\)"),
+    (lambda: M.bootstrap_ci([1, 2], [1, 2], metric="r2"), ValueError, r"metric must be one of .*got 'r2'"),
+    (lambda: M.bootstrap_ci([1, 2], [1, 2], confidence="0.9"), ValueError, r"confidence must be in \(0, 1\)"),
+    (lambda: M.bootstrap_ci([1, 2], [1, 2], random_state=-1), ValueError, r"random_state must be an integer in"),
+    (lambda: M.ranking_metrics(pd.DataFrame({"user_id": [1], "rating": [5.0], "score": [np.nan]})), ValueError,
+     r"frame\['score'\] must hold finite numbers"),
+    (lambda: M.ranking_metrics(pd.DataFrame({"user_id": [1], "rating": [5.0]})), ValueError, r"missing \['score'\]"),
+    (lambda: M.ranking_metrics([1, 2]), TypeError, r"frame must be a DataFrame"),
+    (lambda: M.ranking_metrics(pd.DataFrame({"user_id": [1], "rating": [5.0], "score": [1.0]}), threshold="4"),
+     ValueError, r"threshold must be a finite number, got '4'"),
+])
+def test_bad_metric_inputs_are_refused(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_bootstrap_takes_one_metric_name_as_a_string():
+    assert set(M.bootstrap_cis([1, 2, 3], [1, 2, 4], metrics="mae", n_resamples=20)) == {"mae"}
+
+
+def test_undefined_ranking_metrics_are_none_not_nan():
+    frame = pd.DataFrame({"user_id": [1, 1], "rating": [1.0, 2.0], "score": [3.0, 2.0]})
+    out = M.ranking_metrics(frame, k=5)
+    assert out["recall@5"] is None and out["ndcg@5"] is None and out["precision@5"] == 0.0

@@ -2,28 +2,49 @@
 
 from __future__ import annotations
 
+import math
+from numbers import Real
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 
+def _values(name: str, values) -> np.ndarray:
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a list or array of numbers, got {values!r}")
+    try:
+        arr = np.asarray(values, dtype="float64")
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a list or array of numbers") from None
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(f"{name} must hold finite numbers, got {arr[bad][0]} at position {int(np.flatnonzero(bad)[0])}")
+    return arr
+
+
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray(y_true, dtype="float64").ravel()
-    p = np.asarray(y_pred, dtype="float64").ravel()
+    """Two 1-D arrays of finite numbers of one length, with at least one value."""
+    t, p = _values("y_true", y_true), _values("y_pred", y_pred)
     if t.shape != p.shape:
         raise ValueError(f"y_true and y_pred must have the same length, got {t.size} and {p.size}")
+    if t.size == 0:
+        raise ValueError("y_true and y_pred are empty: there is nothing to score")
     return t, p
 
 
 def mae(y_true, y_pred) -> float:
+    """Mean absolute error."""
     t, p = _pair(y_true, y_pred)
-    return float(np.mean(np.abs(t - p))) if t.size else float("nan")
+    return float(np.mean(np.abs(t - p)))
 
 
 def mse(y_true, y_pred) -> float:
+    """Mean squared error."""
     t, p = _pair(y_true, y_pred)
-    return float(np.mean((t - p) ** 2)) if t.size else float("nan")
+    return float(np.mean((t - p) ** 2))
 
 
 def rmse(y_true, y_pred) -> float:
@@ -37,25 +58,26 @@ ERROR_METRICS: dict[str, Callable] = {"mae": mae, "mse": mse, "rmse": rmse}
 _CHUNK = 1 << 22
 
 
-def _check_bootstrap_args(n_resamples, confidence) -> None:
-    if not 0 < confidence < 1:
+def _check_bootstrap_args(n_resamples, confidence, random_state) -> None:
+    if isinstance(confidence, bool) or not isinstance(confidence, Real) or not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
+                                     or not 0 <= random_state < 2**32):
+        raise ValueError(f"random_state must be an integer in [0, 2**32) or None, got {random_state!r}")
 
 
 def bootstrap_cis(y_true, y_pred, metrics=("mae", "mse", "rmse"), n_resamples: int = 1000,
                   confidence: float = 0.95, random_state: int | None = 0) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals of several metrics from the same resamples (see :func:`bootstrap_ci`)."""
-    _check_bootstrap_args(n_resamples, confidence)
+    _check_bootstrap_args(n_resamples, confidence, random_state)
     t, p = _pair(y_true, y_pred)
-    names = list(metrics)
-    if t.size == 0:
-        return {name: (float("nan"), float("nan")) for name in names}
-    fns = {name: (ERROR_METRICS[name] if isinstance(name, str) else name) for name in names}
+    names = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics)
     for name in names:
-        if isinstance(name, str) and name not in ERROR_METRICS:
+        if not callable(name) and name not in ERROR_METRICS:
             raise ValueError(f"metric must be one of {list(ERROR_METRICS)} or a callable, got {name!r}")
+    fns = {name: (ERROR_METRICS[name] if isinstance(name, str) else name) for name in names}
     err = t - p
     want_abs = "mae" in names
     want_sq = "mse" in names or "rmse" in names
@@ -104,12 +126,22 @@ def ranking_metrics(frame: pd.DataFrame, k: int = 10, threshold: float = 4.0) ->
 
     ``frame`` has columns user_id, rating, score: for each user, their test items are ranked by score; an item is
     relevant when its rating is >= ``threshold``. Users with no relevant test item are left out of recall and NDCG
-    (they have nothing to find), and counted in precision.
+    (they have nothing to find), and counted in precision; when no user has a relevant item, recall and NDCG are
+    None (undefined), never NaN.
     """
-    if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, Real) or not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"frame must be a DataFrame with columns user_id, rating, score, got {type(frame).__name__}")
+    missing = [c for c in ("user_id", "rating", "score") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"frame must have columns user_id, rating, score; missing {missing}")
     if frame.empty:
-        return {f"precision@{k}": float("nan"), f"recall@{k}": float("nan"), f"ndcg@{k}": float("nan")}
+        raise ValueError("frame is empty: there is nothing to rank")
+    _values("frame['rating']", frame["rating"].to_numpy())
+    _values("frame['score']", frame["score"].to_numpy())
     df = frame[["user_id", "rating", "score"]].copy()
     df["rel"] = (df["rating"] >= threshold).astype("float64")
     df = df.sort_values(["user_id", "score"], ascending=[True, False], kind="stable")
@@ -125,6 +157,8 @@ def ranking_metrics(frame: pd.DataFrame, k: int = 10, threshold: float = 4.0) ->
     idcg = pd.Series(cum[ideal_len.to_numpy()], index=n_rel.index)
     has_rel = n_rel > 0
     precision = (hits / np.minimum(n_items, k)).mean()
+    if not has_rel.any():
+        return {f"precision@{k}": float(precision), f"recall@{k}": None, f"ndcg@{k}": None}
     recall = (hits[has_rel] / n_rel[has_rel]).mean()
     ndcg = (dcg[has_rel] / idcg[has_rel]).mean()
     return {f"precision@{k}": float(precision), f"recall@{k}": float(recall), f"ndcg@{k}": float(ndcg)}
@@ -134,7 +168,7 @@ def error_report(y_true, y_pred, *, ci: bool = True, n_resamples: int = 1000, ra
     """MAE, MSE, RMSE (and their 95% bootstrap intervals) in one dict."""
     out = {name: fn(y_true, y_pred) for name, fn in ERROR_METRICS.items()}
     out["n"] = int(np.asarray(y_true).size)
-    if ci and out["n"]:
+    if ci:
         cis = bootstrap_cis(y_true, y_pred, list(ERROR_METRICS), n_resamples, random_state=random_state)
         for name in ERROR_METRICS:
             out[f"{name}_ci95"] = list(cis[name])

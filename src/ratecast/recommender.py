@@ -293,6 +293,8 @@ class Recommender:
         """MAE/MSE/RMSE (with 95% bootstrap intervals), ranking metrics at ``k`` over each user's test items
         (relevant: rating >= ``threshold``), and how many test ratings needed the unknown-id fallback."""
         _check_dataset("test", test)
+        if len(test.ratings) == 0:
+            raise DataError("test has no ratings: there is nothing to evaluate")
         test.check_ratings("test")
         if isinstance(threshold, bool) or not isinstance(threshold, Real) or not math.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold!r}")
