@@ -9,7 +9,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RATECAST_DATA", REPO.parent / "shared" / "data")).resolve()
 
 
+# fixtures that train on real ML-100k: tests using them are slow (``-m "not slow"`` trains on synthetic data only)
+TRAINS_ON_REAL_DATA = {"run_dir", "lab_split"}
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TRAINS_ON_REAL_DATA & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
     if not (SHARED_DATA / "ml-100k" / "u.data").exists():
         skip = pytest.mark.skip(reason=f"no ML-100k copy under {SHARED_DATA}")
         for item in items:
