@@ -144,3 +144,12 @@ def test_float_and_folded_in_ids_survive_save_and_load(ds, tmp_path):
     loaded = rc.Recommender.load(rec.save(tmp_path / "m"))
     assert 7.25 in loaded.user_index_ and loaded.predict([1.5, 7.25], [101, 101]) == pytest.approx(
         rec.predict([1.5, 7.25], [101, 101]))
+
+
+def test_mixed_id_types_after_fold_in_stay_known(ds):
+    rec = rc.Recommender("dot", random_state=0, **FAST).fit(ds)
+    rec.fold_in("alice", {101: 5}, epochs=2)
+    rec.fold_in(7.5, {102: 4}, epochs=2)
+    d = rec.predict_details([1, "alice", 7.5, "1"], [101, 101, 101, 101])
+    assert d["known_user"].tolist() == [True, True, True, False]  # "1" is not 1
+    assert list(d["user_id"]) == [1, "alice", 7.5, "1"]

@@ -59,7 +59,7 @@ class Recommender:
         # numpy scalars become plain values, so configs stay JSON and Keras accepts them
         self.params = {k: [_plain(x) for x in v] if isinstance(v, (list, tuple)) else _plain(v)
                        for k, v in params.items()}
-        split_params(model, params)  # fail early on unknown options or bad values (configs validate eagerly)
+        split_params(model, self.params)  # fail early on unknown options or bad values (configs validate eagerly)
 
     # --- the fitted state ---------------------------------------------------------------------------------------
     @property
@@ -269,7 +269,7 @@ class Recommender:
         """Predictions with flags: ``known_user``, ``known_item``, ``was_impossible`` (baseline fallback used)."""
         u, i = self._index_pairs(user_ids, item_ids)
         pred, impossible = self._predict_index(u, i)
-        return pd.DataFrame({"user_id": np.asarray(user_ids).reshape(-1), "item_id": np.asarray(item_ids).reshape(-1),
+        return pd.DataFrame({"user_id": _id_array("user_ids", user_ids), "item_id": _id_array("item_ids", item_ids),
                              "prediction": pred, "known_user": u > 0, "known_item": i > 0,
                              "was_impossible": impossible})
 
@@ -608,6 +608,8 @@ def _id_array(name: str, values) -> np.ndarray:
         arr = np.asarray(values)
     except ValueError:
         raise TypeError(f"{name} must be a flat list of ids, got nested lists of different lengths") from None
+    if arr.dtype.kind in "US" and isinstance(values, (list, tuple)) and not all(isinstance(v, str) for v in values):
+        arr = np.array(list(values), dtype=object)  # mixed ints and labels stay what they are (numpy makes text)
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:

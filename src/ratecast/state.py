@@ -20,6 +20,7 @@ import math
 import zipfile
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +123,10 @@ class FittedState:
     def with_new_user(self, user_id, model: RatingModel, items: np.ndarray, ratings: np.ndarray) -> "FittedState":
         """This state plus one user (``fold_in``): vocabulary, baseline, seen pairs and the grown model."""
         ids = self.user_index.ids
-        new_ids = np.append(ids.astype(object) if isinstance(user_id, str) and ids.dtype != object else ids,
-                            np.asarray([user_id], dtype=object if isinstance(user_id, str) else None))
+        same_kind = {"O": isinstance(user_id, str), "i": isinstance(user_id, Integral),
+                     "u": isinstance(user_id, Integral), "f": isinstance(user_id, float)}.get(ids.dtype.kind, False)
+        # an id of another type keeps every id as it was (no int -> float or text conversion of the others)
+        new_ids = np.append(ids, user_id) if same_kind else np.array([*ids.tolist(), user_id], dtype=object)
         n_users = len(new_ids) + 1
         coo = self.seen.tocoo()
         u = np.concatenate([coo.row, np.full(len(items), n_users - 1)])
