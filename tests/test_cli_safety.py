@@ -433,3 +433,42 @@ def test_readme_config_example_is_valid(tmp_path):
     (tmp_path / "cfg.toml").write_text(example.replace("epochs = 20", "epochs = 0"))
     one_line_error(cli("train", "--config", tmp_path / "cfg.toml", "--out", tmp_path / "r"), 1,
                    "epochs must be a positive integer, got 0")
+
+
+def test_set_refuses_keys_that_are_not_model_options(tmp_path):
+    from ratecast.cli import app
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["train", "--data", "ml-100k", "--set", "model=svd", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "--set model=...: model is not a model option; use --model" in result.output
+
+
+def test_overwrite_refuses_a_run_folder_holding_other_files(tmp_path):
+    from ratecast.errors import OutputExistsError
+    from ratecast.io import output_dir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    (run / "thesis.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match=r"also holds files ratecast did not write \(run.json, thesis.txt\)"):
+        with output_dir(run, overwrite=True):
+            pass
+    assert (run / "thesis.txt").read_text() == "mine"
+
+
+def test_evaluate_refuses_a_data_file_changed_since_training(tmp_path):
+    from typer.testing import CliRunner
+
+    from ratecast.cli import app
+    from ratecast.runs import RunSpec, train_run
+    from synthetic import make_dataset
+
+    data = tmp_path / "r.csv"
+    make_dataset().ratings.drop(columns="timestamp").to_csv(data, index=False)
+    spec = RunSpec(data=str(data), model="dot", params={"epochs": 1, "embedding_dim": 4, "batch_size": 64})
+    train_run(spec, tmp_path / "run")
+    assert CliRunner().invoke(app, ["evaluate", str(tmp_path / "run")]).exit_code == 0
+    data.write_text(data.read_text().replace(",4.0\n", ",5.0\n"))
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run")])
+    assert result.exit_code == 1 and "the data file changed since this run was trained" in result.output

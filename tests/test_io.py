@@ -17,9 +17,12 @@ from ratecast.errors import IntegrityError, LockedError, MissingFileError, Outpu
 
 
 def _write_run(dest, text="new", overwrite=False):
+    from ratecast import manifest
+
     with io.output_dir(dest, overwrite=overwrite) as tmp:
         (tmp / "run.json").write_text("{}")
         (tmp / "result.txt").write_text(text)
+        manifest.write(tmp)  # as every ratecast output folder does: its files are listed
     return dest
 
 
@@ -58,7 +61,7 @@ def test_failure_leaves_destination_untouched(tmp_path, exc):
             (tmp / "run.json").write_text("{}")
             (tmp / "half").write_text("written")
             raise exc
-    assert sorted(p.name for p in dest.iterdir()) == ["result.txt", "run.json"]
+    assert sorted(p.name for p in dest.iterdir()) == ["MANIFEST.json", "result.txt", "run.json"]
     assert (dest / "result.txt").read_text() == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 

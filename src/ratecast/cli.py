@@ -482,6 +482,10 @@ def train(
         params.update(given_opts)
         where.update({k: "--" + k.replace("_", "-") for k in given_opts})
         set_opts = _parse_set(set_)
+        for key in ("model", "random_state", "verbose"):  # not model options: say where they belong
+            if key in set_opts:
+                flag = {"model": "--model", "random_state": "--seed", "verbose": "--quiet"}[key]
+                raise ValueError(f"--set {key}=...: {key} is not a model option; use {flag}")
         params.update(set_opts)
         where.update({k: f"--set {k}" for k in set_opts})
         _check_params_finite(params, where)

@@ -118,8 +118,11 @@ def check_replaceable(path: str | os.PathLike, *, overwrite: bool = False, optio
     if path.is_dir():
         raise OutputExistsError(f"{option} {str(path)!r}: is a folder; give a file name inside it")
     if path.exists() and not (overwrite or is_ratecast_file(path)):
-        raise OutputExistsError(f"{option} {str(path)!r}: the file exists and was not written by ratecast; "
-                                "choose another name or pass --overwrite to replace it")
+        marked = path.suffix.lower() in (".html", ".htm", ".png", ".parquet", ".pq")
+        why = ("was not written by ratecast" if marked else
+               f"may not be ratecast's ({path.suffix or 'this'} files carry no ratecast mark)")
+        raise OutputExistsError(f"{option} {str(path)!r}: the file exists and {why}; choose another name or pass "
+                                "--overwrite to replace it")
     return path
 
 
@@ -217,8 +220,7 @@ def check_output_folder(dest: str | os.PathLike, *, overwrite: bool = False, mar
 
     Allowed: a path that does not exist, an empty folder, or (with ``overwrite``) a folder holding ``marker``, i.e. one
     that ratecast wrote. Never allowed: the filesystem root, the home folder, the working directory or one of its
-    parents, a file, a symbolic link, a non-empty folder without ``marker``, and a ratecast folder that also holds
-    files its ``MANIFEST.json`` does not list (someone else's files, which replacing it would delete).
+    parents, a file, a symbolic link, a non-empty folder without ``marker``.
     """
     dest = Path(dest)
     shown = str(dest)
@@ -242,26 +244,33 @@ def check_output_folder(dest: str | os.PathLike, *, overwrite: bool = False, mar
             if not overwrite:
                 raise OutputExistsError(f"{option} {shown!r}: already holds a ratecast output; {overwrite_hint} to "
                                         "replace it")
-            foreign = _foreign_files(dest)
-            if foreign:
-                raise OutputExistsError(f"{option} {shown!r}: also holds files ratecast did not write "
-                                        f"({', '.join(foreign[:3])}); move them out or choose a new folder")
     return dest
 
 
+def check_foreign_files(dest: Path, option: str = "--out") -> None:
+    """Refuse to replace folder ``dest`` while it holds files ratecast did not write (they would be deleted)."""
+    if dest.is_dir():
+        foreign = _foreign_files(dest)
+        if foreign:
+            raise OutputExistsError(f"{option} {str(dest)!r}: also holds files ratecast did not write "
+                                    f"({', '.join(foreign[:3])}); move them out or choose a new folder")
+
+
 def _foreign_files(folder: Path) -> list[str]:
-    """Files under ``folder`` that its MANIFEST.json does not list (none when it has no manifest)."""
+    """Files under ``folder`` that ratecast cannot show it wrote: neither listed in the folder's MANIFEST.json nor
+    carrying ratecast's mark (HTML, PNG, Parquet). Without a manifest, only marked files count as ratecast's."""
     from . import manifest
 
     path = folder / manifest.MANIFEST
-    if not path.is_file():
-        return []
-    try:
-        listed = set(json.loads(path.read_text(encoding="utf-8"))["files"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        return [manifest.MANIFEST + " (unreadable)"]
-    files = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    return sorted(f for f in files if Path(f).name != manifest.MANIFEST and f not in listed)
+    listed: set[str] = set()
+    if path.is_file():
+        try:
+            listed = set(json.loads(path.read_text(encoding="utf-8"))["files"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return [manifest.MANIFEST + " (unreadable)"]
+    files = (p for p in folder.rglob("*") if p.is_file() and not (p.name == manifest.MANIFEST and listed))
+    return sorted(rel for p in files if (rel := p.relative_to(folder).as_posix()) not in listed
+                  and not is_ratecast_file(p))
 
 
 def lock_path(dest: str | os.PathLike) -> Path:
@@ -309,6 +318,8 @@ def staged_dir(dest: str | os.PathLike, *, overwrite: bool = False, marker: str 
                overwrite_hint: str = "pass --overwrite") -> Iterator[Path]:
     """:func:`output_dir` without the lock (for callers that already hold :func:`lock_output`)."""
     dest = check_output_folder(dest, overwrite=overwrite, marker=marker, option=option, overwrite_hint=overwrite_hint)
+    if dest.is_dir() and any(dest.iterdir()):
+        check_foreign_files(dest, option)  # before any work: replacing it must not delete anyone's files
     tmp = make_temp_dir(dest)
     try:
         yield tmp

@@ -30,7 +30,7 @@ from . import split as S
 from .datasets import Dataset, load_movielens, load_ratings
 from .datasets.movielens import DATASETS
 from .errors import DataError, IntegrityError, MissingFileError, OutputExistsError
-from .io import check_output_folder, lock_output, read_json_object, staged_dir, write_json
+from .io import check_foreign_files, check_output_folder, lock_output, read_json_object, staged_dir, write_json
 
 SPLITS = ("holdout", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "temporal", "last1")
 #: Suffixes of the ratings files ratecast reads (besides MovieLens releases, which are named).
@@ -151,6 +151,25 @@ def load_data(spec: RunSpec, progress: bool = True) -> Dataset:
     return load_ratings(spec.data, **opts)
 
 
+def data_fingerprint(spec: RunSpec) -> dict[str, str]:
+    """sha256 of each of the run's own data files (ratings, items, users); MovieLens releases are checksummed when
+    they are downloaded."""
+    files = [] if spec.data in DATASETS else [spec.data]
+    files += [str(spec.data_options[k]) for k in _PATH_OPTIONS if k in spec.data_options]
+    return {f: manifest.sha256(f) for f in files if Path(f).is_file()}
+
+
+def check_data_unchanged(info: dict[str, Any], where: str) -> None:
+    """Refuse data files that changed since the run was trained: its split would hold other ratings."""
+    recorded = info.get("data_sha256") or {}
+    if not isinstance(recorded, dict):
+        raise IntegrityError(f"{where}: 'data_sha256' must be a JSON object")
+    for path, digest in recorded.items():
+        if Path(path).is_file() and manifest.sha256(path) != digest:
+            raise IntegrityError(f"{path}: the data file changed since this run was trained (sha256 differs from "
+                                 f"{where}); its split would hold other ratings; train again")
+
+
 def load_stored_data(spec: RunSpec, where: str, progress: bool = False) -> Dataset:
     """The data of a stored run (spec read from ``where``), checked before it is read.
 
@@ -229,6 +248,8 @@ def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool =
         elif spec is None:
             raise ValueError("train_run needs a spec (or resume=True)")
         check_output_folder(out, overwrite=overwrite, marker=RUN_MARKER)
+        if out.is_dir() and any(out.iterdir()):
+            check_foreign_files(out)  # refused before training, not after
         spec = resolve_spec(spec)
         Recommender(spec.model, random_state=spec.seed, **spec.params)  # options are valid before any work
         if not resume and part.exists():
@@ -282,6 +303,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
             "spec": asdict(spec), "model_config": rec.model_config_.to_dict(),
             "training_config": rec.training_config_.to_dict(), "rating_scale": rec.rating_scale_.to_dict(),
             "dataset": dataset.name, "fit_seconds": fit_s, "epochs_run": len(rec.history_.get("loss", [])),
+            "data_sha256": data_fingerprint(spec),
         })
         write_json(tmp / "metrics.json", {"test": metrics, "train": train_metrics,
                                           "untrained_on_train": rec.initial_train_metrics_})
@@ -317,7 +339,10 @@ class Run:
 
     def load_data(self, spec: RunSpec | None = None, progress: bool = False) -> Dataset:
         """The run's data (or that of ``spec``, e.g. the same data under another split), checked first."""
-        return load_stored_data(spec or self.spec, str(self.path / "run.json"), progress=progress)
+        where = str(self.path / "run.json")
+        if spec is None or spec.data == self.spec.data:
+            check_data_unchanged(self.info, where)
+        return load_stored_data(spec or self.spec, where, progress=progress)
 
 
 def load_run(path: str | os.PathLike) -> Run:
