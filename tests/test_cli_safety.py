@@ -472,3 +472,18 @@ def test_evaluate_refuses_a_data_file_changed_since_training(tmp_path):
     data.write_text(data.read_text().replace(",4.0\n", ",5.0\n"))
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run")])
     assert result.exit_code == 1 and "the data file changed since this run was trained" in result.output
+
+
+def test_compare_json_holds_numbers(tmp_path):
+    from typer.testing import CliRunner
+
+    from ratecast.cli import app
+    from ratecast.runs import RunSpec, train_run
+    from synthetic import make_dataset
+
+    data = tmp_path / "r.csv"
+    make_dataset().ratings.drop(columns="timestamp").to_csv(data, index=False)
+    train_run(RunSpec(data=str(data), model="dot", params={"epochs": 1, "embedding_dim": 4}), tmp_path / "run")
+    rows = json.loads(CliRunner().invoke(app, ["compare", str(tmp_path / "run"), "--json"]).stdout)
+    ci, fit = rows[0]["mae_ci95"], rows[0]["fit_s"]
+    assert isinstance(fit, float) and len(ci) == 2 and all(isinstance(v, float) for v in ci)

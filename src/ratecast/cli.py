@@ -687,17 +687,19 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."),
         table.add_column(name, justify="right", no_wrap=True)
     for r in rows:
         table.add_row(r["path"], r["model"], f"{r['data']} {r['split']} seed {r['seed']}", str(r["epochs"]),
-                      f"{_num(r['mae'])} {r['mae_ci95']}", _num(r["rmse"]), _num(r["ndcg@10"]), r["fit_s"])
+                      f"{_num(r['mae'])} {_ci(r['mae_ci95'], 3)}", _num(r["rmse"]), _num(r["ndcg@10"]),
+                      _num(r["fit_s"], 1))
     out.print(table)
 
 
 def comparison_row(run) -> dict[str, Any]:
+    """One run's numbers (plain numbers, for JSON; the table formats them)."""
     t = run.metrics["test"]
     ci = t.get("mae_ci95")
     return {"run": run.path.name, "model": run.spec.model, "data": run.info["dataset"], "split": run.spec.split,
             "seed": run.spec.seed, "epochs": run.info["epochs_run"], "mae": t.get("mae"),
-            "mae_ci95": _ci(ci, 3), "rmse": t.get("rmse"), "ndcg@10": t.get("ndcg@10"),
-            "fit_s": _num(run.info.get("fit_seconds"), 1)}
+            "mae_ci95": list(ci) if isinstance(ci, (list, tuple)) else None, "rmse": t.get("rmse"),
+            "ndcg@10": t.get("ndcg@10"), "fit_s": run.info.get("fit_seconds")}
 
 
 @app.command(cls=_Command)
@@ -773,7 +775,9 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
                 progress.update(task, description=f"{name}: done (test MAE {_num(rows[-1]['mae'])})")
                 progress.stop_task(task)
         table = pd.DataFrame(rows)
-        _print_frame(table.drop(columns=["run", "data", "split", "seed"]), "Test results (lab split)", digits=4)
+        shown = table.drop(columns=["run", "data", "split", "seed"]).assign(
+            mae_ci95=[_ci(c, 3) for c in table["mae_ci95"]], fit_s=[_num(v, 1) for v in table["fit_s"]])
+        _print_frame(shown, "Test results (lab split)", digits=4)
         write_text(out_dir / "results.csv", table.to_csv(index=False))
     out.print(f"reports: {', '.join(str(out_dir / n / 'report.html') for n in names)}", highlight=False)
     out.print(f"table: {out_dir / 'results.csv'}", highlight=False)

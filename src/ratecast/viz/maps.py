@@ -71,12 +71,13 @@ def color_columns(rec, kind: str = "item") -> list[str]:
         out = ["popularity"]
         if items is not None and rec.genres:
             out.append("genre")
-        if items is not None and "release_year" in items:
+        if items is not None and "release_year" in items and items["release_year"].notna().any():
             out.append("release_year")
         return out
     if kind == "user":
         users = rec.users
-        return ["n_ratings"] + [c for c in ("age", "gender", "occupation") if users is not None and c in users]
+        return ["n_ratings"] + [c for c in ("age", "gender", "occupation")
+                                if users is not None and c in users and users[c].notna().any()]
     raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
 
 
