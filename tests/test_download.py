@@ -201,3 +201,12 @@ def test_unwritable_extraction_folder(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.mkdtemp", denied)
     with pytest.raises(DataError, match=r": cannot extract into this folder: Permission denied"):
         extract_zip(tmp_path / "ml-100k.zip", tmp_path, "ml-100k")
+
+
+def test_data_home_that_is_a_file_is_refused(tmp_path):
+    from ratecast.datasets.download import default_data_home
+
+    f = tmp_path / "s.csv"
+    f.write_text("x")
+    with pytest.raises(DataError, match=r"data_home must be a folder, got the file '.*s.csv'"):
+        default_data_home(f)

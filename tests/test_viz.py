@@ -100,3 +100,10 @@ def test_tsne_with_and_without_opentsne(monkeypatch, opentsne):
     assert np.array_equal(xy, viz.project(x, "tsne", perplexity=10))  # same seed, same map
     with pytest.raises(ValueError, match="finite"):
         viz.project(np.full((20, 2), np.nan), "tsne", perplexity=5)
+
+
+def test_map_perplexity_is_checked(rec):
+    from ratecast.viz import embedding_map
+
+    with pytest.raises(ValueError, match=r"perplexity must be a number in \(0, \d+\) for \d+ points, got 1000000000.0"):
+        embedding_map(rec, "item", perplexity=1e9)

@@ -22,11 +22,12 @@ _MD5 = re.compile(r"\b([0-9a-fA-F]{32})\b")
 
 def default_data_home(data_home: str | os.PathLike | None = None) -> Path:
     """``data_home`` if given, else ``$RATECAST_DATA``, else the per-user cache folder."""
-    if data_home is not None:
-        return Path(data_home).expanduser()
-    env = os.environ.get("RATECAST_DATA")
-    if env:
-        return Path(env).expanduser()
+    for where, value in (("data_home", data_home), ("RATECAST_DATA", os.environ.get("RATECAST_DATA"))):
+        if value is not None and (where == "data_home" or value):
+            home = Path(value).expanduser()
+            if home.exists() and not home.is_dir():
+                raise DataError(f"{where} must be a folder, got the file {str(home)!r}")
+            return home
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("ratecast"))

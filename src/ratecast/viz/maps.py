@@ -90,6 +90,11 @@ def embedding_map(rec, kind: str = "item", method: str = "tsne", perplexity: flo
         emb = rec.user_embeddings()
     else:
         raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
+    if isinstance(perplexity, bool) or not isinstance(perplexity, (int, float)) or not np.isfinite(perplexity) \
+            or not 0 < perplexity < max(len(emb), 51):
+        raise ValueError(f"perplexity must be a number in (0, {max(len(emb), 51)}) for {len(emb)} points, "
+                         f"got {perplexity!r}")
+    # small catalogues: the default perplexity is lowered to what the points allow
     xy = project(emb.to_numpy(), method, perplexity=min(perplexity, len(emb) - 1), random_state=random_state)
     ids = emb.index.to_numpy()
     df = pd.DataFrame({"id": ids, "x": xy[:, 0], "y": xy[:, 1]})
