@@ -184,8 +184,10 @@ def test_ctrl_c_then_resume(tmp_path):
     args = ["train", "--data", tmp_path / "r.csv", "--model", "dot", "--epochs", "40", "--batch-size", "64",
             "--embedding-dim", "8", "--set", "early_stopping=null", "--out", run, "-q"]
     env = {**os.environ, "RATECAST_DATA": str(SHARED_DATA)}
+    # a test runner started in the background inherits an ignored SIGINT; the command gets the default back, as in a
+    # terminal (Python then turns SIGINT into KeyboardInterrupt)
     proc = subprocess.Popen([*EXE, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+                            env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     checkpoint = tmp_path / ".run.partial" / "checkpoint"
     deadline = time.monotonic() + 600
     while proc.poll() is None and time.monotonic() < deadline and not (
