@@ -23,6 +23,7 @@ import pandas as pd
 from . import metrics as M
 from .datasets.dataset import Dataset, IdIndex
 from .datasets.scale import RatingScale
+from .datasets.validate import _plain
 from .errors import DataError, IntegrityError, NotFittedError
 from .features import FeatureEncoder
 from .models import MODELS, split_params
@@ -173,9 +174,7 @@ class Recommender:
         r = train.ratings
         user_index, item_index = IdIndex(r["user_id"]), IdIndex(r["item_id"])
         u, i = user_index.index(r["user_id"]), item_index.index(r["item_id"])
-        y = r["rating"].to_numpy(dtype="float64")
-        if not np.isfinite(y).all():
-            raise DataError("train has non-finite ratings")
+        y = r["rating"].to_numpy(dtype="float64")  # finite and on the scale: train.check_ratings above
         baseline = Baseline.fit(u, i, y, user_index.size, item_index.size)
         gu, gi = user_index.index(given["user_id"]), item_index.index(given["item_id"])
         known = (gu > 0) & (gi > 0)
@@ -573,10 +572,6 @@ class Recommender:
 
 
 # --- argument checks ----------------------------------------------------------------------------------------------
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _check_dataset(name: str, value) -> None:
     if not isinstance(value, Dataset):
         raise TypeError(f"{name} must be a ratecast Dataset, got {type(value).__name__}")

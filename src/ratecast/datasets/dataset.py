@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .scale import RatingScale
+from .validate import _plain
 
 RATING_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 
@@ -121,10 +122,6 @@ def _as_array(values) -> np.ndarray:
     out = np.empty((), dtype=object)
     out[()] = values
     return out
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _bool_mask(values: pd.Index) -> np.ndarray:

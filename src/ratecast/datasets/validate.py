@@ -17,7 +17,7 @@ _TIMESTAMP = "timestamp must be a number (seconds since 1970) or a date"
 
 def _plain(value):
     """numpy scalars as plain Python values, so messages read ``6`` rather than ``np.int64(6)``."""
-    return value.item() if hasattr(value, "item") else value
+    return value.item() if isinstance(value, np.generic) else value
 
 
 Fail = Callable[..., None]
