@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import DataError, MissingFileError
 from .dataset import Dataset
 from .scale import RatingScale
-from .validate import validate_ratings
+from .validate import text_ids, validate_ratings
 
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _RATINGS_FILE = "a ratings file (CSV, TSV or Parquet)"
@@ -216,8 +216,14 @@ def _infer_sep(path: Path, encoding: str) -> str:
     return ","
 
 
-def _read_any(path: Path, *, sep: str | None, encoding: str, expected: str = "a file") -> pd.DataFrame:
-    if path.suffix.lower() in (".parquet", ".pq"):
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _read_any(path: Path, *, sep: str | None, encoding: str, expected: str = "a file",
+              id_cols: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A table with a header row; in a delimited file the ``id_cols`` are read as text (see :func:`text_ids`)."""
+    if _is_parquet(path):
         check_file(path, expected)
         try:
             df = pd.read_parquet(path)
@@ -228,7 +234,8 @@ def _read_any(path: Path, *, sep: str | None, encoding: str, expected: str = "a 
         return df
     check_file(path, expected)
     check_encoding(encoding, path)
-    return read_delimited(path, sep=sep or _infer_sep(path, encoding), header=0, encoding=encoding, expected=expected)
+    return read_delimited(path, sep=sep or _infer_sep(path, encoding), header=0, encoding=encoding, expected=expected,
+                          dtype={c: str for c in id_cols} or None)
 
 
 def load_ratings(
@@ -256,7 +263,7 @@ def load_ratings(
     """
     path = Path(path)
     scale = _as_scale(rating_scale)
-    df = _read_any(path, sep=sep, encoding=encoding, expected=_RATINGS_FILE)
+    df = _read_any(path, sep=sep, encoding=encoding, expected=_RATINGS_FILE, id_cols=(user_col, item_col))
     wanted = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col}
     if timestamp_col is not None:
         wanted["timestamp_col"] = timestamp_col
@@ -266,18 +273,21 @@ def load_ratings(
                 f"missing column {col!r} (argument {arg}); the file has columns {list(map(str, df.columns))}",
                 path=str(path),
             )
+    text = not _is_parquet(path)  # ids were read as text: integers only where written as such ("007" stays text)
     renamed = pd.DataFrame(
         {
-            "user_id": df[user_col],
-            "item_id": df[item_col],
+            "user_id": text_ids(df[user_col]) if text else df[user_col],
+            "item_id": text_ids(df[item_col]) if text else df[item_col],
             "rating": df[rating_col],
             "timestamp": df[timestamp_col] if timestamp_col else pd.Series(np.nan, index=df.index),
         }
     )
-    first_line = 1 if path.suffix.lower() in (".parquet", ".pq") else 2
+    first_line = 2 if text else 1
     ratings, scale = validate_ratings(renamed, path=str(path), rating_scale=scale, first_line=first_line)
-    item_table = _metadata_table(items, item_key or item_col, "item_id", encoding) if items is not None else None
-    user_table = _metadata_table(users, user_key or user_col, "user_id", encoding) if users is not None else None
+    item_table = (_metadata_table(items, item_key or item_col, "item_id", encoding, ratings["item_id"])
+                  if items is not None else None)
+    user_table = (_metadata_table(users, user_key or user_col, "user_id", encoding, ratings["user_id"])
+                  if users is not None else None)
     genres: list[str] = []
     if item_table is not None:
         item_table, genres = normalise_items(item_table)
@@ -292,12 +302,16 @@ def load_ratings(
     )
 
 
-def _metadata_table(table, key: str, index_name: str, encoding: str) -> pd.DataFrame:
+def _metadata_table(table, key: str, index_name: str, encoding: str, ids: pd.Series) -> pd.DataFrame:
+    """A metadata table indexed by ``key``; keys read from a delimited file are typed like the ratings' ``ids``:
+    integers where the ratings' ids are integers and the key is written as one, else the text as written."""
     if isinstance(table, pd.DataFrame):
         df, where = table.copy(), "metadata table"
     else:
         p = Path(table)
-        df, where = _read_any(p, sep=None, encoding=encoding), str(p)
+        df, where = _read_any(p, sep=None, encoding=encoding, id_cols=(key,)), str(p)
+        if not _is_parquet(p) and key in df.columns and pd.api.types.is_integer_dtype(ids):
+            df[key] = text_ids(df[key])
     if key not in df.columns:
         if df.index.name == key:
             df = df.reset_index()

@@ -12,6 +12,7 @@ from ..errors import DataError
 from .scale import RatingScale
 
 _INTEGER = r"[+-]?\d+"
+_CANONICAL_INTEGER = r"0|-?[1-9]\d*"  # how str(int) writes an integer: no sign but '-', no leading zeros, no spaces
 _TIMESTAMP = "timestamp must be a number (seconds since 1970) or a date"
 
 
@@ -85,6 +86,22 @@ def _ids(s: pd.Series, col: str, fail: Fail) -> pd.Series:
     if 2 * is_int.sum() > len(s) and not is_int.all():
         fail(~is_int, f"{col} mixes integers and text", col)
     return s
+
+
+def text_ids(s: pd.Series) -> pd.Series:
+    """Ids read as text from a delimited file: int64 when every value is written the way Python writes an integer
+    (``7``, ``-3``) and fits int64; otherwise the text as written, so that ``7`` and ``007`` (or ``+7``, `` 7``,
+    ``7.0``) stay different ids. Missing values stay missing (they are reported by :func:`validate_ratings`)."""
+    if len(s) == 0 or not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+        return s
+    if s.isna().any() or (s.dtype == object and not s.map(lambda v: isinstance(v, str)).all()):
+        return s
+    if not bool(s.str.fullmatch(_CANONICAL_INTEGER).all()):
+        return s
+    num = pd.to_numeric(s, errors="coerce")
+    if num.dtype != "int64":  # beyond int64 (uint64, object or float): keep the text
+        return s
+    return num
 
 
 def _timestamps(ts: pd.Series, fail: Fail) -> pd.Series:
