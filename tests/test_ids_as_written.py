@@ -1,8 +1,13 @@
 """Ids in a user's own ratings file are kept exactly as written: ``7`` and ``007`` are two users."""
 
-import pytest
+import json
 
-from ratecast.datasets import load_ratings
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ratecast.cli import _coerce_id, app
+from ratecast.datasets import IdIndex, load_ratings
 from ratecast.errors import DataError
 
 
@@ -54,3 +59,43 @@ def test_metadata_keys_match_the_ids_as_written(tmp_path):
     ratings = write(tmp_path, "user_id,item_id,rating\n1,5,4\n2,7,3\n")
     ds = load_ratings(ratings, items=write(tmp_path, "item_id,title\n5,Five (1995)\n7,Seven (1995)\n", "i2.csv"))
     assert ds.items.index.dtype == "int64" and ds.items.loc[7, "title"] == "Seven (1995)"
+
+
+# --- the command line finds ids as they were stored -------------------------------------------------------------------
+BIG = "99999999999999999999999"  # does not fit int64
+
+
+@pytest.mark.parametrize("ids,typed,found", [
+    ([1, 2, 3], "2", 2),
+    ([1, 2, 3], "002", "002"),  # not written as the model's id 2: unknown
+    (["7", "007"], "007", "007"),
+    (["1", BIG], BIG, BIG),
+    (np.array([1, 2, int(BIG)], dtype=object), BIG, int(BIG)),  # a Python int beyond int64
+    (np.array([1, "7"], dtype=object), "7", "7"),
+    (np.array([7, "7"], dtype=object), "7", "7"),  # the text as typed wins
+    ([1.5, 2.0], "2", 2.0),
+    ([1, 2, 3], "2.0", "2.0"),  # integer ids are not looked up as numbers
+])
+def test_command_line_ids_are_found_as_stored(ids, typed, found):
+    got = _coerce_id(IdIndex(ids), typed)
+    assert got == found and type(got) is type(found)
+
+
+def test_recommend_and_similar_find_ids_beyond_int64(tmp_path):
+    rng = np.random.default_rng(0)
+    users = [str(u) for u in range(1, 16)] + [BIG, "007"]
+    rows = [f"{u},{i + 1},{rng.integers(1, 6)}" for u in users for i in rng.choice(20, 8, replace=False)]
+    rows += [f"7,{BIG},4", f"8,{BIG},2"]
+    data = write(tmp_path, "\n".join(["user_id,item_id,rating", *rows]) + "\n")
+    run = tmp_path / "run"
+    res = CliRunner().invoke(app, ["train", "--data", str(data), "--model", "dot", "--epochs", "1", "--embedding-dim",
+                                   "4", "-q", "--out", str(run)])
+    assert res.exit_code == 0, (res.stdout, res.stderr)
+    for user in (BIG, "007", "7"):
+        res = CliRunner().invoke(app, ["recommend", str(run), "--user", user, "-k", "2", "--json"])
+        assert res.exit_code == 0, (user, res.stdout)
+        assert len(json.loads(res.stdout)) == 2
+    res = CliRunner().invoke(app, ["recommend", str(run), "--user", "0007", "--json"])
+    assert res.exit_code == 3 and "unknown user id '0007'" in json.loads(res.stdout)["error"]
+    res = CliRunner().invoke(app, ["similar", str(run), "--item", BIG, "-k", "2", "--json"])
+    assert res.exit_code == 0, res.stdout

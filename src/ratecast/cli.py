@@ -196,18 +196,32 @@ def _print_frame(df, title: str | None = None, digits: int = 3, wrap: tuple[str,
 
 
 def _coerce_id(index, value: str):
-    """Command-line ids arrive as text; match the type of the model's ids."""
+    """The model's id that a command-line id (text) stands for, found as it was stored: the text itself, else the
+    integer written that way (``7``, ``-3``, ``99999999999999999999999``; not ``007`` or ``+7``) among integer ids,
+    else the number among number ids (``2.5``). An id known in none of these forms is returned as text (unknown)."""
+    from numbers import Integral
+
     ids = index.ids
-    if ids.dtype.kind in "iu":
+    kinds = {ids.dtype.kind} if ids.dtype.kind != "O" else {
+        "i" if isinstance(v, Integral) and not isinstance(v, bool) else "f" if isinstance(v, float) else "O"
+        for v in ids}
+    candidates: list[Any] = [value]
+    if kinds & {"i", "u"}:
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
-            return value
-    if ids.dtype.kind == "f":
+            pass
+        else:
+            if str(number) == value:
+                candidates.append(number)
+    if "f" in kinds:
         try:
-            return float(value)
+            candidates.append(float(value))
         except ValueError:
-            return value
+            pass
+    for candidate in candidates:
+        if candidate in index:
+            return candidate
     return value
 
 
