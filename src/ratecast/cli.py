@@ -653,7 +653,8 @@ def map_(run_dir: Path = typer.Argument(..., help="Run directory."),
                                                                    "(items); n_ratings, age, gender, occupation "
                                                                    "(users)."),
          perplexity: float = typer.Option(30.0, "--perplexity", help="t-SNE perplexity."),
-         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file.")) -> None:
+         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+         as_json: bool = AsJson) -> None:
     """2-D map of the learned embeddings (t-SNE or UMAP)."""
     from .io import check_replaceable
     from .viz import embedding_map, map_html, map_png
@@ -676,6 +677,8 @@ def map_(run_dir: Path = typer.Argument(..., help="Run directory."),
     df = embedding_map(rec, kind, method=method, perplexity=perplexity)
     title = f"{kind} embeddings ({method})"
     (map_html if out_file.suffix.lower() == ".html" else map_png)(df, out_file, color=color, title=title)
+    if as_json:
+        return _print_json({"out": str(out_file), "points": len(df), "kind": kind, "method": method, "color": color})
     out.print(f"wrote {out_file} ({len(df)} points)", highlight=False)
 
 
@@ -721,12 +724,17 @@ def comparison_row(run) -> dict[str, Any]:
 def report(run_dir: Path = typer.Argument(..., help="Run directory."),
            out_file: Optional[Path] = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)."),
            method: Method = typer.Option(Method.tsne, "--method", help="Embedding map method."),
-           overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file.")) -> None:
+           overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+           as_json: bool = AsJson) -> None:
     """Write a self-contained HTML report of a run (opens offline in any browser)."""
     from .report import build_report
 
+    method = Method(method).value
+    if as_json:  # no progress display: stdout holds the JSON document only
+        path = build_report(_load_run(run_dir), out_file, map_method=method, overwrite=overwrite)
+        return _print_json({"run": str(run_dir), "out": str(path)})
     with err.status("building the report…") as status:
-        path = build_report(_load_run(run_dir), out_file, map_method=Method(method).value, overwrite=overwrite,
+        path = build_report(_load_run(run_dir), out_file, map_method=method, overwrite=overwrite,
                             on_step=lambda m: status.update(f"{m}…"))
     out.print(f"wrote {path}", highlight=False)
 
@@ -737,7 +745,7 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
          data: str = typer.Option("ml-100k", "--data"),
          models: str = typer.Option("dot,deep,hybrid,classification", "--models"),
          epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the lab's epochs (quick runs)."),
-         data_home: Optional[Path] = DataHome) -> None:
+         data_home: Optional[Path] = DataHome, as_json: bool = AsJson) -> None:
     """The lab, end to end: train its four models on ML-100k with its protocol, compare, write reports."""
     import pandas as pd
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -759,11 +767,12 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
         check_output_folder(out_dir, overwrite=True, marker=marker)  # a demo folder is refreshed, nothing else
         base = RunSpec(data=data, data_home=str(data_home) if data_home else None)
         rows = []
-        out.print(f"[bold]ratecast demo[/]: {', '.join(names)} on {data}; lab protocol: holdout test_size=0.2 "
-                  "random_state=0, batch 64, early stopping on a 10% validation split of train; each run is then "
-                  "evaluated, plotted and written up as a report", highlight=False)
+        if not as_json:
+            out.print(f"[bold]ratecast demo[/]: {', '.join(names)} on {data}; lab protocol: holdout test_size=0.2 "
+                      "random_state=0, batch 64, early stopping on a 10% validation split of train; each run is "
+                      "then evaluated, plotted and written up as a report", highlight=False)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=out,
-                      transient=False) as progress:
+                      transient=False, disable=as_json) as progress:
             task = progress.add_task(f"loading {data}", total=None)
             ds = load_data(base)
             progress.update(task, description=f"loaded {ds.name}: {len(ds.ratings)} ratings")
@@ -789,11 +798,16 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
                 progress.update(task, description=f"{name}: done (test MAE {_num(rows[-1]['mae'])})")
                 progress.stop_task(task)
         table = pd.DataFrame(rows)
-        shown = table.drop(columns=["run", "data", "split", "seed"]).assign(
-            mae_ci95=[_ci(c, 3) for c in table["mae_ci95"]], fit_s=[_num(v, 1) for v in table["fit_s"]])
-        _print_frame(shown, "Test results (lab split)", digits=4)
         write_text(out_dir / "results.csv", table.to_csv(index=False))
-    out.print(f"reports: {', '.join(str(out_dir / n / 'report.html') for n in names)}", highlight=False)
+    reports = [str(out_dir / n / "report.html") for n in names]
+    if as_json:
+        return _print_json({"out": str(out_dir), "runs": [{**r, "path": str(out_dir / n), "report": rep}
+                                                          for r, n, rep in zip(rows, names, reports)],
+                            "table": str(out_dir / "results.csv")})
+    shown = table.drop(columns=["run", "data", "split", "seed"]).assign(
+        mae_ci95=[_ci(c, 3) for c in table["mae_ci95"]], fit_s=[_num(v, 1) for v in table["fit_s"]])
+    _print_frame(shown, "Test results (lab split)", digits=4)
+    out.print(f"reports: {', '.join(reports)}", highlight=False)
     out.print(f"table: {out_dir / 'results.csv'}", highlight=False)
 
 
