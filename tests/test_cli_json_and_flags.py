@@ -107,3 +107,90 @@ def test_every_command_offers_json():
                  ["similar"], ["map"], ["compare"], ["report"], ["demo"]):
         text = cli(*verb, "--help").stdout
         assert re.search(r"--json\s+Print JSON", text), verb
+
+
+# --- messages name the command line's flags, not Python's arguments -------------------------------------------------
+PYTHON_NAMES = ("user_col", "item_col", "rating_col", "timestamp_col", "item_key", "user_key", "rating_scale",
+                "data_home", "random_state", "test_size", "embedding_dim", "batch_size", "learning_rate", "encoding=",
+                "argument ")
+
+
+def names_flags(message: str) -> None:
+    for name in PYTHON_NAMES:
+        assert not re.search(rf"(?<![-\w]){re.escape(name)}", message), (name, message)
+
+
+@pytest.fixture(scope="module")
+def files(data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("meta")
+    (folder / "items.csv").write_text("movie,title\n101,A (1990)\n102,B (1991)\n")
+    (folder / "home.txt").write_text("not a folder")
+    (folder / "one.csv").write_text("user_id;item_id;rating\n1;2;3\n")
+    return folder
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--user-col", "uid"], ["missing column 'uid' (--user-col)"]),
+    (["--timestamp-col", "ts"], ["missing column 'ts' (--timestamp-col)"]),
+    (["--encoding", "nope"], ["unknown encoding: --encoding='nope' names no codec"]),
+    (["--encoding", "utf-16"], ["cannot be decoded as utf-16", "e.g. --encoding='utf-8'"]),
+    (["--sep", ""], ["--sep must be a field separator", "got ''"]),
+    (["--items", "{files}/items.csv"], ["items.csv: missing key column 'item_id' (--item-key not given: the "
+                                        "--item-col column)"]),
+    (["--items", "{files}/items.csv", "--item-key", "mid"], ["missing key column 'mid' (--item-key)"]),
+    (["--rating-scale", "5,1"], ["--rating-scale '5,1': rating scale maximum must be > minimum"]),
+])
+def test_data_messages_name_the_flags(data, files, args, needles):
+    args = [a.format(files=files) for a in args]
+    line = one_line_error(cli("data", "info", data, *args), 1, *needles)
+    names_flags(line)
+
+
+def test_separator_hint_and_movielens_options(files):
+    line = one_line_error(cli("data", "info", files / "one.csv", "--sep", ","), 1,
+                          "missing column 'user_id' (--user-col)", "is --sep right?")
+    names_flags(line)
+    names_flags(one_line_error(cli("data", "info", "ml-100k", "--rating-scale", "1,5", "--user-col", "u"), 1,
+                               "options ['--rating-scale', '--user-col'] apply to your own ratings file"))
+    names_flags(one_line_error(cli("data", "info", "ml-100k", "--data-home", files / "home.txt"), 1,
+                               "--data-home must be a folder, got the file"))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--seed", "99999999999999999999"], "--seed must be an integer in [0, 4294967295], got 99999999999999999999"),
+    (["--split", "u9"], "--split must be one of"),
+    (["--test-size", "0"], "--test-size must be a number in (0, 1), got 0.0"),
+    (["--model", "svd"], "--model must be one of"),
+    (["--embedding-dim", "0"], "--embedding-dim must be a positive integer, got 0"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+    (["--learning-rate", "0"], "--learning-rate must be a finite number in (0, 10], got 0.0"),
+    (["--dropout", "1.5"], "--dropout must be in [0, 1), got 1.5"),
+    (["--set", "early_stopping=0"], "--set early_stopping must be a positive integer, got 0"),
+    (["--set", "foo=1"], "--set foo: unknown option(s) ['foo'] for model 'deep'"),
+])
+def test_train_messages_name_the_flags(data, tmp_path, args, needle):
+    line = one_line_error(cli("train", "--data", data, *args, "--out", tmp_path / "r"), 1, needle)
+    if args[0] != "--set":  # --set takes the option names themselves
+        names_flags(line)
+    assert not (tmp_path / "r").exists() and not list(tmp_path.iterdir())
+
+
+def test_config_file_keys_are_named_with_the_file(data, tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text('model = "dot"\nrandom_state = 3\n')
+    one_line_error(cli("train", "--data", data, "--config", cfg, "--out", tmp_path / "r"), 1,
+                   f"{cfg}: random_state is not a model option; use --seed")
+    cfg.write_text('model = "svd"\n')
+    one_line_error(cli("train", "--data", data, "--config", cfg, "--out", tmp_path / "r"), 1,
+                   f"{cfg}: model must be one of")
+    cfg.write_text('model = "dot"\nepochs = 0\n')
+    one_line_error(cli("train", "--data", data, "--config", cfg, "--out", tmp_path / "r"), 1,
+                   f"{cfg}: epochs must be a positive integer, got 0")
+    assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_and_map_messages_name_the_flags(run, tmp_path):
+    one_line_error(cli("evaluate", run, "--split", "u9"), 1, "--split must be one of")
+    one_line_error(cli("map", run, "--out", tmp_path / "m.html", "--perplexity", "1000"), 1,
+                   "--perplexity must be a number in (0, ", "got 1000.0")
+    assert not (tmp_path / "m.html").exists()

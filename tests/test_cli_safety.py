@@ -151,12 +151,12 @@ def test_data_stats_writes_only_its_own_files(files, tmp_path):
 @pytest.mark.parametrize("option,value,message", [
     ("--learning-rate", "inf", "--learning-rate must be a finite number, got inf"),
     ("--learning-rate", "nan", "--learning-rate must be a finite number, got nan"),
-    ("--learning-rate", "1e30", "learning_rate must be a finite number in (0, 10], got 1e+30"),
+    ("--learning-rate", "1e30", "--learning-rate must be a finite number in (0, 10], got 1e+30"),
     ("--dropout", "nan", "--dropout must be a finite number, got nan"),
     ("--test-size", "inf", "--test-size must be a finite number, got inf"),
-    ("--test-size", "1.5", "test_size must be a number in (0, 1), got 1.5"),
-    ("--epochs", "0", "epochs must be a positive integer, got 0"),
-    ("--seed", "-1", "seed must be an integer >= 0, got -1"),
+    ("--test-size", "1.5", "--test-size must be a number in (0, 1), got 1.5"),
+    ("--epochs", "0", "--epochs must be a positive integer, got 0"),
+    ("--seed", "-1", "--seed must be an integer in [0, 4294967295], got -1"),
     ("--set", "l2=NaN", "--set l2 must be a finite number, got nan"),
 ])
 def test_bad_option_values(files, tmp_path, option, value, message):

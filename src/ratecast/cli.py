@@ -8,9 +8,11 @@ file; 130 interrupted (Ctrl-C). Errors are one line on stderr; with ``--json`` t
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 import os
+import re
 import sys
 import tomllib
 from enum import Enum
@@ -32,6 +34,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 from typer.core import TyperCommand, TyperGroup  # noqa: E402
+
+from .errors import argument_names  # noqa: E402
 
 EXIT_DATA, EXIT_USAGE, EXIT_UNKNOWN_ID, EXIT_MISSING, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 EXIT_CODES = ("Exit codes: 0 success; 1 bad data or option value (also: output exists or is locked, corrupted run, "
@@ -131,6 +135,30 @@ def _fail(message: str, code: int, as_json: bool = False) -> None:
     raise typer.Exit(code)
 
 
+#: how messages of the data layer name its arguments on the command line
+FLAGS = {"user_col": "--user-col", "item_col": "--item-col", "rating_col": "--rating-col",
+         "timestamp_col": "--timestamp-col", "sep": "--sep", "encoding": "--encoding", "items": "--items",
+         "users": "--users", "item_key": "--item-key", "user_key": "--user-key", "rating_scale": "--rating-scale",
+         "data_home": "--data-home"}
+
+
+def _name_option(exc: Exception, where: dict[str, str]) -> Exception:
+    """``exc`` with the option its message starts with (``epochs must be ...``), or the unknown options it lists,
+    named as the user gave them: ``--epochs``, ``cfg.toml: epochs``, ``--set epochs``."""
+    message = str(exc)
+    m = re.match(r"([A-Za-z_]\w*)(?=[\s\[])", message)
+    if m and m.group(1) in where:
+        return ValueError(where[m.group(1)] + message[m.end():])
+    m = re.match(r"unknown option\(s\) (\[[^\]]*\])", message)
+    if m:
+        try:
+            keys = ast.literal_eval(m.group(1))
+        except (ValueError, SyntaxError):
+            return exc
+        return ValueError(f"{', '.join(where.get(k, k) for k in keys)}: {message}")
+    return exc
+
+
 def handle_errors(fn):
     """Turn ratecast's errors into one clear line (or one JSON object with --json) and a documented exit code."""
 
@@ -138,7 +166,8 @@ def handle_errors(fn):
     def wrapper(*args, **kwargs):
         as_json = bool(kwargs.get("as_json", False))
         try:
-            return fn(*args, **kwargs)
+            with argument_names(FLAGS):
+                return fn(*args, **kwargs)
         except (typer.Exit, typer.TyperException):
             raise
         except KeyboardInterrupt:
@@ -277,7 +306,10 @@ def _rating_scale(text: str | None) -> list[float] | None:
         raise ValueError(f"--rating-scale must be MIN,MAX or MIN,MAX,STEP (finite numbers), got {text!r}")
     from .datasets import RatingScale
 
-    RatingScale(*values)  # its own checks (min < max, step > 0, ...)
+    try:
+        RatingScale(*values)  # its own checks (min < max, step > 0, ...)
+    except ValueError as exc:
+        raise ValueError(f"--rating-scale {text!r}: {exc}") from None
     return values
 
 
@@ -483,11 +515,18 @@ def train(
         for option, value in (("--test-size", test_size), ("--learning-rate", learning_rate),
                               ("--dropout", dropout)):
             _finite(option, value)
+        _check_run_options(split, seed, test_size)
         params: dict[str, Any] = {}
-        where: dict[str, str] = {}
+        where: dict[str, str] = {"model": "--model"}
         if config is not None:
             file_opts = _read_config(config)
+            if "model" in file_opts:
+                where["model"] = f"{config}: model"
             model = file_opts.pop("model", model)
+            for key in ("random_state", "verbose"):  # not model options: say where they belong
+                if key in file_opts:
+                    raise ValueError(f"{config}: {key} is not a model option; use "
+                                     f"{'--seed' if key == 'random_state' else '--quiet'}")
             params.update(file_opts)
             where.update({k: f"{config}: {k}" for k in file_opts})
         cli_opts = {"epochs": epochs, "embedding_dim": embedding_dim, "batch_size": batch_size,
@@ -507,7 +546,10 @@ def train(
                        data_options=_data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users,
                                                   item_key, user_key, encoding, rating_scale),
                        data_home=str(data_home) if data_home else None)
-        Recommender(model, **params)  # validate options before loading data
+        try:
+            Recommender(model, **params)  # validate options before loading data
+        except ValueError as exc:
+            raise _name_option(exc, where) from None
         show_model, show_data, show_split, show_seed = model, data, split, seed
     talk = not (quiet or as_json)
 
@@ -531,6 +573,18 @@ def train(
     out.print(f"run written to {dest}", highlight=False)
 
 
+def _check_run_options(split: str, seed: int | None = None, test_size: float | None = None) -> None:
+    """The split, seed and test size given on the command line, checked with messages that name their flags."""
+    from .runs import SPLITS
+
+    if split not in SPLITS:
+        raise ValueError(f"--split must be one of {list(SPLITS)}, got {split!r}")
+    if seed is not None and not 0 <= seed < 2**32:
+        raise ValueError(f"--seed must be an integer in [0, {2**32 - 1}], got {seed}")
+    if test_size is not None and not 0 < test_size < 1:
+        raise ValueError(f"--test-size must be a number in (0, 1), got {test_size}")
+
+
 def _resume_summary(spec) -> tuple:
     return spec.model, spec.data, spec.split, spec.seed
 
@@ -549,6 +603,8 @@ def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
     """Evaluate a run's model on its test set (or another split's, reporting any overlap with training)."""
     from .runs import make_split
 
+    if split is not None:
+        _check_run_options(split)
     run = _load_run(run_dir)
     spec = run.spec if split is None else dataclasses.replace(run.spec, split=split)
     rec = run.recommender()
@@ -674,7 +730,10 @@ def map_(run_dir: Path = typer.Argument(..., help="Run directory."),
     if color not in available:
         raise ValueError(f"--color {color}: this model has no such metadata; available for --kind {kind}: "
                          f"{available}")
-    df = embedding_map(rec, kind, method=method, perplexity=perplexity)
+    try:
+        df = embedding_map(rec, kind, method=method, perplexity=perplexity)
+    except ValueError as exc:
+        raise _name_option(exc, {"perplexity": "--perplexity"}) from None
     title = f"{kind} embeddings ({method})"
     (map_html if out_file.suffix.lower() == ".html" else map_png)(df, out_file, color=color, title=title)
     if as_json:

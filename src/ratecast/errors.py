@@ -2,6 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+_ARGUMENT_NAMES: ContextVar[Mapping[str, str]] = ContextVar("ratecast_argument_names", default={})
+
+
+@contextmanager
+def argument_names(names: Mapping[str, str]) -> Iterator[None]:
+    """Within this block, messages name the arguments as ``names`` spells them (e.g. ``user_col`` as ``--user-col``
+    on the command line)."""
+    token = _ARGUMENT_NAMES.set(names)
+    try:
+        yield
+    finally:
+        _ARGUMENT_NAMES.reset(token)
+
+
+def spelled(name: str) -> str:
+    """The argument ``name`` as the caller writes it: ``user_col``, or e.g. ``--user-col`` (see
+    :func:`argument_names`); ``f"{spelled('encoding')}='latin-1'"`` reads right in both."""
+    return _ARGUMENT_NAMES.get().get(name, name)
+
+
+def argument(name: str) -> str:
+    """The argument ``name`` in a message: ``argument user_col``, or e.g. ``--user-col``."""
+    flag = _ARGUMENT_NAMES.get().get(name)
+    return f"argument {name}" if flag is None else flag
+
 
 class RatecastError(Exception):
     """Base class of every ratecast error."""

@@ -29,7 +29,7 @@ from . import manifest
 from . import split as S
 from .datasets import Dataset, load_movielens, load_ratings
 from .datasets.movielens import DATASETS
-from .errors import DataError, IntegrityError, MissingFileError, OutputExistsError
+from .errors import DataError, IntegrityError, MissingFileError, OutputExistsError, spelled
 from .io import check_foreign_files, check_output_folder, lock_output, read_json_object, staged_dir, write_json
 
 SPLITS = ("holdout", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "temporal", "last1")
@@ -127,8 +127,8 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
     if spec.data in DATASETS:
         data = spec.data
         if opts:
-            raise ValueError(f"options {sorted(opts)} apply to your own ratings file, not to the MovieLens release "
-                             f"{spec.data!r}")
+            raise ValueError(f"options {[spelled(k) for k in sorted(opts)]} apply to your own ratings file, not to "
+                             f"the MovieLens release {spec.data!r}")
     elif _looks_like_path(spec.data) or Path(spec.data).exists():
         data = str(check_ratings_file(spec.data))
     else:

@@ -12,7 +12,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from ..errors import DataError, DownloadError, MissingFileError
+from ..errors import DataError, DownloadError, MissingFileError, spelled
 from ..io import replace_dir
 from .readers import check_file, one_line
 
@@ -26,7 +26,8 @@ def default_data_home(data_home: str | os.PathLike | None = None) -> Path:
         if value is not None and (where == "data_home" or value):
             home = Path(value).expanduser()
             if home.exists() and not home.is_dir():
-                raise DataError(f"{where} must be a folder, got the file {str(home)!r}")
+                name = spelled(where) if where == "data_home" else where
+                raise DataError(f"{name} must be a folder, got the file {str(home)!r}")
             return home
     import platformdirs
 

@@ -14,14 +14,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, MissingFileError
+from ..errors import DataError, MissingFileError, argument, spelled
 from .dataset import Dataset
 from .scale import RatingScale
 from .validate import text_ids, validate_ratings
 
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _RATINGS_FILE = "a ratings file (CSV, TSV or Parquet)"
-_ENCODING_HINT = "pass the file's encoding, e.g. encoding='utf-8' or encoding='latin-1'"
+
+
+def _encoding_hint() -> str:
+    return f"pass the file's encoding, e.g. {spelled('encoding')}='utf-8' or {spelled('encoding')}='latin-1'"
 
 
 def one_line(exc: BaseException) -> str:
@@ -43,7 +46,8 @@ def check_encoding(encoding: str, path: Path) -> None:
         codecs.lookup(encoding)
     except (LookupError, TypeError):
         raise DataError(
-            f"unknown encoding: argument encoding={encoding!r} names no codec (e.g. 'utf-8', 'latin-1')", path=str(path)
+            f"unknown encoding: {argument('encoding')}={encoding!r} names no codec (e.g. 'utf-8', 'latin-1')",
+            path=str(path),
         ) from None
 
 
@@ -96,12 +100,12 @@ def read_delimited(
         where = _first_undecodable(path, encoding)
         if where is None:
             raise DataError(
-                f"cannot be decoded as {encoding} ({one_line(exc)}): {_ENCODING_HINT}",
+                f"cannot be decoded as {encoding} ({one_line(exc)}): {_encoding_hint()}",
                 path=str(path),
             ) from None
         line, offset, byte = where
         raise DataError(
-            f"cannot be decoded as {encoding}: byte {byte!r} at offset {offset} ({_ENCODING_HINT})",
+            f"cannot be decoded as {encoding}: byte {byte!r} at offset {offset} ({_encoding_hint()})",
             path=str(path),
             line=line,
         ) from None
@@ -263,14 +267,18 @@ def load_ratings(
     """
     path = Path(path)
     scale = _as_scale(rating_scale)
+    if sep is not None and (not isinstance(sep, str) or not sep):
+        raise DataError(f"{argument('sep')} must be a field separator such as ',' or ';' (or omitted, to infer it "
+                        f"from the file), got {sep!r}", path=str(path))
     df = _read_any(path, sep=sep, encoding=encoding, expected=_RATINGS_FILE, id_cols=(user_col, item_col))
     wanted = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col}
     if timestamp_col is not None:
         wanted["timestamp_col"] = timestamp_col
     for arg, col in wanted.items():
         if col not in df.columns:
+            hint = f" (the header reads as one column: is {spelled('sep')} right?)" if len(df.columns) == 1 else ""
             raise DataError(
-                f"missing column {col!r} (argument {arg}); the file has columns {list(map(str, df.columns))}",
+                f"missing column {col!r} ({argument(arg)}); the file has columns {list(map(str, df.columns))}{hint}",
                 path=str(path),
             )
     text = not _is_parquet(path)  # ids were read as text: integers only where written as such ("007" stays text)
@@ -284,9 +292,11 @@ def load_ratings(
     )
     first_line = 2 if text else 1
     ratings, scale = validate_ratings(renamed, path=str(path), rating_scale=scale, first_line=first_line)
-    item_table = (_metadata_table(items, item_key or item_col, "item_id", encoding, ratings["item_id"])
+    item_table = (_metadata_table(items, item_key or item_col, "item_id", encoding, ratings["item_id"],
+                                  _key_argument("item", item_key))
                   if items is not None else None)
-    user_table = (_metadata_table(users, user_key or user_col, "user_id", encoding, ratings["user_id"])
+    user_table = (_metadata_table(users, user_key or user_col, "user_id", encoding, ratings["user_id"],
+                                  _key_argument("user", user_key))
                   if users is not None else None)
     genres: list[str] = []
     if item_table is not None:
@@ -302,7 +312,15 @@ def load_ratings(
     )
 
 
-def _metadata_table(table, key: str, index_name: str, encoding: str, ids: pd.Series) -> pd.DataFrame:
+def _key_argument(side: str, key: str | None) -> str:
+    """Where the key column's name of a metadata table came from, for messages."""
+    if key is not None:
+        return argument(f"{side}_key")
+    return f"{argument(f'{side}_key')} not given: the {spelled(f'{side}_col')} column"
+
+
+def _metadata_table(table, key: str, index_name: str, encoding: str, ids: pd.Series,
+                    key_argument: str = "") -> pd.DataFrame:
     """A metadata table indexed by ``key``; keys read from a delimited file are typed like the ratings' ``ids``:
     integers where the ratings' ids are integers and the key is written as one, else the text as written."""
     if isinstance(table, pd.DataFrame):
@@ -316,7 +334,9 @@ def _metadata_table(table, key: str, index_name: str, encoding: str, ids: pd.Ser
         if df.index.name == key:
             df = df.reset_index()
         else:
-            raise DataError(f"missing key column {key!r}; the table has columns {list(map(str, df.columns))}", path=where)
+            from_ = f" ({key_argument})" if key_argument else ""
+            raise DataError(f"missing key column {key!r}{from_}; the table has columns {list(map(str, df.columns))}",
+                            path=where)
     miss = df[key].isna().to_numpy()
     if miss.any():
         row = int(np.flatnonzero(miss)[0])
