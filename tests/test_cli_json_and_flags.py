@@ -194,3 +194,16 @@ def test_evaluate_and_map_messages_name_the_flags(run, tmp_path):
     one_line_error(cli("map", run, "--out", tmp_path / "m.html", "--perplexity", "1000"), 1,
                    "--perplexity must be a number in (0, ", "got 1000.0")
     assert not (tmp_path / "m.html").exists()
+
+
+# --- a --data-home that does not exist is reported, never created ---------------------------------------------------
+@pytest.mark.parametrize("verb", [["data", "fetch", "ml-100k"], ["data", "info", "ml-100k"],
+                                  ["data", "stats", "ml-100k"], ["train", "--data", "ml-100k", "--out", "{tmp}/r"],
+                                  ["demo", "--out", "{tmp}/d", "--models", "dot"]])
+def test_missing_data_home_is_not_created(tmp_path, verb):
+    home = tmp_path / "no" / "such-home"
+    args = [a.format(tmp=tmp_path) for a in verb]
+    one_line_error(cli(*args, "--data-home", home), 4, f"{home}: --data-home folder not found")
+    assert list(tmp_path.iterdir()) == []  # nothing at all was written
+    json_error(cli(*args, "--data-home", home, "--json"), 4, "--data-home folder not found")
+    assert list(tmp_path.iterdir()) == []

@@ -322,10 +322,25 @@ def _data_options(user_col=None, item_col=None, rating_col=None, timestamp_col=N
     return {k: v for k, v in opts.items() if v is not None}
 
 
+def _data_home(path: Optional[Path]) -> str | None:
+    """The --data-home folder, which must exist: a mistyped folder is reported, never created."""
+    from .errors import DataError, MissingFileError
+
+    if path is None:
+        return None
+    home = path.expanduser()
+    if not home.exists():
+        raise MissingFileError("--data-home folder not found; create it, or leave --data-home out to use "
+                               "$RATECAST_DATA or the user cache folder", path=str(path))
+    if not home.is_dir():
+        raise DataError(f"--data-home must be a folder, got the file {str(path)!r}")
+    return str(path)
+
+
 def _dataset(name: str, data_home: Optional[Path], options: dict):
     from .runs import RunSpec, load_data
 
-    spec = RunSpec(data=name, data_home=str(data_home) if data_home else None, data_options=options)
+    spec = RunSpec(data=name, data_home=_data_home(data_home), data_options=options)
     return load_data(spec)
 
 
@@ -337,7 +352,7 @@ def data_fetch(name: str = typer.Argument(..., help="MovieLens release, e.g. ml-
     """Download (if needed) and verify a MovieLens release, then print where it is."""
     from .datasets.movielens import movielens_folder
 
-    folder = movielens_folder(name, data_home)
+    folder = movielens_folder(name, _data_home(data_home))
     if as_json:
         return _print_json({"name": name, "folder": str(Path(folder).resolve())})
     out.print(f"{name}: {folder}", highlight=False)
@@ -383,6 +398,7 @@ def data_stats(name: str = typer.Argument(..., help="MovieLens release name or p
     from .datasets.stats import popularity, rating_distribution, user_activity
     from .io import check_replaceable
 
+    _data_home(data_home)
     plot_names = ["rating_distribution.png", "popularity.png", "release_years.png"]
     if out_dir is not None:
         if out_dir.resolve() == Path(out_dir.resolve().anchor):
@@ -545,7 +561,7 @@ def train(
         spec = RunSpec(data=data, model=model, split=split, seed=seed, test_size=test_size, params=params,
                        data_options=_data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users,
                                                   item_key, user_key, encoding, rating_scale),
-                       data_home=str(data_home) if data_home else None)
+                       data_home=_data_home(data_home))
         try:
             Recommender(model, **params)  # validate options before loading data
         except ValueError as exc:
@@ -821,10 +837,11 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
     if bad or not names:
         raise ValueError(f"--models must name models from {list(lab)}, got {bad or models!r}")
     _positive("--epochs", epochs)
+    home = _data_home(data_home)
     marker = "demo.json"
     with lock_output(out_dir):
         check_output_folder(out_dir, overwrite=True, marker=marker)  # a demo folder is refreshed, nothing else
-        base = RunSpec(data=data, data_home=str(data_home) if data_home else None)
+        base = RunSpec(data=data, data_home=home)
         rows = []
         if not as_json:
             out.print(f"[bold]ratecast demo[/]: {', '.join(names)} on {data}; lab protocol: holdout test_size=0.2 "
