@@ -207,3 +207,29 @@ def test_missing_data_home_is_not_created(tmp_path, verb):
     assert list(tmp_path.iterdir()) == []  # nothing at all was written
     json_error(cli(*args, "--data-home", home, "--json"), 4, "--data-home folder not found")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- a failed start leaves nothing behind -----------------------------------------------------------------------------
+def test_fold_split_on_own_data_is_refused_before_any_write(data, run, tmp_path):
+    one_line_error(cli("train", "--data", data, "--split", "u1", "--out", tmp_path / "r"), 1,
+                   "--split u1 is a canonical fold of ml-100k", "use holdout, temporal or last1")
+    one_line_error(cli("evaluate", run, "--split", "ua"), 1, "--split ua is a canonical fold of ml-100k")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_partial_folder(data, tmp_path, monkeypatch):
+    from ratecast.errors import DownloadError, MissingFileError
+    from ratecast.runs import RunSpec, train_run
+
+    out = tmp_path / "runs" / "r"
+    out.parent.mkdir()
+    with pytest.raises(MissingFileError, match="u1.base"):
+        train_run(RunSpec(data=str(data), model="dot", split="u1", params={"epochs": 1}), out)
+    assert list(out.parent.iterdir()) == []
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("RATECAST_MIRROR", "http://127.0.0.1:9/")
+    with pytest.raises(DownloadError):
+        train_run(RunSpec(data="ml-100k", model="dot", params={"epochs": 1}, data_home=str(home)), out,
+                  progress=False)
+    assert list(out.parent.iterdir()) == []

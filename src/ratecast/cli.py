@@ -531,7 +531,7 @@ def train(
         for option, value in (("--test-size", test_size), ("--learning-rate", learning_rate),
                               ("--dropout", dropout)):
             _finite(option, value)
-        _check_run_options(split, seed, test_size)
+        _check_run_options(split, data, seed, test_size)
         params: dict[str, Any] = {}
         where: dict[str, str] = {"model": "--model"}
         if config is not None:
@@ -589,12 +589,16 @@ def train(
     out.print(f"run written to {dest}", highlight=False)
 
 
-def _check_run_options(split: str, seed: int | None = None, test_size: float | None = None) -> None:
+def _check_run_options(split: str, data: str, seed: int | None = None, test_size: float | None = None) -> None:
     """The split, seed and test size given on the command line, checked with messages that name their flags."""
     from .runs import SPLITS
+    from .split import MOVIELENS_FOLDS
 
     if split not in SPLITS:
         raise ValueError(f"--split must be one of {list(SPLITS)}, got {split!r}")
+    if split in MOVIELENS_FOLDS and data != "ml-100k":
+        raise ValueError(f"--split {split} is a canonical fold of ml-100k (its {split}.base/{split}.test files); "
+                         f"for {data} use holdout, temporal or last1")
     if seed is not None and not 0 <= seed < 2**32:
         raise ValueError(f"--seed must be an integer in [0, {2**32 - 1}], got {seed}")
     if test_size is not None and not 0 < test_size < 1:
@@ -619,9 +623,9 @@ def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
     """Evaluate a run's model on its test set (or another split's, reporting any overlap with training)."""
     from .runs import make_split
 
-    if split is not None:
-        _check_run_options(split)
     run = _load_run(run_dir)
+    if split is not None:
+        _check_run_options(split, run.spec.data)
     spec = run.spec if split is None else dataclasses.replace(run.spec, split=split)
     rec = run.recommender()
     test = make_split(run.load_data(spec), spec).test

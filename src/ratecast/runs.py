@@ -267,8 +267,10 @@ def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool =
                 dataset = load_stored_data(spec, str(part / PARTIAL_SPEC), progress=progress)
             metrics = _train_into(spec, out, part, overwrite=overwrite, verbose=verbose, progress=progress,
                                   dataset=dataset, step=step)
-        except (KeyboardInterrupt, OSError, MemoryError):
-            raise  # keep the partial folder: the run can be resumed
+        except (KeyboardInterrupt, OSError, MemoryError) as exc:
+            if not (resume or isinstance(exc, KeyboardInterrupt) or (part / "checkpoint").exists()):
+                shutil.rmtree(part, ignore_errors=True)  # no epoch was kept (e.g. data not found): nothing to resume
+            raise  # else keep the partial folder: the run can be resumed
         except BaseException:
             shutil.rmtree(part, ignore_errors=True)  # bad data, bad options or diverged: resuming cannot help
             raise
