@@ -14,7 +14,7 @@ import pytest
 
 import ratecast as rc
 from ratecast.engine import checkpoint as ckpt
-from ratecast.engine import loop
+from ratecast.engine import compiled, loop
 from ratecast.errors import DataError, TrainingError
 from synthetic import make_dataset
 
@@ -50,7 +50,8 @@ def test_random_state_validated():
 
 def test_divergence_stops_with_an_error_and_no_model(train):
     rec = rc.Recommender("biased_dot", random_state=0, optimizer="sgd", learning_rate=10.0, epochs=3, l2=0.0, **FAST)
-    with pytest.raises(TrainingError, match=r"training diverged in epoch \d: loss is (nan|inf).*lower the learning"):
+    with pytest.raises(TrainingError, match=r"training diverged in epoch \d: (loss is (nan|inf)|loss .* is more than "
+                                            r"1000 times the first epoch's).*lower the learning"):
         rec.fit(train)
     with pytest.raises(rc.NotFittedError):
         rec.predict([1], [101])
@@ -62,7 +63,15 @@ def _progress(folder) -> dict:
 
 
 def _interrupt_at(monkeypatch, epoch: int, batch: int = 1):
-    """Raise KeyboardInterrupt when batch ``batch`` of (0-based) epoch ``epoch`` is requested."""
+    """Raise KeyboardInterrupt when batch ``batch`` of (0-based) epoch ``epoch`` is requested (either engine)."""
+    original_run = compiled.CompiledTrainer.run_epoch
+
+    def run_epoch(self, state, data, seed, e, *a, **kw):
+        if e == epoch:
+            raise KeyboardInterrupt
+        return original_run(self, state, data, seed, e, *a, **kw)
+
+    monkeypatch.setattr(compiled.CompiledTrainer, "run_epoch", run_epoch)
     calls = {"epoch": -1}
     original_init, original_get = loop._Batches.__init__, loop._Batches.__getitem__
 
@@ -98,8 +107,9 @@ def test_interrupt_keeps_the_previous_fit(train, monkeypatch):
     np.testing.assert_array_equal(rec.predict(r["user_id"], r["item_id"]), before)
 
 
-def test_checkpoint_resume_matches_an_uninterrupted_fit(train, tmp_path, monkeypatch):
-    params = dict(random_state=0, epochs=4, early_stopping=None, **FAST)
+@pytest.mark.parametrize("engine", ["jax", "keras"])
+def test_checkpoint_resume_matches_an_uninterrupted_fit(train, tmp_path, monkeypatch, engine):
+    params = dict(random_state=0, epochs=4, early_stopping=None, engine=engine, **FAST)
     whole = rc.Recommender("deep", **params).fit(train)
     _interrupt_at(monkeypatch, epoch=2)
     rec = rc.Recommender("deep", **params)
@@ -150,7 +160,8 @@ def test_kill_9_loses_at_most_the_running_epoch(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert not [p for p in folder.iterdir() if p.name != ckpt.FILE]  # no half-written temp files left as checkpoint
+    # a kill during a write may leave that write's temporary file (the next save removes it); the checkpoint is whole
+    assert all(p.name.startswith(f".{ckpt.FILE}-") for p in folder.iterdir() if p.name != ckpt.FILE)
     progress = _progress(folder)
     assert progress["epoch"] >= 1 and len(progress["history"]["loss"]) == progress["epoch"]
 

@@ -62,6 +62,15 @@ class Recommender:
                        for k, v in params.items()}
         split_params(model, self.params)  # fail early on unknown options or bad values (configs validate eagerly)
 
+    @classmethod
+    def from_preset(cls, name: str, *, model: str | None = None, random_state: int | None = None,
+                    verbose: int | str | bool = "auto", **params: Any) -> "Recommender":
+        """A recommender configured by preset ``name`` (see :mod:`ratecast.presets`); ``params`` override it."""
+        from . import presets
+
+        model, options = presets.resolve(name, model)
+        return cls(model, random_state=random_state, verbose=verbose, **{**options, **params})
+
     # --- the fitted state ---------------------------------------------------------------------------------------
     @property
     def state_(self) -> FittedState:

@@ -1,9 +1,9 @@
-"""The epoch loop over Keras ``fit`` (portable to every Keras backend)."""
+"""The epoch loop over Keras ``fit`` (portable to every Keras backend; the lab's exact training), and
+:func:`train`, which picks the engine for a training config."""
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import TrainingError
 from ..models import RatingModel, TrainingConfig
 from . import checkpoint as ckpt
+from .progress import EpochProgress
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
               "rmsprop": keras.optimizers.RMSprop, "adagrad": keras.optimizers.Adagrad}
@@ -38,19 +39,57 @@ def compile_model(model: RatingModel, optimizer: str, learning_rate: float) -> N
                   metrics=model.metric_names())
 
 
-def _finite(logs: dict[str, float]) -> bool:
-    return all(math.isfinite(v) for v in logs.values())
+#: a training loss this many times the first epoch's is taken as divergence
+DIVERGED = 1000.0
 
 
-def _report(epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None:
-    parts = ", ".join(f"{k} {v:.4f}" for k, v in logs.items())
-    print(f"epoch {epoch}/{epochs}: {parts} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+def check_loss(epoch: int, logs: dict[str, float], history: dict[str, list[float]], cfg: TrainingConfig) -> None:
+    """Raise :class:`TrainingError` when an epoch's loss is not finite, or has grown past :data:`DIVERGED` times the
+    first epoch's (a finite but exploding loss)."""
+    hint = f"(learning_rate={cfg.learning_rate}, optimizer={cfg.optimizer}); lower the learning rate"
+    for key, value in logs.items():
+        if not math.isfinite(value):
+            raise TrainingError(f"training diverged in epoch {epoch + 1}: {key} is {value} {hint}")
+    first = (history.get("loss") or [None])[0]
+    loss = logs.get("loss")
+    if first is not None and loss is not None and first > 0 and loss > DIVERGED * first:
+        raise TrainingError(f"training diverged in epoch {epoch + 1}: loss {loss:.4g} is more than "
+                            f"{DIVERGED:g} times the first epoch's {first:.4g} {hint}")
+
+
+def engine_for(cfg: TrainingConfig) -> str:
+    """The engine a config trains with: ``jax`` (compiled, sparse updates) on the JAX backend for the optimizers it
+    implements, else ``keras`` (Keras ``fit``)."""
+    from .optim import ROW_OPTIMIZERS
+
+    if cfg.engine != "auto":
+        return cfg.engine
+    return "jax" if keras.backend.backend() == "jax" and cfg.optimizer in ROW_OPTIMIZERS else "keras"
 
 
 def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validation: tuple[dict, np.ndarray] | None,
           cfg: TrainingConfig, *, seed: int | None, verbose: bool = False, checkpoint_dir: str | Path | None = None,
           fingerprint: str = "") -> dict[str, list[float]]:
     """Fit ``model`` in place and return the per-epoch history (``loss``, metrics, ``val_*``).
+
+    The engine comes from :func:`engine_for`; both keep the weights of the best validation epoch when early
+    stopping is on, and both write and resume ``checkpoint_dir``.
+    """
+    engine = engine_for(cfg)
+    if engine == "jax":
+        from .compiled import train as train_compiled
+
+        return train_compiled(model, x, y, validation, cfg, seed=seed, verbose=verbose,
+                              checkpoint_dir=checkpoint_dir, fingerprint=f"{fingerprint}:jax")
+    return train_keras(model, x, y, validation, cfg, seed=seed, verbose=verbose, checkpoint_dir=checkpoint_dir,
+                       fingerprint=fingerprint)
+
+
+def train_keras(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray,
+                validation: tuple[dict, np.ndarray] | None, cfg: TrainingConfig, *, seed: int | None,
+                verbose: bool = False, checkpoint_dir: str | Path | None = None,
+                fingerprint: str = "") -> dict[str, list[float]]:
+    """Fit ``model`` in place with Keras ``fit``, one epoch per call, and return the per-epoch history.
 
     The model keeps the weights of the best validation epoch when early stopping is on. With ``checkpoint_dir``,
     the loop's state is written there after every epoch and a later call with the same ``fingerprint`` resumes it.
@@ -71,20 +110,20 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
             best = best or None
     watch = validation is not None and cfg.early_stopping is not None
     val_batch = max(cfg.batch_size, 4096)
+    bar = EpochProgress(cfg.epochs, enabled=verbose, bars=False)  # Keras fit runs a whole epoch: a line each
     for epoch in range(progress.epoch, cfg.epochs):
         if watch and progress.wait >= cfg.early_stopping:
             break
         start = time.perf_counter()
+        bar.start_epoch(epoch, 0)
         order = np.random.default_rng([base_seed, epoch]).permutation(n)
         hist = model.fit(_Batches(x, y, cfg.batch_size, order), validation_data=validation, epochs=1, verbose=0,
                          shuffle=False, validation_batch_size=val_batch)
         # a NaN or infinite batch loss makes the epoch's mean loss non-finite: checked once per epoch, so training
         # never waits on the host between batches
         logs = {k: float(v[-1]) for k, v in hist.history.items()}
-        if not _finite(logs) or len(hist.history.get("loss", [])) == 0:
-            raise TrainingError(
-                f"training diverged in epoch {epoch + 1}: loss is {logs.get('loss', float('nan'))} "
-                f"(learning_rate={cfg.learning_rate}, optimizer={cfg.optimizer}); lower the learning rate")
+        logs.setdefault("loss", float("nan"))
+        check_loss(epoch, logs, progress.history, cfg)
         for k, v in logs.items():
             progress.history.setdefault(k, []).append(v)
         progress.epoch = epoch + 1
@@ -94,8 +133,7 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
                 best = [np.array(v) for v in model.get_weights()]
             else:
                 progress.wait += 1
-        if verbose:
-            _report(epoch + 1, cfg.epochs, logs, time.perf_counter() - start)
+        bar.end_epoch(logs, time.perf_counter() - start)
         if checkpoint_dir is not None:
             ckpt.save(checkpoint_dir, progress, [np.asarray(v) for v in model.variables],
                       [np.asarray(v) for v in model.optimizer.variables], best)

@@ -232,7 +232,8 @@ def register(name: str, config: type[ModelConfig]):
 
 
 def split_params(model: str, params: dict[str, Any]) -> tuple[ModelConfig, TrainingConfig]:
-    """Build (model config, training config) from one flat dict of options, rejecting unknown keys."""
+    """Build (model config, training config) from one flat dict of options, rejecting unknown keys. Training
+    options the dict leaves out come from the model's ``training`` defaults, then :class:`TrainingConfig`'s."""
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
     if not isinstance(params, dict):
@@ -244,7 +245,7 @@ def split_params(model: str, params: dict[str, Any]) -> tuple[ModelConfig, Train
         raise ValueError(f"unknown option(s) {unknown} for model {model!r}; allowed: {sorted(model_keys | train_keys)}")
     try:
         mcfg = cls.from_dict({k: v for k, v in params.items() if k in model_keys})
-        tcfg = TrainingConfig(**{k: v for k, v in params.items() if k in train_keys})
+        tcfg = TrainingConfig(**{**cls.training, **{k: v for k, v in params.items() if k in train_keys}})
     except TypeError as exc:  # e.g. a list where a number belongs
         raise ValueError(f"bad option value for model {model!r}: {exc}") from None
     return mcfg, tcfg

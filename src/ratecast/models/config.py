@@ -64,6 +64,10 @@ class ModelConfig:
     name: ClassVar[str] = ""
     #: losses this model can be trained with
     losses: ClassVar[tuple[str, ...]] = ("mae", "mse", "huber")
+    #: the model's own training defaults (over :class:`TrainingConfig`'s); the user's options win
+    training: ClassVar[dict[str, Any]] = {}
+    #: model options of the ``lab`` preset where they differ from the defaults
+    lab: ClassVar[dict[str, Any]] = {}
     embedding_dim: int = 64
     l2: float = 0.0  # L2 penalty on the embeddings looked up in a batch
     loss: Loss = "mae"
@@ -99,7 +103,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How a model is fitted."""
+    """How a model is fitted. The field defaults are the lab's settings; each model's ``training`` defaults
+    (chosen on validation data) replace some of them, see :func:`ratecast.models.split_params`."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -107,6 +112,10 @@ class TrainingConfig:
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"] = "adam"
     early_stopping: int | None = 3  # patience in epochs on the validation loss; None turns it off
     validation_split: float = 0.1  # used when fit() is given neither validation nor validation_split
+    # "jax": compiled epochs with sparse row updates (JAX backend; adam, adagrad, sgd); "keras": Keras fit (the
+    # lab's exact training, every backend and optimizer); "auto": jax where it applies
+    engine: Literal["auto", "jax", "keras"] = "auto"
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: from learning_rate down to a tenth of it
 
     def __post_init__(self) -> None:
         positive_int("epochs", self.epochs, maximum=100_000)
@@ -118,6 +127,9 @@ class TrainingConfig:
             positive_int("early_stopping", self.early_stopping)
         fraction("validation_split", self.validation_split)
         check_literals(self)
+        if self.engine == "jax" and self.optimizer not in ("adam", "adagrad", "sgd"):
+            raise ValueError(f"optimizer must be one of ['adam', 'adagrad', 'sgd'] with engine 'jax', "
+                             f"got {self.optimizer!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

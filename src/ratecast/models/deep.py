@@ -14,6 +14,7 @@ class DeepConfig(TowerConfig):
     """Concatenated embeddings -> dropout -> dense stack -> one output."""
 
     name: ClassVar[str] = "deep"
+    training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 3e-3, "batch_size": 1024, "epochs": 40}
 
 
 @register("deep", DeepConfig)

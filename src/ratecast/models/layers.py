@@ -2,13 +2,58 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import keras
 from keras import ops
 
+# RowTable id -> (sorted row ids, their rows): set by the compiled engine while it traces a training step
+_ROWS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("ratecast_rows", default=None)
 
-def embedding(n: int, dim: int, name: str, seed: int | None, stddev: float = 0.05, zeros: bool = False):
+
+@contextlib.contextmanager
+def row_override(mapping: dict):
+    """Within the block, each :class:`RowTable` in ``mapping`` answers from rows gathered beforehand instead of its
+    weight: ``{id(table): (ids, rows, unknown_row)}``, where ``rows[k]`` is the row of ``ids[k]``. A lookup must be
+    of ``ids`` itself, except that a model may replace any id by 0 (unknown), which answers ``unknown_row``. The
+    training engine differentiates with respect to ``rows`` and ``unknown_row`` only, so a step touches the rows
+    its batch uses, never the whole table."""
+    token = _ROWS.set(mapping)
+    try:
+        yield
+    finally:
+        _ROWS.reset(token)
+
+
+@keras.saving.register_keras_serializable(package="ratecast")
+class RowTable(keras.layers.Embedding):
+    """An embedding table with one row per user or per item (``key``: the input it is indexed by)."""
+
+    def __init__(self, *args, key: str = "user", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.key = key
+
+    def call(self, inputs):
+        sub = (_ROWS.get() or {}).get(id(self))
+        if sub is None:
+            return super().call(inputs)
+        ids, rows, unknown = sub
+        same = ops.expand_dims(ops.cast(inputs, ids.dtype) == ids, -1)
+        return ops.where(same, rows, unknown)
+
+    def get_config(self):
+        return {**super().get_config(), "key": self.key}
+
+
+def embedding(n: int, dim: int, name: str, seed: int | None, stddev: float = 0.05, zeros: bool = False,
+              key: str | None = None) -> RowTable:
+    """A table of ``n`` rows of width ``dim`` indexed by the ``key`` input (default: the side ``name`` starts with)."""
     init = "zeros" if zeros else keras.initializers.RandomNormal(stddev=stddev, seed=seed)
-    return keras.layers.Embedding(n, dim, embeddings_initializer=init, name=name)
+    key = key or name.split("_")[0]
+    if key not in ("user", "item"):
+        raise ValueError(f"a row table is indexed by 'user' or 'item', got {key!r}")
+    return RowTable(n, dim, embeddings_initializer=init, name=name, key=key)
 
 
 @keras.saving.register_keras_serializable(package="ratecast")

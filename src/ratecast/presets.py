@@ -1,0 +1,34 @@
+"""Named configurations: a model and its options, for ``Recommender.from_preset`` and ``ratecast train --preset``.
+
+* ``lab``: the lab's exact training (Keras ``fit``, Adam, learning rate 0.001, batch 64, 10 epochs) for any model.
+* ``fast``: the project's recommended rating model at its validated defaults (biased matrix factorisation,
+  compiled engine).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import MODELS
+
+LAB_TRAINING = {"engine": "keras", "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 64, "epochs": 10,
+                "lr_schedule": "constant"}
+DEFAULT_MODEL = {"lab": "deep", "fast": "biased_dot"}
+
+
+def names() -> list[str]:
+    return sorted(DEFAULT_MODEL)
+
+
+def resolve(name: str, model: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(model, options) of preset ``name``; ``model`` picks the model where the preset allows a choice."""
+    if name not in DEFAULT_MODEL:
+        raise ValueError(f"preset must be one of {names()}, got {name!r}")
+    if model is not None and model not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
+    if name == "lab":
+        model = model or DEFAULT_MODEL[name]
+        return model, {**LAB_TRAINING, **MODELS[model].config_class.lab}
+    if model is not None and model != DEFAULT_MODEL[name]:
+        raise ValueError(f"preset {name!r} is for model {DEFAULT_MODEL[name]!r}, got model={model!r}")
+    return DEFAULT_MODEL[name], {}
