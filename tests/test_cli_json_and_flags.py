@@ -233,3 +233,15 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_no_partial_folder(data, 
         train_run(RunSpec(data="ml-100k", model="dot", params={"epochs": 1}, data_home=str(home)), out,
                   progress=False)
     assert list(out.parent.iterdir()) == []
+
+
+def test_model_on_the_command_line_wins_over_the_config_file(data, tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text('model = "svd"\nepochs = 1\n')
+    one_line_error(cli("train", "--data", data, "--config", cfg, "--model", "dot", "--out", tmp_path / "r"), 1,
+                   f"{cfg}: model must be one of")
+    cfg.write_text('model = "deep"\nepochs = 1\n')
+    res = cli("train", "--data", data, "--config", cfg, "--model", "dot", "--embedding-dim", "4", "-q", "--out",
+              tmp_path / "r", "--json")
+    assert res.code == 0, (res.stdout, res.stderr)
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["spec"]["model"] == "dot"

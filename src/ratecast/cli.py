@@ -509,6 +509,7 @@ def train(
     as_json: bool = AsJson,
 ) -> None:
     """Train one model and write a run directory (config, model, history, test metrics, plots)."""
+    from .models import MODELS
     from .recommender import Recommender
     from .runs import RunSpec, partial_dir, read_partial, train_run
 
@@ -536,9 +537,12 @@ def train(
         where: dict[str, str] = {"model": "--model"}
         if config is not None:
             file_opts = _read_config(config)
-            if "model" in file_opts:
-                where["model"] = f"{config}: model"
-            model = file_opts.pop("model", model)
+            file_model = file_opts.pop("model", None)
+            if file_model is not None and file_model not in MODELS:
+                raise ValueError(f"{config}: model must be one of {sorted(MODELS)}, got {file_model!r}")
+            given = getattr(ctx.get_parameter_source("model"), "name", "") == "COMMANDLINE"
+            if file_model is not None and not given:  # the command line wins over the file
+                model, where["model"] = file_model, f"{config}: model"
             for key in ("random_state", "verbose"):  # not model options: say where they belong
                 if key in file_opts:
                     raise ValueError(f"{config}: {key} is not a model option; use "
