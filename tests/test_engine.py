@@ -172,3 +172,25 @@ def test_engine_choice_and_the_keras_engine_still_trains(train):
         rc.Recommender("deep", engine="jax", optimizer="rmsprop")
     rec = rc.Recommender("dot", engine="keras", random_state=0, epochs=2, embedding_dim=4, verbose=0).fit(train)
     assert len(rec.history_["loss"]) == 2 and np.isfinite(rec.history_["val_loss"]).all()
+
+
+def test_presets():
+    lab = rc.Recommender.from_preset("lab", model="biased_dot", random_state=0)
+    _, tcfg = split_params(lab.model, lab.params)
+    assert (tcfg.engine, tcfg.batch_size, tcfg.learning_rate, tcfg.optimizer, tcfg.epochs) == \
+        ("keras", 64, 1e-3, "adam", 10)
+    assert lab.params["l2"] == 1e-4  # the model's lab value, not today's default
+    fast = rc.Recommender.from_preset("fast", random_state=0, epochs=3)
+    _, tcfg = split_params(fast.model, fast.params)
+    assert fast.model == "biased_dot" and tcfg.epochs == 3 and tcfg.optimizer == "sgd"
+    with pytest.raises(ValueError, match=r"preset must be one of \['fast', 'lab'\], got 'quick'"):
+        rc.Recommender.from_preset("quick")
+    with pytest.raises(ValueError, match=r"preset 'fast' is for model 'biased_dot', got model='deep'"):
+        rc.Recommender.from_preset("fast", model="deep")
+
+
+def test_model_training_defaults_yield_to_the_users_options():
+    _, tcfg = split_params("biased_dot", {})
+    assert (tcfg.optimizer, tcfg.batch_size) == ("sgd", 1024)
+    _, tcfg = split_params("biased_dot", {"batch_size": 64, "optimizer": "adam"})
+    assert (tcfg.optimizer, tcfg.batch_size) == ("adam", 64)

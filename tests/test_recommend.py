@@ -139,7 +139,7 @@ def test_fold_in_new_user_without_retraining(model, extra):
     mine = r[r["user_id"] == newcomer].sample(frac=1.0, random_state=0)
     known, held_out = mine.iloc[:12], mine.iloc[12:]
     rec = rc.Recommender(model, random_state=0, embedding_dim=4, epochs=30, batch_size=32, verbose=0,
-                         learning_rate=0.01, **extra).fit(ds.with_ratings(r[r["user_id"] != newcomer]))
+                         learning_rate=0.01, optimizer="adam", **extra).fit(ds.with_ratings(r[r["user_id"] != newcomer]))
     frozen = rec.model_.item_embedding.embeddings.numpy().copy()
     before = rec.predict_details(np.full(len(held_out), newcomer), held_out["item_id"])
     assert before["was_impossible"].all()

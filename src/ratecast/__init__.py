@@ -22,7 +22,7 @@ def __getattr__(name: str):
 
         return Recommender
     if name in ("metrics", "models", "features", "viz", "report", "recommender", "io", "similarity", "ranking",
-                "state", "engine", "manifest"):
+                "state", "engine", "manifest", "distribution", "presets"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

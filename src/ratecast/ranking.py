@@ -71,8 +71,12 @@ class Candidates:
 class Scorer:
     """Model outputs on the device: for (user, item) pairs, and top-k over all items for batches of users."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, distribution=None) -> None:
+        from .engine.placement import Placement
+
         self.model = model
+        self.place = Placement(distribution)
+        self._values: dict[str, list] = {}
         self._pairs = _compile(self._pairs_fn)
         self._top_k = _compile(self._top_k_fn, static_argnames=("k",))
 
@@ -90,13 +94,22 @@ class Scorer:
         values, idx = ops.top_k(key, k)
         return values, idx, ops.take_along_axis(rating, idx, axis=1)
 
+    def _variables(self, which: str) -> list:
+        """Variable values on the device(s), placed once per scorer (a fitted model's weights do not change)."""
+        if which not in self._values:
+            m = self.model
+            variables = {"trainable": m.trainable_variables, "non_trainable": m.non_trainable_variables,
+                         "all": m.variables}[which]
+            self._values[which] = [self.place.put_variable(v) if self.place.mesh is not None else v.value
+                                   for v in variables]
+        return self._values[which]
+
     # --- public -----------------------------------------------------------------------------------------------
     def pairs(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None = None
               ) -> tuple[np.ndarray, np.ndarray]:
         """(outputs, ratings) for index pairs, in fixed-size padded chunks so compiled shapes are reused."""
         m = self.model
-        trainable = [v.value for v in m.trainable_variables]
-        non_trainable = [v.value for v in m.non_trainable_variables]
+        trainable, non_trainable = self._variables("trainable"), self._variables("non_trainable")
         outs, ratings = [], []
         for start in range(0, len(u), PAIR_CHUNK):
             x = {"user": u[start:start + PAIR_CHUNK], "item": i[start:start + PAIR_CHUNK]}
@@ -106,9 +119,10 @@ class Scorer:
             x = {k: np.concatenate([np.asarray(v), np.zeros((size - n, *np.shape(v)[1:]), np.asarray(v).dtype)])
                  for k, v in x.items()}
             x["user"], x["item"] = x["user"].astype("int32"), x["item"].astype("int32")
+            x = {key: self.place.put_batch(v) for key, v in x.items()} if self.place.mesh is not None else x
             out, rating = self._pairs(trainable, non_trainable, x)
-            outs.append(np.asarray(out)[:n])
-            ratings.append(np.asarray(rating, dtype="float64")[:n])
+            outs.append(self.place.to_host(out)[:n])
+            ratings.append(np.asarray(self.place.to_host(rating), dtype="float64")[:n])
         if not outs:
             return np.zeros((0, *m.output_shape_tail), "float32"), np.zeros(0)
         return np.concatenate(outs), np.concatenate(ratings)
@@ -124,7 +138,7 @@ class Scorer:
         Users are scored ``batch_size`` at a time (default: as many as fit a fixed memory budget)."""
         n_items = self.model.n_items - 1
         kk = min(_bucket(k), n_items)
-        variables = [v.value for v in self.model.variables]
+        variables = self._variables("all")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                        or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -140,10 +154,13 @@ class Scorer:
             if user_features is not None:
                 f = user_features[start:start + batch]
                 uf = np.concatenate([f, np.zeros((size - n, f.shape[1]), f.dtype)]).astype("float32")
+            if self.place.mesh is not None:
+                uu, aa = self.place.put_batch(uu), self.place.put_batch(aa)
+                uf = None if uf is None else self.place.put_batch(uf)
             values, idx, rating = self._top_k(variables, uu, aa, uf, k=kk)
-            values, idx = np.asarray(values)[:n, :k], np.asarray(idx)[:n, :k]
+            values, idx = self.place.to_host(values)[:n, :k], self.place.to_host(idx)[:n, :k]
             pos_parts.append(np.where(np.isneginf(values), -1, idx))
-            rating_parts.append(np.asarray(rating, dtype="float64")[:n, :k])
+            rating_parts.append(np.asarray(self.place.to_host(rating), dtype="float64")[:n, :k])
         if not pos_parts:
             return np.zeros((0, min(k, n_items)), "int64"), np.zeros((0, min(k, n_items)))
         return np.concatenate(pos_parts), np.concatenate(rating_parts)

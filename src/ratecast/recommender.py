@@ -46,7 +46,7 @@ class Recommender:
     """
 
     def __init__(self, model: str = "deep", *, random_state: int | None = None, verbose: int | str | bool = "auto",
-                 **params: Any):
+                 distribution=None, **params: Any):
         if not isinstance(model, str):
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
         if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, Integral)
@@ -54,6 +54,12 @@ class Recommender:
             raise ValueError(f"random_state must be an integer in [0, 2**32) or None, got {random_state!r}")
         if verbose != "auto" and not isinstance(verbose, (bool, Integral)):
             raise ValueError(f"verbose must be 'auto', true/false or an integer, got {verbose!r}")
+        from .distribution import is_distribution
+
+        if distribution is not None and not is_distribution(distribution):
+            raise ValueError("distribution must come from ratecast.distribution.data_parallel() or "
+                             f"model_parallel() (a keras.distribution.Distribution), got {distribution!r}")
+        self.distribution = distribution  # where fit, predict and recommend run; not saved with the model
         self.model = model
         self.random_state = None if random_state is None else int(random_state)
         self.verbose = verbose
@@ -64,12 +70,13 @@ class Recommender:
 
     @classmethod
     def from_preset(cls, name: str, *, model: str | None = None, random_state: int | None = None,
-                    verbose: int | str | bool = "auto", **params: Any) -> "Recommender":
+                    verbose: int | str | bool = "auto", distribution=None, **params: Any) -> "Recommender":
         """A recommender configured by preset ``name`` (see :mod:`ratecast.presets`); ``params`` override it."""
         from . import presets
 
         model, options = presets.resolve(name, model)
-        return cls(model, random_state=random_state, verbose=verbose, **{**options, **params})
+        return cls(model, random_state=random_state, verbose=verbose, distribution=distribution,
+                   **{**options, **params})
 
     # --- the fitted state ---------------------------------------------------------------------------------------
     @property
@@ -87,7 +94,7 @@ class Recommender:
 
     @cached_property
     def _scorer(self) -> Scorer:
-        return Scorer(self.state_.model)
+        return Scorer(self.state_.model, self.distribution)
 
     @cached_property
     def _candidates(self) -> Candidates:
@@ -225,7 +232,7 @@ class Recommender:
         start = time.perf_counter()
         history = train_model(model, x, model.targets(y), val_data, tcfg, seed=self.random_state,
                               verbose=self._verbose(), checkpoint_dir=checkpoint_dir,
-                              fingerprint=self._fingerprint(u, i, y, val_data))
+                              fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution)
         seconds = time.perf_counter() - start
         self._set_state(FittedState(
             model_name=self.model, params=dict(self.params), random_state=self.random_state, model_config=mcfg,

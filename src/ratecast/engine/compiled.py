@@ -34,9 +34,33 @@ from ..models import RatingModel, TrainingConfig
 from ..models.layers import RowTable, row_override
 from . import checkpoint as ckpt
 from .optim import Update
+from .placement import Placement
 from .progress import EpochProgress
 
 METRIC_ALIASES = {"mae": "mean_absolute_error", "mse": "mean_squared_error"}
+
+
+def use_compilation_cache() -> str | None:
+    """Keep compiled programs on disk (``$RATECAST_CACHE/jax``, else the user cache folder), so a later fit of the
+    same model shapes skips compilation. A cache folder the user configured for JAX is left as it is; one that
+    cannot be created turns the cache off."""
+    import os
+
+    if jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
+    root = os.environ.get("RATECAST_CACHE")
+    if not root:
+        import platformdirs
+
+        root = platformdirs.user_cache_dir("ratecast")
+    folder = Path(root) / "jax"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
+    return str(folder)
 
 
 def _metric_function(name: str):
@@ -71,35 +95,70 @@ class _Layout:
 
 
 class CompiledTrainer:
-    """Trains one model with one training config; :meth:`fit` returns the per-epoch history."""
+    """Trains one model with one training config, on one device or on a ``keras.distribution`` mesh."""
 
-    def __init__(self, model: RatingModel, cfg: TrainingConfig, n: int):
+    def __init__(self, model: RatingModel, cfg: TrainingConfig, n: int, distribution=None):
         self.model, self.cfg, self.n = model, cfg, int(n)
         self.layout = _Layout.of(model)
         self.rule = Update(cfg.optimizer)
-        self.batch = min(int(cfg.batch_size), self.n)
+        self.place = Placement(distribution)
+        shards = self.place.batch_shards
+        if self.n < shards:
+            raise ValueError(f"{self.n} training ratings cannot be split over {shards} devices")
+        self.batch = max(shards, min(int(cfg.batch_size), self.n) // shards * shards)
         self.n_batches = math.ceil(self.n / self.batch)
         self.loss_fn = keras.losses.get(model.training_loss())
         self.metric_names = list(model.metric_names())
         self.metric_fns = [_metric_function(m) for m in self.metric_names]
+        tv, ntv = model.trainable_variables, model.non_trainable_variables
+        self.tv_specs = [self.place.spec(v) for v in tv]
+        self.ntv_specs = [self.place.spec(v) for v in ntv]
+        self.tv_shapes = [tuple(v.shape) for v in tv]
+        self.ntv_shapes = [tuple(v.shape) for v in ntv]
         self._run = jax.jit(self._run_batches, donate_argnums=(0,))
         self._eval = jax.jit(self._evaluate_chunk)
 
     # --- state ------------------------------------------------------------------------------------------------
-    def initial_state(self) -> dict[str, Any]:
-        m, lay = self.model, self.layout
-        tv = [jnp.array(v.value) for v in m.trainable_variables]  # copies: the state is donated to each call
+    def _put(self, value, spec, shape):
+        rows = self.place.padded_rows(shape[0], spec) if len(shape) else None
+        return self.place.put(value, spec, rows)
+
+    def _put_slots(self, slots: tuple, spec) -> tuple:
+        """Optimizer slots laid out like their weight (a per-row slot like the weight's rows)."""
+        out = []
+        for slot in slots:
+            host = np.asarray(slot)
+            sub = spec if host.ndim == len(spec) or not len(spec) else type(spec)(*tuple(spec)[:host.ndim])
+            out.append(self.place.put(host, sub))
+        return tuple(out)
+
+    def _state(self, tv: list, ntv: list, slots: list | None = None, step=0) -> dict[str, Any]:
+        lay = self.layout
+        tv = [self._put(v, sp, sh) for v, sp, sh in zip(tv, self.tv_specs, self.tv_shapes)]
         dense = [tv[k] for k in lay.dense_pos]
         tables = [tv[k] for k in lay.table_pos]
-        maps = {t.key: jnp.zeros((rows,), "int32") for t, rows in zip(lay.tables, lay.rows)} \
+        if slots is None:
+            dense_slots = [self._put_slots(self.rule.slots(np.asarray(p)), self.tv_specs[k])
+                           for k, p in zip(lay.dense_pos, dense)]
+            table_slots = [self._put_slots(self.rule.table_slots(np.asarray(p)), self.tv_specs[k])
+                           for k, p in zip(lay.table_pos, tables)]
+        else:
+            dense_slots, table_slots = slots
+            dense_slots = [self._put_slots(sl, self.tv_specs[k]) for k, sl in zip(lay.dense_pos, dense_slots)]
+            table_slots = [self._put_slots(sl, self.tv_specs[k]) for k, sl in zip(lay.table_pos, table_slots)]
+        maps = {t.key: self.place.put(np.zeros((tab.shape[0],), "int32")) for t, tab in zip(lay.tables, tables)} \
             if self.rule.needs_row_map else {}
-        return {"dense": dense, "tables": tables,
-                "dense_slots": [self.rule.slots(p) for p in dense],
-                "table_slots": [self.rule.table_slots(p) for p in tables],
-                "ntv": [jnp.array(v.value) for v in m.non_trainable_variables],
-                "row_maps": maps, "step": jnp.zeros((), "int32")}
+        return {"dense": dense, "tables": tables, "dense_slots": dense_slots, "table_slots": table_slots,
+                "ntv": [self._put(v, sp, sh) for v, sp, sh in zip(ntv, self.ntv_specs, self.ntv_shapes)],
+                "row_maps": maps, "step": self.place.put(np.asarray(step, "int32"))}
+
+    def initial_state(self) -> dict[str, Any]:
+        m = self.model
+        return self._state([np.asarray(v.value) for v in m.trainable_variables],
+                           [np.asarray(v.value) for v in m.non_trainable_variables])
 
     def trainable_values(self, state) -> list:
+        """The trainable weights in the model's order (padded where the layout pads)."""
         values: list = [None] * len(self.model.trainable_variables)
         for k, v in zip(self.layout.dense_pos, state["dense"]):
             values[k] = v
@@ -107,31 +166,40 @@ class CompiledTrainer:
             values[k] = v
         return values
 
-    def write_back(self, state) -> None:
-        """Assign the state's weights to the model's variables."""
-        for var, value in zip(self.model.trainable_variables, self.trainable_values(state)):
-            var.assign(value)
-        for var, value in zip(self.model.non_trainable_variables, state["ntv"]):
-            var.assign(value)
+    @staticmethod
+    def _logical(values: list, shapes: list) -> list:
+        """Padding rows cut off (inside a compiled call), so Keras sees its variables' shapes."""
+        return [v if tuple(v.shape) == sh else v[:sh[0]] for v, sh in zip(values, shapes)]
+
+    def _host(self, value, shape) -> np.ndarray:
+        host = self.place.to_host(value)
+        return host if host.shape == tuple(shape) else host[:shape[0]]
 
     def state_arrays(self, state) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(weights, optimizer state) as host copies, for checkpoints."""
-        weights = [np.array(v) for v in self.trainable_values(state)] + [np.array(v) for v in state["ntv"]]
-        opt = [np.array(s) for slots in state["dense_slots"] + state["table_slots"] for s in slots]
-        return weights, opt + [np.array(state["step"])]
+        """(weights, optimizer state) as host copies without padding (checkpoints, best weights)."""
+        weights = [self._host(v, sh) for v, sh in zip(self.trainable_values(state), self.tv_shapes)]
+        weights += [self._host(v, sh) for v, sh in zip(state["ntv"], self.ntv_shapes)]
+        lay = self.layout
+        opt = []
+        for k, slots in zip(lay.dense_pos + lay.table_pos, state["dense_slots"] + state["table_slots"]):
+            opt += [self._host(sl, self.tv_shapes[k][:np.ndim(sl)]) for sl in slots]
+        return weights, opt + [self.place.to_host(state["step"])]
+
+    def write_back(self, state) -> None:
+        """Assign the state's weights to the model's variables."""
+        weights, _ = self.state_arrays(state)
+        for var, value in zip(self.model.trainable_variables + self.model.non_trainable_variables, weights):
+            var.assign(value)
 
     def state_from_arrays(self, weights: list[np.ndarray], opt: list[np.ndarray]) -> dict[str, Any]:
-        state = self.initial_state()
         n_tv = len(self.model.trainable_variables)
-        tv, ntv = weights[:n_tv], weights[n_tv:]
-        state["dense"] = [jnp.asarray(tv[k]) for k in self.layout.dense_pos]
-        state["tables"] = [jnp.asarray(tv[k]) for k in self.layout.table_pos]
-        state["ntv"] = [jnp.asarray(v) for v in ntv]
+        lay = self.layout
         it = iter(opt[:-1])
-        for key in ("dense_slots", "table_slots"):
-            state[key] = [tuple(jnp.asarray(next(it)) for _ in slots) for slots in state[key]]
-        state["step"] = jnp.asarray(opt[-1], "int32")
-        return state
+        counts = [len(self.rule.slots(np.zeros(self.tv_shapes[k]))) for k in lay.dense_pos] + \
+                 [len(self.rule.table_slots(np.zeros(self.tv_shapes[k]))) for k in lay.table_pos]
+        grouped = [tuple(next(it) for _ in range(c)) for c in counts]
+        slots = (grouped[:len(lay.dense_pos)], grouped[len(lay.dense_pos):])
+        return self._state(weights[:n_tv], weights[n_tv:], slots, step=opt[-1])
 
     # --- one step ---------------------------------------------------------------------------------------------
     def _step(self, state, x: dict, y, lr):
@@ -147,7 +215,11 @@ class CompiledTrainer:
             for k, v in zip(lay.table_pos, state["tables"]):
                 values[k] = v  # present for the call; the lookups read ``subs`` and ``unknown``
             with row_override({id(t): (ids[t.key], s, u) for t, s, u in zip(lay.tables, subs, unknown)}):
-                out, ntv, losses = model.stateless_call(values, state["ntv"], x, training=True, return_losses=True)
+                out, ntv, losses = model.stateless_call(self._logical(values, self.tv_shapes),
+                                                        self._logical(state["ntv"], self.ntv_shapes), x,
+                                                        training=True, return_losses=True)
+            # padded tables (constant feature tables) keep their padded state; the rest take the call's update
+            ntv = [new if new.shape == old.shape else old for old, new in zip(state["ntv"], ntv)]
             data_loss = jnp.mean(self.loss_fn(y, out))
             return data_loss + sum(losses, jnp.zeros(())), (out, ntv)
 
@@ -180,7 +252,7 @@ class CompiledTrainer:
         def body(t, carry):
             state, sums = carry
             pos = columns + (order[t] + offsets) % nb
-            idx = jnp.where(pos >= n, pos - n, pos)
+            idx = self.place.split_batch(jnp.where(pos >= n, pos - n, pos))
             x = {k: v[idx] for k, v in data["x"].items()}
             state, values = self._step(state, x, data["y"][idx], lr)
             return state, sums + values
@@ -189,7 +261,8 @@ class CompiledTrainer:
         return jax.lax.fori_loop(start, stop, body, (state, zeros))
 
     def _evaluate_chunk(self, state, x, y, mask):
-        out, _ = self.model.stateless_call(self.trainable_values(state), state["ntv"], x, training=False)
+        out, _ = self.model.stateless_call(self._logical(self.trainable_values(state), self.tv_shapes),
+                                           self._logical(state["ntv"], self.ntv_shapes), x, training=False)
         w = mask.astype("float32")
         values = [self.loss_fn(y, out)] + [fn(y, out) for fn in self.metric_fns]
         return jnp.stack([jnp.sum(jnp.reshape(v, (-1,)) * w) for v in values])
@@ -205,7 +278,10 @@ class CompiledTrainer:
             pad = size - k
             xb = {key: np.pad(v[sl], (0, pad)) for key, v in x.items()}
             yb = np.pad(y[sl], [(0, pad)] + [(0, 0)] * (y.ndim - 1))
-            sums += np.asarray(self._eval(state, xb, yb, np.arange(size) < k), dtype="float64")
+            put = self.place.put
+            xb = {key: put(v) for key, v in xb.items()}
+            sums += np.asarray(self.place.to_host(self._eval(state, xb, put(yb), put(np.arange(size) < k))),
+                               dtype="float64")
         names = ["loss", *self.metric_names]
         return {name: float(v / n) for name, v in zip(names, sums)}
 
@@ -220,10 +296,11 @@ class CompiledTrainer:
         order, offsets = self.epoch_plan(seed, epoch)
         slices = progress.slices(self.n_batches)
         sums = np.zeros(1 + len(self.metric_fns))
-        lr = jnp.asarray(lr, "float32")
         for start, stop in slices:
-            state, part = self._run(state, data, order, offsets, jnp.int32(start), jnp.int32(stop), lr)
-            sums += np.asarray(part, dtype="float64")
+            put = self.place.put
+            state, part = self._run(state, data, put(order), put(offsets), put(np.int32(start)),
+                                    put(np.int32(stop)), put(np.float32(lr)))
+            sums += np.asarray(self.place.to_host(part), dtype="float64")
             progress.advance(stop - start)
         names = ["loss", *self.metric_names]
         return state, {name: float(v / self.n_batches) for name, v in zip(names, sums)}
@@ -238,11 +315,13 @@ def learning_rate(cfg: TrainingConfig, epoch: int) -> float:
 
 def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validation: tuple[dict, np.ndarray] | None,
           cfg: TrainingConfig, *, seed: int | None, verbose: bool = False, checkpoint_dir: str | Path | None = None,
-          fingerprint: str = "") -> dict[str, list[float]]:
-    """Fit ``model`` in place with the compiled engine; same contract as :func:`ratecast.engine.loop.train`."""
+          fingerprint: str = "", distribution=None) -> dict[str, list[float]]:
+    """Fit ``model`` in place with the compiled engine; same contract as :func:`ratecast.engine.loop.train`.
+    With a ``keras.distribution`` distribution, the training state and each batch are laid out over its mesh."""
     from .loop import check_loss
 
-    trainer = CompiledTrainer(model, cfg, len(y))
+    use_compilation_cache()
+    trainer = CompiledTrainer(model, cfg, len(y), distribution)
     base_seed = 0 if seed is None else int(seed)
     progress_state, best = ckpt.Progress(fingerprint), None
     state = None
@@ -254,7 +333,8 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
             best = best or None
     if state is None:
         state = trainer.initial_state()
-    data = {"x": {k: jnp.asarray(v, "int32") for k, v in x.items()}, "y": jnp.asarray(y)}
+    put = trainer.place.put
+    data = {"x": {k: put(np.asarray(v, "int32")) for k, v in x.items()}, "y": put(np.asarray(y))}
     watch = validation is not None and cfg.early_stopping is not None
     bar = EpochProgress(cfg.epochs, enabled=verbose)
     try:

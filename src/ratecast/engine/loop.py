@@ -69,10 +69,11 @@ def engine_for(cfg: TrainingConfig) -> str:
 
 def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validation: tuple[dict, np.ndarray] | None,
           cfg: TrainingConfig, *, seed: int | None, verbose: bool = False, checkpoint_dir: str | Path | None = None,
-          fingerprint: str = "") -> dict[str, list[float]]:
+          fingerprint: str = "", distribution=None) -> dict[str, list[float]]:
     """Fit ``model`` in place and return the per-epoch history (``loss``, metrics, ``val_*``).
 
-    The engine comes from :func:`engine_for`; both keep the weights of the best validation epoch when early
+    The engine comes from :func:`engine_for`; a ``distribution`` (``ratecast.distribution``) needs the compiled
+    engine; both keep the weights of the best validation epoch when early
     stopping is on, and both write and resume ``checkpoint_dir``.
     """
     engine = engine_for(cfg)
@@ -80,7 +81,11 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
         from .compiled import train as train_compiled
 
         return train_compiled(model, x, y, validation, cfg, seed=seed, verbose=verbose,
-                              checkpoint_dir=checkpoint_dir, fingerprint=f"{fingerprint}:jax")
+                              checkpoint_dir=checkpoint_dir, fingerprint=f"{fingerprint}:jax",
+                              distribution=distribution)
+    if distribution is not None:
+        raise ValueError(f"a distribution needs engine 'jax' (the JAX backend and optimizer adam, adagrad or sgd); "
+                         f"this fit uses engine {engine!r}")
     return train_keras(model, x, y, validation, cfg, seed=seed, verbose=verbose, checkpoint_dir=checkpoint_dir,
                        fingerprint=fingerprint)
 
