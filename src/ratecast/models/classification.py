@@ -20,6 +20,7 @@ class ClassificationConfig(TowerConfig):
     """Softmax over the rating values with sparse categorical cross-entropy."""
 
     name: ClassVar[str] = "classification"
+    training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 1e-2, "batch_size": 1024, "epochs": 40}
     losses: ClassVar[tuple[str, ...]] = ("crossentropy",)
     embedding_dim: int = 16
     loss: Loss = "crossentropy"

@@ -23,6 +23,7 @@ class HybridConfig(TowerConfig):
     """The deep model plus item and user metadata."""
 
     name: ClassVar[str] = "hybrid"
+    training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 1024, "epochs": 40}
     hidden: tuple[int, ...] = (64, 64)
     dropout: float = 0.3
     hidden_dropout: float = 0.3
