@@ -476,7 +476,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 SPEC_OPTIONS = ("data", "model", "split", "seed", "test_size", "config", "epochs", "embedding_dim", "batch_size",
                 "learning_rate", "dropout", "set_", "data_home", "user_col", "item_col", "rating_col",
                 "timestamp_col", "sep", "items", "users", "item_key", "user_key", "encoding", "rating_scale",
-                "overwrite")
+                "overwrite", "preset")
 
 
 @app.command(cls=_Command)
@@ -506,6 +506,12 @@ def train(
     items: Optional[Path] = Items, users: Optional[Path] = Users, item_key: Optional[str] = ItemKey,
     user_key: Optional[str] = UserKey, encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: fast (the recommended rating "
+                                         "model) or lab (the lab's exact training; --model picks the model)."),
+    devices: Optional[int] = typer.Option(None, "--devices", min=1, help="Train on this many devices (data "
+                                          "parallel; the batch is split over them)."),
+    shard_embeddings: bool = typer.Option(False, "--shard-embeddings", help="Split the user and item tables by "
+                                          "rows over the devices (model parallel)."),
     as_json: bool = AsJson,
 ) -> None:
     """Train one model and write a run directory (config, model, history, test metrics, plots)."""
@@ -535,6 +541,17 @@ def train(
         _check_run_options(split, data, seed, test_size)
         params: dict[str, Any] = {}
         where: dict[str, str] = {"model": "--model"}
+        if preset is not None:
+            from . import presets
+
+            model_given = getattr(ctx.get_parameter_source("model"), "name", "") == "COMMANDLINE"
+            try:
+                model, params = presets.resolve(preset, model if model_given else None)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc).replace("model=", "--model "), ctx=ctx,
+                                         param_hint="'--preset'") from None
+            params = dict(params)
+            where.update({k: f"--preset {preset}" for k in params})
         if config is not None:
             file_opts = _read_config(config)
             file_model = file_opts.pop("model", None)
@@ -577,9 +594,16 @@ def train(
         if talk:
             err.print(f"[dim]{message}…[/]", highlight=False)
 
+    from .distribution import from_options
+
+    try:
+        distribution = from_options(devices, shard_embeddings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), ctx=ctx, param_hint="'--devices'") from None
     try:
         metrics = train_run(spec, dest, overwrite=overwrite, resume=resume is not None,
-                            verbose=0 if not talk else "auto", progress=talk, on_step=step)
+                            verbose=0 if not talk else "auto", progress=talk, on_step=step,
+                            distribution=distribution)
     except KeyboardInterrupt:
         part = partial_dir(dest)
         hint = (f"the finished epochs are kept in {part}; continue with: ratecast train --resume {dest}"

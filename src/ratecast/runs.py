@@ -228,7 +228,7 @@ def read_partial(out: str | os.PathLike) -> tuple[RunSpec, bool]:
 
 # --- training -----------------------------------------------------------------------------------------------------
 def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool = False, resume: bool = False,
-              verbose: int | str = 0, progress: bool = True, dataset: Dataset | None = None,
+              verbose: int | str = 0, progress: bool = True, dataset: Dataset | None = None, distribution=None,
               on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Load, split, fit, evaluate and write a run directory at ``out``; returns the test metrics.
 
@@ -266,7 +266,7 @@ def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool =
                 step("loading data")
                 dataset = load_stored_data(spec, str(part / PARTIAL_SPEC), progress=progress)
             metrics = _train_into(spec, out, part, overwrite=overwrite, verbose=verbose, progress=progress,
-                                  dataset=dataset, step=step)
+                                  dataset=dataset, step=step, distribution=distribution)
         except (KeyboardInterrupt, OSError, MemoryError) as exc:
             if not (resume or isinstance(exc, KeyboardInterrupt) or (part / "checkpoint").exists()):
                 shutil.rmtree(part, ignore_errors=True)  # no epoch was kept (e.g. data not found): nothing to resume
@@ -279,7 +279,7 @@ def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool =
 
 
 def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbose, progress: bool,
-                dataset: Dataset | None, step: Callable[[str], None]) -> dict[str, Any]:
+                dataset: Dataset | None, step: Callable[[str], None], distribution=None) -> dict[str, Any]:
     from .metrics import error_report
     from .recommender import Recommender
     from .viz import plot_loss_curves, plot_predictions
@@ -289,7 +289,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
         dataset = load_data(spec, progress=progress)
     step("splitting")
     sp = make_split(dataset, spec)
-    rec = Recommender(spec.model, random_state=spec.seed, verbose=verbose, **spec.params)
+    rec = Recommender(spec.model, random_state=spec.seed, verbose=verbose, distribution=distribution, **spec.params)
     step(f"training {spec.model}")
     t = time.perf_counter()
     rec.fit(sp.train, checkpoint_dir=part / "checkpoint")  # resumes from a checkpoint found there
