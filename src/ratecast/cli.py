@@ -515,7 +515,10 @@ def train(
     as_json: bool = AsJson,
 ) -> None:
     """Train one model and write a run directory (config, model, history, test metrics, plots)."""
+    from .distribution import initialize
     from .models import MODELS
+
+    initialize()  # joins a multi-machine run when RATECAST_COORDINATOR is set (see README)
     from .recommender import Recommender
     from .runs import RunSpec, partial_dir, read_partial, train_run
 

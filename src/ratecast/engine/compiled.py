@@ -77,13 +77,24 @@ def row_tables(model: keras.Model) -> list[RowTable]:
 
 
 @dataclass
+class _Group:
+    """The tables indexed by one input (e.g. the user embedding and the user bias), held side by side as one
+    array in the training state, so a step gathers and scatters each row once."""
+
+    key: str
+    members: list[int]  # positions in _Layout.tables
+    offsets: list[int]  # first column of each member
+    widths: list[int]
+
+
+@dataclass
 class _Layout:
     """Positions of the tables and dense weights among the model's trainable variables."""
 
     tables: list[RowTable]
     table_pos: list[int]
     dense_pos: list[int]
-    rows: list[int]  # rows of each table
+    groups: list[_Group]
 
     @classmethod
     def of(cls, model: keras.Model) -> "_Layout":
@@ -91,7 +102,12 @@ class _Layout:
         tables = row_tables(model)
         table_pos = [next(k for k, v in enumerate(tv) if v is t.embeddings) for t in tables]
         dense_pos = [k for k in range(len(tv)) if k not in table_pos]
-        return cls(tables, table_pos, dense_pos, [int(t.embeddings.shape[0]) for t in tables])
+        groups = []
+        for key in dict.fromkeys(t.key for t in tables):
+            members = [m for m, t in enumerate(tables) if t.key == key]
+            widths = [int(tables[m].embeddings.shape[1]) for m in members]
+            groups.append(_Group(key, members, [sum(widths[:j]) for j in range(len(widths))], widths))
+        return cls(tables, table_pos, dense_pos, groups)
 
 
 class CompiledTrainer:
@@ -134,23 +150,27 @@ class CompiledTrainer:
 
     def _state(self, tv: list, ntv: list, slots: list | None = None, step=0) -> dict[str, Any]:
         lay = self.layout
-        tv = [self._put(v, sp, sh) for v, sp, sh in zip(tv, self.tv_specs, self.tv_shapes)]
-        dense = [tv[k] for k in lay.dense_pos]
-        tables = [tv[k] for k in lay.table_pos]
+        fused = [np.concatenate([np.asarray(tv[lay.table_pos[m]]) for m in g.members], axis=1)
+                 for g in lay.groups]
+        tables = [self._put(f, self._group_spec(g), f.shape) for g, f in zip(lay.groups, fused)]
+        dense = [self._put(tv[k], self.tv_specs[k], self.tv_shapes[k]) for k in lay.dense_pos]
         if slots is None:
             dense_slots = [self._put_slots(self.rule.slots(np.asarray(p)), self.tv_specs[k])
                            for k, p in zip(lay.dense_pos, dense)]
-            table_slots = [self._put_slots(self.rule.table_slots(np.asarray(p)), self.tv_specs[k])
-                           for k, p in zip(lay.table_pos, tables)]
+            table_slots = [self._put_slots(self.rule.table_slots(np.asarray(p)), self._group_spec(g))
+                           for g, p in zip(lay.groups, tables)]
         else:
             dense_slots, table_slots = slots
             dense_slots = [self._put_slots(sl, self.tv_specs[k]) for k, sl in zip(lay.dense_pos, dense_slots)]
-            table_slots = [self._put_slots(sl, self.tv_specs[k]) for k, sl in zip(lay.table_pos, table_slots)]
-        maps = {t.key: self.place.put(np.zeros((tab.shape[0],), "int32")) for t, tab in zip(lay.tables, tables)} \
+            table_slots = [self._put_slots(sl, self._group_spec(g)) for g, sl in zip(lay.groups, table_slots)]
+        maps = {g.key: self.place.put(np.zeros((tab.shape[0],), "int32")) for g, tab in zip(lay.groups, tables)} \
             if self.rule.needs_row_map else {}
         return {"dense": dense, "tables": tables, "dense_slots": dense_slots, "table_slots": table_slots,
                 "ntv": [self._put(v, sp, sh) for v, sp, sh in zip(ntv, self.ntv_specs, self.ntv_shapes)],
                 "row_maps": maps, "step": self.place.put(np.asarray(step, "int32"))}
+
+    def _group_spec(self, group: _Group):
+        return self.tv_specs[self.layout.table_pos[group.members[0]]]
 
     def initial_state(self) -> dict[str, Any]:
         m = self.model
@@ -162,8 +182,9 @@ class CompiledTrainer:
         values: list = [None] * len(self.model.trainable_variables)
         for k, v in zip(self.layout.dense_pos, state["dense"]):
             values[k] = v
-        for k, v in zip(self.layout.table_pos, state["tables"]):
-            values[k] = v
+        for g, fused in zip(self.layout.groups, state["tables"]):
+            for m, a, w in zip(g.members, g.offsets, g.widths):
+                values[self.layout.table_pos[m]] = fused[:, a:a + w]
         return values
 
     @staticmethod
@@ -181,8 +202,11 @@ class CompiledTrainer:
         weights += [self._host(v, sh) for v, sh in zip(state["ntv"], self.ntv_shapes)]
         lay = self.layout
         opt = []
-        for k, slots in zip(lay.dense_pos + lay.table_pos, state["dense_slots"] + state["table_slots"]):
+        for k, slots in zip(lay.dense_pos, state["dense_slots"]):
             opt += [self._host(sl, self.tv_shapes[k][:np.ndim(sl)]) for sl in slots]
+        for g, slots in zip(lay.groups, state["table_slots"]):
+            rows = self.tv_shapes[lay.table_pos[g.members[0]]][0]
+            opt += [self._host(sl, (rows,)) for sl in slots]
         return weights, opt + [self.place.to_host(state["step"])]
 
     def write_back(self, state) -> None:
@@ -196,7 +220,7 @@ class CompiledTrainer:
         lay = self.layout
         it = iter(opt[:-1])
         counts = [len(self.rule.slots(np.zeros(self.tv_shapes[k]))) for k in lay.dense_pos] + \
-                 [len(self.rule.table_slots(np.zeros(self.tv_shapes[k]))) for k in lay.table_pos]
+                 [len(self.rule.table_slots(np.zeros((1, 1)))) for _ in lay.groups]
         grouped = [tuple(next(it) for _ in range(c)) for c in counts]
         slots = (grouped[:len(lay.dense_pos)], grouped[len(lay.dense_pos):])
         return self._state(weights[:n_tv], weights[n_tv:], slots, step=opt[-1])
@@ -204,17 +228,19 @@ class CompiledTrainer:
     # --- one step ---------------------------------------------------------------------------------------------
     def _step(self, state, x: dict, y, lr):
         lay, model = self.layout, self.model
-        ids = {t.key: x[t.key].astype("int32") for t in lay.tables}
-        subs = [tab.at[ids[t.key]].get(mode="fill", fill_value=0) for t, tab in zip(lay.tables, state["tables"])]
-        unknown = [tab[:1] for tab in state["tables"]]
+        swaps = model.substitutes_unknown_ids  # may the model replace ids by 0 (unknown) while training?
+        ids = {g.key: x[g.key].astype("int32") for g in lay.groups}
+        subs = [fused.at[ids[g.key]].get(mode="fill", fill_value=0) for g, fused in zip(lay.groups, state["tables"])]
+        unknown = [fused[:1] if swaps else None for fused in state["tables"]]
 
         def objective(dense, subs, unknown):
-            values: list = [None] * len(model.trainable_variables)
-            for k, v in zip(lay.dense_pos, dense):
-                values[k] = v
-            for k, v in zip(lay.table_pos, state["tables"]):
-                values[k] = v  # present for the call; the lookups read ``subs`` and ``unknown``
-            with row_override({id(t): (ids[t.key], s, u) for t, s, u in zip(lay.tables, subs, unknown)}):
+            values = self.trainable_values({**state, "dense": dense})  # tables: present for the call only
+            override = {}
+            for g, sub, unk in zip(lay.groups, subs, unknown):
+                for m, a, w in zip(g.members, g.offsets, g.widths):
+                    override[id(lay.tables[m])] = (ids[g.key], sub[:, a:a + w],
+                                                   None if unk is None else unk[:, a:a + w])
+            with row_override(override):
                 out, ntv, losses = model.stateless_call(self._logical(values, self.tv_shapes),
                                                         self._logical(state["ntv"], self.ntv_shapes), x,
                                                         training=True, return_losses=True)
@@ -232,12 +258,15 @@ class CompiledTrainer:
             dense.append(p)
             dense_slots.append(s)
         tables, table_slots, maps = [], [], dict(state["row_maps"])
-        for t, tab, g, g0, slots in zip(lay.tables, state["tables"], g_subs, g_unknown, state["table_slots"]):
-            all_ids = jnp.concatenate([jnp.zeros((1,), "int32"), ids[t.key]])
+        for g, fused, grad, g0, slots in zip(lay.groups, state["tables"], g_subs, g_unknown, state["table_slots"]):
+            rows_ids = ids[g.key]
+            if g0 is not None:
+                rows_ids = jnp.concatenate([jnp.zeros((1,), "int32"), rows_ids])
+                grad = jnp.concatenate([g0, grad])
             # per-example gradients (the loss is a batch mean): a row's step does not depend on the batch size
-            grads = jnp.concatenate([g0, g]) * self.batch
-            tab, slots, maps[t.key] = self.rule.apply_rows(tab, slots, all_ids, grads, step, lr, maps.get(t.key))
-            tables.append(tab)
+            fused, slots, maps[g.key] = self.rule.apply_rows(fused, slots, rows_ids, grad * self.batch, step, lr,
+                                                             maps.get(g.key))
+            tables.append(fused)
             table_slots.append(slots)
         metrics = [jnp.mean(fn(y, out)) for fn in self.metric_fns]
         new_state = {"dense": dense, "tables": tables, "dense_slots": dense_slots, "table_slots": table_slots,

@@ -153,6 +153,11 @@ class RatingModel(keras.Model):
         """(item features, user features) the model reads from metadata; none by default."""
         return (), ()
 
+    @property
+    def substitutes_unknown_ids(self) -> bool:
+        """Whether training replaces some user or item ids by 0 (unknown), e.g. to learn cold start."""
+        return False
+
     def supports_cold_start(self, side: str) -> bool:
         """Whether a new ``side`` ('user' or 'item') can be scored from metadata alone."""
         return False

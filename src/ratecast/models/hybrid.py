@@ -75,6 +75,10 @@ class HybridModel(TowerModel):
                 inputs[key] = ops.where(keep, ids, ops.zeros_like(ids))
         return super().score(inputs, training=training)
 
+    @property
+    def substitutes_unknown_ids(self) -> bool:
+        return self.cfg.cold_start_rate > 0
+
     @classmethod
     def wanted_features(cls, cfg):
         return cfg.item_features, cfg.user_features
