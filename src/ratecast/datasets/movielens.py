@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import DataError, MissingFileError, UnknownDatasetError
 from .dataset import Dataset
 from .download import default_data_home, fetch_archive
-from .readers import check_file, normalise_items, read_delimited
+from .readers import arrow_ratings, check_file, normalise_items, read_delimited
 from .scale import RatingScale
 from .validate import check_table, validate_ratings
 
@@ -121,13 +121,21 @@ def _read_text_table(path: Path, **kw) -> pd.DataFrame:
 def _parse_csv(folder: Path, name: str) -> Dataset:
     """ML-20M/25M/32M and ml-latest(-small): ratings.csv, movies.csv, links.csv with headers."""
     data = folder / "ratings.csv"
-    raw = read_delimited(data, sep=",", header=0)
     expected = ["userId", "movieId", "rating", "timestamp"]
-    if list(raw.columns[:4]) != expected:
-        raise DataError(f"expected header {','.join(expected)}, got {','.join(map(str, raw.columns))}", path=str(data))
-    raw.columns = ["user_id", "item_id", "rating", "timestamp"] + list(raw.columns[4:])
+    roles = ["user_id", "item_id", "rating", "timestamp"]
+    fast = arrow_ratings(data, sep=",", encoding="utf-8", columns=dict(zip(roles, expected)), written_ids=False,
+                         header=expected)  # big files; small ones, and any pyarrow reads otherwise, with pandas
+    if fast is not None:
+        raw, codes = fast
+    else:
+        raw, codes = read_delimited(data, sep=",", header=0), None
+        if list(raw.columns[:4]) != expected:
+            raise DataError(f"expected header {','.join(expected)}, got {','.join(map(str, raw.columns))}",
+                            path=str(data))
+        raw.columns = roles + list(raw.columns[4:])
     scale = RatingScale(0.5, 5, 0.5)
-    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, first_line=2, require_timestamp=True)
+    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, first_line=2, require_timestamp=True,
+                                  id_codes=codes)
     movies = read_delimited(folder / "movies.csv", sep=",", header=0).rename(columns={"movieId": "item_id"})
     if "item_id" not in movies.columns:
         raise DataError(f"missing column 'movieId'; the file has columns {list(map(str, movies.columns))}",

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from ..errors import DataError, MissingFileError, argument, spelled
 from .dataset import Dataset
 from .scale import RatingScale
-from .validate import text_ids, validate_ratings
+from .validate import Codes, text_ids, validate_ratings
 
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _RATINGS_FILE = "a ratings file (CSV, TSV or Parquet)"
@@ -242,6 +244,230 @@ def _read_any(path: Path, *, sep: str | None, encoding: str, expected: str = "a 
                           dtype={c: str for c in id_cols} or None)
 
 
+# --- big files: pyarrow ---------------------------------------------------------------------------------------------
+# Files of ARROW_MIN_BYTES or more are read with pyarrow: multi-threaded, only the columns wanted, typed as they are
+# read (ids as int64 where pandas would read numbers, else as text then dictionary-encoded; ratings float64,
+# timestamps int64), so that a 25M-rating file never exists as Python objects. The result is the frame pandas would
+# have given; whatever pyarrow reads differently from pandas (missing values, blank lines, text where numbers are
+# expected, an encoding other than UTF-8, names pandas would rename) makes the reader return None, and the file is
+# read again by pandas, which reports the problem as it always has.
+ARROW_MIN_BYTES = 1 << 20
+_BLOCK = 1 << 24
+_TEXT = pd.StringDtype("pyarrow", np.nan)  # the dtype pandas.read_csv(dtype=str) gives
+try:
+    from pandas._libs.parsers import STR_NA_VALUES as _NA_TOKENS
+except ImportError:  # pragma: no cover - the default missing-value tokens of pandas.read_csv
+    _NA_TOKENS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+                  "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+
+
+def _quoting(sep: str) -> bool:
+    """Whether ``"`` quotes fields, as in :func:`read_delimited`."""
+    return sep not in ("|", "::", "\t")
+
+
+def _arrow_header(path: Path, sep: str) -> list[str] | None:
+    """The header row's column names, when pandas and pyarrow both read them as plain, distinct, non-blank names."""
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 20)
+    try:
+        text = first.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
+    except UnicodeDecodeError:
+        return None
+    if not text or "\r" in text:
+        return None
+    if _quoting(sep):
+        try:
+            names = next(csv.reader([text], delimiter=sep, quotechar='"', doublequote=True, strict=True), [])
+        except csv.Error:
+            return None
+    else:
+        names = text.split(sep)
+    if any(not n.strip() or '"' in n for n in names) or len(set(names)) != len(names):
+        return None
+    return names
+
+
+def _scan(path: Path, *, utf8: bool) -> tuple[bool, bool]:
+    """(whether the file holds a ``"``, whether it decodes as UTF-8 -- checked only if ``utf8``), read in blocks."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    quote, valid = False, True
+    with open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            quote = quote or b'"' in block
+            if utf8 and valid:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    valid = False
+    if utf8 and valid:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            valid = False
+    return quote, valid
+
+
+def _read_arrow_csv(path: Path, sep: str, types: dict[str, pa.DataType], quotes: bool) -> pa.Table | None:
+    """The columns ``types`` names of a delimited file, typed; None where pyarrow cannot read it (a parse or
+    conversion error, a row of another width, invalid UTF-8 in a text column). ``quotes``: the file holds a ``"``,
+    so that a quoted field may span lines (as pandas reads it); otherwise lines are rows, which reads faster."""
+    quoted = _quoting(sep)
+    try:
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=True, block_size=_BLOCK),
+            parse_options=pacsv.ParseOptions(delimiter=sep, quote_char='"' if quoted else False, double_quote=True,
+                                              escape_char=False, newlines_in_values=quoted and quotes,
+                                              ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(types),
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowException, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, pd.Series]:
+    """A text or dictionary-encoded column as (int32 codes, the distinct values, as text)."""
+    if not pa.types.is_dictionary(col.type):
+        col = col.dictionary_encode()  # one dictionary, grown chunk by chunk: the last chunk's holds every value
+    chunks = [c for c in col.chunks if len(c)]
+    dictionary = chunks[-1].dictionary if chunks else pa.array([], pa.string())
+    if any(c.dictionary is not dictionary and not c.dictionary.equals(dictionary[:len(c.dictionary)])
+           for c in chunks):
+        return _dictionary(pa.Table.from_arrays([col], ["c"]).unify_dictionaries().column(0))
+    codes = np.concatenate([c.indices.to_numpy() for c in chunks]) if chunks else np.zeros(0, "int32")
+    values = pd.Series(pd.arrays.ArrowStringArray(dictionary.cast(pa.large_string())), dtype=_TEXT)
+    used = np.bincount(codes, minlength=len(values)) > 0
+    if not used.all():  # a dictionary may hold values no row has (Parquet written by other tools)
+        codes = (np.cumsum(used) - 1).astype("int32")[codes]
+        values = values[used].reset_index(drop=True)
+    return codes, values
+
+
+def _text_ids(col: pa.ChunkedArray) -> tuple[pd.Series | np.ndarray, Codes | None] | None:
+    """An id column read as text, kept as written (:func:`text_ids`: int64 only when every id is a canonical
+    integer); None where pandas reads it otherwise (missing-value tokens, blanks). The tests look at each distinct
+    id once."""
+    codes, values = _dictionary(col)
+    if (values.isin(_NA_TOKENS) | (values.str.strip() == "") | values.str.contains("\x00", regex=False)).any():
+        return None  # pandas reads these as missing (or stops at NUL): its path reports them
+    typed = text_ids(values)
+    if pd.api.types.is_integer_dtype(typed):
+        return typed.to_numpy(dtype="int64")[codes], None
+    column = pd.Series(pd.arrays.ArrowStringArray(col.cast(pa.large_string())), dtype=_TEXT)
+    return column, Codes(codes, pd.Index(values))
+
+
+def arrow_ratings(path: Path, *, sep: str, encoding: str, columns: dict[str, str | None], written_ids: bool,
+                  header: list[str] | None = None) -> tuple[pd.DataFrame, dict[str, Codes]] | None:
+    """Ratings of a big delimited file with a header row, read by pyarrow, as the frame (user_id, item_id, rating,
+    timestamp) that pandas' reading would give, and the :class:`Codes` of text id columns; None when the file is
+    small or pandas must read it (see above). ``columns`` maps each role to its column name (timestamp: None when
+    the ratings have none); ``header``, when given, is the header row the file must have.
+
+    ``written_ids``: ids are kept as written (read as text: integers only when every id is a canonical integer);
+    otherwise pandas' typing applies, and ids are read as int64 (pyarrow reads an integer where pandas does; any
+    other id sends the file to pandas).
+    """
+    if len(sep) != 1 or sep in '"\r\n':
+        return None
+    wanted = {role: name for role, name in columns.items() if name is not None}
+    try:
+        if not path.is_file() or path.stat().st_size < ARROW_MIN_BYTES or codecs.lookup(encoding).name != "utf-8":
+            return None
+        names = _arrow_header(path, sep)
+        if (names is None or (header is not None and names != header) or len(set(wanted.values())) != len(wanted)
+                or not set(wanted.values()) <= set(names)):
+            return None
+        quotes, utf8 = _scan(path, utf8=len(names) > len(wanted))  # pandas decodes the columns not read here too
+    except (OSError, LookupError):  # reported by pandas' path
+        return None
+    if not utf8:
+        return None
+    id_type = pa.string() if written_ids else pa.int64()
+    kinds = {"user_id": id_type, "item_id": id_type, "rating": pa.float64(), "timestamp": pa.int64()}
+    table = _read_arrow_csv(path, sep, {name: kinds[role] for role, name in wanted.items()}, quotes)
+    if table is None or table.num_rows == 0 or any(col.null_count for col in table.columns):
+        return None  # missing values, blank lines (pandas also types a column with blank lines at the end as float)
+    n = table.num_rows
+    read = {role: table.column(name) for role, name in wanted.items()}
+    del table  # each column's pyarrow memory goes as soon as it is converted
+    rating = read.pop("rating").to_numpy()
+    if not np.isfinite(rating).all():
+        return None  # pandas and pyarrow spell infinities and not-a-number differently
+    frame: dict[str, object] = {}
+    codes: dict[str, Codes] = {}
+    for role in ("user_id", "item_id"):
+        col = read.pop(role)
+        if written_ids:
+            ids = _text_ids(col)
+            if ids is None:
+                return None
+            frame[role] = ids[0]
+            if ids[1] is not None:
+                codes[role] = ids[1]
+        else:
+            frame[role] = col.to_numpy()
+        del col
+    frame["rating"] = rating
+    frame["timestamp"] = read.pop("timestamp").to_numpy() if "timestamp" in read else np.full(n, np.nan)
+    return pd.DataFrame(frame, copy=False), codes
+
+
+def _arrow_parquet_type(role: str, t: pa.DataType) -> bool:
+    """Whether pandas reads a Parquet column of type ``t`` as plain numbers or text, as this reader builds it."""
+    if role in ("user_id", "item_id"):
+        return pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def arrow_parquet(path: Path, columns: dict[str, str | None]) -> tuple[pd.DataFrame, dict[str, Codes]] | None:
+    """Ratings of a big Parquet file, only the wanted ``columns`` ({role: name}) read, text ids dictionary-encoded,
+    as the frame (user_id, item_id, rating, timestamp) that ``pandas.read_parquet`` would give; None when the file
+    is small or pandas must read it (missing values, other column types, a named pandas index, a column missing)."""
+    import pyarrow.parquet as pq
+
+    try:
+        if not path.is_file() or path.stat().st_size < ARROW_MIN_BYTES:
+            return None
+        schema = pq.read_schema(path)
+    except Exception:  # pyarrow raises several unrelated types; pandas' path reports them
+        return None
+    wanted = {role: name for role, name in columns.items() if name is not None}
+    index = (schema.pandas_metadata or {}).get("index_columns", [])
+    if (len(set(wanted.values())) != len(wanted) or any(isinstance(c, str) for c in index)
+            or any(schema.names.count(name) != 1 for name in wanted.values())
+            or not all(_arrow_parquet_type(role, schema.field(name).type) for role, name in wanted.items())):
+        return None
+    text = [name for role, name in wanted.items()
+            if role in ("user_id", "item_id") and not pa.types.is_integer(schema.field(name).type)]
+    try:
+        table = pq.read_table(path, columns=list(dict.fromkeys(wanted.values())), read_dictionary=text,
+                              use_threads=True, use_pandas_metadata=False).unify_dictionaries()
+    except Exception:
+        return None
+    if table.num_rows == 0 or any(col.null_count for col in table.columns):
+        return None
+    n = table.num_rows
+    read = {role: table.column(name) for role, name in wanted.items()}
+    del table  # each column's pyarrow memory goes as soon as it is converted
+    frame: dict[str, object] = {}
+    codes: dict[str, Codes] = {}
+    for role in ("user_id", "item_id"):
+        col = read.pop(role)
+        if pa.types.is_dictionary(col.type):
+            found, values = _dictionary(col)
+            frame[role] = pd.Series(pd.arrays.ArrowStringArray(col.cast(pa.large_string())), dtype=_TEXT)
+            codes[role] = Codes(found, pd.Index(values))
+        else:
+            frame[role] = col.to_numpy()
+        del col
+    frame["rating"] = read.pop("rating").to_numpy()
+    frame["timestamp"] = read.pop("timestamp").to_numpy() if "timestamp" in read else np.full(n, np.nan)
+    return pd.DataFrame(frame, copy=False), codes
+
+
 def load_ratings(
     path: str | os.PathLike,
     user_col: str = "user_id",
@@ -270,28 +496,21 @@ def load_ratings(
     if sep is not None and (not isinstance(sep, str) or not sep):
         raise DataError(f"{argument('sep')} must be a field separator such as ',' or ';' (or omitted, to infer it "
                         f"from the file), got {sep!r}", path=str(path))
-    df = _read_any(path, sep=sep, encoding=encoding, expected=_RATINGS_FILE, id_cols=(user_col, item_col))
-    wanted = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col}
-    if timestamp_col is not None:
-        wanted["timestamp_col"] = timestamp_col
-    for arg, col in wanted.items():
-        if col not in df.columns:
-            hint = f" (the header reads as one column: is {spelled('sep')} right?)" if len(df.columns) == 1 else ""
-            raise DataError(
-                f"missing column {col!r} ({argument(arg)}); the file has columns {list(map(str, df.columns))}{hint}",
-                path=str(path),
-            )
-    text = not _is_parquet(path)  # ids were read as text: integers only where written as such ("007" stays text)
-    renamed = pd.DataFrame(
-        {
-            "user_id": text_ids(df[user_col]) if text else df[user_col],
-            "item_id": text_ids(df[item_col]) if text else df[item_col],
-            "rating": df[rating_col],
-            "timestamp": df[timestamp_col] if timestamp_col else pd.Series(np.nan, index=df.index),
-        }
-    )
-    first_line = 2 if text else 1
-    ratings, scale = validate_ratings(renamed, path=str(path), rating_scale=scale, first_line=first_line)
+    roles = {"user_id": user_col, "item_id": item_col, "rating": rating_col, "timestamp": timestamp_col}
+    check_file(path, _RATINGS_FILE)
+    if _is_parquet(path):
+        fast = arrow_parquet(path, roles)
+    else:
+        check_encoding(encoding, path)
+        fast = arrow_ratings(path, sep=sep or _infer_sep(path, encoding), encoding=encoding, columns=roles,
+                             written_ids=True)
+    first_line = 1 if _is_parquet(path) else 2  # a delimited file's first line is its header
+    if fast is not None:
+        renamed, codes = fast
+    else:
+        renamed, codes = _pandas_ratings(path, sep, encoding, roles), None
+    ratings, scale = validate_ratings(renamed, path=str(path), rating_scale=scale, first_line=first_line,
+                                      id_codes=codes)
     item_table = (_metadata_table(items, item_key or item_col, "item_id", encoding, ratings["item_id"],
                                   _key_argument("item", item_key))
                   if items is not None else None)
@@ -309,6 +528,31 @@ def load_ratings(
         rating_scale=scale,
         genres=genres,
         source=str(path),
+    )
+
+
+def _pandas_ratings(path: Path, sep: str | None, encoding: str, roles: dict[str, str | None]) -> pd.DataFrame:
+    """The ratings file read by pandas, as the frame (user_id, item_id, rating, timestamp) to validate."""
+    user_col, item_col, rating_col, timestamp_col = (roles[r] for r in ("user_id", "item_id", "rating", "timestamp"))
+    df = _read_any(path, sep=sep, encoding=encoding, expected=_RATINGS_FILE, id_cols=(user_col, item_col))
+    wanted = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col}
+    if timestamp_col is not None:
+        wanted["timestamp_col"] = timestamp_col
+    for arg, col in wanted.items():
+        if col not in df.columns:
+            hint = f" (the header reads as one column: is {spelled('sep')} right?)" if len(df.columns) == 1 else ""
+            raise DataError(
+                f"missing column {col!r} ({argument(arg)}); the file has columns {list(map(str, df.columns))}{hint}",
+                path=str(path),
+            )
+    text = not _is_parquet(path)  # ids were read as text: integers only where written as such ("007" stays text)
+    return pd.DataFrame(
+        {
+            "user_id": text_ids(df[user_col]) if text else df[user_col],
+            "item_id": text_ids(df[item_col]) if text else df[item_col],
+            "rating": df[rating_col],
+            "timestamp": df[timestamp_col] if timestamp_col else pd.Series(np.nan, index=df.index),
+        }
     )
 
 

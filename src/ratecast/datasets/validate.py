@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import DataError
 from .scale import RatingScale
@@ -62,8 +64,8 @@ def _ratings(s: pd.Series, fail: Fail) -> pd.Series:
     return s
 
 
-def _ids(s: pd.Series, col: str, fail: Fail) -> pd.Series:
-    """Integer ids (whole floats become int64) or text labels.
+def _ids(s: pd.Series, col: str, fail: Fail, codes: Codes | None = None) -> pd.Series:
+    """Integer ids (whole floats and other integer widths become int64) or text labels.
 
     A text column whose values are mostly integers but not all is rejected: the odd values are typos, not labels.
     """
@@ -79,13 +81,44 @@ def _ids(s: pd.Series, col: str, fail: Fail) -> pd.Series:
             fail(bad, f"{col} must be an integer or a label", col)
         return s.astype("int64")
     if pd.api.types.is_integer_dtype(s):
-        return s
+        if s.dtype == "int64" or (s.dtype.kind == "u" and len(s) and int(s.max()) > np.iinfo("int64").max):
+            return s
+        return s.astype("int64")
     if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
         fail(np.ones(len(s), dtype=bool), f"{col} must be an integer or a label", col)
-    is_int = s.astype(str).str.strip().str.fullmatch(_INTEGER).to_numpy(dtype=bool)
+    if codes is not None:  # the same test on each distinct value, weighted by how often it occurs
+        is_int_value = _integer_text(codes.uniques)
+        if is_int_value.all():
+            return s
+        n_int = int(np.bincount(codes.codes[codes.codes >= 0], minlength=len(is_int_value))[is_int_value].sum())
+        if 2 * n_int > len(s):
+            fail(~is_int_value[codes.codes], f"{col} mixes integers and text", col)
+        return s
+    is_int = _integer_text(s)
     if 2 * is_int.sum() > len(s) and not is_int.all():
         fail(~is_int, f"{col} mixes integers and text", col)
     return s
+
+
+def _integer_text(values) -> np.ndarray:
+    """Which values are written as integers (``[+-]digits``, surrounding spaces allowed)."""
+    return pd.Series(values).astype(str).str.strip().str.fullmatch(_INTEGER).to_numpy(dtype=bool)
+
+
+class Codes(NamedTuple):
+    """A column as ``uniques[codes]``: ``codes`` (-1 where missing) into its distinct values ``uniques``."""
+
+    codes: np.ndarray
+    uniques: pd.Index
+
+
+def text_codes(s: pd.Series) -> Codes | None:
+    """:class:`Codes` of a text column (pandas ``str`` dtype), found by hashing; None for other columns, whose
+    checks look at every value (an object column may hold ``1`` and ``True``, which hash alike)."""
+    if not isinstance(s.dtype, pd.StringDtype):
+        return None
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    return Codes(np.asarray(codes), pd.Index(uniques))
 
 
 def text_ids(s: pd.Series) -> pd.Series:
@@ -98,10 +131,21 @@ def text_ids(s: pd.Series) -> pd.Series:
         return s
     if not bool(s.str.fullmatch(_CANONICAL_INTEGER).all()):
         return s
-    num = pd.to_numeric(s, errors="coerce")
-    if num.dtype != "int64":  # beyond int64 (uint64, object or float): keep the text
+    num = _int64(s)
+    if num is None:  # beyond int64: keep the text
         return s
-    return num
+    return pd.Series(num, index=s.index, name=s.name)
+
+
+def _int64(s: pd.Series) -> np.ndarray | None:
+    """Text written as integers (``[+-]digits``) as int64, or None if one does not fit int64."""
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        try:
+            return pc.cast(pa.array(s.array), pa.int64()).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # a sign arrow does not read, or beyond int64: pandas decides
+    num = pd.to_numeric(s, errors="coerce")
+    return num.to_numpy() if num.dtype == "int64" else None
 
 
 def _timestamps(ts: pd.Series, fail: Fail) -> pd.Series:
@@ -127,6 +171,8 @@ def _timestamps(ts: pd.Series, fail: Fail) -> pd.Series:
                 fail(not_num if numbers else not_date, _TIMESTAMP, "timestamp")
             return (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
         ts = num
+    if pd.api.types.is_integer_dtype(ts):
+        return ts
     inf = ~np.isfinite(ts.to_numpy(dtype="float64"))
     if inf.any():
         fail(inf, "timestamp must be finite", "timestamp")
@@ -153,42 +199,57 @@ def validate_ratings(
     rating_scale: RatingScale | None = None,
     first_line: int = 1,
     require_timestamp: bool = False,
+    id_codes: dict[str, Codes] | None = None,
 ) -> tuple[pd.DataFrame, RatingScale]:
     """Check a (user_id, item_id, rating[, timestamp]) frame; return it with numeric ratings and its scale.
 
     Row ``i`` is reported as line ``first_line + i``. Raises :class:`DataError` naming file, line, constraint, value.
-    A timestamp column is either empty or filled on every row.
+    A timestamp column is either empty or filled on every row. ``id_codes`` may give the id columns' :class:`Codes`
+    when the reader already has them (dictionary-encoded columns); text id columns are encoded here otherwise, so
+    that their checks look at each distinct id once. Ratings come back as float32 when that holds every rating
+    exactly (any scale in halves, quarters or whole numbers), else as float64.
     """
     fail = _failer(df, path, first_line)
     if len(df) == 0:
         raise DataError("no ratings: the table has no rows", path=path)
-    blank = df.isna().all(axis=1).to_numpy()
-    if blank.any():
+    codes = dict(id_codes or {})
+    for col in ("user_id", "item_id"):
+        if col not in codes:
+            found = text_codes(df[col])
+            if found is not None:
+                codes[col] = found
+    blank = _all_missing(df)
+    if blank is not None and blank.any():
         fail(blank, "blank line where a rating row was expected")
     has_ts = "timestamp" in df.columns and bool(df["timestamp"].notna().any())
     for col in ("user_id", "item_id", "rating") + (("timestamp",) if has_ts else ()):
-        miss = df[col].isna().to_numpy()
-        if col != "rating" and not pd.api.types.is_numeric_dtype(df[col]):
-            miss = miss | (df[col].astype(str).str.strip() == "").to_numpy()
+        if col in codes:
+            miss = _blank_codes(codes[col])
+        else:
+            miss = df[col].isna().to_numpy()
+            if col != "rating" and not pd.api.types.is_numeric_dtype(df[col]):
+                miss = miss | (df[col].astype(str).str.strip() == "").to_numpy()
         if miss.any():
             fail(miss, f"missing value in column '{col}' (short row or empty field)")
     if not has_ts and require_timestamp:
         raise DataError("column 'timestamp' is required", path=path)
     ratings = _ratings(df["rating"], fail)
     out = df.assign(
-        user_id=_ids(df["user_id"], "user_id", fail),
-        item_id=_ids(df["item_id"], "item_id", fail),
+        user_id=_ids(df["user_id"], "user_id", fail, codes.get("user_id")),
+        item_id=_ids(df["item_id"], "item_id", fail, codes.get("item_id")),
         rating=ratings,
     )
     if has_ts:
         out = out.assign(timestamp=_timestamps(df["timestamp"], fail))
+    values = ratings.to_numpy()
+    distinct = pd.unique(values)  # a handful of values: the scale is inferred and checked on them
     if rating_scale is None:
         try:
-            rating_scale = RatingScale.infer(ratings)
+            rating_scale = RatingScale.infer(distinct)
         except ValueError as exc:
             raise DataError(str(exc), path=path) from None
-    else:
-        off = ~rating_scale.on_scale(ratings.to_numpy())
+    elif not rating_scale.on_scale(distinct).all():
+        off = ~rating_scale.on_scale(values)
         if off.any():
             fail(
                 off,
@@ -196,18 +257,84 @@ def validate_ratings(
                 f"(step {rating_scale.step:g})",
                 "rating",
             )
-    _check_unique_pairs(out, path, first_line)
+    _check_unique_pairs(out, path, first_line, codes)
+    single = values.astype("float32")
+    if np.array_equal(single, values):
+        out = out.assign(rating=single)
     return out.reset_index(drop=True), rating_scale
 
 
-def _check_unique_pairs(df: pd.DataFrame, path: str, first_line: int) -> None:
-    dup = df.duplicated(["user_id", "item_id"], keep=False).to_numpy()
-    if not dup.any():
-        return
-    rows = np.flatnonzero(dup)
-    first = rows[0]
-    key = (_plain(df["user_id"].iloc[first]), _plain(df["item_id"].iloc[first]))
-    same = rows[(df["user_id"].iloc[rows] == key[0]).to_numpy() & (df["item_id"].iloc[rows] == key[1]).to_numpy()]
+def _all_missing(df: pd.DataFrame) -> np.ndarray | None:
+    """Which rows are missing in every column (None when some column has no missing value at all)."""
+    blank = None
+    for col in df.columns:
+        miss = df[col].isna().to_numpy()
+        if not miss.any():
+            return None
+        blank = miss if blank is None else blank & miss
+    return blank
+
+
+def _blank_codes(codes: Codes) -> np.ndarray:
+    """Which rows of an encoded text column are missing or only whitespace."""
+    blank = _blank_text(codes.uniques)
+    miss = codes.codes < 0
+    if blank.any():
+        miss = miss | blank[np.maximum(codes.codes, 0)] & (codes.codes >= 0)
+    return miss
+
+
+def _blank_text(values) -> np.ndarray:
+    return (pd.Series(values).astype(str).str.strip() == "").to_numpy(dtype=bool)
+
+
+def _pair_part(s: pd.Series, codes: Codes | None) -> tuple[np.ndarray, int, int] | None:
+    """One id column as (int64 values, their minimum, how many values the range spans): integer ids as they are,
+    other ids by their position among the distinct ids; None for values that cannot be hashed."""
+    if codes is not None:
+        return codes.codes, 0, len(codes.uniques)
+    if pd.api.types.is_integer_dtype(s) and s.dtype.kind in "iu":
+        v = s.to_numpy()
+        lo, hi = int(v.min()), int(v.max())
+        if hi - lo < 2**62 and hi <= np.iinfo("int64").max:
+            return v.astype("int64", copy=False), lo, hi - lo + 1
+    try:
+        found, uniques = pd.factorize(s)
+    except TypeError:  # unhashable values
+        return None
+    return found, 0, len(uniques)
+
+
+def _check_unique_pairs(df: pd.DataFrame, path: str, first_line: int, codes: dict[str, Codes] | None = None) -> None:
+    """Raise :class:`DataError` naming the first row whose (user, item) pair another row has too, and their lines."""
+    codes = codes or {}
+    users, items = _pair_part(df["user_id"], codes.get("user_id")), _pair_part(df["item_id"], codes.get("item_id"))
+    if users is not None and items is not None and len(df) > 1:
+        u, i = users[0], items[0]
+        if bool(((u[1:] > u[:-1]) | ((u[1:] == u[:-1]) & (i[1:] > i[:-1]))).all()):
+            return  # sorted by user then item, as MovieLens files are: no pair twice
+    if users is None or items is None or users[2] * items[2] >= 2**63:
+        dup = df.duplicated(["user_id", "item_id"], keep=False).to_numpy()
+        if not dup.any():
+            return
+        rows = np.flatnonzero(dup)
+        first = rows[0]
+        key = (_plain(df["user_id"].iloc[first]), _plain(df["item_id"].iloc[first]))
+        same = rows[(df["user_id"].iloc[rows] == key[0]).to_numpy() & (df["item_id"].iloc[rows] == key[1]).to_numpy()]
+    else:
+        pair = users[0].astype("int64")  # (user - min) * span of items + (item - min): one int64 per pair
+        pair -= users[1]
+        pair *= items[2]
+        pair += items[0]
+        pair -= items[1]
+        ordered = np.sort(pair)
+        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+        del ordered
+        if not len(repeated):
+            return
+        first = int(np.argmax(np.isin(pair, repeated)))
+        same = np.flatnonzero(pair == pair[first])
+        key = (_plain(df["user_id"].iloc[first]), _plain(df["item_id"].iloc[first]))
     lines = ", ".join(str(first_line + int(r)) for r in same[:5])
     raise DataError(
         f"duplicate rating for (user_id={key[0]!r}, item_id={key[1]!r}) on lines {lines}: "
