@@ -139,11 +139,15 @@ def test_ids_stay_as_written_in_a_big_file(home, lines, tmp_path, monkeypatch):
 
 def test_text_ids_in_a_big_file(lines, tmp_path, monkeypatch):
     rows = [lines[0]] + [f"u{r.split(',', 1)[0]},m{r.split(',', 1)[1]}" for r in lines[1:]]
+    rows[LINE - 1] = '"u, a\nquoted ""name""",' + rows[LINE - 1].split(",", 1)[1]  # one row on two lines
     path = write(tmp_path / "ratings.csv", rows)
     ds = load_ratings(path, **COLUMNS)
     assert ds.ratings["user_id"][:2].tolist() == [f"u{lines[1].split(',')[0]}", f"u{lines[2].split(',')[0]}"]
     assert ds.ratings["item_id"][0] == "m" + lines[1].split(",")[1]
+    assert ds.ratings["user_id"][LINE - 2] == 'u, a\nquoted "name"' and ds.n_ratings == N
     assert_same(ds, by_pandas(monkeypatch, load_ratings, path, **COLUMNS))
+    codes = readers.arrow_ratings(path, sep=",", encoding="utf-8", columns=ROLES, written_ids=True)[1]
+    assert set(codes) == {"user_id", "item_id"} and codes["user_id"].codes.dtype == "int32"
 
 
 LINE = 150_001  # a line far into the file (past pyarrow's first blocks)
@@ -162,6 +166,7 @@ LINE = 150_001  # a line far into the file (past pyarrow's first blocks)
     (lambda r: ",".join(r.split(",")[:3] + ["yesterday"]), rf"ratings.csv, line {LINE}: timestamp must be"),
     (lambda r: "NA," + r.split(",", 1)[1], rf"ratings.csv, line {LINE}: missing value in column 'user_id'"),
     (lambda r: r + ",,,", rf"ratings.csv, line {LINE}: malformed row: expected 4 fields, found 7"),
+    (lambda r: r.rsplit(",", 1)[0] + ',"12\n34"', rf"ratings.csv, line {LINE}: timestamp must be"),
     (lambda r: "Jos\udce9," + r.split(",", 1)[1], rf"ratings.csv, line {LINE}: cannot be decoded as utf-8"),
 ])
 def test_a_bad_row_in_a_big_file_is_reported_with_its_line(lines, tmp_path, monkeypatch, edit, match):
@@ -200,11 +205,14 @@ def test_blank_lines_at_the_end_of_a_big_file_are_ignored(lines, tmp_path, monke
 
 def test_a_big_parquet_file_with_missing_values_or_text_ids(home, tmp_path, monkeypatch):
     frame = pd.read_parquet(home / "ml-25m" / "ratings.parquet")
-    text = frame.assign(userId="u" + frame["userId"].astype(str))
+    text = frame.assign(userId="u" + frame["userId"].astype(str), movieId=frame["movieId"].astype("int32"))
     path = tmp_path / "text.parquet"
-    text.to_parquet(path)
+    text.to_parquet(path, row_group_size=30_000)  # each row group has its own dictionary of user ids
+    assert readers.arrow_parquet(path, ROLES) is not None
     ds = load_ratings(path, **COLUMNS)
     assert isinstance(ds.ratings["user_id"].dtype, pd.StringDtype) and ds.ratings["user_id"][0].startswith("u")
+    assert ds.ratings["item_id"].dtype == "int64" and ds.ratings["rating"].dtype == "float32"
+    assert (ds.ratings["user_id"].to_numpy() == text["userId"].to_numpy()).all()
     assert_same(ds, by_pandas(monkeypatch, load_ratings, path, **COLUMNS))
     holes = frame.astype({"rating": "float64"})
     holes.loc[LINE, "rating"] = np.nan

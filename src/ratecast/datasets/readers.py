@@ -380,11 +380,14 @@ def arrow_ratings(path: Path, *, sep: str, encoding: str, columns: dict[str, str
         if (names is None or (header is not None and names != header) or len(set(wanted.values())) != len(wanted)
                 or not set(wanted.values()) <= set(names)):
             return None
-        quotes, utf8 = _scan(path, utf8=len(names) > len(wanted))  # pandas decodes the columns not read here too
+        every_column = len(names) == len(wanted)
+        # a quoted value that spans lines, read as lines, leaves a '"' inside a field: in a number column that is an
+        # error (and pandas reads the file); only text columns need to know whether the file has quotes
+        quotes, utf8 = (False, True) if every_column and not written_ids else _scan(path, utf8=not every_column)
     except (OSError, LookupError):  # reported by pandas' path
         return None
     if not utf8:
-        return None
+        return None  # pandas decodes the columns not read here too
     id_type = pa.string() if written_ids else pa.int64()
     kinds = {"user_id": id_type, "item_id": id_type, "rating": pa.float64(), "timestamp": pa.int64()}
     table = _read_arrow_csv(path, sep, {name: kinds[role] for role, name in wanted.items()}, quotes)
@@ -442,29 +445,41 @@ def arrow_parquet(path: Path, columns: dict[str, str | None]) -> tuple[pd.DataFr
         return None
     text = [name for role, name in wanted.items()
             if role in ("user_id", "item_id") and not pa.types.is_integer(schema.field(name).type)]
+    # row group by row group into arrays of the final size: the file is never in memory twice
     try:
-        table = pq.read_table(path, columns=list(dict.fromkeys(wanted.values())), read_dictionary=text,
-                              use_threads=True, use_pandas_metadata=False).unify_dictionaries()
+        parquet = pq.ParquetFile(path, read_dictionary=text)
+        n = parquet.metadata.num_rows
+        numbers = {name: np.empty(n, dtype=schema.field(name).type.to_pandas_dtype())
+                   for name in wanted.values() if name not in text}
+        pieces: dict[str, list] = {name: [] for name in text}
+        start = 0
+        for group in range(parquet.num_row_groups):
+            table = parquet.read_row_group(group, columns=list(wanted.values()), use_threads=True,
+                                           use_pandas_metadata=False)
+            if any(col.null_count for col in table.columns) or start + table.num_rows > n:
+                return None
+            for name, out in numbers.items():
+                out[start:start + table.num_rows] = table.column(name).to_numpy()
+            for name in text:
+                pieces[name].extend(table.column(name).chunks)
+            start += table.num_rows
     except Exception:
         return None
-    if table.num_rows == 0 or any(col.null_count for col in table.columns):
+    if n == 0 or start != n:
         return None
-    n = table.num_rows
-    read = {role: table.column(name) for role, name in wanted.items()}
-    del table  # each column's pyarrow memory goes as soon as it is converted
     frame: dict[str, object] = {}
     codes: dict[str, Codes] = {}
     for role in ("user_id", "item_id"):
-        col = read.pop(role)
-        if pa.types.is_dictionary(col.type):
+        name = wanted[role]
+        if name in text:
+            col = pa.chunked_array(pieces.pop(name))  # one dictionary per row group: unified below
             found, values = _dictionary(col)
             frame[role] = pd.Series(pd.arrays.ArrowStringArray(col.cast(pa.large_string())), dtype=_TEXT)
             codes[role] = Codes(found, pd.Index(values))
         else:
-            frame[role] = col.to_numpy()
-        del col
-    frame["rating"] = read.pop("rating").to_numpy()
-    frame["timestamp"] = read.pop("timestamp").to_numpy() if "timestamp" in read else np.full(n, np.nan)
+            frame[role] = numbers.pop(name)
+    frame["rating"] = numbers.pop(wanted["rating"])
+    frame["timestamp"] = numbers.pop(wanted["timestamp"]) if "timestamp" in wanted else np.full(n, np.nan)
     return pd.DataFrame(frame, copy=False), codes
 
 

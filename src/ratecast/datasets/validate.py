@@ -47,7 +47,7 @@ def _is_bool(s: pd.Series) -> np.ndarray:
 
 
 def _ratings(s: pd.Series, fail: Fail) -> pd.Series:
-    """Ratings as float64: numbers only (no booleans, text or infinities)."""
+    """Ratings as float64 (float32 ones as they are): numbers only (no booleans, text or infinities)."""
     flags = _is_bool(s)
     if flags.any():
         fail(flags, "rating must be a number", "rating")
@@ -57,7 +57,8 @@ def _ratings(s: pd.Series, fail: Fail) -> pd.Series:
         if bad.any():
             fail(bad, "rating must be a number", "rating")
         s = num
-    s = s.astype("float64")
+    if s.dtype != "float32":  # float32 ratings are exact as float64 too: checked as they are, and kept compact
+        s = s.astype("float64")
     inf = ~np.isfinite(s.to_numpy())
     if inf.any():
         fail(inf, "rating must be finite", "rating")
@@ -258,9 +259,10 @@ def validate_ratings(
                 "rating",
             )
     _check_unique_pairs(out, path, first_line, codes)
-    single = values.astype("float32")
-    if np.array_equal(single, values):
-        out = out.assign(rating=single)
+    if values.dtype != "float32":
+        single = values.astype("float32")
+        if np.array_equal(single, values):
+            out = out.assign(rating=single)
     return out.reset_index(drop=True), rating_scale
 
 
