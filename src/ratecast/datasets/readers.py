@@ -327,36 +327,45 @@ def _read_arrow_csv(path: Path, sep: str, types: dict[str, pa.DataType], quotes:
         return None
 
 
-def _dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, pd.Series]:
-    """A text or dictionary-encoded column as (int32 codes, the distinct values, as text)."""
+def _dictionary(col: pa.ChunkedArray) -> tuple[list[np.ndarray], pd.Series]:
+    """A text or dictionary-encoded column as (each chunk's int32 codes, the distinct values as text)."""
     if not pa.types.is_dictionary(col.type):
         col = col.dictionary_encode()  # one dictionary, grown chunk by chunk: the last chunk's holds every value
     chunks = [c for c in col.chunks if len(c)]
     dictionary = chunks[-1].dictionary if chunks else pa.array([], pa.string())
-    if any(c.dictionary is not dictionary and not c.dictionary.equals(dictionary[:len(c.dictionary)])
-           for c in chunks):
+    if any(not c.dictionary.equals(dictionary[:len(c.dictionary)]) for c in chunks):
         return _dictionary(pa.Table.from_arrays([col], ["c"]).unify_dictionaries().column(0))
-    codes = np.concatenate([c.indices.to_numpy() for c in chunks]) if chunks else np.zeros(0, "int32")
     values = pd.Series(pd.arrays.ArrowStringArray(dictionary.cast(pa.large_string())), dtype=_TEXT)
+    return [c.indices.to_numpy() for c in chunks], values
+
+
+def _codes(parts: list[np.ndarray], values: pd.Series) -> Codes:
+    """:class:`Codes` of a column from :func:`_dictionary`, without the values no row has (a Parquet dictionary may
+    hold some)."""
+    codes = np.concatenate(parts) if len(parts) != 1 else parts[0]
     used = np.bincount(codes, minlength=len(values)) > 0
-    if not used.all():  # a dictionary may hold values no row has (Parquet written by other tools)
+    if not used.all():
         codes = (np.cumsum(used) - 1).astype("int32")[codes]
         values = values[used].reset_index(drop=True)
-    return codes, values
+    return Codes(codes, pd.Index(values))
 
 
 def _text_ids(col: pa.ChunkedArray) -> tuple[pd.Series | np.ndarray, Codes | None] | None:
     """An id column read as text, kept as written (:func:`text_ids`: int64 only when every id is a canonical
     integer); None where pandas reads it otherwise (missing-value tokens, blanks). The tests look at each distinct
     id once."""
-    codes, values = _dictionary(col)
+    parts, values = _dictionary(col)
     if (values.isin(_NA_TOKENS) | (values.str.strip() == "") | values.str.contains("\x00", regex=False)).any():
         return None  # pandas reads these as missing (or stops at NUL): its path reports them
     typed = text_ids(values)
     if pd.api.types.is_integer_dtype(typed):
-        return typed.to_numpy(dtype="int64")[codes], None
+        numbers, out, start = typed.to_numpy(dtype="int64"), np.empty(len(col), dtype="int64"), 0
+        for part in parts:
+            np.take(numbers, part, out=out[start:start + len(part)])
+            start += len(part)
+        return out, None
     column = pd.Series(pd.arrays.ArrowStringArray(col.cast(pa.large_string())), dtype=_TEXT)
-    return column, Codes(codes, pd.Index(values))
+    return column, Codes(np.concatenate(parts) if len(parts) != 1 else parts[0], pd.Index(values))
 
 
 def arrow_ratings(path: Path, *, sep: str, encoding: str, columns: dict[str, str | None], written_ids: bool,
@@ -473,9 +482,8 @@ def arrow_parquet(path: Path, columns: dict[str, str | None]) -> tuple[pd.DataFr
         name = wanted[role]
         if name in text:
             col = pa.chunked_array(pieces.pop(name))  # one dictionary per row group: unified below
-            found, values = _dictionary(col)
             frame[role] = pd.Series(pd.arrays.ArrowStringArray(col.cast(pa.large_string())), dtype=_TEXT)
-            codes[role] = Codes(found, pd.Index(values))
+            codes[role] = _codes(*_dictionary(col))
         else:
             frame[role] = numbers.pop(name)
     frame["rating"] = numbers.pop(wanted["rating"])
