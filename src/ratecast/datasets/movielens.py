@@ -184,6 +184,7 @@ def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = 
 
     A local extracted folder or zip under ``data_home`` (argument, else ``$RATECAST_DATA``, else the per-user cache)
     is used without network; otherwise the official zip is downloaded and checked against the md5 GroupLens publishes.
+    A big ``ratings.csv`` (ML-20M, ML-25M, ML-32M) is read by pyarrow on several threads, into the same Dataset.
     """
     spec = _spec(name)
     folder = movielens_folder(name, data_home, download=download, base_url=base_url, progress=progress)

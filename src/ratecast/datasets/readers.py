@@ -513,6 +513,10 @@ def load_ratings(
     half stars). ``items``/``users`` are optional metadata tables keyed by ``item_key``/``user_key`` (default: the same
     column names as in the ratings file). A ``genres`` column of ``|``-separated names becomes one 0/1 column per genre;
     a year in parentheses at the end of a title gives ``release_year``.
+
+    Ratings files of 1 MiB or more (UTF-8 CSV/TSV with a one-character separator, or Parquet) are read by pyarrow on
+    several threads, only the columns named above; the Dataset and every error message are the ones the pandas
+    reading of small files gives (a file pyarrow would read otherwise goes to pandas).
     """
     path = Path(path)
     scale = _as_scale(rating_scale)
