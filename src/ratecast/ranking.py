@@ -76,7 +76,6 @@ class Scorer:
 
         self.model = model
         self.place = Placement(distribution)
-        self._values: dict[str, list] = {}
         self._pairs = _compile(self._pairs_fn)
         self._top_k = _compile(self._top_k_fn, static_argnames=("k",))
 
@@ -95,14 +94,12 @@ class Scorer:
         return values, idx, ops.take_along_axis(rating, idx, axis=1)
 
     def _variables(self, which: str) -> list:
-        """Variable values on the device(s), placed once per scorer (a fitted model's weights do not change)."""
-        if which not in self._values:
-            m = self.model
-            variables = {"trainable": m.trainable_variables, "non_trainable": m.non_trainable_variables,
-                         "all": m.variables}[which]
-            self._values[which] = [self.place.put_variable(v) if self.place.mesh is not None else v.value
-                                   for v in variables]
-        return self._values[which]
+        """The variables' current values (placed on the distribution's devices when there is one): read at every
+        call, so scores follow any change of the weights."""
+        m = self.model
+        variables = {"trainable": m.trainable_variables, "non_trainable": m.non_trainable_variables,
+                     "all": m.variables}[which]
+        return [self.place.put_variable(v) if self.place.mesh is not None else v.value for v in variables]
 
     # --- public -----------------------------------------------------------------------------------------------
     def pairs(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None = None
