@@ -25,7 +25,6 @@ FULL = 25_000_000
 
 
 def worker(model: str, n: int, engine: str, epochs: int) -> dict:
-    import jax.numpy as jnp
     import numpy as np
 
     from ratecast.datasets.synthetic import ML25M_ITEMS, ML25M_USERS, movielens_like
@@ -53,7 +52,7 @@ def worker(model: str, n: int, engine: str, epochs: int) -> dict:
     if engine == "ratecast":
         trainer = CompiledTrainer(m, tcfg, n)
         state = trainer.initial_state()
-        data = {"x": {"user": jnp.asarray(u), "item": jnp.asarray(i)}, "y": jnp.asarray(targets)}
+        data = trainer.device_data({"user": u, "item": i}, targets)
         bar = EpochProgress(epochs, enabled=False)
         for epoch in range(epochs):
             t = time.perf_counter()
