@@ -1,7 +1,14 @@
-"""Training engines. :func:`train` runs Keras ``fit`` one epoch at a time: seeded per-epoch shuffles, early stopping
-on the validation loss with the best weights restored, a stop with :class:`~ratecast.errors.TrainingError` on a
-non-finite loss, and an optional checkpoint after every epoch that a later call resumes from."""
+"""Training engines. :func:`train` picks one for a training config (:func:`~ratecast.engine.loop.engine_for`):
 
-from .loop import train
+* ``jax`` (:mod:`~ratecast.engine.compiled`): epochs as compiled loops on the device, sparse row updates of the
+  user and item tables, optional ``keras.distribution`` layouts over several devices or processes;
+* ``keras`` (:mod:`~ratecast.engine.loop`): Keras ``fit`` one epoch at a time, on every backend (the lab's exact
+  training).
 
-__all__ = ["train"]
+Both shuffle with seeds per epoch, stop early on the validation loss with the best weights restored, stop with
+:class:`~ratecast.errors.TrainingError` on a non-finite or exploding loss, and write a checkpoint after every epoch
+that a later call resumes from."""
+
+from .loop import engine_for, train
+
+__all__ = ["engine_for", "train"]
