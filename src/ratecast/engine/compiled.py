@@ -29,7 +29,6 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from ..errors import TrainingError
 from ..models import RatingModel, TrainingConfig
 from ..models.layers import RowTable, row_override
 from . import checkpoint as ckpt
@@ -401,16 +400,8 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
                 val = trainer.evaluate(state, validation[0], validation[1])
                 logs.update({f"val_{k}": v for k, v in val.items()})
                 check_loss(epoch, {"val_loss": logs["val_loss"]}, {}, cfg)
-            for k, v in logs.items():
-                progress_state.history.setdefault(k, []).append(v)
-            progress_state.epoch = epoch + 1
-            if watch:
-                if progress_state.best_loss is None or logs["val_loss"] < progress_state.best_loss:
-                    progress_state.best_loss, progress_state.best_epoch = logs["val_loss"], epoch + 1
-                    progress_state.wait = 0
-                    best = trainer.state_arrays(state)[0]
-                else:
-                    progress_state.wait += 1
+            if progress_state.record(epoch, logs, watch):
+                best = trainer.state_arrays(state)[0]
             bar.end_epoch(logs, time.perf_counter() - start)
             if checkpoint_dir is not None:
                 weights, opt = trainer.state_arrays(state)

@@ -129,15 +129,8 @@ def train_keras(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray,
         logs = {k: float(v[-1]) for k, v in hist.history.items()}
         logs.setdefault("loss", float("nan"))
         check_loss(epoch, logs, progress.history, cfg)
-        for k, v in logs.items():
-            progress.history.setdefault(k, []).append(v)
-        progress.epoch = epoch + 1
-        if watch:
-            if progress.best_loss is None or logs["val_loss"] < progress.best_loss:
-                progress.best_loss, progress.best_epoch, progress.wait = logs["val_loss"], epoch + 1, 0
-                best = [np.array(v) for v in model.get_weights()]
-            else:
-                progress.wait += 1
+        if progress.record(epoch, logs, watch):
+            best = [np.array(v) for v in model.get_weights()]
         bar.end_epoch(logs, time.perf_counter() - start)
         if checkpoint_dir is not None:
             ckpt.save(checkpoint_dir, progress, [np.asarray(v) for v in model.variables],
