@@ -1,74 +1,129 @@
-"""Top-N over the whole catalogue: each model's recommendation lists against plain popularity, same run.
+"""Top-N over the whole catalogue: ratecast's models against popularity, EASE and PureSVD, same run, same protocol.
 
-Protocol: ML-100k lab split (holdout 0.2, seed 0); each model with the ``lab`` preset (Keras fit, Adam 0.001,
-embedding 64, batch 64, 10 epochs; classification 16 / 15) and with its defaults (``Recommender(model)``), early
-stopping on a 10% validation split of train. For each user, every item not in
-their training ratings is ranked; relevant = a test rating >= 4; users with at least one relevant item count.
-Popularity ranks unseen items by their number of training ratings. Reports recall@10 (hits / min(relevant, 10)),
-NDCG@10, the distinct items in
-all top-10 lists, the mean training popularity of recommended items and the share of slots from items with fewer
-than 10 training ratings. Prints one JSON line; ``recall_ratio_to_popularity`` = model recall / popularity recall.
+Protocol (LensKit's and Cornac's): ML-100k, the lab split (holdout 0.2, seed 0) and canonical u1. For each test user,
+every item not in their training ratings is ranked; relevant = a test rating >= 4; accuracy averages over users with
+a relevant item (recall@k = hits / min(relevant, k)); coverage and popularity bias over every test user's list; long
+tail = items with fewer than 10 training ratings. All metrics come from ``ratecast.topn.list_metrics`` (for ratecast
+models through ``Recommender.top_n_metrics``). ratecast models run with their defaults (``Recommender(model)``, early
+stopping on a 10% validation split of train) or a preset. Peers, a few numpy lines each, fitted on all of train:
 
-    RATECAST_DATA=../shared/data python benchmarks/topn.py [--models dot,biased_dot] [--settings lab,defaults]
+* EASE: closed form on the binarised training matrix, lambda = 300;
+* PureSVD: truncated SVD (k = 20) of the user x item rating matrix, scores U S V^T.
+
+Prints one JSON line; ``recall_ratio_to_ease`` = recall@10 / EASE's recall@10 on the same split.
+
+    RATECAST_DATA=../shared/data python benchmarks/topn.py [--models popularity,baseline,biased_dot] [--splits lab,u1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.linalg import svds
 
 import ratecast as rc
+from ratecast.topn import list_metrics
 
-K = 10
-LAB = {"dot": (64, 10), "biased_dot": (64, 10), "deep": (64, 10), "hybrid": (64, 10), "classification": (16, 15)}
+KEEP = ("recall@10", "ndcg@10", "precision@10", "mrr@10", "hit@10", "recall@20", "ndcg@20", "distinct_items@10",
+        "coverage@10", "mean_popularity@10", "long_tail_share@10")
 
 
-def list_metrics(lists: dict, relevant: dict, popularity: pd.Series) -> dict:
-    """recall@K, NDCG@K over users with a relevant item; coverage and popularity bias over all lists."""
-    discount = 1.0 / np.log2(np.arange(2, K + 2))
-    recall, ndcg = [], []
-    for user, rel in relevant.items():
-        items = lists.get(user, [])
-        hits = np.array([i in rel for i in items[:K]], dtype=float)
-        recall.append(hits.sum() / min(len(rel), K))  # LensKit's recall@K: a full list of hits scores 1
-        ndcg.append((hits * discount[:len(hits)]).sum() / discount[:min(len(rel), K)].sum())
-    slots = np.concatenate([np.asarray(v[:K]) for v in lists.values()])
-    pop = popularity.reindex(slots).fillna(0).to_numpy()
-    return {"recall@10": round(float(np.mean(recall)), 4), "ndcg@10": round(float(np.mean(ndcg)), 4),
-            "distinct_items": int(len(np.unique(slots))), "mean_train_popularity": round(float(pop.mean()), 1),
-            "long_tail_slots": round(float((pop < 10).mean()), 4)}
+def _rounded(m: dict) -> dict:
+    return {k: (round(m[k], 4) if isinstance(m[k], float) else m[k]) for k in KEEP}
+
+
+def peer_metrics(train: rc.Dataset, test: rc.Dataset, score_fn) -> dict:
+    """Lists from a (users x items) score matrix over training items, scored with ratecast's metric code."""
+    tr, te = train.ratings, test.ratings
+    items = pd.Index(pd.unique(tr["item_id"]))
+    users = pd.Index(pd.unique(tr["user_id"]))
+    R = sp.csr_matrix((tr["rating"].to_numpy(float), (users.get_indexer(tr["user_id"]), items.get_indexer(tr["item_id"]))),
+                      shape=(len(users), len(items)))
+    start = time.perf_counter()
+    scores = score_fn(R)
+    fit_s = time.perf_counter() - start
+    codes, test_users = pd.factorize(te["user_id"])
+    rows = users.get_indexer(test_users)
+    depth = 20
+    lists = np.full((len(test_users), depth), -1)
+    pop = np.asarray((R > 0).sum(axis=0)).ravel()
+    fallback = np.argsort(-pop, kind="stable")[:depth]
+    for start_row in range(0, len(rows), 512):  # batches of users, vectorised within a batch
+        r = rows[start_row:start_row + 512]
+        known = r >= 0
+        s = scores(r[known]) if callable(scores) else scores[r[known]]
+        s = np.where(R[r[known]].toarray() > 0, -np.inf, s)
+        top = np.argsort(-s, axis=1, kind="stable")[:, :depth]
+        block = np.tile(fallback, (len(r), 1))
+        block[known] = top
+        lists[start_row:start_row + 512] = block
+    rel = (te["rating"] >= 4).to_numpy()
+    item_pos = items.get_indexer(te["item_id"][rel])
+    unseen = item_pos < 0
+    item_pos[unseen] = len(items) + pd.factorize(te["item_id"][rel][unseen])[0]
+    out = _rounded(list_metrics(lists, codes[rel], item_pos, pop))
+    out["fit_s"] = round(fit_s, 2)
+    return out
+
+
+def ease(lam: float = 300.0):
+    def fit(R: sp.csr_matrix):
+        X = (R > 0).astype(np.float64)
+        G = (X.T @ X).toarray()
+        G[np.diag_indices_from(G)] += lam
+        P = np.linalg.inv(G)
+        B = P / (-np.diag(P))
+        B[np.diag_indices_from(B)] = 0.0
+        return np.asarray(X @ B)
+    return fit
+
+
+def pure_svd(k: int = 20):
+    def fit(R: sp.csr_matrix):
+        U, s, Vt = svds(R.astype(np.float64), k=k, random_state=0)
+        return (U * s) @ Vt
+    return fit
+
+
+def ratecast_metrics(name: str, train: rc.Dataset, test: rc.Dataset) -> dict:
+    preset = name.startswith("preset:")
+    rec = (rc.Recommender.from_preset(name.split(":", 1)[1], random_state=0, verbose=0) if preset
+           else rc.Recommender(name, random_state=0, verbose=0))
+    start = time.perf_counter()
+    rec.fit(train)
+    fit_s = time.perf_counter() - start
+    out = _rounded(rec.top_n_metrics(test))
+    out["fit_s"] = round(fit_s, 2)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=",".join(LAB))
-    ap.add_argument("--settings", default="lab,defaults")
+    ap.add_argument("--models", default="popularity,baseline,dot,biased_dot,deep,hybrid,classification")
+    ap.add_argument("--splits", default="lab,u1")
     args = ap.parse_args()
     ds = rc.datasets.load_movielens("ml-100k", progress=False)
-    train, test = rc.split.holdout(ds, test_size=0.2, random_state=0)
-    tr, te = train.ratings, test.ratings
-    relevant = te[te["rating"] >= 4].groupby("user_id")["item_id"].apply(set).to_dict()
-    popularity = tr.groupby("item_id").size()
-    seen = tr.groupby("user_id")["item_id"].apply(set).to_dict()
-    ranked = popularity.sort_values(ascending=False, kind="stable").index.to_numpy()
-    pop_lists = {u: [i for i in ranked if i not in seen.get(u, ())][:K] for u in tr["user_id"].unique()}
-    results = {"popularity": list_metrics(pop_lists, relevant, popularity)}
-    for settings, model in ((s, m) for s in args.settings.split(",") for m in args.models.split(",")):
-        dim, epochs = LAB[model]
-        rec = (rc.Recommender.from_preset("lab", model=model, random_state=0, verbose=0, embedding_dim=dim,
-                                          epochs=epochs) if settings == "lab"
-               else rc.Recommender(model, random_state=0, verbose=0)).fit(train)
-        top = rec.recommend_all(k=K)
-        lists = top.groupby("user_id")["item_id"].apply(list).to_dict()
-        row = list_metrics(lists, relevant, popularity)
-        row["recall_ratio_to_popularity"] = round(row["recall@10"] / results["popularity"]["recall@10"], 3)
-        results[f"{model} ({settings})"] = row
-    print(json.dumps({"benchmark": "topn", "dataset": "ml-100k lab split", "k": K,
-                      "protocol": "whole catalogue minus each user's training items; relevant = test rating >= 4",
-                      "results": results}))
+    splits = {"lab": lambda: rc.split.holdout(ds, test_size=0.2, random_state=0),
+              "u1": lambda: rc.split.movielens_fold(ds, "u1")}
+    results = {}
+    for split in args.splits.split(","):
+        train, test = splits[split]()
+        rows = {"EASE (lambda 300)": peer_metrics(train, test, ease()),
+                "PureSVD (k 20)": peer_metrics(train, test, pure_svd())}
+        for name in (m for m in args.models.split(",") if m):
+            rows[name] = ratecast_metrics(name, train, test)
+        base = rows["EASE (lambda 300)"]["recall@10"]
+        for row in rows.values():
+            row["recall_ratio_to_ease"] = round(row["recall@10"] / base, 3)
+        results[split] = rows
+    print(json.dumps({"benchmark": "topn", "dataset": "ml-100k", "splits": {"lab": "holdout 0.2 seed 0",
+                      "u1": "u1.base/u1.test"}, "protocol": "whole catalogue minus each user's training items; "
+                      "relevant = test rating >= 4; recall@k = hits / min(relevant, k)", "results": results}))
 
 
 if __name__ == "__main__":

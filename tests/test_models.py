@@ -16,6 +16,11 @@ def numpy_forward(rec, u_idx, i_idx):
     m = rec.model_
     U = np.asarray(m.user_embedding.embeddings)
     V = np.asarray(m.item_embedding.embeddings)
+    if rec.model in ("baseline", "popularity"):
+        out = m.global_mean + U[u_idx, 0] + V[i_idx, 0]
+        if rec.model == "popularity":
+            out = np.stack([out, np.asarray(m.item_count)[i_idx]], axis=1)
+        return out
     if rec.model in ("dot", "biased_dot"):
         out = np.array([U[a] @ V[b] for a, b in zip(u_idx, i_idx)])
         if rec.model == "biased_dot":
@@ -105,7 +110,11 @@ class ModelContract:
                      else np.zeros(w.shape, dtype=w.dtype))
         out = np.asarray(m(x))
         d = fitted.model_config_.embedding_dim
-        if self.model == "dot":
+        if self.model == "baseline":
+            assert out[0] == pytest.approx(m.global_mean + 0.2, rel=1e-5)
+        elif self.model == "popularity":
+            np.testing.assert_allclose(out[0], [m.global_mean + 0.2, 0.0], rtol=1e-5)
+        elif self.model == "dot":
             expected = d * 0.01 + (m.global_mean if m.cfg.use_global_mean else 0)
             assert out[0] == pytest.approx(expected, rel=1e-5)
         elif self.model == "biased_dot":
@@ -223,6 +232,41 @@ class ModelContract:
         np.testing.assert_array_equal(fitted.predict(r["user_id"], r["item_id"]), before)
         top = rec.recommend("newcomer", k=len(fitted.item_index_))
         assert not set(top["item_id"]) & set(items)
+
+
+class TestBaseline(ModelContract):
+    model = "baseline"
+    params = {"embedding_dim": 1}
+
+    def test_has_no_vectors_to_compare(self, fitted):
+        with pytest.raises(ValueError, match="learns no item vectors"):
+            fitted.similar_items(fitted.item_index_.ids[0])
+
+    def test_biases_are_damped_toward_the_mean(self, data):
+        # a larger per-row L2 pulls the biases toward zero: predictions spread less around the global mean
+        r = data.train.ratings
+        spread = []
+        for l2 in (0.0, 5.0):
+            rec = rc.Recommender("baseline", random_state=0, **{**FAST, "embedding_dim": 1, "l2": l2,
+                                                                  "epochs": 10}).fit(data.train)
+            spread.append(np.abs(rec.predict(r["user_id"], r["item_id"]) - rec.model_.global_mean).mean())
+        assert spread[1] < spread[0] / 2
+
+
+class TestPopularity(ModelContract):
+    model = "popularity"
+    params = {"embedding_dim": 1}
+
+    def test_lists_follow_training_counts(self, fitted, data):
+        count = np.asarray(fitted.model_.item_count)
+        # counted on the ratings the model was fitted on (train less its validation split), all of them
+        assert count.sum() == fitted.state_.n_train and count[0] == 0
+        assert np.all(count[1:] <= fitted.state_.popularity[1:])
+        user = fitted.user_index_.ids[0]
+        top = fitted.recommend(user, k=5)
+        unseen = np.setdiff1d(np.arange(1, len(count)), fitted.item_index_.index(fitted.seen_items(user)))
+        got = count[fitted.item_index_.index(top["item_id"].to_numpy())]
+        assert list(got) == sorted(count[unseen], reverse=True)[:5]
 
 
 class TestDot(ModelContract):

@@ -616,8 +616,14 @@ def train(
         return _print_json({"run": str(dest), "test": metrics})
     out.print(f"[bold]{show_model}[/] on {show_data} ({show_split}, seed {show_seed}): test MAE "
               f"{_num(metrics.get('mae'))} {_ci(metrics.get('mae_ci95'))}, RMSE {_num(metrics.get('rmse'))}, "
-              f"NDCG@10 {_num(metrics.get('ndcg@10'))}", highlight=False)
+              f"{_lists(metrics)}", highlight=False)
     out.print(f"run written to {dest}", highlight=False)
+
+
+def _lists(metrics: dict) -> str:
+    """The top-N figures of a metrics dict, in words."""
+    return (f"top-10 over the whole catalogue: recall {_num(metrics.get('recall@10'))}, NDCG "
+            f"{_num(metrics.get('ndcg@10'))}, {metrics.get('distinct_items@10', '?')} distinct items")
 
 
 def _check_run_options(split: str, data: str, seed: int | None = None, test_size: float | None = None) -> None:
@@ -667,7 +673,7 @@ def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
     if as_json:
         return _print_json({"run": str(run_dir), "split": spec.split, "test": metrics})
     out.print(f"{run_dir} on split {spec.split}: MAE {_num(metrics.get('mae'))}, RMSE {_num(metrics.get('rmse'))}, "
-              f"NDCG@10 {_num(metrics.get('ndcg@10'))}, n={metrics['n']}", highlight=False)
+              f"n={metrics['n']}; {_lists(metrics)}", highlight=False)
     if overlap:
         out.print(f"[yellow]warning:[/] {overlap} of these test ratings were in the model's training data")
 
@@ -795,7 +801,8 @@ def map_(run_dir: Path = typer.Argument(..., help="Run directory."),
 @app.command(cls=_Command)
 @handle_errors
 def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."), as_json: bool = AsJson) -> None:
-    """A table of runs: model, data, split, epochs, test MAE/RMSE with intervals, NDCG@10, fit time."""
+    """A table of runs: model, data, split, epochs, test MAE/RMSE with intervals, recall@10 and NDCG@10 over the
+    whole catalogue, fit time."""
     runs = [(p, _load_run(p)) for p in run_dirs]
     rows = [{**comparison_row(run), "path": str(p)} for p, run in runs]
     if as_json:
@@ -810,12 +817,12 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."),
     table.add_column("data, split, seed", overflow="fold", min_width=7)
     table.add_column("epochs", justify="right", no_wrap=True)
     table.add_column("MAE [95% CI]", justify="right", overflow="fold", min_width=6)
-    for name in ("RMSE", "NDCG@10", "fit s"):
+    for name in ("RMSE", "recall@10", "NDCG@10", "fit s"):
         table.add_column(name, justify="right", no_wrap=True)
     for r in rows:
         table.add_row(r["path"], r["model"], f"{r['data']} {r['split']} seed {r['seed']}", str(r["epochs"]),
-                      f"{_num(r['mae'])} {_ci(r['mae_ci95'], 3)}", _num(r["rmse"]), _num(r["ndcg@10"]),
-                      _num(r["fit_s"], 1))
+                      f"{_num(r['mae'])} {_ci(r['mae_ci95'], 3)}", _num(r["rmse"]), _num(r["recall@10"]),
+                      _num(r["ndcg@10"]), _num(r["fit_s"], 1))
     out.print(table)
 
 
@@ -826,7 +833,9 @@ def comparison_row(run) -> dict[str, Any]:
     return {"run": run.path.name, "model": run.spec.model, "data": run.info["dataset"], "split": run.spec.split,
             "seed": run.spec.seed, "epochs": run.info["epochs_run"], "mae": t.get("mae"),
             "mae_ci95": list(ci) if isinstance(ci, (list, tuple)) else None, "rmse": t.get("rmse"),
-            "ndcg@10": t.get("ndcg@10"), "fit_s": run.info.get("fit_seconds")}
+            "recall@10": t.get("recall@10"), "ndcg@10": t.get("ndcg@10"),
+            "distinct_items@10": t.get("distinct_items@10"), "long_tail_share@10": t.get("long_tail_share@10"),
+            "fit_s": run.info.get("fit_seconds")}
 
 
 @app.command(cls=_Command)
@@ -853,10 +862,11 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory."),
 @handle_errors
 def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Folder for the runs and reports."),
          data: str = typer.Option("ml-100k", "--data"),
-         models: str = typer.Option("dot,deep,hybrid,classification", "--models"),
+         models: str = typer.Option("popularity,baseline,dot,deep,hybrid,classification", "--models"),
          epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the lab's epochs (quick runs)."),
          data_home: Optional[Path] = DataHome, as_json: bool = AsJson) -> None:
-    """The lab, end to end: train its four models on ML-100k with its protocol, compare, write reports."""
+    """The lab, end to end: train its four models and two reference models (popularity, damped biases) on ML-100k
+    with its protocol, compare, write reports."""
     import pandas as pd
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -864,7 +874,8 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
     from .report import build_report
     from .runs import RunSpec, load_data, load_run, train_run
 
-    lab = {"dot": {"embedding_dim": 64, "epochs": 10}, "biased_dot": {"embedding_dim": 64, "epochs": 10},
+    lab = {"popularity": {"embedding_dim": 1, "epochs": 10}, "baseline": {"embedding_dim": 1, "epochs": 10},
+           "dot": {"embedding_dim": 64, "epochs": 10}, "biased_dot": {"embedding_dim": 64, "epochs": 10},
            "deep": {"embedding_dim": 64, "epochs": 10}, "hybrid": {"embedding_dim": 64, "epochs": 10},
            "classification": {"embedding_dim": 16, "epochs": 15}}
     names = [m.strip() for m in models.split(",") if m.strip()]

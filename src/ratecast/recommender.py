@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
+from . import topn
 from .datasets.dataset import Dataset, IdIndex
 from .datasets.scale import RatingScale
 from .datasets.validate import _plain
@@ -30,6 +31,7 @@ from .models import MODELS, split_params
 from .ranking import Candidates, Scorer, check_min_ratings, popular
 from .similarity import cosine, cosine_similarities, top_k
 from .split import validation_split as _validation_split
+from .topn import KS as TOPN_KS, LONG_TAIL
 from .state import Baseline, FittedState, seen_matrix
 
 
@@ -209,6 +211,7 @@ class Recommender:
                           seed=self.random_state)
         model.build_now()
         model.set_feature_tables(item_table, user_table)
+        model.prepare(u, i, y)
 
         x = {"user": u, "item": i}
         val_data = None
@@ -304,25 +307,65 @@ class Recommender:
 
     # --- evaluating ---------------------------------------------------------------------------------------------
     def evaluate(self, test: Dataset, *, k: int = 10, threshold: float = 4.0, ci: bool = True,
-                 n_resamples: int = 1000) -> dict[str, Any]:
-        """MAE/MSE/RMSE (with 95% bootstrap intervals), ranking metrics at ``k`` over each user's test items
-        (relevant: rating >= ``threshold``), and how many test ratings needed the unknown-id fallback."""
+                 n_resamples: int = 1000, top_n: bool = True) -> dict[str, Any]:
+        """Rating error and recommendation-list quality on ``test``.
+
+        * MAE/MSE/RMSE with 95% bootstrap intervals, and how many test ratings needed the unknown-id fallback;
+        * with ``top_n``, :meth:`top_n_metrics` at 5, 10, 20 and ``k``: every item a user did not rate in training
+          is ranked, and a test rating >= ``threshold`` is relevant;
+        * ``precision@k_within_test_items`` (and recall, ndcg): each user's own test items ranked by predicted
+          rating, a re-ranking figure that is not comparable with top-N figures elsewhere.
+        """
         _check_dataset("test", test)
         if len(test.ratings) == 0:
             raise DataError("test has no ratings: there is nothing to evaluate")
         test.check_ratings("test")
-        if isinstance(threshold, bool) or not isinstance(threshold, Real) or not math.isfinite(threshold):
-            raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+        _check_threshold(threshold)
+        self._check_k(k)
         r = test.ratings
         details = self.predict_details(r["user_id"].to_numpy(), r["item_id"].to_numpy())
         y = r["rating"].to_numpy(dtype="float64")
         out = M.error_report(y, details["prediction"].to_numpy(), ci=ci, n_resamples=n_resamples,
                              random_state=self.random_state)
         out["n_unknown"] = int(details["was_impossible"].sum())
+        if top_n:
+            out.update(self.top_n_metrics(test, ks=sorted({*TOPN_KS, int(k)}), threshold=threshold))
         frame = pd.DataFrame({"user_id": r["user_id"].to_numpy(), "rating": y,
                               "score": details["prediction"].to_numpy()})
-        out.update(M.ranking_metrics(frame, k=k, threshold=threshold))
+        within = M.ranking_metrics(frame, k=k, threshold=threshold)
+        out.update({f"{name}_within_test_items": value for name, value in within.items()})
         return out
+
+    def top_n_metrics(self, test: Dataset, *, ks=TOPN_KS, threshold: float = 4.0,
+                      long_tail: int = LONG_TAIL) -> dict[str, Any]:
+        """Recommendation lists over the whole catalogue, scored against ``test`` (see :mod:`ratecast.topn`).
+
+        Each test user's list ranks every known item they did not rate in training (users unknown to the model get
+        the popular fallback); a test rating >= ``threshold`` is relevant, including ratings of items the model
+        never saw (they can never be hit). Returns recall, precision, NDCG, MRR and hit rate at each of ``ks``, and
+        coverage and popularity bias (items with fewer than ``long_tail`` training ratings are the long tail)."""
+        _check_dataset("test", test)
+        _check_threshold(threshold)
+        ks = sorted({int(k) for k in ks})
+        for k in ks:
+            self._check_k(k)
+        s = self.state_
+        r = test.ratings
+        codes, user_ids = pd.factorize(r["user_id"], sort=False)
+        users = s.user_index.index(np.asarray(user_ids))
+        n_items, depth = len(s.item_index), max(ks)
+        lists = np.full((len(users), depth), -1, "int64")
+        known = users > 0
+        if known.any():
+            lists[known] = self._top_positions(users[known], depth)[0]
+        if (~known).any():
+            fallback, _ = popular(s, depth, np.ones(n_items, bool))
+            lists[~known, :len(fallback)] = fallback
+        relevant = r["rating"].to_numpy(dtype="float64") >= threshold
+        items = s.item_index.index(r["item_id"].to_numpy()[relevant]) - 1
+        unseen = items < 0  # items the model never saw: distinct positions past the catalogue
+        items[unseen] = n_items + pd.factorize(r["item_id"].to_numpy()[relevant][unseen])[0]
+        return topn.list_metrics(lists, codes[relevant], items, s.popularity[1:], ks=ks, long_tail=long_tail)
 
     # --- recommending -------------------------------------------------------------------------------------------
     def _item_frame(self, pos: np.ndarray, values: np.ndarray, column: str) -> pd.DataFrame:
@@ -369,14 +412,33 @@ class Recommender:
         else:
             users = s.user_index.index(_id_array("user_ids", user_ids))
             users = users[users > 0]
-        allowed = self._candidates.mask(users, exclude_seen=exclude_seen, exclude=exclude, min_ratings=min_ratings)
-        pos, score = self._scorer.top_k(users, allowed, k, batch_size=batch_size)
+        pos, score = self._top_positions(users, k, exclude_seen=exclude_seen, exclude=exclude,
+                                         min_ratings=min_ratings, batch_size=batch_size)
         rows, cols = np.nonzero(pos >= 0)
         item_pos = pos[rows, cols]
         return pd.DataFrame({
             "user_id": s.user_index.raw(users[rows]) if len(rows) else s.user_index.ids[:0],
             "rank": cols + 1, "item_id": s.item_index.ids[item_pos],
             "title": pd.Series(s.title_array[item_pos], dtype=object), "score": score[rows, cols]})
+
+    def _top_positions(self, users: np.ndarray, k: int, *, exclude_seen: bool = True, exclude=None,
+                       min_ratings: int | None = None, batch_size: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``k`` item positions (-1 where fewer are allowed) and their scores for user indices, a batch of users
+        at a time: each batch's candidate mask is built just before it is scored, so memory stays bounded."""
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch = batch_size or self._scorer.user_batch()
+        parts = []
+        for start in range(0, len(users), batch):
+            chunk = users[start:start + batch]
+            allowed = self._candidates.mask(chunk, exclude_seen=exclude_seen, exclude=exclude,
+                                            min_ratings=min_ratings)
+            parts.append(self._scorer.top_k(chunk, allowed, k, batch_size=batch))
+        if not parts:
+            return self._scorer.top_k(users, np.zeros((0, len(self.state_.item_index)), bool), k)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def recommend_popular(self, k: int = 10, exclude=None, min_ratings: int | None = None) -> pd.DataFrame:
         """Items with the best damped mean training rating: the fallback when nothing is known about the user."""
@@ -473,6 +535,9 @@ class Recommender:
         if kind not in ("item", "user"):
             raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
         m = self.state_.model
+        if not m.has_vectors:
+            raise ValueError(f"model {self.model!r} learns no {kind} vectors (only biases), so it has no similar "
+                             "items or embedding maps; use a factor model such as 'biased_dot'")
         return m.item_vectors() if kind == "item" else m.user_vectors()
 
     def _index_of(self, kind: str) -> IdIndex:
@@ -591,6 +656,11 @@ class Recommender:
 def _check_dataset(name: str, value) -> None:
     if not isinstance(value, Dataset):
         raise TypeError(f"{name} must be a ratecast Dataset, got {type(value).__name__}")
+
+
+def _check_threshold(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"threshold must be a finite number, got {value!r}")
 
 
 def _check_flag(name: str, value) -> None:

@@ -67,8 +67,22 @@ def _metrics_table(metrics: dict) -> str:
     if isinstance(u, dict):
         rows.append({"metric": "MAE of the untrained model (random init)", "test": None, "test 95% CI": MISSING,
                      "train": u.get("mae")})
-    for k in (k for k in test if "@" in k):
+    for k in (k for k in test if k.endswith("_within_test_items")):
         rows.append({"metric": k, "test": test[k], "test 95% CI": MISSING, "train": None})
+    return _table(pd.DataFrame(rows))
+
+
+TOPN_COLUMNS = ("recall", "precision", "ndcg", "mrr", "hit", "distinct_items", "coverage", "mean_popularity",
+                "long_tail_share")
+
+
+def _topn_table(metrics: dict) -> str:
+    """One row per list length: the whole-catalogue top-N metrics of the test set."""
+    test = metrics["test"]
+    ks = sorted({int(k.split("@")[1]) for k in test if k.startswith("recall@") and "_" not in k})
+    if not ks:
+        return '<p class="muted">no top-N metrics were recorded for this run</p>'
+    rows = [{"k": k, **{c: test.get(f"{c}@{k}") for c in TOPN_COLUMNS}} for k in ks]
     return _table(pd.DataFrame(rows))
 
 
@@ -109,8 +123,13 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
                 "<h2>Protocol</h2>", _table(protocol, numbers=False),
                 f'<p class="muted">split: {html.escape(split)}</p>',
                 "<h2>Metrics</h2>", _metrics_table(run.metrics),
-                '<p class="muted">95% percentile bootstrap intervals over test ratings; ranking metrics rank each '
-                "user's test items by predicted rating, relevant = rating &ge; 4.</p>",
+                '<p class="muted">95% percentile bootstrap intervals over test ratings. The metrics named '
+                "&hellip;_within_test_items rank only each user's own test items by predicted rating (relevant = "
+                "rating &ge; 4): a re-ranking figure, not a top-N one.</p>",
+                "<h2>Recommendation lists</h2>", _topn_table(run.metrics),
+                '<p class="muted">Whole catalogue: each test user\'s list ranks every item they did not rate in '
+                "training; relevant = test rating &ge; 4; accuracy averages over users with a relevant item. "
+                "recall = hits / min(relevant, k); long tail = items with fewer than 10 training ratings.</p>",
                 "<h2>Training</h2>", '<div class="grid">',
                 _img(run.path / "plots" / "loss.png", "loss curves"),
                 _img(run.path / "plots" / "predictions.png", "true vs predicted"), "</div>"]
@@ -125,14 +144,18 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
 
     step("similar items and sample recommendations")
     popular = rec.item_popularity.sort_values(ascending=False, kind="stable").index[:n_examples]
-    cards = []
-    for item in popular:
-        sim = rec.similar_items(item, k=5, min_ratings=20)
-        cards.append(f'<div class="card"><b>{html.escape(str(rec.titles([item])[0]))}</b>'
-                     f"{_table(sim[['title', 'similarity']])}</div>")
-    sections += ["<h2>Most similar items</h2>",
-                 '<p class="muted">cosine similarity of item embeddings; neighbours with at least 20 training '
-                 "ratings.</p>", '<div class="cards">', *cards, "</div>"]
+    if rec.model_.has_vectors:
+        cards = []
+        for item in popular:
+            sim = rec.similar_items(item, k=5, min_ratings=20)
+            cards.append(f'<div class="card"><b>{html.escape(str(rec.titles([item])[0]))}</b>'
+                         f"{_table(sim[['title', 'similarity']])}</div>")
+        sections += ["<h2>Most similar items</h2>",
+                     '<p class="muted">cosine similarity of item embeddings; neighbours with at least 20 training '
+                     "ratings.</p>", '<div class="cards">', *cards, "</div>"]
+    else:
+        sections += ["<h2>Most similar items</h2>",
+                     f"<p>model {html.escape(spec.model)} learns no item vectors, so it has no similar items.</p>"]
 
     cards = []
     for user in rec.user_index.ids[:3]:

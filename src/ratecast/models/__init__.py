@@ -2,6 +2,7 @@
 all-items scoring and cold-start support), registered by name in :data:`MODELS`."""
 
 from .base import MODELS, RatingModel, split_params
+from .baselines import BaselineConfig, BaselineModel, PopularityConfig, PopularityModel
 from .classification import ClassificationConfig, ClassificationModel
 from .config import ModelConfig, TrainingConfig
 from .deep import DeepConfig, DeepModel
@@ -14,4 +15,5 @@ __all__ = [
     "MODELS", "CONFIGS", "RatingModel", "ModelConfig", "TrainingConfig", "split_params",
     "DotConfig", "BiasedDotConfig", "DeepConfig", "HybridConfig", "ClassificationConfig",
     "DotModel", "BiasedDotModel", "DeepModel", "HybridModel", "ClassificationModel",
+    "BaselineConfig", "PopularityConfig", "BaselineModel", "PopularityModel",
 ]  # fmt: skip

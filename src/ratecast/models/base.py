@@ -35,6 +35,8 @@ class RatingModel(keras.Model):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     #: layers that hold one row per user (fitted alone by ``fold_in``)
     user_layers: ClassVar[tuple[str, ...]] = ("user_embedding",)
+    #: whether the user and item tables are vectors worth comparing (similar items, maps)
+    has_vectors: ClassVar[bool] = True
 
     def __init__(self, config: dict[str, Any] | ModelConfig, n_users: int, n_items: int,
                  rating_scale: dict[str, float] | RatingScale, global_mean: float = 0.0, item_feature_dim: int = 0,
@@ -117,6 +119,10 @@ class RatingModel(keras.Model):
         return ops.reshape(out, (b, n, *ops.shape(out)[1:]))
 
     # --- training targets and loss ----------------------------------------------------------------------------
+    def prepare(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
+        """Set what the model takes from the training ratings in closed form, before gradient training (index
+        arrays and ratings; nothing by default)."""
+
     def targets(self, ratings: np.ndarray) -> np.ndarray:
         """Training targets for ``ratings`` on the model's scale."""
         return np.asarray(ratings, dtype="float32")

@@ -1,0 +1,111 @@
+"""Reference models that every comparison should include: damped biases, and popularity.
+
+* ``baseline``: rating = global mean + user bias + item bias. The biases are the model's one-wide user and item
+  tables, shrunk toward zero by per-row L2 (Surprise's BaselineOnly, fitted by SGD).
+* ``popularity``: the same ratings, but lists rank items by their number of training ratings (ties broken by the
+  predicted rating), the list every recommender has to beat.
+
+Neither learns item or user vectors, so they have no similar items and no embedding maps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import keras
+import numpy as np
+from keras import ops
+
+from .base import RatingModel, register
+from .config import Loss, ModelConfig
+
+
+@dataclass(frozen=True)
+class BaselineConfig(ModelConfig):
+    """Global mean + damped user and item biases."""
+
+    name: ClassVar[str] = "baseline"
+    training: ClassVar[dict] = {"optimizer": "sgd", "learning_rate": 0.01, "batch_size": 1024, "epochs": 20}
+    embedding_dim: int = 1  # the bias tables are the model's one-wide user and item tables
+    loss: Loss = "mse"
+    l2: float = 0.05  # per example and row, as in biased_dot: the damping of the biases
+
+    def validate(self) -> None:
+        super().validate()
+        if self.embedding_dim != 1:
+            raise ValueError(f"embedding_dim for model {self.name!r} must be 1 (its tables hold biases), "
+                             f"got {self.embedding_dim!r}")
+
+
+@dataclass(frozen=True)
+class PopularityConfig(BaselineConfig):
+    """Lists by training popularity; ratings from damped biases."""
+
+    name: ClassVar[str] = "popularity"
+
+
+@register("baseline", BaselineConfig)
+class BaselineModel(RatingModel):
+    """rating = global mean + user bias + item bias."""
+
+    user_layers = ("user_embedding",)
+    has_vectors: ClassVar[bool] = False
+
+    def score(self, inputs, training=None):
+        bu, bi = self.embed(inputs)
+        return self.global_mean + bu[:, 0] + bi[:, 0]
+
+    def score_items(self, users, user_features=None):
+        bu = ops.take(self.user_embedding.embeddings[:, 0], users, axis=0)
+        return self.global_mean + bu[:, None] + self.item_embedding.embeddings[None, 1:, 0]
+
+
+@register("popularity", PopularityConfig)
+class PopularityModel(BaselineModel):
+    """Outputs (rating, training popularity) per pair; lists rank by popularity, then by rating."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.item_count = self.add_weight(shape=(self.n_items,), initializer="zeros", trainable=False,
+                                          name="item_count")
+
+    def prepare(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
+        self.item_count.assign(np.bincount(items, minlength=self.n_items).astype("float32"))
+
+    def score(self, inputs, training=None):
+        rating = super().score(inputs, training=training)
+        return ops.stack([rating, ops.take(self.item_count, inputs["item"], axis=0)], axis=-1)
+
+    def score_items(self, users, user_features=None):
+        rating = super().score_items(users, user_features)
+        count = ops.broadcast_to(self.item_count[None, 1:], ops.shape(rating))
+        return ops.stack([rating, count], axis=-1)
+
+    @property
+    def output_shape_tail(self) -> tuple[int, ...]:
+        return (2,)
+
+    def to_rating(self, outputs):
+        return super().to_rating(outputs[..., 0])
+
+    def ranking_key(self, outputs):
+        # a count, then the rating as a fraction below 1: equal counts are ordered by rating, never collapsed
+        rating = ops.clip(ops.cast(outputs[..., 0], "float32"), self.scale.minimum, self.scale.maximum)
+        return ops.cast(outputs[..., 1], "float32") + (rating - self.scale.minimum) / (
+            self.scale.maximum - self.scale.minimum + 1.0)
+
+    def training_loss(self):
+        return _on_rating(keras.losses.get(super().training_loss()))
+
+    def metric_names(self) -> list[str]:
+        return []
+
+
+def _on_rating(fn):
+    """A loss on the rating column of (rating, popularity) outputs."""
+
+    def rating_loss(y_true, y_pred):
+        return fn(y_true, y_pred[..., 0])
+
+    return rating_loss

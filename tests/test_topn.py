@@ -1,0 +1,106 @@
+"""Whole-catalogue top-N metrics: the vectorised metrics against a per-user reference, and the estimator's lists."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ratecast as rc
+from ratecast import topn
+from ratecast.datasets.dataset import Dataset
+
+
+def reference(lists, relevant, popularity, k, long_tail=10):
+    """Per-user loop, the textbook definitions."""
+    rec, prec, ndcg, mrr, hit = [], [], [], [], []
+    for row, rel in enumerate(relevant):
+        if not rel:
+            continue
+        items = [i for i in lists[row][:k]]
+        h = [1.0 if (i >= 0 and i in rel) else 0.0 for i in items]
+        rec.append(sum(h) / min(len(rel), k))
+        prec.append(sum(h) / k)
+        dcg = sum(g / np.log2(r + 2) for r, g in enumerate(h))
+        ndcg.append(dcg / sum(1 / np.log2(r + 2) for r in range(min(len(rel), k))))
+        first = next((r for r, g in enumerate(h) if g), None)
+        mrr.append(0.0 if first is None else 1 / (first + 1))
+        hit.append(float(sum(h) > 0))
+    slots = [i for row in lists for i in row[:k] if i >= 0]
+    pop = popularity[slots]
+    return {f"recall@{k}": np.mean(rec), f"precision@{k}": np.mean(prec), f"ndcg@{k}": np.mean(ndcg),
+            f"mrr@{k}": np.mean(mrr), f"hit@{k}": np.mean(hit), f"distinct_items@{k}": len(set(slots)),
+            f"long_tail_share@{k}": float((pop < long_tail).mean()), f"mean_popularity@{k}": float(pop.mean())}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.integers(3, 30), st.integers(0, 2**31 - 1))
+def test_vectorised_metrics_equal_the_per_user_definitions(n_users, n_items, seed):
+    rng = np.random.default_rng(seed)
+    depth = 5
+    lists = np.full((n_users, depth), -1)
+    for r in range(n_users):
+        m = rng.integers(0, min(depth, n_items) + 1)
+        lists[r, :m] = rng.choice(n_items, m, replace=False)
+    relevant = [set(rng.choice(n_items + 3, rng.integers(0, 5), replace=True).tolist()) for _ in range(n_users)]
+    rows = np.array([r for r, rel in enumerate(relevant) for _ in rel], dtype=int)
+    items = np.array([i for rel in relevant for i in rel], dtype=int)
+    popularity = rng.integers(0, 30, n_items)
+    ours = topn.list_metrics(lists, rows, items, popularity, ks=(1, 3, 5))
+    for k in (1, 3, 5):
+        if not any(relevant):
+            assert ours[f"recall@{k}"] is None
+            continue
+        ref = reference(lists, relevant, popularity, k)
+        for name, value in ref.items():
+            if np.isnan(value):
+                continue
+            assert ours[name] == pytest.approx(value), name
+
+
+def test_relevant_items_outside_the_catalogue_count_but_are_never_hit():
+    lists = np.array([[0, 1]])
+    # one relevant item is listed, one (position 7, past a 3-item catalogue) the model never saw
+    out = topn.list_metrics(lists, np.array([0, 0]), np.array([1, 7]), np.array([5, 5, 5]), ks=(2,))
+    assert out["recall@2"] == pytest.approx(0.5) and out["hit@2"] == 1.0 and out["mrr@2"] == pytest.approx(0.5)
+
+
+def test_lists_shorter_than_k_are_refused():
+    with pytest.raises(ValueError, match="lists must have shape"):
+        topn.list_metrics(np.zeros((2, 3), int), [], [], np.ones(4), ks=(5,))
+
+
+def _toy(seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [(u, i, float(rng.integers(1, 6))) for u in range(30) for i in rng.choice(40, 12, replace=False)]
+    df = pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
+    return Dataset(df, name="toy")
+
+
+def test_evaluate_scores_the_lists_that_recommend_all_gives():
+    ds = _toy()
+    train, test = rc.split.holdout(ds, test_size=0.3, random_state=0)
+    rec = rc.Recommender("biased_dot", random_state=0, verbose=0, epochs=3, embedding_dim=4).fit(train)
+    got = rec.evaluate(test, ci=False)
+    top = rec.recommend_all(k=10)
+    te = test.ratings[test.ratings["rating"] >= 4]
+    relevant = te.groupby("user_id")["item_id"].apply(set)
+    recalls = []
+    for user, rel in relevant.items():
+        items = top.loc[top["user_id"] == user].sort_values("rank")["item_id"].tolist()
+        recalls.append(len(set(items) & rel) / min(len(rel), 10))
+    assert got["recall@10"] == pytest.approx(np.mean(recalls))
+    # lists never hold a training item of the user
+    seen = set(zip(train.ratings["user_id"], train.ratings["item_id"]))
+    assert not any((u, i) in seen for u, i in zip(top["user_id"], top["item_id"]))
+    assert {"ndcg@10_within_test_items", "mrr@20", "coverage@10", "long_tail_share@5"} <= set(got)
+
+
+def test_a_user_unknown_to_the_model_gets_the_popular_list():
+    ds = _toy()
+    train, test = rc.split.holdout(ds, test_size=0.3, random_state=0)
+    rec = rc.Recommender("biased_dot", random_state=0, verbose=0, epochs=1, embedding_dim=4).fit(train)
+    best = rec.recommend_popular(k=1)["item_id"].iloc[0]
+    stranger = pd.DataFrame({"user_id": [999], "item_id": [best], "rating": [5.0]})
+    out = rec.top_n_metrics(Dataset(stranger, name="one"), ks=(1,))
+    assert out["hit@1"] == 1.0 and out["users"] == 1
