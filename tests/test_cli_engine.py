@@ -28,6 +28,16 @@ def test_preset_fast_trains_its_model_on_the_given_devices(tmp_path):
     assert run["spec"]["model"] == "biased_dot" and run["training_config"]["optimizer"] == "sgd"
 
 
+def test_preset_topn_trains_the_list_model_and_reports_whole_catalogue_lists(tmp_path):
+    res = cli("train", "--data", _csv(tmp_path), "--preset", "topn", "--epochs", "1", "--out", tmp_path / "run",
+              "--json")
+    assert res.exit_code == 0, res.stdout
+    test = json.loads(res.stdout)["test"]
+    assert 0 <= test["recall@10"] <= 1 and test["distinct_items@10"] > 0 and "ndcg@10_within_test_items" in test
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["spec"]["model"] == "implicit"
+
+
 def test_preset_lab_keeps_the_model_given_and_the_labs_training(tmp_path):
     res = cli("train", "--data", _csv(tmp_path), "--preset", "lab", "--model", "dot", "--epochs", "1",
               "--out", tmp_path / "run", "--json")
@@ -40,7 +50,7 @@ def test_preset_lab_keeps_the_model_given_and_the_labs_training(tmp_path):
 
 def test_bad_preset_and_device_count_are_usage_errors(tmp_path):
     res = cli("train", "--preset", "quick", "--out", tmp_path / "a", "--json")
-    assert res.exit_code == 2 and "preset must be one of ['fast', 'lab'], got 'quick'" in res.stdout
+    assert res.exit_code == 2 and "preset must be one of ['fast', 'lab', 'topn'], got 'quick'" in res.stdout
     res = cli("train", "--devices", "999", "--out", tmp_path / "b", "--json")
     assert res.exit_code == 2 and "devices must be between 1 and the" in res.stdout and "got 999" in res.stdout
     res = cli("train", "--preset", "fast", "--model", "deep", "--out", tmp_path / "c", "--json")

@@ -16,6 +16,29 @@ def numpy_forward(rec, u_idx, i_idx):
     m = rec.model_
     U = np.asarray(m.user_embedding.embeddings)
     V = np.asarray(m.item_embedding.embeddings)
+    if rec.model == "implicit":
+        sets, w = np.asarray(m.item_sets)[u_idx], np.asarray(m.set_weights_table)[u_idx]
+        Y = np.asarray(m.implicit_factors.embeddings)
+        count = np.maximum((sets > 0).sum(1, keepdims=True), 1)
+        rep = U[u_idx] + (Y[sets] * w[..., None]).sum(1) / np.sqrt(count)
+        bu = np.asarray(m.user_bias.embeddings)[:, 0]
+        bi = np.asarray(m.item_bias.embeddings)[:, 0]
+        rating = m.global_mean + bu[u_idx] + bi[i_idx] + (rep * V[i_idx]).sum(1)
+        logits = rep @ np.asarray(m.pick_factors.embeddings)[1:].T + np.asarray(m.pick_bias.embeddings)[1:, 0]
+        rows = np.arange(len(i_idx))
+        picked = logits[rows, i_idx - 1]
+        logp = picked - np.log(np.exp(logits).sum(1))
+        z = (picked - logits.mean(1)) / np.maximum(logits.std(1), 1e-3)
+        if m.uses_item_item:
+            B = np.asarray(m.item_item)
+            ii = np.array([(w[r] * B[sets[r], i_idx[r]]).sum() for r in rows])
+            stats = np.asarray(m.item_item_stats)[u_idx]
+            a = m.cfg.item_item_weight
+            z = (1 - a) * z + a * (ii - stats[:, 0]) / np.maximum(stats[:, 1], 1e-3)
+        s = m.scale
+        key = z + m.cfg.rating_weight * (np.clip(rating, s.minimum, s.maximum) - m.liked_rating) * 4 / (
+            s.maximum - s.minimum)
+        return np.stack([rating, logp, key], axis=1)
     if rec.model in ("baseline", "popularity"):
         out = m.global_mean + U[u_idx, 0] + V[i_idx, 0]
         if rec.model == "popularity":
@@ -110,7 +133,12 @@ class ModelContract:
                      else np.zeros(w.shape, dtype=w.dtype))
         out = np.asarray(m(x))
         d = fitted.model_config_.embedding_dim
-        if self.model == "baseline":
+        if self.model == "implicit":  # no items in the set: the user vector alone; equal logits for every item
+            rating = m.global_mean + 0.2 + d * 0.01
+            # both standardised parts are 0: the rating term alone, in quarters of the scale
+            key = m.cfg.rating_weight * (rating - m.liked_rating) * 4 / (m.scale.maximum - m.scale.minimum)
+            np.testing.assert_allclose(out[0], [rating, -np.log(m.n_items - 1), key], rtol=1e-5, atol=1e-3)
+        elif self.model == "baseline":
             assert out[0] == pytest.approx(m.global_mean + 0.2, rel=1e-5)
         elif self.model == "popularity":
             np.testing.assert_allclose(out[0], [m.global_mean + 0.2, 0.0], rtol=1e-5)
@@ -267,6 +295,37 @@ class TestPopularity(ModelContract):
         unseen = np.setdiff1d(np.arange(1, len(count)), fitted.item_index_.index(fitted.seen_items(user)))
         got = count[fitted.item_index_.index(top["item_id"].to_numpy())]
         assert list(got) == sorted(count[unseen], reverse=True)[:5]
+
+
+class TestImplicit(ModelContract):
+    model = "implicit"
+
+    def test_sets_hold_the_training_items_and_leave_the_pair_out(self, fitted):
+        from ratecast.models.implicit import padded_sets
+
+        table, value = padded_sets(np.array([1, 1, 2, 1]), np.array([3, 5, 3, 3]), np.array([1.0, 0.5, 1.0, 0.25]),
+                                   3, 4, seed=0)
+        assert sorted(table[1][table[1] > 0]) == [3, 5] and list(table[2][table[2] > 0]) == [3]
+        assert dict(zip(table[1], value[1]))[3] == 0.25  # a repeated pair keeps its last value
+        assert not table[0].any() and not value[0].any()
+        capped, _ = padded_sets(np.zeros(10, int) + 1, np.arange(1, 11), np.ones(10), 2, 4, seed=0)
+        assert (capped[1] > 0).sum() == 4 and len(set(capped[1])) == 4
+        m = fitted.model_
+        u = 1
+        own = np.asarray(m.item_sets)[u]
+        item = int(own[own > 0][0])
+        users, items = np.array([u], "int32"), np.array([item], "int32")
+        full = np.asarray(m.representation(users))
+        clone = type(m).from_config({**m.get_config(), "config": {**m.cfg.to_dict(), "set_dropout": 0.0}})
+        clone.build_now()
+        clone.set_weights(m.get_weights())
+        left_out = np.asarray(clone.representation(users, items, training=True))
+        Y, P = np.asarray(m.implicit_factors.embeddings), np.asarray(m.user_embedding.embeddings)
+        w = np.asarray(m.set_weights_table)[u]
+        rest = (own > 0) & (own != item)
+        expected = P[u] + (Y[own[rest]] * w[rest][:, None]).sum(0) / np.sqrt(max(rest.sum(), 1))
+        np.testing.assert_allclose(left_out[0], expected, rtol=1e-4, atol=1e-5)
+        assert not np.allclose(left_out, full)
 
 
 class TestDot(ModelContract):

@@ -3,6 +3,9 @@
 * ``lab``: the lab's exact training (Keras ``fit``, Adam, learning rate 0.001, batch 64, 10 epochs) for any model.
 * ``fast``: the project's recommended rating model at its validated defaults (biased matrix factorisation,
   compiled engine).
+* ``topn``: the project's recommended model for recommendation lists (``implicit``: an implicit-feedback user
+  representation with a whole-catalogue interaction head beside the rating head), at defaults chosen on a validation
+  split of the lab training set (``benchmarks/topn.py --tune implicit``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from .models import MODELS
 
 LAB_TRAINING = {"engine": "keras", "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 64, "epochs": 10,
                 "lr_schedule": "constant"}
-DEFAULT_MODEL = {"lab": "deep", "fast": "biased_dot"}
+DEFAULT_MODEL = {"lab": "deep", "fast": "biased_dot", "topn": "implicit"}
 
 
 def names() -> list[str]:

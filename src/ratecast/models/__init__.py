@@ -8,6 +8,7 @@ from .config import ModelConfig, TrainingConfig
 from .deep import DeepConfig, DeepModel
 from .dot import BiasedDotConfig, BiasedDotModel, DotConfig, DotModel
 from .hybrid import HybridConfig, HybridModel
+from .implicit import ImplicitConfig, ImplicitModel
 
 CONFIGS = {name: cls.config_class for name, cls in MODELS.items()}
 
@@ -15,5 +16,5 @@ __all__ = [
     "MODELS", "CONFIGS", "RatingModel", "ModelConfig", "TrainingConfig", "split_params",
     "DotConfig", "BiasedDotConfig", "DeepConfig", "HybridConfig", "ClassificationConfig",
     "DotModel", "BiasedDotModel", "DeepModel", "HybridModel", "ClassificationModel",
-    "BaselineConfig", "PopularityConfig", "BaselineModel", "PopularityModel",
+    "BaselineConfig", "PopularityConfig", "BaselineModel", "PopularityModel", "ImplicitConfig", "ImplicitModel",
 ]  # fmt: skip

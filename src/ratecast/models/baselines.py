@@ -106,6 +106,6 @@ def _on_rating(fn):
     """A loss on the rating column of (rating, popularity) outputs."""
 
     def rating_loss(y_true, y_pred):
-        return fn(y_true, y_pred[..., 0])
+        return fn(ops.reshape(y_true, (-1, 1)), y_pred[..., :1])
 
     return rating_loss

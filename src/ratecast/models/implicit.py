@@ -1,0 +1,292 @@
+"""A model that learns which items a user picks as well as how they rate them.
+
+User representation (SVD++'s implicit feedback): the user vector plus the normalised sum of implicit factors of the
+items the user rated in training, ``p_u + |N(u)|^-1/2 sum_{j in N(u)} w_uj y_j``, where items rated below the
+"liked" level weigh ``low_weight`` (``w_uj`` = 1 otherwise). The item sets are taken from the training ratings in
+:meth:`ImplicitModel.prepare` and held on the device as padded ``(n_users, max_items)`` tables.
+
+Two heads share that representation:
+
+* rating: ``mu + b_u + b_i + <rep_u, q_i>``, trained with a squared error (what ``predict`` returns);
+* interaction: ``log softmax_i(<rep_u, w_i> + c_i)`` over the whole catalogue, trained on each training pair with
+  the pair's item left out of the user's set and the rest dropped at random (a denoising, leave-one-out
+  objective); pairs rated below the "liked" level weigh ``low_weight``.
+
+A third, closed-form head scores items from item-to-item weights (EASE: a ridge regression of each item's column on
+the others, zero diagonal, on the same weighted sets), fitted in :meth:`ImplicitModel.prepare` for catalogues of
+at most ``item_item_max_items`` items.
+
+Lists rank by a per-user standardised blend: ``(1 - a) z(interaction) + a z(item-item)``, plus ``rating_weight``
+times the predicted rating's distance from the liked level (in quarters of the scale), so what a user would pick and
+how they would like it both count; ``predict`` keeps returning ratings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import keras
+import numpy as np
+import scipy.sparse as sp
+from keras import ops
+
+from .base import RatingModel, register
+from .config import Loss, ModelConfig, fraction, non_negative, positive_int
+from .layers import embedding
+
+
+@dataclass(frozen=True)
+class ImplicitConfig(ModelConfig):
+    """Implicit-feedback user representation with a rating head and a whole-catalogue interaction head.
+
+    Defaults chosen on a validation split of ML-100k's lab training set (``benchmarks/topn.py --tune implicit``)."""
+
+    name: ClassVar[str] = "implicit"
+    losses: ClassVar[tuple[str, ...]] = ("mse",)
+    training: ClassVar[dict] = {"engine": "keras", "optimizer": "adam", "learning_rate": 3e-3, "batch_size": 1024,
+                                "epochs": 30}
+    embedding_dim: int = 64
+    loss: Loss = "mse"
+    l2: float = 0.02  # on the rows a batch looks up
+    factor_l2: float = 3e-5  # on the whole implicit and pick factor tables, per batch
+    max_items: int = 512  # items kept per user's implicit set (a seeded sample beyond it)
+    set_dropout: float = 0.5  # share of a user's other items dropped from their set at each training pair
+    liked: float = 0.75  # the liked level, as a fraction of the rating scale (0.75 of 1..5 is 4)
+    low_weight: float = 0.5  # weight of the interaction loss for pairs rated below the liked level
+    interaction_weight: float = 3.0  # interaction loss relative to the rating loss
+    rating_weight: float = 0.25  # in the ranking key: the predicted rating's distance from the liked level
+    item_item_weight: float = 0.25  # share of the item-item head in the ranking key (0: off)
+    item_item_lambda: float = 10.0  # its ridge penalty, in training ratings per item
+    item_item_max_items: int = 8000  # larger catalogues go without the item-item head (it holds items^2 floats)
+
+    def validate(self) -> None:
+        super().validate()
+        positive_int("max_items", self.max_items, maximum=1 << 16)
+        fraction("set_dropout", self.set_dropout)
+        for name in ("liked", "low_weight"):
+            value = getattr(self, name)
+            non_negative(name, value)
+            if value > 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        non_negative("interaction_weight", self.interaction_weight)
+        non_negative("factor_l2", self.factor_l2)
+        non_negative("item_item_lambda", self.item_item_lambda)
+        positive_int("item_item_max_items", self.item_item_max_items, maximum=1 << 16)
+        if not 0 <= self.item_item_weight <= 1:
+            raise ValueError(f"item_item_weight must be in [0, 1], got {self.item_item_weight!r}")
+        non_negative("rating_weight", self.rating_weight)
+
+
+def padded_sets(users: np.ndarray, items: np.ndarray, values: np.ndarray, n_users: int, width: int,
+                seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's distinct items as a row of ``width`` indices (0 = padding), with each item's value (the last one
+    given for a repeated pair) beside it; a seeded sample of a user's items when there are more than ``width``."""
+    users, items = np.asarray(users, "int64"), np.asarray(items, "int64")
+    span = int(items.max(initial=0)) + 1
+    keys = users * span + items
+    last = len(keys) - 1 - np.unique(keys[::-1], return_index=True)[1]  # position of each pair's last occurrence
+    order = last[np.random.default_rng(seed).permutation(len(last))]  # which items a capped user keeps
+    order = order[np.argsort(users[order], kind="stable")]
+    u, i, v = users[order], items[order], np.asarray(values)[order]
+    rank = np.arange(len(u)) - np.searchsorted(u, u)
+    keep = rank < width
+    table = np.zeros((n_users, width), "int32")
+    table[u[keep], rank[keep]] = i[keep]
+    value = np.zeros((n_users, width), "float32")
+    value[u[keep], rank[keep]] = v[keep]
+    return table, value
+
+
+def item_item_weights(sets: np.ndarray, weights: np.ndarray, n_items: int, lam: float,
+                      chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """EASE on the weighted sets: ``B = -P / diag(P)`` with ``P = (W^T W + l I)^-1`` and a zero diagonal, where ``l`` is
+    ``lam`` times the mean number of ratings per item; and each user's mean and standard deviation of ``W B`` over
+    the known items (index 0, unknown, is left out)."""
+    users = np.repeat(np.arange(len(sets)), sets.shape[1])
+    keep = sets.ravel() > 0
+    W = sp.csr_matrix((weights.ravel()[keep].astype("float64"), (users[keep], sets.ravel()[keep])),
+                      shape=(len(sets), n_items))
+    G = (W.T @ W).toarray()
+    G[np.diag_indices_from(G)] += lam * keep.sum() / max(n_items - 1, 1)
+    P = np.linalg.inv(G)
+    B = P / -np.diag(P)
+    B[np.diag_indices_from(B)] = 0.0
+    B[0, :] = B[:, 0] = 0.0
+    stats = np.zeros((len(sets), 2), "float32")
+    for start in range(0, len(sets), chunk):
+        S = np.asarray(W[start:start + chunk] @ B)[:, 1:]
+        stats[start:start + chunk, 0] = S.mean(axis=1)
+        stats[start:start + chunk, 1] = S.std(axis=1)
+    return B.astype("float32"), stats
+
+
+def _standardise(x, mean, std):
+    """(x - mean) / std, with a floor under std so that a flat row stays flat rather than amplifying rounding."""
+    return (x - mean) / ops.maximum(std, 1e-3)
+
+
+def _table(rows: int, width: int, init, name: str) -> keras.layers.Embedding:
+    layer = keras.layers.Embedding(rows, width, embeddings_initializer=init, name=name)
+    layer.build()
+    return layer
+
+
+@register("implicit", ImplicitConfig)
+class ImplicitModel(RatingModel):
+    """Outputs (rating, log-probability that the user picks the item, ranking key) per pair."""
+
+    user_layers = ("user_embedding", "user_bias")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        d = self.cfg.embedding_dim
+        self.user_bias = embedding(self.n_users, 1, "user_bias", None, zeros=True)
+        self.item_bias = embedding(self.n_items, 1, "item_bias", None, zeros=True)
+        init = (keras.initializers.RandomNormal(stddev=d ** -0.5, seed=self._seed(3)) if self.random_init
+                else "zeros")
+        # item tables read whole (not by the batch's item ids), so plain Embedding layers rather than row tables;
+        # layers, so that fold_in can freeze them with everything else that is not the user's
+        self.implicit_factors = _table(self.n_items, d, init, "implicit_factors")
+        self.pick_factors = _table(self.n_items, d, keras.initializers.RandomNormal(
+            stddev=0.01, seed=self._seed(4)) if self.random_init else "zeros", "pick_factors")
+        self.pick_bias = _table(self.n_items, 1, "zeros", "pick_bias")
+        self.item_sets = self.add_weight(shape=(self.n_users, self.cfg.max_items), initializer="zeros",
+                                         dtype="int32", trainable=False, name="item_sets")
+        self.set_weights_table = self.add_weight(shape=(self.n_users, self.cfg.max_items), initializer="zeros",
+                                                 trainable=False, name="set_weights")
+        self.set_seed = keras.random.SeedGenerator(self._seed(6))
+        size = self.n_items if self.uses_item_item else 1
+        self.item_item = self.add_weight(shape=(size, size), initializer="zeros", trainable=False, name="item_item")
+        # per user: mean and standard deviation of the item-item scores over the known items (for the blend)
+        self.item_item_stats = self.add_weight(shape=(self.n_users, 2), initializer="zeros", trainable=False,
+                                               name="item_item_stats")
+
+    @property
+    def uses_item_item(self) -> bool:
+        return self.cfg.item_item_weight > 0 and self.n_items - 1 <= self.cfg.item_item_max_items
+
+    # --- data ---------------------------------------------------------------------------------------------------
+    def prepare(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
+        weight = np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, 1.0, self.cfg.low_weight)
+        table, value = padded_sets(users, items, weight, self.n_users, self.cfg.max_items, self.seed)
+        self.item_sets.assign(table)
+        self.set_weights_table.assign(value)
+        if self.uses_item_item:
+            B, stats = item_item_weights(table, value, self.n_items, self.cfg.item_item_lambda)
+            self.item_item.assign(B)
+            self.item_item_stats.assign(stats)
+
+    @property
+    def liked_rating(self) -> float:
+        s = self.scale
+        return s.minimum + self.cfg.liked * (s.maximum - s.minimum)
+
+    # --- the network ------------------------------------------------------------------------------------------
+    def _chosen(self, users, items=None, training=False):
+        """The users' weighted sets as a (batch, items) matrix and the number of items kept in each; while
+        training, the pair's own item is left out and the rest are dropped at random."""
+        sets = ops.take(self.item_sets, users, axis=0)
+        mask = ops.take(self.set_weights_table, users, axis=0)  # 0 at padding
+        if training and items is not None:
+            mask = mask * ops.cast(sets != ops.expand_dims(ops.cast(items, "int32"), 1), "float32")
+            if self.cfg.set_dropout:
+                keep = keras.random.uniform(ops.shape(mask), seed=self.set_seed) >= self.cfg.set_dropout
+                mask = mask * ops.cast(keep, "float32")
+        count = ops.sum(ops.cast(mask > 0, "float32"), axis=1, keepdims=True)
+        # a (batch, items) matrix times the factors: one matrix product forward and back, where a gather of
+        # (batch, max_items, dim) rows and its scatter-add would move far more memory
+        b, width = ops.shape(sets)
+        rows = ops.repeat(ops.arange(b, dtype="int32"), width)
+        at = ops.stack([rows, ops.reshape(sets, (-1,))], axis=1)
+        return ops.scatter(at, ops.reshape(mask, (-1,)), (b, self.n_items)), count
+
+    def representation(self, users, items=None, training=False, chosen=None):
+        """``p_u + |N(u)|^-1/2 sum w_uj y_j`` (see :meth:`_chosen` for what training leaves out)."""
+        chosen, count = chosen if chosen is not None else self._chosen(users, items, training)
+        implicit = ops.matmul(chosen, self.implicit_factors.embeddings)
+        p = self.user_embedding(users)
+        if self.cfg.l2:
+            self.add_loss(self.cfg.l2 * ops.mean(ops.sum(p * p, axis=-1)))
+        return p + implicit / ops.sqrt(ops.maximum(count, 1.0))
+
+    def _pick_logits(self, rep):
+        """Pick logits over the known items (index 1..), (batch, n_items - 1)."""
+        return (ops.matmul(rep, ops.transpose(self.pick_factors.embeddings[1:]))
+                + self.pick_bias.embeddings[None, 1:, 0])
+
+    def _key(self, users, logits, picked, rating, item_item):
+        """The ranking key of some items (batch, k): their pick logits standardised over the user's whole row of
+        ``logits``, blended with their standardised item-item scores, plus the rating term."""
+        z = _standardise(picked, ops.mean(logits, axis=-1, keepdims=True), ops.std(logits, axis=-1, keepdims=True))
+        if self.uses_item_item:
+            stats = ops.take(self.item_item_stats, users, axis=0)
+            a = self.cfg.item_item_weight
+            z = (1 - a) * z + a * _standardise(item_item, stats[:, :1], stats[:, 1:])
+        rating = ops.clip(rating, self.scale.minimum, self.scale.maximum)
+        span = self.scale.maximum - self.scale.minimum
+        return z + self.cfg.rating_weight * (rating - self.liked_rating) * 4 / span
+
+    def score(self, inputs, training=None):
+        users, items = inputs["user"], ops.cast(inputs["item"], "int32")
+        chosen = self._chosen(users, items, training=bool(training))
+        rep = self.representation(users, chosen=chosen)
+        q = self.item_embedding(items)
+        bu = ops.squeeze(self.user_bias(users), -1)
+        bi = ops.squeeze(self.item_bias(items), -1)
+        if self.cfg.l2:
+            self.add_loss(self.cfg.l2 * ops.mean(ops.sum(q * q, axis=-1) + bu * bu + bi * bi))
+        if training and self.cfg.factor_l2:
+            self.add_loss(self.cfg.factor_l2 * (ops.sum(ops.square(self.implicit_factors.embeddings))
+                                                + ops.sum(ops.square(self.pick_factors.embeddings))))
+        rating = self.global_mean + bu + bi + ops.sum(rep * q, axis=-1)
+        logits = self._pick_logits(rep)
+        at = ops.expand_dims(ops.maximum(items - 1, 0), 1)
+        picked = ops.take_along_axis(logits, at, 1)  # (batch, 1), as every input of the key below
+        logp = picked[:, 0] - ops.logsumexp(logits, axis=-1)
+        item_item = None
+        if self.uses_item_item:  # the pair's column of the item-item weights, summed over the user's set
+            column = ops.take(ops.transpose(self.item_item), items, axis=0)
+            item_item = ops.sum(chosen[0] * column, axis=-1, keepdims=True)
+        key = self._key(users, logits, picked, rating[:, None], item_item)[:, 0]
+        return ops.stack([rating, logp, key], axis=-1)
+
+    def score_items(self, users, user_features=None):
+        chosen = self._chosen(users)
+        rep = self.representation(users, chosen=chosen)
+        bu = ops.take(self.user_bias.embeddings[:, 0], users, axis=0)
+        rating = (self.global_mean + bu[:, None] + self.item_bias.embeddings[None, 1:, 0]
+                  + ops.matmul(rep, ops.transpose(self.item_embedding.embeddings[1:])))
+        logits = self._pick_logits(rep)
+        logp = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
+        item_item = ops.matmul(chosen[0], self.item_item[:, 1:]) if self.uses_item_item else None
+        key = self._key(users, logits, logits, rating, item_item)
+        return ops.stack([rating, logp, key], axis=-1)
+
+    # --- outputs ------------------------------------------------------------------------------------------------
+    @property
+    def output_shape_tail(self) -> tuple[int, ...]:
+        return (3,)  # rating, log-probability of the pick, ranking key
+
+    @property
+    def pair_cost(self) -> int:
+        return 6 + 2 * self.cfg.embedding_dim
+
+    def to_rating(self, outputs):
+        return super().to_rating(outputs[..., 0])
+
+    def ranking_key(self, outputs):
+        return ops.cast(outputs[..., 2], "float32")
+
+    def training_loss(self):
+        liked, low, weight = self.liked_rating, float(self.cfg.low_weight), float(self.cfg.interaction_weight)
+
+        def rating_and_pick_loss(y_true, y_pred):
+            y = ops.reshape(ops.cast(y_true, "float32"), (-1,))
+            w = ops.where(y >= liked - 1e-6, 1.0, low)
+            return ops.square(y - y_pred[..., 0]) - weight * w * y_pred[..., 1]
+
+        return rating_and_pick_loss
+
+    def metric_names(self) -> list[str]:
+        return []
