@@ -328,6 +328,21 @@ class TestImplicit(ModelContract):
         assert not np.allclose(left_out, full)
 
 
+    def test_fold_in_gives_the_newcomer_their_implicit_set(self, fitted):
+        rec = rc.Recommender.__new__(rc.Recommender)
+        rec.__dict__.update({k: v for k, v in fitted.__dict__.items() if not k.startswith("_scorer")})
+        items = fitted.item_index_.ids[:4]
+        rec.fold_in("newcomer", {items[0]: 5, items[1]: 1, items[2]: 4, items[3]: 2}, epochs=2)
+        m = rec.model_
+        u = rec.user_index_.index(["newcomer"])[0]
+        row, weight = np.asarray(m.item_sets)[u], np.asarray(m.set_weights_table)[u]
+        got = dict(zip(row[row > 0], weight[row > 0]))
+        idx = fitted.item_index_.index(items)
+        assert got == {idx[0]: 1.0, idx[1]: m.cfg.low_weight, idx[2]: 1.0, idx[3]: m.cfg.low_weight}
+        if m.uses_item_item:
+            assert np.asarray(m.item_item_stats)[u, 1] > 0
+
+
 class TestDot(ModelContract):
     model = "dot"
 

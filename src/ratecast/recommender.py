@@ -518,7 +518,7 @@ class Recommender:
             raise ValueError(f"ratings must lie on the scale {s.rating_scale.minimum:g}.."
                              f"{s.rating_scale.maximum:g}, got {y[off][:3].tolist()}")
         row = s.encoder.user_row(demographics or {}) if s.model.user_feature_dim else None
-        model = s.model.with_new_user(row)
+        model = s.model.with_new_user(row, items, y)
         new_u = model.n_users - 1
         for layer in model.layers:
             layer.trainable = layer.name in model.user_layers

@@ -168,9 +168,11 @@ class RatingModel(keras.Model):
         """Whether a new ``side`` ('user' or 'item') can be scored from metadata alone."""
         return False
 
-    def with_new_user(self, user_features_row: np.ndarray | None = None) -> "RatingModel":
+    def with_new_user(self, user_features_row: np.ndarray | None = None, items: np.ndarray | None = None,
+                      ratings: np.ndarray | None = None) -> "RatingModel":
         """A copy of this model with one more user row (the last index): embeddings start at the mean user, biases
-        at zero, the feature table row at ``user_features_row``. Every other weight is copied."""
+        at zero, the feature table row at ``user_features_row``. Every other weight is copied. ``items`` (indices)
+        and ``ratings`` are the new user's ratings, for models that keep per-user data besides weights."""
         clone = type(self).from_config({**self.get_config(), "n_users": self.n_users + 1, "random_init": False})
         clone.build_now()
         for new, old in zip(clone.variables, self.variables):

@@ -177,6 +177,21 @@ class ImplicitModel(RatingModel):
             self.item_item.assign(B)
             self.item_item_stats.assign(stats)
 
+    def with_new_user(self, user_features_row=None, items=None, ratings=None) -> "ImplicitModel":
+        """The base copy, with the new user's implicit set (and item-item statistics) filled from their ratings."""
+        clone = super().with_new_user(user_features_row)
+        if items is not None and len(items):
+            weight = np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, 1.0, self.cfg.low_weight)
+            row, value = padded_sets(np.zeros(len(items), "int64"), np.asarray(items), weight, 1,
+                                     self.cfg.max_items, self.seed)
+            clone.item_sets.assign(np.concatenate([np.asarray(self.item_sets), row]))
+            clone.set_weights_table.assign(np.concatenate([np.asarray(self.set_weights_table), value]))
+            if self.uses_item_item:
+                scores = value[0] @ np.asarray(self.item_item)[row[0]]
+                stats = np.asarray(self.item_item_stats).copy()
+                clone.item_item_stats.assign(np.concatenate([stats, [[scores[1:].mean(), scores[1:].std()]]]))
+        return clone
+
     @property
     def liked_rating(self) -> float:
         s = self.scale
