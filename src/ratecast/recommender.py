@@ -380,7 +380,9 @@ class Recommender:
 
     def recommend(self, user_id, k: int = 10, exclude_seen: bool = True, exclude=None,
                   min_ratings: int | None = None) -> pd.DataFrame:
-        """Top-``k`` items for ``user_id``: columns item_id, title, score (the predicted rating), best first.
+        """Top-``k`` items for ``user_id``: columns item_id, title, score (the predicted rating), best first by the
+        model's ranking key (the predicted rating for rating models; for ``implicit``, how likely the user is to pick
+        and like the item, so scores need not fall down the list).
 
         Every known item the user did not rate in training is scored (``exclude``: more item ids to leave out;
         ``min_ratings``: only items with at least that many training ratings). An unknown user gets the items
