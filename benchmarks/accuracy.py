@@ -5,11 +5,13 @@ Protocol: ML-100k; split = holdout(test_size=0.2, random_state=0) (the lab's) an
 ``lab``: the ``lab`` preset (Keras fit, Adam 0.001, embedding 64, batch 64, 10 epochs; classification: embedding 16,
 15 epochs). ``defaults``: ``Recommender(model)`` with nothing set (each model's training defaults, compiled
 engine). Early stopping and every default were chosen on a 10% validation split of the training set only; the
-test set is used once, for the numbers. Prints one JSON line: per split, settings and model, test RMSE, MAE (95%
-bootstrap CI), NDCG@10 (within each user's test items), fit seconds.
+test set is used once, for the numbers. Peers (``benchmarks/peers.py``: Surprise SVD and SVD++, myFM Bayesian MF
+and timeSVD++ flipped) are fitted on the same training sets in the same run when the ``peers`` extra is installed,
+and listed as skipped otherwise. Prints one JSON line: per split, settings and model, test RMSE and MAE with 95%
+bootstrap intervals, recall@10 and NDCG@10 over the whole catalogue (ratecast models), fit seconds.
 
     RATECAST_DATA=../shared/data python benchmarks/accuracy.py [--models dot,deep] [--splits holdout,u1]
-        [--settings lab,defaults]
+        [--settings lab,defaults] [--peers surprise_svd,myfm_flipped | none]
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import json
 import platform
 import time
 
+import numpy as np
+
 import ratecast as rc
+from peers import PEERS, available
 
 LAB = {
     "dot": dict(embedding_dim=64),
@@ -37,13 +42,33 @@ def make(settings: str, model: str, seed: int) -> "rc.Recommender":
 LAB_PUBLISHED_MAE = {"dot": 0.733, "deep": 0.734, "hybrid": 0.718, "classification": 0.717}
 
 
+def peer_row(name: str, train, test, seed: int, skipped: str | None) -> dict:
+    """A peer's test RMSE and MAE (95% bootstrap intervals, as for ratecast's models) and fit seconds."""
+    if skipped:
+        return {"skipped": skipped}
+    y = test.ratings["rating"].to_numpy(float)
+    start = time.perf_counter()
+    pred = PEERS[name](train, test, seed)
+    seconds = time.perf_counter() - start
+    ci = rc.metrics.bootstrap_cis(y, pred, ("rmse", "mae"), random_state=seed)
+    return {"rmse": round(rc.metrics.rmse(y, pred), 4), "rmse_ci95": [round(v, 4) for v in ci["rmse"]],
+            "mae": round(rc.metrics.mae(y, pred), 4), "mae_ci95": [round(v, 4) for v in ci["mae"]],
+            "fit_and_predict_seconds": round(seconds, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(LAB))
     ap.add_argument("--splits", default="holdout,u1")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--settings", default="lab,defaults")
+    ap.add_argument("--peers", default=",".join(PEERS))
     args = ap.parse_args()
+    peers = [] if args.peers == "none" else args.peers.split(",")
+    unknown = sorted(set(peers) - set(PEERS))
+    if unknown:
+        raise SystemExit(f"--peers must name peers from {list(PEERS)} or 'none', got {unknown}")
+    why = available()
     ds = rc.datasets.load_movielens("ml-100k", progress=False)
     splits = {
         "holdout": lambda: rc.split.holdout(ds, test_size=0.2, random_state=0),
@@ -59,17 +84,22 @@ def main() -> None:
             fit_s = time.perf_counter() - t
             ev = rec.evaluate(test)
             row = {
-                "rmse": round(ev["rmse"], 4), "mae": round(ev["mae"], 4),
-                "mae_ci95": [round(v, 4) for v in ev["mae_ci95"]], "ndcg@10": round(ev["ndcg@10"], 4),
+                "rmse": round(ev["rmse"], 4), "rmse_ci95": [round(v, 4) for v in ev["rmse_ci95"]],
+                "mae": round(ev["mae"], 4), "mae_ci95": [round(v, 4) for v in ev["mae_ci95"]],
+                "recall@10": round(ev["recall@10"], 4), "ndcg@10": round(ev["ndcg@10"], 4),
                 "fit_seconds": round(fit_s, 2), "epochs_run": len(rec.history_["loss"]),
             }
             if split_name == "holdout" and model in LAB_PUBLISHED_MAE:
                 row["lab_mae"] = LAB_PUBLISHED_MAE[model]
                 row["meets_lab"] = ev["mae"] <= LAB_PUBLISHED_MAE[model]
             results.setdefault(split_name, {}).setdefault(settings, {})[model] = row
+        for name in peers:
+            results.setdefault(split_name, {}).setdefault("peers", {})[name] = peer_row(name, train, test,
+                                                                                      args.seed, why[name])
     print(json.dumps({
         "benchmark": "accuracy", "dataset": "ml-100k", "seed": args.seed,
-        "protocol": "lab preset and defaults; early stopping on a 10% validation split of train; test used once",
+        "protocol": "lab preset and defaults; early stopping on a 10% validation split of train; test used once; "
+                    "peers fitted on the same training sets",
         "machine": f"{platform.machine()} {platform.system()}", "results": results,
     }))
 
