@@ -104,3 +104,19 @@ def test_a_user_unknown_to_the_model_gets_the_popular_list():
     stranger = pd.DataFrame({"user_id": [999], "item_id": [best], "rating": [5.0]})
     out = rec.top_n_metrics(Dataset(stranger, name="one"), ks=(1,))
     assert out["hit@1"] == 1.0 and out["users"] == 1
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda r, t: r.top_n_metrics(t, ks=[5, 0]), r"ks must be a non-empty list of positive integers, got \[5, 0\]"),
+    (lambda r, t: r.top_n_metrics(t, ks="10"), r"ks must be a non-empty list of positive integers, got '10'"),
+    (lambda r, t: r.top_n_metrics(t, ks=[]), r"ks must be a non-empty list of positive integers, got \[\]"),
+    (lambda r, t: r.top_n_metrics(t, long_tail=-1), r"long_tail must be an integer >= 0, got -1"),
+    (lambda r, t: r.top_n_metrics(t, threshold=float("nan")), r"threshold must be a finite number, got nan"),
+    (lambda r, t: r.evaluate(t, top_n="yes"), r"top_n must be true or false"),
+])
+def test_bad_arguments_name_the_argument_and_the_value(call, match):
+    ds = _toy()
+    train, test = rc.split.holdout(ds, test_size=0.3, random_state=0)
+    rec = rc.Recommender("popularity", random_state=0, verbose=0, epochs=1).fit(train)
+    with pytest.raises(ValueError, match=match):
+        call(rec, test)

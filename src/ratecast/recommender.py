@@ -322,6 +322,7 @@ class Recommender:
         test.check_ratings("test")
         _check_threshold(threshold)
         self._check_k(k)
+        _check_flag("top_n", top_n)
         r = test.ratings
         details = self.predict_details(r["user_id"].to_numpy(), r["item_id"].to_numpy())
         y = r["rating"].to_numpy(dtype="float64")
@@ -346,9 +347,12 @@ class Recommender:
         coverage and popularity bias (items with fewer than ``long_tail`` training ratings are the long tail)."""
         _check_dataset("test", test)
         _check_threshold(threshold)
+        if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__") or not len(list(ks)) or any(
+                isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0 for k in ks):
+            raise ValueError(f"ks must be a non-empty list of positive integers, got {ks!r}")
+        if isinstance(long_tail, bool) or not isinstance(long_tail, (int, np.integer)) or long_tail < 0:
+            raise ValueError(f"long_tail must be an integer >= 0, got {long_tail!r}")
         ks = sorted({int(k) for k in ks})
-        for k in ks:
-            self._check_k(k)
         s = self.state_
         r = test.ratings
         codes, user_ids = pd.factorize(r["user_id"], sort=False)
