@@ -120,3 +120,49 @@ def test_bad_arguments_name_the_argument_and_the_value(call, match):
     rec = rc.Recommender("popularity", random_state=0, verbose=0, epochs=1).fit(train)
     with pytest.raises(ValueError, match=match):
         call(rec, test)
+
+
+def test_early_stopping_can_watch_the_lists_on_validation():
+    from ratecast.engine.checkpoint import Progress
+
+    p = Progress("x")
+    assert p.record(0, {"val_top_n": 0.2}, True, "val_top_n")
+    assert p.record(1, {"val_top_n": 0.3}, True, "val_top_n")  # higher is better for a list metric
+    assert not p.record(2, {"val_top_n": 0.25}, True, "val_top_n") and p.wait == 1 and p.best_epoch == 2
+    ds = _toy()
+    train, _ = rc.split.holdout(ds, test_size=0.3, random_state=0)
+    rec = rc.Recommender("biased_dot", random_state=0, verbose=0, epochs=4, embedding_dim=4,
+                         monitor="val_top_n").fit(train)
+    h = rec.history_
+    assert len(h["val_top_n"]) == len(h["loss"]) and all(0 <= v <= 2 for v in h["val_top_n"])
+    np.testing.assert_allclose(h["val_top_n"], np.add(h["val_recall@10"], h["val_ndcg@10"]))
+    with pytest.raises(ValueError, match=r"monitor must be one of \['val_loss', 'val_top_n'\], got 'recall'"):
+        rc.Recommender("biased_dot", monitor="recall").fit(train)
+
+
+def test_the_list_monitor_scores_the_models_current_lists():
+    ds = _toy()
+    train, _ = rc.split.holdout(ds, test_size=0.3, random_state=0)
+    rec = rc.Recommender("popularity", random_state=0, verbose=0, epochs=1).fit(train)
+    m = rec.model_
+    r = train.ratings
+    u, i = rec.user_index_.index(r["user_id"]), rec.item_index_.index(r["item_id"])
+    half = np.arange(len(u)) % 2 == 0  # fit on half, validate on the other half
+    watch = topn.validation_monitor(m, u[half], i[half], u[~half], i[~half], r["rating"].to_numpy()[~half],
+                                    threshold=4.0, seed=0)
+    got = watch()
+    # the same lists by hand: every item not in the user's fitting half, by the model's ranking key
+    out = rec._scorer.pairs(np.repeat(np.arange(1, m.n_users), m.n_items - 1),
+                            np.tile(np.arange(1, m.n_items), m.n_users - 1))[0]
+    key = np.asarray(m.ranking_key(out)).reshape(m.n_users - 1, m.n_items - 1)
+    seen = {(a, b) for a, b in zip(u[half], i[half])}
+    rel = {}
+    for a, b, y in zip(u[~half], i[~half], r["rating"].to_numpy()[~half]):
+        if y >= 4:
+            rel.setdefault(a, set()).add(b)
+    recalls = []
+    for a, items in rel.items():
+        order = [b + 1 for b in np.argsort(-key[a - 1], kind="stable") if (a, b + 1) not in seen][:10]
+        recalls.append(len(set(order) & items) / min(len(items), 10))
+    assert got["val_recall@10"] == pytest.approx(np.mean(recalls), abs=0.02)
+    assert got["val_top_n"] == pytest.approx(got["val_recall@10"] + got["val_ndcg@10"])

@@ -220,8 +220,8 @@ class Recommender:
             vu, vi = user_index.index(vr["user_id"]), item_index.index(vr["item_id"])
             ok = (vu > 0) & (vi > 0)
             if ok.any():
-                val_data = ({"user": vu[ok], "item": vi[ok]},
-                            model.targets(vr["rating"].to_numpy(dtype="float64")[ok]))
+                val_ratings = vr["rating"].to_numpy(dtype="float64")[ok]
+                val_data = ({"user": vu[ok], "item": vi[ok]}, model.targets(val_ratings))
             elif validation_given:
                 raise DataError(f"validation: none of its {len(vr)} ratings is of a user and an item in train, so it "
                                 "cannot validate the model")
@@ -232,10 +232,17 @@ class Recommender:
 
         from .engine import train as train_model
 
+        monitor = None
+        if tcfg.monitor == "val_top_n" and val_data is not None:
+            liked = scale.minimum + 0.75 * (scale.maximum - scale.minimum)  # 4 on 1..5, as evaluate's threshold
+            monitor = topn.validation_monitor(
+                model, u, i, val_data[0]["user"], val_data[0]["item"], val_ratings, threshold=liked,
+                seed=self.random_state, distribution=self.distribution)
         start = time.perf_counter()
         history = train_model(model, x, model.targets(y), val_data, tcfg, seed=self.random_state,
                               verbose=self._verbose(), checkpoint_dir=checkpoint_dir,
-                              fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution)
+                              fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution,
+                              extra_validation=monitor)
         seconds = time.perf_counter() - start
         self._set_state(FittedState(
             model_name=self.model, params=dict(self.params), random_state=self.random_state, model_config=mcfg,

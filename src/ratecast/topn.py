@@ -16,7 +16,10 @@ popularity bias are measured over the lists of every evaluated user. Everything 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+import scipy.sparse as sp
 
 KS = (5, 10, 20)
 LONG_TAIL = 10
@@ -80,3 +83,37 @@ def list_metrics(lists: np.ndarray, rel_rows: np.ndarray, rel_items: np.ndarray,
         out[f"mean_popularity@{k}"] = float(pop.mean()) if len(pop) else None
         out[f"long_tail_share@{k}"] = float((pop < long_tail).mean()) if len(pop) else None
     return out
+
+
+def validation_monitor(model, fit_users: np.ndarray, fit_items: np.ndarray, val_users: np.ndarray,
+                       val_items: np.ndarray, val_ratings: np.ndarray, *, threshold: float, k: int = 10,
+                       max_users: int = 2000, seed: int | None = 0, distribution=None
+                       ) -> Callable[[], dict[str, float]]:
+    """A function that scores ``model``'s current lists on validation data: for (up to ``max_users``, a seeded
+    sample of) the validation users with a relevant rating (>= ``threshold``), every item not in their fitting
+    ratings is ranked. It returns ``val_recall@k``, ``val_ndcg@k`` and their sum ``val_top_n`` (what early stopping
+    watches with ``monitor="val_top_n"``). Index arrays use the model's indices (0 = unknown)."""
+    from .ranking import Scorer
+
+    relevant = (np.asarray(val_ratings) >= threshold) & (np.asarray(val_items) > 0)
+    users = np.unique(np.asarray(val_users)[relevant])
+    if len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    row_of = np.full(model.n_users, -1)
+    row_of[users] = np.arange(len(users))
+    rows = row_of[np.asarray(val_users)[relevant]]
+    keep = rows >= 0
+    rel_rows, rel_items = rows[keep], np.asarray(val_items)[relevant][keep] - 1
+    seen = sp.csr_matrix((np.ones(len(fit_users), bool), (fit_users, fit_items)),
+                         shape=(model.n_users, model.n_items))
+    allowed = ~seen[users][:, 1:].toarray()
+    popularity = np.bincount(fit_items, minlength=model.n_items)[1:]
+    scorer = Scorer(model, distribution)
+
+    def evaluate() -> dict[str, float]:
+        lists, _ = scorer.top_k(users.astype("int32"), allowed, k)
+        m = list_metrics(lists, rel_rows, rel_items, popularity, ks=(k,))
+        recall, ndcg = m[f"recall@{k}"] or 0.0, m[f"ndcg@{k}"] or 0.0
+        return {f"val_recall@{k}": recall, f"val_ndcg@{k}": ndcg, "val_top_n": recall + ndcg}
+
+    return evaluate

@@ -29,16 +29,17 @@ class Progress:
     best_epoch: int = 0
     wait: int = 0
 
-    def record(self, epoch: int, logs: dict[str, float], watch: bool) -> bool:
-        """Add epoch ``epoch``'s (0-based) logs. With ``watch`` (early stopping on), track the best validation
-        loss; True when this epoch is the new best."""
+    def record(self, epoch: int, logs: dict[str, float], watch: bool, monitor: str = "val_loss") -> bool:
+        """Add epoch ``epoch``'s (0-based) logs. With ``watch`` (early stopping on), track the best value of
+        ``monitor`` (a loss is best low, anything else high); True when this epoch is the new best."""
         for k, v in logs.items():
             self.history.setdefault(k, []).append(v)
         self.epoch = epoch + 1
         if not watch:
             return False
-        if self.best_loss is None or logs["val_loss"] < self.best_loss:
-            self.best_loss, self.best_epoch, self.wait = logs["val_loss"], epoch + 1, 0
+        score = logs[monitor] if monitor == "val_loss" else -logs[monitor]  # kept as lower-is-better
+        if self.best_loss is None or score < self.best_loss:
+            self.best_loss, self.best_epoch, self.wait = score, epoch + 1, 0
             return True
         self.wait += 1
         return False

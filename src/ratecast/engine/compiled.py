@@ -367,7 +367,7 @@ def learning_rate(cfg: TrainingConfig, epoch: int) -> float:
 
 def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validation: tuple[dict, np.ndarray] | None,
           cfg: TrainingConfig, *, seed: int | None, verbose: bool = False, checkpoint_dir: str | Path | None = None,
-          fingerprint: str = "", distribution=None) -> dict[str, list[float]]:
+          fingerprint: str = "", distribution=None, extra_validation=None) -> dict[str, list[float]]:
     """Fit ``model`` in place with the compiled engine; same contract as :func:`ratecast.engine.loop.train`.
     With a ``keras.distribution`` distribution, the training state and each batch are laid out over its mesh."""
     from .loop import check_loss
@@ -400,7 +400,10 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
                 val = trainer.evaluate(state, validation[0], validation[1])
                 logs.update({f"val_{k}": v for k, v in val.items()})
                 check_loss(epoch, {"val_loss": logs["val_loss"]}, {}, cfg)
-            if progress_state.record(epoch, logs, watch):
+                if extra_validation is not None:
+                    trainer.write_back(state)  # the model's variables hold this epoch's weights
+                    logs.update(extra_validation())
+            if progress_state.record(epoch, logs, watch, cfg.monitor):
                 best = trainer.state_arrays(state)[0]
             bar.end_epoch(logs, time.perf_counter() - start)
             if checkpoint_dir is not None:

@@ -69,8 +69,11 @@ def engine_for(cfg: TrainingConfig) -> str:
 
 def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validation: tuple[dict, np.ndarray] | None,
           cfg: TrainingConfig, *, seed: int | None, verbose: bool = False, checkpoint_dir: str | Path | None = None,
-          fingerprint: str = "", distribution=None) -> dict[str, list[float]]:
+          fingerprint: str = "", distribution=None, extra_validation=None) -> dict[str, list[float]]:
     """Fit ``model`` in place and return the per-epoch history (``loss``, metrics, ``val_*``).
+
+    ``extra_validation`` (no arguments, returns ``{"val_...": value}``) is called after each epoch's validation
+    with the model holding that epoch's weights; its values join the history (and may be the ``monitor``).
 
     The engine comes from :func:`engine_for`; a ``distribution`` (``ratecast.distribution``) needs the compiled
     engine; both keep the weights of the best validation epoch when early
@@ -82,18 +85,18 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
 
         return train_compiled(model, x, y, validation, cfg, seed=seed, verbose=verbose,
                               checkpoint_dir=checkpoint_dir, fingerprint=f"{fingerprint}:jax",
-                              distribution=distribution)
+                              distribution=distribution, extra_validation=extra_validation)
     if distribution is not None:
         raise ValueError(f"a distribution needs engine 'jax' (the JAX backend and optimizer adam, adagrad or sgd); "
                          f"this fit uses engine {engine!r}")
     return train_keras(model, x, y, validation, cfg, seed=seed, verbose=verbose, checkpoint_dir=checkpoint_dir,
-                       fingerprint=fingerprint)
+                       fingerprint=fingerprint, extra_validation=extra_validation)
 
 
 def train_keras(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray,
                 validation: tuple[dict, np.ndarray] | None, cfg: TrainingConfig, *, seed: int | None,
                 verbose: bool = False, checkpoint_dir: str | Path | None = None,
-                fingerprint: str = "") -> dict[str, list[float]]:
+                fingerprint: str = "", extra_validation=None) -> dict[str, list[float]]:
     """Fit ``model`` in place with Keras ``fit``, one epoch per call, and return the per-epoch history.
 
     The model keeps the weights of the best validation epoch when early stopping is on. With ``checkpoint_dir``,
@@ -129,7 +132,9 @@ def train_keras(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray,
         logs = {k: float(v[-1]) for k, v in hist.history.items()}
         logs.setdefault("loss", float("nan"))
         check_loss(epoch, logs, progress.history, cfg)
-        if progress.record(epoch, logs, watch):
+        if extra_validation is not None and validation is not None:
+            logs.update(extra_validation())
+        if progress.record(epoch, logs, watch, cfg.monitor):
             best = [np.array(v) for v in model.get_weights()]
         bar.end_epoch(logs, time.perf_counter() - start)
         if checkpoint_dir is not None:

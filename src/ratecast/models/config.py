@@ -116,6 +116,9 @@ class TrainingConfig:
     # lab's exact training, every backend and optimizer); "auto": jax where it applies
     engine: Literal["auto", "jax", "keras"] = "auto"
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: from learning_rate down to a tenth of it
+    # what early stopping watches: the validation loss, or "val_top_n" (recall@10 + NDCG@10 of whole-catalogue
+    # lists for the validation users; for models whose lists matter more than their loss)
+    monitor: Literal["val_loss", "val_top_n"] = "val_loss"
 
     def __post_init__(self) -> None:
         positive_int("epochs", self.epochs, maximum=100_000)

@@ -44,7 +44,8 @@ class ImplicitConfig(ModelConfig):
 
     name: ClassVar[str] = "implicit"
     losses: ClassVar[tuple[str, ...]] = ("mse",)
-    training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 3e-3, "batch_size": 1024, "epochs": 30}
+    training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 3e-3, "batch_size": 1024, "epochs": 30,
+                                "monitor": "val_top_n"}
     embedding_dim: int = 64
     loss: Loss = "mse"
     l2: float = 0.02  # on the rows a batch looks up
