@@ -926,7 +926,9 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
         return _print_json({"out": str(out_dir), "runs": [{**r, "path": str(out_dir / n), "report": rep}
                                                           for r, n, rep in zip(rows, names, reports)],
                             "table": str(out_dir / "results.csv")})
-    shown = table.drop(columns=["run", "data", "split", "seed"]).assign(
+    # the printed table fits 80 columns; results.csv and --json have every column
+    shown = table.drop(columns=["run", "data", "split", "seed", "epochs", "distinct_items@10",
+                                "long_tail_share@10"]).assign(
         mae_ci95=[_ci(c, 3) for c in table["mae_ci95"]], fit_s=[_num(v, 1) for v in table["fit_s"]])
     _print_frame(shown, "Test results (lab split)", digits=4)
     out.print(f"reports: {', '.join(reports)}", highlight=False)
