@@ -58,7 +58,7 @@ class ImplicitConfig(ModelConfig):
     rating_weight: float = 0.25  # in the ranking key: the predicted rating's distance from the liked level
     item_item_weight: float = 0.25  # share of the item-item head in the ranking key (0: off)
     item_item_lambda: float = 10.0  # its ridge penalty, in training ratings per item
-    item_item_max_items: int = 8000  # larger catalogues go without the item-item head (it holds items^2 floats)
+    item_item_max_items: int = 12000  # larger catalogues go without the item-item head (it holds items^2 floats)
 
     def validate(self) -> None:
         super().validate()
