@@ -112,7 +112,7 @@ def ratecast_metrics(name: str, train: rc.Dataset, test: rc.Dataset) -> dict:
 GRIDS = {"implicit": [
     [{"embedding_dim": d, "l2": l2, "interaction_weight": w} for d in (64, 128) for l2 in (1e-5, 0.02)
      for w in (1.0, 3.0)],  # training
-    [{"item_item_weight": a, "rating_weight": b} for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25)],  # the list blend
+    [{"item_item_weight": a, "rating_weight": b} for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25, 0.5)],  # lists
 ]}
 
 
