@@ -136,10 +136,7 @@ class Scorer:
         n_items = self.model.n_items - 1
         kk = min(_bucket(k), n_items)
         variables = self._variables("all")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                       or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        batch = batch_size or self.user_batch()
+        batch = batch_size or self.user_batch()  # checked by the caller (Recommender._top_positions)
         pos_parts, rating_parts = [], []
         for start in range(0, len(users), batch):
             uu, aa = users[start:start + batch], allowed[start:start + batch]

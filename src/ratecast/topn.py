@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import scipy.sparse as sp
 
 KS = (5, 10, 20)
 LONG_TAIL = 10
@@ -94,6 +93,7 @@ def validation_monitor(model, fit_users: np.ndarray, fit_items: np.ndarray, val_
     ratings is ranked. It returns ``val_recall@k``, ``val_ndcg@k`` and their sum ``val_top_n`` (what early stopping
     watches with ``monitor="val_top_n"``). Index arrays use the model's indices (0 = unknown)."""
     from .ranking import Scorer
+    from .state import seen_matrix
 
     relevant = (np.asarray(val_ratings) >= threshold) & (np.asarray(val_items) > 0)
     users = np.unique(np.asarray(val_users)[relevant])
@@ -104,9 +104,7 @@ def validation_monitor(model, fit_users: np.ndarray, fit_items: np.ndarray, val_
     rows = row_of[np.asarray(val_users)[relevant]]
     keep = rows >= 0
     rel_rows, rel_items = rows[keep], np.asarray(val_items)[relevant][keep] - 1
-    seen = sp.csr_matrix((np.ones(len(fit_users), bool), (fit_users, fit_items)),
-                         shape=(model.n_users, model.n_items))
-    allowed = ~seen[users][:, 1:].toarray()
+    allowed = ~seen_matrix(fit_users, fit_items, model.n_users, model.n_items)[users][:, 1:].toarray()
     popularity = np.bincount(fit_items, minlength=model.n_items)[1:]
     scorer = Scorer(model, distribution)
 

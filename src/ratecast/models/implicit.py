@@ -115,10 +115,13 @@ def item_item_weights(sets: np.ndarray, weights: np.ndarray, n_items: int, lam: 
     B[0, :] = B[:, 0] = 0.0
     stats = np.zeros((len(sets), 2), "float32")
     for start in range(0, len(sets), chunk):
-        S = np.asarray(W[start:start + chunk] @ B)[:, 1:]
-        stats[start:start + chunk, 0] = S.mean(axis=1)
-        stats[start:start + chunk, 1] = S.std(axis=1)
+        stats[start:start + chunk] = _score_stats(np.asarray(W[start:start + chunk] @ B))
     return B.astype("float32"), stats
+
+
+def _score_stats(scores: np.ndarray) -> np.ndarray:
+    """Per row of item-item scores (column 0, the unknown item, left out): (mean, standard deviation)."""
+    return np.stack([scores[:, 1:].mean(axis=1), scores[:, 1:].std(axis=1)], axis=1)
 
 
 def _standardise(x, mean, std):
@@ -187,9 +190,8 @@ class ImplicitModel(RatingModel):
             clone.item_sets.assign(np.concatenate([np.asarray(self.item_sets), row]))
             clone.set_weights_table.assign(np.concatenate([np.asarray(self.set_weights_table), value]))
             if self.uses_item_item:
-                scores = value[0] @ np.asarray(self.item_item)[row[0]]
-                stats = np.asarray(self.item_item_stats).copy()
-                clone.item_item_stats.assign(np.concatenate([stats, [[scores[1:].mean(), scores[1:].std()]]]))
+                scores = value[:1] @ np.asarray(self.item_item)[row[0]]
+                clone.item_item_stats.assign(np.concatenate([np.asarray(self.item_item_stats), _score_stats(scores)]))
         return clone
 
     @property
