@@ -15,7 +15,7 @@ from collections.abc import Hashable
 from functools import cached_property
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -154,12 +154,16 @@ class Recommender:
 
     # --- fitting ------------------------------------------------------------------------------------------------
     def fit(self, train: Dataset, validation: Dataset | None = None, validation_split: float | None = None, *,
-            checkpoint_dir: str | os.PathLike | None = None) -> "Recommender":
+            checkpoint_dir: str | os.PathLike | None = None,
+            on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> "Recommender":
         """Fit on ``train`` and return self.
 
         Validation (early stopping, the validation curve) is ``validation`` if given, else a random
         ``validation_split`` fraction of ``train`` (default from the training config). With ``checkpoint_dir`` a
         checkpoint is written there after every epoch, and a fit with the same options and data resumes from it.
+        ``on_epoch(epoch, logs)`` is called after every epoch (0-based) with its logs, which then also hold the
+        validation RMSE and MAE of the predicted ratings (``val_rating_rmse``, ``val_rating_mae``) and, for models
+        that watch their lists, ``val_recall@10`` and ``val_ndcg@10``; an exception it raises stops the fit.
         An interrupted or failed fit leaves the estimator as it was before the call.
         """
         _check_dataset("train", train)
@@ -232,17 +236,23 @@ class Recommender:
 
         from .engine import train as train_model
 
-        monitor = None
+        monitors = []
         if tcfg.monitor == "val_top_n" and val_data is not None:
             liked = scale.minimum + 0.75 * (scale.maximum - scale.minimum)  # 4 on 1..5, as evaluate's threshold
-            monitor = topn.validation_monitor(
+            monitors.append(topn.validation_monitor(
                 model, u, i, val_data[0]["user"], val_data[0]["item"], val_ratings, threshold=liked,
-                seed=self.random_state, distribution=self.distribution)
+                seed=self.random_state, distribution=self.distribution))
+        if on_epoch is not None and val_data is not None:
+            from .monitors import rating_monitor
+
+            monitors.append(rating_monitor(model, val_data[0]["user"], val_data[0]["item"], val_ratings,
+                                           distribution=self.distribution))
+        monitor = (lambda: {k: v for m in monitors for k, v in m().items()}) if monitors else None
         start = time.perf_counter()
         history = train_model(model, x, model.targets(y), val_data, tcfg, seed=self.random_state,
                               verbose=self._verbose(), checkpoint_dir=checkpoint_dir,
                               fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution,
-                              extra_validation=monitor)
+                              extra_validation=monitor, on_epoch=on_epoch)
         seconds = time.perf_counter() - start
         self._set_state(FittedState(
             model_name=self.model, params=dict(self.params), random_state=self.random_state, model_config=mcfg,

@@ -367,7 +367,8 @@ def learning_rate(cfg: TrainingConfig, epoch: int) -> float:
 
 def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validation: tuple[dict, np.ndarray] | None,
           cfg: TrainingConfig, *, seed: int | None, verbose: bool = False, checkpoint_dir: str | Path | None = None,
-          fingerprint: str = "", distribution=None, extra_validation=None) -> dict[str, list[float]]:
+          fingerprint: str = "", distribution=None, extra_validation=None, on_epoch=None
+          ) -> dict[str, list[float]]:
     """Fit ``model`` in place with the compiled engine; same contract as :func:`ratecast.engine.loop.train`.
     With a ``keras.distribution`` distribution, the training state and each batch are laid out over its mesh."""
     from .loop import check_loss
@@ -409,6 +410,8 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
             if checkpoint_dir is not None:
                 weights, opt = trainer.state_arrays(state)
                 ckpt.save(checkpoint_dir, progress_state, weights, opt, best)
+            if on_epoch is not None:
+                on_epoch(epoch, dict(logs))
     finally:
         bar.close()
     trainer.write_back(state)

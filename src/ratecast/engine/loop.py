@@ -69,11 +69,13 @@ def engine_for(cfg: TrainingConfig) -> str:
 
 def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validation: tuple[dict, np.ndarray] | None,
           cfg: TrainingConfig, *, seed: int | None, verbose: bool = False, checkpoint_dir: str | Path | None = None,
-          fingerprint: str = "", distribution=None, extra_validation=None) -> dict[str, list[float]]:
+          fingerprint: str = "", distribution=None, extra_validation=None, on_epoch=None) -> dict[str, list[float]]:
     """Fit ``model`` in place and return the per-epoch history (``loss``, metrics, ``val_*``).
 
     ``extra_validation`` (no arguments, returns ``{"val_...": value}``) is called after each epoch's validation
     with the model holding that epoch's weights; its values join the history (and may be the ``monitor``).
+    ``on_epoch(epoch, logs)`` is called at the end of every epoch (0-based) with its logs; an exception it raises
+    stops the fit (e.g. a search pruning a poor trial).
 
     The engine comes from :func:`engine_for`; a ``distribution`` (``ratecast.distribution``) needs the compiled
     engine; both keep the weights of the best validation epoch when early
@@ -85,18 +87,18 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
 
         return train_compiled(model, x, y, validation, cfg, seed=seed, verbose=verbose,
                               checkpoint_dir=checkpoint_dir, fingerprint=f"{fingerprint}:jax",
-                              distribution=distribution, extra_validation=extra_validation)
+                              distribution=distribution, extra_validation=extra_validation, on_epoch=on_epoch)
     if distribution is not None:
         raise ValueError(f"a distribution needs engine 'jax' (the JAX backend and optimizer adam, adagrad or sgd); "
                          f"this fit uses engine {engine!r}")
     return train_keras(model, x, y, validation, cfg, seed=seed, verbose=verbose, checkpoint_dir=checkpoint_dir,
-                       fingerprint=fingerprint, extra_validation=extra_validation)
+                       fingerprint=fingerprint, extra_validation=extra_validation, on_epoch=on_epoch)
 
 
 def train_keras(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray,
                 validation: tuple[dict, np.ndarray] | None, cfg: TrainingConfig, *, seed: int | None,
                 verbose: bool = False, checkpoint_dir: str | Path | None = None,
-                fingerprint: str = "", extra_validation=None) -> dict[str, list[float]]:
+                fingerprint: str = "", extra_validation=None, on_epoch=None) -> dict[str, list[float]]:
     """Fit ``model`` in place with Keras ``fit``, one epoch per call, and return the per-epoch history.
 
     The model keeps the weights of the best validation epoch when early stopping is on. With ``checkpoint_dir``,
@@ -140,6 +142,8 @@ def train_keras(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray,
         if checkpoint_dir is not None:
             ckpt.save(checkpoint_dir, progress, [np.asarray(v) for v in model.variables],
                       [np.asarray(v) for v in model.optimizer.variables], best)
+        if on_epoch is not None:
+            on_epoch(epoch, dict(logs))
     if watch and best is not None:
         model.set_weights(best)
     return progress.history

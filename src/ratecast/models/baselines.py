@@ -17,6 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..search_space import Float
 from .base import RatingModel, register
 from .config import Loss, ModelConfig
 
@@ -30,6 +31,7 @@ class BaselineConfig(ModelConfig):
     embedding_dim: int = 1  # the bias tables are the model's one-wide user and item tables
     loss: Loss = "mse"
     l2: float = 0.05  # per example and row, as in biased_dot: the damping of the biases
+    search_space: ClassVar[dict] = {"l2": Float(1e-3, 1.0, log=True), "learning_rate": Float(2e-3, 5e-2, log=True)}
 
     def validate(self) -> None:
         super().validate()
@@ -43,6 +45,8 @@ class PopularityConfig(BaselineConfig):
     """Lists by training popularity; ratings from damped biases."""
 
     name: ClassVar[str] = "popularity"
+    # its lists are popularity itself; its ratings are the baseline's (tune "baseline" for those)
+    tune_metrics: ClassVar[tuple[str, ...]] = ("top_n",)
 
 
 @register("baseline", BaselineConfig)

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..search_space import Choice, Float, Int
 from .base import register
 from .config import Loss
 from .tower import TowerConfig, TowerModel
@@ -22,6 +23,11 @@ class ClassificationConfig(TowerConfig):
     name: ClassVar[str] = "classification"
     training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 1e-2, "batch_size": 1024, "epochs": 40}
     losses: ClassVar[tuple[str, ...]] = ("crossentropy",)
+    search_space: ClassVar[dict] = {
+        "embedding_dim": Int(8, 128, log=True), "hidden": Choice(((64,), (128,), (128, 64))),
+        "dropout": Float(0.0, 0.7), "l2": Float(1e-7, 1e-3, log=True),
+        "prediction": Choice(("median", "expected")), "learning_rate": Float(1e-3, 3e-2, log=True),
+        "batch_size": Choice((512, 1024, 2048))}
     embedding_dim: int = 16
     loss: Loss = "crossentropy"
     # median of the predicted distribution minimises expected absolute error (chosen on validation MAE);

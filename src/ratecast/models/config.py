@@ -68,6 +68,11 @@ class ModelConfig:
     training: ClassVar[dict[str, Any]] = {}
     #: model options of the ``lab`` preset where they differ from the defaults
     lab: ClassVar[dict[str, Any]] = {}
+    #: what hyperparameter search explores (``ratecast.search_space``): ranges, log scales and choices over the
+    #: model's and its training options; every registered model declares one
+    search_space: ClassVar[dict[str, Any]] = {}
+    #: which metrics a search may select this model on: "rating" (rmse, mae) and "top_n" (recall@k, ndcg@k)
+    tune_metrics: ClassVar[tuple[str, ...]] = ("rating", "top_n")
     embedding_dim: int = 64
     l2: float = 0.0  # L2 penalty on the embeddings looked up in a batch
     loss: Loss = "mae"

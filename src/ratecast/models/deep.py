@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..search_space import Choice, Float, Int
 from .base import register
 from .tower import TowerConfig, TowerModel
 
@@ -15,6 +16,10 @@ class DeepConfig(TowerConfig):
 
     name: ClassVar[str] = "deep"
     training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 3e-3, "batch_size": 1024, "epochs": 40}
+    search_space: ClassVar[dict] = {
+        "embedding_dim": Int(8, 128, log=True), "hidden": Choice(((64,), (128,), (128, 64), (256, 128))),
+        "dropout": Float(0.0, 0.7), "l2": Float(1e-7, 1e-3, log=True), "loss": Choice(("mae", "mse", "huber")),
+        "learning_rate": Float(3e-4, 1e-2, log=True), "batch_size": Choice((256, 512, 1024, 2048))}
 
 
 @register("deep", DeepConfig)

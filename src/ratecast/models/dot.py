@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from keras import ops
 
+from ..search_space import Choice, Float, Int
 from .base import RatingModel, register
 from .config import Loss, ModelConfig
 from .layers import embedding
@@ -19,6 +20,10 @@ class DotConfig(ModelConfig):
     name: ClassVar[str] = "dot"
     # chosen on a validation split carved from ML-100k's lab training set (benchmarks/accuracy.py --tune)
     training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 1024, "epochs": 40}
+    search_space: ClassVar[dict] = {
+        "embedding_dim": Int(8, 256, log=True), "l2": Float(1e-7, 1e-2, log=True),
+        "learning_rate": Float(3e-4, 1e-2, log=True), "batch_size": Choice((256, 512, 1024, 2048)),
+        "use_global_mean": Choice((False, True))}
     use_global_mean: bool = False  # add the training mean (off: the lab's pure dot product validated better)
 
     def validate(self) -> None:
@@ -34,6 +39,9 @@ class BiasedDotConfig(ModelConfig):
     name: ClassVar[str] = "biased_dot"
     training: ClassVar[dict] = {"optimizer": "sgd", "learning_rate": 0.01, "batch_size": 1024, "epochs": 40}
     lab: ClassVar[dict] = {"l2": 1e-4}
+    search_space: ClassVar[dict] = {
+        "embedding_dim": Int(8, 256, log=True), "l2": Float(3e-3, 0.3, log=True),
+        "learning_rate": Float(3e-3, 3e-2, log=True), "batch_size": Choice((256, 512, 1024))}
     loss: Loss = "mse"
     l2: float = 0.05  # per example and row: each occurrence of a row in a batch adds l2 * |row|^2
 

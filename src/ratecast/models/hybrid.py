@@ -10,6 +10,7 @@ from typing import ClassVar
 import keras
 from keras import ops
 
+from ..search_space import Choice, Float, Int
 from .base import register
 from .config import as_tuple, fraction
 from .tower import TowerConfig, TowerModel
@@ -24,6 +25,11 @@ class HybridConfig(TowerConfig):
 
     name: ClassVar[str] = "hybrid"
     training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 1024, "epochs": 40}
+    search_space: ClassVar[dict] = {
+        "embedding_dim": Int(8, 128, log=True), "hidden": Choice(((64,), (64, 64), (128, 64), (256, 128))),
+        "dropout": Float(0.0, 0.7), "hidden_dropout": Float(0.0, 0.5), "l2": Float(1e-7, 1e-3, log=True),
+        "loss": Choice(("mae", "mse", "huber")), "cold_start_rate": Float(0.0, 0.2),
+        "learning_rate": Float(3e-4, 1e-2, log=True), "batch_size": Choice((256, 512, 1024, 2048))}
     hidden: tuple[int, ...] = (64, 64)
     dropout: float = 0.3
     hidden_dropout: float = 0.3

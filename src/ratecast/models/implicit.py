@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from keras import ops
 
+from ..search_space import Float, Int
 from .base import RatingModel, register
 from .config import Loss, ModelConfig, fraction, non_negative, positive_int
 from .layers import embedding
@@ -46,6 +47,11 @@ class ImplicitConfig(ModelConfig):
     losses: ClassVar[tuple[str, ...]] = ("mse",)
     training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 3e-3, "batch_size": 1024, "epochs": 30,
                                 "monitor": "val_top_n"}
+    search_space: ClassVar[dict] = {
+        "embedding_dim": Int(32, 128, log=True), "l2": Float(3e-3, 0.1, log=True),
+        "factor_l2": Float(1e-6, 1e-3, log=True), "set_dropout": Float(0.2, 0.8),
+        "interaction_weight": Float(0.5, 10.0, log=True), "rating_weight": Float(0.0, 0.5),
+        "item_item_weight": Float(0.0, 0.5), "learning_rate": Float(1e-3, 1e-2, log=True)}
     embedding_dim: int = 64
     loss: Loss = "mse"
     l2: float = 0.02  # on the rows a batch looks up
