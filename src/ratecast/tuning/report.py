@@ -40,8 +40,13 @@ def _figures(study) -> list[tuple[str, Any]]:
     return out
 
 
+def _text(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _pairs(d: dict) -> pd.DataFrame:
-    return pd.DataFrame({"": list(d), "value": [v if not isinstance(v, (list, dict)) else str(v) for v in d.values()]})
+    """Two text columns (name, value): numbers keep their own form (64, not 64.000000)."""
+    return pd.DataFrame({"": list(d), "value": [_text(v) for v in d.values()]})
 
 
 def write_report(study, summary: dict, path: str | os.PathLike) -> Path:
