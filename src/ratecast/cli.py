@@ -1,4 +1,4 @@
-"""The ``ratecast`` command line: data, train, tune, evaluate, recommend, similar, map, compare, report, demo.
+"""The ``ratecast`` command line: data, train, tune, serve, evaluate, recommend, similar, map, compare, report, demo.
 
 Exit codes: 0 success; 1 bad input data or option value (also: output exists, output locked, corrupted run, training
 diverged); 2 usage error (unknown option, missing argument); 3 unknown user or item id; 4 missing run directory or
@@ -36,6 +36,7 @@ from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 from typer.core import TyperCommand, TyperGroup  # noqa: E402
 
+from .datasets.dataset import id_from_text as _coerce_id  # noqa: E402
 from .errors import argument_names  # noqa: E402
 
 EXIT_DATA, EXIT_USAGE, EXIT_UNKNOWN_ID, EXIT_MISSING, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
@@ -223,36 +224,6 @@ def _print_frame(df, title: str | None = None, digits: int = 3, wrap: tuple[str,
         table.add_row(*[v if isinstance(v, str) else _num(v, digits) if isinstance(v, float) else str(v)
                         for v in row])
     out.print(table)
-
-
-def _coerce_id(index, value: str):
-    """The model's id that a command-line id (text) stands for, found as it was stored: the text itself, else the
-    integer written that way (``7``, ``-3``, ``99999999999999999999999``; not ``007`` or ``+7``) among integer ids,
-    else the number among number ids (``2.5``). An id known in none of these forms is returned as text (unknown)."""
-    from numbers import Integral
-
-    ids = index.ids
-    kinds = {ids.dtype.kind} if ids.dtype.kind != "O" else {
-        "i" if isinstance(v, Integral) and not isinstance(v, bool) else "f" if isinstance(v, float) else "O"
-        for v in ids}
-    candidates: list[Any] = [value]
-    if kinds & {"i", "u"}:
-        try:
-            number = int(value)
-        except ValueError:
-            pass
-        else:
-            if str(number) == value:
-                candidates.append(number)
-    if "f" in kinds:
-        try:
-            candidates.append(float(value))
-        except ValueError:
-            pass
-    for candidate in candidates:
-        if candidate in index:
-            return candidate
-    return value
 
 
 def _finite(option: str, value: float | None) -> None:
@@ -752,6 +723,32 @@ def tune(
               f"{_num(test.get('ndcg@10'))}", highlight=False)
     out.print(f"wrote {out_dir}/best.toml (ratecast train --config {out_dir}/best.toml), trials.csv, report.html",
               highlight=False)
+
+
+@app.command(cls=_Command)
+@handle_errors
+def serve(run_dir: Path = typer.Argument(..., help="Run directory to serve."),
+          host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+          port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
+          workers: int = typer.Option(1, "--workers", min=1, help="Server processes (each loads the model)."),
+          watch: Optional[float] = typer.Option(None, "--watch", metavar="SECONDS", help="Swap in a newly "
+                                                "trained run when the folder changes (checked this often)."),
+          log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level.")) -> None:
+    """Serve a run over HTTP: /v1 API, /docs, /metrics and the explorer page at /."""
+    import uvicorn
+
+    from .runs import load_run
+
+    _finite("--watch", watch)
+    if watch is not None and watch <= 0:
+        raise ValueError(f"--watch must be a number of seconds > 0, got {watch}")
+    load_run(run_dir)  # a missing or corrupted run: one line and its exit code, before any server starts
+    os.environ["RATECAST_SERVE_RUN"] = str(Path(run_dir).resolve())
+    if watch:
+        os.environ["RATECAST_SERVE_WATCH"] = str(watch)
+    err.print(f"serving {run_dir} on http://{host}:{port} (explorer at /, API docs at /docs)", highlight=False)
+    uvicorn.run("ratecast.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, access_log=False)
 
 
 def _lists(metrics: dict) -> str:

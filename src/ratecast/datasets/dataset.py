@@ -257,3 +257,33 @@ class Dataset:
             f"Dataset(name={self.name!r}, ratings={self.n_ratings}, users={self.n_users}, items={self.n_items}, "
             f"scale={self.rating_scale})"
         )
+
+
+def id_from_text(index: "IdIndex", value: str) -> Any:
+    """The model's id that an id written as text (command line, URL) stands for, found as it was stored: the text itself, else the
+    integer written that way (``7``, ``-3``, ``99999999999999999999999``; not ``007`` or ``+7``) among integer ids,
+    else the number among number ids (``2.5``). An id known in none of these forms is returned as text (unknown)."""
+    from numbers import Integral
+
+    ids = index.ids
+    kinds = {ids.dtype.kind} if ids.dtype.kind != "O" else {
+        "i" if isinstance(v, Integral) and not isinstance(v, bool) else "f" if isinstance(v, float) else "O"
+        for v in ids}
+    candidates: list[Any] = [value]
+    if kinds & {"i", "u"}:
+        try:
+            number = int(value)
+        except ValueError:
+            pass
+        else:
+            if str(number) == value:
+                candidates.append(number)
+    if "f" in kinds:
+        try:
+            candidates.append(float(value))
+        except ValueError:
+            pass
+    for candidate in candidates:
+        if candidate in index:
+            return candidate
+    return value

@@ -1,0 +1,314 @@
+"""The HTTP API and the explorer page: ``create_app(run_dir)`` builds a FastAPI app that loads and warms the run
+once at start-up, answers under /v1, exposes /health, /ready and /metrics (Prometheus), and swaps in a newly
+trained run atomically on ``POST /admin/reload`` (with the admin token) or when ``watch`` sees the folder change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Optional
+
+from fastapi import Body, FastAPI, Header, Path as PathParam, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import schemas as S
+from .service import ModelService, NotFound
+
+STATIC = Path(__file__).parent / "static"
+#: requests with a larger body are refused with 413 before they are read
+MAX_BODY_BYTES = 1_000_000
+ADMIN_TOKEN_ENV = "RATECAST_ADMIN_TOKEN"
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split()), "status": status}, status_code=status)
+
+
+class Holder:
+    """The served model; a reload replaces it in one assignment, so each request uses one model throughout."""
+
+    def __init__(self) -> None:
+        self.service: ModelService | None = None
+        self.lock = threading.Lock()
+
+
+class Observe:
+    """ASGI middleware: request counts and latency per endpoint (Prometheus), and 413 for oversized bodies."""
+
+    def __init__(self, app, registry: CollectorRegistry, max_body: int) -> None:
+        self.app, self.max_body = app, max_body
+        self.requests = Counter("ratecast_requests_total", "HTTP requests by endpoint, method and status",
+                                ["endpoint", "method", "status"], registry=registry)
+        self.latency = Histogram("ratecast_request_seconds", "HTTP request latency by endpoint", ["endpoint"],
+                                 registry=registry, buckets=(.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5))
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = [500]
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                response = _error(413, f"request body of {int(value)} bytes is over the limit of {self.max_body}")
+                status[0] = 413
+                await response(scope, receive, send)
+                self._count(scope, status[0], start)
+                return
+
+        async def send_and_see(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_see)
+        finally:
+            self._count(scope, status[0], start)
+
+    def _count(self, scope, status: int, start: float) -> None:
+        route = scope.get("route")
+        endpoint = getattr(route, "path", None) or "unmatched"
+        self.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
+        self.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+
+def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, watch: float | None = None,
+               max_pairs: int = S.MAX_PAIRS) -> FastAPI:
+    """The app serving run folder ``run_dir``. Admin endpoints need ``admin_token`` (default: the
+    ``RATECAST_ADMIN_TOKEN`` environment variable; without one they are off). With ``watch`` (seconds), the folder
+    is checked that often and a newly written run is swapped in."""
+    from ..runs import load_run
+
+    run_dir = Path(run_dir)
+    load_run(run_dir)  # a missing or corrupted run fails here, before a server starts
+    token = (admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV)) or None
+    holder = Holder()
+    registry = CollectorRegistry()
+    model_info = Gauge("ratecast_model_info", "The served model (value 1)", ["version", "model"], registry=registry)
+    reloads = Counter("ratecast_reloads_total", "Models swapped in after start-up", registry=registry)
+
+    def install(service: ModelService) -> str:
+        previous = holder.service.version if holder.service else ""
+        service.warm()
+        holder.service = service  # one assignment: requests in flight keep the model they started with
+        model_info.clear()
+        model_info.labels(service.version, service.model_name).set(1)
+        return previous
+
+    def load(path: Path) -> tuple[ModelService, str]:
+        with holder.lock:  # one reload at a time
+            service = ModelService(path)
+            return service, install(service)
+
+    def manifest_stamp(path: Path):
+        try:
+            st = (path / "MANIFEST.json").stat()
+            return st.st_mtime_ns, st.st_size, st.st_ino
+        except OSError:
+            return None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await run_in_threadpool(load, run_dir)
+        stop = threading.Event()
+        if watch:
+            def watcher() -> None:
+                seen = manifest_stamp(holder.service.run_dir)
+                while not stop.wait(watch):
+                    now = manifest_stamp(holder.service.run_dir)
+                    if now is not None and now != seen:
+                        try:
+                            load(holder.service.run_dir)
+                            reloads.inc()
+                        except Exception:  # a half-written or bad run: keep serving the old one, try again later
+                            continue
+                        seen = now
+
+            threading.Thread(target=watcher, name="ratecast-watch", daemon=True).start()
+        yield
+        stop.set()
+
+    app = FastAPI(title="ratecast", version="1", lifespan=lifespan,
+                  description="Recommendations, similar items and rating predictions from a trained ratecast run. "
+                              "Errors are JSON: {\"error\": ..., \"status\": ...}.")
+    app.add_middleware(Observe, registry=registry, max_body=MAX_BODY_BYTES)
+    app.state.holder = holder
+
+    def service() -> ModelService:
+        svc = holder.service
+        if svc is None:
+            raise NotFound("the model is not loaded yet")
+        return svc
+
+    # --- errors: JSON, one line, never a traceback ------------------------------------------------------------------
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound):
+        return _error(404, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(x) for x in first["loc"] if x != "body") or "request"
+        return JSONResponse({"error": f"{where}: {first['msg']}", "status": 422, "detail": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception):
+        return _error(500, f"internal error ({type(exc).__name__})")
+
+    # --- probes -----------------------------------------------------------------------------------------------------
+    @app.get("/health", response_model=S.Health, tags=["probes"], summary="Liveness: the process answers.")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/ready", response_model=S.Ready, tags=["probes"], summary="Readiness: a model is loaded and warm.",
+             responses={503: {"model": S.Ready}})
+    async def ready():
+        svc = holder.service
+        return JSONResponse({"ready": svc is not None, "version": svc.version if svc else None},
+                            status_code=200 if svc else 503)
+
+    @app.get("/metrics", tags=["probes"], summary="Prometheus metrics: requests and latency per endpoint, model.",
+             response_class=Response)
+    async def metrics():
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    # --- the API ----------------------------------------------------------------------------------------------------
+    @app.get("/v1/users/{user_id}/recommendations", response_model=S.Recommendations, tags=["v1"],
+             summary="Top-k unseen items for a user; an unknown user gets the popular fallback.")
+    async def recommendations(
+            user_id: str = PathParam(description="The user's id as in the training data."),
+            k: int = Query(10, ge=1, le=1000, description="How many items."),
+            exclude_seen: bool = Query(True, description="Leave out the items the user rated in training."),
+            min_ratings: Optional[int] = Query(None, ge=0, description="Only items with at least this many "
+                                                                       "training ratings.")):
+        svc = service()
+        if exclude_seen and min_ratings is None and k <= svc.cache_k:  # precomputed: answered on the event loop
+            return JSONResponse(svc.recommend(user_id, k))
+        return JSONResponse(await run_in_threadpool(svc.recommend, user_id, k, exclude_seen, min_ratings))
+
+    @app.get("/v1/users/{user_id}/history", response_model=S.History, tags=["v1"],
+             summary="The user's own training ratings, best first.", responses={404: {"model": S.ErrorBody}})
+    async def history(user_id: str, k: int = Query(10, ge=1, le=1000)):
+        return JSONResponse(await run_in_threadpool(service().history, user_id, k))
+
+    @app.get("/v1/items/{item_id}/similar", response_model=S.SimilarItems, tags=["v1"],
+             summary="The k items with the most similar vectors.", responses={404: {"model": S.ErrorBody}})
+    async def similar(item_id: str, k: int = Query(10, ge=1, le=1000),
+                      min_ratings: Optional[int] = Query(None, ge=0)):
+        return JSONResponse(await run_in_threadpool(service().similar, item_id, k, min_ratings))
+
+    @app.get("/v1/items/search", tags=["v1"], summary="Items whose title contains the text, most rated first.")
+    async def search(q: str = Query(..., min_length=1, max_length=200), limit: int = Query(20, ge=1, le=200)):
+        return JSONResponse(service().search(q, limit))
+
+    @app.post("/v1/predict", response_model=S.Predictions, tags=["v1"],
+              summary=f"Predicted ratings for (user, item) pairs (at most {max_pairs}).",
+              responses={413: {"model": S.ErrorBody}})
+    async def predict(body: S.PredictRequest):
+        if len(body.pairs) > max_pairs:
+            return _error(413, f"pairs: {len(body.pairs)} pairs is over the limit of {max_pairs}")
+        return JSONResponse(await run_in_threadpool(service().predict, body.pairs))
+
+    @app.post("/v1/users", response_model=S.NewUserRecommendations, tags=["v1"],
+              summary="Recommendations for a new user from ratings (fold-in on a copy) and/or demographics.",
+              responses={413: {"model": S.ErrorBody}})
+    async def new_user(body: S.NewUserRequest):
+        if body.ratings and len(body.ratings) > S.MAX_NEW_USER_RATINGS:
+            return _error(413, f"ratings: {len(body.ratings)} ratings is over the limit of "
+                               f"{S.MAX_NEW_USER_RATINGS}")
+        try:
+            answer = await run_in_threadpool(service().new_user, body.demographics, body.ratings, body.k)
+        except ValueError as exc:  # e.g. a rating off the scale
+            return _error(422, str(exc))
+        return JSONResponse(answer)
+
+    @app.get("/v1/model", tags=["v1"], summary="The served run: protocol, config, test metrics, sha256.")
+    async def model():
+        return JSONResponse(json.loads(json.dumps(service().info(), default=str)))
+
+    map_lock = asyncio.Lock()
+
+    @app.get("/v1/map", tags=["v1"], summary="The item embedding map (plotly figure JSON, as in the report).")
+    async def item_map():
+        svc = service()
+        async with map_lock:
+            figure = getattr(svc, "_map_json", None)
+            if figure is None:
+                figure = await run_in_threadpool(_map_json, svc)
+                svc._map_json = figure
+        return Response(figure, media_type="application/json")
+
+    # --- admin ------------------------------------------------------------------------------------------------------
+    @app.post("/admin/reload", response_model=S.Reloaded, tags=["admin"],
+              summary="Swap in the run folder (again, or another one) without dropping a request.",
+              responses={401: {"model": S.ErrorBody}, 403: {"model": S.ErrorBody}})
+    async def reload(body: Optional[S.ReloadRequest] = Body(None),
+                     authorization: Optional[str] = Header(None, description="Bearer ADMIN_TOKEN")):
+        if token is None:
+            return _error(403, f"admin endpoints are off: start the server with {ADMIN_TOKEN_ENV} set")
+        if not authorization:
+            return _error(401, "admin endpoints need the header 'Authorization: Bearer <token>'")
+        given = authorization.removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return _error(403, "wrong admin token")
+        path = Path(body.run_dir) if body and body.run_dir else service().run_dir
+        try:
+            svc, previous = await run_in_threadpool(load, path)
+        except Exception as exc:  # the old model keeps serving
+            return _error(422, f"run_dir {str(path)!r}: cannot be served ({exc})")
+        reloads.inc()
+        return {"version": svc.version, "previous": previous, "run_dir": str(svc.run_dir),
+                "load_seconds": round(svc.load_seconds, 3)}
+
+    # --- the explorer page ------------------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    async def plotly_js():
+        import plotly
+
+        return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+                            media_type="text/javascript")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _map_json(svc: ModelService) -> str:
+    from ..viz.maps import embedding_map, map_figure
+
+    if not svc.rec.state_.model.has_vectors:
+        raise NotFound(f"model {svc.model_name!r} learns no item vectors, so it has no map")
+    df = embedding_map(svc.rec, "item", method="tsne")
+    fig = map_figure(df, "popularity", "Item embeddings (t-SNE), coloured by training popularity")
+    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig.to_json()
+
+
+def app_from_env() -> FastAPI:
+    """The app for ``RATECAST_SERVE_RUN`` (what ``ratecast serve --workers N`` starts in each worker)."""
+    run = os.environ.get("RATECAST_SERVE_RUN")
+    if not run:
+        raise RuntimeError("RATECAST_SERVE_RUN is not set")
+    watch = os.environ.get("RATECAST_SERVE_WATCH")
+    return create_app(run, watch=float(watch) if watch else None)

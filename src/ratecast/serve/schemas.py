@@ -1,0 +1,115 @@
+"""Request and response bodies of the HTTP API (pydantic): what /docs describes."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Id = Union[int, str]
+#: most (user, item) pairs one /v1/predict request may hold (more: 413)
+MAX_PAIRS = 10_000
+#: most ratings one /v1/users request may hold (more: 413)
+MAX_NEW_USER_RATINGS = 1_000
+
+
+class RecommendedItem(BaseModel):
+    item_id: Id = Field(description="The item's id, as in the training data.")
+    title: Optional[str] = Field(description="The item's title (null when the data has none).")
+    score: float = Field(description="The predicted rating of the item for this user.")
+    rank: int = Field(description="1 for the best item.")
+
+
+class Recommendations(BaseModel):
+    user_id: Id = Field(description="The user asked for.")
+    fallback: Optional[Literal["popular"]] = Field(
+        description="'popular' when the user is unknown to the model and the list holds the items with the best "
+                    "damped mean rating; null for a personal list.")
+    items: list[RecommendedItem]
+
+
+class SimilarItem(BaseModel):
+    item_id: Id
+    title: Optional[str]
+    similarity: float = Field(description="Cosine similarity of the item vectors, in [-1, 1].")
+
+
+class SimilarItems(BaseModel):
+    item_id: Id
+    title: Optional[str]
+    items: list[SimilarItem]
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pairs: list[tuple[Id, Id]] = Field(
+        min_length=1, description=f"(user_id, item_id) pairs, at most {MAX_PAIRS} (more: 413).",
+        examples=[[[196, 242], [186, 302]]])
+
+
+class Prediction(BaseModel):
+    user_id: Id
+    item_id: Id
+    rating: float = Field(description="Predicted rating, on the training scale; never NaN.")
+    was_impossible: bool = Field(description="True when the user or the item is unknown: the rating is then the "
+                                             "baseline (global mean plus the known side's bias).")
+
+
+class Predictions(BaseModel):
+    predictions: list[Prediction]
+
+
+class NewUserRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    demographics: Optional[dict[str, Union[int, float, str]]] = Field(
+        None, description="e.g. {\"age\": 25, \"gender\": \"F\", \"occupation\": \"student\"}; used by models "
+                          "with user metadata (cold start).", examples=[{"age": 25, "gender": "F"}])
+    ratings: Optional[dict[str, float]] = Field(
+        None, description=f"item_id -> rating, at most {MAX_NEW_USER_RATINGS}; the user is folded in on a copy "
+                          "of the model (the served model does not change).", examples=[{"50": 5, "181": 4}])
+    k: int = Field(10, ge=1, le=1000, description="How many items to return.")
+
+
+class NewUserRecommendations(BaseModel):
+    fallback: Optional[Literal["popular"]]
+    method: Literal["fold_in", "cold_start", "popular"] = Field(
+        description="fold_in (from the ratings), cold_start (from demographics) or popular (nothing usable).")
+    items: list[RecommendedItem]
+
+
+class HistoryItem(BaseModel):
+    item_id: Id
+    title: Optional[str]
+    rating: Optional[float] = Field(description="The user's training rating (null when the data is not at hand).")
+
+
+class History(BaseModel):
+    user_id: Id
+    items: list[HistoryItem]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="What went wrong, in one line.")
+    status: int = Field(description="The HTTP status code.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    ready: bool
+    version: Optional[str] = Field(description="The loaded model's version (first 12 hex digits of its sha256).")
+
+
+class Reloaded(BaseModel):
+    version: str
+    previous: str
+    run_dir: str
+    load_seconds: float
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run_dir: Optional[str] = Field(None, description="Another run folder to serve from now on (default: the "
+                                                     "served folder, read again).")

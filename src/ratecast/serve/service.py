@@ -1,0 +1,244 @@
+"""One loaded run, ready to answer requests: the fitted recommender plus what the hot endpoints read without
+touching the model (each known user's top items, computed once on load; id lookups; titles).
+
+A :class:`ModelService` never changes after it is built; a reload builds a new one and swaps it in
+(:class:`Holder`), so a request that started on the old model finishes on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..datasets.dataset import id_from_text
+from ..errors import RatecastError
+
+#: top-k lists kept per known user, when users x this stays under CACHE_SLOTS
+CACHE_K = 100
+CACHE_SLOTS = 20_000_000
+
+
+class NotFound(RatecastError, LookupError):
+    """An id the model does not know, where the endpoint has no fallback."""
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready scalar (numpy scalars become Python ones)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class ModelService:
+    """A loaded run and its precomputed answers."""
+
+    def __init__(self, run_dir: str | Path, cache_k: int = CACHE_K):
+        from ..runs import load_run
+
+        started = time.perf_counter()
+        self.run_dir = Path(run_dir).resolve()
+        self.run = load_run(self.run_dir)
+        self.rec = self.run.recommender()
+        s = self.rec.state_
+        manifest = (self.run_dir / "MANIFEST.json").read_bytes()
+        self.sha256 = hashlib.sha256(manifest).hexdigest()  # the manifest holds the sha256 of every artefact
+        self.version = self.sha256[:12]
+        self.model_name = self.run.spec.model
+        self.item_ids = [_plain(v) for v in s.item_index.ids]
+        self.titles = [None if t is None or t != t else str(t) for t in s.title_array]
+        self.popularity = np.asarray(s.popularity[1:])
+        self._user_pos = {str(v): k + 1 for k, v in enumerate(s.user_index.ids)}
+        self._item_pos = {str(v): k for k, v in enumerate(s.item_index.ids)}
+        n_users = len(s.user_index)
+        self.cache_k = min(cache_k, len(self.item_ids))
+        self._top = None
+        if n_users * self.cache_k <= CACHE_SLOTS:
+            pos, score = self.rec._top_positions(np.arange(1, n_users + 1), self.cache_k)
+            self._top = (pos.astype("int32"), np.asarray(score, dtype="float64"))
+        popular = self.rec.recommend_popular(self.cache_k)
+        self._popular = [self._item(pos, sc) for pos, sc in zip(
+            s.item_index.index(popular["item_id"].to_numpy()) - 1, popular["score"].to_numpy())]
+        self._history = None
+        self._history_lock = threading.Lock()
+        self.loaded_at = time.time()
+        self.load_seconds = time.perf_counter() - started
+
+    # --- ids ------------------------------------------------------------------------------------------------------
+    def user_index(self, text: str) -> int:
+        """The model's index of a user id written as text (0: unknown)."""
+        u = self._user_pos.get(text)
+        if u is None:
+            raw = id_from_text(self.rec.state_.user_index, text)
+            u = int(self.rec.state_.user_index.index([raw])[0])
+        return u
+
+    def item_position(self, value: Any) -> int:
+        """The position of an item id (text or a JSON value) among known items (-1: unknown)."""
+        pos = self._item_pos.get(str(value))
+        if pos is None and isinstance(value, str):
+            raw = id_from_text(self.rec.state_.item_index, value)
+            pos = int(self.rec.state_.item_index.index([raw])[0]) - 1
+        return -1 if pos is None else pos
+
+    def _item(self, pos: int, score: float, key: str = "score") -> dict:
+        return {"item_id": self.item_ids[pos], "title": self.titles[pos], key: round(float(score), 6)}
+
+    def _ranked(self, items: list[dict], k: int) -> list[dict]:
+        return [{**item, "rank": r + 1} for r, item in enumerate(items[:k])]
+
+    # --- answers --------------------------------------------------------------------------------------------------
+    def recommend(self, user_text: str, k: int, exclude_seen: bool = True, min_ratings: int | None = None
+                  ) -> dict:
+        """Top-k for a user; an unknown user gets the popular fallback."""
+        u = self.user_index(user_text)
+        if u == 0:
+            items = self._popular if min_ratings is None else self._popular_with(min_ratings, k)
+            return {"user_id": user_text, "fallback": "popular", "items": self._ranked(items, k)}
+        uid = self.rec.state_.user_index.raw([u])[0]
+        if self._top is not None and exclude_seen and k <= self.cache_k:
+            pos, score = self._top[0][u - 1], self._top[1][u - 1]
+            keep = pos >= 0
+            if min_ratings is not None:
+                keep &= self.popularity[np.maximum(pos, 0)] >= min_ratings
+            chosen = np.flatnonzero(keep)[:k]
+            if len(chosen) == k or (pos < 0).any():  # enough, or the cached list holds every candidate
+                items = [self._item(int(pos[c]), score[c]) for c in chosen]
+                return {"user_id": _plain(uid), "fallback": None, "items": self._ranked(items, k)}
+        df = self.rec.recommend(uid, k=k, exclude_seen=exclude_seen, min_ratings=min_ratings)
+        items = [{"item_id": _plain(i), "title": None if t is None or t != t else str(t), "score": round(float(sc), 6)}
+                 for i, t, sc in zip(df["item_id"], df["title"], df["score"])]
+        return {"user_id": _plain(uid), "fallback": None, "items": self._ranked(items, k)}
+
+    def _popular_with(self, min_ratings: int, k: int) -> list[dict]:
+        df = self.rec.recommend_popular(k, min_ratings=min_ratings)
+        return [{"item_id": _plain(i), "title": None if t is None or t != t else str(t), "score": round(float(sc), 6)}
+                for i, t, sc in zip(df["item_id"], df["title"], df["score"])]
+
+    def similar(self, item_text: str, k: int, min_ratings: int | None = None) -> dict:
+        pos = self.item_position(item_text)
+        if pos < 0:
+            raise NotFound(f"item {item_text!r} is not known to the model")
+        if not self.rec.state_.model.has_vectors:
+            raise NotFound(f"model {self.model_name!r} learns no item vectors, so it has no similar items")
+        item_id = self.item_ids[pos]
+        df = self.rec.similar_items(item_id, k=k, min_ratings=min_ratings)
+        return {"item_id": item_id, "title": self.titles[pos],
+                "items": [{"item_id": _plain(i), "title": None if t is None or t != t else str(t),
+                           "similarity": round(float(s), 6)}
+                          for i, t, s in zip(df["item_id"], df["title"], df["similarity"])]}
+
+    def predict(self, pairs: list[tuple[Any, Any]]) -> dict:
+        s = self.rec.state_
+        users = [self._raw(s.user_index, self._user_pos, u, offset=0) for u, _ in pairs]
+        items = [self._raw(s.item_index, self._item_pos, i, offset=1) for _, i in pairs]
+        details = self.rec.predict_details(np.array(users, dtype=object), np.array(items, dtype=object))
+        return {"predictions": [{"user_id": u, "item_id": i, "rating": round(float(r), 6), "was_impossible": bool(w)}
+                                for (u, i), r, w in zip(pairs, details["prediction"], details["was_impossible"])]}
+
+    @staticmethod
+    def _raw(index, lookup: dict, value: Any, offset: int) -> Any:
+        """The stored raw id for a JSON id (numbers and text both find it), or the value itself when unknown."""
+        pos = lookup.get(str(value))
+        if pos is not None:
+            return index.ids[pos - 1 + offset]
+        return id_from_text(index, value) if isinstance(value, str) else value
+
+    def new_user(self, demographics: Mapping[str, Any] | None, ratings: Mapping[str, float] | None, k: int) -> dict:
+        """Recommendations for someone the model has not seen, without changing the served model: fold-in from
+        their ratings (on a copy), else cold start from demographics, else the popular fallback."""
+        if ratings:
+            known = {}
+            for item, rating in ratings.items():
+                pos = self.item_position(item)
+                if pos >= 0:
+                    known[self.rec.state_.item_index.ids[pos]] = rating
+            if known:
+                clone = copy.copy(self.rec)  # its own state after fold_in; the served one is untouched
+                new_id = "__new_user__"
+                clone.fold_in(new_id, known, demographics=demographics or None)
+                df = clone.recommend(new_id, k=k)
+                return {"fallback": None, "method": "fold_in", "items": self._frame_items(df, k)}
+        df = self.rec.recommend_new_user(demographics or None, k=k)
+        fallback = "popular" if df.attrs.get("fallback") else None
+        return {"fallback": fallback, "method": "popular" if fallback else "cold_start",
+                "items": self._frame_items(df, k)}
+
+    def _frame_items(self, df, k: int) -> list[dict]:
+        return self._ranked([{"item_id": _plain(i), "title": None if t is None or t != t else str(t),
+                              "score": round(float(s), 6)} for i, t, s in zip(df["item_id"], df["title"], df["score"])],
+                            k)
+
+    def history(self, user_text: str, k: int) -> dict:
+        """The user's own training ratings, best first (what the explorer shows beside the recommendations)."""
+        u = self.user_index(user_text)
+        if u == 0:
+            raise NotFound(f"user {user_text!r} is not known to the model")
+        ratings = self._training_ratings()
+        s = self.rec.state_
+        uid = s.user_index.raw([u])[0]
+        if ratings is None:  # the data is not at hand: the rated items, most popular first
+            pos = s.seen_positions(u)
+            pos = pos[np.argsort(-self.popularity[pos], kind="stable")][:k]
+            return {"user_id": _plain(uid), "items": [{"item_id": self.item_ids[p], "title": self.titles[p],
+                                                        "rating": None} for p in pos]}
+        mine = ratings.get(u)
+        if mine is None:
+            return {"user_id": _plain(uid), "items": []}
+        pos, values = mine
+        order = np.lexsort((-self.popularity[pos], -values))[:k]
+        return {"user_id": _plain(uid), "items": [{"item_id": self.item_ids[pos[o]], "title": self.titles[pos[o]],
+                                                    "rating": float(values[o])} for o in order]}
+
+    def _training_ratings(self) -> dict | None:
+        with self._history_lock:
+            if self._history is None:
+                try:
+                    from ..runs import make_split
+
+                    split = make_split(self.run.load_data(), self.run.spec)
+                    r = split.train.ratings
+                    s = self.rec.state_
+                    u = s.user_index.index(r["user_id"])
+                    i = s.item_index.index(r["item_id"]) - 1
+                    ok = (u > 0) & (i >= 0)
+                    u, i, y = u[ok], i[ok], r["rating"].to_numpy(float)[ok]
+                    order = np.argsort(u, kind="stable")
+                    u, i, y = u[order], i[order], y[order]
+                    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+                    ends = np.r_[starts[1:], len(u)]
+                    self._history = {int(u[a]): (i[a:b], y[a:b]) for a, b in zip(starts, ends)}
+                except (RatecastError, OSError, ValueError):
+                    self._history = {}
+                    self._history_missing = True
+            return None if getattr(self, "_history_missing", False) else self._history
+
+    def search(self, text: str, limit: int = 20) -> dict:
+        """Items whose title contains ``text`` (case-insensitive), most rated first."""
+        needle = text.casefold()
+        hits = [p for p, t in enumerate(self.titles) if t and needle in t.casefold()]
+        hits.sort(key=lambda p: -self.popularity[p])
+        return {"query": text, "items": [{"item_id": self.item_ids[p], "title": self.titles[p],
+                                          "ratings": int(self.popularity[p])} for p in hits[:limit]]}
+
+    def info(self) -> dict:
+        spec = self.run.spec
+        return {"version": self.version, "sha256": self.sha256, "run_dir": str(self.run_dir),
+                "model": self.model_name, "dataset": self.run.info.get("dataset"),
+                "protocol": {"data": spec.data, "split": spec.split, "seed": spec.seed, "test_size": spec.test_size},
+                "config": {"model": self.run.info.get("model_config"), "training": self.run.info.get("training_config")},
+                "metrics": self.run.metrics.get("test"), "loaded_at": self.loaded_at,
+                "load_seconds": round(self.load_seconds, 3), "users": len(self._user_pos), "items": len(self.item_ids)}
+
+    def warm(self) -> None:
+        """One call of each endpoint shape, so that the first requests do not compile anything."""
+        first_user = next(iter(self._user_pos))
+        self.recommend(first_user, 10)
+        self.recommend(first_user, 10, min_ratings=10)
+        self.recommend("\x00unknown", 10)
+        if self.rec.state_.model.has_vectors:
+            self.similar(str(self.item_ids[0]), 10)
+        self.predict([(first_user, self.item_ids[0])])
