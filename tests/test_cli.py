@@ -56,8 +56,8 @@ def test_help_on_every_verb():
 
     assert "Usage" in ratecast("--help").stdout  # the real command once; every verb in-process (fast)
     runner = CliRunner()
-    for verb in (["data"], ["data", "fetch"], ["data", "info"], ["data", "stats"], ["train"], ["evaluate"],
-                 ["recommend"], ["similar"], ["map"], ["compare"], ["report"], ["demo"]):
+    for verb in (["data"], ["data", "fetch"], ["data", "info"], ["data", "stats"], ["train"], ["tune"], ["serve"],
+                 ["evaluate"], ["recommend"], ["similar"], ["map"], ["compare"], ["report"], ["demo"]):
         result = runner.invoke(app, [*verb, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, verb
 
