@@ -79,9 +79,47 @@ class Observe:
 
     def _count(self, scope, status: int, start: float) -> None:
         route = scope.get("route")
-        endpoint = getattr(route, "path", None) or "unmatched"
+        endpoint = getattr(route, "path", None) or scope.get("ratecast.endpoint") or "unmatched"
         self.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
         self.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+
+RECOMMENDATIONS = "/v1/users/{user_id}/recommendations"
+
+
+class FastPath:
+    """ASGI middleware for the hot endpoint: ``GET /v1/users/{id}/recommendations`` with at most ``k`` (no other
+    option, ``k`` within the precomputed lists) is answered from the lists straight away, without the framework's
+    per-request parameter handling. Everything else, invalid values included, goes on to the API (and its 422s)."""
+
+    prefix, suffix = "/v1/users/", "/recommendations"
+
+    def __init__(self, app, holder: "Holder") -> None:
+        self.app, self.holder = app, holder
+
+    def _k(self, query: bytes) -> int | None:
+        if not query:
+            return 10
+        if query.startswith(b"k=") and query[2:].isdigit() and len(query) <= 6:
+            return int(query[2:])
+        return None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path = scope["path"]
+            svc = self.holder.service
+            if svc is not None and path.startswith(self.prefix) and path.endswith(self.suffix):
+                user = path[len(self.prefix):-len(self.suffix)]
+                k = self._k(scope["query_string"])
+                if user and "/" not in user and k is not None and 1 <= k <= svc.cache_k:
+                    scope["ratecast.endpoint"] = RECOMMENDATIONS
+                    body = svc.recommend_json(user, k)
+                    await send({"type": "http.response.start", "status": 200,
+                                "headers": [(b"content-type", b"application/json"),
+                                            (b"content-length", str(len(body)).encode())]})
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)
 
 
 def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, watch: float | None = None,
@@ -143,7 +181,8 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
     app = FastAPI(title="ratecast", version="1", lifespan=lifespan,
                   description="Recommendations, similar items and rating predictions from a trained ratecast run. "
                               "Errors are JSON: {\"error\": ..., \"status\": ...}.")
-    app.add_middleware(Observe, registry=registry, max_body=MAX_BODY_BYTES)
+    app.add_middleware(FastPath, holder=holder)
+    app.add_middleware(Observe, registry=registry, max_body=MAX_BODY_BYTES)  # added last: the outermost
     app.state.holder = holder
 
     def service() -> ModelService:
@@ -191,7 +230,7 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     # --- the API ----------------------------------------------------------------------------------------------------
-    @app.get("/v1/users/{user_id}/recommendations", response_model=S.Recommendations, tags=["v1"],
+    @app.get(RECOMMENDATIONS, response_model=S.Recommendations, tags=["v1"],
              summary="Top-k unseen items for a user; an unknown user gets the popular fallback.")
     async def recommendations(
             user_id: str = PathParam(description="The user's id as in the training data."),

@@ -8,7 +8,9 @@ A :class:`ModelService` never changes after it is built; a reload builds a new o
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import json
 import threading
 import time
 from pathlib import Path
@@ -22,6 +24,8 @@ from ..errors import RatecastError
 #: top-k lists kept per known user, when users x this stays under CACHE_SLOTS
 CACHE_K = 100
 CACHE_SLOTS = 20_000_000
+#: answers of the hot endpoint kept as JSON bytes (the most recently asked users)
+JSON_CACHE = 50_000
 
 
 class NotFound(RatecastError, LookupError):
@@ -64,6 +68,7 @@ class ModelService:
             s.item_index.index(popular["item_id"].to_numpy()) - 1, popular["score"].to_numpy())]
         self._history = None
         self._history_lock = threading.Lock()
+        self._json_cache = functools.lru_cache(maxsize=JSON_CACHE)(self._recommend_json)
         self.loaded_at = time.time()
         self.load_seconds = time.perf_counter() - started
 
@@ -112,6 +117,13 @@ class ModelService:
         items = [{"item_id": _plain(i), "title": None if t is None or t != t else str(t), "score": round(float(sc), 6)}
                  for i, t, sc in zip(df["item_id"], df["title"], df["score"])]
         return {"user_id": _plain(uid), "fallback": None, "items": self._ranked(items, k)}
+
+    def recommend_json(self, user_text: str, k: int) -> bytes:
+        """:meth:`recommend` (unseen items, no minimum support) as JSON bytes, kept for the most asked users."""
+        return self._json_cache(user_text, k)
+
+    def _recommend_json(self, user_text: str, k: int) -> bytes:
+        return json.dumps(self.recommend(user_text, k)).encode()
 
     def _popular_with(self, min_ratings: int, k: int) -> list[dict]:
         df = self.rec.recommend_popular(k, min_ratings=min_ratings)
