@@ -136,6 +136,11 @@ def test_openapi_describes_every_endpoint_and_field(client):
     assert "unknown to the model" in schemas["Recommendations"]["properties"]["fallback"]["description"]
     assert "baseline" in schemas["Prediction"]["properties"]["was_impossible"]["description"]
     assert client.get("/docs").status_code == 200
+    undescribed = [(path, p["name"]) for path, ops in spec["paths"].items() for op in ops.values()
+                   for p in op.get("parameters", []) if not p.get("description")]
+    undescribed += [(name, field) for name, schema in schemas.items() if "ValidationError" not in name
+                    for field, f in schema.get("properties", {}).items() if not f.get("description")]
+    assert not undescribed, undescribed
 
 
 def test_an_error_inside_is_a_json_500_without_traceback(runs):

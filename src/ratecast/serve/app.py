@@ -245,17 +245,21 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
 
     @app.get("/v1/users/{user_id}/history", response_model=S.History, tags=["v1"],
              summary="The user's own training ratings, best first.", responses={404: {"model": S.ErrorBody}})
-    async def history(user_id: str, k: int = Query(10, ge=1, le=1000)):
+    async def history(user_id: str = PathParam(description="The user's id as in the training data."),
+                      k: int = Query(10, ge=1, le=1000, description="How many items.")):
         return JSONResponse(await run_in_threadpool(service().history, user_id, k))
 
     @app.get("/v1/items/{item_id}/similar", response_model=S.SimilarItems, tags=["v1"],
              summary="The k items with the most similar vectors.", responses={404: {"model": S.ErrorBody}})
-    async def similar(item_id: str, k: int = Query(10, ge=1, le=1000),
-                      min_ratings: Optional[int] = Query(None, ge=0)):
+    async def similar(item_id: str = PathParam(description="The item's id as in the training data."),
+                      k: int = Query(10, ge=1, le=1000, description="How many items."),
+                      min_ratings: Optional[int] = Query(None, ge=0, description="Only items with at least this "
+                                                                                 "many training ratings.")):
         return JSONResponse(await run_in_threadpool(service().similar, item_id, k, min_ratings))
 
     @app.get("/v1/items/search", tags=["v1"], summary="Items whose title contains the text, most rated first.")
-    async def search(q: str = Query(..., min_length=1, max_length=200), limit: int = Query(20, ge=1, le=200)):
+    async def search(q: str = Query(..., min_length=1, max_length=200, description="Text to find in titles."),
+                     limit: int = Query(20, ge=1, le=200, description="How many items at most.")):
         return JSONResponse(service().search(q, limit))
 
     @app.post("/v1/predict", response_model=S.Predictions, tags=["v1"],

@@ -25,19 +25,19 @@ class Recommendations(BaseModel):
     fallback: Optional[Literal["popular"]] = Field(
         description="'popular' when the user is unknown to the model and the list holds the items with the best "
                     "damped mean rating; null for a personal list.")
-    items: list[RecommendedItem]
+    items: list[RecommendedItem] = Field(description="Best first.")
 
 
 class SimilarItem(BaseModel):
-    item_id: Id
-    title: Optional[str]
+    item_id: Id = Field(description="The item's id, as in the training data.")
+    title: Optional[str] = Field(description="The item's title (null when the data has none).")
     similarity: float = Field(description="Cosine similarity of the item vectors, in [-1, 1].")
 
 
 class SimilarItems(BaseModel):
-    item_id: Id
-    title: Optional[str]
-    items: list[SimilarItem]
+    item_id: Id = Field(description="The item asked for.")
+    title: Optional[str] = Field(description="The item's title (null when the data has none).")
+    items: list[SimilarItem] = Field(description="Most similar first; the item itself is left out.")
 
 
 class PredictRequest(BaseModel):
@@ -48,15 +48,15 @@ class PredictRequest(BaseModel):
 
 
 class Prediction(BaseModel):
-    user_id: Id
-    item_id: Id
+    user_id: Id = Field(description="As given in the request.")
+    item_id: Id = Field(description="As given in the request.")
     rating: float = Field(description="Predicted rating, on the training scale; never NaN.")
     was_impossible: bool = Field(description="True when the user or the item is unknown: the rating is then the "
                                              "baseline (global mean plus the known side's bias).")
 
 
 class Predictions(BaseModel):
-    predictions: list[Prediction]
+    predictions: list[Prediction] = Field(description="One per pair, in the order of the request.")
 
 
 class NewUserRequest(BaseModel):
@@ -71,21 +71,22 @@ class NewUserRequest(BaseModel):
 
 
 class NewUserRecommendations(BaseModel):
-    fallback: Optional[Literal["popular"]]
+    fallback: Optional[Literal["popular"]] = Field(
+        description="'popular' when neither the ratings nor the demographics could be used.")
     method: Literal["fold_in", "cold_start", "popular"] = Field(
         description="fold_in (from the ratings), cold_start (from demographics) or popular (nothing usable).")
-    items: list[RecommendedItem]
+    items: list[RecommendedItem] = Field(description="Best first; items the new user rated are left out.")
 
 
 class HistoryItem(BaseModel):
-    item_id: Id
-    title: Optional[str]
+    item_id: Id = Field(description="The item's id, as in the training data.")
+    title: Optional[str] = Field(description="The item's title (null when the data has none).")
     rating: Optional[float] = Field(description="The user's training rating (null when the data is not at hand).")
 
 
 class History(BaseModel):
-    user_id: Id
-    items: list[HistoryItem]
+    user_id: Id = Field(description="The user's id, as in the training data.")
+    items: list[HistoryItem] = Field(description="Highest rated first (ties: most rated items first).")
 
 
 class ErrorBody(BaseModel):
@@ -94,19 +95,19 @@ class ErrorBody(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok"] = Field(description="Always 'ok' when the process answers.")
 
 
 class Ready(BaseModel):
-    ready: bool
+    ready: bool = Field(description="True once a model is loaded and warm (else the status is 503).")
     version: Optional[str] = Field(description="The loaded model's version (first 12 hex digits of its sha256).")
 
 
 class Reloaded(BaseModel):
-    version: str
-    previous: str
-    run_dir: str
-    load_seconds: float
+    version: str = Field(description="The version now served.")
+    previous: str = Field(description="The version served before.")
+    run_dir: str = Field(description="The run folder now served.")
+    load_seconds: float = Field(description="Seconds spent loading and preparing the new model.")
 
 
 class ReloadRequest(BaseModel):
