@@ -338,22 +338,35 @@ class ImplicitModel(RatingModel):
         """The set head's logits over the known items (index 1..), (batch, n_items - 1)."""
         return _set_logits(self.set_model_weights[:4], chosen[0], ops)[:, 1:]
 
-    def _key(self, users, logits, picked, rating, item_item, set_row=None, set_picked=None):
+    def _set_term(self, chosen, at=None):
+        """The set head's logits standardised over the user's known items, for all of them or those at ``at``
+        (batch, k). Until finish() fits the head it has no share in the key and this is zeros, the head not run: a
+        run-time branch on ``set_model_fitted`` (lax.cond runs one branch), so the validation monitor and the
+        validation loss of every training epoch skip it."""
+        def head():
+            row = self._set_head(chosen)
+            picked = row if at is None else ops.take_along_axis(row, at, 1)
+            return _standardise(picked, ops.mean(row, axis=-1, keepdims=True), ops.std(row, axis=-1, keepdims=True))
+
+        width = self.n_items - 1 if at is None else ops.shape(at)[1]
+        return ops.cond(self.set_model_weights[4] > 0, head,
+                        lambda: ops.zeros((ops.shape(chosen[0])[0], width), "float32"))
+
+    def _key(self, users, logits, picked, rating, item_item, set_term=None):
         """The ranking key of some items (batch, k): their pick logits standardised over the user's whole row of
-        ``logits``, blended with their standardised item-item scores and set-head logits (standardised over the
-        user's whole ``set_row``), plus the rating term."""
+        ``logits``, blended with their standardised item-item scores and set-head logits (``set_term``, see
+        :meth:`_set_term`), plus the rating term."""
         z = _standardise(picked, ops.mean(logits, axis=-1, keepdims=True), ops.std(logits, axis=-1, keepdims=True))
         a = self.cfg.item_item_weight if self.uses_item_item else 0.0
         c = 0.0
-        if self.uses_set_model and set_row is not None:  # 0 until finish() fits the set head
+        if set_term is not None:  # 0 until finish() fits the set head
             c = self.cfg.set_model_weight * self.set_model_weights[4]
         z = (1 - a - c) * z
         if a:
             stats = ops.take(self.item_item_stats, users, axis=0)
             z = z + a * _standardise(item_item, stats[:, :1], stats[:, 1:])
-        if self.uses_set_model and set_row is not None:  # (left out while training: the loss does not read the key)
-            z = z + c * _standardise(set_picked, ops.mean(set_row, axis=-1, keepdims=True),
-                                     ops.std(set_row, axis=-1, keepdims=True))
+        if set_term is not None:  # (left out while training: the loss does not read the key)
+            z = z + c * set_term
         rating = ops.clip(rating, self.scale.minimum, self.scale.maximum)
         span = self.scale.maximum - self.scale.minimum
         return z + self.cfg.rating_weight * (rating - self.liked_rating) * 4 / span
@@ -379,11 +392,8 @@ class ImplicitModel(RatingModel):
         if self.uses_item_item:  # the pair's column of the item-item weights, summed over the user's set
             column = ops.take(ops.transpose(self.item_item), items, axis=0)
             item_item = ops.sum(chosen[0] * column, axis=-1, keepdims=True)
-        set_row = set_picked = None
-        if self.uses_set_model and not training:
-            set_row = self._set_head(chosen)
-            set_picked = ops.take_along_axis(set_row, at, 1)
-        key = self._key(users, logits, picked, rating[:, None], item_item, set_row, set_picked)[:, 0]
+        set_term = self._set_term(chosen, at) if self.uses_set_model and not training else None
+        key = self._key(users, logits, picked, rating[:, None], item_item, set_term)[:, 0]
         return ops.stack([rating, logp, key], axis=-1)
 
     def score_items(self, users, user_features=None):
@@ -395,8 +405,8 @@ class ImplicitModel(RatingModel):
         logits = self._pick_logits(rep)
         logp = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
         item_item = ops.matmul(chosen[0], self.item_item[:, 1:]) if self.uses_item_item else None
-        set_row = self._set_head(chosen) if self.uses_set_model else None
-        key = self._key(users, logits, logits, rating, item_item, set_row, set_row)
+        set_term = self._set_term(chosen) if self.uses_set_model else None
+        key = self._key(users, logits, logits, rating, item_item, set_term)
         return ops.stack([rating, logp, key], axis=-1)
 
     # --- outputs ------------------------------------------------------------------------------------------------
