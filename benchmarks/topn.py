@@ -113,6 +113,8 @@ GRIDS = {"implicit": [
     [{"embedding_dim": d, "l2": l2, "interaction_weight": w} for d in (64, 128) for l2 in (1e-5, 0.02)
      for w in (1.0, 3.0)],  # training
     [{"item_item_weight": a, "rating_weight": b} for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25, 0.5)],  # lists
+    [{"set_model_weight": c, "set_model_hidden": h, "set_model_epochs": e} for c in (0.25, 0.5, 0.75)
+     for h, e in ((600, 100), (600, 50), (300, 100))],  # the set head (Mult-DAE)
 ]}
 
 

@@ -35,6 +35,16 @@ def numpy_forward(rec, u_idx, i_idx):
             stats = np.asarray(m.item_item_stats)[u_idx]
             a = m.cfg.item_item_weight
             z = (1 - a) * z + a * (ii - stats[:, 0]) / np.maximum(stats[:, 1], 1e-3)
+        if m.uses_set_model:  # the set head (Mult-DAE), on the user's whole weighted set
+            W1, b1, W2, b2, fitted = (np.asarray(v) for v in m.set_model_weights)
+            x = np.zeros((len(rows), m.n_items))
+            np.add.at(x, (np.repeat(rows, sets.shape[1]), sets.ravel()), w.ravel())
+            x[:, 0] = 0.0
+            x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+            head = (np.tanh(x @ W1 + b1) @ W2 + b2)[:, 1:]
+            c = m.cfg.set_model_weight * fitted
+            z = z - c * (picked - logits.mean(1)) / np.maximum(logits.std(1), 1e-3) + c * (
+                head[rows, i_idx - 1] - head.mean(1)) / np.maximum(head.std(1), 1e-3)
         s = m.scale
         key = z + m.cfg.rating_weight * (np.clip(rating, s.minimum, s.maximum) - m.liked_rating) * 4 / (
             s.maximum - s.minimum)

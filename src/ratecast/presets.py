@@ -4,7 +4,8 @@
 * ``fast``: the project's recommended rating model at its validated defaults (biased matrix factorisation,
   compiled engine).
 * ``topn``: the project's recommended model for recommendation lists (``implicit``: an implicit-feedback user
-  representation with a whole-catalogue interaction head beside the rating head), at defaults chosen on a validation
+  representation with a whole-catalogue interaction head beside the rating head, an item-item head and a user-level
+  set head, Mult-DAE), at defaults chosen on a validation
   split of the lab training set (``benchmarks/topn.py --tune implicit``).
 """
 

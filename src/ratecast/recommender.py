@@ -253,6 +253,7 @@ class Recommender:
                               verbose=self._verbose(), checkpoint_dir=checkpoint_dir,
                               fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution,
                               extra_validation=monitor, on_epoch=on_epoch)
+        model.finish(gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known])
         seconds = time.perf_counter() - start
         self._set_state(FittedState(
             model_name=self.model, params=dict(self.params), random_state=self.random_state, model_config=mcfg,

@@ -123,6 +123,10 @@ class RatingModel(keras.Model):
         """Set what the model takes from the training ratings in closed form, before gradient training (index
         arrays and ratings; nothing by default)."""
 
+    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
+        """After gradient training: take what the model keeps in closed form from every training rating the user
+        gave, the share held out for validation included (index arrays and ratings; nothing by default)."""
+
     def targets(self, ratings: np.ndarray) -> np.ndarray:
         """Training targets for ``ratings`` on the model's scale."""
         return np.asarray(ratings, dtype="float32")
