@@ -32,7 +32,7 @@ def resolve(name: str, model: str | None = None) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
     if name == "lab":
         model = model or DEFAULT_MODEL[name]
-        return model, {**LAB_TRAINING, **MODELS[model].config_class.lab}
+        return model, {**LAB_TRAINING, "min_support": 0, **MODELS[model].config_class.lab}  # lists as the lab made them
     if model is not None and model != DEFAULT_MODEL[name]:
         raise ValueError(f"preset {name!r} is for model {DEFAULT_MODEL[name]!r}, got model={model!r}")
     return DEFAULT_MODEL[name], {}

@@ -42,7 +42,8 @@ def check_min_ratings(value) -> None:
 
 
 class Candidates:
-    """Which items may be recommended to each user: unseen in training, not excluded, enough training ratings."""
+    """Which items may be recommended to each user: unseen in training, not excluded, enough training ratings
+    (``min_ratings``, else the model's ``min_support``)."""
 
     def __init__(self, state) -> None:
         self.state = state
@@ -62,6 +63,8 @@ class Candidates:
                 raise ValueError(f"exclude must be a list of item ids, got {exclude!r}")
             ex = s.item_index.index(np.asarray(list(exclude)))
             allowed[:, ex[ex > 0] - 1] = False
+        if min_ratings is None:  # the model's default minimum support
+            min_ratings = getattr(s.model_config, "min_support", 0) or None
         if min_ratings is not None:
             check_min_ratings(min_ratings)
             allowed &= (s.popularity[1:] >= min_ratings)[None, :]

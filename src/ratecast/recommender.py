@@ -356,13 +356,15 @@ class Recommender:
         return out
 
     def top_n_metrics(self, test: Dataset, *, ks=TOPN_KS, threshold: float = 4.0,
-                      long_tail: int = LONG_TAIL) -> dict[str, Any]:
+                      long_tail: int = LONG_TAIL, min_ratings: int | None = None) -> dict[str, Any]:
         """Recommendation lists over the whole catalogue, scored against ``test`` (see :mod:`ratecast.topn`).
 
         Each test user's list ranks every known item they did not rate in training (users unknown to the model get
         the popular fallback); a test rating >= ``threshold`` is relevant, including ratings of items the model
         never saw (they can never be hit). Returns recall, precision, NDCG, MRR and hit rate at each of ``ks``, and
-        coverage and popularity bias (items with fewer than ``long_tail`` training ratings are the long tail)."""
+        coverage and popularity bias (items with fewer than ``long_tail`` training ratings are the long tail).
+        ``min_ratings`` makes the lists as ``recommend(min_ratings=...)`` would (default: the model's
+        ``min_support``)."""
         _check_dataset("test", test)
         _check_threshold(threshold)
         if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__") or not len(list(ks)) or any(
@@ -379,7 +381,7 @@ class Recommender:
         lists = np.full((len(users), depth), -1, "int64")
         known = users > 0
         if known.any():
-            lists[known] = self._top_positions(users[known], depth)[0]
+            lists[known] = self._top_positions(users[known], depth, min_ratings=min_ratings)[0]
         if (~known).any():
             fallback, _ = popular(s, depth, np.ones(n_items, bool))
             lists[~known, :len(fallback)] = fallback

@@ -31,6 +31,7 @@ class BaselineConfig(ModelConfig):
     embedding_dim: int = 1  # the bias tables are the model's one-wide user and item tables
     loss: Loss = "mse"
     l2: float = 0.05  # per example and row, as in biased_dot: the damping of the biases
+    min_support: int = 50  # lists: chosen on validation (benchmarks/topn.py --tune-support)
     search_space: ClassVar[dict] = {"l2": Float(1e-3, 1.0, log=True), "learning_rate": Float(2e-3, 5e-2, log=True)}
 
     def validate(self) -> None:
@@ -47,6 +48,7 @@ class PopularityConfig(BaselineConfig):
     name: ClassVar[str] = "popularity"
     # its lists are popularity itself; its ratings are the baseline's (tune "baseline" for those)
     tune_metrics: ClassVar[tuple[str, ...]] = ("top_n",)
+    min_support: int = 0  # its lists are the most rated items: no minimum needed
 
 
 @register("baseline", BaselineConfig)

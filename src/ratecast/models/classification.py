@@ -29,6 +29,7 @@ class ClassificationConfig(TowerConfig):
         "prediction": Choice(("median", "expected")), "learning_rate": Float(1e-3, 3e-2, log=True),
         "batch_size": Choice((512, 1024, 2048))}
     embedding_dim: int = 16
+    min_support: int = 20  # lists: chosen on validation (benchmarks/topn.py --tune-support)
     loss: Loss = "crossentropy"
     # median of the predicted distribution minimises expected absolute error (chosen on validation MAE);
     # "expected" (sum p*r) minimises squared error; "argmax" is the most likely class

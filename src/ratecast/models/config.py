@@ -76,6 +76,9 @@ class ModelConfig:
     embedding_dim: int = 64
     l2: float = 0.0  # L2 penalty on the embeddings looked up in a batch
     loss: Loss = "mae"
+    # lists leave out items with fewer training ratings than this unless recommend(min_ratings=...) says otherwise
+    # (0: none); each model's default is chosen on validation lists (benchmarks/topn.py --tune-support)
+    min_support: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -83,6 +86,9 @@ class ModelConfig:
     def validate(self) -> None:
         """Check every field; subclasses extend it (call ``super().validate()``)."""
         positive_int("embedding_dim", self.embedding_dim, maximum=4096)
+        if isinstance(self.min_support, (bool, np.bool_)) or not isinstance(self.min_support, Integral) \
+                or self.min_support < 0:
+            raise ValueError(f"min_support must be an integer >= 0, got {self.min_support!r}")
         non_negative("l2", self.l2)
         check_literals(self)
         if self.loss not in self.losses:

@@ -16,6 +16,7 @@ class DeepConfig(TowerConfig):
 
     name: ClassVar[str] = "deep"
     training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 3e-3, "batch_size": 1024, "epochs": 40}
+    min_support: int = 10  # lists: chosen on validation (benchmarks/topn.py --tune-support)
     search_space: ClassVar[dict] = {
         "embedding_dim": Int(8, 128, log=True), "hidden": Choice(((64,), (128,), (128, 64), (256, 128))),
         "dropout": Float(0.0, 0.7), "l2": Float(1e-7, 1e-3, log=True), "loss": Choice(("mae", "mse", "huber")),

@@ -24,6 +24,7 @@ class DotConfig(ModelConfig):
         "embedding_dim": Int(8, 256, log=True), "l2": Float(1e-7, 1e-2, log=True),
         "learning_rate": Float(3e-4, 1e-2, log=True), "batch_size": Choice((256, 512, 1024, 2048)),
         "use_global_mean": Choice((False, True))}
+    min_support: int = 20  # lists: chosen on validation (benchmarks/topn.py --tune-support)
     use_global_mean: bool = False  # add the training mean (off: the lab's pure dot product validated better)
 
     def validate(self) -> None:
@@ -44,6 +45,7 @@ class BiasedDotConfig(ModelConfig):
         "learning_rate": Float(3e-3, 3e-2, log=True), "batch_size": Choice((256, 512, 1024))}
     loss: Loss = "mse"
     l2: float = 0.05  # per example and row: each occurrence of a row in a batch adds l2 * |row|^2
+    min_support: int = 20  # lists: chosen on validation (benchmarks/topn.py --tune-support)
 
 
 @register("dot", DotConfig)

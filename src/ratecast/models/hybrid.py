@@ -30,6 +30,7 @@ class HybridConfig(TowerConfig):
         "dropout": Float(0.0, 0.7), "hidden_dropout": Float(0.0, 0.5), "l2": Float(1e-7, 1e-3, log=True),
         "loss": Choice(("mae", "mse", "huber")), "cold_start_rate": Float(0.0, 0.2),
         "learning_rate": Float(3e-4, 1e-2, log=True), "batch_size": Choice((256, 512, 1024, 2048))}
+    min_support: int = 50  # lists: chosen on validation (benchmarks/topn.py --tune-support)
     hidden: tuple[int, ...] = (64, 64)
     dropout: float = 0.3
     hidden_dropout: float = 0.3
