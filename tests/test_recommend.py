@@ -155,3 +155,21 @@ def test_fold_in_new_user_without_retraining(model, extra):
     assert not set(top["item_id"]) & set(known["item_id"])
     with pytest.raises(ValueError, match="already known"):
         rec.fold_in(newcomer, {101: 4})
+
+
+def test_min_support_filters_lists_but_never_empties_a_small_catalogue():
+    ds = make_dataset(n_users=300, n_items=200, density=0.12, seed=3)
+    counts = ds.ratings["item_id"].value_counts()
+    rec = rc.Recommender("dot", min_support=40, epochs=1, random_state=0, verbose=0).fit(ds)
+    floor = rec._candidates.default_support
+    kept = (rec.item_popularity >= floor).sum()
+    assert 0 < floor <= 40 and kept >= 100  # lowered just enough to keep 100 candidates
+    lists = rec.recommend_all(k=10)
+    assert (rec.item_popularity[lists["item_id"]].to_numpy() >= floor).all()
+    assert (rec.item_popularity[rec.recommend(1, k=10, min_ratings=0)["item_id"]] >= 0).all()
+    unfiltered = rec.recommend_all(k=10, min_ratings=0)
+    assert (rec.item_popularity[unfiltered["item_id"]].to_numpy() < floor).any()  # min_ratings=0 lifts it
+    tiny = make_dataset(n_users=30, n_items=24, density=0.5)
+    small = rc.Recommender("dot", min_support=1000, epochs=1, random_state=0, verbose=0).fit(tiny)
+    assert len(small.recommend(1, k=5)) == 5  # 24 items, all below 1000 ratings: nothing is filtered away
+    assert int(counts.max()) >= 40

@@ -9,6 +9,7 @@ goes stale when the weights change (keras-rs' brute-force retrieval keeps its ca
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Callable, Iterable
 
 import keras
@@ -41,12 +42,29 @@ def check_min_ratings(value) -> None:
         raise ValueError(f"min_ratings must be an integer >= 0, got {value!r}")
 
 
+#: the default minimum support never leaves fewer candidate items than this (or a tenth of the catalogue)
+MIN_CANDIDATES = 100
+
+
 class Candidates:
     """Which items may be recommended to each user: unseen in training, not excluded, enough training ratings
     (``min_ratings``, else the model's ``min_support``)."""
 
     def __init__(self, state) -> None:
         self.state = state
+
+    @cached_property
+    def default_support(self) -> int | None:
+        """The model's ``min_support``, lowered where needed so that at least :data:`MIN_CANDIDATES` items (or a
+        tenth of the catalogue, if more) stay candidates: a small catalogue is never filtered away."""
+        support = getattr(self.state.model_config, "min_support", 0)
+        if not support:
+            return None
+        counts = np.sort(np.asarray(self.state.popularity[1:]))[::-1]
+        if not len(counts):
+            return None
+        keep = min(len(counts), max(MIN_CANDIDATES, len(counts) // 10))
+        return int(min(support, counts[keep - 1])) or None
 
     def mask(self, users: np.ndarray, *, exclude_seen: bool = True, exclude: Iterable | None = None,
              min_ratings: int | None = None) -> np.ndarray:
@@ -64,7 +82,7 @@ class Candidates:
             ex = s.item_index.index(np.asarray(list(exclude)))
             allowed[:, ex[ex > 0] - 1] = False
         if min_ratings is None:  # the model's default minimum support
-            min_ratings = getattr(s.model_config, "min_support", 0) or None
+            min_ratings = self.default_support
         if min_ratings is not None:
             check_min_ratings(min_ratings)
             allowed &= (s.popularity[1:] >= min_ratings)[None, :]
