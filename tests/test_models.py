@@ -73,6 +73,13 @@ def numpy_forward(rec, u_idx, i_idx):
     for block in m.tower.blocks:
         dense = block[0]
         h = np.maximum(h @ np.asarray(dense.kernel) + np.asarray(dense.bias), 0)
+    if rec.model == "classification" and m.cfg.head == "ordinal":  # cumulative link: P(y <= k) = sigmoid(c_k - s)
+        score = h @ np.asarray(m.head.score.kernel) + np.asarray(m.head.score.bias)
+        gaps = np.log1p(np.exp(np.asarray(m.head.gaps)))
+        cuts = float(np.asarray(m.head.first_cut)) + np.concatenate([[0.0], np.cumsum(gaps)])
+        cdf = 1 / (1 + np.exp(-(cuts[None, :] - score)))
+        cdf = np.concatenate([np.zeros((len(h), 1)), cdf, np.ones((len(h), 1))], axis=1)
+        return np.diff(cdf, axis=1)
     z = h @ np.asarray(m.head.kernel) + np.asarray(m.head.bias)
     if rec.model == "classification":
         p = np.exp(z - z.max(1, keepdims=True))
@@ -157,8 +164,15 @@ class ModelContract:
             assert out[0] == pytest.approx(expected, rel=1e-5)
         elif self.model == "biased_dot":
             assert out[0] == pytest.approx(m.global_mean + 0.1 + 0.1 + d * 0.01, rel=1e-5)  # + both biases
-        elif self.model == "classification":
+        elif self.model == "classification" and m.cfg.head == "softmax":
             np.testing.assert_allclose(out[0], np.full(m.n_classes, 1 / m.n_classes), rtol=1e-5)
+        elif self.model == "classification":  # ordinal: score 0.1 * sum(h), cut points 0, ln 2, 2 ln 2, ...
+            h = np.full(2 * d, 0.1)
+            for width in m.cfg.hidden:
+                h = np.maximum(np.full(width, 0.1 * h.sum()), 0)
+            cuts = np.concatenate([[0.0], np.cumsum(np.full(m.n_classes - 2, np.log(2.0)))])
+            cdf = np.concatenate([[0.0], 1 / (1 + np.exp(-(cuts - 0.1 * h.sum()))), [1.0]])
+            np.testing.assert_allclose(out[0], np.diff(cdf), rtol=1e-4, atol=1e-6)
         else:
             h = np.concatenate([np.full(2 * d, 0.1), x["item_features"][0], x["user_features"][0]])
             for width in m.cfg.hidden:
@@ -440,3 +454,35 @@ def test_rmse_band_on_ml100k(model, lab_split):
     ev = rec.evaluate(lab_split.test, ci=False)
     assert 0.85 < ev["rmse"] < 1.10, ev
     assert 0.65 < ev["mae"] < 0.90, ev
+
+
+def test_ordinal_head_gives_ordered_distributions():
+    import keras
+
+    from ratecast.models.classification import CumulativeLink
+
+    head = CumulativeLink(5, kernel_initializer="glorot_uniform")
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    p = np.asarray(head(x))
+    assert p.shape == (64, 5) and (p >= 0).all() and np.allclose(p.sum(axis=1), 1, atol=1e-6)
+    assert (np.diff(np.asarray(head.cut_points())) > 0).all()  # cut points stay increasing
+    scores = np.asarray(head.score(x))[:, 0]
+    cdf = np.cumsum(p, axis=1)[:, :-1]
+    order = np.argsort(scores)
+    assert (np.diff(cdf[order], axis=0) <= 1e-6).all()  # a higher score moves mass to higher ratings
+    head.gaps.assign(-50 * np.ones(3, "float32"))  # whatever the weights, the cut points never cross
+    assert (np.diff(np.asarray(head.cut_points())) >= 0).all() and keras.ops.all(head(x) >= 0)
+
+
+def test_classification_heads_are_an_option_and_lab_keeps_the_softmax():
+    from ratecast import presets
+
+    ds = make_dataset()
+    for head in ("softmax", "ordinal"):
+        rec = rc.Recommender("classification", head=head, epochs=2, random_state=0, verbose=0).fit(ds)
+        proba = rec.predict_proba([1, 2], [101, 102])
+        assert proba.shape == (2, 5) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+        assert type(rec.model_.head).__name__ == ("Dense" if head == "softmax" else "CumulativeLink")
+    assert rc.Recommender("classification").params.get("head") is None
+    assert rc.models.ClassificationConfig().head == "ordinal"
+    assert presets.resolve("lab", "classification")[1]["head"] == "softmax"
