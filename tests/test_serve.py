@@ -2,13 +2,11 @@
 a real browser."""
 
 import hashlib
-import json
 import shutil
 import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest

@@ -424,18 +424,23 @@ def _parse_set(values: list[str]) -> dict[str, Any]:
     return opts
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    """The options of a TOML config file: ``model`` plus any model or training option, at the top level."""
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file's table; a missing, non-UTF-8 or invalid file is one clear error naming it."""
     from .errors import MissingFileError
 
     if not path.is_file():
-        raise MissingFileError("config file not found", path=str(path))
+        raise MissingFileError(f"{what} not found", path=str(path))
     try:
-        opts = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text; expected a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The options of a TOML config file: ``model`` plus any model or training option, at the top level."""
+    opts = _read_toml(path, "config file")
     tables = [k for k, v in opts.items() if isinstance(v, dict)]
     if tables:
         raise ValueError(f"{path}: options go at the top level (model = \"deep\", epochs = 10, ...), "
@@ -612,16 +617,7 @@ def _flag_first(exc: Exception, flags: dict[str, str]) -> Exception:
 
 def _read_space(path: Path) -> dict[str, Any]:
     """A search space from a TOML file: a [search_space] table, or options at the top level."""
-    from .errors import MissingFileError
-
-    if not path.is_file():
-        raise MissingFileError("search space file not found", path=str(path))
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not UTF-8 text; expected a TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    table = _read_toml(path, "search space file")
     if set(table) == {"search_space"} and isinstance(table["search_space"], dict):
         table = table["search_space"]
     return table

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import os
 import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from fastapi import Body, FastAPI, Header, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..io import json_safe
 from . import schemas as S
 from .service import ModelService, NotFound
 
@@ -285,7 +285,7 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
 
     @app.get("/v1/model", tags=["v1"], summary="The served run: protocol, config, test metrics, sha256.")
     async def model():
-        return JSONResponse(json.loads(json.dumps(service().info(), default=str)))
+        return JSONResponse(json_safe(service().info()))
 
     map_lock = asyncio.Lock()
 

@@ -37,6 +37,16 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _title(value: Any) -> str | None:
+    return None if value is None or value != value else str(value)  # a missing title (None or NaN) is null
+
+
+def _rows(df, column: str) -> list[dict]:
+    """JSON rows (item_id, title, ``column``) of a Recommender answer frame."""
+    return [{"item_id": _plain(i), "title": _title(t), column: round(float(v), 6)}
+            for i, t, v in zip(df["item_id"], df["title"], df[column])]
+
+
 class ModelService:
     """A loaded run and its precomputed answers."""
 
@@ -53,7 +63,7 @@ class ModelService:
         self.version = self.sha256[:12]
         self.model_name = self.run.spec.model
         self.item_ids = [_plain(v) for v in s.item_index.ids]
-        self.titles = [None if t is None or t != t else str(t) for t in s.title_array]
+        self.titles = [_title(t) for t in s.title_array]
         self.popularity = np.asarray(s.popularity[1:])
         self._user_pos = {str(v): k + 1 for k, v in enumerate(s.user_index.ids)}
         self._item_pos = {str(v): k for k, v in enumerate(s.item_index.ids)}
@@ -63,10 +73,9 @@ class ModelService:
         if n_users * self.cache_k <= CACHE_SLOTS:
             pos, score = self.rec._top_positions(np.arange(1, n_users + 1), self.cache_k)
             self._top = (pos.astype("int32"), np.asarray(score, dtype="float64"))
-        popular = self.rec.recommend_popular(self.cache_k)
-        self._popular = [self._item(pos, sc) for pos, sc in zip(
-            s.item_index.index(popular["item_id"].to_numpy()) - 1, popular["score"].to_numpy())]
-        self._history = None
+        self._popular = _rows(self.rec.recommend_popular(self.cache_k), "score")
+        self._history: dict | None = None  # user index -> (item positions, ratings); None if the data is missing
+        self._history_loaded = False
         self._history_lock = threading.Lock()
         self._json_cache = functools.lru_cache(maxsize=JSON_CACHE)(self._recommend_json)
         self.loaded_at = time.time()
@@ -89,8 +98,8 @@ class ModelService:
             pos = int(self.rec.state_.item_index.index([raw])[0]) - 1
         return -1 if pos is None else pos
 
-    def _item(self, pos: int, score: float, key: str = "score") -> dict:
-        return {"item_id": self.item_ids[pos], "title": self.titles[pos], key: round(float(score), 6)}
+    def _item(self, pos: int, score: float) -> dict:
+        return {"item_id": self.item_ids[pos], "title": self.titles[pos], "score": round(float(score), 6)}
 
     def _ranked(self, items: list[dict], k: int) -> list[dict]:
         return [{**item, "rank": r + 1} for r, item in enumerate(items[:k])]
@@ -101,7 +110,8 @@ class ModelService:
         """Top-k for a user; an unknown user gets the popular fallback."""
         u = self.user_index(user_text)
         if u == 0:
-            items = self._popular if min_ratings is None else self._popular_with(min_ratings, k)
+            items = self._popular if min_ratings is None else _rows(
+                self.rec.recommend_popular(k, min_ratings=min_ratings), "score")
             return {"user_id": user_text, "fallback": "popular", "items": self._ranked(items, k)}
         uid = self.rec.state_.user_index.raw([u])[0]
         if self._top is not None and exclude_seen and k <= self.cache_k:
@@ -114,9 +124,7 @@ class ModelService:
                 items = [self._item(int(pos[c]), score[c]) for c in chosen]
                 return {"user_id": _plain(uid), "fallback": None, "items": self._ranked(items, k)}
         df = self.rec.recommend(uid, k=k, exclude_seen=exclude_seen, min_ratings=min_ratings)
-        items = [{"item_id": _plain(i), "title": None if t is None or t != t else str(t), "score": round(float(sc), 6)}
-                 for i, t, sc in zip(df["item_id"], df["title"], df["score"])]
-        return {"user_id": _plain(uid), "fallback": None, "items": self._ranked(items, k)}
+        return {"user_id": _plain(uid), "fallback": None, "items": self._ranked(_rows(df, "score"), k)}
 
     def recommend_json(self, user_text: str, k: int) -> bytes:
         """:meth:`recommend` (unseen items, no minimum support) as JSON bytes, kept for the most asked users."""
@@ -124,11 +132,6 @@ class ModelService:
 
     def _recommend_json(self, user_text: str, k: int) -> bytes:
         return json.dumps(self.recommend(user_text, k)).encode()
-
-    def _popular_with(self, min_ratings: int, k: int) -> list[dict]:
-        df = self.rec.recommend_popular(k, min_ratings=min_ratings)
-        return [{"item_id": _plain(i), "title": None if t is None or t != t else str(t), "score": round(float(sc), 6)}
-                for i, t, sc in zip(df["item_id"], df["title"], df["score"])]
 
     def similar(self, item_text: str, k: int, min_ratings: int | None = None) -> dict:
         pos = self.item_position(item_text)
@@ -139,9 +142,7 @@ class ModelService:
         item_id = self.item_ids[pos]
         df = self.rec.similar_items(item_id, k=k, min_ratings=min_ratings)
         return {"item_id": item_id, "title": self.titles[pos],
-                "items": [{"item_id": _plain(i), "title": None if t is None or t != t else str(t),
-                           "similarity": round(float(s), 6)}
-                          for i, t, s in zip(df["item_id"], df["title"], df["similarity"])]}
+                "items": _rows(df, "similarity")}
 
     def predict(self, pairs: list[tuple[Any, Any]]) -> dict:
         s = self.rec.state_
@@ -173,16 +174,11 @@ class ModelService:
                 new_id = "__new_user__"
                 clone.fold_in(new_id, known, demographics=demographics or None)
                 df = clone.recommend(new_id, k=k)
-                return {"fallback": None, "method": "fold_in", "items": self._frame_items(df, k)}
+                return {"fallback": None, "method": "fold_in", "items": self._ranked(_rows(df, "score"), k)}
         df = self.rec.recommend_new_user(demographics or None, k=k)
         fallback = "popular" if df.attrs.get("fallback") else None
         return {"fallback": fallback, "method": "popular" if fallback else "cold_start",
-                "items": self._frame_items(df, k)}
-
-    def _frame_items(self, df, k: int) -> list[dict]:
-        return self._ranked([{"item_id": _plain(i), "title": None if t is None or t != t else str(t),
-                              "score": round(float(s), 6)} for i, t, s in zip(df["item_id"], df["title"], df["score"])],
-                            k)
+                "items": self._ranked(_rows(df, "score"), k)}
 
     def history(self, user_text: str, k: int) -> dict:
         """The user's own training ratings, best first (what the explorer shows beside the recommendations)."""
@@ -207,7 +203,8 @@ class ModelService:
 
     def _training_ratings(self) -> dict | None:
         with self._history_lock:
-            if self._history is None:
+            if not self._history_loaded:
+                self._history_loaded = True
                 try:
                     from ..runs import make_split
 
@@ -223,10 +220,9 @@ class ModelService:
                     starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
                     ends = np.r_[starts[1:], len(u)]
                     self._history = {int(u[a]): (i[a:b], y[a:b]) for a, b in zip(starts, ends)}
-                except (RatecastError, OSError, ValueError):
-                    self._history = {}
-                    self._history_missing = True
-            return None if getattr(self, "_history_missing", False) else self._history
+                except (RatecastError, OSError, ValueError):  # the data is not at hand
+                    self._history = None
+            return self._history
 
     def search(self, text: str, limit: int = 20) -> dict:
         """Items whose title contains ``text`` (case-insensitive), most rated first."""

@@ -152,11 +152,9 @@ def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) ->
 
 def _resolve_space(model: str, search_space: Mapping[str, Any] | None, params: dict) -> dict:
     """The model's space with the user's overrides, each option and each range end checked against the model."""
-    from ..models.config import TrainingConfig as TC
-
     cls = MODELS[model].config_class
     space = S.merge(cls.search_space, S.parse(search_space))
-    S.check_names(space, cls.field_names() | TC.field_names(), model)
+    S.check_names(space, cls.field_names() | TrainingConfig.field_names(), model)
     for name, p in space.items():  # every value the search may try must be one the model accepts
         values = [p.value] if isinstance(p, S.Fixed) else list(p.values) if isinstance(p, S.Choice) else [p.low, p.high]
         for value in values:
