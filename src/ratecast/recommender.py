@@ -249,11 +249,14 @@ class Recommender:
                                            distribution=self.distribution))
         monitor = (lambda: {k: v for m in monitors for k, v in m().items()}) if monitors else None
         start = time.perf_counter()
-        history = train_model(model, x, model.targets(y), val_data, tcfg, seed=self.random_state,
-                              verbose=self._verbose(), checkpoint_dir=checkpoint_dir,
-                              fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution,
-                              extra_validation=monitor, on_epoch=on_epoch)
-        model.finish(gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known])
+        history = {}
+        if model.trained_by_gradient:
+            history = train_model(model, x, model.targets(y), val_data, tcfg, seed=self.random_state,
+                                  verbose=self._verbose(), checkpoint_dir=checkpoint_dir,
+                                  fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution,
+                                  extra_validation=monitor, on_epoch=on_epoch)
+        logs = model.finish(gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known])
+        history = {**history, **(logs or {})}
         seconds = time.perf_counter() - start
         self._set_state(FittedState(
             model_name=self.model, params=dict(self.params), random_state=self.random_state, model_config=mcfg,

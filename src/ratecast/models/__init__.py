@@ -3,6 +3,7 @@ all-items scoring and cold-start support), registered by name in :data:`MODELS`.
 
 from .base import MODELS, RatingModel, split_params
 from .baselines import BaselineConfig, BaselineModel, PopularityConfig, PopularityModel
+from .bayesian import BayesianConfig, BayesianModel
 from .classification import ClassificationConfig, ClassificationModel
 from .config import ModelConfig, TrainingConfig
 from .deep import DeepConfig, DeepModel
@@ -16,5 +17,5 @@ __all__ = [
     "MODELS", "CONFIGS", "RatingModel", "ModelConfig", "TrainingConfig", "split_params",
     "DotConfig", "BiasedDotConfig", "DeepConfig", "HybridConfig", "ClassificationConfig",
     "DotModel", "BiasedDotModel", "DeepModel", "HybridModel", "ClassificationModel",
-    "BaselineConfig", "PopularityConfig", "BaselineModel", "PopularityModel", "ImplicitConfig", "ImplicitModel",
+    "BayesianConfig", "BayesianModel", "BaselineConfig", "PopularityConfig", "BaselineModel", "PopularityModel", "ImplicitConfig", "ImplicitModel",
 ]  # fmt: skip

@@ -37,6 +37,9 @@ class RatingModel(keras.Model):
     user_layers: ClassVar[tuple[str, ...]] = ("user_embedding",)
     #: whether the user and item tables are vectors worth comparing (similar items, maps)
     has_vectors: ClassVar[bool] = True
+    #: whether the training engine fits the model; False: it is fitted in closed form or by sampling, entirely in
+    #: :meth:`prepare` and :meth:`finish`
+    trained_by_gradient: ClassVar[bool] = True
 
     def __init__(self, config: dict[str, Any] | ModelConfig, n_users: int, n_items: int,
                  rating_scale: dict[str, float] | RatingScale, global_mean: float = 0.0, item_feature_dim: int = 0,
@@ -56,11 +59,15 @@ class RatingModel(keras.Model):
         self.global_mean = float(global_mean)
         self.item_feature_dim, self.user_feature_dim = int(item_feature_dim), int(user_feature_dim)
         self.seed = seed
-        d = self.cfg.embedding_dim
+        d = self.table_width()
         self.user_embedding = embedding(n_users, d, "user_embedding", self._seed(1), zeros=not self.random_init)
         self.item_embedding = embedding(n_items, d, "item_embedding", self._seed(2), zeros=not self.random_init)
         self.item_feature_table = self._table("item_feature_table", n_items, item_feature_dim)
         self.user_feature_table = self._table("user_feature_table", n_users, user_feature_dim)
+
+    def table_width(self) -> int:
+        """Columns of the user and item tables (the embedding size unless the model stores more per row)."""
+        return self.cfg.embedding_dim
 
     def _table(self, name: str, rows: int, width: int):
         if not width:
@@ -123,9 +130,10 @@ class RatingModel(keras.Model):
         """Set what the model takes from the training ratings in closed form, before gradient training (index
         arrays and ratings; nothing by default)."""
 
-    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
+    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> dict[str, list[float]] | None:
         """After gradient training: take what the model keeps in closed form from every training rating the user
-        gave, the share held out for validation included (index arrays and ratings; nothing by default)."""
+        gave, the share held out for validation included (index arrays and ratings; nothing by default). May
+        return per-step logs (e.g. ``{"loss": [...]}``) that join the fit's history."""
 
     def targets(self, ratings: np.ndarray) -> np.ndarray:
         """Training targets for ``ratings`` on the model's scale."""

@@ -1,0 +1,149 @@
+"""A Bayesian factorisation model fitted by Gibbs sampling: SVD++'s implicit feedback on both sides ("flipped")
+and optional metadata, with priors learned from the data (no learning rate, no L2 to tune, no epochs to pick).
+
+    rating(u, i) = w0 + b(u) + c(i) + <p(u), q(i)>
+
+where the user side ``[b(u), p(u)]`` is the user's own row plus, for each item ``j`` they rated in training,
+``|N(u)|^-1/2`` times the item's implicit row (plus their metadata rows, when ``user_features`` are named); the item
+side likewise holds the users who rated the item and its metadata. Every feature group has its own Gaussian prior
+whose mean and precision are sampled too (:mod:`ratecast.models.gibbs`).
+
+The prediction is the posterior mean over ``samples`` sweeps after ``burn_in``: the biases are averaged, and the
+factor term is a dot product of each sample's factors concatenated (scaled by ``samples ** -0.5``), so the Keras
+model is a biased dot product over tables of ``embedding_dim * samples`` columns. Sampling runs after the ratings
+are known (:meth:`BayesianModel.finish`), on every training rating, so no validation share is held back from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import keras
+import numpy as np
+from keras import ops
+
+from ..search_space import Choice, Int
+from .base import RatingModel, register
+from .config import Loss, ModelConfig, as_tuple, positive_int
+from .hybrid import ITEM_FEATURES, USER_FEATURES
+from .layers import embedding
+
+
+@dataclass(frozen=True)
+class BayesianConfig(ModelConfig):
+    """Bayesian factorisation machine over user and item blocks (Gibbs sampling)."""
+
+    name: ClassVar[str] = "bayesian"
+    losses: ClassVar[tuple[str, ...]] = ("mse",)
+    search_space: ClassVar[dict] = {
+        "embedding_dim": Int(4, 32, log=True), "samples": Int(20, 200, log=True),
+        "implicit": Choice((True, False))}
+    tune_metrics: ClassVar[tuple[str, ...]] = ("rating", "top_n")
+    embedding_dim: int = 10  # the rank of each sample's factors
+    loss: Loss = "mse"
+    min_support: int = 20  # lists leave out items with fewer training ratings
+    samples: int = 100  # sweeps averaged for the prediction (each adds embedding_dim columns to the tables)
+    burn_in: int = 5  # sweeps discarded first
+    implicit: bool = True  # users carry the items they rated, items the users who rated them
+    item_features: tuple[str, ...] = ()  # metadata groups on the item side, from ITEM_FEATURES
+    user_features: tuple[str, ...] = ()  # metadata groups on the user side, from USER_FEATURES
+    init_std: float = 0.1
+
+    def validate(self) -> None:
+        super().validate()
+        positive_int("samples", self.samples, maximum=4096)
+        if isinstance(self.burn_in, bool) or not isinstance(self.burn_in, int) or self.burn_in < 0:
+            raise ValueError(f"burn_in must be an integer >= 0, got {self.burn_in!r}")
+        if self.embedding_dim * self.samples > 1 << 16:
+            raise ValueError(f"embedding_dim * samples must be at most {1 << 16} (the width of the stored tables), "
+                             f"got {self.embedding_dim} * {self.samples}")
+        if not isinstance(self.implicit, bool):
+            raise ValueError(f"implicit must be true or false, got {self.implicit!r}")
+        if not (isinstance(self.init_std, (int, float)) and 0 < self.init_std <= 1):
+            raise ValueError(f"init_std must be in (0, 1], got {self.init_std!r}")
+        for attr, allowed in (("item_features", ITEM_FEATURES), ("user_features", USER_FEATURES)):
+            bad = [v for v in as_tuple(self, attr) if v not in allowed]
+            if bad:
+                raise ValueError(f"{attr} must be drawn from {list(allowed)}, got {bad}")
+
+
+def implicit_group(owner: np.ndarray, member: np.ndarray, n_owner: int, n_member: int):
+    """Each owner's distinct members at ``1/sqrt(count)``: (owner, feature, value, n_features)."""
+    pairs = np.unique(np.stack([owner, member], 1), axis=0)
+    count = np.bincount(pairs[:, 0], minlength=n_owner)
+    return pairs[:, 0], pairs[:, 1], 1.0 / np.sqrt(count[pairs[:, 0]]), n_member
+
+
+def table_group(table: np.ndarray):
+    """A dense metadata table's nonzero entries (row 0, unknown, left out): (owner, feature, value, width)."""
+    owner, feature = np.nonzero(table[1:])
+    return owner + 1, feature, table[1:][owner, feature], table.shape[1]
+
+
+@register("bayesian", BayesianConfig)
+class BayesianModel(RatingModel):
+    """Posterior-mean rating of a Bayesian factorisation machine (see the module docstring)."""
+
+    user_layers = ("user_embedding", "user_bias")
+    trained_by_gradient = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user_bias = embedding(self.n_users, 1, "user_bias", None, zeros=True)
+        self.item_bias = embedding(self.n_items, 1, "item_bias", None, zeros=True)
+        self.offset = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.global_mean),
+                                      trainable=False, name="offset")
+
+    def table_width(self) -> int:
+        return self.cfg.embedding_dim * self.cfg.samples
+
+    @classmethod
+    def wanted_features(cls, cfg):
+        return cfg.item_features, cfg.user_features
+
+    def score(self, inputs, training=None):
+        u, v = self.embed(inputs)
+        bu = ops.squeeze(self.user_bias(inputs["user"]), -1)
+        bi = ops.squeeze(self.item_bias(inputs["item"]), -1)
+        return self.offset + bu + bi + ops.sum(u * v, axis=-1)
+
+    def score_items(self, users, user_features=None):
+        U = ops.take(self.user_embedding.embeddings, users, axis=0)
+        bu = ops.take(self.user_bias.embeddings[:, 0], users, axis=0)
+        bi = self.item_bias.embeddings[1:, 0]
+        dots = ops.matmul(U, ops.transpose(self.item_embedding.embeddings[1:]))
+        return self.offset + bu[:, None] + bi[None, :] + dots
+
+    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> dict[str, list[float]]:
+        """Sample the posterior from every training rating and store its mean; returns the per-sweep training
+        loss (mean squared error of the current sample) as the fit's history."""
+        if keras.backend.backend() != "jax":
+            raise RuntimeError(f"model 'bayesian' samples with JAX: set KERAS_BACKEND=jax (the backend is "
+                               f"{keras.backend.backend()!r})")
+        from .gibbs import Block, sample
+
+        users, items = np.asarray(users, "int64"), np.asarray(items, "int64")
+        user_groups, item_groups = [], []
+        if self.cfg.implicit:
+            user_groups.append(implicit_group(users, items, self.n_users, self.n_items))
+            item_groups.append(implicit_group(items, users, self.n_items, self.n_users))
+        if self.user_feature_dim:
+            user_groups.append(table_group(np.asarray(self.user_feature_table)))
+        if self.item_feature_dim:
+            item_groups.append(table_group(np.asarray(self.item_feature_table)))
+        losses: list[float] = []
+        post = sample(users, items, np.asarray(ratings, "float64"), Block.from_sparse(self.n_users, user_groups),
+                      Block.from_sparse(self.n_items, item_groups), rank=self.cfg.embedding_dim,
+                      samples=self.cfg.samples, burn_in=self.cfg.burn_in, seed=0 if self.seed is None else self.seed,
+                      init_std=self.cfg.init_std, on_sweep=lambda _, rmse: losses.append(rmse * rmse))
+        scale = self.cfg.samples ** -0.5
+        self.offset.assign(post.w0)
+        self.user_bias.embeddings.assign(post.user_bias[:, None])
+        self.item_bias.embeddings.assign(post.item_bias[:, None])
+        # (samples, n, rank) -> (n, samples * rank): the posterior mean of <p, q> is one dot product
+        self.user_embedding.embeddings.assign(scale * np.transpose(post.user_factors, (1, 0, 2)).reshape(
+            self.n_users, -1))
+        self.item_embedding.embeddings.assign(scale * np.transpose(post.item_factors, (1, 0, 2)).reshape(
+            self.n_items, -1))
+        return {"loss": losses}
