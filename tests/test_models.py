@@ -54,6 +54,10 @@ def numpy_forward(rec, u_idx, i_idx):
         if rec.model == "popularity":
             out = np.stack([out, np.asarray(m.item_count)[i_idx]], axis=1)
         return out
+    if rec.model == "bayesian":  # posterior-mean biases plus one dot product over the samples' factors
+        bu = np.asarray(m.user_bias.embeddings)[:, 0]
+        bi = np.asarray(m.item_bias.embeddings)[:, 0]
+        return float(np.asarray(m.offset)) + bu[u_idx] + bi[i_idx] + (U[u_idx] * V[i_idx]).sum(1)
     if rec.model in ("dot", "biased_dot"):
         out = np.array([U[a] @ V[b] for a, b in zip(u_idx, i_idx)])
         if rec.model == "biased_dot":
@@ -112,7 +116,9 @@ class ModelContract:
         assert pred.shape == (len(r),) and pred.dtype == np.float64
         s = fitted.rating_scale_
         assert np.all(np.isfinite(pred)) and pred.min() >= s.minimum and pred.max() <= s.maximum
-        assert set(fitted.history_) >= {"loss", "val_loss"} and len(fitted.history_["loss"]) >= 1
+        # a model the engine trains records validation losses; a sampled one its per-sweep training loss
+        expected = {"loss", "val_loss"} if fitted.model_.trained_by_gradient else {"loss"}
+        assert set(fitted.history_) >= expected and len(fitted.history_["loss"]) >= 1
 
     def test_save_load_identical(self, fitted, data, tmp_path):
         r = data.test.ratings
@@ -164,6 +170,8 @@ class ModelContract:
             assert out[0] == pytest.approx(expected, rel=1e-5)
         elif self.model == "biased_dot":
             assert out[0] == pytest.approx(m.global_mean + 0.1 + 0.1 + d * 0.01, rel=1e-5)  # + both biases
+        elif self.model == "bayesian":  # offset 0, both biases, a dot product over every sample's factors
+            assert out[0] == pytest.approx(0.1 + 0.1 + m.table_width() * 0.01, rel=1e-5)
         elif self.model == "classification" and m.cfg.head == "softmax":
             np.testing.assert_allclose(out[0], np.full(m.n_classes, 1 / m.n_classes), rtol=1e-5)
         elif self.model == "classification":  # ordinal: score 0.1 * sum(h), cut points 0, ln 2, 2 ln 2, ...
@@ -205,7 +213,7 @@ class ModelContract:
 
     def test_summary_counts_parameters(self, fitted):
         s = fitted.summary()
-        d = fitted.model_config_.embedding_dim
+        d = fitted.model_.table_width()
         emb = (len(fitted.user_index_) + 1 + len(fitted.item_index_) + 1) * d
         assert s["total_params"] >= emb and s["weights"]["user_embedding/embeddings"] == (len(fitted.user_index_) + 1) * d
 
@@ -365,6 +373,16 @@ class TestImplicit(ModelContract):
         assert got == {idx[0]: 1.0, idx[1]: m.cfg.low_weight, idx[2]: 1.0, idx[3]: m.cfg.low_weight}
         if m.uses_item_item:
             assert np.asarray(m.item_item_stats)[u, 1] > 0
+
+
+class TestBayesian(ModelContract):
+    model = "bayesian"
+    params = {"samples": 3, "burn_in": 2}
+
+    def test_tables_hold_every_sample(self, fitted):
+        assert fitted.model_.table_width() == 4 * 3
+        assert np.asarray(fitted.model_.user_embedding.embeddings).shape[1] == 12
+        assert len(fitted.history_["loss"]) == 3 + 2  # one training loss per sweep
 
 
 class TestDot(ModelContract):

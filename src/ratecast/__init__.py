@@ -21,12 +21,16 @@ def __getattr__(name: str):
         from .recommender import Recommender
 
         return Recommender
+    if name == "Blend":
+        from .blend import Blend
+
+        return Blend
     if name == "tune":
         from .tuning import tune
 
         return tune
     if name in ("metrics", "models", "features", "viz", "report", "recommender", "io", "similarity", "ranking",
-                "state", "engine", "manifest", "distribution", "presets", "tuning", "search_space"):
+                "state", "engine", "manifest", "blend", "distribution", "presets", "tuning", "search_space"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -483,7 +483,8 @@ def train(
     items: Optional[Path] = Items, users: Optional[Path] = Users, item_key: Optional[str] = ItemKey,
     user_key: Optional[str] = UserKey, encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: fast (the recommended rating "
+    preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: accurate (the recommended "
+                                         "rating model), fast (a quick rating model), topn (the recommended list "
                                          "model) or lab (the lab's exact training; --model picks the model)."),
     devices: Optional[int] = typer.Option(None, "--devices", min=1, help="Train on this many devices (data "
                                           "parallel; the batch is split over them)."),

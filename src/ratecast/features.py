@@ -48,8 +48,8 @@ class FeatureEncoder:
         self.user_features = tuple(user_features)
 
     # --- fitting ----------------------------------------------------------------------------------------
-    def check_available(self, train: Dataset) -> None:
-        """Every listed feature must exist in the training data's metadata; otherwise say which and how to fix it."""
+    def missing(self, train: Dataset) -> list[tuple[str, str, str]]:
+        """The listed features the training data's metadata lacks: (argument, feature, what it needs)."""
         items, users = train.items, train.users
         missing = []
         for name in self.item_features:
@@ -61,6 +61,17 @@ class FeatureEncoder:
         for name in self.user_features:
             if users is None or name not in users.columns:
                 missing.append(("user_features", name, f"a user table with a {name!r} column"))
+        return missing
+
+    def available_only(self, train: Dataset) -> "FeatureEncoder":
+        """An encoder of the listed features that ``train`` has (for models that use metadata where it exists)."""
+        gone = {(arg, name) for arg, name, _ in self.missing(train)}
+        return FeatureEncoder([n for n in self.item_features if ("item_features", n) not in gone],
+                              [n for n in self.user_features if ("user_features", n) not in gone])
+
+    def check_available(self, train: Dataset) -> None:
+        """Every listed feature must exist in the training data's metadata; otherwise say which and how to fix it."""
+        missing = self.missing(train)
         if missing:
             arg, name, needs = missing[0]
             names = {a: [n for a2, n, _ in missing if a2 == a] for a, _, _ in missing}

@@ -7,6 +7,9 @@
   representation with a whole-catalogue interaction head beside the rating head, an item-item head and a user-level
   set head, Mult-DAE), at defaults chosen on a validation
   split of the lab training set (``benchmarks/topn.py --tune implicit``).
+* ``accurate``: the project's recommended model for rating prediction (``bayesian``: a Bayesian factorisation
+  machine with implicit sets on both sides, fitted by Gibbs sampling), at defaults chosen on a validation split of
+  the lab training set (``benchmarks/accuracy.py --validate``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from .models import MODELS
 
 LAB_TRAINING = {"engine": "keras", "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 64, "epochs": 10,
                 "lr_schedule": "constant"}
-DEFAULT_MODEL = {"lab": "deep", "fast": "biased_dot", "topn": "implicit"}
+DEFAULT_MODEL = {"lab": "deep", "fast": "biased_dot", "topn": "implicit", "accurate": "bayesian"}
 
 
 def names() -> list[str]:

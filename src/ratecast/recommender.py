@@ -208,8 +208,14 @@ class Recommender:
         item_table = np.zeros((item_index.size, 0), "float32")
         user_table = np.zeros((user_index.size, 0), "float32")
         if item_features or user_features:
-            encoder = FeatureEncoder(item_features, user_features).fit(train)
-            item_table, user_table = encoder.tables(train, item_index, user_index)
+            encoder = FeatureEncoder(item_features, user_features)
+            if model_cls.features_where_available:
+                encoder = encoder.available_only(train)
+            if encoder.item_features or encoder.user_features:
+                encoder.fit(train)
+                item_table, user_table = encoder.tables(train, item_index, user_index)
+            else:
+                encoder = None
         model = model_cls(mcfg, user_index.size, item_index.size, rating_scale=scale, global_mean=baseline.mean,
                           item_feature_dim=item_table.shape[1], user_feature_dim=user_table.shape[1],
                           seed=self.random_state)

@@ -40,6 +40,9 @@ class RatingModel(keras.Model):
     #: whether the training engine fits the model; False: it is fitted in closed form or by sampling, entirely in
     #: :meth:`prepare` and :meth:`finish`
     trained_by_gradient: ClassVar[bool] = True
+    #: whether the features of :meth:`wanted_features` are used only where the training data has them (else a
+    #: missing one is an error)
+    features_where_available: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any] | ModelConfig, n_users: int, n_items: int,
                  rating_scale: dict[str, float] | RatingScale, global_mean: float = 0.0, item_feature_dim: int = 0,

@@ -46,8 +46,10 @@ class BayesianConfig(ModelConfig):
     samples: int = 100  # sweeps averaged for the prediction (each adds embedding_dim columns to the tables)
     burn_in: int = 5  # sweeps discarded first
     implicit: bool = True  # users carry the items they rated, items the users who rated them
-    item_features: tuple[str, ...] = ()  # metadata groups on the item side, from ITEM_FEATURES
-    user_features: tuple[str, ...] = ()  # metadata groups on the user side, from USER_FEATURES
+    # metadata groups on each side, used where the training data has them (chosen on validation: the lab split's
+    # validation RMSE 0.871 without them, 0.868 with them)
+    item_features: tuple[str, ...] = ("release_year", "genres")
+    user_features: tuple[str, ...] = ("age", "gender", "occupation")
     init_std: float = 0.1
 
     def validate(self) -> None:
@@ -87,6 +89,7 @@ class BayesianModel(RatingModel):
 
     user_layers = ("user_embedding", "user_bias")
     trained_by_gradient = False
+    features_where_available = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -20,9 +20,12 @@ the samples' factors concatenated (each scaled by ``1/sqrt(S)``) turns into the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -93,13 +96,10 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
            rank: int, samples: int, burn_in: int, seed: int, init_std: float = 0.1,
            on_sweep: Callable[[int, float], None] | None = None) -> Posterior:
     """Run ``burn_in + samples`` Gibbs sweeps and average the last ``samples``. ``on_sweep(sweep, train_rmse)``
-    is called after each sweep."""
-    import jax
+    is called after each sweep. The compiled sweep is reused by later calls with the same shapes."""
     import jax.numpy as jnp
 
     K = rank + 1  # a bias column, then the factors
-    y = jnp.asarray(ratings, "float32")
-    uu, ii = jnp.asarray(users, "int32"), jnp.asarray(items, "int32")
     rng = np.random.default_rng(seed)
     # host-side draws: every small eager JAX call compiles on its own, which costs more than the draws
 
@@ -107,43 +107,15 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
         t = (init_std * rng.standard_normal((n, K))).astype("float32")
         t[:, 0] = 0.0
         t[0] = 0.0
-        return jnp.asarray(t)
+        return t
 
-    blocks = {"user": (user_block, uu, ii), "item": (item_block, ii, uu)}
-    state = {
-        "w0": np.float32(np.mean(ratings)), "alpha": np.float32(1.0),
-        "user_id": init(user_block.n), "item_id": init(item_block.n),
-        "user_x": np.zeros((user_block.m, K), "float32"), "item_x": np.zeros((item_block.m, K), "float32"),
-    }
-    consts = {name: ([tuple(jnp.asarray(a) for a in bucket) for bucket in b.buckets], jnp.asarray(b.groups))
-              for name, (b, _, _) in blocks.items()}
-
-    def rep(theta_id, theta_x, buckets):
-        for features, owners, values in buckets:
-            contrib = values[..., None] * theta_x[features][:, None, :]
-            theta_id = theta_id.at[owners.reshape(-1)].add(contrib.reshape(-1, K))
-        return theta_id
-
-    def normal_gamma(key, theta, mask, std_gamma):
-        """Sample one (mean, precision) per column of ``theta`` from its Normal-Gamma conditional (rows in mask);
-        ``std_gamma`` holds the column's Gamma(shape, 1) draws (drawn together: each gamma call compiles slowly)."""
-        n = jnp.sum(mask)
-        s = jnp.sum(theta * mask[:, None], axis=0)
-        # precision first (marginal of the mean under gamma0 = 1, mu0 = 0), then the mean given it
-        mean_hat = s / (n + 1.0)
-        ss = jnp.sum(mask[:, None] * (theta - mean_hat) ** 2, axis=0) + mean_hat ** 2
-        lam = std_gamma / ((1.0 + ss) / 2.0)
-        mu = mean_hat + jax.random.normal(key, (K,)) / jnp.sqrt((n + 1.0) * lam)
-        return mu, lam
-
-    def gauss(key, prec, lin):
-        """Draw from N(prec^-1 lin, prec^-1) for a batch of (K, K) precisions."""
-        chol = jnp.linalg.cholesky(prec)
-        mean = jax.scipy.linalg.cho_solve((chol, True), lin[..., None])[..., 0]
-        eps = jax.random.normal(key, lin.shape)
-        noise = jax.scipy.linalg.solve_triangular(jnp.swapaxes(chol, -1, -2), eps[..., None], lower=False)[..., 0]
-        return mean + noise
-
+    state = {"w0": np.float32(np.mean(ratings)), "alpha": np.float32(1.0),
+             "user_id": init(user_block.n), "item_id": init(item_block.n),
+             "user_x": np.zeros((user_block.m, K), "float32"), "item_x": np.zeros((item_block.m, K), "float32")}
+    data = {"y": jnp.asarray(ratings, "float32"), "user": jnp.asarray(users, "int32"),
+            "item": jnp.asarray(items, "int32"), "key": np.asarray(seed, "uint32"),
+            "blocks": {name: ([tuple(jnp.asarray(a) for a in bucket) for bucket in b.buckets], jnp.asarray(b.groups))
+                       for name, b in (("user", user_block), ("item", item_block))}}
     # the shapes of every Gamma draw of a sweep: per block, its id rows' and each feature group's precisions
     # (one per column, shape (2 + count) / 2), then the noise precision's ((1 + ratings) / 2)
     gamma_shapes = []
@@ -151,73 +123,9 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
         counts = [b.n - 1] + [int(np.sum(b.groups == g)) for g in range(b.n_groups)]
         gamma_shapes += [np.full(K, (2.0 + c) / 2.0) for c in counts]
     gamma_shapes.append(np.array([(1.0 + len(ratings)) / 2.0]))
-    gamma_sizes = [len(a) for a in gamma_shapes]
+    meta = (K, user_block.n, item_block.n, user_block.n_groups, item_block.n_groups,
+            tuple(len(a) for a in gamma_shapes))
     gamma_shapes = np.concatenate(gamma_shapes)
-
-    def half_sweep(state, key, name, other, draws):
-        block, own, oth = blocks[name]
-        buckets, groups = consts[name]
-        n = block.n
-        r_other = rep(state[f"{other}_id"], state[f"{other}_x"], consts[other][0])
-        z = jnp.concatenate([jnp.ones((len(y), 1)), r_other[oth, 1:]], axis=1)  # (N, K)
-        offset = state["w0"] + r_other[oth, 0]
-        r_self = rep(state[f"{name}_id"], state[f"{name}_x"], buckets)
-        e = y - offset - jnp.sum(r_self[own] * z, axis=1)
-        alpha = state["alpha"]
-        G = jax.ops.segment_sum(z[:, :, None] * z[:, None, :], own, num_segments=n)
-        E = jax.ops.segment_sum(z * e[:, None], own, num_segments=n)
-        kh, kid, kx, kg = jax.random.split(key, 4)
-        # hyperparameters: the id rows (row 0, unknown, left out) and each extra group
-        ids = state[f"{name}_id"]
-        mu_id, lam_id = normal_gamma(kh, ids, jnp.arange(n) > 0, draws[0])
-        gkeys = jax.random.split(kg, max(block.n_groups, 1))
-        hyper = [normal_gamma(gkeys[g], state[f"{name}_x"], groups == g, draws[1 + g])
-                 for g in range(block.n_groups)]
-        mus = jnp.stack([h[0] for h in hyper]) if hyper else jnp.zeros((1, K))
-        lams = jnp.stack([h[1] for h in hyper]) if hyper else jnp.ones((1, K))
-        # the id rows: independent given everything else
-        eye = jnp.eye(K)
-        prec = alpha * G + lam_id[None, :, None] * eye
-        lin = alpha * (E + jnp.einsum("nab,nb->na", G, ids)) + (lam_id * mu_id)[None]
-        new = gauss(kid, prec, lin).at[0].set(0.0)
-        E = E - jnp.einsum("nab,nb->na", G, new - ids)
-
-        # extra features, one at a time
-        def step(carry, xs):
-            E, theta_x = carry
-            l, o, v, g, k = xs
-            Gl = G[o]  # (W, K, K)
-            old = theta_x[l]
-            prec = alpha * jnp.einsum("w,wab->ab", v * v, Gl) + lams[g][:, None] * eye
-            lin = alpha * (v @ E[o] + jnp.einsum("w,wab,b->a", v * v, Gl, old)) + lams[g] * mus[g]
-            t = gauss(k, prec, lin)
-            E = E.at[o].add(-v[:, None] * jnp.einsum("wab,b->wa", Gl, t - old))
-            return (E, theta_x.at[l].set(t)), None
-
-        theta_x = state[f"{name}_x"]
-        for b, (features, owners, values) in enumerate(buckets):
-            keys = jax.random.split(jax.random.fold_in(kx, b), len(features))
-            (E, theta_x), _ = jax.lax.scan(step, (E, theta_x), (features, owners, values, groups[features], keys))
-        return {**state, f"{name}_id": new, f"{name}_x": theta_x}
-
-    @jax.jit
-    def sweep(state, t, gammas):
-        k_w0, k_u, k_i = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), t), 3)
-        draws = jnp.split(gammas, np.cumsum(gamma_sizes)[:-1])
-        n_user = 1 + user_block.n_groups
-        state = half_sweep(state, k_u, "user", "item", draws[:n_user])
-        state = half_sweep(state, k_i, "item", "user", draws[n_user:-1])
-        ru = rep(state["user_id"], state["user_x"], consts["user"][0])
-        ri = rep(state["item_id"], state["item_x"], consts["item"][0])
-        pred_wo = ru[uu, 0] + ri[ii, 0] + jnp.sum(ru[uu, 1:] * ri[ii, 1:], axis=1)
-        # the global bias (a flat prior) and the noise precision (Gamma(1, 1) prior)
-        n = y.shape[0]
-        alpha = state["alpha"]
-        w0 = jnp.mean(y - pred_wo) + jax.random.normal(k_w0) / jnp.sqrt(alpha * n)
-        e = y - w0 - pred_wo
-        alpha = draws[-1][0] / ((1.0 + jnp.sum(e * e)) / 2.0)
-        state = {**state, "w0": w0, "alpha": alpha}
-        return state, ru, ri, jnp.sqrt(jnp.mean(e * e))
 
     total = burn_in + samples
     gammas = rng.standard_gamma(gamma_shapes, size=(total, len(gamma_shapes))).astype("float32")
@@ -225,7 +133,7 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     uf = np.zeros((samples, user_block.n, rank), "float32")
     itf = np.zeros((samples, item_block.n, rank), "float32")
     for t in range(total):
-        state, ru, ri, rmse = sweep(state, np.int32(t), gammas[t])
+        state, ru, ri, rmse = _sweep(state, np.int32(t), gammas[t], data, meta=meta)
         if on_sweep is not None:
             on_sweep(t, float(rmse))
         if t < burn_in:
@@ -241,3 +149,93 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
         raise FloatingPointError("the Gibbs sampler produced non-finite values")
     return Posterior(w0=float(w0), user_bias=bu.astype("float32"), item_bias=bi.astype("float32"),
                      user_factors=uf, item_factors=itf, noise_std=noise / samples)
+
+
+@functools.partial(jax.jit, static_argnames="meta")
+def _sweep(state, t, gammas, data, *, meta):
+    """One Gibbs sweep: the user block, the item block, then the global bias and the noise precision. Returns the
+    new state, both sides' ``[bias, factors]`` rows and the training RMSE."""
+    K, n_users, n_items, user_groups, item_groups, gamma_sizes = meta
+    y = data["y"]
+    sides = {"user": (n_users, user_groups, data["user"], data["item"]),
+             "item": (n_items, item_groups, data["item"], data["user"])}
+    eye = jnp.eye(K)
+
+    def rep(name):
+        theta_id, theta_x = state[f"{name}_id"], state[f"{name}_x"]
+        for features, owners, values in data["blocks"][name][0]:
+            contrib = values[..., None] * theta_x[features][:, None, :]
+            theta_id = theta_id.at[owners.reshape(-1)].add(contrib.reshape(-1, K))
+        return theta_id
+
+    def normal_gamma(key, theta, mask, std_gamma):
+        """One (mean, precision) per column of ``theta`` from its Normal-Gamma conditional (rows in ``mask``);
+        ``std_gamma``: the columns' Gamma(shape, 1) draws."""
+        n = jnp.sum(mask)
+        mean_hat = jnp.sum(theta * mask[:, None], axis=0) / (n + 1.0)
+        ss = jnp.sum(mask[:, None] * (theta - mean_hat) ** 2, axis=0) + mean_hat ** 2
+        lam = std_gamma / ((1.0 + ss) / 2.0)
+        return mean_hat + jax.random.normal(key, (K,)) / jnp.sqrt((n + 1.0) * lam), lam
+
+    def gauss(key, prec, lin):
+        """Draws from N(prec^-1 lin, prec^-1) for a batch of (K, K) precisions."""
+        chol = jnp.linalg.cholesky(prec)
+        mean = jax.scipy.linalg.cho_solve((chol, True), lin[..., None])[..., 0]
+        eps = jax.random.normal(key, lin.shape)
+        noise = jax.scipy.linalg.solve_triangular(jnp.swapaxes(chol, -1, -2), eps[..., None], lower=False)[..., 0]
+        return mean + noise
+
+    def half_sweep(state, key, name, other, draws):
+        n, n_groups, own, oth = sides[name]
+        buckets, groups = data["blocks"][name]
+        r_other = rep(other)
+        z = jnp.concatenate([jnp.ones((y.shape[0], 1)), r_other[oth, 1:]], axis=1)  # (N, K)
+        offset = state["w0"] + r_other[oth, 0]
+        e = y - offset - jnp.sum(rep(name)[own] * z, axis=1)
+        alpha = state["alpha"]
+        G = jax.ops.segment_sum(z[:, :, None] * z[:, None, :], own, num_segments=n)
+        E = jax.ops.segment_sum(z * e[:, None], own, num_segments=n)
+        kh, kid, kx, kg = jax.random.split(key, 4)
+        # hyperparameters: the id rows (row 0, unknown, left out) and each extra group
+        ids = state[f"{name}_id"]
+        mu_id, lam_id = normal_gamma(kh, ids, jnp.arange(n) > 0, draws[0])
+        gkeys = jax.random.split(kg, max(n_groups, 1))
+        hyper = [normal_gamma(gkeys[g], state[f"{name}_x"], groups == g, draws[1 + g]) for g in range(n_groups)]
+        mus = jnp.stack([h[0] for h in hyper]) if hyper else jnp.zeros((1, K))
+        lams = jnp.stack([h[1] for h in hyper]) if hyper else jnp.ones((1, K))
+        # the id rows: independent given everything else
+        prec = alpha * G + lam_id[None, :, None] * eye
+        lin = alpha * (E + jnp.einsum("nab,nb->na", G, ids)) + (lam_id * mu_id)[None]
+        new = gauss(kid, prec, lin).at[0].set(0.0)
+        E = E - jnp.einsum("nab,nb->na", G, new - ids)
+
+        def step(carry, xs):  # one extra feature: its owners' residual sums move with it
+            E, theta_x = carry
+            l, o, v, g, k = xs
+            Gl = G[o]  # (W, K, K)
+            old = theta_x[l]
+            prec = alpha * jnp.einsum("w,wab->ab", v * v, Gl) + lams[g][:, None] * eye
+            lin = alpha * (v @ E[o] + jnp.einsum("w,wab,b->a", v * v, Gl, old)) + lams[g] * mus[g]
+            t = gauss(k, prec, lin)
+            E = E.at[o].add(-v[:, None] * jnp.einsum("wab,b->wa", Gl, t - old))
+            return (E, theta_x.at[l].set(t)), None
+
+        theta_x = state[f"{name}_x"]
+        for b, (features, owners, values) in enumerate(buckets):
+            keys = jax.random.split(jax.random.fold_in(kx, b), features.shape[0])
+            (E, theta_x), _ = jax.lax.scan(step, (E, theta_x), (features, owners, values, groups[features], keys))
+        return {**state, f"{name}_id": new, f"{name}_x": theta_x}
+
+    k_w0, k_u, k_i = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(data["key"]), t), 3)
+    draws = jnp.split(gammas, np.cumsum(gamma_sizes)[:-1])
+    state = half_sweep(state, k_u, "user", "item", draws[:1 + user_groups])
+    state = half_sweep(state, k_i, "item", "user", draws[1 + user_groups:-1])
+    ru, ri = rep("user"), rep("item")
+    u, i = data["user"], data["item"]
+    pred = ru[u, 0] + ri[i, 0] + jnp.sum(ru[u, 1:] * ri[i, 1:], axis=1)
+    # the global bias (a flat prior) and the noise precision (Gamma(1, 1) prior)
+    n = y.shape[0]
+    w0 = jnp.mean(y - pred) + jax.random.normal(k_w0) / jnp.sqrt(state["alpha"] * n)
+    e = y - w0 - pred
+    alpha = draws[-1][0] / ((1.0 + jnp.sum(e * e)) / 2.0)
+    return {**state, "w0": w0, "alpha": alpha}, ru, ri, jnp.sqrt(jnp.mean(e * e))
