@@ -151,6 +151,41 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
                      user_factors=uf, item_factors=itf, noise_std=noise / samples)
 
 
+def cholesky(a):
+    """Lower Cholesky factors of a batch of small symmetric positive definite matrices (..., K, K), one column per
+    loop step (a rolled loop keeps the compiled program small)."""
+    K = a.shape[-1]
+    idx = jnp.arange(K)
+
+    def column(j, L):
+        row = L[..., j, :]  # L[j, :j] is filled, the rest still 0
+        d = jnp.sqrt(jnp.maximum(a[..., j, j] - jnp.sum(row * row, axis=-1), 1e-12))
+        below = (a[..., :, j] - jnp.einsum("...ik,...k->...i", L, row)) / d[..., None]
+        col = jnp.where(idx > j, below, jnp.where(idx == j, d[..., None], 0.0))
+        return L.at[..., :, j].set(col)
+
+    return jax.lax.fori_loop(0, K, column, jnp.zeros_like(a))
+
+
+def forward_substitute(L, b):
+    """x with L x = b (L lower triangular; batched over leading axes)."""
+    def step(i, x):  # x[i:] is still 0
+        return x.at[..., i].set((b[..., i] - jnp.sum(L[..., i, :] * x, axis=-1)) / L[..., i, i])
+
+    return jax.lax.fori_loop(0, b.shape[-1], step, jnp.zeros_like(b))
+
+
+def back_substitute(L, b):
+    """x with L^T x = b (L lower triangular; batched over leading axes)."""
+    K = b.shape[-1]
+
+    def step(k, x):  # i = K - 1 - k; x[:i + 1] is still 0
+        i = K - 1 - k
+        return x.at[..., i].set((b[..., i] - jnp.sum(L[..., :, i] * x, axis=-1)) / L[..., i, i])
+
+    return jax.lax.fori_loop(0, K, step, jnp.zeros_like(b))
+
+
 @functools.partial(jax.jit, static_argnames="meta")
 def _sweep(state, t, gammas, data, *, meta):
     """One Gibbs sweep: the user block, the item block, then the global bias and the noise precision. Returns the
@@ -178,12 +213,10 @@ def _sweep(state, t, gammas, data, *, meta):
         return mean_hat + jax.random.normal(key, (K,)) / jnp.sqrt((n + 1.0) * lam), lam
 
     def gauss(key, prec, lin):
-        """Draws from N(prec^-1 lin, prec^-1) for a batch of (K, K) precisions."""
-        chol = jnp.linalg.cholesky(prec)
-        mean = jax.scipy.linalg.cho_solve((chol, True), lin[..., None])[..., 0]
-        eps = jax.random.normal(key, lin.shape)
-        noise = jax.scipy.linalg.solve_triangular(jnp.swapaxes(chol, -1, -2), eps[..., None], lower=False)[..., 0]
-        return mean + noise
+        """Draws from N(prec^-1 lin, prec^-1) for a batch of (K, K) precisions: x = L^-T (L^-1 lin + eps) with
+        prec = L L^T (hand-written for small K: LAPACK calls inside the compiled loop can stall the CPU runtime)."""
+        L = cholesky(prec)
+        return back_substitute(L, forward_substitute(L, lin) + jax.random.normal(key, lin.shape))
 
     def half_sweep(state, key, name, other, draws):
         n, n_groups, own, oth = sides[name]

@@ -1,0 +1,141 @@
+"""The Bayesian factorisation model: its Gibbs sampler recovers planted structure, its feature blocks hold every
+entry once, it uses the metadata the data has, and the accurate preset trains it (command line included) without
+ever seeing the test ratings."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import ratecast as rc
+from ratecast.cli import app
+from ratecast.models.bayesian import implicit_group
+from ratecast.models.gibbs import Block, sample
+from synthetic import make_dataset
+
+SMALL = dict(samples=4, burn_in=2, embedding_dim=4, verbose=0)
+
+
+def planted(n_users=60, n_items=40, density=0.6, noise=0.5, seed=0):
+    """Ratings = 3 + user bias + item bias + a rank-2 product + Gaussian noise (not rounded)."""
+    rng = np.random.default_rng(seed)
+    bu, bi = rng.normal(0, 0.5, n_users), rng.normal(0, 0.5, n_items)
+    p, q = rng.normal(0, 0.7, (n_users, 2)), rng.normal(0, 0.7, (n_items, 2))
+    u, i = np.nonzero(rng.random((n_users, n_items)) < density)
+    clean = 3 + bu[u] + bi[i] + (p[u] * q[i]).sum(1)
+    return u + 1, i + 1, clean, clean + rng.normal(0, noise, len(u))
+
+
+def test_sampler_recovers_a_planted_low_rank_model_and_its_noise():
+    u, i, clean, y = planted()
+    hold = np.random.default_rng(1).random(len(y)) < 0.2
+    empty_u, empty_i = Block.from_sparse(61, []), Block.from_sparse(41, [])
+    post = sample(u[~hold], i[~hold], y[~hold], empty_u, empty_i, rank=4, samples=60, burn_in=20, seed=0)
+    pred = post.w0 + post.user_bias[u] + post.item_bias[i] + np.einsum(
+        "snk,snk->n", post.user_factors[:, u], post.item_factors[:, i]) / 60
+    rmse_clean = np.sqrt(np.mean((pred[hold] - clean[hold]) ** 2))
+    mean_only = np.sqrt(np.mean((y[~hold].mean() - clean[hold]) ** 2))
+    assert rmse_clean < 0.35 * mean_only, (rmse_clean, mean_only)  # it found the structure, not just the mean
+    assert 0.4 < post.noise_std < 0.62, post.noise_std  # and the noise level it was planted with (0.5)
+
+
+def test_sampler_is_reproducible_and_seeded():
+    u, i, _, y = planted(n_users=20, n_items=15)
+    blocks = Block.from_sparse(21, [implicit_group(u, i, 21, 16)]), Block.from_sparse(16, [])
+    a = sample(u, i, y, *blocks, rank=3, samples=3, burn_in=1, seed=5)
+    b = sample(u, i, y, *blocks, rank=3, samples=3, burn_in=1, seed=5)
+    c = sample(u, i, y, *blocks, rank=3, samples=3, burn_in=1, seed=6)
+    np.testing.assert_array_equal(a.user_factors, b.user_factors)
+    assert not np.allclose(a.user_factors, c.user_factors)
+
+
+def test_blocks_hold_every_entry_once_in_buckets_of_similar_support():
+    rng = np.random.default_rng(0)
+    owner = rng.integers(1, 50, 400)
+    feature = np.minimum(rng.zipf(1.5, 400) - 1, 29)  # a few features with many owners, many with few
+    pairs = np.unique(np.stack([owner, feature], 1), axis=0)
+    value = rng.random(len(pairs)).astype("float32") + 0.1
+    block = Block.from_sparse(50, [(pairs[:, 0], pairs[:, 1], value, 30), (np.array([3]), np.array([1]),
+                                                                           np.array([2.0]), 2)])
+    assert block.m == 32 and block.groups.tolist() == [0] * 30 + [1] * 2
+    seen = {}
+    for features, owners, values in block.buckets:
+        support = (owners > 0).sum(1)
+        assert owners.shape[1] < 4 * max(support.min(), 1) or owners.shape[1] == 1  # padding stays bounded
+        for f, o, v in zip(features, owners, values):
+            for own, val in zip(o[o > 0], v[o > 0]):
+                seen[(int(f), int(own))] = float(val)
+    expected = {(int(f), int(o)): float(v) for o, f, v in zip(pairs[:, 0], pairs[:, 1], value)}
+    expected[(31, 3)] = 2.0
+    assert seen.keys() == expected.keys()
+    assert all(seen[k] == pytest.approx(v) for k, v in expected.items())
+
+
+def test_implicit_group_normalises_by_the_square_root_of_the_set():
+    owner, feature, value, n = implicit_group(np.array([1, 1, 1, 1, 2]), np.array([3, 4, 5, 3, 3]), 3, 6)
+    assert n == 6 and sorted(zip(owner.tolist(), feature.tolist())) == [(1, 3), (1, 4), (1, 5), (2, 3)]
+    np.testing.assert_allclose(value[owner == 1], 1 / np.sqrt(3))  # the repeated pair counts once
+    np.testing.assert_allclose(value[owner == 2], 1.0)
+
+
+def test_uses_the_metadata_the_data_has_and_no_more():
+    ds = make_dataset()
+    full = rc.Recommender("bayesian", random_state=0, **SMALL).fit(ds)
+    assert full.encoder_.user_features == ("age", "gender", "occupation")
+    assert full.model_.user_feature_dim > 0 and full.model_.item_feature_dim > 0
+    bare = rc.Dataset(ds.ratings, name="ratings only")
+    plain = rc.Recommender("bayesian", random_state=0, **SMALL).fit(bare)
+    assert plain.encoder_ is None and plain.model_.user_feature_dim == 0
+    assert not np.allclose(full.predict([1, 2], [101, 102]), plain.predict([1, 2], [101, 102]))
+    # a model whose features are required still says what is missing
+    with pytest.raises(rc.DataError, match="the model uses item_features 'release_year'"):
+        rc.Recommender("hybrid", random_state=0, epochs=1, verbose=0).fit(bare)
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"samples": 0}, r"samples must be a positive integer, got 0"),
+    ({"burn_in": -1}, r"burn_in must be an integer >= 0, got -1"),
+    ({"embedding_dim": 64, "samples": 2000}, r"embedding_dim \* samples must be at most 65536"),
+    ({"user_features": ["height"]}, r"user_features must be drawn from .*got \['height'\]"),
+    ({"loss": "mae"}, r"loss for model 'bayesian' must be one of \['mse'\]"),
+])
+def test_bad_options(params, match):
+    with pytest.raises(ValueError, match=match):
+        rc.Recommender("bayesian", **params)
+
+
+def test_accurate_preset_is_the_bayesian_model():
+    rec = rc.Recommender.from_preset("accurate", random_state=0)
+    assert rec.model == "bayesian" and rec.params == {}
+    with pytest.raises(ValueError, match="preset 'accurate' is for model 'bayesian'"):
+        rc.Recommender.from_preset("accurate", model="dot")
+
+
+def test_cli_accurate_preset_never_fits_on_test_ratings(tmp_path, monkeypatch):
+    ds = make_dataset()
+    path = tmp_path / "ratings.csv"
+    ds.ratings.to_csv(path, index=False)
+    fitted_on = []
+    real_fit = rc.Recommender.fit
+
+    def fit(self, train, *args, **kwargs):
+        fitted_on.append(set(zip(train.ratings["user_id"], train.ratings["item_id"])))
+        return real_fit(self, train, *args, **kwargs)
+
+    monkeypatch.setattr(rc.Recommender, "fit", fit)
+    res = CliRunner().invoke(app, ["train", "--data", str(path), "--preset", "accurate", "--set", "samples=3",
+                                   "--set", "burn_in=1", "--out", str(tmp_path / "run"), "--json", "-q"])
+    assert res.exit_code == 0, (res.stdout, res.exception)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["spec"]["model"] == "bayesian"
+    test = json.loads(res.stdout)["test"]
+    assert np.isfinite(test["rmse"]) and test["n"] > 0
+    from ratecast import runs
+
+    spec = runs.RunSpec.from_dict(run["spec"], "run.json")
+    test_pairs = set(zip(*(runs.make_split(runs.load_data(spec, progress=False), spec).test.ratings[c]
+                           for c in ("user_id", "item_id"))))
+    assert len(test_pairs) == test["n"]
+    assert len(fitted_on) == 1 and not fitted_on[0] & test_pairs, "fit saw test ratings"
