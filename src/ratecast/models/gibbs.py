@@ -117,11 +117,12 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
             "blocks": {name: ([tuple(jnp.asarray(a) for a in bucket) for bucket in b.buckets], jnp.asarray(b.groups))
                        for name, b in (("user", user_block), ("item", item_block))}}
     # the shapes of every Gamma draw of a sweep: per block, its id rows' and each feature group's precisions
-    # (one per column, shape (2 + count) / 2), then the noise precision's ((1 + ratings) / 2)
+    # (one per column, shape (1 + count) / 2: Gamma(1/2, 1/2) prior, the group mean integrated out), then the noise
+    # precision's ((1 + ratings) / 2)
     gamma_shapes = []
     for b in (user_block, item_block):
         counts = [b.n - 1] + [int(np.sum(b.groups == g)) for g in range(b.n_groups)]
-        gamma_shapes += [np.full(K, (2.0 + c) / 2.0) for c in counts]
+        gamma_shapes += [np.full(K, (1.0 + c) / 2.0) for c in counts]
     gamma_shapes.append(np.array([(1.0 + len(ratings)) / 2.0]))
     meta = (K, user_block.n, item_block.n, user_block.n_groups, item_block.n_groups,
             tuple(len(a) for a in gamma_shapes))
@@ -204,8 +205,9 @@ def _sweep(state, t, gammas, data, *, meta):
         return theta_id
 
     def normal_gamma(key, theta, mask, std_gamma):
-        """One (mean, precision) per column of ``theta`` from its Normal-Gamma conditional (rows in ``mask``);
-        ``std_gamma``: the columns' Gamma(shape, 1) draws."""
+        """One (mean, precision) per column of ``theta`` from its Normal-Gamma conditional (rows in ``mask``; prior
+        mean 0 with weight 1): the precision with the mean integrated out, then the mean given it. ``std_gamma``:
+        the columns' Gamma(shape, 1) draws."""
         n = jnp.sum(mask)
         mean_hat = jnp.sum(theta * mask[:, None], axis=0) / (n + 1.0)
         ss = jnp.sum(mask[:, None] * (theta - mean_hat) ** 2, axis=0) + mean_hat ** 2
