@@ -144,7 +144,7 @@ def test_cli_accurate_preset_never_fits_on_test_ratings(tmp_path, monkeypatch):
 def test_half_star_ratings_stay_on_their_scale():
     ds = make_dataset(half_stars=True)
     train, test = rc.split.holdout(ds, test_size=0.2, random_state=0)
-    rec = rc.Recommender.from_preset("accurate", random_state=0, samples=4, burn_in=2, verbose=0).fit(train)
+    rec = rc.Recommender.from_preset("accurate", random_state=0, samples=30, burn_in=10, verbose=0).fit(train)
     pred = rec.predict(test.ratings["user_id"], test.ratings["item_id"])
     assert np.isfinite(pred).all() and pred.min() >= 0.5 and pred.max() <= 5
     baseline = rc.Recommender("baseline", random_state=0, embedding_dim=1, epochs=2, verbose=0).fit(train)

@@ -50,7 +50,7 @@ def test_preset_lab_keeps_the_model_given_and_the_labs_training(tmp_path):
 
 def test_bad_preset_and_device_count_are_usage_errors(tmp_path):
     res = cli("train", "--preset", "quick", "--out", tmp_path / "a", "--json")
-    assert res.exit_code == 2 and "preset must be one of ['fast', 'lab', 'topn'], got 'quick'" in res.stdout
+    assert res.exit_code == 2 and "preset must be one of ['accurate', 'fast', 'lab', 'topn'], got 'quick'" in res.stdout
     res = cli("train", "--devices", "999", "--out", tmp_path / "b", "--json")
     assert res.exit_code == 2 and "devices must be between 1 and the" in res.stdout and "got 999" in res.stdout
     res = cli("train", "--preset", "fast", "--model", "deep", "--out", tmp_path / "c", "--json")

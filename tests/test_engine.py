@@ -184,7 +184,7 @@ def test_presets():
     _, tcfg = split_params(fast.model, fast.params)
     assert fast.model == "biased_dot" and tcfg.epochs == 3 and tcfg.optimizer == "sgd"
     assert rc.Recommender.from_preset("topn", random_state=0).model == "implicit"
-    with pytest.raises(ValueError, match=r"preset must be one of \['fast', 'lab', 'topn'\], got 'quick'"):
+    with pytest.raises(ValueError, match=r"preset must be one of \['accurate', 'fast', 'lab', 'topn'\], got 'quick'"):
         rc.Recommender.from_preset("quick")
     with pytest.raises(ValueError, match=r"preset 'fast' is for model 'biased_dot', got model='deep'"):
         rc.Recommender.from_preset("fast", model="deep")

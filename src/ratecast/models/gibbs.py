@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..errors import TrainingError
+
 
 @dataclass(frozen=True)
 class Block:
@@ -97,8 +99,6 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
            on_sweep: Callable[[int, float], None] | None = None) -> Posterior:
     """Run ``burn_in + samples`` Gibbs sweeps and average the last ``samples``. ``on_sweep(sweep, train_rmse)``
     is called after each sweep. The compiled sweep is reused by later calls with the same shapes."""
-    import jax.numpy as jnp
-
     K = rank + 1  # a bias column, then the factors
     rng = np.random.default_rng(seed)
     # host-side draws: every small eager JAX call compiles on its own, which costs more than the draws
@@ -147,7 +147,8 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     w0, bu, bi = w0 / samples, bu / samples, bi / samples
     if not np.isfinite(w0) or not (np.isfinite(bu).all() and np.isfinite(bi).all() and np.isfinite(uf).all()
                                    and np.isfinite(itf).all()):
-        raise FloatingPointError("the Gibbs sampler produced non-finite values")
+        raise TrainingError("the Gibbs sampler produced non-finite values (the ratings may hold extreme values); "
+                            "try a smaller embedding_dim")
     return Posterior(w0=float(w0), user_bias=bu.astype("float32"), item_bias=bi.astype("float32"),
                      user_factors=uf, item_factors=itf, noise_std=noise / samples)
 

@@ -3,6 +3,7 @@ several processes and machines need."""
 
 from __future__ import annotations
 
+import time
 import warnings
 
 from ..errors import RatecastError
@@ -54,10 +55,17 @@ def open_storage(url: str):
     else:
         kwargs["connect_args"] = {"connect_timeout": 10}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat options
-            return optuna.storages.RDBStorage(parsed.render_as_string(hide_password=False), engine_kwargs=kwargs,
-                                              heartbeat_interval=30, grace_period=120)
+        for attempt in range(6):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat options
+                    return optuna.storages.RDBStorage(parsed.render_as_string(hide_password=False),
+                                                      engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+                # processes that open a new database together race to create its tables: the loser retries
+                if attempt == 5 or not any(word in str(exc) for word in ("duplicate key", "already exists")):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
     except ModuleNotFoundError as exc:
         raise StorageError(f"storage {shown_url(url)}: its database driver is not installed ({exc.name}); "
                            "install ratecast[postgres] for PostgreSQL") from None
