@@ -57,7 +57,7 @@ def numpy_forward(rec, u_idx, i_idx):
     if rec.model == "bayesian":  # posterior-mean biases plus one dot product over the samples' factors
         bu = np.asarray(m.user_bias.embeddings)[:, 0]
         bi = np.asarray(m.item_bias.embeddings)[:, 0]
-        return float(np.asarray(m.offset)) + bu[u_idx] + bi[i_idx] + (U[u_idx] * V[i_idx]).sum(1)
+        return float(np.asarray(m.global_bias)) + bu[u_idx] + bi[i_idx] + (U[u_idx] * V[i_idx]).sum(1)
     if rec.model in ("dot", "biased_dot"):
         out = np.array([U[a] @ V[b] for a, b in zip(u_idx, i_idx)])
         if rec.model == "biased_dot":

@@ -22,10 +22,9 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from . import metrics as M
-from . import topn
 from .datasets.dataset import Dataset
 from .errors import IntegrityError, NotFittedError
-from .recommender import Recommender, _check_dataset, _check_flag, _check_threshold, _id_array
+from .recommender import Recommender, _check_dataset, _check_flag, _id_array
 from .split import validation_split as _validation_split
 from .topn import KS as TOPN_KS, LONG_TAIL
 
@@ -145,29 +144,8 @@ class Blend:
         """Whole-catalogue list metrics of the blended ranking (the protocol of
         :meth:`Recommender.top_n_metrics`)."""
         self._check_fitted()
-        _check_dataset("test", test)
-        _check_threshold(threshold)
-        ks = sorted({int(k) for k in ks})
-        first = self.members[0]
-        s = first.state_
-        r = test.ratings
-        codes, user_ids = pd.factorize(r["user_id"], sort=False)
-        users = s.user_index.index(np.asarray(user_ids))
-        depth = max(ks)
-        lists = np.full((len(users), depth), -1, "int64")
-        known = users > 0
-        if known.any():
-            lists[known] = self._lists(users[known], depth, min_ratings=min_ratings)[0]
-        if (~known).any():
-            from .ranking import popular
-
-            fallback, _ = popular(s, depth, np.ones(len(s.item_index), bool))
-            lists[~known, :len(fallback)] = fallback
-        relevant = r["rating"].to_numpy(dtype="float64") >= threshold
-        items = s.item_index.index(r["item_id"].to_numpy()[relevant]) - 1
-        unseen = items < 0
-        items[unseen] = len(s.item_index) + pd.factorize(r["item_id"].to_numpy()[relevant][unseen])[0]
-        return topn.list_metrics(lists, codes[relevant], items, s.popularity[1:], ks=ks, long_tail=long_tail)
+        return self.members[0]._list_metrics(
+            test, ks, threshold, long_tail, lambda users, depth: self._lists(users, depth, min_ratings=min_ratings)[0])
 
     def evaluate(self, test: Dataset, *, k: int = 10, threshold: float = 4.0, ci: bool = True,
                  n_resamples: int = 1000, top_n: bool = True) -> dict[str, Any]:

@@ -374,6 +374,13 @@ class Recommender:
         coverage and popularity bias (items with fewer than ``long_tail`` training ratings are the long tail).
         ``min_ratings`` makes the lists as ``recommend(min_ratings=...)`` would (default: the model's
         ``min_support``)."""
+        return self._list_metrics(test, ks, threshold, long_tail,
+                                  lambda users, depth: self._top_positions(users, depth, min_ratings=min_ratings)[0])
+
+    def _list_metrics(self, test: Dataset, ks, threshold: float, long_tail: int,
+                      top_positions: Callable[[np.ndarray, int], np.ndarray]) -> dict[str, Any]:
+        """:meth:`top_n_metrics` for lists made by ``top_positions(user indices, depth)`` (best item positions,
+        -1 where short), with this recommender's users, items, fallback and popularity."""
         _check_dataset("test", test)
         _check_threshold(threshold)
         if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__") or not len(list(ks)) or any(
@@ -390,7 +397,7 @@ class Recommender:
         lists = np.full((len(users), depth), -1, "int64")
         known = users > 0
         if known.any():
-            lists[known] = self._top_positions(users[known], depth, min_ratings=min_ratings)[0]
+            lists[known] = top_positions(users[known], depth)
         if (~known).any():
             fallback, _ = popular(s, depth, np.ones(n_items, bool))
             lists[~known, :len(fallback)] = fallback

@@ -21,13 +21,11 @@ from typing import ClassVar
 
 import keras
 import numpy as np
-from keras import ops
-
 from ..search_space import Choice, Int
-from .base import RatingModel, register
+from .base import register
 from .config import Loss, ModelConfig, as_tuple, positive_int
 from .hybrid import ITEM_FEATURES, USER_FEATURES
-from .layers import embedding
+from .dot import BiasedDotModel
 
 
 @dataclass(frozen=True)
@@ -87,19 +85,20 @@ def table_group(table: np.ndarray):
 
 
 @register("bayesian", BayesianConfig)
-class BayesianModel(RatingModel):
-    """Posterior-mean rating of a Bayesian factorisation machine (see the module docstring)."""
+class BayesianModel(BiasedDotModel):
+    """Posterior-mean rating of a Bayesian factorisation machine (see the module docstring): the biased dot product's
+    network, with the sampled global bias as its offset and every sample's factors side by side in the tables."""
 
-    user_layers = ("user_embedding", "user_bias")
     trained_by_gradient = False
     features_where_available = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.user_bias = embedding(self.n_users, 1, "user_bias", None, zeros=True)
-        self.item_bias = embedding(self.n_items, 1, "item_bias", None, zeros=True)
-        self.offset = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.global_mean),
-                                      trainable=False, name="offset")
+        self.global_bias = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.global_mean),
+                                           trainable=False, name="offset")
+
+    def offset(self):
+        return self.global_bias
 
     def table_width(self) -> int:
         return self.cfg.embedding_dim * self.cfg.samples
@@ -107,19 +106,6 @@ class BayesianModel(RatingModel):
     @classmethod
     def wanted_features(cls, cfg):
         return cfg.item_features, cfg.user_features
-
-    def score(self, inputs, training=None):
-        u, v = self.embed(inputs)
-        bu = ops.squeeze(self.user_bias(inputs["user"]), -1)
-        bi = ops.squeeze(self.item_bias(inputs["item"]), -1)
-        return self.offset + bu + bi + ops.sum(u * v, axis=-1)
-
-    def score_items(self, users, user_features=None):
-        U = ops.take(self.user_embedding.embeddings, users, axis=0)
-        bu = ops.take(self.user_bias.embeddings[:, 0], users, axis=0)
-        bi = self.item_bias.embeddings[1:, 0]
-        dots = ops.matmul(U, ops.transpose(self.item_embedding.embeddings[1:]))
-        return self.offset + bu[:, None] + bi[None, :] + dots
 
     def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> dict[str, list[float]]:
         """Sample the posterior from every training rating and store its mean; returns the per-sweep training
@@ -144,7 +130,7 @@ class BayesianModel(RatingModel):
                       samples=self.cfg.samples, burn_in=self.cfg.burn_in, seed=0 if self.seed is None else self.seed,
                       init_std=self.cfg.init_std, on_sweep=lambda _, rmse: losses.append(rmse * rmse))
         scale = self.cfg.samples ** -0.5
-        self.offset.assign(post.w0)
+        self.global_bias.assign(post.w0)
         self.user_bias.embeddings.assign(post.user_bias[:, None])
         self.item_bias.embeddings.assign(post.item_bias[:, None])
         # (samples, n, rank) -> (n, samples * rank): the posterior mean of <p, q> is one dot product

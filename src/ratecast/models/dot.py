@@ -75,17 +75,21 @@ class BiasedDotModel(RatingModel):
         self.user_bias = embedding(self.n_users, 1, "user_bias", None, zeros=True)
         self.item_bias = embedding(self.n_items, 1, "item_bias", None, zeros=True)
 
+    def offset(self):
+        """The constant every rating starts from (the training mean)."""
+        return self.global_mean
+
     def score(self, inputs, training=None):
         u, v = self.embed(inputs)
         bu = ops.squeeze(self.user_bias(inputs["user"]), -1)
         bi = ops.squeeze(self.item_bias(inputs["item"]), -1)
         if self.cfg.l2:
             self.add_loss(self.cfg.l2 * ops.mean(bu * bu + bi * bi))
-        return self.global_mean + bu + bi + ops.sum(u * v, axis=-1)
+        return self.offset() + bu + bi + ops.sum(u * v, axis=-1)
 
     def score_items(self, users, user_features=None):
         U = ops.take(self.user_embedding.embeddings, users, axis=0)
         bu = ops.take(self.user_bias.embeddings[:, 0], users, axis=0)
         bi = self.item_bias.embeddings[1:, 0]
         dots = ops.matmul(U, ops.transpose(self.item_embedding.embeddings[1:]))
-        return self.global_mean + bu[:, None] + bi[None, :] + dots
+        return self.offset() + bu[:, None] + bi[None, :] + dots
