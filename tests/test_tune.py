@@ -306,7 +306,7 @@ def test_two_processes_share_a_postgresql_study(ratings_file, tmp_path):
                               text=True, env=env) for k in (1, 2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (stdout, stderr) in zip(procs, outputs):
-        assert p.returncode == 0, stderr
+        assert p.returncode == 0, f"stdout: {stdout}\nstderr: {stderr}"
     trials = optuna.load_study(study_name=study, storage=POSTGRES).trials
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(6))  # every trial kept, none numbered twice

@@ -383,8 +383,10 @@ def tune(train: Dataset, model: str = "deep", n_trials: int | None = 50, timeout
     _check_study(study, expected)
     existing = len(study.get_trials(deepcopy=False))
     if not study.user_attrs.get("ratecast"):
-        for key, value in expected.items():
+        # the marker goes last: a process that sees it sees every other key (each write commits on its own)
+        for key, value in sorted(expected.items(), key=lambda kv: kv[0] == "ratecast"):
             study.set_user_attr(key, value)
+        _check_study(study, expected)  # did another process write other settings meanwhile?
     if existing == 0:  # the first trial starts from the model's defaults
         mcfg, tcfg = split_params(model, base)
         defaults = {**mcfg.to_dict(), **tcfg.to_dict()}
