@@ -504,3 +504,25 @@ def test_classification_heads_are_an_option_and_lab_keeps_the_softmax():
     assert rc.Recommender("classification").params.get("head") is None
     assert rc.models.ClassificationConfig().head == "ordinal"
     assert presets.resolve("lab", "classification")[1]["head"] == "softmax"
+
+
+def test_fast_dropout_masks_are_uniform_fresh_each_step_and_seeded():
+    """The counter-hash masks: about the asked share dropped, the rest scaled up, a new mask every call, the same
+    masks for the same seed, and nothing dropped outside training."""
+    import keras
+
+    from ratecast.models.layers import FastDropout, fast_uniform
+
+    u = np.asarray(fast_uniform((400, 250), keras.random.SeedGenerator(3)))
+    assert u.min() >= 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.005 and abs(u.std() - 12 ** -0.5) < 0.005
+    assert abs(np.corrcoef(u[:, :-1].ravel(), u[:, 1:].ravel())[0, 1]) < 0.01  # neighbours independent
+    x = np.ones((300, 64), "float32")
+    first, second = FastDropout(0.3, seed=1), FastDropout(0.3, seed=1)
+    a, b = np.asarray(first(x, training=True)), np.asarray(first(x, training=True))
+    assert abs((a == 0).mean() - 0.3) < 0.01 and np.allclose(a[a != 0], 1 / 0.7)
+    assert (a != b).any()  # a fresh mask each step
+    np.testing.assert_array_equal(a, np.asarray(second(x, training=True)))  # same seed, same masks
+    np.testing.assert_array_equal(np.asarray(first(x, training=False)), x)
+    with pytest.raises(ValueError, match="rate must be in"):
+        FastDropout(1.0)

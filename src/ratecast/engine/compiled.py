@@ -257,14 +257,16 @@ class CompiledTrainer:
             dense.append(p)
             dense_slots.append(s)
         tables, table_slots, maps = [], [], dict(state["row_maps"])
-        for g, fused, grad, g0, slots in zip(lay.groups, state["tables"], g_subs, g_unknown, state["table_slots"]):
+        for g, fused, grad, g0, slots, sub, unk in zip(lay.groups, state["tables"], g_subs, g_unknown,
+                                                       state["table_slots"], subs, unknown):
             rows_ids = ids[g.key]
             if g0 is not None:
                 rows_ids = jnp.concatenate([jnp.zeros((1,), "int32"), rows_ids])
                 grad = jnp.concatenate([g0, grad])
+                sub = jnp.concatenate([unk, sub])
             # per-example gradients (the loss is a batch mean): a row's step does not depend on the batch size
             fused, slots, maps[g.key] = self.rule.apply_rows(fused, slots, rows_ids, grad * self.batch, step, lr,
-                                                             maps.get(g.key))
+                                                             maps.get(g.key), rows=sub)
             tables.append(fused)
             table_slots.append(slots)
         metrics = [jnp.mean(fn(y, out)) for fn in self.metric_fns]

@@ -13,6 +13,7 @@ from keras import ops
 from ..search_space import Choice, Float, Int
 from .base import register
 from .config import as_tuple, fraction
+from .layers import fast_uniform
 from .tower import TowerConfig, TowerModel
 
 ITEM_FEATURES = ("popularity", "release_year", "genres")
@@ -78,7 +79,7 @@ class HybridModel(TowerModel):
                 inputs.setdefault("user_features", self.user_features(inputs))
             for key in ("user", "item"):
                 ids = inputs[key]
-                keep = keras.random.uniform(ops.shape(ids), seed=self.cold_seed) >= rate
+                keep = fast_uniform(ops.shape(ids), self.cold_seed) >= rate
                 inputs[key] = ops.where(keep, ids, ops.zeros_like(ids))
         return super().score(inputs, training=training)
 

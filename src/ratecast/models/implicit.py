@@ -41,7 +41,7 @@ from keras import ops
 from ..search_space import Float, Int
 from .base import RatingModel, register
 from .config import Loss, ModelConfig, fraction, non_negative, positive_int
-from .layers import embedding
+from .layers import embedding, fast_uniform
 
 
 @dataclass(frozen=True)
@@ -325,7 +325,7 @@ class ImplicitModel(RatingModel):
         if training and items is not None:
             mask = mask * ops.cast(sets != ops.expand_dims(ops.cast(items, "int32"), 1), "float32")
             if self.cfg.set_dropout:
-                keep = keras.random.uniform(ops.shape(mask), seed=self.set_seed) >= self.cfg.set_dropout
+                keep = fast_uniform(ops.shape(mask), self.set_seed) >= self.cfg.set_dropout
                 mask = mask * ops.cast(keep, "float32")
         count = ops.sum(ops.cast(mask > 0, "float32"), axis=1, keepdims=True)
         # a (batch, items) matrix times the factors: one matrix product forward and back, where a gather of

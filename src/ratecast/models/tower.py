@@ -14,7 +14,7 @@ from keras import ops
 
 from .base import RatingModel
 from .config import ModelConfig, as_tuple, fraction, positive_int
-from .layers import DenseTower
+from .layers import DenseTower, FastDropout
 
 
 @dataclass(frozen=True)
@@ -89,5 +89,5 @@ class TowerModel(RatingModel):
             h = first.activation(h)
         for layer in rest:
             h = layer(h, training=False) if isinstance(
-                layer, (keras.layers.Dropout, keras.layers.BatchNormalization)) else layer(h)
+                layer, (FastDropout, keras.layers.BatchNormalization)) else layer(h)
         return self.head_output(h)
