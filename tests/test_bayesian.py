@@ -151,3 +151,95 @@ def test_half_star_ratings_stay_on_their_scale():
     y = test.ratings["rating"].to_numpy(float)
     base = baseline.predict(test.ratings["user_id"], test.ratings["item_id"])
     assert np.sqrt(np.mean((pred - y) ** 2)) < np.sqrt(np.mean((base - y) ** 2))  # it learns more than biases
+
+
+# --- a bias per user and day ------------------------------------------------------------------------------------
+def test_sampler_recovers_planted_rating_level_biases():
+    """A bias per (user, day) planted in the ratings: with the rating-level group the sampler finds it (close to
+    the planted values) and predicts held-out ratings of those days better than without it."""
+    u, i, clean, y = planted(n_users=40, n_items=60, density=0.7, noise=0.3)
+    rng = np.random.default_rng(3)
+    day = rng.integers(0, 3, len(u))  # every user rates on three days
+    slot = (u - 1) * 3 + day
+    shift = rng.normal(0, 0.6, 40 * 3)
+    y, clean = y + shift[slot], clean + shift[slot]
+    hold = rng.random(len(y)) < 0.2
+    blocks = Block.from_sparse(41, []), Block.from_sparse(61, [])
+    kw = dict(rank=2, samples=40, burn_in=10, seed=0)
+    with_group = sample(u[~hold], i[~hold], y[~hold], *blocks, rating_groups=((slot[~hold], 120),), **kw)
+    without = sample(u[~hold], i[~hold], y[~hold], *blocks, **kw)
+
+    def rmse(post, extra):
+        pred = post.w0 + post.user_bias[u] + post.item_bias[i] + np.einsum(
+            "snk,snk->n", post.user_factors[:, u], post.item_factors[:, i]) / 40 + extra
+        return np.sqrt(np.mean((pred[hold] - clean[hold]) ** 2))
+
+    found = with_group.rating_biases[0]
+    # the day biases are identified up to the user's own bias: compare them within each user
+    centred = lambda b: (b.reshape(40, 3) - b.reshape(40, 3).mean(1, keepdims=True)).ravel()
+    assert np.corrcoef(centred(found), centred(shift))[0, 1] > 0.9
+    assert rmse(with_group, found[slot]) < 0.8 * rmse(without, 0.0)
+
+
+def test_user_day_slots_keep_each_users_most_rated_days():
+    from ratecast.models.bayesian import BayesianModel
+
+    scale = {"minimum": 1, "maximum": 5, "step": 1}
+    m = BayesianModel({"max_days": 2, "samples": 2, "embedding_dim": 2}, 4, 5, rating_scale=scale, seed=0)
+    users = np.array([1, 1, 1, 1, 1, 1, 2, 2, 3])
+    days = np.array([10, 10, 11, 12, 12, 13, 40, -1, 7])  # user 1: days 10 and 12 twice, 11 and 13 once
+    slots, table, (rows, cols) = m.user_day_slots(users, days)
+    assert table[1].tolist() == [12, 10] and table[2].tolist() == [40, -1] and table[3].tolist() == [7, -1]
+    assert table[0].tolist() == [-1, -1]
+    assert slots[[2, 5, 7]].tolist() == [-1, -1, -1]  # days not kept, and a missing day, have no bias
+    assert len(set(slots[slots >= 0])) == len(rows) == 4
+    for k in np.flatnonzero(slots >= 0):  # each rating's slot sits at its own user and day
+        assert rows[slots[k]] == users[k] and table[rows[slots[k]], cols[slots[k]]] == days[k]
+    no_days, empty, _ = m.user_day_slots(users, None)
+    assert (no_days == -1).all() and (empty == -1).all()
+
+
+def test_day_numbers_from_seconds_datetimes_and_gaps():
+    from ratecast.features import day_numbers
+
+    assert day_numbers(np.array([0, 86399, 86400, 881250949])).tolist() == [0, 0, 1, 10199]
+    assert day_numbers(pd.Series([1.5e9, None, np.nan])).tolist() == [17361, -1, -1]
+    when = pd.to_datetime(pd.Series(["1970-01-02 23:00:00", None, "2024-02-29 00:00:00"]))
+    assert day_numbers(when).tolist() == [1, -1, 19782]
+    assert day_numbers(pd.Series(pd.to_datetime(["1970-01-03"]).tz_localize("UTC"))).tolist() == [2]
+
+
+def _sessions(seed=0):
+    """make_dataset with each user's ratings over two days, the second one rated a star higher."""
+    ds = make_dataset(n_users=40, n_items=30, density=0.6, seed=seed)
+    r = ds.ratings.copy()
+    second = (r.groupby("user_id").cumcount() % 2 == 1).to_numpy()
+    r["timestamp"] = 86400 * (100 + second)
+    r.loc[second, "rating"] = np.minimum(r.loc[second, "rating"] + 1, 5)
+    return rc.Dataset(r, items=ds.items, users=ds.users, name="sessions")
+
+
+def test_the_day_of_a_rating_reaches_predict_and_evaluate_and_survives_save(tmp_path):
+    from ratecast.recommender import Recommender
+
+    split = rc.split.holdout(_sessions(), test_size=0.2, random_state=0)
+    test = split.test.ratings
+    rec = Recommender("bayesian", random_state=0, samples=20, burn_in=5, embedding_dim=4, verbose=0).fit(split.train)
+    with_days = rec.predict(test["user_id"], test["item_id"], test["timestamp"])
+    without = rec.predict(test["user_id"], test["item_id"])
+    rmse = lambda p: float(np.sqrt(np.mean((test["rating"].to_numpy() - p) ** 2)))
+    assert rmse(with_days) < 0.8 * rmse(without)  # the day's bias carries the planted star
+    assert rec.evaluate(split.test, top_n=False, ci=False)["rmse"] == pytest.approx(rmse(with_days), rel=1e-6)
+    off = Recommender("bayesian", random_state=0, samples=20, burn_in=5, embedding_dim=4, verbose=0,
+                      day_bias=False).fit(split.train)
+    np.testing.assert_allclose(off.predict(test["user_id"], test["item_id"], test["timestamp"]),
+                               off.predict(test["user_id"], test["item_id"]))
+    rec.save(tmp_path / "m")
+    again = Recommender.load(tmp_path / "m")
+    np.testing.assert_allclose(again.predict(test["user_id"], test["item_id"], test["timestamp"]), with_days,
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="timestamps must be 1-D with one entry per pair"):
+        rec.predict(test["user_id"], test["item_id"], test["timestamp"][:3])
+    other = Recommender("biased_dot", random_state=0, epochs=2, verbose=0).fit(split.train)
+    np.testing.assert_array_equal(other.predict(test["user_id"], test["item_id"], test["timestamp"]),
+                                  other.predict(test["user_id"], test["item_id"]))

@@ -66,7 +66,8 @@ class Blend:
                  for m in self.members]
         vr = val.ratings
         y = vr["rating"].to_numpy(dtype="float64")
-        preds = np.column_stack([m.fit(fit_part).predict(vr["user_id"], vr["item_id"]) for m in fresh])
+        preds = np.column_stack([m.fit(fit_part).predict(vr["user_id"], vr["item_id"], vr["timestamp"])
+                                 for m in fresh])
         weights, intercept = stack(preds, y)
         blended = np.clip(intercept + preds @ weights, *self._scale_of(fresh[0]))
         self.validation_ = {"n": int(len(y)), "rmse": M.rmse(y, blended), "mae": M.mae(y, blended),
@@ -92,10 +93,11 @@ class Blend:
         return s.minimum, s.maximum
 
     # --- predicting ---------------------------------------------------------------------------------------------
-    def predict(self, user_ids, item_ids) -> np.ndarray:
-        """Blended ratings for (user, item) pairs of raw ids (unknown ids: each member's fallback)."""
+    def predict(self, user_ids, item_ids, timestamps=None) -> np.ndarray:
+        """Blended ratings for (user, item) pairs of raw ids (unknown ids: each member's fallback); ``timestamps``
+        reach the members that use the day of a rating."""
         self._check_fitted()
-        preds = np.column_stack([m.predict(user_ids, item_ids) for m in self.members])
+        preds = np.column_stack([m.predict(user_ids, item_ids, timestamps) for m in self.members])
         return np.clip(self.intercept_ + preds @ self.weights_, *self._scale_of(self.members[0]))
 
     def _scores(self, users: np.ndarray) -> np.ndarray:
@@ -155,7 +157,7 @@ class Blend:
         test.check_ratings("test")
         r = test.ratings
         y = r["rating"].to_numpy(dtype="float64")
-        out = M.error_report(y, self.predict(r["user_id"].to_numpy(), r["item_id"].to_numpy()), ci=ci,
+        out = M.error_report(y, self.predict(r["user_id"].to_numpy(), r["item_id"].to_numpy(), r["timestamp"]), ci=ci,
                              n_resamples=n_resamples, random_state=self.random_state)
         if top_n:
             out.update(self.top_n_metrics(test, ks=sorted({*TOPN_KS, int(k)}), threshold=threshold))

@@ -228,3 +228,21 @@ def _mapping(name: str, value: Any, allowed: list[str]) -> dict[str, Any]:
 def _number(name: str, key: str, value: Any, minimum: float) -> None:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < minimum:
         raise ValueError(f"{name}[{key!r}] must be a finite number >= {minimum:g}, got {value!r}")
+
+
+def day_numbers(timestamps) -> np.ndarray:
+    """Days since 1970-01-01 (UTC) as int32, -1 where a timestamp is missing. Numbers are seconds since the epoch
+    (MovieLens' convention); datetimes are taken as they are."""
+    ts = pd.Series(timestamps)
+    if len(ts) == 0:
+        return np.zeros(0, "int32")
+    if pd.api.types.is_datetime64_any_dtype(ts.dtype):
+        days = (ts.dt.tz_localize(None) if getattr(ts.dt, "tz", None) is not None else ts).to_numpy(
+            "datetime64[D]").astype("int64")
+        missing = ts.isna().to_numpy()
+    else:
+        seconds = pd.to_numeric(ts, errors="coerce").to_numpy("float64", na_value=np.nan)
+        missing = ~np.isfinite(seconds)
+        days = np.floor(np.where(missing, 0, seconds) / 86400.0).astype("int64")
+    days = np.where(missing | (days < 0) | (days > np.iinfo("int32").max), -1, days)
+    return days.astype("int32")

@@ -26,7 +26,7 @@ from .datasets.dataset import Dataset, IdIndex
 from .datasets.scale import RatingScale
 from .datasets.validate import _plain
 from .errors import DataError, IntegrityError, NotFittedError
-from .features import FeatureEncoder
+from .features import FeatureEncoder, day_numbers
 from .models import MODELS, split_params
 from .ranking import Candidates, Scorer, check_min_ratings, popular
 from .similarity import cosine, cosine_similarities, top_k
@@ -261,7 +261,8 @@ class Recommender:
                                   verbose=self._verbose(), checkpoint_dir=checkpoint_dir,
                                   fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution,
                                   extra_validation=monitor, on_epoch=on_epoch)
-        logs = model.finish(gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known])
+        days = day_numbers(given["timestamp"])[known] if model.uses_days else None
+        logs = model.finish(gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known], days=days)
         history = {**history, **(logs or {})}
         seconds = time.perf_counter() - start
         self._set_state(FittedState(
@@ -297,23 +298,36 @@ class Recommender:
         s = self.state_
         return s.user_index.index(users), s.item_index.index(items)
 
-    def _predict_index(self, u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _days(self, timestamps, n: int) -> np.ndarray | None:
+        """Day numbers of the pairs' timestamps, for models that use them (else None)."""
+        if timestamps is None or not self.state_.model.uses_days:
+            return None
+        ts = timestamps.to_numpy() if isinstance(timestamps, pd.Series) else np.asarray(timestamps)
+        if ts.ndim != 1 or len(ts) != n:
+            raise ValueError(f"timestamps must be 1-D with one entry per pair ({n}), got shape {ts.shape}")
+        return day_numbers(ts)
+
+    def _predict_index(self, u: np.ndarray, i: np.ndarray, days: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
         s = self.state_
         known = (u > 0) & (i > 0)
         pred = s.rating_scale.clip(s.baseline.predict(u, i))
         if known.any():
-            pred[known] = self._scorer.pairs(u[known], i[known])[1]
+            extra = None if days is None else {"day": days[known]}
+            pred[known] = self._scorer.pairs(u[known], i[known], extra)[1]
         return pred, ~known
 
-    def predict(self, user_ids, item_ids) -> np.ndarray:
-        """Predicted ratings for (user, item) pairs given as raw ids. Unknown ids: see the class docstring."""
+    def predict(self, user_ids, item_ids, timestamps=None) -> np.ndarray:
+        """Predicted ratings for (user, item) pairs given as raw ids. Unknown ids: see the class docstring.
+        ``timestamps`` (seconds since 1970, or datetimes; one per pair) reach models that use the day of a rating
+        (``bayesian``'s bias per user and day); other models ignore them."""
         u, i = self._index_pairs(user_ids, item_ids)
-        return self._predict_index(u, i)[0]
+        return self._predict_index(u, i, self._days(timestamps, len(u)))[0]
 
-    def predict_details(self, user_ids, item_ids) -> pd.DataFrame:
+    def predict_details(self, user_ids, item_ids, timestamps=None) -> pd.DataFrame:
         """Predictions with flags: ``known_user``, ``known_item``, ``was_impossible`` (baseline fallback used)."""
         u, i = self._index_pairs(user_ids, item_ids)
-        pred, impossible = self._predict_index(u, i)
+        pred, impossible = self._predict_index(u, i, self._days(timestamps, len(u)))
         return pd.DataFrame({"user_id": _id_array("user_ids", user_ids), "item_id": _id_array("item_ids", item_ids),
                              "prediction": pred, "known_user": u > 0, "known_item": i > 0,
                              "was_impossible": impossible})
@@ -351,7 +365,7 @@ class Recommender:
         self._check_k(k)
         _check_flag("top_n", top_n)
         r = test.ratings
-        details = self.predict_details(r["user_id"].to_numpy(), r["item_id"].to_numpy())
+        details = self.predict_details(r["user_id"].to_numpy(), r["item_id"].to_numpy(), r["timestamp"])
         y = r["rating"].to_numpy(dtype="float64")
         out = M.error_report(y, details["prediction"].to_numpy(), ci=ci, n_resamples=n_resamples,
                              random_state=self.random_state)

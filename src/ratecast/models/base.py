@@ -43,6 +43,9 @@ class RatingModel(keras.Model):
     #: whether the features of :meth:`wanted_features` are used only where the training data has them (else a
     #: missing one is an error)
     features_where_available: ClassVar[bool] = False
+    #: whether pairs may carry a ``day`` input (days since 1970, -1 unknown) that shifts their rating, e.g. a bias
+    #: per user and day; lists are unaffected (they are made without a day)
+    uses_days: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any] | ModelConfig, n_users: int, n_items: int,
                  rating_scale: dict[str, float] | RatingScale, global_mean: float = 0.0, item_feature_dim: int = 0,
@@ -133,10 +136,12 @@ class RatingModel(keras.Model):
         """Set what the model takes from the training ratings in closed form, before gradient training (index
         arrays and ratings; nothing by default)."""
 
-    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> dict[str, list[float]] | None:
+    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
+               days: np.ndarray | None = None) -> dict[str, list[float]] | None:
         """After gradient training: take what the model keeps in closed form from every training rating the user
-        gave, the share held out for validation included (index arrays and ratings; nothing by default). May
-        return per-step logs (e.g. ``{"loss": [...]}``) that join the fit's history."""
+        gave, the share held out for validation included (index arrays, ratings and, for models that
+        :attr:`uses_days`, each rating's day number or -1; nothing by default). May return per-step logs (e.g.
+        ``{"loss": [...]}``) that join the fit's history."""
 
     def targets(self, ratings: np.ndarray) -> np.ndarray:
         """Training targets for ``ratings`` on the model's scale."""

@@ -21,6 +21,8 @@ from typing import ClassVar
 
 import keras
 import numpy as np
+from keras import ops
+
 from ..search_space import Choice, Int
 from .base import register
 from .config import Loss, ModelConfig, as_tuple, positive_int
@@ -52,6 +54,11 @@ class BayesianConfig(ModelConfig):
     item_features: tuple[str, ...] = ("release_year", "genres")
     user_features: tuple[str, ...] = ("age", "gender", "occupation")
     init_std: float = 0.1
+    # a bias per user and day (timeSVD++'s b_u,t: a rater's mood on the day), where ratings carry timestamps;
+    # each user keeps the max_days days they rated most on (chosen on three validation splits carved from the lab
+    # training set: validation RMSE 0.8810/0.8858/0.8701 without it, 0.8782/0.8810/0.8672 with it)
+    day_bias: bool = True
+    max_days: int = 64
 
     def validate(self) -> None:
         super().validate()
@@ -63,6 +70,9 @@ class BayesianConfig(ModelConfig):
                              f"got {self.embedding_dim} * {self.samples}")
         if not isinstance(self.implicit, bool):
             raise ValueError(f"implicit must be true or false, got {self.implicit!r}")
+        if not isinstance(self.day_bias, bool):
+            raise ValueError(f"day_bias must be true or false, got {self.day_bias!r}")
+        positive_int("max_days", self.max_days, maximum=100_000)
         if not (isinstance(self.init_std, (int, float)) and 0 < self.init_std <= 1):
             raise ValueError(f"init_std must be in (0, 1], got {self.init_std!r}")
         for attr, allowed in (("item_features", ITEM_FEATURES), ("user_features", USER_FEATURES)):
@@ -91,14 +101,30 @@ class BayesianModel(BiasedDotModel):
 
     trained_by_gradient = False
     features_where_available = True
+    uses_days = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.global_bias = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.global_mean),
                                            trainable=False, name="offset")
+        # each user's days (-1: none) and their biases
+        width = self.cfg.max_days if self.cfg.day_bias else 1
+        self.user_days = self.add_weight(shape=(self.n_users, width), initializer=keras.initializers.Constant(-1),
+                                         dtype="int32", trainable=False, name="user_days")
+        self.user_day_bias = self.add_weight(shape=(self.n_users, width), initializer="zeros", trainable=False,
+                                             name="user_day_bias")
 
     def offset(self):
         return self.global_bias
+
+    def score(self, inputs, training=None):
+        out = super().score(inputs, training=training)
+        if "day" not in inputs:
+            return out
+        days = ops.take(self.user_days, inputs["user"], axis=0)
+        day = ops.expand_dims(ops.cast(inputs["day"], "int32"), -1)
+        hit = ops.logical_and(days == day, days >= 0)
+        return out + ops.sum(ops.where(hit, ops.take(self.user_day_bias, inputs["user"], axis=0), 0.0), axis=-1)
 
     def table_width(self) -> int:
         return self.cfg.embedding_dim * self.cfg.samples
@@ -107,7 +133,34 @@ class BayesianModel(BiasedDotModel):
     def wanted_features(cls, cfg):
         return cfg.item_features, cfg.user_features
 
-    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> dict[str, list[float]]:
+    def user_day_slots(self, users: np.ndarray, days: np.ndarray | None
+                       ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """The (user, day) pairs kept, per user the ``max_days`` days with the most ratings (ties: the later day):
+        each rating's pair number (-1: none), the (n_users, max_days) table of the days kept (-1: empty), and
+        where in that table each pair sits (rows, columns)."""
+        width = self.user_days.shape[1]
+        table = np.full((self.n_users, width), -1, "int32")
+        none = np.full(len(users), -1, "int64")
+        if not self.cfg.day_bias or days is None or not (np.asarray(days) >= 0).any():
+            return none, table, (np.zeros(0, "int64"), np.zeros(0, "int64"))
+        days = np.asarray(days, "int64")
+        has = days >= 0
+        pairs, inverse, counts = np.unique(np.stack([users[has], days[has]], 1), axis=0, return_inverse=True,
+                                           return_counts=True)
+        order = np.lexsort((-pairs[:, 1], -counts, pairs[:, 0]))  # by user, then most rated, then latest
+        owner = pairs[order, 0]
+        rank = np.arange(len(order)) - np.searchsorted(owner, owner)
+        kept = order[rank < width]
+        number = np.full(len(pairs), -1, "int64")
+        number[kept] = np.arange(len(kept))
+        rows, cols = pairs[kept, 0], rank[rank < width]
+        table[rows, cols] = pairs[kept, 1]
+        slots = none.copy()
+        slots[has] = number[inverse.reshape(-1)]
+        return slots, table, (rows, cols)
+
+    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
+               days: np.ndarray | None = None) -> dict[str, list[float]]:
         """Sample the posterior from every training rating and store its mean; returns the per-sweep training
         loss (mean squared error of the current sample) as the fit's history."""
         if keras.backend.backend() != "jax":
@@ -124,11 +177,14 @@ class BayesianModel(BiasedDotModel):
             user_groups.append(table_group(np.asarray(self.user_feature_table)))
         if self.item_feature_dim:
             item_groups.append(table_group(np.asarray(self.item_feature_table)))
+        slots, day_table, (rows, cols) = self.user_day_slots(users, days)
+        rating_groups = ((slots, len(rows)),) if len(rows) else ()
         losses: list[float] = []
         post = sample(users, items, np.asarray(ratings, "float64"), Block.from_sparse(self.n_users, user_groups),
                       Block.from_sparse(self.n_items, item_groups), rank=self.cfg.embedding_dim,
                       samples=self.cfg.samples, burn_in=self.cfg.burn_in, seed=0 if self.seed is None else self.seed,
-                      init_std=self.cfg.init_std, on_sweep=lambda _, rmse: losses.append(rmse * rmse))
+                      init_std=self.cfg.init_std, rating_groups=rating_groups,
+                      on_sweep=lambda _, rmse: losses.append(rmse * rmse))
         scale = self.cfg.samples ** -0.5
         self.global_bias.assign(post.w0)
         self.user_bias.embeddings.assign(post.user_bias[:, None])
@@ -138,4 +194,9 @@ class BayesianModel(BiasedDotModel):
             self.n_users, -1))
         self.item_embedding.embeddings.assign(scale * np.transpose(post.item_factors, (1, 0, 2)).reshape(
             self.n_items, -1))
+        day_bias = np.zeros(day_table.shape, "float32")
+        if rating_groups:
+            day_bias[rows, cols] = post.rating_biases[0]
+        self.user_days.assign(day_table)
+        self.user_day_bias.assign(day_bias)
         return {"loss": losses}

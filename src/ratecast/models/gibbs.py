@@ -7,6 +7,9 @@ the interactions inside a block)::
     [b(u), p(u)] = theta_user[u] + sum_l x_ul theta_l          (l: the user block's extra features)
     [c(i), q(i)] = theta_item[i] + sum_l x_il theta_l          (l: the item block's extra features)
 
+Rating-level bias groups may be added: ``rating += sum_g b_g[index_g(rating)]``, e.g. a bias per user and day
+(timeSVD++'s ``b_{u,t}``), each group with a zero-mean Normal prior whose precision is sampled.
+
 Extra features are, e.g., the items a user rated (SVD++'s implicit feedback, normalised by the square root of their
 count), the users who rated an item ("flipped"), genres or demographics. Each feature group has its own Normal prior
 whose mean and precision (one per column) are sampled from a Normal-Gamma hyperprior; the noise precision has a Gamma
@@ -92,13 +95,16 @@ class Posterior:
     user_factors: np.ndarray  # (samples, n_users, rank)
     item_factors: np.ndarray  # (samples, n_items, rank)
     noise_std: float  # posterior mean of 1/sqrt(noise precision)
+    rating_biases: tuple[np.ndarray, ...] = ()  # per rating-level group: posterior mean of each of its biases
 
 
 def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block: Block, item_block: Block, *,
            rank: int, samples: int, burn_in: int, seed: int, init_std: float = 0.1,
+           rating_groups: tuple[tuple[np.ndarray, int], ...] = (),
            on_sweep: Callable[[int, float], None] | None = None) -> Posterior:
     """Run ``burn_in + samples`` Gibbs sweeps and average the last ``samples``. ``on_sweep(sweep, train_rmse)``
-    is called after each sweep. The compiled sweep is reused by later calls with the same shapes."""
+    is called after each sweep. ``rating_groups``: per rating-level bias group, (each rating's index in
+    ``0..size-1``, or -1 for none; size). The compiled sweep is reused by later calls with the same shapes."""
     K = rank + 1  # a bias column, then the factors
     rng = np.random.default_rng(seed)
     # host-side draws: every small eager JAX call compiles on its own, which costs more than the draws
@@ -112,7 +118,14 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     state = {"w0": np.float32(np.mean(ratings)), "alpha": np.float32(1.0),
              "user_id": init(user_block.n), "item_id": init(item_block.n),
              "user_x": np.zeros((user_block.m, K), "float32"), "item_x": np.zeros((item_block.m, K), "float32")}
-    data = {"y": jnp.asarray(ratings, "float32"), "user": jnp.asarray(users, "int32"),
+    sizes = tuple(int(size) for _, size in rating_groups)
+    # index -1 (no bias) points at a last slot that stays 0
+    slots = [np.where(np.asarray(index) < 0, size, np.asarray(index)).astype("int32")
+             for (index, _), size in zip(rating_groups, sizes)]
+    state["rating_biases"] = tuple(np.zeros(size + 1, "float32") for size in sizes)
+    data = {"rating_groups": tuple((jnp.asarray(ix), jnp.asarray(np.bincount(ix, minlength=size + 1), "float32"))
+                                   for ix, size in zip(slots, sizes)),
+            "y": jnp.asarray(ratings, "float32"), "user": jnp.asarray(users, "int32"),
             "item": jnp.asarray(items, "int32"), "key": np.asarray(seed, "uint32"),
             "blocks": {name: ([tuple(jnp.asarray(a) for a in bucket) for bucket in b.buckets], jnp.asarray(b.groups))
                        for name, b in (("user", user_block), ("item", item_block))}}
@@ -123,9 +136,10 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     for b in (user_block, item_block):
         counts = [b.n - 1] + [int(np.sum(b.groups == g)) for g in range(b.n_groups)]
         gamma_shapes += [np.full(K, (1.0 + c) / 2.0) for c in counts]
+    gamma_shapes += [np.array([(1.0 + size) / 2.0]) for size in sizes]  # the rating groups' precisions
     gamma_shapes.append(np.array([(1.0 + len(ratings)) / 2.0]))
     meta = (K, user_block.n, item_block.n, user_block.n_groups, item_block.n_groups,
-            tuple(len(a) for a in gamma_shapes))
+            tuple(len(a) for a in gamma_shapes), len(sizes))
     gamma_shapes = np.concatenate(gamma_shapes)
 
     total = burn_in + samples
@@ -133,6 +147,7 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     w0, bu, bi, noise = 0.0, np.zeros(user_block.n), np.zeros(item_block.n), 0.0
     uf = np.zeros((samples, user_block.n, rank), "float32")
     itf = np.zeros((samples, item_block.n, rank), "float32")
+    group_sums = [np.zeros(size, "float64") for size in sizes]
     for t in range(total):
         state, ru, ri, rmse = _sweep(state, np.int32(t), gammas[t], data, meta=meta)
         if on_sweep is not None:
@@ -144,13 +159,16 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
         w0, bu, bi = w0 + float(state["w0"]), bu + ru[:, 0], bi + ri[:, 0]
         uf[s], itf[s] = ru[:, 1:], ri[:, 1:]
         noise += float(state["alpha"]) ** -0.5
+        for acc, b in zip(group_sums, state["rating_biases"]):
+            acc += np.asarray(b)[:-1]
     w0, bu, bi = w0 / samples, bu / samples, bi / samples
+    group_means = tuple((acc / samples).astype("float32") for acc in group_sums)
     if not np.isfinite(w0) or not (np.isfinite(bu).all() and np.isfinite(bi).all() and np.isfinite(uf).all()
-                                   and np.isfinite(itf).all()):
+                                   and np.isfinite(itf).all() and all(np.isfinite(g).all() for g in group_means)):
         raise TrainingError("the Gibbs sampler produced non-finite values (the ratings may hold extreme values); "
                             "try a smaller embedding_dim")
     return Posterior(w0=float(w0), user_bias=bu.astype("float32"), item_bias=bi.astype("float32"),
-                     user_factors=uf, item_factors=itf, noise_std=noise / samples)
+                     user_factors=uf, item_factors=itf, noise_std=noise / samples, rating_biases=group_means)
 
 
 def cholesky(a):
@@ -192,8 +210,10 @@ def back_substitute(L, b):
 def _sweep(state, t, gammas, data, *, meta):
     """One Gibbs sweep: the user block, the item block, then the global bias and the noise precision. Returns the
     new state, both sides' ``[bias, factors]`` rows and the training RMSE."""
-    K, n_users, n_items, user_groups, item_groups, gamma_sizes = meta
-    y = data["y"]
+    K, n_users, n_items, user_groups, item_groups, gamma_sizes, n_rating_groups = meta
+    # the rating-level biases: one term per rating, held fixed while the blocks are sampled
+    rating_terms = [b[ix] for b, (ix, _) in zip(state["rating_biases"], data["rating_groups"])]
+    y_blocks = data["y"] - sum(rating_terms, jnp.zeros(()))
     sides = {"user": (n_users, user_groups, data["user"], data["item"]),
              "item": (n_items, item_groups, data["item"], data["user"])}
     eye = jnp.eye(K)
@@ -225,9 +245,9 @@ def _sweep(state, t, gammas, data, *, meta):
         n, n_groups, own, oth = sides[name]
         buckets, groups = data["blocks"][name]
         r_other = rep(other)
-        z = jnp.concatenate([jnp.ones((y.shape[0], 1)), r_other[oth, 1:]], axis=1)  # (N, K)
+        z = jnp.concatenate([jnp.ones((y_blocks.shape[0], 1)), r_other[oth, 1:]], axis=1)  # (N, K)
         offset = state["w0"] + r_other[oth, 0]
-        e = y - offset - jnp.sum(rep(name)[own] * z, axis=1)
+        e = y_blocks - offset - jnp.sum(rep(name)[own] * z, axis=1)
         alpha = state["alpha"]
         G = jax.ops.segment_sum(z[:, :, None] * z[:, None, :], own, num_segments=n)
         E = jax.ops.segment_sum(z * e[:, None], own, num_segments=n)
@@ -262,16 +282,31 @@ def _sweep(state, t, gammas, data, *, meta):
             (E, theta_x), _ = jax.lax.scan(step, (E, theta_x), (features, owners, values, groups[features], keys))
         return {**state, f"{name}_id": new, f"{name}_x": theta_x}
 
-    k_w0, k_u, k_i = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(data["key"]), t), 3)
+    k_w0, k_u, k_i, k_r = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(data["key"]), t), 4)
     draws = jnp.split(gammas, np.cumsum(gamma_sizes)[:-1])
+    blocks_end = 2 + user_groups + item_groups
     state = half_sweep(state, k_u, "user", "item", draws[:1 + user_groups])
-    state = half_sweep(state, k_i, "item", "user", draws[1 + user_groups:-1])
+    state = half_sweep(state, k_i, "item", "user", draws[1 + user_groups:blocks_end])
     ru, ri = rep("user"), rep("item")
     u, i = data["user"], data["item"]
-    pred = ru[u, 0] + ri[i, 0] + jnp.sum(ru[u, 1:] * ri[i, 1:], axis=1)
+    pred = state["w0"] + ru[u, 0] + ri[i, 0] + jnp.sum(ru[u, 1:] * ri[i, 1:], axis=1)
+    # each rating-level group given the rest: independent Normal biases (zero-mean prior, sampled precision)
+    y = data["y"]
+    rating_biases = []
+    rkeys = jax.random.split(k_r, max(n_rating_groups, 1))
+    for g, ((ix, counts), old) in enumerate(zip(data["rating_groups"], state["rating_biases"])):
+        rest = y - pred - sum((term for h, term in enumerate(rating_terms) if h != g), jnp.zeros(()))
+        lam = draws[blocks_end + g][0] / ((1.0 + jnp.sum(old[:-1] ** 2)) / 2.0)
+        prec = state["alpha"] * counts + lam
+        mean = state["alpha"] * jax.ops.segment_sum(rest, ix, num_segments=old.shape[0]) / prec
+        new = (mean + jax.random.normal(rkeys[g], old.shape) / jnp.sqrt(prec)).at[-1].set(0.0)
+        rating_biases.append(new)
+        rating_terms[g] = new[ix]
+    pred = pred - state["w0"] + sum(rating_terms, jnp.zeros(()))
     # the global bias (a flat prior) and the noise precision (Gamma(1, 1) prior)
     n = y.shape[0]
     w0 = jnp.mean(y - pred) + jax.random.normal(k_w0) / jnp.sqrt(state["alpha"] * n)
     e = y - w0 - pred
     alpha = draws[-1][0] / ((1.0 + jnp.sum(e * e)) / 2.0)
-    return {**state, "w0": w0, "alpha": alpha}, ru, ri, jnp.sqrt(jnp.mean(e * e))
+    return ({**state, "w0": w0, "alpha": alpha, "rating_biases": tuple(rating_biases)}, ru, ri,
+            jnp.sqrt(jnp.mean(e * e)))

@@ -287,7 +287,7 @@ class ImplicitModel(RatingModel):
     def prepare(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
         self._fill_sets(users, items, ratings)
 
-    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
+    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, days=None) -> None:
         """After gradient training: the sets (and the item-item head) from all of the given ratings, validation
         share included, and the set head fitted on them."""
         table, value = self._fill_sets(users, items, ratings)
