@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -88,6 +89,27 @@ def test_predict_flags_unknown_ids_and_bounds_its_size(client):
         r = client.post("/v1/predict", content=bad, headers={"content-type": "application/json"})
         assert r.status_code == 422, bad
         no_traceback(r)
+
+
+def test_predict_passes_timestamps_to_the_model(client, monkeypatch):
+    """Timestamps reach predict_details, one per pair (null: unknown); a count that does not match is a 422."""
+    service = client.app.state.holder.service
+    seen = []
+    real = type(service.rec).predict_details
+
+    def spy(rec, users, items, timestamps=None):
+        seen.append(None if timestamps is None else list(timestamps))
+        return real(rec, users, items, timestamps)
+
+    monkeypatch.setattr(type(service.rec), "predict_details", spy)
+    plain = client.post("/v1/predict", json={"pairs": [[5, 50], [5, 51]]}).json()
+    timed = client.post("/v1/predict", json={"pairs": [[5, 50], [5, 51]], "timestamps": [881250949, None]})
+    assert timed.status_code == 200
+    assert seen[0] is None and seen[1][0] == 881250949 and np.isnan(seen[1][1])
+    assert timed.json() == plain  # a model without days predicts the same
+    r = client.post("/v1/predict", json={"pairs": [[5, 50], [5, 51]], "timestamps": [881250949]})
+    assert r.status_code == 422 and "timestamps: 1 given for 2 pairs" in r.json()["error"]
+    no_traceback(r)
 
 
 def test_new_users_leave_the_served_model_alone(client):

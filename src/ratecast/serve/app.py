@@ -268,7 +268,7 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
     async def predict(body: S.PredictRequest):
         if len(body.pairs) > max_pairs:
             return _error(413, f"pairs: {len(body.pairs)} pairs is over the limit of {max_pairs}")
-        return JSONResponse(await run_in_threadpool(service().predict, body.pairs))
+        return JSONResponse(await run_in_threadpool(service().predict, body.pairs, body.timestamps))
 
     @app.post("/v1/users", response_model=S.NewUserRecommendations, tags=["v1"],
               summary="Recommendations for a new user from ratings (fold-in on a copy) and/or demographics.",

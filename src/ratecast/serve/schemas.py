@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Id = Union[int, str]
 #: most (user, item) pairs one /v1/predict request may hold (more: 413)
@@ -45,6 +45,18 @@ class PredictRequest(BaseModel):
     pairs: list[tuple[Id, Id]] = Field(
         min_length=1, description=f"(user_id, item_id) pairs, at most {MAX_PAIRS} (more: 413).",
         examples=[[[196, 242], [186, 302]]])
+    timestamps: Optional[list[Optional[float]]] = Field(
+        None, description="When each rating would be given, in seconds since 1970 (null: unknown), one per pair. "
+                          "Models that use the day of a rating (bayesian's bias per user and day) use them; "
+                          "without them a prediction is for a day the model has not seen.",
+        examples=[[881250949, 891717742]])
+
+    @model_validator(mode="after")
+    def _one_time_per_pair(self):
+        if self.timestamps is not None and len(self.timestamps) != len(self.pairs):
+            raise ValueError(f"timestamps: {len(self.timestamps)} given for {len(self.pairs)} pairs; give one "
+                             "per pair")
+        return self
 
 
 class Prediction(BaseModel):

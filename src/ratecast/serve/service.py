@@ -144,11 +144,12 @@ class ModelService:
         return {"item_id": item_id, "title": self.titles[pos],
                 "items": _rows(df, "similarity")}
 
-    def predict(self, pairs: list[tuple[Any, Any]]) -> dict:
+    def predict(self, pairs: list[tuple[Any, Any]], timestamps: list[float | None] | None = None) -> dict:
         s = self.rec.state_
         users = [self._raw(s.user_index, self._user_pos, u, offset=0) for u, _ in pairs]
         items = [self._raw(s.item_index, self._item_pos, i, offset=1) for _, i in pairs]
-        details = self.rec.predict_details(np.array(users, dtype=object), np.array(items, dtype=object))
+        times = None if timestamps is None else np.array([np.nan if t is None else t for t in timestamps], "float64")
+        details = self.rec.predict_details(np.array(users, dtype=object), np.array(items, dtype=object), times)
         return {"predictions": [{"user_id": u, "item_id": i, "rating": round(float(r), 6), "was_impossible": bool(w)}
                                 for (u, i), r, w in zip(pairs, details["prediction"], details["was_impossible"])]}
 
