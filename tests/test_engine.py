@@ -197,3 +197,31 @@ def test_model_training_defaults_yield_to_the_users_options():
     assert (tcfg.optimizer, tcfg.batch_size) == ("sgd", 1024)
     _, tcfg = split_params("biased_dot", {"batch_size": 64, "optimizer": "adam"})
     assert (tcfg.optimizer, tcfg.batch_size) == ("adam", 64)
+
+
+def test_tables_may_take_their_own_rule_and_learning_rate(train):
+    """table_optimizer gives the tables row-wise Adagrad (one accumulator per row) while the dense weights keep
+    Adam, at table_learning_rate; giving optimizer alone drops a model's default table rule."""
+    mcfg, tcfg = split_params("deep", {"embedding_dim": 4, "batch_size": 16})
+    assert (tcfg.optimizer, tcfg.table_optimizer, tcfg.table_learning_rate) == ("adam", "adagrad", 0.05)
+    _, plain = split_params("deep", {"optimizer": "sgd"})
+    assert (plain.table_optimizer, plain.table_learning_rate) == ("same", None)
+    with pytest.raises(ValueError, match="table_learning_rate must be a finite number"):
+        split_params("deep", {"table_learning_rate": 0.0})
+    with pytest.raises(ValueError, match="table_optimizer must be one of"):
+        split_params("deep", {"table_optimizer": "lion"})
+    rec = rc.Recommender("deep", random_state=0, epochs=1, verbose=0, embedding_dim=4, early_stopping=None)
+    rec.fit(train)
+    m = rec.state_.model
+    trainer = compiled.CompiledTrainer(m, tcfg, 64)
+    state = trainer.initial_state()
+    assert all(len(s) == 1 and s[0].ndim == 1 for s in state["table_slots"])  # one accumulator per row
+    assert all(len(s) == 2 for s in state["dense_slots"])  # Adam's two moments
+    ids = {"user": jnp.asarray([1, 2, 1, 3] * 4, "int32"), "item": jnp.asarray([1, 1, 2, 2] * 4, "int32")}
+    y = jnp.ones((16,), "float32")
+    before = [np.asarray(t) for t in state["tables"]]
+    new, _ = trainer._step(state, ids, y, jnp.float32(tcfg.learning_rate))
+    acc = np.asarray(new["table_slots"][0][0])
+    assert acc[1] > 0.1 and acc[2] > 0.1 and acc[4] == pytest.approx(0.1)  # touched rows only
+    moved = np.abs(np.asarray(new["tables"][0]) - before[0]).sum(1)
+    assert moved[1] > 0 and moved[4] == 0

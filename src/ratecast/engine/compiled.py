@@ -115,7 +115,9 @@ class CompiledTrainer:
     def __init__(self, model: RatingModel, cfg: TrainingConfig, n: int, distribution=None):
         self.model, self.cfg, self.n = model, cfg, int(n)
         self.layout = _Layout.of(model)
-        self.rule = Update(cfg.optimizer)
+        self.rule = Update(cfg.optimizer)  # dense weights
+        self.table_rule = Update(cfg.optimizer if cfg.table_optimizer == "same" else cfg.table_optimizer)
+        self.table_lr_ratio = 1.0 if cfg.table_learning_rate is None else cfg.table_learning_rate / cfg.learning_rate
         self.place = Placement(distribution)
         shards = self.place.batch_shards
         if self.n < shards:
@@ -156,14 +158,14 @@ class CompiledTrainer:
         if slots is None:
             dense_slots = [self._put_slots(self.rule.slots(np.asarray(p)), self.tv_specs[k])
                            for k, p in zip(lay.dense_pos, dense)]
-            table_slots = [self._put_slots(self.rule.table_slots(np.asarray(p)), self._group_spec(g))
+            table_slots = [self._put_slots(self.table_rule.table_slots(np.asarray(p)), self._group_spec(g))
                            for g, p in zip(lay.groups, tables)]
         else:
             dense_slots, table_slots = slots
             dense_slots = [self._put_slots(sl, self.tv_specs[k]) for k, sl in zip(lay.dense_pos, dense_slots)]
             table_slots = [self._put_slots(sl, self._group_spec(g)) for g, sl in zip(lay.groups, table_slots)]
         maps = {g.key: self.place.put(np.zeros((tab.shape[0],), "int32")) for g, tab in zip(lay.groups, tables)} \
-            if self.rule.needs_row_map else {}
+            if self.table_rule.needs_row_map else {}
         return {"dense": dense, "tables": tables, "dense_slots": dense_slots, "table_slots": table_slots,
                 "ntv": [self._put(v, sp, sh) for v, sp, sh in zip(ntv, self.ntv_specs, self.ntv_shapes)],
                 "row_maps": maps, "step": self.place.put(np.asarray(step, "int32"))}
@@ -219,7 +221,7 @@ class CompiledTrainer:
         lay = self.layout
         it = iter(opt[:-1])
         counts = [len(self.rule.slots(np.zeros(self.tv_shapes[k]))) for k in lay.dense_pos] + \
-                 [len(self.rule.table_slots(np.zeros((1, 1)))) for _ in lay.groups]
+                 [len(self.table_rule.table_slots(np.zeros((1, 1)))) for _ in lay.groups]
         grouped = [tuple(next(it) for _ in range(c)) for c in counts]
         slots = (grouped[:len(lay.dense_pos)], grouped[len(lay.dense_pos):])
         return self._state(weights[:n_tv], weights[n_tv:], slots, step=opt[-1])
@@ -265,8 +267,9 @@ class CompiledTrainer:
                 grad = jnp.concatenate([g0, grad])
                 sub = jnp.concatenate([unk, sub])
             # per-example gradients (the loss is a batch mean): a row's step does not depend on the batch size
-            fused, slots, maps[g.key] = self.rule.apply_rows(fused, slots, rows_ids, grad * self.batch, step, lr,
-                                                             maps.get(g.key), rows=sub)
+            fused, slots, maps[g.key] = self.table_rule.apply_rows(fused, slots, rows_ids, grad * self.batch, step,
+                                                                   lr * self.table_lr_ratio, maps.get(g.key),
+                                                                   rows=sub)
             tables.append(fused)
             table_slots.append(slots)
         metrics = [jnp.mean(fn(y, out)) for fn in self.metric_fns]

@@ -278,7 +278,11 @@ def split_params(model: str, params: dict[str, Any]) -> tuple[ModelConfig, Train
         raise ValueError(f"unknown option(s) {unknown} for model {model!r}; allowed: {sorted(model_keys | train_keys)}")
     try:
         mcfg = cls.from_dict({k: v for k, v in params.items() if k in model_keys})
-        tcfg = TrainingConfig(**{**cls.training, **{k: v for k, v in params.items() if k in train_keys}})
+        defaults = dict(cls.training)
+        if "optimizer" in params:  # a model's table rule goes with its optimizer
+            defaults.pop("table_optimizer", None)
+            defaults.pop("table_learning_rate", None)
+        tcfg = TrainingConfig(**{**defaults, **{k: v for k, v in params.items() if k in train_keys}})
     except TypeError as exc:  # e.g. a list where a number belongs
         raise ValueError(f"bad option value for model {model!r}: {exc}") from None
     return mcfg, tcfg

@@ -130,6 +130,12 @@ class TrainingConfig:
     # what early stopping watches: the validation loss, or "val_top_n" (recall@10 + NDCG@10 of whole-catalogue
     # lists for the validation users; for models whose lists matter more than their loss)
     monitor: Literal["val_loss", "val_top_n"] = "val_loss"
+    # the rule for the user and item tables on the compiled engine ("same": the optimizer's), and its learning rate
+    # (None: learning_rate); e.g. row-wise "adagrad" for the tables beside "adam" for the dense layers. Keras fit
+    # (engine "keras") uses optimizer for every weight. A model's default table rule goes with its default
+    # optimizer: giving optimizer alone drops it
+    table_optimizer: Literal["same", "adam", "adagrad", "sgd"] = "same"
+    table_learning_rate: float | None = None
 
     def __post_init__(self) -> None:
         positive_int("epochs", self.epochs, maximum=100_000)
@@ -141,6 +147,9 @@ class TrainingConfig:
             positive_int("early_stopping", self.early_stopping)
         fraction("validation_split", self.validation_split)
         check_literals(self)
+        tlr = self.table_learning_rate
+        if tlr is not None and (not _is_number(tlr) or not math.isfinite(tlr) or not 0 < tlr <= 10):
+            raise ValueError(f"table_learning_rate must be a finite number in (0, 10] or None, got {tlr!r}")
         if self.engine == "jax" and self.optimizer not in ("adam", "adagrad", "sgd"):
             raise ValueError(f"optimizer must be one of ['adam', 'adagrad', 'sgd'] with engine 'jax', "
                              f"got {self.optimizer!r}")
