@@ -59,6 +59,8 @@ def worker(model: str, n: int, engine: str, epochs: int) -> dict:
             state, logs = trainer.run_epoch(state, data, 0, epoch, learning_rate(tcfg, epoch), bar)
             times.append(time.perf_counter() - t)
         batch, optimizer = trainer.batch, tcfg.optimizer
+        if tcfg.table_optimizer not in ("same", tcfg.optimizer):
+            optimizer = f"{tcfg.optimizer} (tables: {tcfg.table_optimizer})"
     else:
         m.compile(optimizer="adam", loss=m.training_loss())
         for epoch in range(epochs):
