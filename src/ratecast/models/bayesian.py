@@ -1,12 +1,14 @@
 """A Bayesian factorisation model fitted by Gibbs sampling: SVD++'s implicit feedback on both sides ("flipped")
 and optional metadata, with priors learned from the data (no learning rate, no L2 to tune, no epochs to pick).
 
-    rating(u, i) = w0 + b(u) + c(i) + <p(u), q(i)>
+    rating(u, i, day) = w0 + b(u) + c(i) + <p(u), q(i)> + b(u, day)
 
 where the user side ``[b(u), p(u)]`` is the user's own row plus, for each item ``j`` they rated in training,
 ``|N(u)|^-1/2`` times the item's implicit row (plus their metadata rows, when ``user_features`` are named); the item
 side likewise holds the users who rated the item and its metadata. Every feature group has its own Gaussian prior
-whose mean and precision are sampled too (:mod:`ratecast.models.gibbs`).
+whose mean and precision are sampled too (:mod:`ratecast.models.gibbs`). ``b(u, day)`` is a bias per user and
+day (timeSVD++'s rater mood on the day), where ratings carry timestamps; a pair given without a day, or on a day
+the user did not rate in training, gets none.
 
 The prediction is the posterior mean over ``samples`` sweeps after ``burn_in``: the biases are averaged, and the
 factor term is a dot product of each sample's factors concatenated (scaled by ``samples ** -0.5``), so the Keras

@@ -7,7 +7,7 @@ This is exact at inference, where input dropout is off."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Literal
 
 import keras
 from keras import ops
