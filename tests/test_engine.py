@@ -51,6 +51,21 @@ def test_sparse_rule_equals_the_dense_rule_with_repeats_summed(name):
         assert not np.asarray(s)[others].any()  # untouched rows keep their (zero) moments: lazy
 
 
+@pytest.mark.parametrize("width", [64, 65, 22, 7, 1])
+def test_row_reads_in_column_runs_equal_plain_indexing(width):
+    from ratecast.engine.optim import gather_rows
+    from ratecast.models.layers import row_chunk, take_rows
+
+    table = jnp.asarray(np.random.default_rng(width).standard_normal((50, width)).astype("float32"))
+    ids = jnp.asarray([3, 0, 49, 3, 17], "int32")
+    assert width % row_chunk(width) == 0 and (row_chunk(width) > 1 or width in (7, 1))
+    np.testing.assert_array_equal(take_rows(table, ids), table[ids])
+    np.testing.assert_array_equal(take_rows(table, ids.reshape(5, 1)), table[ids.reshape(5, 1)])
+    out = gather_rows(table, jnp.asarray([1, 50, -60], "int32"))  # out of range: zeros, as the engine expects
+    np.testing.assert_array_equal(out[0], table[1])
+    np.testing.assert_array_equal(out[1:], 0)
+
+
 def test_rowwise_adagrad_sums_every_occurrence_into_one_accumulator():
     rule = Update("adagrad")
     table = _rows()

@@ -32,7 +32,7 @@ import numpy as np
 from ..models import RatingModel, TrainingConfig
 from ..models.layers import RowTable, row_override
 from . import checkpoint as ckpt
-from .optim import Update
+from .optim import Update, gather_rows
 from .placement import Placement
 from .progress import EpochProgress
 
@@ -231,7 +231,7 @@ class CompiledTrainer:
         lay, model = self.layout, self.model
         swaps = model.substitutes_unknown_ids  # may the model replace ids by 0 (unknown) while training?
         ids = {g.key: x[g.key].astype("int32") for g in lay.groups}
-        subs = [fused.at[ids[g.key]].get(mode="fill", fill_value=0) for g, fused in zip(lay.groups, state["tables"])]
+        subs = [gather_rows(fused, ids[g.key]) for g, fused in zip(lay.groups, state["tables"])]
         unknown = [fused[:1] if swaps else None for fused in state["tables"]]
 
         def objective(dense, subs, unknown):

@@ -23,8 +23,21 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
+from ..models.layers import row_chunk
+
 #: optimizers the compiled engine implements
 ROW_OPTIMIZERS = ("adam", "adagrad", "sgd")
+
+
+def gather_rows(table, ids):
+    """``table[ids]`` (0 for an id out of range), read as rows of short column runs (see
+    :func:`ratecast.models.layers.row_chunk`)."""
+    if table.ndim != 2:
+        return table.at[ids].get(mode="fill", fill_value=0)
+    n, width = table.shape
+    chunk = row_chunk(width)
+    view = table.reshape(n, width // chunk, chunk)
+    return view.at[ids].get(mode="fill", fill_value=0).reshape(ids.shape[0], width)
 
 
 @dataclass(frozen=True)
@@ -98,11 +111,11 @@ class Update:
         first = row_map.at[ids].get(mode="fill", fill_value=0)
         merged = jnp.zeros_like(grads).at[first].add(grads)
         target = jnp.where(first == positions, ids, table.shape[0])  # one writer per row; the rest are dropped
-        moments = mv.at[ids].get(mode="fill", fill_value=0)
+        moments = gather_rows(mv, ids)
         m_rows = self.beta_1 * moments[:, :w] + (1 - self.beta_1) * merged
         v_rows = self.beta_2 * moments[:, w:] + (1 - self.beta_2) * merged * merged
         if rows is None:
-            rows = table.at[ids].get(mode="fill", fill_value=0)
+            rows = gather_rows(table, ids)
         rows = rows - self._adam_scale(step, lr, table.dtype) * m_rows / (jnp.sqrt(v_rows) + self.epsilon)
         return (table.at[target].set(rows, mode="drop"),
                 (mv.at[target].set(jnp.concatenate([m_rows, v_rows], axis=1), mode="drop"),), row_map)

@@ -24,7 +24,7 @@ from keras import ops
 
 from ..datasets.scale import RatingScale
 from .config import ModelConfig, TrainingConfig
-from .layers import embedding, l2_penalty
+from .layers import embedding, l2_penalty, take_rows
 
 LOSSES = {"mae": "mean_absolute_error", "mse": "mean_squared_error", "huber": "huber"}
 
@@ -96,12 +96,12 @@ class RatingModel(keras.Model):
     def item_features(self, inputs):
         if "item_features" in inputs:
             return ops.cast(inputs["item_features"], "float32")
-        return ops.take(self.item_feature_table, inputs["item"], axis=0)
+        return take_rows(self.item_feature_table, inputs["item"])
 
     def user_features(self, inputs):
         if "user_features" in inputs:
             return ops.cast(inputs["user_features"], "float32")
-        return ops.take(self.user_feature_table, inputs["user"], axis=0)
+        return take_rows(self.user_feature_table, inputs["user"])
 
     def embed(self, inputs):
         u = self.user_embedding(inputs["user"])
