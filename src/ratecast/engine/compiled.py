@@ -297,7 +297,7 @@ class CompiledTrainer:
     def _batch(self, data: dict, idx):
         if "rows" in data:
             keys, y_dtype = self._packed
-            rows = data["rows"][idx]
+            rows = gather_rows(data["rows"], idx)
             return {k: rows[:, j].astype("int32") for j, k in enumerate(keys)}, rows[:, -1].astype(y_dtype)
         return {k: v[idx] for k, v in data["x"].items()}, data["y"][idx]
 
