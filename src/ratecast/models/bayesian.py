@@ -8,7 +8,9 @@ where the user side ``[b(u), p(u)]`` is the user's own row plus, for each item `
 side likewise holds the users who rated the item and its metadata. Every feature group has its own Gaussian prior
 whose mean and precision are sampled too (:mod:`ratecast.models.gibbs`). ``b(u, day)`` is a bias per user and
 day (timeSVD++'s rater mood on the day), where ratings carry timestamps; a pair given without a day, or on a day
-the user did not rate in training, gets none.
+the user did not rate in training, gets none. The noise is Student-t per rating by default (``noise_per``): each
+training rating's precision is scaled by a factor with a Gamma(8, 8) prior, so odd ratings weigh less; per user and
+per item scales may be added.
 
 The prediction is the posterior mean over ``samples`` sweeps after ``burn_in``: the biases are averaged, and the
 factor term is a dot product of each sample's factors concatenated (scaled by ``samples ** -0.5``), so the Keras
