@@ -2,6 +2,8 @@
 ratecast's defaults, side by side in one run.
 
 Protocol: ML-100k; split = holdout(test_size=0.2, random_state=0) (the lab's) and movielens_fold("u1"); seed 0.
+``halfstar``: a half-star stand-in (each ML-100k rating moved down half a star with probability 1/2, so ratings run
+0.5..5 in half steps; fixed seed), lab holdout: a check that settings carry over to half-star data unchanged.
 ``lab``: the ``lab`` preset (Keras fit, Adam 0.001, embedding 64, batch 64, 10 epochs; classification: embedding 16,
 15 epochs). ``defaults``: ``Recommender(model)`` with nothing set (each model's training defaults, compiled
 engine). Early stopping and every default were chosen on a 10% validation split of the training set only; the
@@ -11,7 +13,7 @@ and listed as skipped otherwise. Prints one JSON line: per split, settings and m
 bootstrap intervals, recall@10 and NDCG@10 over the whole catalogue (ratecast models), fit seconds.
 
     RATECAST_DATA=../shared/data python benchmarks/accuracy.py [--models dot,deep,preset:accurate]
-        [--splits holdout,u1] [--settings lab,defaults] [--seeds 0,1,2] [--peers surprise_svd,myfm_flipped | none]
+        [--splits holdout,u1,halfstar] [--settings lab,defaults] [--seeds 0,1,2] [--peers surprise_svd,myfm_flipped | none]
 """
 
 from __future__ import annotations
@@ -86,6 +88,13 @@ def fit_and_score(rec: "rc.Recommender", train, test) -> dict:
             "fit_seconds": round(fit_s, 2), "epochs_run": len(rec.history_["loss"])}
 
 
+def half_star(ds: rc.Dataset, seed: int = 0) -> rc.Dataset:
+    """ML-100k on a half-star scale: each rating moves down half a star with probability 1/2 (1 may become 0.5)."""
+    r = ds.ratings.copy()
+    r["rating"] = r["rating"].astype("float64") - 0.5 * (np.random.default_rng(seed).random(len(r)) < 0.5)
+    return rc.Dataset(r, items=ds.items, users=ds.users, name=f"{ds.name}-halfstar")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join([*LAB, "bayesian", "preset:accurate"]))
@@ -105,6 +114,7 @@ def main() -> None:
     splits = {
         "holdout": lambda: rc.split.holdout(ds, test_size=0.2, random_state=0),
         "u1": lambda: rc.split.movielens_fold(ds, "u1"),
+        "halfstar": lambda: rc.split.holdout(half_star(ds), test_size=0.2, random_state=0),
     }
     seeds = [args.seed] if args.seeds is None else [int(v) for v in args.seeds.split(",")]
     results: dict = {}
