@@ -109,7 +109,8 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     is called after each sweep. ``rating_groups``: per rating-level bias group, (each rating's index in
     ``0..size-1``, or -1 for none; size). ``noise_groups``: (index, size, shape) of groups whose members each
     scale the noise precision of their ratings by a factor with a Gamma(shape, shape) prior (mean 1: a Student-t
-    noise per member, e.g. per user, so that erratic raters weigh less). The compiled sweep is reused by later calls with the same shapes."""
+    noise per member, e.g. per user, so that erratic raters weigh less). The compiled sweep is reused by later
+    calls with the same shapes."""
     K = rank + 1  # a bias column, then the factors
     rng = np.random.default_rng(seed)
     # host-side draws: every small eager JAX call compiles on its own, which costs more than the draws
@@ -133,9 +134,9 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     noise_slots = [np.where(np.asarray(index) < 0, size, np.asarray(index)).astype("int32")
                    for (index, _, _), size in zip(noise_groups, noise_sizes)]
     state["noise_scales"] = tuple(np.ones(size + 1, "float32") for size in noise_sizes)
-    data = {"noise_groups": tuple((jnp.asarray(ix), np.float32(shape)) for ix, shape in zip(noise_slots, noise_shapes)),
-            "rating_groups": tuple((jnp.asarray(ix), jnp.asarray(np.bincount(ix, minlength=size + 1), "float32"))
-                                   for ix, size in zip(slots, sizes)),
+    data = {"noise_groups": tuple((jnp.asarray(ix), np.float32(shape))
+                                  for ix, shape in zip(noise_slots, noise_shapes)),
+            "rating_groups": tuple(jnp.asarray(ix) for ix in slots),
             "y": jnp.asarray(ratings, "float32"), "user": jnp.asarray(users, "int32"),
             "item": jnp.asarray(items, "int32"), "key": np.asarray(seed, "uint32"),
             "blocks": {name: ([tuple(jnp.asarray(a) for a in bucket) for bucket in b.buckets], jnp.asarray(b.groups))
@@ -231,7 +232,7 @@ def _sweep(state, t, gammas, data, *, meta):
     new state, both sides' ``[bias, factors]`` rows and the training RMSE."""
     K, n_users, n_items, user_groups, item_groups, gamma_sizes, n_rating_groups, n_noise_groups = meta
     # the rating-level biases: one term per rating, held fixed while the blocks are sampled
-    rating_terms = [b[ix] for b, (ix, _) in zip(state["rating_biases"], data["rating_groups"])]
+    rating_terms = [b[ix] for b, ix in zip(state["rating_biases"], data["rating_groups"])]
     y_blocks = data["y"] - sum(rating_terms, jnp.zeros(()))
     sides = {"user": (n_users, user_groups, data["user"], data["item"]),
              "item": (n_items, item_groups, data["item"], data["user"])}
@@ -317,7 +318,7 @@ def _sweep(state, t, gammas, data, *, meta):
     y = data["y"]
     rating_biases = []
     rkeys = jax.random.split(k_r, max(n_rating_groups, 1))
-    for g, ((ix, _), old) in enumerate(zip(data["rating_groups"], state["rating_biases"])):
+    for g, (ix, old) in enumerate(zip(data["rating_groups"], state["rating_biases"])):
         rest = y - pred - sum((term for h, term in enumerate(rating_terms) if h != g), jnp.zeros(()))
         lam = draws[blocks_end + g][0] / ((1.0 + jnp.sum(old[:-1] ** 2)) / 2.0)
         prec = jax.ops.segment_sum(weight, ix, num_segments=old.shape[0]) + lam
@@ -336,8 +337,7 @@ def _sweep(state, t, gammas, data, *, meta):
     for g, (ix, shape) in enumerate(data["noise_groups"]):
         rest = functools.reduce(lambda acc, h: acc * scales[h][data["noise_groups"][h][0]],
                                 (h for h in range(n_noise_groups) if h != g), jnp.ones_like(y))
-        rate = shape + alpha * jax.ops.segment_sum(rest * e * e, ix,
-                                                                 num_segments=scales[g].shape[0]) / 2.0
+        rate = shape + alpha * jax.ops.segment_sum(rest * e * e, ix, num_segments=scales[g].shape[0]) / 2.0
         scales[g] = (noise_draws[g] / rate).at[-1].set(1.0)
     return ({**state, "w0": w0, "alpha": alpha, "rating_biases": tuple(rating_biases),
              "noise_scales": tuple(scales)}, ru, ri, jnp.sqrt(jnp.mean(e * e)))
