@@ -126,13 +126,11 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
              "user_x": np.zeros((user_block.m, K), "float32"), "item_x": np.zeros((item_block.m, K), "float32")}
     sizes = tuple(int(size) for _, size in rating_groups)
     # index -1 (no bias) points at a last slot that stays 0
-    slots = [np.where(np.asarray(index) < 0, size, np.asarray(index)).astype("int32")
-             for (index, _), size in zip(rating_groups, sizes)]
+    slots = [_slots(index, size) for (index, _), size in zip(rating_groups, sizes)]
     state["rating_biases"] = tuple(np.zeros(size + 1, "float32") for size in sizes)
     noise_sizes = tuple(int(size) for _, size, _ in noise_groups)
     noise_shapes = [float(shape) for _, _, shape in noise_groups]
-    noise_slots = [np.where(np.asarray(index) < 0, size, np.asarray(index)).astype("int32")
-                   for (index, _, _), size in zip(noise_groups, noise_sizes)]
+    noise_slots = [_slots(index, size) for (index, _, _), size in zip(noise_groups, noise_sizes)]
     state["noise_scales"] = tuple(np.ones(size + 1, "float32") for size in noise_sizes)
     data = {"noise_groups": tuple((jnp.asarray(ix), np.float32(shape))
                                   for ix, shape in zip(noise_slots, noise_shapes)),
@@ -188,6 +186,12 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     return Posterior(w0=float(w0), user_bias=bu.astype("float32"), item_bias=bi.astype("float32"),
                      user_factors=uf, item_factors=itf, noise_std=noise / samples, rating_biases=group_means,
                      noise_scales=tuple((acc / samples).astype("float32") for acc in scale_sums))
+
+
+def _slots(index: np.ndarray, size: int) -> np.ndarray:
+    """A group's per-rating index with -1 (none) sent to an extra last slot, which the sweep keeps neutral."""
+    index = np.asarray(index)
+    return np.where(index < 0, size, index).astype("int32")
 
 
 def cholesky(a):
