@@ -118,6 +118,24 @@ def test_uses_the_metadata_the_data_has_and_no_more():
         rc.Recommender("hybrid", random_state=0, epochs=1, verbose=0).fit(bare)
 
 
+def test_keeps_every_training_rating_and_knows_every_training_item():
+    """Sampling needs no validation share: a rare item (one rating) is known and has its own bias, and the fit
+    does not depend on which share a gradient model would have carved."""
+    ds = make_dataset()
+    r = ds.ratings
+    rare = r.iloc[[0]].assign(item_id=999_999, rating=5.0)
+    data = rc.Dataset(pd.concat([r, rare], ignore_index=True), name="with a rare item")
+    fits = [rc.Recommender("bayesian", random_state=seed, **SMALL).fit(data) for seed in (0, 1)]
+    for rec in fits:
+        assert rec.item_index_.size - 1 == r["item_id"].nunique() + 1
+        assert rec.user_index_.size - 1 == r["user_id"].nunique()
+        assert rec.state_.n_train == len(data.ratings)
+    user = rare["user_id"].iloc[0]
+    details = fits[0].predict_details([user, user], [999_999, -5])
+    assert details["known_item"].tolist() == [True, False]
+    assert details["prediction"].iloc[0] != pytest.approx(details["prediction"].iloc[1])
+
+
 @pytest.mark.parametrize("params,match", [
     ({"samples": 0}, r"samples must be a positive integer, got 0"),
     ({"burn_in": -1}, r"burn_in must be an integer >= 0, got -1"),

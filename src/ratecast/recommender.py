@@ -189,7 +189,9 @@ class Recommender:
                 raise DataError(f"validation: rating {bad!r} is not on the training scale "
                                 f"{scale.minimum:g}..{scale.maximum:g} (step {scale.step:g})")
         given = train.ratings  # everything the user rated: excluded from their recommendations
-        if validation is None:
+        # a model fitted in closed form has no epochs to stop early, so it keeps every training rating (and
+        # indexes every user and item of train); a carved share would only lose the items seen in it alone
+        if validation is None and MODELS[self.model].trained_by_gradient:
             frac = tcfg.validation_split if validation_split is None else validation_split
             if frac and len(train.ratings) >= 10:
                 train, validation = _validation_split(train, frac, random_state=self.random_state)
