@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import ratecast as rc
 from ratecast.cli import app
 from ratecast.models.bayesian import implicit_group
-from ratecast.models.gibbs import Block, sample
+from ratecast.models.gibbs import Block, chain_seed, sample
 from synthetic import make_dataset
 
 SMALL = dict(samples=4, burn_in=2, embedding_dim=4, verbose=0)
@@ -136,10 +136,29 @@ def test_keeps_every_training_rating_and_knows_every_training_item():
     assert details["prediction"].iloc[0] != pytest.approx(details["prediction"].iloc[1])
 
 
+def test_chains_pool_their_samples_into_one_posterior_mean():
+    """``chains=2`` predicts the mean of its two chains' predictions, each of them a single-chain fit of its own
+    seed; the first chain is the single-chain fit of the same seed."""
+    ds = make_dataset()
+    both = rc.Recommender("bayesian", random_state=3, chains=2, **SMALL).fit(ds)
+    first = rc.Recommender("bayesian", random_state=3, chains=1, **SMALL).fit(ds)
+    second = rc.Recommender("bayesian", random_state=chain_seed(3, 1), chains=1, **SMALL).fit(ds)
+    assert both.model_.user_embedding.embeddings.shape[1] == 2 * first.model_.user_embedding.embeddings.shape[1]
+    r = ds.ratings.iloc[:200]
+    p, a, b = (rec.predict(r["user_id"], r["item_id"], r["timestamp"]) for rec in (both, first, second))
+    inside = (np.minimum(a, b) > 1) & (np.maximum(a, b) < 5)  # no clipping at the scale's ends
+    assert inside.sum() > 100 and np.abs(a - b).max() > 1e-2
+    np.testing.assert_allclose(p[inside], (a[inside] + b[inside]) / 2, atol=1e-4)
+    assert chain_seed(3, 0) == 3 and len({chain_seed(s, c) for s in range(4) for c in range(4)}) == 16
+
+
 @pytest.mark.parametrize("params,match", [
     ({"samples": 0}, r"samples must be a positive integer, got 0"),
     ({"burn_in": -1}, r"burn_in must be an integer >= 0, got -1"),
-    ({"embedding_dim": 64, "samples": 2000}, r"embedding_dim \* samples must be at most 65536"),
+    ({"embedding_dim": 64, "samples": 2000}, r"embedding_dim \* samples \* chains must be at most 65536"),
+    ({"embedding_dim": 64, "samples": 600, "chains": 2}, r"embedding_dim \* samples \* chains must be at most 65536 "
+                                                         r"\(the width of the stored tables\), got 64 \* 600 \* 2"),
+    ({"chains": 0}, r"chains must be a positive integer, got 0"),
     ({"user_features": ["height"]}, r"user_features must be drawn from .*got \['height'\]"),
     ({"loss": "mae"}, r"loss for model 'bayesian' must be one of \['mse'\]"),
 ])

@@ -48,6 +48,11 @@ def test_random_state_validated():
         rc.Recommender("dot", random_state=-1)
 
 
+def test_the_largest_random_state_trains_and_repeats(train):
+    a, b = (rc.Recommender("hybrid", random_state=2**32 - 1, epochs=1, **FAST).fit(train) for _ in range(2))
+    np.testing.assert_array_equal(a.predict([1, 2], [101, 102]), b.predict([1, 2], [101, 102]))
+
+
 def test_divergence_stops_with_an_error_and_no_model(train):
     rec = rc.Recommender("biased_dot", random_state=0, optimizer="sgd", learning_rate=10.0, epochs=3, l2=0.0, **FAST)
     with pytest.raises(TrainingError, match=r"training diverged in epoch \d: (loss is (nan|inf)|loss .* is more than "

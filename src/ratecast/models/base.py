@@ -84,7 +84,7 @@ class RatingModel(keras.Model):
         return keras.initializers.GlorotUniform(seed=self._seed(k)) if self.random_init else "zeros"
 
     def _seed(self, k: int) -> int | None:
-        return None if self.seed is None else self.seed * 1000 + k
+        return None if self.seed is None else (self.seed * 1000 + k) % (1 << 32)  # any random_state < 2**32
 
     # --- features ---------------------------------------------------------------------------------------------
     def set_feature_tables(self, item_table: np.ndarray, user_table: np.ndarray) -> None:

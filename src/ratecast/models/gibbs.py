@@ -99,6 +99,29 @@ class Posterior:
     rating_biases: tuple[np.ndarray, ...] = ()  # per rating-level group: posterior mean of each of its biases
     noise_scales: tuple[np.ndarray, ...] = ()  # per noise group: posterior mean of each member's precision scale
 
+    @classmethod
+    def pooled(cls, chains: "list[Posterior]") -> "Posterior":
+        """One posterior from independent chains of equal length: the means averaged, the samples side by side."""
+        if len(chains) == 1:
+            return chains[0]
+
+        def mean(values):
+            return (sum(np.asarray(v, "float64") for v in values) / len(values)).astype("float32")
+
+        return cls(w0=float(np.mean([c.w0 for c in chains])), user_bias=mean([c.user_bias for c in chains]),
+                   item_bias=mean([c.item_bias for c in chains]),
+                   user_factors=np.concatenate([c.user_factors for c in chains]),
+                   item_factors=np.concatenate([c.item_factors for c in chains]),
+                   noise_std=float(np.mean([c.noise_std for c in chains])),
+                   rating_biases=tuple(mean(g) for g in zip(*(c.rating_biases for c in chains))),
+                   noise_scales=tuple(mean(g) for g in zip(*(c.noise_scales for c in chains))))
+
+
+def chain_seed(seed: int, chain: int) -> int:
+    """The seed of chain ``chain`` of a fit seeded ``seed``: ``seed`` itself for the first chain, and for the others
+    a draw from both, so the chains of different seeds do not overlap."""
+    return int(seed) if chain == 0 else int(np.random.SeedSequence([int(seed), int(chain)]).generate_state(1)[0])
+
 
 def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block: Block, item_block: Block, *,
            rank: int, samples: int, burn_in: int, seed: int, init_std: float = 0.1,
