@@ -159,7 +159,8 @@ class Recommender:
         """Fit on ``train`` and return self.
 
         Validation (early stopping, the validation curve) is ``validation`` if given, else a random
-        ``validation_split`` fraction of ``train`` (default from the training config). With ``checkpoint_dir`` a
+        ``validation_split`` fraction of ``train`` (default from the training config); a model fitted in closed form
+        (``bayesian``) has no epochs to stop, so it keeps all of ``train`` and carves nothing. With ``checkpoint_dir`` a
         checkpoint is written there after every epoch, and a fit with the same options and data resumes from it.
         ``on_epoch(epoch, logs)`` is called after every epoch (0-based) with its logs, which then also hold the
         validation RMSE and MAE of the predicted ratings (``val_rating_rmse``, ``val_rating_mae``) and, for models

@@ -126,13 +126,15 @@ def chain_seed(seed: int, chain: int) -> int:
 def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block: Block, item_block: Block, *,
            rank: int, samples: int, burn_in: int, seed: int, init_std: float = 0.1,
            rating_groups: tuple[tuple[np.ndarray, int], ...] = (),
-           noise_groups: tuple[tuple[np.ndarray, int, float], ...] = (),
+           noise_groups: tuple[tuple[np.ndarray, int, float], ...] = (), rao_blackwell: bool = True,
            on_sweep: Callable[[int, float], None] | None = None) -> Posterior:
     """Run ``burn_in + samples`` Gibbs sweeps and average the last ``samples``. ``on_sweep(sweep, train_rmse)``
     is called after each sweep. ``rating_groups``: per rating-level bias group, (each rating's index in
     ``0..size-1``, or -1 for none; size). ``noise_groups``: (index, size, shape) of groups whose members each
     scale the noise precision of their ratings by a factor with a Gamma(shape, shape) prior (mean 1: a Student-t
-    noise per member, e.g. per user, so that erratic raters weigh less). The compiled sweep is reused by later
+    noise per member, e.g. per user, so that erratic raters weigh less). With ``rao_blackwell``, each sweep's item
+    id rows enter the average as their conditional means given the rest rather than as draws (the same expectation,
+    less Monte Carlo noise; the chain itself moves on with the draws). The compiled sweep is reused by later
     calls with the same shapes."""
     K = rank + 1  # a bias column, then the factors
     rng = np.random.default_rng(seed)
@@ -175,7 +177,7 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     gamma_shapes += [shape + np.bincount(ix, minlength=size + 1) / 2.0
                      for ix, size, shape in zip(noise_slots, noise_sizes, noise_shapes)]
     meta = (K, user_block.n, item_block.n, user_block.n_groups, item_block.n_groups,
-            tuple(len(a) for a in gamma_shapes), len(sizes), len(noise_sizes))
+            tuple(len(a) for a in gamma_shapes), len(sizes), len(noise_sizes), bool(rao_blackwell))
     gamma_shapes = np.concatenate(gamma_shapes)
 
     total = burn_in + samples
@@ -257,7 +259,7 @@ def back_substitute(L, b):
 def _sweep(state, t, gammas, data, *, meta):
     """One Gibbs sweep: the user block, the item block, then the global bias and the noise precision. Returns the
     new state, both sides' ``[bias, factors]`` rows and the training RMSE."""
-    K, n_users, n_items, user_groups, item_groups, gamma_sizes, n_rating_groups, n_noise_groups = meta
+    K, n_users, n_items, user_groups, item_groups, gamma_sizes, n_rating_groups, n_noise_groups, rb = meta
     # the rating-level biases: one term per rating, held fixed while the blocks are sampled
     rating_terms = [b[ix] for b, ix in zip(state["rating_biases"], data["rating_groups"])]
     y_blocks = data["y"] - sum(rating_terms, jnp.zeros(()))
@@ -269,8 +271,9 @@ def _sweep(state, t, gammas, data, *, meta):
                              jnp.ones_like(data["y"]))
     weight = state["alpha"] * scale
 
-    def rep(name):
-        theta_id, theta_x = state[f"{name}_id"], state[f"{name}_x"]
+    def rep(name, theta_id=None):
+        theta_id = state[f"{name}_id"] if theta_id is None else theta_id
+        theta_x = state[f"{name}_x"]
         for features, owners, values in data["blocks"][name][0]:
             contrib = values[..., None] * theta_x[features][:, None, :]
             theta_id = theta_id.at[owners.reshape(-1)].add(contrib.reshape(-1, K))
@@ -286,11 +289,14 @@ def _sweep(state, t, gammas, data, *, meta):
         lam = std_gamma / ((1.0 + ss) / 2.0)
         return mean_hat + jax.random.normal(key, (K,)) / jnp.sqrt((n + 1.0) * lam), lam
 
-    def gauss(key, prec, lin):
+    def gauss(key, prec, lin, with_mean=False):
         """Draws from N(prec^-1 lin, prec^-1) for a batch of (K, K) precisions: x = L^-T (L^-1 lin + eps) with
-        prec = L L^T (hand-written for small K: LAPACK calls inside the compiled loop can stall the CPU runtime)."""
+        prec = L L^T (hand-written for small K: LAPACK calls inside the compiled loop can stall the CPU runtime);
+        ``with_mean``: (draws, means)."""
         L = cholesky(prec)
-        return back_substitute(L, forward_substitute(L, lin) + jax.random.normal(key, lin.shape))
+        f = forward_substitute(L, lin)
+        draw = back_substitute(L, f + jax.random.normal(key, lin.shape))
+        return (draw, back_substitute(L, f)) if with_mean else draw
 
     def half_sweep(state, key, name, other, draws):
         n, n_groups, own, oth = sides[name]
@@ -313,7 +319,11 @@ def _sweep(state, t, gammas, data, *, meta):
         # the id rows: independent given everything else
         prec = G + lam_id[None, :, None] * eye
         lin = E + jnp.einsum("nab,nb->na", G, ids) + (lam_id * mu_id)[None]
-        new = gauss(kid, prec, lin).at[0].set(0.0)
+        if rb and name == "item":
+            new, mean = gauss(kid, prec, lin, with_mean=True)
+        else:
+            new, mean = gauss(kid, prec, lin), None
+        new = new.at[0].set(0.0)
         E = E - jnp.einsum("nab,nb->na", G, new - ids)
 
         def step(carry, xs):  # one extra feature: its owners' residual sums move with it
@@ -331,14 +341,16 @@ def _sweep(state, t, gammas, data, *, meta):
         for b, (features, owners, values) in enumerate(buckets):
             keys = jax.random.split(jax.random.fold_in(kx, b), features.shape[0])
             (E, theta_x), _ = jax.lax.scan(step, (E, theta_x), (features, owners, values, groups[features], keys))
-        return {**state, f"{name}_id": new, f"{name}_x": theta_x}
+        return {**state, f"{name}_id": new, f"{name}_x": theta_x}, mean
 
     k_w0, k_u, k_i, k_r = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(data["key"]), t), 4)
     draws = jnp.split(gammas, np.cumsum(gamma_sizes)[:-1])
     blocks_end = 2 + user_groups + item_groups
-    state = half_sweep(state, k_u, "user", "item", draws[:1 + user_groups])
-    state = half_sweep(state, k_i, "item", "user", draws[1 + user_groups:blocks_end])
+    state, _ = half_sweep(state, k_u, "user", "item", draws[:1 + user_groups])
+    state, item_means = half_sweep(state, k_i, "item", "user", draws[1 + user_groups:blocks_end])
     ru, ri = rep("user"), rep("item")
+    # what the average takes: the item id rows' conditional means where Rao-Blackwellised, else the draws
+    ri_kept = ri if item_means is None else rep("item", item_means.at[0].set(0.0))
     u, i = data["user"], data["item"]
     pred = state["w0"] + ru[u, 0] + ri[i, 0] + jnp.sum(ru[u, 1:] * ri[i, 1:], axis=1)
     # each rating-level group given the rest: independent Normal biases (zero-mean prior, sampled precision)
@@ -367,4 +379,4 @@ def _sweep(state, t, gammas, data, *, meta):
         rate = shape + alpha * jax.ops.segment_sum(rest * e * e, ix, num_segments=scales[g].shape[0]) / 2.0
         scales[g] = (noise_draws[g] / rate).at[-1].set(1.0)
     return ({**state, "w0": w0, "alpha": alpha, "rating_biases": tuple(rating_biases),
-             "noise_scales": tuple(scales)}, ru, ri, jnp.sqrt(jnp.mean(e * e)))
+             "noise_scales": tuple(scales)}, ru, ri_kept, jnp.sqrt(jnp.mean(e * e)))
