@@ -11,11 +11,12 @@ from typer.testing import CliRunner
 
 import ratecast as rc
 from ratecast.cli import app
+from ratecast.errors import TrainingError
 from ratecast.models.bayesian import implicit_group
 from ratecast.models.gibbs import Block, chain_seed, sample
 from synthetic import make_dataset
 
-SMALL = dict(samples=4, burn_in=2, embedding_dim=4, verbose=0)
+SMALL = dict(samples=4, burn_in=2, embedding_dim=4, chains=1, verbose=0)
 
 
 def planted(n_users=60, n_items=40, density=0.6, noise=0.5, seed=0):
@@ -139,8 +140,8 @@ def test_uses_the_metadata_the_data_has_and_no_more():
 
 
 def test_keeps_every_training_rating_and_knows_every_training_item():
-    """Sampling needs no validation share: a rare item (one rating) is known and has its own bias, and the fit
-    does not depend on which share a gradient model would have carved."""
+    """Sampling needs no validation share: every training rating is used, and a rare item (one rating) is known
+    and has its own prediction, whatever the seed."""
     ds = make_dataset()
     r = ds.ratings
     rare = r.iloc[[0]].assign(item_id=999_999, rating=5.0)
@@ -160,9 +161,10 @@ def test_chains_pool_their_samples_into_one_posterior_mean():
     """``chains=2`` predicts the mean of its two chains' predictions, each of them a single-chain fit of its own
     seed; the first chain is the single-chain fit of the same seed."""
     ds = make_dataset()
-    both = rc.Recommender("bayesian", random_state=3, chains=2, **SMALL).fit(ds)
-    first = rc.Recommender("bayesian", random_state=3, chains=1, **SMALL).fit(ds)
-    second = rc.Recommender("bayesian", random_state=chain_seed(3, 1), chains=1, **SMALL).fit(ds)
+    both = rc.Recommender("bayesian", random_state=3, **{**SMALL, "chains": 2}).fit(ds)
+    first = rc.Recommender("bayesian", random_state=3, **SMALL).fit(ds)
+    second = rc.Recommender("bayesian", random_state=chain_seed(3, 1), **SMALL).fit(ds)
+    assert len(both.history_["loss"]) == len(first.history_["loss"]) == 2 + 4  # one mean loss per sweep
     assert both.model_.user_embedding.embeddings.shape[1] == 2 * first.model_.user_embedding.embeddings.shape[1]
     r = ds.ratings.iloc[:200]
     p, a, b = (rec.predict(r["user_id"], r["item_id"], r["timestamp"]) for rec in (both, first, second))
@@ -170,6 +172,28 @@ def test_chains_pool_their_samples_into_one_posterior_mean():
     assert inside.sum() > 100 and np.abs(a - b).max() > 1e-2
     np.testing.assert_allclose(p[inside], (a[inside] + b[inside]) / 2, atol=1e-4)
     assert chain_seed(3, 0) == 3 and len({chain_seed(s, c) for s in range(4) for c in range(4)}) == 16
+
+
+def test_a_failing_chain_stops_the_others_and_its_own_error_is_raised(monkeypatch):
+    import ratecast.models.gibbs as gibbs
+
+    original, seen = gibbs.sample, []
+
+    def sample_or_fail(*args, seed, on_sweep, **kwargs):
+        def sweep(t, rmse):
+            seen.append(seed)
+            if seed == chain_seed(0, 2) and t == 1:
+                raise TrainingError("chain 2 went wrong")
+            on_sweep(t, rmse)
+        return original(*args, seed=seed, on_sweep=sweep, **kwargs)
+
+    monkeypatch.setattr(gibbs, "sample", sample_or_fail)
+    rec = rc.Recommender("bayesian", random_state=0, **{**SMALL, "chains": 3, "samples": 200})
+    with pytest.raises(TrainingError, match="chain 2 went wrong"):
+        rec.fit(make_dataset())
+    assert len(seen) < 3 * 202  # the other chains stopped early
+    with pytest.raises(rc.NotFittedError):
+        rec.predict([1], [101])
 
 
 @pytest.mark.parametrize("params,match", [

@@ -21,7 +21,8 @@ def data():
 
 @pytest.fixture(scope="module")
 def blend(data):
-    members = [rc.Recommender("bayesian", random_state=0, samples=4, burn_in=2, embedding_dim=4, verbose=0),
+    members = [rc.Recommender("bayesian", random_state=0, samples=4, burn_in=2, embedding_dim=4, chains=1,
+                                 verbose=0),
                rc.Recommender("biased_dot", random_state=0, **FAST), rc.Recommender("baseline", random_state=0,
                                                                                      **BASE)]
     return rc.Blend(members, random_state=0).fit(data.train)

@@ -121,6 +121,28 @@ def test_same_seed_same_fit_and_another_seed_differs(train):
     assert a.history_["loss"] != c.history_["loss"]
 
 
+def test_a_repeated_fit_runs_the_program_already_traced_and_trains_the_same(train, monkeypatch):
+    traces = []
+    original = compiled.CompiledTrainer._run_batches
+    monkeypatch.setattr(compiled.CompiledTrainer, "_run_batches",
+                        lambda self, *args: traces.append(1) or original(self, *args))  # runs only when tracing
+    monkeypatch.setattr(compiled, "_PROGRAMS", compiled.OrderedDict())
+    params = dict(epochs=2, embedding_dim=4, batch_size=32, verbose=0, early_stopping=None)
+    r = train.ratings.head(40)
+    first = rc.Recommender("biased_dot", random_state=3, **params).fit(train)
+    assert len(traces) == 1
+    again = rc.Recommender("biased_dot", random_state=3, **params).fit(train)
+    assert len(traces) == 1  # the same model on the same data: nothing traced again
+    np.testing.assert_array_equal(again.predict(r["user_id"], r["item_id"]), first.predict(r["user_id"], r["item_id"]))
+    monkeypatch.setattr(compiled, "_PROGRAMS", compiled.OrderedDict())  # nothing kept: traced anew
+    fresh = rc.Recommender("biased_dot", random_state=3, **params).fit(train)
+    assert len(traces) == 2
+    np.testing.assert_array_equal(fresh.predict(r["user_id"], r["item_id"]), first.predict(r["user_id"], r["item_id"]))
+    other = rc.Dataset(train.ratings.assign(rating=np.minimum(train.ratings["rating"] + 1, 5)), name="shifted")
+    rc.Recommender("biased_dot", random_state=3, **params).fit(other)  # another training mean: traced anew
+    assert len(traces) == 3
+
+
 def test_every_rating_is_visited_once_per_epoch():
     mcfg, tcfg = split_params("dot", {"batch_size": 7})
     m = MODELS["dot"](mcfg, 3, 3, rating_scale=SCALE, seed=0)

@@ -377,7 +377,7 @@ class TestImplicit(ModelContract):
 
 class TestBayesian(ModelContract):
     model = "bayesian"
-    params = {"samples": 3, "burn_in": 2}
+    params = {"samples": 3, "burn_in": 2, "chains": 1}
 
     def test_tables_hold_every_sample(self, fitted):
         assert fitted.model_.table_width() == 4 * 3

@@ -159,8 +159,9 @@ class Recommender:
         """Fit on ``train`` and return self.
 
         Validation (early stopping, the validation curve) is ``validation`` if given, else a random
-        ``validation_split`` fraction of ``train`` (default from the training config); a model fitted in closed form
-        (``bayesian``) has no epochs to stop, so it keeps all of ``train`` and carves nothing. With ``checkpoint_dir`` a
+        ``validation_split`` fraction of ``train`` (default from the training config); a model not trained by
+        gradient (``bayesian``, sampled) has no epochs to stop, so it keeps all of ``train``: no share is carved,
+        whatever ``validation_split`` says. With ``checkpoint_dir`` a
         checkpoint is written there after every epoch, and a fit with the same options and data resumes from it.
         ``on_epoch(epoch, logs)`` is called after every epoch (0-based) with its logs, which then also hold the
         validation RMSE and MAE of the predicted ratings (``val_rating_rmse``, ``val_rating_mae``) and, for models
@@ -190,7 +191,7 @@ class Recommender:
                 raise DataError(f"validation: rating {bad!r} is not on the training scale "
                                 f"{scale.minimum:g}..{scale.maximum:g} (step {scale.step:g})")
         given = train.ratings  # everything the user rated: excluded from their recommendations
-        # a model fitted in closed form has no epochs to stop early, so it keeps every training rating (and
+        # a model not trained by gradient has no epochs to stop early, so it keeps every training rating (and
         # indexes every user and item of train); a carved share would only lose the items seen in it alone
         if validation is None and MODELS[self.model].trained_by_gradient:
             frac = tcfg.validation_split if validation_split is None else validation_split

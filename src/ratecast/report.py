@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .io import HTML_MARKER, check_replaceable, write_text
+from .models import MODELS
 from .runs import Run, load_run
 
 CSS = """
@@ -111,7 +112,10 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
         {"": "seed", "value": str(spec.seed)},
         {"": "epochs", "value": f"{info['epochs_run']} run of {tcfg.get('epochs')} (early stopping patience "
                                 f"{tcfg.get('early_stopping')} on a {tcfg.get('validation_split', 0):.0%} validation "
-                                "split of train; the test set is used for these numbers only)"},
+                                "split of train; the test set is used for these numbers only)"
+         if MODELS[spec.model].trained_by_gradient else
+         f"{info['epochs_run']} sampling sweeps on all of train (no epochs, no validation split; the test set is "
+         "used for these numbers only)"},
         {"": "batch size / learning rate", "value": f"{tcfg.get('batch_size')} / {tcfg.get('learning_rate')}"},
         {"": "model config", "value": ", ".join(f"{k}={v}" for k, v in info["model_config"].items())},
         {"": "fit time", "value": f"{info['fit_seconds']:.1f} s"},

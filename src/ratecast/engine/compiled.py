@@ -18,8 +18,10 @@ epoch. Every row is visited once per epoch, batches are mixed anew every epoch, 
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,14 @@ from .placement import Placement
 from .progress import EpochProgress
 
 METRIC_ALIASES = {"mae": "mean_absolute_error", "mse": "mean_squared_error"}
+
+# Traced programs of recent trainers, keyed by everything the trace depends on (the model's class, config and
+# variable shapes, the training config and the data's layout): a later fit of an identical model on data of the same
+# shape runs the program already traced instead of tracing and lowering it again (repeated fits: seeds, benchmarks,
+# restarts). Only for models up to PROGRAM_CACHE_BYTES of variables on one device, as an entry keeps its model alive.
+PROGRAM_CACHE_SIZE = 4
+PROGRAM_CACHE_BYTES = 64 << 20
+_PROGRAMS: OrderedDict = OrderedDict()
 
 
 def use_compilation_cache() -> str | None:
@@ -291,8 +301,38 @@ class CompiledTrainer:
                 rows[:, j] = x[k]
             rows[:, -1] = y
             self._packed = (tuple(keys), str(y.dtype))
-            return {"rows": put(rows)}
-        return {"x": {k: put(np.asarray(v, "int32")) for k, v in x.items()}, "y": put(y)}
+            data = {"rows": put(rows)}
+        else:
+            self._packed = None
+            data = {"x": {k: put(np.asarray(v, "int32")) for k, v in x.items()}, "y": put(y)}
+        self._reuse_programs(data)
+        return data
+
+    def _program_key(self, data: dict) -> str | None:
+        """What the traced step and evaluation depend on, or None where they are not shared (a distribution, a
+        large model)."""
+        model = self.model
+        variables = model.trainable_variables + model.non_trainable_variables
+        size = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
+        if self.place.distribution is not None or size > PROGRAM_CACHE_BYTES:
+            return None
+        layout = jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), data)
+        config = {k: v for k, v in model.get_config().items() if k != "name"}  # a name is numbered per instance
+        return json.dumps([type(model).__module__, type(model).__qualname__, config,
+                           [(tuple(v.shape), str(v.dtype)) for v in variables], repr(self.cfg), self.n,
+                           self.batch, self._packed, self.metric_names, layout], sort_keys=True, default=str)
+
+    def _reuse_programs(self, data: dict) -> None:
+        key = self._program_key(data)
+        if key is None:
+            return
+        if key in _PROGRAMS:
+            self._run, self._eval = _PROGRAMS[key]
+            _PROGRAMS.move_to_end(key)
+            return
+        _PROGRAMS[key] = (self._run, self._eval)
+        while len(_PROGRAMS) > PROGRAM_CACHE_SIZE:
+            _PROGRAMS.popitem(last=False)
 
     def _batch(self, data: dict, idx):
         if "rows" in data:

@@ -17,8 +17,10 @@ prior. Every sweep samples, for each block, the id rows jointly per row (indepen
 extra features one after another (``lax.scan``), keeping the per-owner residual sums current, so a sweep costs
 O(ratings * k^2) and never builds a rows-by-features matrix.
 
-:func:`sample` returns the posterior mean of the biases and every kept sample's factors, which a dot product of
-the samples' factors concatenated (each scaled by ``1/sqrt(S)``) turns into the posterior mean prediction.
+:func:`sample` returns the posterior mean of the biases and every kept sample's factors (the item side's id rows
+as their conditional means, Rao-Blackwellised), which a dot product of the samples' factors concatenated (each
+scaled by ``1/sqrt(S)``) turns into the posterior mean prediction. Independent chains pool into one
+:class:`Posterior` (:meth:`Posterior.pooled`).
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class Posterior:
 
 def chain_seed(seed: int, chain: int) -> int:
     """The seed of chain ``chain`` of a fit seeded ``seed``: ``seed`` itself for the first chain, and for the others
-    a draw from both, so the chains of different seeds do not overlap."""
+    a draw from both, so that nearby seeds share no chain (as ``seed + chain`` would make them do)."""
     return int(seed) if chain == 0 else int(np.random.SeedSequence([int(seed), int(chain)]).generate_state(1)[0])
 
 
@@ -321,8 +323,11 @@ def _sweep(state, t, gammas, data, *, meta):
         lin = E + jnp.einsum("nab,nb->na", G, ids) + (lam_id * mu_id)[None]
         if rb and name == "item":
             new, mean = gauss(kid, prec, lin, with_mean=True)
+            # the rows the average keeps: the id rows' conditional means with the feature rows they were
+            # conditioned on (before the feature rows below move)
+            kept = rep(name, mean.at[0].set(0.0))
         else:
-            new, mean = gauss(kid, prec, lin), None
+            new, kept = gauss(kid, prec, lin), None
         new = new.at[0].set(0.0)
         E = E - jnp.einsum("nab,nb->na", G, new - ids)
 
@@ -341,16 +346,15 @@ def _sweep(state, t, gammas, data, *, meta):
         for b, (features, owners, values) in enumerate(buckets):
             keys = jax.random.split(jax.random.fold_in(kx, b), features.shape[0])
             (E, theta_x), _ = jax.lax.scan(step, (E, theta_x), (features, owners, values, groups[features], keys))
-        return {**state, f"{name}_id": new, f"{name}_x": theta_x}, mean
+        return {**state, f"{name}_id": new, f"{name}_x": theta_x}, kept
 
     k_w0, k_u, k_i, k_r = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(data["key"]), t), 4)
     draws = jnp.split(gammas, np.cumsum(gamma_sizes)[:-1])
     blocks_end = 2 + user_groups + item_groups
     state, _ = half_sweep(state, k_u, "user", "item", draws[:1 + user_groups])
-    state, item_means = half_sweep(state, k_i, "item", "user", draws[1 + user_groups:blocks_end])
+    state, item_kept = half_sweep(state, k_i, "item", "user", draws[1 + user_groups:blocks_end])
     ru, ri = rep("user"), rep("item")
-    # what the average takes: the item id rows' conditional means where Rao-Blackwellised, else the draws
-    ri_kept = ri if item_means is None else rep("item", item_means.at[0].set(0.0))
+    ri_kept = ri if item_kept is None else item_kept  # what the average takes
     u, i = data["user"], data["item"]
     pred = state["w0"] + ru[u, 0] + ri[i, 0] + jnp.sum(ru[u, 1:] * ri[i, 1:], axis=1)
     # each rating-level group given the rest: independent Normal biases (zero-mean prior, sampled precision)
