@@ -41,6 +41,27 @@ from .dot import BiasedDotModel
 NOISE_PER = ("user", "item", "rating")
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to new work (Linux' MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def concurrent_chains(chains: int, n_ratings: int, rank: int, available: int | None = None) -> int:
+    """How many chains to run at once: all of them, unless their sweeps' per-rating (rank + 1)^2 intermediates
+    (about 12 bytes per entry and chain) would take more than half of the ``available`` memory."""
+    if available is None:
+        return chains
+    per_chain = 12 * n_ratings * (rank + 1) ** 2
+    return max(1, min(chains, available // (2 * max(per_chain, 1))))
+
+
 class _Stopped(Exception):
     """Raised in a chain's sweep callback once another chain has failed or the fit was interrupted."""
 
@@ -248,7 +269,8 @@ class BayesianModel(BiasedDotModel):
         else:
             # the chains run side by side: a sweep keeps about one core busy, and three chains on two cores
             # still finish sooner than one after another (ML-100k: 43 s against 53 s, cold)
-            with ThreadPoolExecutor(max_workers=self.cfg.chains) as pool:
+            workers = concurrent_chains(self.cfg.chains, len(users), self.cfg.embedding_dim, available_memory())
+            with ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = [pool.submit(chain, c) for c in range(self.cfg.chains)]
                 try:
                     post = Posterior.pooled([f.result() for f in futures])
