@@ -79,9 +79,9 @@ class BayesianConfig(ModelConfig):
     embedding_dim: int = 10  # the rank of each sample's factors
     loss: Loss = "mse"
     min_support: int = 20  # lists leave out items with fewer training ratings
-    # sweeps averaged for the prediction (each adds embedding_dim * chains columns to the tables); rank 10 and 50 samples were
-    # chosen on three validation splits carved from the lab training set (validation RMSE 0.867/0.874/0.888 against
-    # 0.868/0.874/0.889 with 100 samples and 0.866/0.878/0.891 at rank 8)
+    # sweeps averaged for the prediction (each adds embedding_dim * chains columns to the tables); rank 10 and 50
+    # samples were chosen on three validation splits carved from the lab training set (validation RMSE
+    # 0.867/0.874/0.888 against 0.868/0.874/0.889 with 100 samples and 0.866/0.878/0.891 at rank 8)
     samples: int = 50
     burn_in: int = 5  # sweeps discarded first
     # independent chains, their samples pooled, run side by side on the cores. Chosen on six validation splits (three
@@ -246,6 +246,7 @@ class BayesianModel(BiasedDotModel):
         user_block, item_block = Block.from_sparse(self.n_users, user_groups), Block.from_sparse(self.n_items,
                                                                                                 item_groups)
         seed = 0 if self.seed is None else self.seed
+        ratings = np.asarray(ratings, "float64")
         losses: list[list[float]] = [[] for _ in range(self.cfg.chains)]
         stop = threading.Event()  # set when one chain fails or the fit is interrupted: the others stop at their sweep
 
@@ -256,7 +257,7 @@ class BayesianModel(BiasedDotModel):
 
         def chain(c: int) -> Posterior:
             try:
-                return sample(users, items, np.asarray(ratings, "float64"), user_block, item_block,
+                return sample(users, items, ratings, user_block, item_block,
                               rank=self.cfg.embedding_dim, samples=self.cfg.samples, burn_in=self.cfg.burn_in,
                               seed=chain_seed(seed, c), init_std=self.cfg.init_std, rating_groups=rating_groups,
                               noise_groups=noise_groups, on_sweep=lambda _, rmse: on_sweep(c, rmse))
