@@ -128,6 +128,17 @@ def test_embedding_size_beyond_the_weights_file_is_refused(saved):
         rc.Recommender.load(saved)
 
 
+def test_a_model_saved_before_an_option_existed_names_the_option(saved):
+    def older(meta):
+        meta["keras_config"]["config"].pop("l2")  # as a version without that option wrote it
+        return meta
+
+    _edit_meta(saved, older)
+    with pytest.raises(IntegrityError, match=r"recommender.json: the model was saved by a ratecast version without "
+                                             r"the option\(s\) \['l2'\]; retrain"):
+        rc.Recommender.load(saved)
+
+
 @pytest.mark.parametrize("change,match", [
     (lambda m: [m], r"expected a JSON object, got list"),
     (lambda m: {**m, "user_ids": "1,2,3"}, r"field 'user_ids' must be a list, got str"),

@@ -239,7 +239,12 @@ def _state_from(folder: Path, meta: dict[str, Any]) -> FittedState:
     for key, value in (("n_users", users.size), ("n_items", items.size)):
         _check(kc.get(key) == value, path, f"keras_config {key}={kc.get(key)!r} does not match the {value - 1} "
                                            "saved ids")
-    _check(kc.get("config") == mcfg.to_dict(), path, "keras_config config differs from the saved params")
+    saved, current = kc.get("config"), mcfg.to_dict()
+    if isinstance(saved, dict) and saved != current:
+        newer = sorted(set(current) - set(saved))
+        _check(not newer, path, f"the model was saved by a ratecast version without the option(s) {newer}; retrain "
+                                "and save it with this version")
+    _check(saved == current, path, "keras_config config differs from the saved params")
     for key in ("item_feature_dim", "user_feature_dim"):
         v = kc.get(key)
         _check(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100_000, path,
