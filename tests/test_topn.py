@@ -166,3 +166,19 @@ def test_the_list_monitor_scores_the_models_current_lists():
         recalls.append(len(set(order) & items) / min(len(items), 10))
     assert got["val_recall@10"] == pytest.approx(np.mean(recalls), abs=0.02)
     assert got["val_top_n"] == pytest.approx(got["val_recall@10"] + got["val_ndcg@10"])
+
+
+@pytest.mark.parametrize("model", ["biased_dot", "popularity"])
+def test_a_catalogue_shorter_than_the_deepest_list_gives_short_lists_not_a_crash(model):
+    from synthetic import make_dataset
+
+    ds = make_dataset(n_users=40, n_items=6, density=0.8, seed=3)
+    split = rc.split.holdout(ds, 0.25, random_state=0)
+    rec = rc.Recommender(model, random_state=0, verbose=0, **({"epochs": 2} if model == "biased_dot" else {}))
+    rec.fit(split.train)
+    metrics = rec.top_n_metrics(split.test, ks=[5, 10, 20])
+    # at most 6 items exist, so a list holds at most 6 (fewer once the user's training items are left out)
+    assert 0 < metrics["distinct_items@20"] <= 6
+    assert metrics["distinct_items@20"] == metrics["distinct_items@10"]
+    assert 0.0 <= metrics["recall@20"] <= 1.0 and metrics["recall@20"] == metrics["recall@10"]
+    assert "rmse" in rec.evaluate(split.test)

@@ -415,7 +415,8 @@ class Recommender:
         lists = np.full((len(users), depth), -1, "int64")
         known = users > 0
         if known.any():
-            lists[known] = top_positions(users[known], depth)
+            found = top_positions(users[known], depth)  # fewer columns when the catalogue is shorter than depth
+            lists[known, :found.shape[1]] = found
         if (~known).any():
             fallback, _ = popular(s, depth, np.ones(n_items, bool))
             lists[~known, :len(fallback)] = fallback
