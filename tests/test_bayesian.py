@@ -217,6 +217,10 @@ def test_chains_run_at_once_only_where_memory_allows():
     ({"chains": 0}, r"chains must be a positive integer, got 0"),
     ({"user_features": ["height"]}, r"user_features must be drawn from .*got \['height'\]"),
     ({"loss": "mae"}, r"loss for model 'bayesian' must be one of \['mse'\]"),
+    ({"l2": 0.5}, r"l2 does not apply to model 'bayesian' \(its priors are sampled\), got 0.5"),
+    ({"epochs": 3, "learning_rate": 0.1, "batch_size": 7},
+     r"option\(s\) \['batch_size', 'epochs', 'learning_rate'\] do not apply to model 'bayesian': it is not trained "
+     r"by gradient"),
 ])
 def test_bad_options(params, match):
     with pytest.raises(ValueError, match=match):
@@ -364,3 +368,12 @@ def test_the_day_of_a_rating_reaches_predict_and_evaluate_and_survives_save(tmp_
     other = Recommender("biased_dot", random_state=0, epochs=2, verbose=0).fit(split.train)
     np.testing.assert_array_equal(other.predict(test["user_id"], test["item_id"], test["timestamp"]),
                                   other.predict(test["user_id"], test["item_id"]))
+    # a timestamp that is there but is not a time is refused (for every model); NaN or None means none
+    n = len(test)
+    for model in (rec, other):
+        with pytest.raises(ValueError, match=r"timestamps must be seconds since 1970 or datetimes \(NaN or None for a "
+                                             r"pair without one\), got 'x' at position 0"):
+            model.predict(test["user_id"], test["item_id"], ["x"] * n)
+        with pytest.raises(ValueError, match=r"got inf at position 1"):
+            model.predict(test["user_id"], test["item_id"], [0.0, np.inf] + [0.0] * (n - 2))
+    np.testing.assert_allclose(rec.predict(test["user_id"], test["item_id"], [np.nan] * n), without, rtol=1e-6)

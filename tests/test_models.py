@@ -11,6 +11,16 @@ from synthetic import make_dataset
 FAST = dict(embedding_dim=4, epochs=2, batch_size=32, verbose=0)
 
 
+def fast(model: str, params: dict) -> dict:
+    """FAST and ``params``, without the training options a model that is not trained by gradient refuses."""
+    from ratecast.models.config import TrainingConfig
+
+    options = {**FAST, **params}
+    if not MODELS[model].trained_by_gradient:
+        options = {k: v for k, v in options.items() if k not in TrainingConfig.field_names()}
+    return options
+
+
 def numpy_forward(rec, u_idx, i_idx):
     """A naive numpy implementation of each architecture, from the model's weights."""
     m = rec.model_
@@ -103,7 +113,7 @@ def data():
 @pytest.fixture(scope="class")
 def fitted(request, data):
     cls = request.cls
-    return rc.Recommender(cls.model, random_state=0, **{**FAST, **cls.params}).fit(data.train)
+    return rc.Recommender(cls.model, random_state=0, **fast(cls.model, cls.params)).fit(data.train)
 
 
 class ModelContract:
@@ -207,7 +217,7 @@ class ModelContract:
             fitted.predict([1, 2], [101, 102, 103])
 
     def test_reproducible(self, fitted, data):
-        again = rc.Recommender(self.model, random_state=0, **{**FAST, **self.params}).fit(data.train)
+        again = rc.Recommender(self.model, random_state=0, **fast(self.model, self.params)).fit(data.train)
         r = data.test.ratings
         assert np.array_equal(again.predict(r["user_id"], r["item_id"]), fitted.predict(r["user_id"], r["item_id"]))
 

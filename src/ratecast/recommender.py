@@ -303,13 +303,20 @@ class Recommender:
         return s.user_index.index(users), s.item_index.index(items)
 
     def _days(self, timestamps, n: int) -> np.ndarray | None:
-        """Day numbers of the pairs' timestamps, for models that use them (else None)."""
-        if timestamps is None or not self.state_.model.uses_days:
+        """Day numbers of the pairs' timestamps, for models that use them (else None); checked for every model."""
+        if timestamps is None:
             return None
         ts = timestamps.to_numpy() if isinstance(timestamps, pd.Series) else np.asarray(timestamps)
         if ts.ndim != 1 or len(ts) != n:
             raise ValueError(f"timestamps must be 1-D with one entry per pair ({n}), got shape {ts.shape}")
-        return day_numbers(ts)
+        series = pd.Series(ts)
+        if not pd.api.types.is_datetime64_any_dtype(series.dtype):
+            seconds = pd.to_numeric(series, errors="coerce").to_numpy("float64", na_value=np.nan)
+            bad = np.flatnonzero((np.isnan(seconds) & series.notna().to_numpy()) | np.isinf(seconds))
+            if len(bad):
+                raise ValueError(f"timestamps must be seconds since 1970 or datetimes (NaN or None for a pair "
+                                 f"without one), got {_plain(ts[bad[0]])!r} at position {bad[0]}")
+        return day_numbers(ts) if self.state_.model.uses_days else None
 
     def _predict_index(self, u: np.ndarray, i: np.ndarray, days: np.ndarray | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
@@ -714,6 +721,11 @@ class Recommender:
 
 
 # --- argument checks ----------------------------------------------------------------------------------------------
+def _plain(value):
+    """A numpy scalar as the Python value it holds (for messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _check_dataset(name: str, value) -> None:
     if not isinstance(value, Dataset):
         raise TypeError(f"{name} must be a ratecast Dataset, got {type(value).__name__}")

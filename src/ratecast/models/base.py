@@ -276,6 +276,11 @@ def split_params(model: str, params: dict[str, Any]) -> tuple[ModelConfig, Train
     unknown = sorted(set(params) - model_keys - train_keys)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for model {model!r}; allowed: {sorted(model_keys | train_keys)}")
+    if not MODELS[model].trained_by_gradient:
+        ignored = sorted(set(params) & train_keys - model_keys)
+        if ignored:
+            raise ValueError(f"option(s) {ignored} do not apply to model {model!r}: it is not trained by gradient "
+                             f"(no epochs, batches or learning rate); its options are {sorted(model_keys)}")
     try:
         mcfg = cls.from_dict({k: v for k, v in params.items() if k in model_keys})
         defaults = dict(cls.training)

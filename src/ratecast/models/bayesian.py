@@ -111,6 +111,8 @@ class BayesianConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.l2:
+            raise ValueError(f"l2 does not apply to model 'bayesian' (its priors are sampled), got {self.l2!r}")
         positive_int("samples", self.samples, maximum=4096)
         if isinstance(self.burn_in, bool) or not isinstance(self.burn_in, int) or self.burn_in < 0:
             raise ValueError(f"burn_in must be an integer >= 0, got {self.burn_in!r}")
