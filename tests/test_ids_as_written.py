@@ -99,3 +99,29 @@ def test_recommend_and_similar_find_ids_beyond_int64(tmp_path):
     assert res.exit_code == 3 and "unknown user id '0007'" in json.loads(res.stdout)["error"]
     res = CliRunner().invoke(app, ["similar", str(run), "--item", BIG, "-k", "2", "--json"])
     assert res.exit_code == 0, res.stdout
+
+
+def test_an_unknown_id_of_the_other_kind_warns_that_ids_keep_their_type():
+    import warnings
+
+    import pandas as pd
+
+    import ratecast as rc
+    from ratecast.datasets.dataset import Dataset
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"user_id": rng.integers(1, 20, 400), "item_id": rng.integers(1, 30, 400),
+                          "rating": rng.integers(1, 6, 400).astype(float)}).drop_duplicates(["user_id", "item_id"])
+    numeric = rc.Recommender("baseline", random_state=0, epochs=1, verbose=0).fit(Dataset(frame))
+    with pytest.warns(UserWarning, match=r"user_ids: '1' is unknown, but 1 is a known id \(ids keep their type: 5 "
+                                         r"and '5' differ\); convert the ids to the model's"):
+        numeric.predict(["1"], [1])
+    with pytest.warns(UserWarning, match=r"user_id: '5' is unknown, but 5 is a known id"):
+        assert numeric.recommend("5", k=3).attrs["fallback"] is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ids that name no known id in either kind say nothing
+        numeric.predict([1, 999, "999", "nobody"], [1, 1, 1, 1])
+    text = frame.assign(item_id=frame["item_id"].map(lambda v: f"m{v}" if v % 2 else str(v)))
+    labelled = rc.Recommender("baseline", random_state=0, epochs=1, verbose=0).fit(Dataset(text))
+    with pytest.warns(UserWarning, match=r"item_ids: 4 is unknown, but '4' is a known id"):
+        labelled.predict([1], [4])

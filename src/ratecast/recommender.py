@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Hashable
 from functools import cached_property
 from numbers import Integral, Real
@@ -299,8 +300,19 @@ class Recommender:
         if users.shape != items.shape or users.ndim != 1:
             raise ValueError(
                 f"user_ids and item_ids must be 1-D and of the same length, got shapes {users.shape} and {items.shape}")
-        s = self.state_
-        return s.user_index.index(users), s.item_index.index(items)
+        return self._lookup("user_ids", users), self._lookup("item_ids", items)
+
+    def _lookup(self, name: str, raw_ids) -> np.ndarray:
+        """Indices of raw user or item ids (0: unknown), with a warning when an unknown id names a known one once
+        converted (text ``"5"`` against the integer id ``5``, or the reverse): ids keep their type."""
+        index = self.state_.user_index if name.startswith("user") else self.state_.item_index
+        found = index.index(raw_ids)
+        other = index.other_kind(raw_ids, found)
+        if other is not None:
+            given, known = other
+            warnings.warn(f"{name}: {given!r} is unknown, but {known!r} is a known id (ids keep their type: 5 and "
+                          f"'5' differ); convert the ids to the model's", UserWarning, stacklevel=3)
+        return found
 
     def _days(self, timestamps, n: int) -> np.ndarray | None:
         """Day numbers of the pairs' timestamps, for models that use them (else None); checked for every model."""
@@ -456,7 +468,7 @@ class Recommender:
         """
         self._check_k(k)
         _check_flag("exclude_seen", exclude_seen)
-        u = int(self.state_.user_index.index([_scalar_id("user_id", user_id, allow_missing=True)])[0])
+        u = int(self._lookup("user_id", [_scalar_id("user_id", user_id, allow_missing=True)])[0])
         if u == 0:
             out = self.recommend_popular(k, exclude=exclude, min_ratings=min_ratings)
             out.attrs["fallback"] = True
@@ -478,7 +490,7 @@ class Recommender:
         if user_ids is None:
             users = np.arange(1, len(s.user_index) + 1)
         else:
-            users = s.user_index.index(_id_array("user_ids", user_ids))
+            users = self._lookup("user_ids", _id_array("user_ids", user_ids))
             users = users[users > 0]
         pos, score = self._top_positions(users, k, exclude_seen=exclude_seen, exclude=exclude,
                                          min_ratings=min_ratings, batch_size=batch_size)

@@ -70,6 +70,31 @@ class IdIndex:
             out[_bool_mask(pd.Index(flat, dtype=object))] = self.UNKNOWN  # True is not the id 1
         return out.astype("int32").reshape(shape)
 
+    def kind(self) -> str | None:
+        """"integer" or "text" when every id is of that kind, else None."""
+        if not hasattr(self, "_kind"):
+            inferred = pd.api.types.infer_dtype(self._ids, skipna=False)
+            self._kind = {"integer": "integer", "string": "text"}.get(inferred)
+        return self._kind
+
+    def other_kind(self, raw_ids, indices) -> tuple[object, object] | None:
+        """The first unknown id in ``raw_ids`` (looked up as ``indices``) that names a known id once converted to
+        the other kind (text ``"5"`` for the integer id ``5``, or the reverse), with that known id; else None."""
+        kind = self.kind()
+        if kind is None:
+            return None
+        flat = _as_array(raw_ids).reshape(-1)
+        for value in flat[np.asarray(indices).reshape(-1) == self.UNKNOWN][:1000]:
+            value = value.item() if isinstance(value, np.generic) else value
+            converted = None
+            if kind == "integer" and isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                converted = int(value)
+            elif kind == "text" and isinstance(value, int) and not isinstance(value, bool):
+                converted = str(value)
+            if converted is not None and converted in self:
+                return value, converted
+        return None
+
     def _position(self, value) -> int:
         try:
             return int(self._ids.get_indexer([value])[0])
