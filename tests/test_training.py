@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -122,7 +123,10 @@ def test_checkpoint_resume_matches_an_uninterrupted_fit(train, tmp_path, monkeyp
         rec.fit(train, checkpoint_dir=tmp_path)
     assert _progress(tmp_path)["epoch"] == 2  # epochs 1 and 2 kept, the interrupted third lost
     monkeypatch.undo()
-    rec.fit(train, checkpoint_dir=tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec.fit(train, checkpoint_dir=tmp_path)
+    assert not [w for w in caught if "dtype" in str(w.message)]  # no float64 truncation noise on resume
     assert len(rec.history_["loss"]) == 4
     np.testing.assert_allclose(rec.history_["loss"], whole.history_["loss"], rtol=1e-5)
     r = train.ratings.head(100)

@@ -230,8 +230,9 @@ class CompiledTrainer:
         n_tv = len(self.model.trainable_variables)
         lay = self.layout
         it = iter(opt[:-1])
-        counts = [len(self.rule.slots(np.zeros(self.tv_shapes[k]))) for k in lay.dense_pos] + \
-                 [len(self.table_rule.table_slots(np.zeros((1, 1)))) for _ in lay.groups]
+        # (float32 stand-ins: only the number of slots is read)
+        counts = [len(self.rule.slots(np.zeros(self.tv_shapes[k], "float32"))) for k in lay.dense_pos] + \
+                 [len(self.table_rule.table_slots(np.zeros((1, 1), "float32"))) for _ in lay.groups]
         grouped = [tuple(next(it) for _ in range(c)) for c in counts]
         slots = (grouped[:len(lay.dense_pos)], grouped[len(lay.dense_pos):])
         return self._state(weights[:n_tv], weights[n_tv:], slots, step=opt[-1])
