@@ -60,6 +60,10 @@ def test_help_on_every_verb():
                  ["evaluate"], ["recommend"], ["similar"], ["map"], ["compare"], ["report"], ["demo"]):
         result = runner.invoke(app, [*verb, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, verb
+    from ratecast.models import MODELS
+
+    train_help = " ".join(runner.invoke(app, ["train", "--help"], terminal_width=200).output.split())
+    assert all(name in train_help for name in MODELS), train_help  # --model names every model it accepts
 
 
 def test_data_verbs(ml100k, tmp_path):

@@ -350,3 +350,12 @@ def test_outlier_rating_does_not_make_a_huge_scale(tmp_path):
     path.write_text("user_id,item_id,rating\n1,1,4\n2,1,3\n3,2,1000000000\n")
     with pytest.raises(rc.DataError, match=r"r.csv.*at most 10000 are supported"):
         rc.datasets.load_ratings(path)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".xlsx"])
+def test_a_file_of_another_format_is_named_not_read_as_text(tmp_path, suffix):
+    p = tmp_path / f"ratings{suffix}"
+    p.write_text('[{"user_id": 1, "item_id": 2, "rating": 4}]')
+    with pytest.raises(DataError, match=rf"ratings{suffix}: ratings files must be CSV/TSV with a header row, or "
+                                        rf"Parquet; got a \{suffix} file"):
+        load_ratings(p)

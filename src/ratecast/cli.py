@@ -461,7 +461,7 @@ SPEC_OPTIONS = ("data", "model", "split", "seed", "test_size", "config", "epochs
 def train(
     ctx: typer.Context,
     data: str = typer.Option("ml-100k", "--data", help="MovieLens release name or path to your ratings file."),
-    model: str = typer.Option("deep", "--model", help="dot, biased_dot, deep, hybrid or classification."),
+    model: str = typer.Option("deep", "--model", help="popularity, baseline, dot, biased_dot, deep, hybrid, classification, implicit or bayesian."),
     split: str = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal or last1."),
     seed: int = typer.Option(0, "--seed", help="Random seed (split and training)."),
     test_size: float = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits."),

@@ -491,6 +491,10 @@ def arrow_parquet(path: Path, columns: dict[str, str | None]) -> tuple[pd.DataFr
     return pd.DataFrame(frame, copy=False), codes
 
 
+#: formats a ratings file is sometimes mistaken for, refused by name rather than read as text
+NOT_RATINGS_SUFFIXES = (".json", ".jsonl", ".ndjson", ".xlsx", ".xls", ".xml", ".pkl", ".pickle", ".h5", ".hdf5")
+
+
 def load_ratings(
     path: str | os.PathLike,
     user_col: str = "user_id",
@@ -525,6 +529,9 @@ def load_ratings(
                         f"from the file), got {sep!r}", path=str(path))
     roles = {"user_id": user_col, "item_id": item_col, "rating": rating_col, "timestamp": timestamp_col}
     check_file(path, _RATINGS_FILE)
+    if path.suffix.lower() in NOT_RATINGS_SUFFIXES:
+        raise DataError(f"ratings files must be CSV/TSV with a header row, or Parquet; got a {path.suffix} file",
+                        path=str(path))
     if _is_parquet(path):
         fast = arrow_parquet(path, roles)
     else:
