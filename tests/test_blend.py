@@ -84,8 +84,15 @@ def test_saves_and_loads_with_identical_predictions(blend, data, tmp_path):
     (tmp_path / "b" / "blend.json").write_text(json.dumps(meta))
     with pytest.raises(rc.errors.IntegrityError, match="blend.json: not a saved Blend"):
         rc.Blend.load(tmp_path / "b")
-    with pytest.raises(rc.errors.IntegrityError, match="missing"):
+    with pytest.raises(rc.errors.MissingFileError, match=r"nothing: blend.json missing: not a saved Blend"):
         rc.Blend.load(tmp_path / "nothing")
+    # the other kind of saved model is named, with the call that loads it
+    with pytest.raises(rc.errors.MissingFileError, match=r"a saved Recommender, not a Blend: load it with "
+                                                         r"ratecast.Recommender.load"):
+        rc.Blend.load(tmp_path / "b" / "members" / "0")
+    with pytest.raises(rc.errors.MissingFileError, match=r"a saved Blend, not a single recommender: load it with "
+                                                         r"ratecast.Blend.load"):
+        rc.Recommender.load(tmp_path / "b")
 
 
 def test_fit_never_receives_test_ratings(data, monkeypatch):

@@ -23,7 +23,7 @@ from scipy.optimize import nnls
 
 from . import metrics as M
 from .datasets.dataset import Dataset
-from .errors import IntegrityError, NotFittedError
+from .errors import IntegrityError, MissingFileError, NotFittedError
 from .recommender import Recommender, _check_dataset, _check_flag, _id_array
 from .split import validation_split as _validation_split
 from .topn import KS as TOPN_KS, LONG_TAIL
@@ -191,7 +191,10 @@ class Blend:
         try:
             meta = json.loads(meta_path.read_text())
         except FileNotFoundError:
-            raise IntegrityError(f"{meta_path}: missing (not a saved Blend)") from None
+            if (path / "recommender.json").is_file():
+                raise MissingFileError("a saved Recommender, not a Blend: load it with ratecast.Recommender.load",
+                                       path=str(path)) from None
+            raise MissingFileError(f"{META} missing: not a saved Blend", path=str(path)) from None
         except (OSError, ValueError) as exc:
             raise IntegrityError(f"{meta_path}: unreadable ({exc})") from None
         if not isinstance(meta, dict) or meta.get("kind") != "blend" or not isinstance(meta.get("weights"), list) \

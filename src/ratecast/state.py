@@ -176,6 +176,9 @@ class FittedState:
         if not folder.is_dir():
             raise MissingFileError("no such folder: expected a saved ratecast model", path=str(folder))
         if not (folder / META).is_file():
+            if (folder / "blend.json").is_file():
+                raise MissingFileError("a saved Blend, not a single recommender: load it with ratecast.Blend.load",
+                                       path=str(folder))
             raise MissingFileError(f"not a saved ratecast model (no {META})", path=str(folder))
         manifest.verify(folder, required=(META, WEIGHTS, ARRAYS))
         meta = _read_meta(folder / META)
