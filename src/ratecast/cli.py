@@ -212,17 +212,22 @@ def _ci(ci, digits: int = 4) -> str:
 
 
 def _print_frame(df, title: str | None = None, digits: int = 3, wrap: tuple[str, ...] = ()) -> None:
-    """A table that fits the terminal: columns in ``wrap`` fold onto several lines; the others are never cut."""
+    """A table that fits the terminal: columns in ``wrap`` fold onto several lines; the others are never cut. A
+    ``wrap`` column with no value at all (titles of data without item metadata) is left out; missing cells are blank."""
+    df = df[[c for c in df.columns if c not in wrap or not df[c].isna().all()]]
     table = Table(title=title)
+
+    def cell(v) -> str:
+        return "" if v is None else v if isinstance(v, str) else _num(v, digits) if isinstance(v, float) else str(v)
+
     for col in df.columns:
-        cells = [v if isinstance(v, str) else _num(v, digits) if isinstance(v, float) else str(v) for v in df[col]]
+        cells = [cell(v) for v in df[col]]
         numeric = df[col].dtype.kind in "iuf"
         width = max([len(str(col))] + [len(c) for c in cells]) if col not in wrap else None
         table.add_column(str(col), justify="right" if numeric else "left", overflow="fold",
                          min_width=min(width, 40) if width else None, no_wrap=col not in wrap and numeric)
     for _, row in df.iterrows():
-        table.add_row(*[v if isinstance(v, str) else _num(v, digits) if isinstance(v, float) else str(v)
-                        for v in row])
+        table.add_row(*[cell(v) for v in row])
     out.print(table)
 
 
