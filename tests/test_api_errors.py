@@ -51,6 +51,8 @@ def test_numpy_integers_and_integer_learning_rates_are_accepted(ds):
 
 @pytest.mark.parametrize("ratings,match", [
     (frame(rating=[4.0, np.nan, 5.0, 2.0]), r"train: row 1 \(user_id=2, item_id=10\): rating must be a finite number"),
+    (frame(rating=[4.0, np.nan, 5.0, 2.0], timestamp=[1, 2, 3, 4]),  # ids stay integers beside other number columns
+     r"train: row 1 \(user_id=2, item_id=10\): rating must be a finite number, got nan"),
     (frame(rating=[4.0, 7.0, 5.0, 2.0]), r"train: row 1 .*rating must lie on the scale 1..5 \(step 1\), got 7.0"),
     (frame(item_id=[10, 10, 11, 10], user_id=[1, 2, 3, 1]), r"train: row 3 .*rated twice"),
     (frame(rating=[True, False, True, True]), r"train: row 0 .*rating must be a number, got True"),

@@ -204,9 +204,9 @@ class Dataset:
 
         def fail(mask, what: str) -> None:
             row = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
-            rec = r.iloc[row]
-            raise DataError(f"{role}: row {row} (user_id={_plain(rec['user_id'])!r}, "
-                            f"item_id={_plain(rec['item_id'])!r}): {what}, got {_plain(rec['rating'])!r}")
+            value = lambda col: _plain(r[col].iloc[row])  # per column: a row of mixed columns would be floats
+            raise DataError(f"{role}: row {row} (user_id={value('user_id')!r}, "
+                            f"item_id={value('item_id')!r}): {what}, got {value('rating')!r}")
 
         for col in ("user_id", "item_id"):
             miss = r[col].isna().to_numpy()
