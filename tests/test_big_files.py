@@ -164,7 +164,7 @@ LINE = 150_001  # a line far into the file (past pyarrow's first blocks)
     (lambda r: "", rf"ratings.csv, line {LINE}: blank line where a rating row was expected"),
     (lambda r: "x1," + r.split(",", 1)[1], rf"ratings.csv, line {LINE}: user_id mixes integers and text, got 'x1'"),
     (lambda r: ",".join(r.split(",")[:3] + ["yesterday"]), rf"ratings.csv, line {LINE}: timestamp must be"),
-    (lambda r: "NA," + r.split(",", 1)[1], rf"ratings.csv, line {LINE}: missing value in column 'user_id'"),
+    (lambda r: "NA," + r.split(",", 1)[1], rf"ratings.csv, line {LINE}: missing value in column 'userId'"),
     (lambda r: r + ",,,", rf"ratings.csv, line {LINE}: malformed row: expected 4 fields, found 7"),
     (lambda r: r.rsplit(",", 1)[0] + ',"12\n34"', rf"ratings.csv, line {LINE}: timestamp must be"),
     (lambda r: "Jos\udce9," + r.split(",", 1)[1], rf"ratings.csv, line {LINE}: cannot be decoded as utf-8"),

@@ -173,7 +173,7 @@ def test_whole_float_ids_become_integers(tmp_path):
         ("user_id,item_id,rating,ts\n1,2,3,100\n1,3,4,200\n1,4,4,oops\n", r"r.csv, line 4: timestamp must be .*, got 'oops'"),
         ("user_id,item_id,rating,ts\n1,2,3,2020-01-01\n1,3,4,oops\n1,4,4,2020-01-03\n", r"line 3: timestamp .*got 'oops'"),
         ("user_id,item_id,rating,ts\n1,2,3,100\n1,3,4,2020-01-02\n1,4,4,300\n", r"line 3: timestamp .*got '2020-01-02'"),
-        ("user_id,item_id,rating,ts\n1,2,3,100\n1,3,4,\n", r"line 3: missing value in column 'timestamp'"),
+        ("user_id,item_id,rating,ts\n1,2,3,100\n1,3,4,\n", r"line 3: missing value in column 'ts'"),
         ("user_id,item_id,rating,ts\n1,2,3,100\n1,3,4,inf\n", r"line 3: timestamp must be finite, got inf"),
         ("user_id,item_id,rating,ts\n1,2,3,True\n1,3,4,False\n", r"line 2: timestamp must be .*, got True"),
     ],

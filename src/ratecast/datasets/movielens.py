@@ -135,7 +135,7 @@ def _parse_csv(folder: Path, name: str) -> Dataset:
         raw.columns = roles + list(raw.columns[4:])
     scale = RatingScale(0.5, 5, 0.5)
     ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, first_line=2, require_timestamp=True,
-                                  id_codes=codes)
+                                  id_codes=codes, columns=dict(zip(roles, expected)))
     movies = read_delimited(folder / "movies.csv", sep=",", header=0).rename(columns={"movieId": "item_id"})
     if "item_id" not in movies.columns:
         raise DataError(f"missing column 'movieId'; the file has columns {list(map(str, movies.columns))}",

@@ -544,7 +544,7 @@ def load_ratings(
     else:
         renamed, codes = _pandas_ratings(path, sep, encoding, roles), None
     ratings, scale = validate_ratings(renamed, path=str(path), rating_scale=scale, first_line=first_line,
-                                      id_codes=codes)
+                                      id_codes=codes, columns={role: col for role, col in roles.items() if col})
     item_table = (_metadata_table(items, item_key or item_col, "item_id", encoding, ratings["item_id"],
                                   _key_argument("item", item_key))
                   if items is not None else None)

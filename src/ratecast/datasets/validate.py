@@ -201,6 +201,7 @@ def validate_ratings(
     first_line: int = 1,
     require_timestamp: bool = False,
     id_codes: dict[str, Codes] | None = None,
+    columns: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, RatingScale]:
     """Check a (user_id, item_id, rating[, timestamp]) frame; return it with numeric ratings and its scale.
 
@@ -208,7 +209,8 @@ def validate_ratings(
     A timestamp column is either empty or filled on every row. ``id_codes`` may give the id columns' :class:`Codes`
     when the reader already has them (dictionary-encoded columns); text id columns are encoded here otherwise, so
     that their checks look at each distinct id once. Ratings come back as float32 when that holds every rating
-    exactly (any scale in halves, quarters or whole numbers), else as float64.
+    exactly (any scale in halves, quarters or whole numbers), else as float64. ``columns`` maps a role to the
+    column's name in the file, for messages (default: the role's name).
     """
     fail = _failer(df, path, first_line)
     if len(df) == 0:
@@ -231,7 +233,7 @@ def validate_ratings(
             if col != "rating" and not pd.api.types.is_numeric_dtype(df[col]):
                 miss = miss | (df[col].astype(str).str.strip() == "").to_numpy()
         if miss.any():
-            fail(miss, f"missing value in column '{col}' (short row or empty field)")
+            fail(miss, f"missing value in column {(columns or {}).get(col, col)!r} (short row or empty field)")
     if not has_ts and require_timestamp:
         raise DataError("column 'timestamp' is required", path=path)
     ratings = _ratings(df["rating"], fail)
