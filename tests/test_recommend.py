@@ -101,8 +101,9 @@ def test_embeddings_and_similarity(rec, ds):
     assert rec.similarity(101, 102) == pytest.approx(all_sims.loc[102])
     su = rec.similar_users(1, k=3)
     assert 1 not in set(su["user_id"]) and len(su) == 3
-    with pytest.raises(KeyError, match="unknown item_id 999999"):
+    with pytest.raises(KeyError, match="unknown item_id 999999") as caught:
         rec.similar_items(999999)
+    assert str(caught.value).startswith("unknown item_id 999999: it has no learned embedding")  # no quotes around it
 
 
 def test_cosine_handles_zero_vectors():

@@ -88,3 +88,11 @@ class TrainingError(RatecastError, ArithmeticError):
 
 class NotWritableError(RatecastError, PermissionError):
     """An output location cannot be written (permissions, read-only filesystem)."""
+
+
+class UnknownIdError(KeyError):
+    """A user or item id the fitted model does not know, where a known one is required (a ``KeyError`` whose message
+    prints as written, without the quotes ``KeyError`` adds)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -26,7 +26,7 @@ from . import topn
 from .datasets.dataset import Dataset, IdIndex
 from .datasets.scale import RatingScale
 from .datasets.validate import _plain
-from .errors import DataError, IntegrityError, NotFittedError
+from .errors import DataError, IntegrityError, NotFittedError, UnknownIdError
 from .features import FeatureEncoder, day_numbers
 from .models import MODELS, split_params
 from .ranking import Candidates, Scorer, check_min_ratings, popular
@@ -363,7 +363,7 @@ class Recommender:
         unknown = (u == 0) | (i == 0)
         if unknown.any():
             k = int(np.flatnonzero(unknown)[0])
-            raise KeyError(f"predict_proba needs users and items seen in training; pair {k} "
+            raise UnknownIdError(f"predict_proba needs users and items seen in training; pair {k} "
                            f"(user_id={_plain(np.asarray(user_ids).reshape(-1)[k])!r}, "
                            f"item_id={_plain(np.asarray(item_ids).reshape(-1)[k])!r}) is unknown (predict() gives "
                            "its baseline rating)")
@@ -642,7 +642,8 @@ class Recommender:
     def _position(self, raw_id, kind: str) -> int:
         pos = int(self._index_of(kind).index([_scalar_id(f"{kind}_id", raw_id, allow_missing=True)])[0])
         if pos == 0:
-            raise KeyError(f"unknown {kind}_id {raw_id!r}: it has no learned embedding (not in the training data)")
+            raise UnknownIdError(f"unknown {kind}_id {raw_id!r}: it has no learned embedding (not in the training "
+                                 "data)")
         return pos - 1
 
     def similarity(self, a, b, kind: str = "item") -> float:
