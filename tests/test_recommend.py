@@ -74,6 +74,7 @@ def test_batch_recommendations_match_single_and_export(rec, tmp_path):
     allrec = rec.recommend_all(k=3, batch_size=7)
     assert list(allrec.columns) == ["user_id", "rank", "item_id", "title", "score"]
     assert len(allrec) == 3 * len(rec.user_index_)
+    assert allrec["user_id"].is_monotonic_increasing  # users in order of their ids, not of first appearance
     one = allrec[allrec["user_id"] == 5]
     single = rec.recommend(5, k=3)
     assert one["item_id"].tolist() == single["item_id"].tolist() and one["rank"].tolist() == [1, 2, 3]
@@ -174,3 +175,12 @@ def test_min_support_filters_lists_but_never_empties_a_small_catalogue():
     small = rc.Recommender("dot", min_support=1000, epochs=1, random_state=0, verbose=0).fit(tiny)
     assert len(small.recommend(1, k=5)) == 5  # 24 items, all below 1000 ratings: nothing is filtered away
     assert int(counts.max()) >= 40
+
+
+def test_recommend_all_lists_users_in_order_of_their_ids(ds):
+    shuffled = rc.Dataset(ds.ratings.sample(frac=1.0, random_state=0).reset_index(drop=True),
+                          rating_scale=ds.rating_scale)
+    rec = rc.Recommender("baseline", random_state=0, epochs=1, verbose=0).fit(shuffled)
+    assert not np.all(np.diff(rec.state_.user_index.ids) > 0)  # the training order is not the ids' order
+    users = rec.recommend_all(k=2)["user_id"]
+    assert users.is_monotonic_increasing and users.nunique() == len(rec.state_.user_index)

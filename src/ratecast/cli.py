@@ -37,7 +37,7 @@ from rich.text import Text  # noqa: E402
 from typer.core import TyperCommand, TyperGroup  # noqa: E402
 
 from .datasets.dataset import id_from_text as _coerce_id  # noqa: E402
-from .errors import argument_names  # noqa: E402
+from .errors import UnknownIdError, argument_names  # noqa: E402
 
 EXIT_DATA, EXIT_USAGE, EXIT_UNKNOWN_ID, EXIT_MISSING, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 EXIT_CODES = ("Exit codes: 0 success; 1 bad data or option value (also: output exists or is locked, corrupted run, "
@@ -98,10 +98,6 @@ def _version(value: bool) -> None:
 def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
     """ratecast: explicit-feedback neural recommender systems."""
-
-
-class UnknownIdError(LookupError):
-    pass
 
 
 def _one_line(message: str) -> str:

@@ -481,14 +481,17 @@ class Recommender:
 
     def recommend_all(self, user_ids=None, k: int = 10, exclude_seen: bool = True, exclude=None,
                       min_ratings: int | None = None, batch_size: int | None = None) -> pd.DataFrame:
-        """Top-``k`` for many users (default: every training user): columns user_id, rank, item_id, title, score.
-        Unknown users are left out (use :meth:`recommend` for the fallback). ``batch_size`` users are scored at
-        once (default: as many as fit a fixed memory budget)."""
+        """Top-``k`` for many users (default: every training user, in order of their ids): columns user_id, rank,
+        item_id, title, score. Unknown users are left out (use :meth:`recommend` for the fallback). ``batch_size``
+        users are scored at once (default: as many as fit a fixed memory budget)."""
         self._check_k(k)
         _check_flag("exclude_seen", exclude_seen)
         s = self.state_
         if user_ids is None:
-            users = np.arange(1, len(s.user_index) + 1)
+            try:
+                users = 1 + np.argsort(s.user_index.ids, kind="stable")
+            except TypeError:  # ids of mixed kinds have no order: the training order
+                users = np.arange(1, len(s.user_index) + 1)
         else:
             users = self._lookup("user_ids", _id_array("user_ids", user_ids))
             users = users[users > 0]
