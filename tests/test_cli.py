@@ -107,6 +107,10 @@ def test_recommend_and_similar(run_dir, tmp_path):
     assert len(unknown.stderr.strip().splitlines()) == 1
     bad_k = ratecast_inproc("similar", run_dir, "--item", "181", "-k", "0")
     assert bad_k.returncode == 1 and "-k must be a positive integer, got 0" in bad_k.stderr
+    for verb in (["recommend", run_dir, "--user", "5"], ["similar", run_dir, "--item", "181"]):
+        empty = ratecast_inproc(*verb, "--min-ratings", "100000")
+        assert empty.returncode == 0 and "none with 100000 or more training ratings qualifies; lower --min-ratings" \
+            in " ".join(empty.stderr.split()), verb
 
 
 def test_map_compare_report(run_dir, tmp_path):

@@ -853,6 +853,7 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
         _print_json(df.to_dict(orient="records"))
     else:
         _print_frame(df, f"Recommendations for user {user}" if not all_users else "Recommendations", wrap=("title",))
+        _empty_hint(df, min_ratings)
 
 
 @app.command(cls=_Command)
@@ -873,6 +874,14 @@ def similar(run_dir: Path = typer.Argument(..., help="Run directory."),
     if as_json:
         return _print_json(df.to_dict(orient="records"))
     _print_frame(df, f"Most similar to {rec.titles([iid])[0] or iid}", wrap=("title",))
+    _empty_hint(df, min_ratings)
+
+
+def _empty_hint(df, min_ratings: int | None) -> None:
+    """Say why a list came out empty when --min-ratings left every item out."""
+    if len(df) == 0 and min_ratings:
+        err.print(f"no item left: none with {min_ratings} or more training ratings qualifies; lower --min-ratings",
+                  highlight=False)
 
 
 class Method(str, Enum):
