@@ -50,6 +50,11 @@ def test_predicts_the_weighted_sum_of_its_refitted_members(blend, data):
     assert all(m.state_.n_train + 0 <= n_train for m in blend.members)
     v = blend.validation_
     assert v["n"] > 0 and v["rmse"] <= min(v["member_rmse"]) + 1e-9  # stacking never does worse on validation
+    users, items = list(r["user_id"][:3]) + ["nobody"], list(r["item_id"][:3]) + [r["item_id"].iloc[0]]
+    details = blend.predict_details(users, items)
+    np.testing.assert_allclose(details["prediction"], blend.predict(users, items))
+    assert details["known_user"].tolist() == [True, True, True, False]
+    assert details["was_impossible"].tolist() == [False, False, False, True]
 
 
 def test_recommends_by_blended_rating_among_unseen_items(blend):

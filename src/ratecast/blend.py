@@ -100,6 +100,17 @@ class Blend:
         preds = np.column_stack([m.predict(user_ids, item_ids, timestamps) for m in self.members])
         return np.clip(self.intercept_ + preds @ self.weights_, *self._scale_of(self.members[0]))
 
+    def predict_details(self, user_ids, item_ids, timestamps=None) -> pd.DataFrame:
+        """Blended predictions with the flags of :meth:`Recommender.predict_details`: ``was_impossible`` where any
+        member fell back to its baseline."""
+        self._check_fitted()
+        details = [m.predict_details(user_ids, item_ids, timestamps) for m in self.members]
+        preds = np.column_stack([d["prediction"].to_numpy() for d in details])
+        out = details[0].copy()
+        out["prediction"] = np.clip(self.intercept_ + preds @ self.weights_, *self._scale_of(self.members[0]))
+        out["was_impossible"] = np.logical_or.reduce([d["was_impossible"].to_numpy() for d in details])
+        return out
+
     def _scores(self, users: np.ndarray) -> np.ndarray:
         """Blended ratings of every known item (rows: the first member's user indices)."""
         first = self.members[0].state_
