@@ -364,9 +364,9 @@ class Recommender:
         if unknown.any():
             k = int(np.flatnonzero(unknown)[0])
             raise UnknownIdError(f"predict_proba needs users and items seen in training; pair {k} "
-                           f"(user_id={_plain(np.asarray(user_ids).reshape(-1)[k])!r}, "
-                           f"item_id={_plain(np.asarray(item_ids).reshape(-1)[k])!r}) is unknown (predict() gives "
-                           "its baseline rating)")
+                                 f"(user_id={_plain(np.asarray(user_ids).reshape(-1)[k])!r}, "
+                                 f"item_id={_plain(np.asarray(item_ids).reshape(-1)[k])!r}) is unknown (predict() "
+                                 "gives its baseline rating)")
         return np.asarray(model.probabilities(self._scorer.pairs(u, i)[0]), dtype="float64")
 
     # --- evaluating ---------------------------------------------------------------------------------------------
@@ -737,11 +737,6 @@ class Recommender:
 
 
 # --- argument checks ----------------------------------------------------------------------------------------------
-def _plain(value):
-    """A numpy scalar as the Python value it holds (for messages)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _check_dataset(name: str, value) -> None:
     if not isinstance(value, Dataset):
         raise TypeError(f"{name} must be a ratecast Dataset, got {type(value).__name__}")

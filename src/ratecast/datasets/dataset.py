@@ -85,7 +85,7 @@ class IdIndex:
             return None
         flat = _as_array(raw_ids).reshape(-1)
         for value in flat[np.asarray(indices).reshape(-1) == self.UNKNOWN][:1000]:
-            value = value.item() if isinstance(value, np.generic) else value
+            value = _plain(value)
             converted = None
             if kind == "integer" and isinstance(value, str) and value.strip().lstrip("+-").isdigit():
                 converted = int(value)
