@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import matplotlib.image as mpimg
+import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
@@ -57,7 +58,7 @@ def test_help_on_every_verb():
     assert "Usage" in ratecast("--help").stdout  # the real command once; every verb in-process (fast)
     runner = CliRunner()
     for verb in (["data"], ["data", "fetch"], ["data", "info"], ["data", "stats"], ["train"], ["tune"], ["serve"],
-                 ["evaluate"], ["recommend"], ["similar"], ["map"], ["compare"], ["report"], ["demo"]):
+                 ["evaluate"], ["recommend"], ["similar"], ["predict"], ["map"], ["compare"], ["report"], ["demo"]):
         result = runner.invoke(app, [*verb, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, verb
     from ratecast.models import MODELS
@@ -229,3 +230,34 @@ def test_tables_leave_out_a_title_column_with_no_titles_and_never_print_none(mon
     first, second = console.export_text().split("Top")[1:]
     assert "title" not in first and "None" not in first and "4.5" in first
     assert "title" in second and "Heat (1995)" in second and "None" not in second
+
+
+def test_predict_scores_a_file_of_pairs(run_dir, tmp_path):
+    import pandas as pd
+
+    import ratecast as rc
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("userId,movieId,ts\n196,242,881250949\n5,181,881250949\n99999,181,881250949\n005,181,0\n")
+    result = ratecast_inproc("predict", run_dir, "--pairs", pairs, "--user-col", "userId", "--item-col", "movieId",
+                             "--timestamp-col", "ts", "--out", tmp_path / "preds.csv")
+    assert result.returncode == 0, result.stderr
+    got = pd.read_csv(tmp_path / "preds.csv", dtype={"user_id": str})
+    rec = rc.Recommender.load(run_dir / "model")
+    expected = rec.predict([196, 5], [242, 181])
+    np.testing.assert_allclose(got["prediction"][:2], expected, rtol=1e-5)
+    # an unknown user, and "005" (not the integer 5: ids are matched as written), get the baseline, flagged
+    assert got["known_user"].tolist() == [True, True, False, False]
+    assert got["was_impossible"].tolist() == [False, False, True, True]
+    records = json.loads(ratecast_inproc("predict", run_dir, "--pairs", pairs, "--user-col", "userId",
+                                         "--item-col", "movieId", "--json").stdout)
+    assert len(records) == 4 and records[0]["prediction"] == pytest.approx(expected[0], rel=1e-5)
+    missing = ratecast_inproc("predict", run_dir, "--pairs", pairs)
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+    assert "pairs.csv: missing column 'user_id' (--user-col); the file has columns ['userId', 'movieId', 'ts']" \
+        in " ".join(missing.stderr.split())
+    gap = tmp_path / "gap.csv"
+    gap.write_text("user_id,item_id\n196,242\n,181\n")
+    blank = ratecast_inproc("predict", run_dir, "--pairs", gap)
+    assert blank.returncode == 1 and "gap.csv, line 3: missing value in column 'user_id'" in blank.stderr
+    assert ratecast_inproc("predict", run_dir, "--pairs", tmp_path / "none.csv").returncode == 4

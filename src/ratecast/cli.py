@@ -858,6 +858,46 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
 
 @app.command(cls=_Command)
 @handle_errors
+def predict(run_dir: Path = typer.Argument(..., help="Run directory."),
+            pairs: Path = typer.Option(..., "--pairs", help="CSV/TSV (header row) or Parquet of (user, item) pairs."),
+            user_col: str = typer.Option("user_id", "--user-col"),
+            item_col: str = typer.Option("item_id", "--item-col"),
+            timestamp_col: Optional[str] = typer.Option(
+                None, "--timestamp-col", help="Seconds since 1970, for models that use the day of a rating."),
+            out_file: Optional[Path] = typer.Option(None, "--out", help="Write CSV/TSV/Parquet instead."),
+            overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+            as_json: bool = AsJson) -> None:
+    """Predicted ratings for the pairs of a file, each with known_user, known_item and was_impossible (an unknown
+    user or item gets its baseline rating)."""
+    from .datasets.readers import read_pairs
+    from .io import check_replaceable, write_table
+
+    if out_file is not None:
+        if out_file.suffix.lower() not in (".csv", ".tsv", ".parquet"):
+            raise ValueError(f"--out must end in .csv, .tsv or .parquet, got {str(out_file)!r}")
+        check_replaceable(out_file, overwrite=overwrite)
+    with argument_names({"user_col": "--user-col", "item_col": "--item-col", "timestamp_col": "--timestamp-col"}):
+        frame = read_pairs(pairs, user_col=user_col, item_col=item_col, timestamp_col=timestamp_col)
+    rec = _load_run(run_dir).recommender()
+    users = frame[user_col].map({v: _coerce_id(rec.user_index, v) if isinstance(v, str) else v
+                                 for v in frame[user_col].unique()})
+    items = frame[item_col].map({v: _coerce_id(rec.item_index, v) if isinstance(v, str) else v
+                                 for v in frame[item_col].unique()})
+    df = rec.predict_details(users.to_numpy(object), items.to_numpy(object),
+                             None if timestamp_col is None else frame[timestamp_col].to_numpy())
+    if out_file is not None:
+        write_table(df, out_file)
+        if as_json:
+            return _print_json({"out": str(out_file), "rows": len(df)})
+        out.print(f"wrote {len(df)} predictions to {out_file}", highlight=False)
+    elif as_json:
+        _print_json(df.to_dict(orient="records"))
+    else:
+        _print_frame(df, f"Predictions for {pairs.name}")
+
+
+@app.command(cls=_Command)
+@handle_errors
 def similar(run_dir: Path = typer.Argument(..., help="Run directory."),
             item: str = typer.Option(..., "--item", help="Item id."),
             k: int = typer.Option(10, "-k", "--k"),

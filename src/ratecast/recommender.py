@@ -300,9 +300,9 @@ class Recommender:
         if users.shape != items.shape or users.ndim != 1:
             raise ValueError(
                 f"user_ids and item_ids must be 1-D and of the same length, got shapes {users.shape} and {items.shape}")
-        return self._lookup("user_ids", users), self._lookup("item_ids", items)
+        return self._lookup("user_ids", users, stacklevel=4), self._lookup("item_ids", items, stacklevel=4)
 
-    def _lookup(self, name: str, raw_ids) -> np.ndarray:
+    def _lookup(self, name: str, raw_ids, stacklevel: int = 3) -> np.ndarray:
         """Indices of raw user or item ids (0: unknown), with a warning when an unknown id names a known one once
         converted (text ``"5"`` against the integer id ``5``, or the reverse): ids keep their type."""
         index = self.state_.user_index if name.startswith("user") else self.state_.item_index
@@ -311,7 +311,7 @@ class Recommender:
         if other is not None:
             given, known = other
             warnings.warn(f"{name}: {given!r} is unknown, but {known!r} is a known id (ids keep their type: 5 and "
-                          f"'5' differ); convert the ids to the model's", UserWarning, stacklevel=3)
+                          f"'5' differ); convert the ids to the model's", UserWarning, stacklevel=stacklevel)
         return found
 
     def _days(self, timestamps, n: int) -> np.ndarray | None:

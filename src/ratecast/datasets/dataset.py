@@ -87,7 +87,8 @@ class IdIndex:
         for value in flat[np.asarray(indices).reshape(-1) == self.UNKNOWN][:1000]:
             value = _plain(value)
             converted = None
-            if kind == "integer" and isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            if kind == "integer" and isinstance(value, str) and value.lstrip("-").isdigit() and \
+                    str(int(value)) == value:  # written as that integer is ("5"; not "005" or "+5", other ids)
                 converted = int(value)
             elif kind == "text" and isinstance(value, int) and not isinstance(value, bool):
                 converted = str(value)

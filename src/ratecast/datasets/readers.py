@@ -590,6 +590,37 @@ def _pandas_ratings(path: Path, sep: str | None, encoding: str, roles: dict[str,
     )
 
 
+def read_pairs(path: str | os.PathLike, *, user_col: str = "user_id", item_col: str = "item_id",
+               timestamp_col: str | None = None, sep: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+    """(user, item[, timestamp]) pairs to predict, from CSV/TSV with a header row (ids kept as the text written, to
+    be matched to a model's ids) or Parquet (ids as stored). Raises :class:`DataError` naming the file, and the line
+    of a missing id."""
+    path = Path(path)
+    expected = "a pairs file (CSV, TSV or Parquet)"
+    if path.suffix.lower() in NOT_RATINGS_SUFFIXES:
+        raise DataError(f"pairs files must be CSV/TSV with a header row, or Parquet; got a {path.suffix} file",
+                        path=str(path))
+    df = _read_any(path, sep=sep, encoding=encoding, expected=expected, id_cols=(user_col, item_col))
+    wanted = {"user_col": user_col, "item_col": item_col}
+    if timestamp_col is not None:
+        wanted["timestamp_col"] = timestamp_col
+    for arg, col in wanted.items():
+        if col not in df.columns:
+            raise DataError(f"missing column {col!r} ({argument(arg)}); the file has columns "
+                            f"{list(map(str, df.columns))}", path=str(path))
+    if len(df) == 0:
+        raise DataError("file has no data rows", path=str(path))
+    first_line = 1 if _is_parquet(path) else 2
+    for col in (user_col, item_col):
+        missing = df[col].isna().to_numpy()
+        if not _is_parquet(path):
+            missing = missing | (df[col].astype(str).str.strip() == "").to_numpy()
+        if missing.any():
+            raise DataError(f"missing value in column {col!r}", path=str(path),
+                            line=first_line + int(np.flatnonzero(missing)[0]))
+    return df[list(wanted.values())]
+
+
 def _key_argument(side: str, key: str | None) -> str:
     """Where the key column's name of a metadata table came from, for messages."""
     if key is not None:
