@@ -813,6 +813,35 @@ def _positive(option: str, value: int | None, zero_ok: bool = False) -> None:
         raise ValueError(f"{option} must be a {'non-negative' if zero_ok else 'positive'} integer, got {value}")
 
 
+def _check_table_out(out_file: Path | None, overwrite: bool) -> None:
+    """An ``--out`` table file must be CSV, TSV or Parquet, and free or replaceable."""
+    from .io import check_replaceable
+
+    if out_file is not None:
+        if out_file.suffix.lower() not in (".csv", ".tsv", ".parquet"):
+            raise ValueError(f"--out must end in .csv, .tsv or .parquet, got {str(out_file)!r}")
+        check_replaceable(out_file, overwrite=overwrite)
+
+
+def _emit_table(df, out_file: Path | None, as_json: bool, title: str, *, noun: str = "rows",
+                wrap: tuple[str, ...] = ()) -> bool:
+    """Write ``df`` to ``out_file``, or print it as JSON or as a table; True when it was printed as a table."""
+    from .io import write_table
+
+    if out_file is not None:
+        write_table(df, out_file)
+        if as_json:
+            _print_json({"out": str(out_file), "rows": len(df)})
+        else:
+            out.print(f"wrote {len(df)} {noun} to {out_file}", highlight=False)
+        return False
+    if as_json:
+        _print_json(df.to_dict(orient="records"))
+        return False
+    _print_frame(df, title, wrap=wrap)
+    return True
+
+
 @app.command(cls=_Command)
 @handle_errors
 def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
@@ -824,18 +853,13 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
               overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
               as_json: bool = AsJson) -> None:
     """Top-k unseen items for a user (or every user with --all)."""
-    from .io import check_replaceable, write_table
-
     _positive("-k", k)
     _positive("--min-ratings", min_ratings, zero_ok=True)
     if all_users and user is not None:
         raise ValueError("give --user ID or --all, not both")
     if not all_users and user is None:
         raise ValueError("give --user ID (or --all)")
-    if out_file is not None:
-        if out_file.suffix.lower() not in (".csv", ".tsv", ".parquet"):
-            raise ValueError(f"--out must end in .csv, .tsv or .parquet, got {str(out_file)!r}")
-        check_replaceable(out_file, overwrite=overwrite)
+    _check_table_out(out_file, overwrite)
     rec = _load_run(run_dir).recommender()
     if all_users:
         df = rec.recommend_all(k=k, min_ratings=min_ratings)
@@ -844,15 +868,8 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
         if uid not in rec.user_index:
             raise UnknownIdError(f"unknown user id {user!r}: not in this model's training data")
         df = rec.recommend(uid, k=k, min_ratings=min_ratings)
-    if out_file is not None:
-        write_table(df, out_file)
-        if as_json:
-            return _print_json({"out": str(out_file), "rows": len(df)})
-        out.print(f"wrote {len(df)} rows to {out_file}", highlight=False)
-    elif as_json:
-        _print_json(df.to_dict(orient="records"))
-    else:
-        _print_frame(df, f"Recommendations for user {user}" if not all_users else "Recommendations", wrap=("title",))
+    if _emit_table(df, out_file, as_json, f"Recommendations for user {user}" if not all_users else "Recommendations",
+                   wrap=("title",)):
         _empty_hint(df, min_ratings)
 
 
@@ -870,12 +887,8 @@ def predict(run_dir: Path = typer.Argument(..., help="Run directory."),
     """Predicted ratings for the pairs of a file, each with known_user, known_item and was_impossible (an unknown
     user or item gets its baseline rating)."""
     from .datasets.readers import read_pairs
-    from .io import check_replaceable, write_table
 
-    if out_file is not None:
-        if out_file.suffix.lower() not in (".csv", ".tsv", ".parquet"):
-            raise ValueError(f"--out must end in .csv, .tsv or .parquet, got {str(out_file)!r}")
-        check_replaceable(out_file, overwrite=overwrite)
+    _check_table_out(out_file, overwrite)
     with argument_names({"user_col": "--user-col", "item_col": "--item-col", "timestamp_col": "--timestamp-col"}):
         frame = read_pairs(pairs, user_col=user_col, item_col=item_col, timestamp_col=timestamp_col)
     rec = _load_run(run_dir).recommender()
@@ -885,15 +898,7 @@ def predict(run_dir: Path = typer.Argument(..., help="Run directory."),
                                  for v in frame[item_col].unique()})
     df = rec.predict_details(users.to_numpy(object), items.to_numpy(object),
                              None if timestamp_col is None else frame[timestamp_col].to_numpy())
-    if out_file is not None:
-        write_table(df, out_file)
-        if as_json:
-            return _print_json({"out": str(out_file), "rows": len(df)})
-        out.print(f"wrote {len(df)} predictions to {out_file}", highlight=False)
-    elif as_json:
-        _print_json(df.to_dict(orient="records"))
-    else:
-        _print_frame(df, f"Predictions for {pairs.name}")
+    _emit_table(df, out_file, as_json, f"Predictions for {pairs.name}", noun="predictions")
 
 
 @app.command(cls=_Command)
