@@ -26,6 +26,7 @@ from .datasets.dataset import Dataset
 from .errors import IntegrityError, MissingFileError, NotFittedError
 from .recommender import Recommender, _check_dataset, _check_flag, _id_array
 from .split import validation_split as _validation_split
+from .state import META as RECOMMENDER_META
 from .topn import KS as TOPN_KS, LONG_TAIL
 
 META = "blend.json"
@@ -202,7 +203,7 @@ class Blend:
         try:
             meta = json.loads(meta_path.read_text())
         except FileNotFoundError:
-            if (path / "recommender.json").is_file():
+            if (path / RECOMMENDER_META).is_file():
                 raise MissingFileError("a saved Recommender, not a Blend: load it with ratecast.Recommender.load",
                                        path=str(path)) from None
             raise MissingFileError(f"{META} missing: not a saved Blend", path=str(path)) from None

@@ -892,11 +892,11 @@ def predict(run_dir: Path = typer.Argument(..., help="Run directory."),
     with argument_names({"user_col": "--user-col", "item_col": "--item-col", "timestamp_col": "--timestamp-col"}):
         frame = read_pairs(pairs, user_col=user_col, item_col=item_col, timestamp_col=timestamp_col)
     rec = _load_run(run_dir).recommender()
-    users = frame[user_col].map({v: _coerce_id(rec.user_index, v) if isinstance(v, str) else v
-                                 for v in frame[user_col].unique()})
-    items = frame[item_col].map({v: _coerce_id(rec.item_index, v) if isinstance(v, str) else v
-                                 for v in frame[item_col].unique()})
-    df = rec.predict_details(users.to_numpy(object), items.to_numpy(object),
+    def ids(index, column):  # text as --user reads it; Parquet ids as stored
+        return column.map({v: _coerce_id(index, v) if isinstance(v, str) else v for v in column.unique()}).to_numpy(
+            object)
+
+    df = rec.predict_details(ids(rec.user_index, frame[user_col]), ids(rec.item_index, frame[item_col]),
                              None if timestamp_col is None else frame[timestamp_col].to_numpy())
     _emit_table(df, out_file, as_json, f"Predictions for {pairs.name}", noun="predictions")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -70,17 +71,15 @@ class IdIndex:
             out[_bool_mask(pd.Index(flat, dtype=object))] = self.UNKNOWN  # True is not the id 1
         return out.astype("int32").reshape(shape)
 
+    @cached_property
     def kind(self) -> str | None:
         """"integer" or "text" when every id is of that kind, else None."""
-        if not hasattr(self, "_kind"):
-            inferred = pd.api.types.infer_dtype(self._ids, skipna=False)
-            self._kind = {"integer": "integer", "string": "text"}.get(inferred)
-        return self._kind
+        return {"integer": "integer", "string": "text"}.get(pd.api.types.infer_dtype(self._ids, skipna=False))
 
     def other_kind(self, raw_ids, indices) -> tuple[object, object] | None:
         """The first unknown id in ``raw_ids`` (looked up as ``indices``) that names a known id once converted to
         the other kind (text ``"5"`` for the integer id ``5``, or the reverse), with that known id; else None."""
-        kind = self.kind()
+        kind = self.kind
         if kind is None:
             return None
         flat = _as_array(raw_ids).reshape(-1)

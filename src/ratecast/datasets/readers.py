@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from ..errors import DataError, MissingFileError, argument, spelled
 from .dataset import Dataset
 from .scale import RatingScale
-from .validate import Codes, text_ids, validate_ratings
+from .validate import Codes, blank_values, text_ids, validate_ratings
 
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _RATINGS_FILE = "a ratings file (CSV, TSV or Parquet)"
@@ -529,9 +529,7 @@ def load_ratings(
                         f"from the file), got {sep!r}", path=str(path))
     roles = {"user_id": user_col, "item_id": item_col, "rating": rating_col, "timestamp": timestamp_col}
     check_file(path, _RATINGS_FILE)
-    if path.suffix.lower() in NOT_RATINGS_SUFFIXES:
-        raise DataError(f"ratings files must be CSV/TSV with a header row, or Parquet; got a {path.suffix} file",
-                        path=str(path))
+    _refuse_other_format(path, "ratings")
     if _is_parquet(path):
         fast = arrow_parquet(path, roles)
     else:
@@ -569,16 +567,8 @@ def _pandas_ratings(path: Path, sep: str | None, encoding: str, roles: dict[str,
     """The ratings file read by pandas, as the frame (user_id, item_id, rating, timestamp) to validate."""
     user_col, item_col, rating_col, timestamp_col = (roles[r] for r in ("user_id", "item_id", "rating", "timestamp"))
     df = _read_any(path, sep=sep, encoding=encoding, expected=_RATINGS_FILE, id_cols=(user_col, item_col))
-    wanted = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col}
-    if timestamp_col is not None:
-        wanted["timestamp_col"] = timestamp_col
-    for arg, col in wanted.items():
-        if col not in df.columns:
-            hint = f" (the header reads as one column: is {spelled('sep')} right?)" if len(df.columns) == 1 else ""
-            raise DataError(
-                f"missing column {col!r} ({argument(arg)}); the file has columns {list(map(str, df.columns))}{hint}",
-                path=str(path),
-            )
+    _require_columns(df, {"user_col": user_col, "item_col": item_col, "rating_col": rating_col,
+                          "timestamp_col": timestamp_col}, path)
     text = not _is_parquet(path)  # ids were read as text: integers only where written as such ("007" stays text)
     return pd.DataFrame(
         {
@@ -596,29 +586,39 @@ def read_pairs(path: str | os.PathLike, *, user_col: str = "user_id", item_col: 
     be matched to a model's ids) or Parquet (ids as stored). Raises :class:`DataError` naming the file, and the line
     of a missing id."""
     path = Path(path)
-    expected = "a pairs file (CSV, TSV or Parquet)"
-    if path.suffix.lower() in NOT_RATINGS_SUFFIXES:
-        raise DataError(f"pairs files must be CSV/TSV with a header row, or Parquet; got a {path.suffix} file",
-                        path=str(path))
-    df = _read_any(path, sep=sep, encoding=encoding, expected=expected, id_cols=(user_col, item_col))
-    wanted = {"user_col": user_col, "item_col": item_col}
-    if timestamp_col is not None:
-        wanted["timestamp_col"] = timestamp_col
-    for arg, col in wanted.items():
-        if col not in df.columns:
-            raise DataError(f"missing column {col!r} ({argument(arg)}); the file has columns "
-                            f"{list(map(str, df.columns))}", path=str(path))
+    _refuse_other_format(path, "pairs")
+    df = _read_any(path, sep=sep, encoding=encoding, expected="a pairs file (CSV, TSV or Parquet)",
+                   id_cols=(user_col, item_col))
+    columns = _require_columns(df, {"user_col": user_col, "item_col": item_col, "timestamp_col": timestamp_col},
+                               path)
     if len(df) == 0:
         raise DataError("file has no data rows", path=str(path))
     first_line = 1 if _is_parquet(path) else 2
     for col in (user_col, item_col):
-        missing = df[col].isna().to_numpy()
-        if not _is_parquet(path):
-            missing = missing | (df[col].astype(str).str.strip() == "").to_numpy()
+        missing = blank_values(df[col])
         if missing.any():
             raise DataError(f"missing value in column {col!r}", path=str(path),
                             line=first_line + int(np.flatnonzero(missing)[0]))
-    return df[list(wanted.values())]
+    return df[columns]
+
+
+def _refuse_other_format(path: Path, what: str) -> None:
+    """Refuse, by name, a file whose suffix says it is not a table of rows (JSON, Excel, pickle, ...)."""
+    if path.suffix.lower() in NOT_RATINGS_SUFFIXES:
+        raise DataError(f"{what} files must be CSV/TSV with a header row, or Parquet; got a {path.suffix} file",
+                        path=str(path))
+
+
+def _require_columns(df: pd.DataFrame, wanted: dict[str, str | None], path: Path) -> list[str]:
+    """The columns ``wanted`` names (argument -> column; None: not wanted), each required in ``df``."""
+    for arg, col in wanted.items():
+        if col is not None and col not in df.columns:
+            hint = f" (the header reads as one column: is {spelled('sep')} right?)" if len(df.columns) == 1 else ""
+            raise DataError(
+                f"missing column {col!r} ({argument(arg)}); the file has columns {list(map(str, df.columns))}{hint}",
+                path=str(path),
+            )
+    return [col for col in wanted.values() if col is not None]
 
 
 def _key_argument(side: str, key: str | None) -> str:

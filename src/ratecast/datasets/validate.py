@@ -193,6 +193,14 @@ def _parse_dates(ts: pd.Series) -> pd.Series:
     return dates
 
 
+def blank_values(column: pd.Series) -> np.ndarray:
+    """Where ``column`` holds no value: missing, or (in a text column) only spaces."""
+    miss = column.isna().to_numpy()
+    if not pd.api.types.is_numeric_dtype(column):
+        miss = miss | (column.astype(str).str.strip() == "").to_numpy()
+    return miss
+
+
 def validate_ratings(
     df: pd.DataFrame,
     *,
@@ -229,9 +237,7 @@ def validate_ratings(
         if col in codes:
             miss = _blank_codes(codes[col])
         else:
-            miss = df[col].isna().to_numpy()
-            if col != "rating" and not pd.api.types.is_numeric_dtype(df[col]):
-                miss = miss | (df[col].astype(str).str.strip() == "").to_numpy()
+            miss = df[col].isna().to_numpy() if col == "rating" else blank_values(df[col])
         if miss.any():
             fail(miss, f"missing value in column {(columns or {}).get(col, col)!r} (short row or empty field)")
     if not has_ts and require_timestamp:
