@@ -13,7 +13,7 @@ import ratecast as rc
 from ratecast.cli import app
 from ratecast.errors import TrainingError
 from ratecast.models.bayesian import implicit_group
-from ratecast.models.gibbs import Block, chain_seed, sample
+from ratecast.models.gibbs import Block, chain_seed, padded_lists, sample
 from synthetic import make_dataset
 
 SMALL = dict(samples=4, burn_in=2, embedding_dim=4, chains=1, verbose=0)
@@ -116,6 +116,22 @@ def test_blocks_hold_every_entry_once_in_buckets_of_similar_support():
     expected[(31, 3)] = 2.0
     assert seen.keys() == expected.keys()
     assert all(seen[k] == pytest.approx(v) for k, v in expected.items())
+
+
+def test_rating_lists_cover_each_rating_once_and_leave_out_owners_without_ratings():
+    rng = np.random.default_rng(1)
+    owner = np.minimum(rng.zipf(1.3, 500), 39)  # owners 1..39, long-tailed; owner 0 and some others rate nothing
+    buckets = padded_lists(owner, np.arange(len(owner)), np.ones(len(owner)), 40, 2, empty=False)
+    seen = []
+    for keys, members, values in buckets:
+        counts = values.sum(1)
+        assert counts.min() > 0 and members.shape[1] <= 2 * counts.min()  # no empty list; padding within ratio 2
+        for k, m, v in zip(keys, members, values):
+            assert (owner[m[v > 0]] == k).all() and (m[v == 0] == 0).all()
+            seen += m[v > 0].tolist()
+    assert sorted(seen) == list(range(len(owner)))  # rating 0 included: padding is told apart by its value
+    listed = np.concatenate([keys for keys, _, _ in buckets])
+    assert sorted(listed.tolist()) == sorted(set(owner.tolist()))
 
 
 def test_implicit_group_normalises_by_the_square_root_of_the_set():

@@ -36,6 +36,34 @@ import numpy as np
 from ..errors import TrainingError
 
 
+def padded_lists(key: np.ndarray, member: np.ndarray, value: np.ndarray, n_keys: int, ratio: int, *,
+                 empty: bool = True) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
+    """Each key's (member, value) list, padded (member 0, value 0) in buckets of keys whose list lengths are within
+    a factor ``ratio`` of each other: ``(keys, members, values)`` per bucket, ``members[j]`` the members of
+    ``keys[j]``. Keys without members join the shortest lists' bucket, or no bucket if not ``empty``."""
+    key, member = np.asarray(key, "int64"), np.asarray(member, "int64")
+    value = np.asarray(value, "float32")
+    order = np.lexsort((member, key))
+    key, member, value = key[order], member[order], value[order]
+    counts = np.bincount(key, minlength=n_keys)
+    rank = np.arange(len(key)) - np.repeat(np.cumsum(counts) - counts, counts)
+    level = np.ceil(np.log(np.maximum(counts, 1)) / np.log(ratio) - 1e-9).astype(int)
+    buckets = []
+    listed = (counts > 0) | empty
+    for lv in np.unique(level[listed]):
+        keys = np.flatnonzero((level == lv) & listed)
+        width = max(int(counts[keys].max()), 1)
+        slot = np.full(n_keys, -1)
+        slot[keys] = np.arange(len(keys))
+        keep = slot[key] >= 0
+        m = np.zeros((len(keys), width), "int32")
+        v = np.zeros((len(keys), width), "float32")
+        m[slot[key[keep]], rank[keep]] = member[keep]
+        v[slot[key[keep]], rank[keep]] = value[keep]
+        buckets.append((keys.astype("int32"), m, v))
+    return tuple(buckets)
+
+
 @dataclass(frozen=True)
 class Block:
     """One side of the ratings: ``n`` owners (index 0 = unknown) and ``m`` extra features.
@@ -65,25 +93,9 @@ class Block:
         own = np.concatenate(own) if own else np.zeros(0, "int64")
         feat = np.concatenate(feat) if feat else np.zeros(0, "int64")
         val = np.concatenate(val) if val else np.zeros(0, "float32")
-        order = np.lexsort((own, feat))
-        own, feat, val = own[order], feat[order], val[order]
-        counts = np.bincount(feat, minlength=m)
-        rank = np.arange(len(feat)) - np.repeat(np.cumsum(counts) - counts, counts)
         # buckets by support, widths in powers of bucket_ratio: fewer buckets compile faster, more waste less padding
         # (8 on ML-100k: 14 s to compile and 0.20 s a sweep, against 20 s and 0.16 s at 4, 13 s and 0.22 s at 16)
-        level = np.ceil(np.log(np.maximum(counts, 1)) / np.log(bucket_ratio) - 1e-9).astype(int)
-        buckets = []
-        for lv in np.unique(level):
-            members = np.flatnonzero(level == lv)
-            width = max(int(counts[members].max()), 1)
-            slot = np.full(m, -1)
-            slot[members] = np.arange(len(members))
-            keep = slot[feat] >= 0
-            o = np.zeros((len(members), width), "int32")
-            v = np.zeros((len(members), width), "float32")
-            o[slot[feat[keep]], rank[keep]] = own[keep]
-            v[slot[feat[keep]], rank[keep]] = val[keep]
-            buckets.append((members.astype("int32"), o, v))
+        buckets = padded_lists(feat, own, val, m, bucket_ratio)
         return cls(n=int(n), m=m, buckets=tuple(buckets),
                    groups=np.concatenate(groups) if groups else np.zeros(0, "int32"), n_groups=len(columns))
 
@@ -151,6 +163,7 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     state = {"w0": np.float32(np.mean(ratings)), "alpha": np.float32(1.0),
              "user_id": init(user_block.n), "item_id": init(item_block.n),
              "user_x": np.zeros((user_block.m, K), "float32"), "item_x": np.zeros((item_block.m, K), "float32")}
+    state["user_rep"], state["item_rep"] = state["user_id"].copy(), state["item_id"].copy()  # no feature rows yet
     sizes = tuple(int(size) for _, size in rating_groups)
     # index -1 (no bias) points at a last slot that stays 0
     slots = [_slots(index, size) for (index, _), size in zip(rating_groups, sizes)]
@@ -165,7 +178,12 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
             "y": jnp.asarray(ratings, "float32"), "user": jnp.asarray(users, "int32"),
             "item": jnp.asarray(items, "int32"), "key": np.asarray(seed, "uint32"),
             "blocks": {name: ([tuple(jnp.asarray(a) for a in bucket) for bucket in b.buckets], jnp.asarray(b.groups))
-                       for name, b in (("user", user_block), ("item", item_block))}}
+                       for name, b in (("user", user_block), ("item", item_block))},
+            # each owner's ratings, in buckets of lengths within a factor 2 (0.003 s a side on ML-100k, against
+            # 0.014 s for 4 and 0.009 s for 8)
+            "ratings_of": {name: [tuple(jnp.asarray(a) for a in bucket) for bucket in padded_lists(
+                owner, np.arange(len(owner)), np.ones(len(owner)), b.n, 2, empty=False)]
+                for name, owner, b in (("user", users, user_block), ("item", items, item_block))}}
     # the shapes of every Gamma draw of a sweep: per block, its id rows' and each feature group's precisions
     # (one per column, shape (1 + count) / 2: Gamma(1/2, 1/2) prior, the group mean integrated out), then the noise
     # precision's ((1 + ratings) / 2)
@@ -273,7 +291,8 @@ def _sweep(state, t, gammas, data, *, meta):
                              jnp.ones_like(data["y"]))
     weight = state["alpha"] * scale
 
-    def rep(name, theta_id=None):
+    def rep(name, theta_id=None, state=state):
+        """Each owner's [bias, factors]: its id row plus its features' rows."""
         theta_id = state[f"{name}_id"] if theta_id is None else theta_id
         theta_x = state[f"{name}_x"]
         for features, owners, values in data["blocks"][name][0]:
@@ -303,13 +322,18 @@ def _sweep(state, t, gammas, data, *, meta):
     def half_sweep(state, key, name, other, draws):
         n, n_groups, own, oth = sides[name]
         buckets, groups = data["blocks"][name]
-        r_other = rep(other)
+        r_other = state[f"{other}_rep"]
         z = jnp.concatenate([jnp.ones((y_blocks.shape[0], 1)), r_other[oth, 1:]], axis=1)  # (N, K)
         offset = state["w0"] + r_other[oth, 0]
-        e = y_blocks - offset - jnp.sum(rep(name)[own] * z, axis=1)
-        # the precision-weighted sums of each owner's ratings
-        G = jax.ops.segment_sum(weight[:, None, None] * z[:, :, None] * z[:, None, :], own, num_segments=n)
-        E = jax.ops.segment_sum(z * (weight * e)[:, None], own, num_segments=n)
+        we = weight * (y_blocks - offset - jnp.sum(state[f"{name}_rep"][own] * z, axis=1))
+        # the precision-weighted sums of each owner's ratings, over the owners' padded rating lists (a batched
+        # product: several times faster than summing per-rating outer products by owner)
+        G, E = jnp.zeros((n, K, K)), jnp.zeros((n, K))
+        for owners, rows, values in data["ratings_of"][name]:
+            zr = z[rows]  # (F, W, K)
+            wr = weight[rows] * values
+            G = G.at[owners].set(jnp.einsum("fw,fwa,fwb->fab", wr, zr, zr))
+            E = E.at[owners].set(jnp.einsum("fw,fwa->fa", we[rows] * values, zr))
         kh, kid, kx, kg = jax.random.split(key, 4)
         # hyperparameters: the id rows (row 0, unknown, left out) and each extra group
         ids = state[f"{name}_id"]
@@ -346,14 +370,15 @@ def _sweep(state, t, gammas, data, *, meta):
         for b, (features, owners, values) in enumerate(buckets):
             keys = jax.random.split(jax.random.fold_in(kx, b), features.shape[0])
             (E, theta_x), _ = jax.lax.scan(step, (E, theta_x), (features, owners, values, groups[features], keys))
-        return {**state, f"{name}_id": new, f"{name}_x": theta_x}, kept
+        state = {**state, f"{name}_id": new, f"{name}_x": theta_x}
+        return {**state, f"{name}_rep": rep(name, state=state)}, kept
 
     k_w0, k_u, k_i, k_r = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(data["key"]), t), 4)
     draws = jnp.split(gammas, np.cumsum(gamma_sizes)[:-1])
     blocks_end = 2 + user_groups + item_groups
     state, _ = half_sweep(state, k_u, "user", "item", draws[:1 + user_groups])
     state, item_kept = half_sweep(state, k_i, "item", "user", draws[1 + user_groups:blocks_end])
-    ru, ri = rep("user"), rep("item")
+    ru, ri = state["user_rep"], state["item_rep"]
     ri_kept = ri if item_kept is None else item_kept  # what the average takes
     u, i = data["user"], data["item"]
     pred = state["w0"] + ru[u, 0] + ri[i, 0] + jnp.sum(ru[u, 1:] * ri[i, 1:], axis=1)
