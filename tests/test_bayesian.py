@@ -215,12 +215,13 @@ def test_a_failing_chain_stops_the_others_and_its_own_error_is_raised(monkeypatc
 def test_chains_run_at_once_only_where_memory_allows():
     from ratecast.models.bayesian import available_memory, concurrent_chains
 
-    per_chain = 12 * 80_000 * 11 ** 2  # ML-100k's 80,000 ratings at rank 10: about 116 MB a chain
-    assert concurrent_chains(3, 80_000, 10, available=None) == 3
-    assert concurrent_chains(3, 80_000, 10, available=8 << 30) == 3
-    assert concurrent_chains(3, 80_000, 10, available=4 * per_chain) == 2
-    assert concurrent_chains(3, 80_000, 10, available=per_chain) == 1  # never fewer than one
-    assert concurrent_chains(3, 25_000_000, 10, available=24 << 30) == 1  # ML-25M size: one at a time
+    per_chain = 24 * 80_000 * 17  # ML-100k's 80,000 ratings at rank 16: about 33 MB a chain
+    assert concurrent_chains(3, 80_000, 16, available=None) == 3
+    assert concurrent_chains(8, 80_000, 16, available=8 << 30) == 8
+    assert concurrent_chains(3, 80_000, 16, available=4 * per_chain) == 2
+    assert concurrent_chains(3, 80_000, 16, available=per_chain) == 1  # never fewer than one
+    assert concurrent_chains(8, 25_000_000, 16, available=24 << 30) == 1  # ML-25M size: one at a time
+    assert concurrent_chains(8, 10_000_000, 16, available=24 << 30) == 3  # ML-10M size: three (4 GB each)
     assert available_memory() is None or available_memory() > 0
 
 

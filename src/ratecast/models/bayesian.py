@@ -54,11 +54,12 @@ def available_memory() -> int | None:
 
 
 def concurrent_chains(chains: int, n_ratings: int, rank: int, available: int | None = None) -> int:
-    """How many chains to run at once: all of them, unless their sweeps' per-rating (rank + 1)^2 intermediates
-    (about 12 bytes per entry and chain) would take more than half of the ``available`` memory."""
+    """How many chains to run at once: all of them, unless their sweeps' per-rating intermediates (about
+    24 * (rank + 1) bytes per rating and chain: 340 measured at rank 16) would take more than half of the
+    ``available`` memory."""
     if available is None:
         return chains
-    per_chain = 12 * n_ratings * (rank + 1) ** 2
+    per_chain = 24 * n_ratings * (rank + 1)
     return max(1, min(chains, available // (2 * max(per_chain, 1))))
 
 
