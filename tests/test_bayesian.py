@@ -13,7 +13,7 @@ import ratecast as rc
 from ratecast.cli import app
 from ratecast.errors import TrainingError
 from ratecast.models.bayesian import implicit_group
-from ratecast.models.gibbs import Block, chain_seed, padded_lists, sample
+from ratecast.models.gibbs import Block, chain_seed, owner_sums, padded_lists, sample
 from synthetic import make_dataset
 
 SMALL = dict(samples=4, burn_in=2, embedding_dim=4, chains=1, verbose=0)
@@ -115,6 +115,8 @@ def test_blocks_hold_every_entry_once_in_buckets_of_similar_support():
     expected = {(int(f), int(o)): float(v) for o, f, v in zip(pairs[:, 0], pairs[:, 1], value)}
     expected[(31, 3)] = 2.0
     assert seen.keys() == expected.keys()
+    listed = np.concatenate([features for features, _, _ in block.buckets])
+    assert sorted(listed.tolist()) == list(range(32))  # features without owners too (feature 30: their prior draw)
     assert all(seen[k] == pytest.approx(v) for k, v in expected.items())
 
 
@@ -132,6 +134,27 @@ def test_rating_lists_cover_each_rating_once_and_leave_out_owners_without_rating
     assert sorted(seen) == list(range(len(owner)))  # rating 0 included: padding is told apart by its value
     listed = np.concatenate([keys for keys, _, _ in buckets])
     assert sorted(listed.tolist()) == sorted(set(owner.tolist()))
+
+
+def test_owner_sums_over_rating_lists_equal_sums_of_outer_products():
+    import jax
+
+    rng = np.random.default_rng(2)
+    owner = np.minimum(rng.zipf(1.4, 300), 24)  # owners 1..24, long-tailed: some rate nothing (and owner 0)
+    owner[0] = 5  # rating 0 is a real rating, told apart from padding by its value
+    z = rng.standard_normal((300, 4)).astype("float32")
+    weight = rng.random(300).astype("float32") + 0.5
+    residual = rng.standard_normal(300).astype("float32")
+    lists = [tuple(jax.numpy.asarray(a) for a in bucket)
+             for bucket in padded_lists(owner, np.arange(300), np.ones(300), 26, 2, empty=False)]
+    G, E = owner_sums(jax.numpy.asarray(z), jax.numpy.asarray(weight), jax.numpy.asarray(residual), lists, 26)
+    want_G = np.zeros((26, 4, 4))
+    want_E = np.zeros((26, 4))
+    np.add.at(want_G, owner, weight[:, None, None] * z[:, :, None] * z[:, None, :])
+    np.add.at(want_E, owner, residual[:, None] * z)
+    np.testing.assert_allclose(np.asarray(G), want_G, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(E), want_E, rtol=1e-4, atol=1e-4)
+    assert not np.asarray(G)[np.bincount(owner, minlength=26) == 0].any()  # owners without ratings: zeros
 
 
 def test_implicit_group_normalises_by_the_square_root_of_the_set():
@@ -264,7 +287,8 @@ def test_cli_accurate_preset_never_fits_on_test_ratings(tmp_path, monkeypatch):
 
     monkeypatch.setattr(rc.Recommender, "fit", fit)
     res = CliRunner().invoke(app, ["train", "--data", str(path), "--preset", "accurate", "--set", "samples=3",
-                                   "--set", "burn_in=1", "--out", str(tmp_path / "run"), "--json", "-q"])
+                                   "--set", "burn_in=1", "--set", "chains=2", "--out", str(tmp_path / "run"),
+                                   "--json", "-q"])
     assert res.exit_code == 0, (res.stdout, res.exception)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["spec"]["model"] == "bayesian"

@@ -54,9 +54,9 @@ def available_memory() -> int | None:
 
 
 def concurrent_chains(chains: int, n_ratings: int, rank: int, available: int | None = None) -> int:
-    """How many chains to run at once: all of them, unless their sweeps' per-rating intermediates (about
-    24 * (rank + 1) bytes per rating and chain: 340 measured at rank 16) would take more than half of the
-    ``available`` memory."""
+    """How many chains to run at once: all of them, unless their sweeps' per-rating intermediates would take more
+    than half of the ``available`` memory (counted as 24 * (rank + 1) bytes per rating and chain, a bound on the
+    340 measured at rank 16)."""
     if available is None:
         return chains
     per_chain = 24 * n_ratings * (rank + 1)
@@ -277,8 +277,7 @@ class BayesianModel(BiasedDotModel):
         if self.cfg.chains == 1:
             post = chain(0)
         else:
-            # the chains run side by side: a sweep keeps about one core busy, and three chains on two cores
-            # still finish sooner than one after another (ML-100k: 43 s against 53 s, cold)
+            # the chains run side by side (a sweep keeps about one core busy), as many at once as memory allows
             workers = concurrent_chains(self.cfg.chains, len(users), self.cfg.embedding_dim, available_memory())
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = [pool.submit(chain, c) for c in range(self.cfg.chains)]

@@ -40,7 +40,8 @@ def padded_lists(key: np.ndarray, member: np.ndarray, value: np.ndarray, n_keys:
                  empty: bool = True) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
     """Each key's (member, value) list, padded (member 0, value 0) in buckets of keys whose list lengths are within
     a factor ``ratio`` of each other: ``(keys, members, values)`` per bucket, ``members[j]`` the members of
-    ``keys[j]``. Keys without members join the shortest lists' bucket, or no bucket if not ``empty``."""
+    ``keys[j]``. Keys without members join the bucket of lists of length 1 (width 1, all padding), or no bucket
+    if not ``empty``."""
     key, member = np.asarray(key, "int64"), np.asarray(member, "int64")
     value = np.asarray(value, "float32")
     order = np.lexsort((member, key))
@@ -233,6 +234,20 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
                      noise_scales=tuple((acc / samples).astype("float32") for acc in scale_sums))
 
 
+def owner_sums(z, weight, weighted_residual, rating_lists, n: int):
+    """Per owner, the precision-weighted sums of its ratings: ``G[o] = sum_r weight_r z_r z_r^T`` (n, K, K) and
+    ``E[o] = sum_r weighted_residual_r z_r`` (n, K), over the owners' padded rating lists (``padded_lists``
+    buckets: padding has value 0). One batched product per bucket: several times faster on a CPU than summing
+    per-rating outer products by owner. Owners without ratings get zeros."""
+    K = z.shape[1]
+    G, E = jnp.zeros((n, K, K), z.dtype), jnp.zeros((n, K), z.dtype)
+    for owners, rows, values in rating_lists:
+        zr = z[rows]  # (F, W, K)
+        G = G.at[owners].set(jnp.einsum("fw,fwa,fwb->fab", weight[rows] * values, zr, zr))
+        E = E.at[owners].set(jnp.einsum("fw,fwa->fa", weighted_residual[rows] * values, zr))
+    return G, E
+
+
 def _slots(index: np.ndarray, size: int) -> np.ndarray:
     """A group's per-rating index with -1 (none) sent to an extra last slot, which the sweep keeps neutral."""
     index = np.asarray(index)
@@ -291,8 +306,8 @@ def _sweep(state, t, gammas, data, *, meta):
                              jnp.ones_like(data["y"]))
     weight = state["alpha"] * scale
 
-    def rep(name, theta_id=None, state=state):
-        """Each owner's [bias, factors]: its id row plus its features' rows."""
+    def rep(name, theta_id=None, *, state):
+        """Each owner's [bias, factors] in ``state``: its id row (or ``theta_id``) plus its features' rows."""
         theta_id = state[f"{name}_id"] if theta_id is None else theta_id
         theta_x = state[f"{name}_x"]
         for features, owners, values in data["blocks"][name][0]:
@@ -326,14 +341,7 @@ def _sweep(state, t, gammas, data, *, meta):
         z = jnp.concatenate([jnp.ones((y_blocks.shape[0], 1)), r_other[oth, 1:]], axis=1)  # (N, K)
         offset = state["w0"] + r_other[oth, 0]
         we = weight * (y_blocks - offset - jnp.sum(state[f"{name}_rep"][own] * z, axis=1))
-        # the precision-weighted sums of each owner's ratings, over the owners' padded rating lists (a batched
-        # product: several times faster than summing per-rating outer products by owner)
-        G, E = jnp.zeros((n, K, K)), jnp.zeros((n, K))
-        for owners, rows, values in data["ratings_of"][name]:
-            zr = z[rows]  # (F, W, K)
-            wr = weight[rows] * values
-            G = G.at[owners].set(jnp.einsum("fw,fwa,fwb->fab", wr, zr, zr))
-            E = E.at[owners].set(jnp.einsum("fw,fwa->fa", we[rows] * values, zr))
+        G, E = owner_sums(z, weight, we, data["ratings_of"][name], n)
         kh, kid, kx, kg = jax.random.split(key, 4)
         # hyperparameters: the id rows (row 0, unknown, left out) and each extra group
         ids = state[f"{name}_id"]
@@ -349,7 +357,7 @@ def _sweep(state, t, gammas, data, *, meta):
             new, mean = gauss(kid, prec, lin, with_mean=True)
             # the rows the average keeps: the id rows' conditional means with the feature rows they were
             # conditioned on (before the feature rows below move)
-            kept = rep(name, mean.at[0].set(0.0))
+            kept = rep(name, mean.at[0].set(0.0), state=state)
         else:
             new, kept = gauss(kid, prec, lin), None
         new = new.at[0].set(0.0)
