@@ -26,10 +26,8 @@ from .datasets.dataset import Dataset
 from .errors import IntegrityError, MissingFileError, NotFittedError
 from .recommender import Recommender, _check_dataset, _check_flag, _id_array
 from .split import validation_split as _validation_split
-from .state import META as RECOMMENDER_META
+from .state import BLEND_META as META, META as RECOMMENDER_META
 from .topn import KS as TOPN_KS, LONG_TAIL
-
-META = "blend.json"
 
 
 class Blend:

@@ -462,7 +462,8 @@ SPEC_OPTIONS = ("data", "model", "split", "seed", "test_size", "config", "epochs
 def train(
     ctx: typer.Context,
     data: str = typer.Option("ml-100k", "--data", help="MovieLens release name or path to your ratings file."),
-    model: str = typer.Option("deep", "--model", help="popularity, baseline, dot, biased_dot, deep, hybrid, classification, implicit or bayesian."),
+    model: str = typer.Option("deep", "--model", help="popularity, baseline, dot, biased_dot, deep, hybrid, "
+                                                      "classification, implicit or bayesian."),
     split: str = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal or last1."),
     seed: int = typer.Option(0, "--seed", help="Random seed (split and training)."),
     test_size: float = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits."),
@@ -892,6 +893,7 @@ def predict(run_dir: Path = typer.Argument(..., help="Run directory."),
     with argument_names({"user_col": "--user-col", "item_col": "--item-col", "timestamp_col": "--timestamp-col"}):
         frame = read_pairs(pairs, user_col=user_col, item_col=item_col, timestamp_col=timestamp_col)
     rec = _load_run(run_dir).recommender()
+
     def ids(index, column):  # text as --user reads it; Parquet ids as stored
         return column.map({v: _coerce_id(index, v) if isinstance(v, str) else v for v in column.unique()}).to_numpy(
             object)

@@ -37,6 +37,7 @@ from .models import MODELS, ModelConfig, RatingModel, TrainingConfig, split_para
 
 FORMAT_VERSION = 2
 META = "recommender.json"
+BLEND_META = "blend.json"  # what a saved Blend holds instead (ratecast.blend)
 WEIGHTS = "model.weights.h5"
 ARRAYS = "arrays.npz"
 
@@ -176,7 +177,7 @@ class FittedState:
         if not folder.is_dir():
             raise MissingFileError("no such folder: expected a saved ratecast model", path=str(folder))
         if not (folder / META).is_file():
-            if (folder / "blend.json").is_file():
+            if (folder / BLEND_META).is_file():
                 raise MissingFileError("a saved Blend, not a single recommender: load it with ratecast.Blend.load",
                                        path=str(folder))
             raise MissingFileError(f"not a saved ratecast model (no {META})", path=str(folder))
