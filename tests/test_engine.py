@@ -76,15 +76,15 @@ def test_rowwise_adagrad_sums_every_occurrence_into_one_accumulator():
     np.testing.assert_array_equal(np.asarray(new)[[0, 1, 2]], np.asarray(table)[[0, 1, 2]])
 
 
-@pytest.mark.parametrize("model", ["biased_dot", "hybrid"])
-def test_one_step_uses_the_models_own_gradient(model, train):
+@pytest.mark.parametrize("model, options", [("biased_dot", {}), ("hybrid", {}), ("hybrid", {"cold_start_rate": 0.5})])
+def test_one_step_uses_the_models_own_gradient(model, options, train):
     """One SGD step of the engine equals a dense SGD step on the full Keras model: the row lookups it substitutes
     (including the unknown row the hybrid swaps in for dropped ids) give the model's exact gradient."""
     rec = rc.Recommender(model, random_state=0, epochs=1, verbose=0, embedding_dim=4, optimizer="sgd",
-                         learning_rate=0.05, early_stopping=None)
+                         learning_rate=0.05, early_stopping=None, **options)
     rec.fit(train)
     m = rec.state_.model
-    mcfg, tcfg = split_params(model, {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 16})
+    mcfg, tcfg = split_params(model, {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 16, **options})
     trainer = compiled.CompiledTrainer(m, tcfg, 16)
     state = trainer.initial_state()
     r = train.ratings.head(16)
@@ -260,3 +260,4 @@ def test_tables_may_take_their_own_rule_and_learning_rate(train):
     assert acc[1] > 0.1 and acc[2] > 0.1 and acc[4] == pytest.approx(0.1)  # touched rows only
     moved = np.abs(np.asarray(new["tables"][0]) - before[0]).sum(1)
     assert moved[1] > 0 and moved[4] == 0
+

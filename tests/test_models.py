@@ -516,6 +516,19 @@ def test_classification_heads_are_an_option_and_lab_keeps_the_softmax():
     assert presets.resolve("lab", "classification")[1]["head"] == "softmax"
 
 
+def test_the_lab_preset_keeps_the_labs_hybrid_tower():
+    """The hybrid's defaults narrow the tower; the lab preset builds the lab's (64, 64) tower with dropout 0.3."""
+    from ratecast import presets
+
+    ds = make_dataset()
+    model, options = presets.resolve("lab", "hybrid")
+    lab = rc.Recommender(model, **{**options, "epochs": 1}, random_state=0, verbose=0).fit(ds)
+    tower = lab.model_.tower
+    assert tower.hidden == (64, 64) and tower.dropout_rate == 0.3 and tower.hidden_dropout == 0.3
+    default = rc.models.HybridConfig()
+    assert default.hidden != (64, 64) and default.dropout != 0.3
+
+
 def test_fast_dropout_masks_are_uniform_fresh_each_step_and_seeded():
     """The counter-hash masks: about the asked share dropped, the rest scaled up, a new mask every call, the same
     masks for the same seed, and nothing dropped outside training."""

@@ -30,13 +30,19 @@ class HybridConfig(TowerConfig):
     training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 1024, "epochs": 40,
                                 "table_optimizer": "adagrad", "table_learning_rate": 0.02}
     search_space: ClassVar[dict] = {
-        "embedding_dim": Int(8, 128, log=True), "hidden": Choice(((64,), (64, 64), (128, 64), (256, 128))),
+        "embedding_dim": Int(8, 128, log=True),
+        "hidden": Choice(((64,), (64, 16), (64, 32), (64, 64), (128, 64), (256, 128))),
         "dropout": Float(0.0, 0.7), "hidden_dropout": Float(0.0, 0.5), "l2": Float(1e-7, 1e-3, log=True),
         "loss": Choice(("mae", "mse", "huber")), "cold_start_rate": Float(0.0, 0.2),
         "learning_rate": Float(3e-4, 1e-2, log=True), "batch_size": Choice((256, 512, 1024, 2048))}
+    # the lab's tower: Dense(64) -> Dense(64), dropout 0.3 on the inputs and after each layer
+    lab: ClassVar[dict] = {"hidden": (64, 64), "dropout": 0.3}
     min_support: int = 50  # lists: chosen on validation (benchmarks/topn.py --tune-support)
-    hidden: tuple[int, ...] = (64, 64)
-    dropout: float = 0.3
+    # a narrower second layer and less input dropout than the lab's tower: lower validation error on both metrics
+    # (five seeds x six validation splits carved from the lab and u1 training sets, paired: RMSE 0.9533 against
+    # 0.9549, MAE 0.7137 against 0.7152) in about 15% less compute per rating
+    hidden: tuple[int, ...] = (64, 32)
+    dropout: float = 0.2
     hidden_dropout: float = 0.3
     item_features: tuple[str, ...] = ITEM_FEATURES
     user_features: tuple[str, ...] = USER_FEATURES
