@@ -30,7 +30,8 @@ def reference(lists, relevant, popularity, k, long_tail=10):
     pop = popularity[slots]
     return {f"recall@{k}": np.mean(rec), f"precision@{k}": np.mean(prec), f"ndcg@{k}": np.mean(ndcg),
             f"mrr@{k}": np.mean(mrr), f"hit@{k}": np.mean(hit), f"distinct_items@{k}": len(set(slots)),
-            f"long_tail_share@{k}": float((pop < long_tail).mean()), f"mean_popularity@{k}": float(pop.mean())}
+            f"long_tail_share@{k}": float((pop < long_tail).mean()) if pop.size else np.nan,
+            f"mean_popularity@{k}": float(pop.mean()) if pop.size else np.nan}  # no list items: undefined
 
 
 @settings(max_examples=60, deadline=None)
