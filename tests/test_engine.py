@@ -260,4 +260,3 @@ def test_tables_may_take_their_own_rule_and_learning_rate(train):
     assert acc[1] > 0.1 and acc[2] > 0.1 and acc[4] == pytest.approx(0.1)  # touched rows only
     moved = np.abs(np.asarray(new["tables"][0]) - before[0]).sum(1)
     assert moved[1] > 0 and moved[4] == 0
-
