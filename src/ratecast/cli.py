@@ -857,9 +857,9 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
     _positive("-k", k)
     _positive("--min-ratings", min_ratings, zero_ok=True)
     if all_users and user is not None:
-        raise ValueError("give --user ID or --all, not both")
+        raise typer.BadParameter("give --user ID or --all, not both", param_hint="'--user'")
     if not all_users and user is None:
-        raise ValueError("give --user ID (or --all)")
+        raise typer.BadParameter("missing: give --user ID (or --all)", param_hint="'--user'")
     _check_table_out(out_file, overwrite)
     rec = _load_run(run_dir).recommender()
     if all_users:
