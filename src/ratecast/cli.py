@@ -98,6 +98,17 @@ def _version(value: bool) -> None:
 def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
     """ratecast: explicit-feedback neural recommender systems."""
+    unwrap_when_piped(out, err)
+
+
+#: the width of output that is not a terminal: lines as long as the data needs, never wrapped
+PIPE_WIDTH = 100_000
+
+
+def unwrap_when_piped(*consoles: Console) -> None:
+    """Consoles that write to a pipe or file (and have no COLUMNS set) never hard-wrap: lines stay whole for logs."""
+    for console in consoles:
+        console.width = PIPE_WIDTH if not console.is_terminal and not os.environ.get("COLUMNS") else None
 
 
 def _one_line(message: str) -> str:
@@ -211,19 +222,28 @@ def _print_frame(df, title: str | None = None, digits: int = 3, wrap: tuple[str,
     """A table that fits the terminal: columns in ``wrap`` fold onto several lines; the others are never cut. A
     ``wrap`` column with no value at all (titles of data without item metadata) is left out; missing cells are blank."""
     df = df[[c for c in df.columns if c not in wrap or not df[c].isna().all()]]
-    table = Table(title=title)
+    table = Table()
 
     def cell(v) -> str:
         return "" if v is None else v if isinstance(v, str) else _num(v, digits) if isinstance(v, float) else str(v)
 
+    columns = []  # cells column by column: each keeps its own type (a row would turn integer ids into floats)
     for col in df.columns:
-        cells = [cell(v) for v in df[col]]
+        cells = [cell(v) for v in df[col].astype(object)]
+        columns.append(cells)
         numeric = df[col].dtype.kind in "iuf"
         width = max([len(str(col))] + [len(c) for c in cells]) if col not in wrap else None
         table.add_column(str(col), justify="right" if numeric else "left", overflow="fold",
                          min_width=min(width, 40) if width else None, no_wrap=col not in wrap and numeric)
-    for _, row in df.iterrows():
-        table.add_row(*[cell(v) for v in row])
+    for row in zip(*columns):
+        table.add_row(*row)
+    _show(table, title)
+
+
+def _show(table: Table, title: str | None) -> None:
+    """A table under its title, which is one line of its own (a table's title would wrap at the table's width)."""
+    if title:
+        out.print(Text(title, style="bold"), soft_wrap=True)
     out.print(table)
 
 
@@ -347,12 +367,12 @@ def data_info(name: str = typer.Argument(..., help="MovieLens release name or pa
     s = ds.summary()
     if as_json:
         return _print_json(s)
-    table = Table(title=f"{ds.name}")
+    table = Table()
     table.add_column("")
     table.add_column("value", justify="right")
     for k, v in s.items():
         table.add_row(k, _num(v) if isinstance(v, float) else str(v))
-    out.print(table)
+    _show(table, f"{ds.name}")
 
 
 @data_app.command("stats", cls=_Command)
@@ -995,7 +1015,7 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."),
     from rich import box
 
     # no vertical rules and cells that wrap at spaces: fits 80 columns without cutting a value
-    table = Table(title="Runs", box=box.SIMPLE_HEAD)
+    table = Table(box=box.SIMPLE_HEAD)
     longest_model = max(len(r["model"]) for r in rows)
     table.add_column("run", overflow="fold", min_width=8)
     table.add_column("model", min_width=longest_model, no_wrap=True)
@@ -1008,7 +1028,7 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."),
         table.add_row(r["path"], r["model"], f"{r['data']} {r['split']} seed {r['seed']}", str(r["epochs"]),
                       f"{_num(r['mae'])} {_ci(r['mae_ci95'], 3)}", _num(r["rmse"]), _num(r["recall@10"]),
                       _num(r["ndcg@10"]), _num(r["fit_s"], 1))
-    out.print(table)
+    _show(table, "Runs")
 
 
 def comparison_row(run) -> dict[str, Any]:

@@ -1,0 +1,44 @@
+"""What the command line prints into a pipe or a log: whole lines (never hard-wrapped at 80 columns), no control
+characters, and ids as the data holds them."""
+
+import re
+import sys
+
+import pytest
+
+from cli_helpers import cli
+from synthetic import make_dataset
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+PIPED = {"COLUMNS": ""}  # a pipe: no terminal width
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("piped")
+    make_dataset(n_users=40, n_items=30).ratings.to_csv(folder / "r.csv", index=False)  # no titles
+    res = cli("train", "--data", folder / "r.csv", "--model", "dot", "--epochs", "1", "--embedding-dim", "4", "-q",
+              "--out", folder / ("a run folder with a name long enough to need more than eighty columns " * 2).strip())
+    assert res.code == 0, res.stderr
+    return next(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def test_tables_are_never_wrapped_into_a_pipe(run):
+    res = cli("compare", run, run, env=PIPED)
+    assert res.code == 0, res.stderr
+    rows = [line for line in res.stdout.splitlines() if " dot " in line]
+    assert len(rows) == 2 and all(str(run) in line for line in rows)  # each run's path whole, on its row
+    assert not CONTROL.search(res.stdout)
+
+
+def test_titles_stay_on_one_line(run):
+    res = cli("recommend", run, "--user", "1", "-k", "3", env=PIPED)
+    assert res.code == 0, res.stderr
+    assert res.stdout.splitlines()[0] == "Recommendations for user 1"
+
+
+def test_integer_ids_print_as_integers_without_titles(run):
+    res = cli("recommend", run, "--user", "1", "-k", "3", env=PIPED)
+    body = [line for line in res.stdout.splitlines() if re.search(r"\d", line)][1:]
+    ids = [re.findall(r"[\d.]+", line)[0] for line in body]
+    assert len(ids) == 3 and all(re.fullmatch(r"\d+", i) for i in ids), res.stdout
