@@ -42,3 +42,14 @@ def test_integer_ids_print_as_integers_without_titles(run):
     body = [line for line in res.stdout.splitlines() if re.search(r"\d", line)][1:]
     ids = [re.findall(r"[\d.]+", line)[0] for line in body]
     assert len(ids) == 3 and all(re.fullmatch(r"\d+", i) for i in ids), res.stdout
+
+
+def test_the_scripts_wrapper_runs_the_checkouts_command(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    wrapper = Path(__file__).resolve().parents[1] / "scripts" / "ratecast"
+    if not (wrapper.parent.parent / ".venv" / "bin" / "ratecast").exists():
+        pytest.skip("no .venv in this checkout")
+    res = subprocess.run([str(wrapper), "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.startswith("ratecast "), res.stderr
