@@ -2,7 +2,6 @@
 characters, and ids as the data holds them."""
 
 import re
-import sys
 
 import pytest
 
