@@ -52,3 +52,12 @@ def test_the_scripts_wrapper_runs_the_checkouts_command(tmp_path):
         pytest.skip("no .venv in this checkout")
     res = subprocess.run([str(wrapper), "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.startswith("ratecast "), res.stderr
+
+
+def test_report_of_data_without_titles_names_items_by_id(run, tmp_path):
+    res = cli("report", run, "--out", tmp_path / "report.html", env=PIPED)
+    assert res.code == 0, res.stderr
+    page = (tmp_path / "report.html").read_text()
+    cards = page[page.index("<h2>Most similar items</h2>"):]
+    assert "None" not in cards and "<b>item " in cards
+    assert "<th>item_id</th>" in cards and "<th>title</th>" not in cards

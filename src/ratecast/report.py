@@ -58,6 +58,17 @@ def _ci(value) -> str:
     return MISSING
 
 
+def _labels(rec, item_ids) -> list[str]:
+    """Each item's title, or ``item ID`` where the data has no title for it."""
+    return [str(t) if t is not None else f"item {i}" for i, t in zip(item_ids, rec.titles(item_ids))]
+
+
+def _items(df: pd.DataFrame, value: str) -> pd.DataFrame:
+    """An item list for a card: its ids, its titles where the data has them, and ``value``."""
+    shown = ["item_id"] + (["title"] if df["title"].notna().any() else []) + [value]
+    return df[shown]
+
+
 def _metrics_table(metrics: dict) -> str:
     test, train = metrics["test"], metrics.get("train", {})
     rows = []
@@ -152,8 +163,8 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
         cards = []
         for item in popular:
             sim = rec.similar_items(item, k=5, min_ratings=20)
-            cards.append(f'<div class="card"><b>{html.escape(str(rec.titles([item])[0]))}</b>'
-                         f"{_table(sim[['title', 'similarity']])}</div>")
+            cards.append(f'<div class="card"><b>{html.escape(_labels(rec, [item])[0])}</b>'
+                         f"{_table(_items(sim, 'similarity'))}</div>")
         sections += ["<h2>Most similar items</h2>",
                      '<p class="muted">cosine similarity of item embeddings; neighbours with at least 20 training '
                      "ratings.</p>", '<div class="cards">', *cards, "</div>"]
@@ -167,9 +178,14 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
         top = rec.recommend(user, k=5)
         cards.append(f'<div class="card"><b>user {html.escape(str(user))}</b> '
                      f'<span class="muted">rated {len(seen)} items, e.g. '
-                     f"{html.escape('; '.join(str(t) for t in rec.titles(seen[:5])))}</span>"
-                     f"{_table(top[['title', 'score']])}</div>")
-    sections += ["<h2>Sample recommendations</h2>", '<div class="cards">', *cards, "</div>"]
+                     f"{html.escape('; '.join(_labels(rec, seen[:5])))}</span>"
+                     f"{_table(_items(top, 'score'))}</div>")
+    sections += ["<h2>Sample recommendations</h2>",
+                 '<p class="muted">score: the predicted rating, clipped to the rating scale. Lists are ranked by the '
+                 "model's ranking key: the unclipped prediction, which orders items that tie at the top of the scale, "
+                 "or, for a model with a list head of its own (implicit), how likely the user is to pick and like the "
+                 "item, so scores may fall out of order.</p>",
+                 '<div class="cards">', *cards, "</div>"]
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{HTML_MARKER}"
             f"<title>ratecast report: {html.escape(spec.model)}</title><style>{CSS}</style></head>"
             f"<body>{''.join(sections)}</body></html>")
