@@ -107,3 +107,15 @@ def test_map_perplexity_is_checked(rec):
 
     with pytest.raises(ValueError, match=r"perplexity must be a number in \(0, \d+\) for \d+ points, got 1000000000.0"):
         embedding_map(rec, "item", perplexity=1e9)
+
+
+def test_a_map_gives_each_of_19_genres_its_own_colour():
+    import pandas as pd
+
+    from ratecast.viz.maps import map_figure
+
+    genres = [f"genre {k}" for k in range(19)]
+    df = pd.DataFrame({"x": range(38), "y": range(38), "genres": genres * 2, "id": range(38)})
+    fig = map_figure(df, "genres")
+    colours = {trace.name: trace.marker.color for trace in fig.data}
+    assert len(colours) == 19 and len(set(colours.values())) == 19

@@ -122,6 +122,21 @@ def embedding_map(rec, kind: str = "item", method: str = "tsne", perplexity: flo
     return df
 
 
+#: categories that get a colour of their own in a static map (the rest are grey)
+MAX_CATEGORIES = 26
+
+
+def category_colours(n: int) -> list[str]:
+    """``n`` distinct colours (hex) for categories such as genres: Plotly's 10 up to 10, then its 24- and
+    26-colour sequences, so that no two of up to 26 categories share a colour."""
+    from plotly.express import colors
+
+    for palette in (colors.qualitative.Plotly, colors.qualitative.Dark24, colors.qualitative.Alphabet):
+        if n <= len(palette):
+            return list(palette[:max(n, 1)])
+    return list(colors.qualitative.Alphabet)
+
+
 def map_png(df: pd.DataFrame, path: str | os.PathLike, color: str = "popularity", title: str = "Embedding map"
             ) -> Path:
     """Static scatter of a map frame, coloured by a numeric column (log scale for popularity)."""
@@ -133,10 +148,10 @@ def map_png(df: pd.DataFrame, path: str | os.PathLike, color: str = "popularity"
     fig, ax = plt.subplots(figsize=(8, 8))
     if color in df and not pd.api.types.is_numeric_dtype(df[color]):  # categories (e.g. genre): one colour each
         values = df[color].astype(str)
-        top = values.value_counts().index[:10]
+        top = values.value_counts().index[:MAX_CATEGORIES]
         for k, cat in enumerate(top):
             m = (values == cat).to_numpy()
-            ax.scatter(df["x"][m], df["y"][m], s=8, alpha=0.8, color=plt.cm.tab10(k), label=cat)
+            ax.scatter(df["x"][m], df["y"][m], s=8, alpha=0.8, color=category_colours(len(top))[k], label=cat)
         rest = (~values.isin(top)).to_numpy()
         if rest.any():
             ax.scatter(df["x"][rest], df["y"][rest], s=8, alpha=0.5, color="lightgrey", label="other")
@@ -163,8 +178,10 @@ def map_figure(df: pd.DataFrame, color: str = "popularity", title: str = "Embedd
     hover = [c for c in ("id", "title", "release_year", "popularity", "genres", "age", "gender", "occupation",
                          "n_ratings") if c in df]
     color_col = color if color in df else None
+    n = df[color_col].nunique() if color_col and not pd.api.types.is_numeric_dtype(df[color_col]) else 0
     fig = px.scatter(df, x="x", y="y", color=color_col, hover_data=hover, title=title,
-                     color_continuous_scale="Viridis", render_mode="svg")
+                     color_continuous_scale="Viridis", render_mode="svg",
+                     color_discrete_sequence=category_colours(min(n, MAX_CATEGORIES)) if n else None)
     fig.update_traces(marker={"size": 6})
     fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=700)
     return fig
