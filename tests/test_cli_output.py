@@ -61,3 +61,23 @@ def test_report_of_data_without_titles_names_items_by_id(run, tmp_path):
     cards = page[page.index("<h2>Most similar items</h2>"):]
     assert "None" not in cards and "<b>item " in cards
     assert "<th>item_id</th>" in cards and "<th>title</th>" not in cards
+
+
+def test_every_option_of_every_command_has_help():
+    import typer
+
+    from ratecast.cli import app
+
+    missing = []
+
+    def walk(command, path):
+        subs = getattr(command, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, [*path, name])
+            return
+        missing.extend(f"{' '.join(path)} {p.opts[0]}" for p in command.params
+                       if p.param_type_name == "option" and not p.help)
+
+    walk(typer.main.get_command(app), [])
+    assert not missing, missing

@@ -489,11 +489,11 @@ def train(
     test_size: float = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file: model = \"...\" and any model or "
                                                                  "training option (see README)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    embedding_dim: Optional[int] = typer.Option(None, "--embedding-dim"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate"),
-    dropout: Optional[float] = typer.Option(None, "--dropout"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: the model's)."),
+    embedding_dim: Optional[int] = typer.Option(None, "--embedding-dim", help="Size of the user and item vectors."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Ratings per training step."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Step size of the optimizer."),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout rate of the tower (deep, hybrid)."),
     set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                    help="Any other option as KEY=VALUE (JSON values), repeatable."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory to write (required unless --resume)."),
@@ -898,8 +898,8 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
 @handle_errors
 def predict(run_dir: Path = typer.Argument(..., help="Run directory."),
             pairs: Path = typer.Option(..., "--pairs", help="CSV/TSV (header row) or Parquet of (user, item) pairs."),
-            user_col: str = typer.Option("user_id", "--user-col"),
-            item_col: str = typer.Option("item_id", "--item-col"),
+            user_col: str = typer.Option("user_id", "--user-col", help="User id column of --pairs."),
+            item_col: str = typer.Option("item_id", "--item-col", help="Item id column of --pairs."),
             timestamp_col: Optional[str] = typer.Option(
                 None, "--timestamp-col", help="Seconds since 1970, for models that use the day of a rating."),
             out_file: Optional[Path] = typer.Option(None, "--out", help="Write CSV/TSV/Parquet instead."),
@@ -927,8 +927,8 @@ def predict(run_dir: Path = typer.Argument(..., help="Run directory."),
 @handle_errors
 def similar(run_dir: Path = typer.Argument(..., help="Run directory."),
             item: str = typer.Option(..., "--item", help="Item id."),
-            k: int = typer.Option(10, "-k", "--k"),
-            min_ratings: Optional[int] = typer.Option(None, "--min-ratings"),
+            k: int = typer.Option(10, "-k", "--k", help="How many items."),
+            min_ratings: Optional[int] = typer.Option(None, "--min-ratings", help="Only items rated this often."),
             as_json: bool = AsJson) -> None:
     """Items most similar to an item (cosine similarity of learned embeddings)."""
     _positive("-k", k)
@@ -1066,8 +1066,9 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory."),
 @app.command(cls=_Command)
 @handle_errors
 def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Folder for the runs and reports."),
-         data: str = typer.Option("ml-100k", "--data"),
-         models: str = typer.Option("popularity,baseline,dot,deep,hybrid,classification", "--models"),
+         data: str = typer.Option("ml-100k", "--data", help="MovieLens release or ratings file."),
+         models: str = typer.Option("popularity,baseline,dot,deep,hybrid,classification", "--models",
+                                     help="Comma-separated models to train."),
          epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the lab's epochs (quick runs)."),
          data_home: Optional[Path] = DataHome, as_json: bool = AsJson) -> None:
     """The lab, end to end: train its four models and two reference models (popularity, damped biases) on ML-100k
