@@ -754,20 +754,20 @@ def serve(run_dir: Path = typer.Argument(..., help="Run directory to serve."),
                                                 "trained run when the folder changes (checked this often)."),
           log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level.")) -> None:
     """Serve a run over HTTP: /v1 API, /docs, /metrics and the explorer page at /."""
-    import uvicorn
-
     from .runs import load_run
+    from .serve.server import listening_socket, serve_on
 
     _finite("--watch", watch)
     if watch is not None and watch <= 0:
         raise ValueError(f"--watch must be a number of seconds > 0, got {watch}")
     load_run(run_dir)  # a missing or corrupted run: one line and its exit code, before any server starts
-    os.environ["RATECAST_SERVE_RUN"] = str(Path(run_dir).resolve())
-    if watch:
-        os.environ["RATECAST_SERVE_WATCH"] = str(watch)
-    err.print(f"serving {run_dir} on http://{host}:{port} (explorer at /, API docs at /docs)", highlight=False)
-    uvicorn.run("ratecast.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False)
+    with listening_socket(host, port) as sock:  # a port in use: one line, before the model is loaded
+        os.environ["RATECAST_SERVE_RUN"] = str(Path(run_dir).resolve())
+        if watch:
+            os.environ["RATECAST_SERVE_WATCH"] = str(watch)
+        err.print(f"serving {run_dir} on http://{host}:{sock.getsockname()[1]} (explorer at /, API docs at /docs)",
+                  highlight=False)
+        serve_on(sock, workers=workers, log_level=log_level)
 
 
 def _lists(metrics: dict) -> str:

@@ -523,6 +523,15 @@ class Recommender:
             return self._scorer.top_k(users, np.zeros((0, len(self.state_.item_index)), bool), k)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
+    def top_positions(self, users, k: int, *, exclude_seen: bool = True, min_ratings: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``k`` item positions (into ``item_index_.ids``; -1 where fewer are allowed) and their scores for
+        user indices (``user_index_.index(...)``), ranked as :meth:`recommend` ranks them, without building frames:
+        what a server precomputes for every user."""
+        self._check_k(k)
+        _check_flag("exclude_seen", exclude_seen)
+        return self._top_positions(np.asarray(users), k, exclude_seen=exclude_seen, min_ratings=min_ratings)
+
     def recommend_popular(self, k: int = 10, exclude=None, min_ratings: int | None = None) -> pd.DataFrame:
         """Items with the best damped mean training rating: the fallback when nothing is known about the user."""
         self._check_k(k)

@@ -27,13 +27,22 @@ from . import schemas as S
 from .service import ModelService, NotFound
 
 STATIC = Path(__file__).parent / "static"
-#: requests with a larger body are refused with 413 before they are read
+#: requests with a larger body are refused with 413 (see :class:`BodyLimit`)
 MAX_BODY_BYTES = 1_000_000
 ADMIN_TOKEN_ENV = "RATECAST_ADMIN_TOKEN"
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split()), "status": status}, status_code=status)
+
+
+def _offending(value) -> str:
+    """``, got VALUE`` for a single offending value (a number or short text), to end a one-line error with."""
+    if isinstance(value, (bool, int, float)):
+        return f", got {value!r}"
+    if isinstance(value, str):
+        return f", got {value[:60]!r}" + ("..." if len(value) > 60 else "")
+    return ""
 
 
 class Holder:
@@ -45,10 +54,10 @@ class Holder:
 
 
 class Observe:
-    """ASGI middleware: request counts and latency per endpoint (Prometheus), and 413 for oversized bodies."""
+    """ASGI middleware: request counts and latency per endpoint (Prometheus)."""
 
-    def __init__(self, app, registry: CollectorRegistry, max_body: int) -> None:
-        self.app, self.max_body = app, max_body
+    def __init__(self, app, registry: CollectorRegistry) -> None:
+        self.app = app
         self.requests = Counter("ratecast_requests_total", "HTTP requests by endpoint, method and status",
                                 ["endpoint", "method", "status"], registry=registry)
         self.latency = Histogram("ratecast_request_seconds", "HTTP request latency by endpoint", ["endpoint"],
@@ -59,13 +68,6 @@ class Observe:
             return await self.app(scope, receive, send)
         start = time.perf_counter()
         status = [500]
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
-                response = _error(413, f"request body of {int(value)} bytes is over the limit of {self.max_body}")
-                status[0] = 413
-                await response(scope, receive, send)
-                self._count(scope, status[0], start)
-                return
 
         async def send_and_see(message):
             if message["type"] == "http.response.start":
@@ -82,6 +84,48 @@ class Observe:
         endpoint = getattr(route, "path", None) or scope.get("ratecast.endpoint") or "unmatched"
         self.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
         self.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_body`` bytes is refused with 413, counted on the bytes received,
+    so a chunked body (no Content-Length) is held to the limit too: the body is read here, reading stops at the
+    limit, and the app gets it whole once it is known to fit. A declared length over the limit is refused unread."""
+
+    def __init__(self, app, max_body: int) -> None:
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers", ()))
+        declared = headers.get(b"content-length")
+        if declared is None and b"transfer-encoding" not in headers:  # HTTP/1.1: no body at all
+            return await self.app(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            return await self._refuse(scope, receive, send, f"request body of {int(declared)} bytes is over the "
+                                                            f"limit of {self.max_body}")
+        chunks, size, message = [], 0, {"type": "http.request", "more_body": True}
+        while message["type"] == "http.request" and message.get("more_body", False):
+            message = await receive()
+            body = message.get("body", b"") if message["type"] == "http.request" else b""
+            size += len(body)
+            if size > self.max_body:
+                return await self._refuse(scope, receive, send, f"request body of more than {self.max_body} bytes "
+                                                                f"is over the limit of {self.max_body}")
+            chunks.append(body)
+        first = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                 if message["type"] == "http.request" else message]  # a disconnect goes on as it came
+
+        async def replay():
+            return first.pop() if first else await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(scope, receive, send, message: str) -> None:
+        response = _error(413, message)
+        response.headers["connection"] = "close"  # the rest of the upload is not read: the connection ends here
+        await response(scope, receive, send)
 
 
 RECOMMENDATIONS = "/v1/users/{user_id}/recommendations"
@@ -182,7 +226,8 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
                   description="Recommendations, similar items and rating predictions from a trained ratecast run. "
                               "Errors are JSON: {\"error\": ..., \"status\": ...}.")
     app.add_middleware(FastPath, holder=holder)
-    app.add_middleware(Observe, registry=registry, max_body=MAX_BODY_BYTES)  # added last: the outermost
+    app.add_middleware(BodyLimit, max_body=MAX_BODY_BYTES)
+    app.add_middleware(Observe, registry=registry)  # added last: the outermost
     app.state.holder = holder
 
     def service() -> ModelService:
@@ -206,7 +251,9 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
                   for e in exc.errors()]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(x) for x in first["loc"] if x != "body") or "request"
-        return JSONResponse({"error": f"{where}: {first['msg']}", "status": 422, "detail": errors}, status_code=422)
+        got = _offending(exc.errors()[0].get("input")) if errors else ""
+        return JSONResponse({"error": f"{where}: {first['msg']}{got}", "status": 422, "detail": errors},
+                            status_code=422)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception):
@@ -293,10 +340,9 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
     async def item_map():
         svc = service()
         async with map_lock:
-            figure = getattr(svc, "_map_json", None)
-            if figure is None:
-                figure = await run_in_threadpool(_map_json, svc)
-                svc._map_json = figure
+            if svc.item_map is None:
+                svc.item_map = await run_in_threadpool(_map_json, svc)
+            figure = svc.item_map
         return Response(figure, media_type="application/json")
 
     # --- admin ------------------------------------------------------------------------------------------------------

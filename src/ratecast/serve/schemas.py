@@ -13,6 +13,13 @@ MAX_PAIRS = 10_000
 MAX_NEW_USER_RATINGS = 1_000
 
 
+class RequestBody(BaseModel):
+    """Base of every request body: unknown fields are refused, and so is a number that is not finite (NaN or
+    Infinity, which JSON parsers accept as literals) anywhere in the body."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
 class RecommendedItem(BaseModel):
     item_id: Id = Field(description="The item's id, as in the training data.")
     title: Optional[str] = Field(description="The item's title (null when the data has none).")
@@ -40,8 +47,7 @@ class SimilarItems(BaseModel):
     items: list[SimilarItem] = Field(description="Most similar first; the item itself is left out.")
 
 
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PredictRequest(RequestBody):
     pairs: list[tuple[Id, Id]] = Field(
         min_length=1, description=f"(user_id, item_id) pairs, at most {MAX_PAIRS} (more: 413).",
         examples=[[[196, 242], [186, 302]]])
@@ -71,8 +77,7 @@ class Predictions(BaseModel):
     predictions: list[Prediction] = Field(description="One per pair, in the order of the request.")
 
 
-class NewUserRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NewUserRequest(RequestBody):
     demographics: Optional[dict[str, Union[int, float, str]]] = Field(
         None, description="e.g. {\"age\": 25, \"gender\": \"F\", \"occupation\": \"student\"}; used by models "
                           "with user metadata (cold start).", examples=[{"age": 25, "gender": "F"}])
@@ -122,7 +127,6 @@ class Reloaded(BaseModel):
     load_seconds: float = Field(description="Seconds spent loading and preparing the new model.")
 
 
-class ReloadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReloadRequest(RequestBody):
     run_dir: Optional[str] = Field(None, description="Another run folder to serve from now on (default: the "
                                                      "served folder, read again).")

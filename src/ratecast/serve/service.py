@@ -71,13 +71,14 @@ class ModelService:
         self.cache_k = min(cache_k, len(self.item_ids))
         self._top = None
         if n_users * self.cache_k <= CACHE_SLOTS:
-            pos, score = self.rec._top_positions(np.arange(1, n_users + 1), self.cache_k)
+            pos, score = self.rec.top_positions(np.arange(1, n_users + 1), self.cache_k)  # the default options
             self._top = (pos.astype("int32"), np.asarray(score, dtype="float64"))
         self._popular = _rows(self.rec.recommend_popular(self.cache_k), "score")
         self._history: dict | None = None  # user index -> (item positions, ratings); None if the data is missing
         self._history_loaded = False
         self._history_lock = threading.Lock()
         self._json_cache = functools.lru_cache(maxsize=JSON_CACHE)(self._recommend_json)
+        self.item_map: str | None = None  # the item embedding map (plotly JSON), made on its first request
         self.loaded_at = time.time()
         self.load_seconds = time.perf_counter() - started
 
@@ -107,27 +108,26 @@ class ModelService:
     # --- answers --------------------------------------------------------------------------------------------------
     def recommend(self, user_text: str, k: int, exclude_seen: bool = True, min_ratings: int | None = None
                   ) -> dict:
-        """Top-k for a user; an unknown user gets the popular fallback."""
+        """Top-k for a user, exactly as ``Recommender.recommend`` answers (an unknown user gets the popular
+        fallback). The precomputed lists answer only when the options are the ones they were built with (unseen
+        items, the model's default support) and ``k`` is within their depth; any other option is computed."""
         u = self.user_index(user_text)
-        if u == 0:
-            items = self._popular if min_ratings is None else _rows(
+        precomputed = min_ratings is None and k <= self.cache_k
+        if u == 0:  # the fallback does not depend on what the user has seen
+            items = self._popular if precomputed else _rows(
                 self.rec.recommend_popular(k, min_ratings=min_ratings), "score")
             return {"user_id": user_text, "fallback": "popular", "items": self._ranked(items, k)}
         uid = self.rec.state_.user_index.raw([u])[0]
-        if self._top is not None and exclude_seen and k <= self.cache_k:
-            pos, score = self._top[0][u - 1], self._top[1][u - 1]
-            keep = pos >= 0
-            if min_ratings is not None:
-                keep &= self.popularity[np.maximum(pos, 0)] >= min_ratings
-            chosen = np.flatnonzero(keep)[:k]
-            if len(chosen) == k or (pos < 0).any():  # enough, or the cached list holds every candidate
-                items = [self._item(int(pos[c]), score[c]) for c in chosen]
-                return {"user_id": _plain(uid), "fallback": None, "items": self._ranked(items, k)}
-        df = self.rec.recommend(uid, k=k, exclude_seen=exclude_seen, min_ratings=min_ratings)
-        return {"user_id": _plain(uid), "fallback": None, "items": self._ranked(_rows(df, "score"), k)}
+        if precomputed and exclude_seen and self._top is not None:
+            pos, score = self._top[0][u - 1][:k], self._top[1][u - 1][:k]
+            items = [self._item(int(p), s) for p, s in zip(pos, score) if p >= 0]
+        else:
+            items = _rows(self.rec.recommend(uid, k=k, exclude_seen=exclude_seen, min_ratings=min_ratings), "score")
+        return {"user_id": _plain(uid), "fallback": None, "items": self._ranked(items, k)}
 
     def recommend_json(self, user_text: str, k: int) -> bytes:
-        """:meth:`recommend` (unseen items, no minimum support) as JSON bytes, kept for the most asked users."""
+        """:meth:`recommend` with the default options (unseen items, the model's default support) as JSON bytes,
+        kept for the most asked users."""
         return self._json_cache(user_text, k)
 
     def _recommend_json(self, user_text: str, k: int) -> bytes:
