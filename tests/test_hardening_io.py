@@ -1,9 +1,10 @@
-"""A kill at any moment of writing a file or a folder leaves only states that ratecast recognises and recovers from:
-the temporaries of killed writes are removed by the next write, while those of live writers and the user's own files
-are kept."""
+"""A kill at any moment of writing a run or a file leaves only states that ratecast recognises and recovers from:
+the partial folder of a training is never left without its spec, and the temporaries of killed writes are removed by
+the next write, while those of live writers and the user's own files are kept."""
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,10 @@ import pytest
 
 import ratecast
 from ratecast import io, manifest
+from ratecast.engine import checkpoint
+from ratecast.runs import load_run
+from cli_helpers import FAST, cli, one_line_error
+from synthetic import make_dataset
 
 SRC = Path(ratecast.__file__).resolve().parents[1]
 
@@ -27,6 +32,114 @@ def dead_pid() -> int:
 def temporary(folder: Path, target: str, kind: str = "tmp", pid: int | None = None, suffix: str = "") -> Path:
     """A path named as ratecast names its temporaries (``.TARGET.ratecast-KIND-PID-TOKEN``)."""
     return folder / f".{target}.ratecast-{kind}-{pid or dead_pid()}-0123456789ab{suffix}"
+
+
+@pytest.fixture(scope="module")
+def ratings(tmp_path_factory):
+    path = tmp_path_factory.mktemp("own") / "ratings.csv"
+    make_dataset(n_users=30, n_items=20, density=0.6).ratings.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(ratings, tmp_path_factory):
+    """A finished run ``r`` and a copy of the partial folder (spec and a real checkpoint) it was trained from."""
+    base = tmp_path_factory.mktemp("trained")
+    real_fit = ratecast.Recommender.fit
+
+    def fit_then_interrupt(self, *args, **kwargs):
+        real_fit(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ratecast.Recommender, "fit", fit_then_interrupt)
+        one_line_error(cli("train", "--data", ratings, "--model", "dot", *FAST, "--out", base / "r"), 130)
+    shutil.copytree(base / ".r.partial", base / "partial")
+    assert (base / "partial" / "checkpoint" / checkpoint.FILE).is_file()
+    res = cli("train", "--resume", base / "r", "-q")
+    assert res.code == 0, (res.stdout, res.stderr, res.exception)
+    assert sorted(p.name for p in base.iterdir()) == ["partial", "r"]
+    return base
+
+
+# --- a kill while a run's partial folder is cleaned up ---------------------------------------------------------------
+def _legacy_spec_removed_first(part):  # an earlier version removed files in any order
+    (part / "spec.json").unlink()
+
+
+def _legacy_only_empty_checkpoint_folder(part):
+    _legacy_spec_removed_first(part)
+    (part / "checkpoint" / checkpoint.FILE).unlink()
+
+
+def _legacy_empty(part):
+    _legacy_only_empty_checkpoint_folder(part)
+    (part / "checkpoint").rmdir()
+
+
+def _legacy_spec_not_yet_in_place(part):  # an earlier version made the folder, then wrote its spec
+    _legacy_empty(part)
+    (part / ".spec.json-ab12cd_9.json").write_text('{"spec": ')
+
+
+def _run_in_place_partial_not_yet_renamed(part):
+    run_json = part.parent / "r" / "run.json"
+    os.utime(part / "spec.json", ns=(run_json.stat().st_mtime_ns - 10**9,) * 2)  # started before the run was written
+
+
+def _renamed_away_and_partly_removed(part):
+    (part / "spec.json").unlink()
+    part.rename(temporary(part.parent, part.name, "del"))
+
+
+CLEAN_UP_STATES = [_legacy_spec_removed_first, _legacy_only_empty_checkpoint_folder, _legacy_empty,
+                   _legacy_spec_not_yet_in_place, _run_in_place_partial_not_yet_renamed,
+                   _renamed_away_and_partly_removed]
+
+
+@pytest.mark.parametrize("state", CLEAN_UP_STATES, ids=lambda f: f.__name__.strip("_"))
+def test_kill_during_run_clean_up_is_recoverable(trained, ratings, tmp_path, state):
+    shutil.copytree(trained / "r", tmp_path / "r")
+    shutil.copytree(trained / "partial", tmp_path / ".r.partial")
+    state(tmp_path / ".r.partial")
+    before = (tmp_path / "r" / "MANIFEST.json").read_text()
+    # --resume says why there is nothing to resume, and what to do
+    line = one_line_error(cli("train", "--resume", tmp_path / "r"), 4, "no interrupted run to resume")
+    assert "cut short" in line or not (tmp_path / ".r.partial").exists()
+    assert (tmp_path / "r" / "MANIFEST.json").read_text() == before  # the finished run is kept
+    # --overwrite trains again, and nothing that the cut-short clean-up left remains
+    res = cli("train", "--data", ratings, "--model", "dot", *FAST, "--out", tmp_path / "r", "--overwrite")
+    assert res.code == 0, (res.stdout, res.stderr, res.exception)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+    load_run(tmp_path / "r")
+
+
+def test_kill_during_run_clean_up_never_finds_the_partial_folder_without_its_spec(ratings, tmp_path, monkeypatch):
+    """Every folder removal during a training happens after the partial folder was renamed away: whatever moment a
+    kill hits, ``.r.partial`` is either absent or holds its spec."""
+    part = tmp_path / ".r.partial"
+    seen = []
+    real_rmtree, real_mkdir = shutil.rmtree, os.mkdir
+
+    def check(path):
+        seen.append(Path(path).name)
+        assert not part.exists() or (part / "spec.json").is_file(), sorted(os.listdir(tmp_path))
+
+    def rmtree(path, *args, **kwargs):
+        check(path)
+        return real_rmtree(path, *args, **kwargs)
+
+    def mkdir(path, *args, **kwargs):
+        check(path)
+        real_mkdir(path, *args, **kwargs)
+        check(path)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    res = cli("train", "--data", ratings, "--model", "dot", *FAST, "--out", tmp_path / "r")
+    assert res.code == 0, (res.stdout, res.stderr, res.exception)
+    assert ".r.partial" not in seen and any(name.startswith("..r.partial.ratecast-del-") for name in seen)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 
 # --- temporaries of killed writes -----------------------------------------------------------------------------------
