@@ -170,6 +170,22 @@ def test_killed_write_temporaries_are_removed_by_the_next_write(tmp_path, writer
     assert not any(".ratecast-" in p.name for p in tmp_path.iterdir()), sorted(os.listdir(tmp_path))
 
 
+def test_killed_write_temporaries_of_a_real_kill_are_removed_by_the_next_write(tmp_path):
+    code = ("import os, signal, sys\nfrom pathlib import Path\nfrom ratecast import io\n"
+            "with io.output_dir(Path(sys.argv[1]) / 'run') as tmp:\n    (tmp / 'run.json').write_text('{}')\n"
+            "    with io.atomic_path(Path(sys.argv[1]) / 'report.html') as part:\n        part.write_text('half')\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env={**os.environ, "PYTHONPATH": str(SRC)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    left = sorted(p.name for p in tmp_path.iterdir() if ".ratecast-" in p.name)
+    assert [name.split("-")[1] for name in left] == ["tmp", "tmp"], left  # the run folder's and the report's
+    io.write_text(tmp_path / "report.html", "<html></html>")
+    assert not any(".ratecast-" in p.name for p in tmp_path.iterdir()), sorted(os.listdir(tmp_path))
+    _write_run(tmp_path / "run")  # the lock file the kill left is taken over
+    assert sorted(os.listdir(tmp_path)) == ["report.html", "run"]
+
+
 def test_killed_write_temporaries_of_live_writers_are_kept(tmp_path):
     target = tmp_path / "report.html"
     code = ("import sys\nfrom ratecast import io\nwith io.atomic_path(sys.argv[1]) as tmp:\n"
