@@ -112,26 +112,16 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def _set_aside(path: Path, kind: str, fd: int | None = None) -> tuple[Path, int | None]:
-    """Rename folder ``path`` to a temporary name of ``kind`` owned by this process; returns the new path and the
-    descriptor that holds its lock (locked before the rename, so the new name never appears unowned)."""
-    fd = fd if fd is not None else _open_locked(path)
-    target = temporary_target(path.name) or path.name
-    aside = path.with_name(_temporary_name(target, kind))
-    try:
-        os.replace(path, aside)
-    except BaseException:
-        _close(fd)
-        raise
-    return aside, fd
+def _set_aside(path: Path, kind: str) -> Path:
+    """Rename folder ``path`` to a temporary name of ``kind`` owned by this process (the caller holds its lock, taken
+    before the rename, so the new name never appears unowned); returns the new path."""
+    aside = path.with_name(_temporary_name(temporary_target(path.name) or path.name, kind))
+    os.replace(path, aside)
+    return aside
 
 
-def _discard(path: Path, fd: int | None = None) -> None:
-    aside, fd = _set_aside(path, "del", fd)
-    try:
-        shutil.rmtree(aside, ignore_errors=True)
-    finally:
-        _close(fd)
+def _discard(path: Path) -> None:
+    shutil.rmtree(_set_aside(path, "del"), ignore_errors=True)
 
 
 def discard_dir(path: str | os.PathLike) -> bool:
@@ -142,10 +132,13 @@ def discard_dir(path: str | os.PathLike) -> bool:
     path = Path(path)
     if not path.is_dir() or path.is_symlink():
         return False
+    fd = _open_locked(path)
     try:
         _discard(path)
     except OSError:
         return False
+    finally:
+        _close(fd)
     return True
 
 
@@ -180,15 +173,14 @@ def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
         try:
             if match["kind"] == "old" and not os.path.lexists(original):
                 os.rename(path, original)  # its replacement never arrived: put it back
-                _close(fd)
             elif path.is_dir():
-                _discard(path, fd)
+                _discard(path)
             else:
                 path.unlink()
-                _close(fd)
         except OSError:
-            _close(fd)
             continue
+        finally:
+            _close(fd)
         cleaned.append(path)
     return cleaned
 
@@ -385,14 +377,17 @@ def replace_dir(src: Path, dest: Path) -> None:
     if not dest.exists():
         os.replace(src, dest)
         return
-    old, fd = _set_aside(dest, "old")  # a kill before the next rename: the next write puts it back
+    fd = _open_locked(dest)  # owned before it is renamed
     try:
-        os.replace(src, dest)
-    except BaseException:
-        os.replace(old, dest)
+        old = _set_aside(dest, "old")  # a kill before the next rename: the next write puts it back
+        try:
+            os.replace(src, dest)
+        except BaseException:
+            os.replace(old, dest)
+            raise
+        _discard(old)
+    finally:
         _close(fd)
-        raise
-    _discard(old, fd)
 
 
 def check_output_folder(dest: str | os.PathLike, *, overwrite: bool = False, marker: str = "run.json",
