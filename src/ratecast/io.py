@@ -1,6 +1,8 @@
 """Safe output writing.
 
 * Files are written to a temporary file beside the target and renamed into place: nothing is ever half-written.
+* Every temporary is named ``.NAME.ratecast-KIND-PID-TOKEN`` and locked by the process that made it, so a later write
+  removes the ones that a killed ratecast process left (:func:`clean_stale_temporaries`) and nothing else.
 * :func:`output_dir` writes a whole folder the same way, under a lock, and never replaces a folder that ratecast
   did not write.
 * :func:`check_replaceable` refuses to replace a file that ratecast did not write (unless asked to).
@@ -12,9 +14,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import secrets
 import shutil
-import tempfile
-import uuid
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -31,21 +33,194 @@ HTML_MARKER = f'<meta name="generator" content="{GENERATOR}">'
 PNG_METADATA = {"Software": GENERATOR}
 
 
+# --- temporaries ----------------------------------------------------------------------------------------------------
+try:
+    import fcntl
+except ImportError:  # no advisory locks here: stale temporaries are left alone
+    fcntl = None
+
+#: ``.NAME.ratecast-KIND-PID-TOKEN[SUFFIX]`` beside output NAME. KIND is ``tmp`` (being written), ``old`` (a folder
+#: moved aside while its replacement is renamed in) or ``del`` (a folder being removed); PID is the process that made
+#: it, which holds an exclusive lock on it for as long as it exists; SUFFIX (files only) is NAME's own.
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.ratecast-(?P<kind>tmp|old|del)-(?P<pid>[1-9][0-9]{0,9})-"
+                        r"(?P<token>[0-9a-f]{12})(?P<suffix>\.[^.]+)?")
+
+
+def _temporary_name(target: str, kind: str, suffix: str = "") -> str:
+    return f".{target}.ratecast-{kind}-{os.getpid()}-{secrets.token_hex(6)}{suffix}"
+
+
+def temporary_target(name: str) -> str | None:
+    """The output name that ``name`` is a ratecast temporary of, or None when ``name`` is not one."""
+    match = _TEMPORARY.fullmatch(name)
+    if match is None:
+        return None
+    if match["suffix"] and (match["kind"] != "tmp" or match["suffix"] != Path(match["target"]).suffix):
+        return None
+    return match["target"]
+
+
+def _lock(fd: int) -> bool:
+    """Take the exclusive lock of open file ``fd`` without waiting; False when another holder has it (or there are no
+    locks here)."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _open_locked(path: Path) -> int | None:
+    """``path`` opened and locked (see :func:`_lock`); None when it cannot be opened or someone else holds it."""
+    flags = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if path.is_dir() else os.O_RDWR
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    if not _lock(fd):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        with suppress(OSError):
+            os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (pids of other machines or containers may read as not)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except OSError:  # exists, but belongs to someone else
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _set_aside(path: Path, kind: str) -> Path:
+    """Rename folder ``path`` to a temporary name of ``kind`` owned by this process (the caller holds its lock, taken
+    before the rename, so the new name never appears unowned); returns the new path."""
+    aside = path.with_name(_temporary_name(temporary_target(path.name) or path.name, kind))
+    os.replace(path, aside)
+    return aside
+
+
+def _discard(path: Path) -> None:
+    shutil.rmtree(_set_aside(path, "del"), ignore_errors=True)
+
+
+def discard_dir(path: str | os.PathLike) -> bool:
+    """Remove folder ``path`` (one that ratecast wrote): it is first renamed to a ``del`` temporary, then deleted, so a
+    kill midway leaves no half-deleted folder under its own name, only a temporary that the next write removes.
+
+    Returns whether it was removed; a folder that cannot be renamed is left whole."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        return False
+    fd = _open_locked(path)
+    try:
+        _discard(path)
+    except OSError:
+        return False
+    finally:
+        _close(fd)
+    return True
+
+
+def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries in ``folder`` that ratecast processes which no longer run left behind; returns them.
+
+    Only names of ratecast's pattern are considered, and only when their process has ended *and* their lock is free:
+    a temporary being written right now (by any process) is kept. A folder that was moved aside while its replacement
+    was renamed in, and whose replacement never arrived, is put back in place instead of removed.
+    """
+    folder = Path(folder)
+    if fcntl is None:
+        return []
+    try:
+        entries = [e for e in os.scandir(folder) if ".ratecast-" in e.name]
+    except OSError:
+        return []
+    cleaned = []
+    for entry in entries:
+        if temporary_target(entry.name) is None or entry.is_symlink():
+            continue
+        match = _TEMPORARY.fullmatch(entry.name)
+        if _alive(int(match["pid"])):
+            continue
+        path = Path(entry.path)
+        if match["kind"] != "tmp" and not path.is_dir():
+            continue  # ratecast moves aside folders only
+        fd = _open_locked(path)
+        if fd is None:
+            continue  # held by a live writer (e.g. on another machine), or not ours to open
+        original = folder / match["target"]
+        try:
+            if match["kind"] == "old" and not os.path.lexists(original):
+                os.rename(path, original)  # its replacement never arrived: put it back
+            elif path.is_dir():
+                _discard(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue
+        finally:
+            _close(fd)
+        cleaned.append(path)
+    return cleaned
+
+
+@contextmanager
+def _temporary(dest: Path, folder: bool) -> Iterator[Path]:
+    """A new temporary file or folder beside ``dest``, locked by this process, with the usual permissions; removed
+    on exit unless it was renamed away. Stale temporaries beside ``dest`` are removed first."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(dest.parent)
+    while True:
+        tmp = dest.with_name(_temporary_name(dest.name, "tmp", "" if folder else dest.suffix))
+        try:
+            if folder:
+                os.mkdir(tmp)
+                fd = _open_locked(tmp)
+            else:
+                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+                _lock(fd)
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp
+    finally:
+        try:
+            if os.path.lexists(tmp):
+                _remove(tmp)
+        finally:
+            _close(fd)
+
+
 # --- files ----------------------------------------------------------------------------------------------------------
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+    with _temporary(path, folder=False) as tmp:
+        yield tmp
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -188,30 +363,31 @@ def _json_type(value: Any) -> str:
 
 
 # --- folders ----------------------------------------------------------------------------------------------------------
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def make_temp_dir(dest: Path) -> Path:
-    """A temporary folder beside ``dest`` (same filesystem, so it can be renamed into place), usual permissions."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    return tmp
+@contextmanager
+def temp_dir(dest: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside ``dest`` (same filesystem, so it can be renamed into place), with the usual
+    permissions and owned by this process; removed on exit unless it was renamed away."""
+    with _temporary(Path(dest), folder=True) as tmp:
+        yield tmp
 
 
 def replace_dir(src: Path, dest: Path) -> None:
     """Move folder ``src`` to ``dest``, replacing an existing ``dest`` with no moment where neither exists whole."""
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        os.replace(dest, old)
+    src, dest = Path(src), Path(dest)
+    if not dest.exists():
         os.replace(src, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dest)
+        return
+    fd = _open_locked(dest)  # owned before it is renamed
+    try:
+        old = _set_aside(dest, "old")  # a kill before the next rename: the next write puts it back
+        try:
+            os.replace(src, dest)
+        except BaseException:
+            os.replace(old, dest)
+            raise
+        _discard(old)
+    finally:
+        _close(fd)
 
 
 def check_output_folder(dest: str | os.PathLike, *, overwrite: bool = False, marker: str = "run.json",
@@ -282,7 +458,8 @@ def lock_path(dest: str | os.PathLike) -> Path:
 @contextmanager
 def lock_output(dest: str | os.PathLike) -> Iterator[Path]:
     """Hold the lock of output ``dest`` (see :func:`lock_path`); a second writer fails at once with
-    :class:`LockedError`. The lock file is removed when released."""
+    :class:`LockedError`. Once it is held, stale temporaries beside ``dest`` are cleaned (see
+    :func:`clean_stale_temporaries`). The lock file is removed when released."""
     from filelock import FileLock, Timeout
 
     dest = Path(dest)
@@ -306,6 +483,7 @@ def lock_output(dest: str | os.PathLike) -> Iterator[Path]:
     except OSError as exc:
         raise NotWritableError(f"{dest}: cannot take the lock {path} ({exc.strerror or exc})") from None
     try:
+        clean_stale_temporaries(dest.parent)  # e.g. put back a folder that a killed writer had moved aside
         yield path
     finally:
         with suppress(OSError):
@@ -320,12 +498,9 @@ def staged_dir(dest: str | os.PathLike, *, overwrite: bool = False, marker: str 
     dest = check_output_folder(dest, overwrite=overwrite, marker=marker, option=option, overwrite_hint=overwrite_hint)
     if dest.is_dir() and any(dest.iterdir()):
         check_foreign_files(dest, option)  # before any work: replacing it must not delete anyone's files
-    tmp = make_temp_dir(dest)
-    try:
+    with temp_dir(dest) as tmp:
         yield tmp
         _swap_in(tmp, dest, marker)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager
@@ -352,19 +527,9 @@ def output_dir(dest: str | os.PathLike, *, overwrite: bool = False, marker: str 
 
 
 def _swap_in(tmp: Path, dest: Path, marker: str) -> None:
-    if not dest.exists():
-        os.replace(tmp, dest)
-        return
     if dest.is_dir() and not any(dest.iterdir()):
         os.replace(tmp, dest)  # rename over an empty folder
         return
-    if not (dest / marker).is_file():  # changed since it was checked: leave it alone
+    if dest.exists() and not (dest / marker).is_file():  # changed since it was checked: leave it alone
         raise OutputExistsError(f"{dest}: the folder is not empty and was not written by ratecast (no {marker})")
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    os.replace(dest, old)
-    try:
-        os.replace(tmp, dest)
-    except BaseException:
-        os.replace(old, dest)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, dest)

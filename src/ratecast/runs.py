@@ -12,14 +12,15 @@ Layout of ``RUN_DIR``::
 
 Every path inside ``run.json`` is absolute, so a run folder works from any working directory. While a run trains,
 ``.RUN_DIR.partial/`` beside it holds the resolved spec and the per-epoch checkpoints; ``ratecast train --resume
-RUN_DIR`` continues from there, and the folder is removed once the run is in place.
+RUN_DIR`` continues from there, and the folder is removed once the run is in place. The partial folder appears with its
+spec already inside, and is renamed away before it is deleted, so a kill never leaves one without its spec.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import shutil
+import re
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -29,8 +30,10 @@ from . import manifest
 from . import split as S
 from .datasets import Dataset, load_movielens, load_ratings
 from .datasets.movielens import DATASETS
-from .errors import DataError, IntegrityError, MissingFileError, OutputExistsError, spelled
-from .io import check_foreign_files, check_output_folder, lock_output, read_json_object, staged_dir, write_json
+from .errors import (DataError, IntegrityError, MissingFileError, NotWritableError, OutputExistsError,
+                     spelled)
+from .io import (check_foreign_files, check_output_folder, discard_dir, lock_output, read_json_object, staged_dir,
+                 temporary_target, write_json)
 
 SPLITS = ("holdout", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "temporal", "last1")
 #: Suffixes of the ratings files ratecast reads (besides MovieLens releases, which are named).
@@ -212,11 +215,41 @@ def partial_dir(out: str | os.PathLike) -> Path:
     return out.parent / f".{out.name}.partial"
 
 
+def _leftover(part: Path) -> bool:
+    """Whether ``part`` is a partial folder without its spec that holds nothing but what training writes there (the
+    checkpoint and temporaries): what a clean-up cut short by a kill left. Nothing in it can be resumed."""
+    from .engine.checkpoint import FILE
+
+    if not part.is_dir() or part.is_symlink() or (part / PARTIAL_SPEC).exists():
+        return False
+    for entry in part.iterdir():
+        if entry.name == "checkpoint" and entry.is_dir() and not entry.is_symlink():
+            if not all(_written_as(e, FILE) for e in entry.iterdir()):
+                return False
+        elif not _written_as(entry, PARTIAL_SPEC):
+            return False
+    return True
+
+
+def _written_as(entry: Path, name: str) -> bool:
+    """Whether file ``entry`` is ``name`` or a temporary of it (of this version, or ``.NAME-XXXXXXXX.SUFFIX`` of
+    earlier ones)."""
+    earlier = re.fullmatch(rf"\.{re.escape(name)}-[a-z0-9_]{{8}}{re.escape(Path(name).suffix)}", entry.name)
+    return entry.is_file() and not entry.is_symlink() and (
+        entry.name == name or temporary_target(entry.name) == name or earlier is not None)
+
+
 def read_partial(out: str | os.PathLike) -> tuple[RunSpec, bool]:
     """The spec (and the overwrite choice) of the interrupted run of ``out``."""
     part = partial_dir(out)
     where = str(part / PARTIAL_SPEC)
     if not (part / PARTIAL_SPEC).is_file():
+        if _leftover(part):
+            raise MissingFileError(f"no interrupted run to resume: {part.name} beside it holds no {PARTIAL_SPEC} (a "
+                                   f"clean-up was cut short); the next 'ratecast train --out {out}' removes it",
+                                   path=str(out))
+        if os.path.lexists(part):
+            raise OutputExistsError(f"{part}: exists and was not written by ratecast; move it away")
         raise MissingFileError(f"no interrupted run to resume (no {part.name}/{PARTIAL_SPEC} beside it); start one "
                                "with 'ratecast train --out RUN'", path=str(out))
     state = read_json_object(part / PARTIAL_SPEC)
@@ -224,6 +257,13 @@ def read_partial(out: str | os.PathLike) -> tuple[RunSpec, bool]:
     if not isinstance(overwrite, bool):
         raise IntegrityError(f"{where}: 'overwrite' must be true or false")
     return RunSpec.from_dict(state.get("spec"), where), overwrite
+
+
+def _finished_after(out: Path, part: Path) -> bool:
+    """Whether run ``out`` was written after its partial folder was last started: the training finished and only
+    the clean-up of the partial folder was cut short."""
+    run, spec = out / RUN_MARKER, part / PARTIAL_SPEC
+    return run.is_file() and spec.is_file() and run.stat().st_mtime_ns >= spec.stat().st_mtime_ns
 
 
 # --- training -----------------------------------------------------------------------------------------------------
@@ -245,6 +285,11 @@ def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool =
     with lock_output(out):
         if resume:
             spec, overwrite = read_partial(out)
+            if _finished_after(out, part):
+                discard_dir(part)
+                raise MissingFileError(f"no interrupted run to resume: the run was written after its training "
+                                       f"started (only the removal of {part.name} was cut short; it is now removed)",
+                                       path=str(out))
         elif spec is None:
             raise ValueError("train_run needs a spec (or resume=True)")
         check_output_folder(out, overwrite=overwrite, marker=RUN_MARKER)
@@ -252,15 +297,20 @@ def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool =
             check_foreign_files(out)  # refused before training, not after
         spec = resolve_spec(spec)
         Recommender(spec.model, random_state=spec.seed, **spec.params)  # options are valid before any work
-        if not resume and part.exists():
-            if not (part / PARTIAL_SPEC).is_file():
-                raise OutputExistsError(f"{part}: exists and was not written by ratecast; move it away")
-            if not overwrite:
-                raise OutputExistsError(f"{out}: an interrupted run is waiting in {part.name}; continue it with "
-                                        f"'ratecast train --resume {out}' or start again with --overwrite")
-            shutil.rmtree(part)
-        part.mkdir(parents=True, exist_ok=True)
-        write_json(part / PARTIAL_SPEC, {"spec": asdict(spec), "overwrite": overwrite})
+        state = {"spec": asdict(spec), "overwrite": overwrite}
+        if resume:
+            write_json(part / PARTIAL_SPEC, state)
+        else:
+            if os.path.lexists(part):
+                if not (part / PARTIAL_SPEC).is_file() and not _leftover(part):
+                    raise OutputExistsError(f"{part}: exists and was not written by ratecast; move it away")
+                if (part / PARTIAL_SPEC).is_file() and not overwrite:
+                    raise OutputExistsError(f"{out}: an interrupted run is waiting in {part.name}; continue it with "
+                                            f"'ratecast train --resume {out}' or start again with --overwrite")
+                if not discard_dir(part):  # an interrupted run given up (--overwrite), or a leftover
+                    raise NotWritableError(f"{part}: cannot be removed (it cannot be renamed); move it away")
+            with staged_dir(part, marker=PARTIAL_SPEC) as tmp:  # it appears with its spec inside
+                write_json(tmp / PARTIAL_SPEC, state)
         try:
             if dataset is None and resume:  # a spec read from a file: its data is checked and never quoted
                 step("loading data")
@@ -269,12 +319,12 @@ def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool =
                                   dataset=dataset, step=step, distribution=distribution)
         except (KeyboardInterrupt, OSError, MemoryError) as exc:
             if not (resume or isinstance(exc, KeyboardInterrupt) or (part / "checkpoint").exists()):
-                shutil.rmtree(part, ignore_errors=True)  # no epoch was kept (e.g. data not found): nothing to resume
+                discard_dir(part)  # no epoch was kept (e.g. data not found): nothing to resume
             raise  # else keep the partial folder: the run can be resumed
         except BaseException:
-            shutil.rmtree(part, ignore_errors=True)  # bad data, bad options or diverged: resuming cannot help
+            discard_dir(part)  # bad data, bad options or diverged: resuming cannot help
             raise
-        shutil.rmtree(part, ignore_errors=True)
+        discard_dir(part)
     return metrics
 
 

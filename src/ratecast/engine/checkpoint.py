@@ -1,6 +1,6 @@
 """Per-epoch checkpoints: one ``checkpoint.npz`` file (model variables, optimizer variables, best weights and the
 loop's progress as JSON), written to a temporary file and renamed, so a kill at any moment leaves the previous
-checkpoint whole."""
+checkpoint whole (and the next write removes the temporary it left)."""
 
 from __future__ import annotations
 
@@ -49,8 +49,6 @@ def save(folder: str | os.PathLike, progress: Progress, variables: list[np.ndarr
          best: list[np.ndarray] | None) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(f".{FILE}-*"):  # temporary files of writes that a kill cut short (ours by name)
-        stale.unlink(missing_ok=True)
     arrays = {f"v{k}": np.asarray(v) for k, v in enumerate(variables)}
     arrays.update({f"o{k}": np.asarray(v) for k, v in enumerate(optimizer)})
     arrays.update({f"b{k}": np.asarray(v) for k, v in enumerate(best or [])})
