@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
 from .lists import coverage, gini
 
@@ -57,13 +56,20 @@ def ratio(numerator: np.ndarray, denominator: np.ndarray, transform: Callable | 
     return stat
 
 
-def catalogue(exposure: sp.csr_matrix) -> Statistic:
-    """Statistic (gini, coverage) of the exposure counts of the resampled users' lists."""
-    by_item = exposure.T.tocsr()
+def catalogue(lists: np.ndarray, catalogue_size: int) -> Statistic:
+    """Statistic (gini, coverage) of the exposure counts of the resampled users' ``lists`` (catalogue positions,
+    -1: none) over a catalogue of ``catalogue_size`` items. Only items listed at all are counted per resample (the
+    others are 0 in every resample): one weighted count of the list slots per resample."""
+    lists = np.asarray(lists)
+    rows, cols = np.nonzero(lists >= 0)
+    listed, codes = np.unique(lists[rows, cols], return_inverse=True)
+    unlisted = int(catalogue_size) - len(listed)
 
     def stat(counts: np.ndarray) -> np.ndarray:
-        x = np.asarray(by_item @ counts.T).T  # (b, n_items): exposure in each resample
-        return np.column_stack([gini(x), coverage(x)])
+        x = np.empty((len(counts), len(listed)), "float64")
+        for r in range(len(counts)):  # one pass over the list slots per resample, never per user
+            x[r] = np.bincount(codes, weights=counts[r, rows], minlength=len(listed))
+        return np.column_stack([gini(x, unlisted), coverage(x, unlisted)])
 
     return stat
 

@@ -98,7 +98,9 @@ def fold_in_users(rec, fold_in: Dataset):
     r = fold_in.ratings
     known_user = rec.user_index_.index(r["user_id"].to_numpy()) > 0
     if known_user.any():
-        raise ValueError(f"fold_in: user_id {r['user_id'].iloc[int(np.flatnonzero(known_user)[0])]!r} is already "
+        user = r["user_id"].iloc[int(np.flatnonzero(known_user)[0])]
+        user = user.item() if isinstance(user, np.generic) else user
+        raise ValueError(f"fold_in: user_id {user!r} is already "
                          "known to the model (it was in training); fold_in must hold held-out users only")
     usable = r[rec.item_index_.index(r["item_id"].to_numpy()) > 0]
     out = copy.copy(rec)  # fold_in gives the copy a new state; the original keeps its own

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import bootstrap as B
-from .lists import (USER_CHUNK, accuracy, exposure_matrix, hits, intra_list_diversity, mean_over_list,
+from .lists import (USER_CHUNK, accuracy, hits, intra_list_diversity, mean_over_list,
                     relevance_keys, unit_rows)
 
 #: every list is this deep (the deepest metric, ndcg@100)
@@ -151,7 +151,7 @@ def ratio_statistic(per_user: pd.DataFrame, columns: list[str], mask: np.ndarray
 
 
 def catalogue_statistic(lists: np.ndarray, catalogue_size: int) -> B.Statistic:
-    return B.catalogue(exposure_matrix(np.asarray(lists)[:, :K], catalogue_size))
+    return B.catalogue(np.asarray(lists)[:, :K], catalogue_size)
 
 
 def figures_table(index: pd.Index, value: np.ndarray, reps: np.ndarray, users: np.ndarray | None = None

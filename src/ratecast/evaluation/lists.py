@@ -20,7 +20,6 @@ size stand for relevant items the model never saw (they count as relevant and ca
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 #: users handled at once (bounds memory: probe keys, embedding gathers)
 USER_CHUNK = 16_384
@@ -89,23 +88,18 @@ def intra_list_diversity(lists: np.ndarray, unit: np.ndarray) -> np.ndarray:
         return np.where(n >= 2, 1.0 - pair_cos / (n * (n - 1)), np.nan)
 
 
-def exposure_matrix(lists: np.ndarray, n_items: int) -> sp.csr_matrix:
-    """Sparse (n_users, n_items) counts: 1 where the user's list holds the item."""
-    rows, cols = np.nonzero(lists >= 0)
-    return sp.csr_matrix((np.ones(len(rows), "float64"), (rows, lists[rows, cols])), shape=(len(lists), n_items))
-
-
-def gini(exposure: np.ndarray) -> np.ndarray:
-    """Gini coefficient of each row of exposure counts over the catalogue (NaN for a row of zeros)."""
-    x = np.sort(np.atleast_2d(np.asarray(exposure, "float64")), axis=1)
-    n = x.shape[1]
-    weights = 2.0 * np.arange(1, n + 1) - n - 1
+def gini(exposure: np.ndarray, n_unlisted: int = 0) -> np.ndarray:
+    """Gini coefficient of each row of exposure counts over the catalogue (NaN for a row of zeros); the catalogue
+    also holds ``n_unlisted`` items of exposure 0 that the rows leave out."""
+    x = np.sort(np.atleast_2d(np.asarray(exposure)), axis=1).astype("float64")
+    n = x.shape[1] + n_unlisted
+    weights = 2.0 * (n_unlisted + np.arange(1, x.shape[1] + 1)) - n - 1
     total = x.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, (x @ weights) / (n * total), np.nan)
 
 
-def coverage(exposure: np.ndarray) -> np.ndarray:
-    """Share of the catalogue with a non-zero exposure, per row."""
+def coverage(exposure: np.ndarray, n_unlisted: int = 0) -> np.ndarray:
+    """Share of the catalogue (the rows' items and ``n_unlisted`` more of exposure 0) with a non-zero exposure."""
     x = np.atleast_2d(np.asarray(exposure))
-    return (x > 0).sum(axis=1) / max(x.shape[1], 1)
+    return (x > 0).sum(axis=1) / max(x.shape[1] + n_unlisted, 1)
