@@ -272,3 +272,17 @@ def test_held_out_users_never_holds_out_a_single_rating_user_and_reports_cold_it
 def test_held_out_users_refuses_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         rc.split.held_out_users(make_dataset(n_users=10, n_items=8), **kwargs)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lists": np.array([[0, 7]])}, r"lists must hold item positions 0..5 \(or -1\), got 0..7"),
+    ({"rel_rows": [0, 1]}, r"rel_rows/rel_items must be 1-D arrays of one length, got shapes \(2,\) and \(1,\)"),
+    ({"rel_rows": [3]}, r"rel_rows/rel_items: rows must be list rows 0..0, got 3..3"),
+    ({"item_vectors": np.ones((2, 2))}, r"item_vectors must have one row per catalogue item \(6\), got shape"),
+    ({"n_train_users": 0}, r"n_train_users must be an integer >= 1, got 0"),
+])
+def test_score_lists_refuses_arrays_that_do_not_fit(change, message):
+    args = {"lists": np.array([[0, 1]]), "rel_rows": [0], "rel_items": [1], "popularity": POPULARITY,
+            "n_train_users": 5, **change}
+    with pytest.raises(ValueError, match=message):
+        score_lists(**args)

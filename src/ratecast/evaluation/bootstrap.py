@@ -56,6 +56,11 @@ def ratio(numerator: np.ndarray, denominator: np.ndarray, transform: Callable | 
     return stat
 
 
+def subset(statistic: Statistic, users: np.ndarray) -> Statistic:
+    """``statistic`` of some of the users only (a boolean mask or indices): it sees their columns of the counts."""
+    return lambda counts: statistic(counts[:, users])
+
+
 def catalogue(lists: np.ndarray, catalogue_size: int) -> Statistic:
     """Statistic (gini, coverage) of the exposure counts of the resampled users' ``lists`` (catalogue positions,
     -1: none) over a catalogue of ``catalogue_size`` items. Only items listed at all are counted per resample (the

@@ -73,9 +73,45 @@ def score_lists(lists, rel_rows, rel_items, popularity, n_train_users: int, *, u
     ``errors``: rating errors of list rows ``error_rows`` (None: no rmse/mae); ``users``/``by``: the user table and
     the column to group by."""
     _check_resampling(n_resamples, random_state)
+    lists, popularity = np.asarray(lists), np.asarray(popularity)
+    _check_arrays(lists, rel_rows, rel_items, popularity, n_train_users, item_vectors, genre_vectors, error_rows,
+                  errors, user_ids)
     per_user = user_figures(lists, rel_rows, rel_items, popularity, n_train_users, item_vectors=item_vectors,
                             genre_vectors=genre_vectors, error_rows=error_rows, errors=errors, user_ids=user_ids)
     return _evaluation(per_user, np.asarray(lists), len(popularity), users, by, n_resamples, random_state)
+
+
+def _check_arrays(lists, rel_rows, rel_items, popularity, n_train_users, item_vectors, genre_vectors, error_rows,
+                  errors, user_ids) -> None:
+    """One-line errors for arrays that do not fit together."""
+    if lists.ndim != 2 or lists.dtype.kind not in "iu":
+        raise ValueError(f"lists must be a 2-D integer array (users, ranks), got {lists.dtype} of shape {lists.shape}")
+    n_users, n_items = lists.shape[0], len(popularity)
+    if popularity.ndim != 1 or popularity.dtype.kind not in "iuf" or (popularity < 0).any():
+        raise ValueError("popularity must be a 1-D array of training ratings per item (>= 0)")
+    if lists.size and (lists.min() < -1 or lists.max() >= n_items):
+        raise ValueError(f"lists must hold item positions 0..{n_items - 1} (or -1), got {lists.min()}..{lists.max()}")
+    if isinstance(n_train_users, bool) or not isinstance(n_train_users, Integral) or n_train_users < 1:
+        raise ValueError(f"n_train_users must be an integer >= 1, got {n_train_users!r}")
+    pairs = {"rel_rows/rel_items": (rel_rows, rel_items)}
+    if errors is not None or error_rows is not None:
+        pairs["error_rows/errors"] = (error_rows, errors)
+    for names, (row_values, values) in pairs.items():
+        r, v = np.asarray(row_values), np.asarray(values)
+        if r.ndim != 1 or v.ndim != 1 or len(r) != len(v):
+            raise ValueError(f"{names} must be 1-D arrays of one length, got shapes {r.shape} and {v.shape}")
+        if len(r) and (r.dtype.kind not in "iu" or r.min() < 0 or r.max() >= n_users):
+            raise ValueError(f"{names}: rows must be list rows 0..{n_users - 1}, got {r.min()}..{r.max()}")
+        if names.startswith("error") and len(v) and not np.isfinite(v.astype("float64")).all():
+            raise ValueError("errors must be finite numbers")
+        if names.startswith("rel") and len(v) and (v.dtype.kind not in "iu" or v.min() < 0):
+            raise ValueError("rel_items must be item positions >= 0")
+    for name, vectors in (("item_vectors", item_vectors), ("genre_vectors", genre_vectors)):
+        if vectors is not None and (np.ndim(vectors) != 2 or len(vectors) != n_items):
+            raise ValueError(f"{name} must have one row per catalogue item ({n_items}), got shape "
+                             f"{np.shape(vectors)}")
+    if user_ids is not None and len(user_ids) != n_users:
+        raise ValueError(f"user_ids must have one id per list ({n_users}), got {len(user_ids)}")
 
 
 def _evaluation(per_user: pd.DataFrame, lists: np.ndarray, catalogue_size: int, users, by, n_resamples,

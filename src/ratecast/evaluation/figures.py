@@ -117,11 +117,9 @@ def user_metric_columns(per_user: pd.DataFrame) -> list[str]:
     return [c for c in (*METRICS, *map(band_column, BANDS)) if c in per_user.columns]
 
 
-def ratio_parts(per_user: pd.DataFrame, columns: list[str], mask: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def ratio_parts(per_user: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Numerators and denominators whose summed ratio is each column's summary: rating errors are weighted by the
-    user's test ratings (rmse as mean squared error), every other figure is a mean over the users it is defined for.
-    ``mask`` keeps only some users (a group)."""
+    user's test ratings (rmse as mean squared error), every other figure is a mean over the users it is defined for."""
     num = np.zeros((len(per_user), len(columns)))
     den = np.zeros((len(per_user), len(columns)))
     n_test = per_user["n_test"].to_numpy("float64")
@@ -133,13 +131,11 @@ def ratio_parts(per_user: pd.DataFrame, columns: list[str], mask: np.ndarray | N
             den[ok, j] = n_test[ok]
         else:
             num[ok, j], den[ok, j] = v[ok], 1.0
-    if mask is not None:
-        num, den = num * mask[:, None], den * mask[:, None]
     return num, den
 
 
-def ratio_statistic(per_user: pd.DataFrame, columns: list[str], mask: np.ndarray | None = None) -> B.Statistic:
-    num, den = ratio_parts(per_user, columns, mask)
+def ratio_statistic(per_user: pd.DataFrame, columns: list[str]) -> B.Statistic:
+    num, den = ratio_parts(per_user, columns)
     root = np.array([c == "rmse" for c in columns])
 
     def transform(value: np.ndarray) -> np.ndarray:
@@ -210,7 +206,8 @@ def group_figures(per_user: pd.DataFrame, labels: pd.Series, *, n_resamples: int
     difference over the same resamples)."""
     columns = [c for c in user_metric_columns(per_user) if "[" not in c]
     groups = sorted(labels.unique())
-    stats = [ratio_statistic(per_user, columns, (labels == g).to_numpy("float64")) for g in groups]
+    stats = [B.subset(ratio_statistic(per_user[(labels == g).to_numpy()], columns), (labels == g).to_numpy())
+             for g in groups]
     value = B.observed(len(per_user), stats).reshape(len(groups), len(columns))
     reps = B.replicates(len(per_user), stats, n_resamples, random_state).reshape(-1, len(groups), len(columns))
     index = pd.MultiIndex.from_product([columns, groups], names=["metric", "group"])
