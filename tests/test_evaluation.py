@@ -286,3 +286,11 @@ def test_score_lists_refuses_arrays_that_do_not_fit(change, message):
             "n_train_users": 5, **change}
     with pytest.raises(ValueError, match=message):
         score_lists(**args)
+
+
+def test_an_evaluation_rebuilt_from_its_tables_summarises_and_compares_the_same():
+    ev = hand_example()
+    again = rc.evaluation.Evaluation.from_per_user(ev.per_user, ev.lists, ev.catalogue_size, n_resamples=200)
+    pd.testing.assert_frame_equal(again.summary, ev.summary)
+    out = compare({"then": again, "now": ev})
+    assert (out["difference"] == 0).all() and not out["significant"].any()

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from . import bootstrap as B
-from .core import Evaluation, _check_resampling, evaluate
+from .core import Evaluation, check_resampling, evaluate
 from .figures import CATALOGUE, ERRORS, METRICS, catalogue_statistic, ratio_statistic
 
 COLUMNS = ["metric", "a", "b", "value_a", "value_b", "difference", "ci_low", "ci_high", "p_value", "p_raw",
@@ -87,7 +87,7 @@ def compare(models: Mapping, test=None, fold_in=None, *, alpha: float = 0.05, n_
         raise ValueError(f"models must map at least two names to recommenders or evaluations, got {models!r}")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    _check_resampling(n_resamples, random_state)
+    check_resampling(n_resamples, random_state)
     evaluations = {}
     for name, model in models.items():
         if isinstance(model, Evaluation):

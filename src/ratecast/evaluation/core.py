@@ -51,8 +51,19 @@ class Evaluation:
     n_resamples: int = 1000
     random_state: int | None = 0
 
+    @classmethod
+    def from_per_user(cls, per_user: pd.DataFrame, lists, catalogue_size: int, *, users: pd.DataFrame | None = None,
+                      by: str | None = None, n_resamples: int = 1000, random_state: int | None = 0) -> "Evaluation":
+        """An evaluation rebuilt from a saved ``per_user`` table and ``lists`` (e.g. of an earlier run), with its
+        summary, bands and groups computed again; :func:`compare` takes it like a fresh one."""
+        check_resampling(n_resamples, random_state)
+        lists = np.asarray(lists)
+        if not isinstance(per_user, pd.DataFrame) or "n_test" not in per_user.columns or len(lists) != len(per_user):
+            raise ValueError("per_user must be an Evaluation's per-user table, with one row per list")
+        return _evaluation(per_user, lists, catalogue_size, users, by, n_resamples, random_state)
 
-def _check_resampling(n_resamples, random_state) -> None:
+
+def check_resampling(n_resamples, random_state) -> None:
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, Integral) or n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
     if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, Integral)
@@ -72,7 +83,7 @@ def score_lists(lists, rel_rows, rel_items, popularity, n_train_users: int, *, u
     ``item_vectors``/``genre_vectors``: per-position rows for the diversities (None: that diversity is left out);
     ``errors``: rating errors of list rows ``error_rows`` (None: no rmse/mae); ``users``/``by``: the user table and
     the column to group by."""
-    _check_resampling(n_resamples, random_state)
+    check_resampling(n_resamples, random_state)
     lists, popularity = np.asarray(lists), np.asarray(popularity)
     _check_arrays(lists, rel_rows, rel_items, popularity, n_train_users, item_vectors, genre_vectors, error_rows,
                   errors, user_ids)
@@ -178,7 +189,7 @@ def evaluate(rec, test: Dataset, fold_in: Dataset | None = None, by: str | None 
         raise TypeError(f"fold_in must be a ratecast Dataset or None, got {type(fold_in).__name__}")
     if by is not None and not isinstance(by, str):
         raise ValueError(f"by must be the name of a user column, got {by!r}")
-    _check_resampling(n_resamples, random_state)
+    check_resampling(n_resamples, random_state)
     if len(test.ratings) == 0:
         raise DataError("test has no ratings: there is nothing to evaluate")
     test.check_ratings("test")
