@@ -11,7 +11,8 @@ size stand for relevant items the model never saw (they count as relevant and ca
   item's training ratings, at least 1).
 * ``diversity@k``: intra-list diversity, the mean of ``1 - cosine`` over the pairs of listed items' embeddings;
   ``genre_diversity@k`` the same over genre vectors (an item without a genre is unlike every other). Undefined for
-  a list of fewer than 2 items.
+  a list of fewer than 2 items. Embedding cosines can be negative, so diversity lies in 0..2 (1: orthogonal on
+  average); genre vectors have no negative parts, so genre diversity lies in 0..1.
 * ``popularity@k``: mean training popularity of the listed items.
 * Catalogue figures of the exposure counts (how often each catalogue item is listed): ``gini@k`` (0: every item
   equally exposed, near 1: a few items take every slot) and ``coverage@k`` (share of the catalogue listed at all).
