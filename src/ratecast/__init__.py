@@ -25,12 +25,17 @@ def __getattr__(name: str):
         from .blend import Blend
 
         return Blend
+    if name in ("evaluate", "compare", "Evaluation"):
+        from . import evaluation
+
+        return getattr(evaluation, name)
     if name == "tune":
         from .tuning import tune
 
         return tune
     if name in ("metrics", "models", "features", "viz", "report", "recommender", "io", "similarity", "ranking",
-                "state", "engine", "manifest", "blend", "distribution", "presets", "tuning", "search_space"):
+                "state", "engine", "manifest", "blend", "distribution", "presets", "tuning", "search_space",
+                "evaluation"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

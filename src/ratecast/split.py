@@ -209,3 +209,84 @@ def temporal_per_user(ds: Dataset, n_test: int = 1, min_train: int = 1) -> Split
         raise DataError(f"temporal_per_user with {args} would leave the train set empty: every rating goes to test")
     orig = ds.ratings
     return _make(ds, orig[~test_rows], orig[test_rows], f"last{n_test}")
+
+
+class HeldOutSplit(NamedTuple):
+    """Held-out users: ``train`` holds none of their ratings; ``fold_in`` holds what the model may learn about them
+    (fold-in) and ``test`` what it is scored on. ``cold_items`` are ids rated only by held-out users (absent from
+    ``train``), reported like :attr:`Split.cold_items`, never hidden."""
+
+    train: Dataset
+    fold_in: Dataset
+    test: Dataset
+
+    @property
+    def held_out_users(self) -> np.ndarray:
+        """Ids of the held-out users (first-seen order in the ratings)."""
+        return pd.unique(pd.concat([self.fold_in.ratings["user_id"], self.test.ratings["user_id"]]).to_numpy())
+
+    @property
+    def cold_items(self) -> np.ndarray:
+        held = pd.concat([self.fold_in.ratings["item_id"], self.test.ratings["item_id"]])
+        return _only_in_test(held, self.train.ratings["item_id"])
+
+    def report(self) -> dict:
+        ci = self.cold_items
+        test = self.test.ratings
+        return {
+            "n_train": int(len(self.train.ratings)),
+            "n_fold_in": int(len(self.fold_in.ratings)),
+            "n_test": int(len(test)),
+            "n_held_out_users": int(len(self.held_out_users)),
+            "n_cold_items": int(len(ci)),
+            "n_test_ratings_with_cold_id": int(test["item_id"].isin(ci).sum()),
+        }
+
+
+def held_out_users(ds: Dataset, users: float | int = 0.1, fold_in: float = 0.8,
+                   random_state: int | None = 0) -> HeldOutSplit:
+    """Hold out whole users: ``users`` (a fraction of all users, or a count) drawn at random among the users with at
+    least 2 ratings; none of their ratings is in ``train``. Each held-out user's ratings are shuffled and split:
+    ``round(fold_in * n)`` of them (at least 1, at most n - 1) go to ``fold_in``, the rest to ``test``, so every
+    held-out user has at least one rating on each side. Users with a single rating are never held out (they stay in
+    ``train``): one rating cannot be both learned from and tested. Every rating lands in exactly one of the three.
+    """
+    _check_dataset(ds)
+    _check_seed(random_state)
+    _check_fraction("fold_in", fold_in)
+    r = ds.ratings
+    per_user = r.groupby("user_id", sort=False).size()
+    n_all = len(per_user)
+    if isinstance(users, bool) or not isinstance(users, (int, np.integer, float)):
+        raise ValueError(f"users must be a fraction in (0, 1) or a count >= 1, got {users!r}")
+    if isinstance(users, float):
+        _check_fraction("users", users)
+        n_held = max(1, int(round(users * n_all)))
+    else:
+        if users < 1:
+            raise ValueError(f"users must be a fraction in (0, 1) or a count >= 1, got {users!r}")
+        n_held = int(users)
+    eligible = per_user.index[per_user.to_numpy() >= 2]
+    if n_held > len(eligible) or n_held >= n_all:
+        raise DataError(f"held_out_users with users={users!r} needs {n_held} users with at least 2 ratings and at "
+                        f"least one user left to train on; the data has {len(eligible)} such users of {n_all}")
+    rng = np.random.default_rng(random_state)
+    chosen = eligible[np.sort(rng.choice(len(eligible), n_held, replace=False))]
+    held = r["user_id"].isin(chosen).to_numpy()
+    # a random order within each held-out user: the first round(fold_in * n) (clipped to 1..n-1) fold in
+    rows = np.flatnonzero(held)
+    keys = pd.DataFrame({"user": r["user_id"].to_numpy()[rows], "key": rng.random(len(rows))})
+    rank = keys.groupby("user", sort=False)["key"].rank(method="first").to_numpy() - 1
+    size = keys.groupby("user", sort=False)["key"].transform("size").to_numpy()
+    n_fold = np.clip(np.round(fold_in * size), 1, size - 1)
+    is_fold = np.zeros(len(r), dtype=bool)
+    is_fold[rows[rank < n_fold]] = True
+    is_test = held & ~is_fold
+    split = HeldOutSplit(ds.with_ratings(r[~held], f"{ds.name}:held_out:train"),
+                         ds.with_ratings(r[is_fold], f"{ds.name}:held_out:fold_in"),
+                         ds.with_ratings(r[is_test], f"{ds.name}:held_out:test"))
+    rep = split.report()
+    if rep["n_cold_items"]:
+        log.info("held_out_users split: %d items appear only in held-out users' ratings (%d test ratings)",
+                 rep["n_cold_items"], rep["n_test_ratings_with_cold_id"])
+    return split
