@@ -152,7 +152,7 @@ def test_embedding_size_beyond_the_weights_file_is_refused(saved):
 
     _edit_meta(saved, wide)
     with pytest.raises(IntegrityError, match=r"recommender.json: the saved sizes \(n_users=31, n_items=25, .*"
-                                             r"embedding_dim=4096.*\) declare weights \(25, 4096\) float32.* that "
+                                             r"embedding_dim=4096.*\) declare weights .*\(25, 4096\) float32.* that "
                                              r"model.weights.h5 does not hold"):
         rc.Recommender.load(saved)
 

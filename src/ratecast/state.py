@@ -353,7 +353,7 @@ def declared_weights(name: str, config: dict[str, Any]) -> list[tuple[tuple[int,
     import jax
 
     def weights():
-        return [w.value for w in build_model(name, config).weights]
+        return [w.value for w in MODELS[name].from_config(config).build_now().weights]
 
     return [(tuple(int(s) for s in w.shape), str(w.dtype)) for w in jax.eval_shape(weights)]
 
@@ -370,7 +370,10 @@ def check_weight_shapes(folder: Path, name: str, config: dict[str, Any]) -> None
     if declared != held:
         sizes = {k: config[k] for k in ("n_users", "n_items", "item_feature_dim", "user_feature_dim")}
         sizes.update({k: v for k, v in config["config"].items() if isinstance(v, int) and not isinstance(v, bool)})
-        missing, extra = sorted(declared - held), sorted(held - declared)
+        def largest_first(c: Counter) -> list:
+            return sorted(c.elements(), key=lambda w: (-int(np.prod(w[0], dtype=object)), w))
+
+        missing, extra = largest_first(declared - held), largest_first(held - declared)
         raise IntegrityError(
             f"{path}: the saved sizes ({', '.join(f'{k}={v}' for k, v in sizes.items())}) declare weights "
             f"{_shapes(missing)} that {WEIGHTS} does not hold (it holds {_shapes(extra) or 'no others'} instead)")
