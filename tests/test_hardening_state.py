@@ -136,6 +136,18 @@ def many_samples_and_ids(folder):
            r"weights .*\(10031, 65536\) float32"
 
 
+def unallocated_weights(folder):
+    import h5py
+
+    with h5py.File(folder / "model.weights.h5", "a") as f:  # a dataset declared, its storage never written
+        name = next(n for n in ("item_embedding/vars/0", "layers/item_embedding/vars/0") if n in f)
+        del f[name]
+        f.create_dataset(name, shape=(25, 100_000), dtype="float32")
+    manifest.write(folder)
+    return r"model.weights.h5: dataset '.*item_embedding/vars/0' declares shape \(25, 100000\) \(10000000 bytes\) " \
+           r"but holds 0 bytes"
+
+
 def seen_pairs_bomb(folder):
     with np.load(folder / "arrays.npz") as npz:
         arrays = dict(npz)
@@ -151,7 +163,8 @@ def items_table_bomb(folder):
     return r"items.parquet: declares 20000000 rows of 1 columns, more than a file of \d+ bytes can hold"
 
 
-@pytest.mark.parametrize("craft", [wide_features, many_samples_and_ids, seen_pairs_bomb, items_table_bomb])
+@pytest.mark.parametrize("craft", [wide_features, many_samples_and_ids, unallocated_weights, seen_pairs_bomb,
+                                   items_table_bomb])
 def test_a_crafted_folder_is_refused_before_anything_is_allocated(craft, bayesian_folder, tmp_path, monkeypatch):
     folder = Path(shutil.copytree(bayesian_folder, tmp_path / "crafted")) if craft is many_samples_and_ids \
         else copy_of("biased_dot_v3", tmp_path)

@@ -174,10 +174,13 @@ class FittedState:
         check_fields(meta, meta_schema(), folder / META)
         src = Source(folder, meta, {})
         # the model last: everything it is built from is checked first
-        for name in sorted(STORED, key=lambda n: isinstance(STORED[n], Weights)):
+        is_model = {name: isinstance(stored, Weights) for name, stored in STORED.items()}
+        for name in [n for n in STORED if not is_model[n]]:
             src.loaded[name] = STORED[name].load(src)
         extra = sorted(set(src.npz_headers) - src.arrays_read)
         require(not extra, folder / ARRAYS, f"unexpected array(s) {extra}")
+        for name in [n for n in STORED if is_model[n]]:
+            src.loaded[name] = STORED[name].load(src)
         return cls(**src.loaded)
 
 
@@ -287,7 +290,7 @@ class Frame:
         try:
             import pyarrow.parquet as pq
 
-            info = pq.ParquetFile(path).metadata
+            info = pq.read_metadata(path)
             cells, size = info.num_rows * max(info.num_columns, 1), path.stat().st_size
             require(8 * cells <= self.MAX_EXPANSION * size, path,
                     f"declares {info.num_rows} rows of {info.num_columns} columns, more than a file of {size} bytes "

@@ -1,4 +1,4 @@
-"""Write a small saved model and the predictions it must give, for tests/test_saved_models.py.
+"""Write a small saved model and the predictions it must give, for tests/test_hardening_state.py.
 
     PYTHONPATH=src KERAS_BACKEND=jax python tests/data/make_saved_model.py tests/data/biased_dot_v3
 
