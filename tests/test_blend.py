@@ -85,9 +85,10 @@ def test_saves_and_loads_with_identical_predictions(blend, data, tmp_path):
     np.testing.assert_array_equal(again.predict(r["user_id"], r["item_id"]), blend.predict(r["user_id"], r["item_id"]))
     assert [m.model for m in again.members] == ["bayesian", "biased_dot", "baseline"]
     meta = json.loads((tmp_path / "b" / "blend.json").read_text())
+    assert meta["format_version"] == 2 and (tmp_path / "b" / "MANIFEST.json").is_file()
     meta["weights"] = meta["weights"][:1]
     (tmp_path / "b" / "blend.json").write_text(json.dumps(meta))
-    with pytest.raises(rc.errors.IntegrityError, match="blend.json: not a saved Blend"):
+    with pytest.raises(rc.errors.IntegrityError, match=r"blend.json: size \d+ bytes, expected \d+ \(truncated"):
         rc.Blend.load(tmp_path / "b")
     with pytest.raises(rc.errors.MissingFileError, match=r"nothing: blend.json missing: not a saved Blend"):
         rc.Blend.load(tmp_path / "nothing")

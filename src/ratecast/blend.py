@@ -10,7 +10,6 @@ has not rated by that blended rating, and saves to and loads from a folder like 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -21,13 +20,21 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from . import metrics as M
+from . import manifest, metrics as M
 from .datasets.dataset import Dataset
-from .errors import IntegrityError, MissingFileError, NotFittedError
+from .errors import MissingFileError, NotFittedError
+from .integrity import NoneType, check_fields, finite, require
+from .io import read_json_object
 from .recommender import Recommender, _check_dataset, _check_flag, _id_array
 from .split import validation_split as _validation_split
 from .state import BLEND_META as META, META as RECOMMENDER_META
 from .topn import KS as TOPN_KS, LONG_TAIL
+
+FORMAT_VERSION = 2  # 1: saved before blends were checksummed (no format_version, no MANIFEST.json)
+#: every key of blend.json and its JSON kinds
+SCHEMA = {"kind": (str,), "format_version": (int,), "members": (int,), "weights": (list,), "intercept": (float,),
+          "validation_split": (float,), "random_state": (int, NoneType), "refit": (bool,), "validation": (dict,),
+          "fit_seconds": (float,)}
 
 
 class Blend:
@@ -186,38 +193,68 @@ class Blend:
                         overwrite_hint="pass overwrite=True") as tmp:
             for k, m in enumerate(self.members):
                 m.state_.save(_member_dir(tmp, k, create=True))
-            write_json(tmp / META, {"kind": "blend", "members": len(self.members),
+            write_json(tmp / META, {"kind": "blend", "format_version": FORMAT_VERSION, "members": len(self.members),
                                     "weights": [float(w) for w in self.weights_], "intercept": float(self.intercept_),
                                     "validation_split": self.validation_split, "random_state": self.random_state,
                                     "refit": self.refit, "validation": self.validation_,
                                     "fit_seconds": self.fit_seconds_})
+            manifest.write(tmp)
         return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Blend":
-        """Load a blend written by :meth:`save` (each member's files are verified as :meth:`Recommender.load` does)."""
+        """Load a blend written by :meth:`save`: ``blend.json`` and every file are verified against the folder's
+        ``MANIFEST.json``, every key of ``blend.json`` is checked, and each member is loaded as
+        :meth:`Recommender.load` does (:class:`~ratecast.errors.IntegrityError` when anything was corrupted)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a folder path, got {path!r}")
         path = Path(path)
-        meta_path = path / META
-        try:
-            meta = json.loads(meta_path.read_text())
-        except FileNotFoundError:
-            if (path / RECOMMENDER_META).is_file():
-                raise MissingFileError("a saved Recommender, not a Blend: load it with ratecast.Recommender.load",
-                                       path=str(path)) from None
-            raise MissingFileError(f"{META} missing: not a saved Blend", path=str(path)) from None
-        except (OSError, ValueError) as exc:
-            raise IntegrityError(f"{meta_path}: unreadable ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("kind") != "blend" or not isinstance(meta.get("weights"), list) \
-                or meta.get("members") != len(meta["weights"]):
-            raise IntegrityError(f"{meta_path}: not a saved Blend (kind, members and weights do not agree)")
+        meta = read_meta(path)
         members = [Recommender.load(_member_dir(path, k)) for k in range(meta["members"])]
         blend = cls(members, validation_split=meta["validation_split"], random_state=meta["random_state"],
                     refit=meta["refit"])
         blend.weights_ = np.asarray(meta["weights"], dtype="float64")
         blend.intercept_ = float(meta["intercept"])
-        blend.validation_ = meta.get("validation", {})
-        blend.fit_seconds_ = float(meta.get("fit_seconds", 0.0))
+        blend.validation_ = meta["validation"]
+        blend.fit_seconds_ = float(meta["fit_seconds"])
         return blend
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    """The checked contents of a saved blend's ``blend.json`` (verified against ``MANIFEST.json`` first).
+
+    Format 1 (blends saved before they were checksummed) has neither ``format_version`` nor ``MANIFEST.json``; it is
+    read with the same checks of every key, its members verified by their own manifests.
+    """
+    path = folder / META
+    if not path.is_file():
+        if (folder / RECOMMENDER_META).is_file():
+            raise MissingFileError("a saved Recommender, not a Blend: load it with ratecast.Recommender.load",
+                                   path=str(folder))
+        raise MissingFileError(f"{META} missing: not a saved Blend", path=str(folder))
+    sealed = (folder / manifest.MANIFEST).is_file()
+    if sealed:
+        manifest.verify(folder, required=(META,))
+    meta = read_json_object(path)
+    if not sealed:
+        if "format_version" in meta:
+            manifest.verify(folder)  # raises: the manifest of a checksummed blend is missing
+        meta = {**meta, "format_version": 1}
+    check_fields(meta, SCHEMA, path)
+    require(meta["kind"] == "blend", path, f"field 'kind' must be 'blend', got {meta['kind']!r}")
+    require(meta["format_version"] in (1, FORMAT_VERSION), path,
+            f"format_version {meta['format_version']!r} is not supported (expected 1 or {FORMAT_VERSION})")
+    n, weights = meta["members"], meta["weights"]
+    require(n >= 1, path, f"field 'members' must be at least 1, got {n}")
+    require(len(weights) == n, path, f"field 'weights' must hold one weight per member ({n}), got {len(weights)}")
+    require(all(finite(w) and w >= 0 for w in weights), path,
+            f"field 'weights' must hold finite numbers >= 0, got {weights}")
+    require(finite(meta["intercept"]), path, f"field 'intercept' must be a finite number, got {meta['intercept']!r}")
+    require(finite(meta["validation_split"]) and 0 < meta["validation_split"] < 1, path,
+            f"field 'validation_split' must be a number in (0, 1), got {meta['validation_split']!r}")
+    require(finite(meta["fit_seconds"]) and meta["fit_seconds"] >= 0, path,
+            f"field 'fit_seconds' must be a finite number >= 0, got {meta['fit_seconds']!r}")
+    return meta
 
 
 def _member_dir(folder: Path, k: int, create: bool = False) -> Path:

@@ -2,23 +2,29 @@
 
 A saved state is a folder::
 
-    recommender.json   configs, scale, vocabularies, encoder, history (plain JSON)
+    recommender.json   format version, the resolved model and training configs, scale, vocabularies, encoder,
+                       history (plain JSON)
     model.weights.h5   the Keras weights (feature tables included)
     arrays.npz         baseline biases and the training (user, item) pairs
     items.parquet      item metadata (optional)
     users.parquet      user metadata (optional)
     MANIFEST.json      sha256 and size of every file, verified on load
 
-Nothing is unpickled, and everything read is checked against bounds derived from the saved arrays before any memory
-is allocated for it.
+:data:`STORED` says where each field of :class:`FittedState` goes; saving, loading and the schema of
+``recommender.json`` all follow it. A model loads from its saved configs alone, so a later change of a default never
+changes or refuses a saved model; older formats are brought to the current one by :func:`migrate`.
+
+Nothing is unpickled, and every size a folder declares is checked against what its files hold (array shapes read
+from their headers) before any memory is allocated for it.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import zipfile
-from dataclasses import dataclass, field, replace
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from numbers import Integral
 from pathlib import Path
@@ -33,9 +39,12 @@ from .datasets.dataset import IdIndex
 from .datasets.scale import RatingScale
 from .errors import IntegrityError, MissingFileError
 from .features import FeatureEncoder
+from .integrity import (ArrayHeader, NoneType, check_fields, finite, h5_headers, is_kind, npz_headers,
+                        require)
+from .io import read_json_object
 from .models import MODELS, ModelConfig, RatingModel, TrainingConfig, split_params
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # older formats load through migrate()
 META = "recommender.json"
 BLEND_META = "blend.json"  # what a saved Blend holds instead (ratecast.blend)
 WEIGHTS = "model.weights.h5"
@@ -136,44 +145,23 @@ class FittedState:
                        baseline=self.baseline.with_user(items, ratings),
                        seen=seen_matrix(u, i, n_users, self.item_index.size))
 
+
     # --- persistence ------------------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
-        """Write every field into the (new, empty) ``folder``, then its manifest."""
+        """Write every field into the (new, empty) ``folder`` as :data:`STORED` says, then its manifest."""
         from . import __version__
 
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "ratecast_version": __version__,
-            "model": self.model_name,
-            "params": self.params,
-            "random_state": self.random_state,
-            "rating_scale": self.rating_scale.to_dict(),
-            "history": self.history,
-            "fit_seconds": self.fit_seconds,
-            "initial_train_metrics": self.initial_train_metrics,
-            "n_train": self.n_train,
-            "encoder": self.encoder.to_dict() if self.encoder is not None else None,
-            "genres": list(self.genres),
-            "user_ids": self.user_index.to_list(),
-            "item_ids": self.item_index.to_list(),
-            "keras_config": self.model.get_config(),
-        }
-        (folder / META).write_text(json.dumps(meta, indent=1, allow_nan=False), encoding="utf-8")
-        self.model.save_weights(folder / WEIGHTS)
-        coo = self.seen.tocoo()
-        np.savez_compressed(folder / ARRAYS, baseline_user=self.baseline.user_bias,
-                            baseline_item=self.baseline.item_bias, baseline_mean=np.array(self.baseline.mean),
-                            seen_users=coo.row.astype("int32"), seen_items=coo.col.astype("int32"))
-        for frame, name in ((self.items, "items.parquet"), (self.users, "users.parquet")):
-            if frame is not None:
-                out = frame.copy()
-                out.columns = [str(c) for c in out.columns]
-                out.to_parquet(folder / name)
+        out = Target(folder, {"format_version": FORMAT_VERSION, "ratecast_version": __version__}, {})
+        for f in fields(self):
+            STORED[f.name].save(getattr(self, f.name), out)
+        (folder / META).write_text(json.dumps(out.meta, indent=1, allow_nan=False), encoding="utf-8")
+        np.savez_compressed(folder / ARRAYS, **out.arrays)
         manifest.write(folder)
 
     @classmethod
     def load(cls, folder: Path) -> "FittedState":
-        """Read a state written by :meth:`save`, verifying checksums and bounds first."""
+        """Read a state written by :meth:`save` (or by an older format, see :func:`migrate`), verifying checksums,
+        types and every declared size before anything is allocated for it."""
         if not folder.is_dir():
             raise MissingFileError("no such folder: expected a saved ratecast model", path=str(folder))
         if not (folder / META).is_file():
@@ -182,133 +170,365 @@ class FittedState:
                                        path=str(folder))
             raise MissingFileError(f"not a saved ratecast model (no {META})", path=str(folder))
         manifest.verify(folder, required=(META, WEIGHTS, ARRAYS))
-        meta = _read_meta(folder / META)
-        return _state_from(folder, meta)
+        meta = migrate(read_json_object(folder / META), folder / META)
+        check_fields(meta, meta_schema(), folder / META)
+        src = Source(folder, meta, {})
+        # the model last: everything it is built from is checked first
+        is_model = {name: isinstance(stored, Weights) for name, stored in STORED.items()}
+        for name in [n for n in STORED if not is_model[n]]:
+            src.loaded[name] = STORED[name].load(src)
+        extra = sorted(set(src.npz_headers) - src.arrays_read)
+        require(not extra, folder / ARRAYS, f"unexpected array(s) {extra}")
+        for name in [n for n in STORED if is_model[n]]:
+            src.loaded[name] = STORED[name].load(src)
+        return cls(**src.loaded)
 
 
-# --- loading, with every field checked --------------------------------------------------------------------------
-def _read_meta(path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IntegrityError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise IntegrityError(f"{path}: expected a JSON object, got {type(meta).__name__}")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise IntegrityError(f"{path}: format_version {meta.get('format_version')!r} is not supported "
-                             f"(expected {FORMAT_VERSION}); retrain and save the model with this ratecast version")
-    expected = {"model": str, "params": dict, "rating_scale": dict, "history": dict, "fit_seconds": (int, float),
-                "initial_train_metrics": dict, "n_train": int, "genres": list, "user_ids": list, "item_ids": list,
-                "keras_config": dict}
-    for name, kind in expected.items():
-        if name not in meta:
-            raise IntegrityError(f"{path}: field {name!r} is missing: the folder is incomplete or was written by "
-                                 "another ratecast version")
-        if not isinstance(meta[name], kind) or isinstance(meta[name], bool):
-            raise IntegrityError(f"{path}: field {name!r} must be {_kind(kind)}, got {type(meta[name]).__name__}")
-    return meta
+# --- how each field is stored --------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    """What :meth:`FittedState.save` writes: the folder, the JSON of ``META`` and the arrays of ``ARRAYS``."""
+
+    folder: Path
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
 
 
-def _kind(kind) -> str:
-    names = {str: "a string", dict: "an object", list: "a list", int: "an integer"}
-    return names.get(kind, "a number")
+@dataclass
+class Source:
+    """What :meth:`FittedState.load` reads from: the folder, its (checked) JSON and the fields loaded so far."""
 
+    folder: Path
+    meta: dict[str, Any]
+    loaded: dict[str, Any]
+    arrays_read: set[str] = field(default_factory=set)
 
-def _check(cond: bool, path: Path, message: str) -> None:
-    if not cond:
-        raise IntegrityError(f"{path}: {message}")
+    @property
+    def path(self) -> Path:
+        return self.folder / META
 
+    @cached_property
+    def npz_headers(self) -> dict[str, ArrayHeader]:
+        return npz_headers(self.folder / ARRAYS)
 
-def _index(ids: list, path: Path, what: str) -> IdIndex:
-    _check(len(ids) > 0, path, f"{what} is empty")
-    _check(all((isinstance(v, (int, str)) and not isinstance(v, bool)) or (isinstance(v, float) and math.isfinite(v))
-               for v in ids), path, f"{what} must hold integer, number or text ids")
-    index = IdIndex(ids)
-    _check(len(index) == len(ids), path, f"{what} holds duplicate ids")
-    return index
-
-
-def _state_from(folder: Path, meta: dict[str, Any]) -> FittedState:
-    path = folder / META
-    name = meta["model"]
-    _check(name in MODELS, path, f"unknown model {name!r} (expected one of {sorted(MODELS)})")
-    try:
-        mcfg, tcfg = split_params(name, meta["params"])
-        scale = RatingScale(**meta["rating_scale"])
-    except (TypeError, ValueError) as exc:
-        raise IntegrityError(f"{path}: invalid configuration ({exc})") from None
-    users, items = _index(meta["user_ids"], path, "user_ids"), _index(meta["item_ids"], path, "item_ids")
-    kc = dict(meta["keras_config"])
-    # sizes come from the saved vocabularies, never from the config alone
-    for key, value in (("n_users", users.size), ("n_items", items.size)):
-        _check(kc.get(key) == value, path, f"keras_config {key}={kc.get(key)!r} does not match the {value - 1} "
-                                           "saved ids")
-    saved, current = kc.get("config"), mcfg.to_dict()
-    if isinstance(saved, dict) and saved != current:
-        newer = sorted(set(current) - set(saved))
-        _check(not newer, path, f"the model was saved by a ratecast version without the option(s) {newer}; retrain "
-                                "and save it with this version")
-    _check(saved == current, path, "keras_config config differs from the saved params")
-    for key in ("item_feature_dim", "user_feature_dim"):
-        v = kc.get(key)
-        _check(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100_000, path,
-               f"keras_config {key} must be an integer in [0, 100000], got {v!r}")
-    weights_bytes = (folder / WEIGHTS).stat().st_size
-    needed = 4 * (users.size + items.size) * mcfg.embedding_dim
-    _check(needed <= weights_bytes, path, f"the config needs at least {needed} bytes of embeddings but "
-                                          f"{WEIGHTS} holds {weights_bytes}")
-    encoder = None
-    if meta.get("encoder") is not None:
+    def array(self, name: str, kinds: str, shape: tuple[int, ...] | None = None, max_len: int = 0) -> np.ndarray:
+        """Array ``name`` of ``ARRAYS``, once its header shows a dtype of ``kinds`` (numpy kind letters) and either
+        ``shape`` or a vector of at most ``max_len`` values."""
+        path = self.folder / ARRAYS
+        head = self.npz_headers.get(name)
+        require(head is not None, path, f"array {name!r} is missing")
+        require(head.dtype.kind in kinds, path, f"array {name!r} has dtype {head.dtype}, expected kind {kinds!r}")
+        if shape is not None:
+            require(head.shape == shape, path, f"array {name!r} has shape {head.shape}, expected {shape}")
+        else:
+            require(len(head.shape) == 1 and head.shape[0] <= max_len, path,
+                    f"array {name!r} has shape {head.shape}, expected a vector of at most {max_len} values")
         try:
-            encoder = FeatureEncoder.from_dict(meta["encoder"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(f"{path}: invalid encoder ({exc})") from None
-    arrays = _read_arrays(folder / ARRAYS, users.size, items.size)
+            with np.load(path, allow_pickle=False) as npz:
+                value = npz[name]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise IntegrityError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+        self.arrays_read.add(name)
+        return value
+
+
+class Json:
+    """A field stored under ``key`` of ``META``, a JSON value of ``kinds``; ``dump`` turns the field into that
+    value and ``load(value, source)`` checks it and turns it back."""
+
+    def __init__(self, key: str, kinds: tuple[type, ...], dump: Callable[[Any], Any] = lambda v: v,
+                 load: Callable[[Any, Source], Any] = lambda v, src: v):
+        self.key, self.kinds, self.dump, self.read = key, kinds, dump, load
+
+    def schema(self) -> dict[str, tuple[type, ...]]:
+        return {self.key: self.kinds}
+
+    def save(self, value: Any, out: Target) -> None:
+        out.meta[self.key] = None if value is None else self.dump(value)
+
+    def load(self, src: Source) -> Any:
+        value = src.meta[self.key]
+        return None if value is None else self.read(value, src)
+
+
+class Arrays:
+    """A field stored as arrays of ``ARRAYS``: ``dump`` gives them by name, ``load(source)`` reads them back."""
+
+    def __init__(self, dump: Callable[[Any], dict[str, np.ndarray]], load: Callable[[Source], Any]):
+        self.dump, self.load = dump, load
+
+    def schema(self) -> dict[str, tuple[type, ...]]:
+        return {}
+
+    def save(self, value: Any, out: Target) -> None:
+        out.arrays.update(self.dump(value))
+
+
+class Frame:
+    """An optional table stored as the parquet file ``name``."""
+
+    #: a table may hold at most this many times its file's size once read (8 bytes a cell): a bound far above what
+    #: parquet's encodings reach on metadata tables, far below what a crafted file could declare
+    MAX_EXPANSION = 1000
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def schema(self) -> dict[str, tuple[type, ...]]:
+        return {}
+
+    def save(self, value: pd.DataFrame | None, out: Target) -> None:
+        if value is not None:
+            frame = value.copy()
+            frame.columns = [str(c) for c in frame.columns]
+            frame.to_parquet(out.folder / self.name)
+
+    def load(self, src: Source) -> pd.DataFrame | None:
+        path = src.folder / self.name
+        if not path.exists():
+            return None
+        try:
+            import pyarrow.parquet as pq
+
+            info = pq.read_metadata(path)
+            cells, size = info.num_rows * max(info.num_columns, 1), path.stat().st_size
+            require(8 * cells <= self.MAX_EXPANSION * size, path,
+                    f"declares {info.num_rows} rows of {info.num_columns} columns, more than a file of {size} bytes "
+                    "can hold")
+            return pd.read_parquet(path)
+        except IntegrityError:
+            raise
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise IntegrityError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+
+
+class Weights:
+    """The Keras model: its weights in ``WEIGHTS``, and under ``keras_config`` of ``META`` the network settings that
+    no other field holds (the model config, vocabulary sizes and rating scale come from their own fields)."""
+
+    #: network settings rebuilt from other fields on load
+    DERIVED = ("config", "n_users", "n_items", "rating_scale", "random_init")
+    #: the saved network settings and their JSON kinds
+    SETTINGS = {"global_mean": (float,), "item_feature_dim": (int,), "user_feature_dim": (int,),
+                "seed": (int, NoneType), "name": (str,)}
+    MAX_FEATURE_DIM = 100_000
+
+    def schema(self) -> dict[str, tuple[type, ...]]:
+        return {"keras_config": (dict,)}
+
+    def save(self, model: RatingModel, out: Target) -> None:
+        out.meta["keras_config"] = {k: v for k, v in model.get_config().items() if k not in self.DERIVED}
+        model.save_weights(out.folder / WEIGHTS)
+
+    def load(self, src: Source) -> RatingModel:
+        path, loaded = src.path, src.loaded
+        settings = src.meta["keras_config"]
+        check_fields(settings, self.SETTINGS, path, where="keras_config key")
+        require(finite(settings["global_mean"]), path, f"keras_config global_mean must be finite, got "
+                                                       f"{settings['global_mean']!r}")
+        for key in ("item_feature_dim", "user_feature_dim"):
+            v = settings[key]
+            require(0 <= v <= self.MAX_FEATURE_DIM, path,
+                    f"keras_config {key} must be an integer in [0, {self.MAX_FEATURE_DIM}], got {v!r}")
+        config = {**settings, "config": loaded["model_config"].to_dict(), "n_users": loaded["user_index"].size,
+                  "n_items": loaded["item_index"].size, "rating_scale": loaded["rating_scale"].to_dict(),
+                  "random_init": False}
+        name = loaded["model_name"]
+        check_weight_shapes(src.folder, name, config)
+        try:
+            model = build_model(name, config)
+            model.load_weights(src.folder / WEIGHTS)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise IntegrityError(f"{src.folder / WEIGHTS}: weights do not fit the saved model ({exc})") from None
+        bad = [w.path for w in model.weights if not np.isfinite(np.asarray(w)).all()]
+        require(not bad, src.folder / WEIGHTS, f"weights {bad[:3]} hold NaN or infinite values")
+        return model
+
+
+def build_model(name: str, config: dict[str, Any]) -> RatingModel:
+    """The model ``name`` built from its Keras ``config``, every weight allocated (zeros)."""
+    return MODELS[name].from_config(config).build_now()
+
+
+def declared_weights(name: str, config: dict[str, Any]) -> list[tuple[tuple[int, ...], str]]:
+    """(shape, dtype) of every weight the model ``name`` built from ``config`` would have, found by tracing its
+    construction abstractly: nothing is allocated."""
+    import jax
+
+    def weights():
+        return [w.value for w in MODELS[name].from_config(config).build_now().weights]
+
+    return [(tuple(int(s) for s in w.shape), str(w.dtype)) for w in jax.eval_shape(weights)]
+
+
+def check_weight_shapes(folder: Path, name: str, config: dict[str, Any]) -> None:
+    """The weights the saved settings declare are exactly the datasets ``WEIGHTS`` holds (shapes from the file's
+    headers), so that building the model allocates no more than the file holds."""
+    path = folder / META
+    held = Counter((h.shape, str(h.dtype)) for h in h5_headers(folder / WEIGHTS).values())
     try:
-        model = MODELS[name].from_config({**kc, "random_init": False, "rating_scale": scale.to_dict()})
-        model.build_now()
-        model.load_weights(folder / WEIGHTS)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise IntegrityError(f"{folder / WEIGHTS}: weights do not fit the saved model ({exc})") from None
-    bad = [w.path for w in model.weights if not np.isfinite(np.asarray(w)).all()]
-    _check(not bad, folder / WEIGHTS, f"weights {bad[:3]} hold NaN or infinite values")
-    return FittedState(
-        model_name=name, params=meta["params"], random_state=meta.get("random_state"), model_config=mcfg,
-        training_config=tcfg, rating_scale=scale, user_index=users, item_index=items,
-        baseline=Baseline(float(arrays["baseline_mean"]), arrays["baseline_user"], arrays["baseline_item"]),
-        encoder=encoder, seen=seen_matrix(arrays["seen_users"], arrays["seen_items"], users.size, items.size),
-        items=_read_frame(folder / "items.parquet"), users=_read_frame(folder / "users.parquet"),
-        genres=tuple(str(g) for g in meta["genres"]), model=model, history=meta["history"],
-        fit_seconds=float(meta["fit_seconds"]), initial_train_metrics=meta["initial_train_metrics"],
-        n_train=int(meta["n_train"]),
-    )
+        declared = Counter(declared_weights(name, config))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise IntegrityError(f"{path}: invalid model settings ({exc})") from None
+    if declared != held:
+        sizes = {k: config[k] for k in ("n_users", "n_items", "item_feature_dim", "user_feature_dim")}
+        sizes.update({k: v for k, v in config["config"].items() if isinstance(v, int) and not isinstance(v, bool)})
+        def largest_first(c: Counter) -> list:
+            return sorted(c.elements(), key=lambda w: (-int(np.prod(w[0], dtype=object)), w))
+
+        missing, extra = largest_first(declared - held), largest_first(held - declared)
+        raise IntegrityError(
+            f"{path}: the saved sizes ({', '.join(f'{k}={v}' for k, v in sizes.items())}) declare weights "
+            f"{_shapes(missing)} that {WEIGHTS} does not hold (it holds {_shapes(extra) or 'no others'} instead)")
 
 
-def _read_arrays(path: Path, n_users: int, n_items: int) -> dict[str, np.ndarray]:
+def _shapes(items: list[tuple[tuple[int, ...], str]]) -> str:
+    listed = ", ".join(f"{shape} {dtype}" for shape, dtype in items[:4])
+    return listed + (f" and {len(items) - 4} more" if len(items) > 4 else "")
+
+
+def _model_name(value: str, src: Source) -> str:
+    require(value in MODELS, src.path, f"unknown model {value!r} (expected one of {sorted(MODELS)})")
+    return value
+
+
+def _resolved(make: Callable[[dict], Any], names: set[str], value: dict[str, Any], src: Source, key: str):
+    missing = sorted(names - set(value))
+    require(not missing, src.path, f"{key} lacks the option(s) {missing}: the model was saved by a ratecast version "
+                                   "without them; retrain and save it with this version")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in ("baseline_user", "baseline_item", "baseline_mean", "seen_users",
-                                          "seen_items")}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise IntegrityError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
-    _check(arrays["baseline_user"].shape == (n_users,), path, "baseline_user does not match the user ids")
-    _check(arrays["baseline_item"].shape == (n_items,), path, "baseline_item does not match the item ids")
-    _check(arrays["baseline_mean"].shape == () and np.isfinite(arrays["baseline_mean"]), path,
-           "baseline_mean must be one finite number")
-    for key in ("baseline_user", "baseline_item"):
-        _check(bool(np.isfinite(arrays[key]).all()), path, f"{key} holds non-finite values")
-    su, si = arrays["seen_users"], arrays["seen_items"]
-    _check(su.shape == si.shape and su.ndim == 1 and su.dtype.kind in "iu" and si.dtype.kind in "iu", path,
-           "seen_users and seen_items must be integer vectors of one length")
-    _check(len(su) == 0 or (su.min() >= 1 and su.max() < n_users and si.min() >= 1 and si.max() < n_items), path,
-           "seen pairs index users or items that do not exist")
-    return arrays
+        return make(value)
+    except (TypeError, ValueError) as exc:
+        raise IntegrityError(f"{src.path}: invalid {key} ({exc})") from None
 
 
-def _read_frame(path: Path) -> pd.DataFrame | None:
-    if not path.exists():
-        return None
+def _model_config(value: dict, src: Source) -> ModelConfig:
+    cls = MODELS[src.loaded["model_name"]].config_class
+    return _resolved(cls.from_dict, cls.field_names(), value, src, "model_config")
+
+
+def _training_config(value: dict, src: Source) -> TrainingConfig:
+    return _resolved(lambda d: TrainingConfig(**d), TrainingConfig.field_names(), value, src, "training_config")
+
+
+def _rating_scale(value: dict, src: Source) -> RatingScale:
     try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types
-        raise IntegrityError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+        return RatingScale(**value)
+    except (TypeError, ValueError) as exc:
+        raise IntegrityError(f"{src.path}: invalid rating_scale ({exc})") from None
+
+
+def _index(what: str) -> Callable[[list, Source], IdIndex]:
+    def load(ids: list, src: Source) -> IdIndex:
+        require(len(ids) > 0, src.path, f"{what} is empty")
+        require(all(is_kind(v, (int, str)) or finite(v) for v in ids), src.path,
+                f"{what} must hold integer, number or text ids")
+        index = IdIndex(ids)
+        require(len(index) == len(ids), src.path, f"{what} holds duplicate ids")
+        return index
+    return load
+
+
+def _encoder(value: dict, src: Source) -> FeatureEncoder:
+    try:
+        return FeatureEncoder.from_dict(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"{src.path}: invalid encoder ({exc})") from None
+
+
+def _number(key: str, minimum: float, cast: type) -> Callable[[Any, Source], Any]:
+    def load(value, src: Source):
+        require(finite(value) and value >= minimum, src.path, f"{key} must be a finite number >= {minimum}, got "
+                                                              f"{value!r}")
+        return cast(value)
+    return load
+
+
+def _baseline(src: Source) -> Baseline:
+    n_users, n_items = src.loaded["user_index"].size, src.loaded["item_index"].size
+    user = src.array("baseline_user", "f", (n_users,))
+    item = src.array("baseline_item", "f", (n_items,))
+    mean = src.array("baseline_mean", "f", ())
+    for key, value in (("baseline_user", user), ("baseline_item", item), ("baseline_mean", mean)):
+        require(bool(np.isfinite(value).all()), src.folder / ARRAYS, f"{key} holds non-finite values")
+    return Baseline(float(mean), user, item)
+
+
+def _seen(src: Source) -> sp.csr_matrix:
+    n_users, n_items = src.loaded["user_index"].size, src.loaded["item_index"].size
+    most = (n_users - 1) * (n_items - 1)  # one per known (user, item) pair
+    su = src.array("seen_users", "iu", max_len=most)
+    si = src.array("seen_items", "iu", (len(su),))
+    require(len(su) == 0 or (su.min() >= 1 and su.max() < n_users and si.min() >= 1 and si.max() < n_items),
+            src.folder / ARRAYS, "seen pairs index users or items that do not exist")
+    return seen_matrix(su, si, n_users, n_items)
+
+
+def _seen_arrays(seen: sp.csr_matrix) -> dict[str, np.ndarray]:
+    coo = seen.tocoo()
+    return {"seen_users": coo.row.astype("int32"), "seen_items": coo.col.astype("int32")}
+
+
+#: how every field of :class:`FittedState` is stored, in the order of its fields
+STORED: dict[str, Json | Arrays | Frame | Weights] = {
+    "model_name": Json("model", (str,), load=_model_name),
+    "params": Json("params", (dict,)),  # the options as given: a record only, never read back into a config
+    "random_state": Json("random_state", (int, NoneType)),
+    "model_config": Json("model_config", (dict,), dump=lambda c: c.to_dict(), load=_model_config),
+    "training_config": Json("training_config", (dict,), dump=lambda c: c.to_dict(), load=_training_config),
+    "rating_scale": Json("rating_scale", (dict,), dump=lambda s: s.to_dict(), load=_rating_scale),
+    "user_index": Json("user_ids", (list,), dump=lambda i: i.to_list(), load=_index("user_ids")),
+    "item_index": Json("item_ids", (list,), dump=lambda i: i.to_list(), load=_index("item_ids")),
+    "baseline": Arrays(lambda b: {"baseline_user": b.user_bias, "baseline_item": b.item_bias,
+                                  "baseline_mean": np.array(b.mean)}, _baseline),
+    "encoder": Json("encoder", (dict, NoneType), dump=lambda e: e.to_dict(), load=_encoder),
+    "seen": Arrays(_seen_arrays, _seen),
+    "items": Frame("items.parquet"),
+    "users": Frame("users.parquet"),
+    "genres": Json("genres", (list,), dump=list, load=lambda v, src: tuple(str(g) for g in v)),
+    "model": Weights(),
+    "history": Json("history", (dict,)),
+    "fit_seconds": Json("fit_seconds", (float,), load=_number("fit_seconds", 0, float)),
+    "initial_train_metrics": Json("initial_train_metrics", (dict,)),
+    "n_train": Json("n_train", (int,), load=_number("n_train", 0, int)),
+}
+if list(STORED) != [f.name for f in fields(FittedState)]:  # pragma: no cover - caught by any import
+    raise RuntimeError("state.STORED must list every field of FittedState, in order")
+
+
+def meta_schema() -> dict[str, tuple[type, ...]]:
+    """Every key of ``META`` in the current format and its JSON kinds (derived from :data:`STORED`)."""
+    schema = {"format_version": (int,), "ratecast_version": (str,)}
+    for stored in STORED.values():
+        schema.update(stored.schema())
+    return schema
+
+
+# --- older formats ------------------------------------------------------------------------------------------------
+def migrate(meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The contents of a ``META`` of any supported format, as the current format writes them.
+
+    * Format 3 (current): the resolved model and training configs are saved; loading reads them alone.
+    * Format 2 kept the resolved model config in ``keras_config["config"]`` (with the vocabulary sizes and rating
+      scale, which format 3 takes from their own fields) and no training config. Its training config is resolved from
+      the saved ``params`` with this version's training defaults, as format 2 itself did on load: a record of how the
+      model was fitted, which no prediction reads.
+    """
+    version = meta.get("format_version")
+    if version == FORMAT_VERSION:
+        return meta
+    require(version == 2, path, f"format_version {version!r} is not supported (expected 2 or {FORMAT_VERSION}); "
+                                "retrain and save the model with this ratecast version")
+    kc = meta.get("keras_config")
+    require(isinstance(kc, dict) and isinstance(kc.get("config"), dict), path,
+            "keras_config config must be an object (format 2)")
+    name, params = meta.get("model"), meta.get("params")
+    require(name in MODELS and isinstance(params, dict), path, f"model {name!r} and its params do not describe a "
+                                                               "ratecast model")
+    try:
+        _, training = split_params(name, params)
+    except ValueError as exc:
+        raise IntegrityError(f"{path}: invalid params ({exc})") from None
+    return {**meta, "format_version": FORMAT_VERSION, "model_config": kc["config"],
+            "training_config": training.to_dict(),
+            "keras_config": {k: v for k, v in kc.items() if k not in Weights.DERIVED}}
