@@ -58,6 +58,14 @@ def test_saved_models_keep_loading(name):
     assert rec.model_config_.embedding_dim == 2 and rec.training_config_.epochs == 2
 
 
+def test_saved_models_keep_loading_when_an_option_is_renamed(tmp_path):
+    folder = copy_of("biased_dot_v3", tmp_path)
+    edit(folder, lambda meta: {**meta, "params": {**meta["params"], "an_option_of_an_older_version": 3}})
+    rec = rc.Recommender.load(folder)
+    assert_predicts_as_saved(rec, "biased_dot_v3")
+    assert rec.params["an_option_of_an_older_version"] == 3  # kept as the record of what was given
+
+
 @pytest.mark.parametrize("name", FORMATS)
 def test_saved_models_keep_loading_when_a_default_changes(name, monkeypatch):
     cls = MODELS["biased_dot"].config_class

@@ -26,7 +26,7 @@ from . import topn
 from .datasets.dataset import Dataset, IdIndex
 from .datasets.scale import RatingScale
 from .datasets.validate import _plain
-from .errors import DataError, IntegrityError, NotFittedError, UnknownIdError
+from .errors import DataError, NotFittedError, UnknownIdError
 from .features import FeatureEncoder, day_numbers
 from .models import MODELS, split_params
 from .ranking import Candidates, Scorer, check_min_ratings, popular
@@ -737,10 +737,10 @@ class Recommender:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a folder path, got {path!r}")
         state = FittedState.load(Path(path))
-        try:
-            rec = cls(state.model_name, random_state=state.random_state, **state.params)
-        except ValueError as exc:
-            raise IntegrityError(f"{Path(path) / 'recommender.json'}: invalid settings ({exc})") from None
+        # the saved configs define the model; the options given at fit are kept as a record, not checked against
+        # today's options (a renamed or removed option must not stop a saved model from loading)
+        rec = cls(state.model_name, random_state=state.random_state)
+        rec.params = dict(state.params)
         rec._set_state(state)
         return rec
 
