@@ -22,3 +22,21 @@ def test_rating_scale_with_overflowing_or_too_many_levels_is_one_line_error(tmp_
         load_ratings(p, rating_scale=tuple(float(v) for v in scale.split(",")))
     with pytest.raises(ValueError, match="at most 10000"):
         RatingScale(*(float(v) for v in scale.split(",")))
+
+
+# --- case: a duplicate key in a metadata file showed np.int64(356) and no line numbers -----------------------------
+def test_duplicate_metadata_key_names_the_id_as_written_and_its_lines(tmp_path):
+    ratings = write(tmp_path, "user_id,item_id,rating\n1,356,4\n2,7,3\n")
+    items = write(tmp_path, "item_id,title\n7,A (1990)\n356,B (1991)\n8,C\n356,D (1992)\n", "items.csv")
+    with pytest.raises(DataError, match=r"items.csv, line 5: duplicate item_id 356 in key column 'item_id' on "
+                                        r"lines 3, 5$") as err:
+        load_ratings(ratings, items=items)
+    assert "np." not in str(err.value)
+    res = cli("data", "info", ratings, "--items", items)
+    one_line_error(res, 1, "duplicate item_id 356", "lines 3, 5")
+    users = tmp_path / "users.parquet"
+    import pandas as pd
+
+    pd.DataFrame({"user_id": [1, 2, 2], "age": [20, 30, 40]}).to_parquet(users)
+    with pytest.raises(DataError, match=r"users.parquet: duplicate user_id 2 in key column 'user_id' on rows 2, 3$"):
+        load_ratings(ratings, users=users)

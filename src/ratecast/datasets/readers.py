@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from ..errors import DataError, MissingFileError, argument, spelled
 from .dataset import Dataset
 from .scale import RatingScale
-from .validate import Codes, blank_values, text_ids, validate_ratings
+from .validate import Codes, blank_values, check_unique_key, text_ids, validate_ratings
 
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _RATINGS_FILE = "a ratings file (CSV, TSV or Parquet)"
@@ -650,9 +650,9 @@ def _metadata_table(table, key: str, index_name: str, encoding: str, ids: pd.Ser
     if miss.any():
         row = int(np.flatnonzero(miss)[0])
         raise DataError(f"missing value in key column {key!r} (row {row + 1})", path=where)
-    dup = df[key].duplicated()
-    if dup.any():
-        raise DataError(f"duplicate {index_name} {df[key][dup].iloc[0]!r} in key column {key!r}", path=where)
+    delimited = not isinstance(table, pd.DataFrame) and not _is_parquet(Path(table))
+    check_unique_key(df[key], what=index_name, path=where, first_line=2 if delimited else 1,
+                     unit="line" if delimited else "row", detail=f" in key column {key!r}")
     return df.rename(columns={key: index_name}).set_index(index_name)
 
 

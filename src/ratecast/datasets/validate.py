@@ -18,9 +18,12 @@ _CANONICAL_INTEGER = r"0|-?[1-9]\d*"  # how str(int) writes an integer: no sign 
 _TIMESTAMP = "timestamp must be a number (seconds since 1970) or a date"
 
 
-def _plain(value):
+def plain_value(value):
     """numpy scalars as plain Python values, so messages read ``6`` rather than ``np.int64(6)``."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+_plain = plain_value
 
 
 Fail = Callable[..., None]
@@ -389,11 +392,18 @@ def check_table(
         bad = ~pd.to_numeric(df[col], errors="coerce").isin([0, 1]).to_numpy()
         if bad.any():
             fail(bad, f"genre flag {col!r} must be 0 or 1", col)
-    dup = df[key].duplicated(keep=False).to_numpy()
-    if dup.any():
-        value = df[key].iloc[int(np.flatnonzero(dup)[0])]
-        rows = np.flatnonzero((df[key] == value).to_numpy())
-        lines = ", ".join(str(first_line + int(r)) for r in rows[:5])
-        raise DataError(
-            f"duplicate {key} {_plain(value)!r} on lines {lines}", path=path, line=first_line + int(rows[-1])
-        )
+    check_unique_key(df[key], what=key, path=path, first_line=first_line)
+
+
+def check_unique_key(column: pd.Series, *, what: str, path: str, first_line: int = 1, unit: str = "line",
+                     detail: str = "") -> None:
+    """Raise :class:`DataError` if a value of the key ``column`` repeats: the value as the column holds it (``356``,
+    ``'abc'``) and the first few of its ``unit``s (row ``i`` is ``first_line + i``); ``detail`` follows the value."""
+    dup = column.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    value = column.iloc[int(np.flatnonzero(dup)[0])]
+    rows = np.flatnonzero((column == value).to_numpy())
+    shown = ", ".join(str(first_line + int(r)) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    raise DataError(f"duplicate {what} {plain_value(value)!r}{detail} on {unit}s {shown}", path=path,
+                    line=first_line + int(rows[1]) if unit == "line" else None)
