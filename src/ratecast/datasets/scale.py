@@ -37,7 +37,7 @@ class RatingScale:
             )
         n = (self.maximum - self.minimum) / self.step
         if not np.isfinite(n) or n + 1 > MAX_VALUES + 1e-6:  # checked first: round() of an overflow raises
-            levels = "more than 1e308" if not np.isfinite(n) else f"{n + 1:.6g}"
+            levels = "more than 1e308" if not np.isfinite(n) else str(round(n) + 1)
             raise ValueError(
                 f"rating scale {self.minimum:g}..{self.maximum:g} step {self.step:g} has {levels} values; at most "
                 f"{MAX_VALUES} are supported (an outlier rating, or ratings that are not on a scale?)"
