@@ -40,3 +40,16 @@ def test_duplicate_metadata_key_names_the_id_as_written_and_its_lines(tmp_path):
     pd.DataFrame({"user_id": [1, 2, 2], "age": [20, 30, 40]}).to_parquet(users)
     with pytest.raises(DataError, match=r"users.parquet: duplicate user_id 2 in key column 'user_id' on rows 2, 3$"):
         load_ratings(ratings, users=users)
+
+
+# --- case: a file with a byte-order mark (UTF-16, ...) was met with a hint to try latin-1 --------------------------
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_byte_order_mark_selects_the_encoding(tmp_path, encoding):
+    bom = {"utf-16-be": "\ufeff"}.get(encoding, "")  # the codecs without a byte order write no mark themselves
+    ratings = write(tmp_path, bom + "user_id;item_id;rating\nZoë;7;4\nbob;7;3\n", encoding=encoding)
+    items = write(tmp_path, bom + "item_id\ttitle\n7\tAmélie (2001)\n", "items.tsv", encoding=encoding)
+    ds = load_ratings(ratings, items=items)
+    assert ds.ratings["user_id"].tolist() == ["Zoë", "bob"] and ds.ratings["item_id"].tolist() == [7, 7]
+    assert ds.items.loc[7, "title"] == "Amélie (2001)" and ds.items.loc[7, "release_year"] == 2001
+    res = cli("data", "info", ratings, "--items", items, "--json")
+    assert res.code == 0, res.stderr

@@ -53,6 +53,27 @@ def check_encoding(encoding: str, path: Path) -> None:
         ) from None
 
 
+#: byte-order marks and the codec that reads the text after them (longest first: UTF-32 LE starts as UTF-16 LE does)
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def bom_encoding(path: Path) -> str | None:
+    """The encoding a byte-order mark at the start of ``path`` announces (``utf-8-sig``, ``utf-16``, ``utf-32``), or
+    None when the file starts with none (or cannot be read: the reader reports that)."""
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(4)
+    except OSError:
+        return None
+    return next((name for bom, name in BOMS if start.startswith(bom)), None)
+
+
+def file_encoding(path: Path, encoding: str) -> str:
+    """The encoding to read ``path`` with: the one its byte-order mark announces, else ``encoding``."""
+    return bom_encoding(path) or encoding
+
+
 def read_delimited(
     path: str | os.PathLike,
     *,
@@ -73,6 +94,8 @@ def read_delimited(
     path = Path(path)
     check_file(path, expected)
     check_encoding(encoding, path)
+    marked = bom_encoding(path)
+    encoding = marked or encoding
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
@@ -100,6 +123,10 @@ def read_delimited(
             )
     except UnicodeError as exc:
         where = _first_undecodable(path, encoding)
+        if marked is not None:  # another encoding cannot help: the byte-order mark says which one the file claims
+            at = "" if where is None else f" (byte {where[2]!r} at offset {where[1]})"
+            raise DataError(f"cannot be decoded as {encoding}, the encoding its byte-order mark announces{at}: the "
+                            "file is damaged, or not text", path=str(path), line=None if where is None else where[0])
         if where is None:
             raise DataError(
                 f"cannot be decoded as {encoding} ({one_line(exc)}): {_encoding_hint()}",
@@ -210,7 +237,7 @@ def _infer_sep(path: Path, encoding: str) -> str:
     if suffix == ".dat":
         return "::"
     try:
-        with open(path, encoding=encoding, errors="replace") as fh:
+        with open(path, encoding=file_encoding(path, encoding), errors="replace") as fh:
             first = fh.readline()
     except (OSError, UnicodeError):  # reported by the reader itself
         return ","
@@ -534,8 +561,8 @@ def load_ratings(
         fast = arrow_parquet(path, roles)
     else:
         check_encoding(encoding, path)
-        fast = arrow_ratings(path, sep=sep or _infer_sep(path, encoding), encoding=encoding, columns=roles,
-                             written_ids=True)
+        fast = arrow_ratings(path, sep=sep or _infer_sep(path, encoding), encoding=file_encoding(path, encoding),
+                             columns=roles, written_ids=True)
     first_line = 1 if _is_parquet(path) else 2  # a delimited file's first line is its header
     if fast is not None:
         renamed, codes = fast
