@@ -53,3 +53,27 @@ def test_byte_order_mark_selects_the_encoding(tmp_path, encoding):
     assert ds.items.loc[7, "title"] == "Amélie (2001)" and ds.items.loc[7, "release_year"] == 2001
     res = cli("data", "info", ratings, "--items", items, "--json")
     assert res.code == 0, res.stderr
+
+
+# --- case: a Parquet column of lists gave "unhashable type: 'numpy.ndarray'", naming neither file nor column -------
+@pytest.mark.parametrize("values,type_name", [
+    ([[1], [2]], "list<"), ([{"a": 1}, {"a": 2}], "struct<"), ([b"\x00", b"\x01"], "binary"),
+])
+def test_parquet_column_of_unsupported_type_names_file_column_and_type(tmp_path, values, type_name):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    good = write(tmp_path, "user_id,item_id,rating\n1,1,4\n2,1,3\n")
+    p = tmp_path / "r.parquet"
+    pq.write_table(pa.table({"user_id": values, "item_id": [1, 2], "rating": [4.0, 3.0]}), p)
+    with pytest.raises(DataError, match=rf"r.parquet: column 'user_id' is of the Parquet type {type_name}"):
+        load_ratings(p)
+    one_line_error(cli("data", "info", p), 1, "r.parquet", "'user_id'", type_name)
+    items = tmp_path / "items.parquet"
+    pq.write_table(pa.table({"item_id": [1, 2], "tags": values}), items)
+    with pytest.raises(DataError, match=rf"items.parquet: column 'tags' is of the Parquet type {type_name}"):
+        load_ratings(good, items=items)
+    m = pa.array([[("k", 1)], [("k", 2)]], type=pa.map_(pa.string(), pa.int64()))
+    pq.write_table(pa.table({"user_id": [1, 2], "item_id": [1, 2], "rating": m}), p)
+    with pytest.raises(DataError, match=r"r.parquet: column 'rating' is of the Parquet type map<"):
+        load_ratings(p)

@@ -253,11 +253,40 @@ def _is_parquet(path: Path) -> bool:
     return path.suffix.lower() in (".parquet", ".pq")
 
 
+def _unsupported(t: pa.DataType) -> bool:
+    """Whether a Parquet column of type ``t`` holds values no ratings or metadata column can be: lists, structs,
+    maps, unions (nested values) or raw bytes."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return (pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+            or pa.types.is_fixed_size_binary(t))
+
+
+def check_parquet_columns(path: Path, columns=None) -> None:
+    """Raise :class:`DataError` naming the file, column and type if one of ``columns`` (default: every column) of the
+    Parquet file ``path`` is of a type ratecast cannot use (see :func:`_unsupported`). An unreadable file is left to
+    the reader, which reports it."""
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception:  # pyarrow raises several unrelated types; the reader reports them
+        return
+    wanted = None if columns is None else {c for c in columns if c is not None}
+    for field in schema:
+        if (wanted is None or field.name in wanted) and _unsupported(field.type):
+            raise DataError(f"column {field.name!r} is of the Parquet type {field.type}, which cannot be read as ids, "
+                            "ratings or metadata (expected integers, numbers, text, booleans or dates)",
+                            path=str(path))
+
+
 def _read_any(path: Path, *, sep: str | None, encoding: str, expected: str = "a file",
-              id_cols: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A table with a header row; in a delimited file the ``id_cols`` are read as text (see :func:`text_ids`)."""
+              id_cols: tuple[str, ...] = (), used=None) -> pd.DataFrame:
+    """A table with a header row; in a delimited file the ``id_cols`` are read as text (see :func:`text_ids`). In a
+    Parquet file, the ``used`` columns (default: all) must be of a type ratecast reads."""
     if _is_parquet(path):
         check_file(path, expected)
+        check_parquet_columns(path, used)
         try:
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several unrelated types
@@ -558,6 +587,7 @@ def load_ratings(
     check_file(path, _RATINGS_FILE)
     _refuse_other_format(path, "ratings")
     if _is_parquet(path):
+        check_parquet_columns(path, roles.values())
         fast = arrow_parquet(path, roles)
     else:
         check_encoding(encoding, path)
@@ -593,7 +623,8 @@ def load_ratings(
 def _pandas_ratings(path: Path, sep: str | None, encoding: str, roles: dict[str, str | None]) -> pd.DataFrame:
     """The ratings file read by pandas, as the frame (user_id, item_id, rating, timestamp) to validate."""
     user_col, item_col, rating_col, timestamp_col = (roles[r] for r in ("user_id", "item_id", "rating", "timestamp"))
-    df = _read_any(path, sep=sep, encoding=encoding, expected=_RATINGS_FILE, id_cols=(user_col, item_col))
+    df = _read_any(path, sep=sep, encoding=encoding, expected=_RATINGS_FILE, id_cols=(user_col, item_col),
+                   used=roles.values())
     _require_columns(df, {"user_col": user_col, "item_col": item_col, "rating_col": rating_col,
                           "timestamp_col": timestamp_col}, path)
     text = not _is_parquet(path)  # ids were read as text: integers only where written as such ("007" stays text)
@@ -615,7 +646,7 @@ def read_pairs(path: str | os.PathLike, *, user_col: str = "user_id", item_col: 
     path = Path(path)
     _refuse_other_format(path, "pairs")
     df = _read_any(path, sep=sep, encoding=encoding, expected="a pairs file (CSV, TSV or Parquet)",
-                   id_cols=(user_col, item_col))
+                   id_cols=(user_col, item_col), used=(user_col, item_col, timestamp_col))
     columns = _require_columns(df, {"user_col": user_col, "item_col": item_col, "timestamp_col": timestamp_col},
                                path)
     if len(df) == 0:
