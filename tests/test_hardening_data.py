@@ -1,9 +1,12 @@
 """Hardening of the data layer: each test is named after the defect it guards against."""
 
+import json
+
+import pandas as pd
 import pytest
 
 from cli_helpers import cli, one_line_error
-from ratecast.datasets import RatingScale, load_ratings
+from ratecast.datasets import Dataset, RatingScale, load_ratings
 from ratecast.errors import DataError
 
 
@@ -77,3 +80,63 @@ def test_parquet_column_of_unsupported_type_names_file_column_and_type(tmp_path,
     pq.write_table(pa.table({"user_id": [1, 2], "item_id": [1, 2], "rating": m}), p)
     with pytest.raises(DataError, match=r"r.parquet: column 'rating' is of the Parquet type map<"):
         load_ratings(p)
+
+
+# --- case: a repeated (user, item) pair was refused with no way forward ---------------------------------------------
+RERATED = ("user_id,item_id,rating,timestamp\n"
+           "1,10,2,300\n"   # line 2: (1, 10) first rating, latest time
+           "2,10,4,100\n"
+           "1,10,4,100\n"   # line 4: (1, 10) again, earlier
+           "2,20,1,50\n"
+           "2,20,3,50\n"    # line 6: (2, 20) again, same time: file order breaks the tie
+           "1,20,5,10\n")
+
+
+def test_duplicate_ratings_error_names_the_option(tmp_path):
+    p = write(tmp_path, RERATED)
+    with pytest.raises(DataError, match=r"line 2: duplicate rating for \(user_id=1, item_id=10\) on lines 2, 4: .*"
+                                        r"set argument duplicates to 'last' .* or 'mean'"):
+        load_ratings(p, timestamp_col="timestamp")
+    one_line_error(cli("data", "info", p, "--timestamp-col", "timestamp"), 1, "--duplicates", "'last'", "'mean'")
+    one_line_error(cli("data", "info", p, "--duplicates", "newest"), 1, "--duplicates must be one of 'error', "
+                                                                           "'last', 'mean', got 'newest'")
+
+
+def test_duplicate_ratings_last_follows_timestamps_then_file_order(tmp_path):
+    p = write(tmp_path, RERATED)
+    ds = load_ratings(p, timestamp_col="timestamp", duplicates="last")
+    got = {(u, i): (r, t) for u, i, r, t in ds.ratings.itertuples(index=False)}
+    assert got == {(1, 10): (2, 300), (2, 10): (4, 100), (2, 20): (3, 50), (1, 20): (5, 10)}
+    assert ds.ratings["item_id"].tolist() == [10, 10, 20, 20]  # kept rows stay in file order
+    no_time = load_ratings(p, duplicates="last")  # without timestamps: the last row in the file
+    assert {(u, i): r for u, i, r, _ in no_time.ratings.itertuples(index=False)}[(1, 10)] == 4
+    frame = Dataset(pd.read_csv(p), duplicates="last")  # a Dataset built from a frame resolves them the same way
+    assert frame.ratings.sort_values(["user_id", "item_id"]).to_numpy().tolist() == \
+        ds.ratings.sort_values(["user_id", "item_id"]).to_numpy().tolist()
+
+
+def test_duplicate_ratings_mean_is_kept_between_scale_steps(tmp_path):
+    p = write(tmp_path, RERATED)
+    ds = load_ratings(p, timestamp_col="timestamp", duplicates="mean", rating_scale=(1, 5))
+    got = {(u, i): r for u, i, r, _ in ds.ratings.itertuples(index=False)}
+    assert got == {(1, 10): 3.0, (2, 10): 4.0, (2, 20): 2.0, (1, 20): 5.0}
+    odd = write(tmp_path, "user_id,item_id,rating\n1,1,4\n1,1,5\n2,1,3\n2,2,1\n", "odd.csv")
+    mean = load_ratings(odd, duplicates="mean")
+    assert mean.ratings["rating"].tolist() == [4.5, 3.0, 1.0] and mean.rating_scale == RatingScale(1, 5, 1)
+    mean.check_ratings("train")  # 4.5 lies between steps of the 1..5 scale: accepted as a mean
+    with pytest.raises(DataError, match="pair is rated twice.*duplicates='last' or 'mean'"):
+        Dataset(pd.read_csv(odd), rating_scale=(1, 5)).check_ratings("train")
+    res = cli("data", "stats", odd, "--duplicates", "mean", "--json")
+    assert res.code == 0, res.stderr
+    assert json.loads(res.stdout)["rating_distribution"] == {"1": 1, "3": 1, "4.5": 1}
+
+
+def test_duplicates_option_reaches_training_runs(tmp_path):
+    odd = write(tmp_path, "user_id,item_id,rating\n1,1,4\n1,1,5\n2,1,3\n2,2,1\n3,1,2\n3,2,5\n", "odd.csv")
+    res = cli("train", "--data", odd, "--model", "baseline", "--duplicates", "mean", "--out", tmp_path / "run",
+              "-q", "--json")
+    assert res.code == 0, (res.stdout, res.stderr)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["spec"]["data_options"]["duplicates"] == "mean"
+    one_line_error(cli("train", "--data", odd, "--model", "baseline", "--out", tmp_path / "run2", "-q"), 1,
+                   "duplicate rating", "--duplicates")

@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from ..errors import DataError, MissingFileError, argument, spelled
 from .dataset import Dataset
 from .scale import RatingScale
-from .validate import Codes, blank_values, check_unique_key, text_ids, validate_ratings
+from .validate import Codes, blank_values, check_duplicates_option, check_unique_key, text_ids, validate_ratings
 
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _RATINGS_FILE = "a ratings file (CSV, TSV or Parquet)"
@@ -566,6 +566,7 @@ def load_ratings(
     user_key: str | None = None,
     encoding: str = "utf-8",
     name: str | None = None,
+    duplicates: str = "error",
 ) -> Dataset:
     """Load your own ratings from CSV/TSV/Parquet (with a header row) into a :class:`Dataset`.
 
@@ -574,12 +575,17 @@ def load_ratings(
     column names as in the ratings file). A ``genres`` column of ``|``-separated names becomes one 0/1 column per genre;
     a year in parentheses at the end of a title gives ``release_year``.
 
+    ``duplicates``: a (user, item) pair rated on several rows is an error (``"error"``, the default); ``"last"`` keeps
+    its latest rating (by timestamp, file order breaking ties; without timestamps the last row), ``"mean"`` the mean
+    of its ratings (kept as it is, possibly between two steps of the scale).
+
     Ratings files of 1 MiB or more (UTF-8 CSV/TSV with a one-character separator, or Parquet) are read by pyarrow on
     several threads, only the columns named above; the Dataset and every error message are the ones the pandas
     reading of small files gives (a file pyarrow would read otherwise goes to pandas).
     """
     path = Path(path)
     scale = _as_scale(rating_scale)
+    check_duplicates_option(duplicates)
     if sep is not None and (not isinstance(sep, str) or not sep):
         raise DataError(f"{argument('sep')} must be a field separator such as ',' or ';' (or omitted, to infer it "
                         f"from the file), got {sep!r}", path=str(path))
@@ -599,7 +605,8 @@ def load_ratings(
     else:
         renamed, codes = _pandas_ratings(path, sep, encoding, roles), None
     ratings, scale = validate_ratings(renamed, path=str(path), rating_scale=scale, first_line=first_line,
-                                      id_codes=codes, columns={role: col for role, col in roles.items() if col})
+                                      id_codes=codes, columns={role: col for role, col in roles.items() if col},
+                                      duplicates=duplicates)
     item_table = (_metadata_table(items, item_key or item_col, "item_id", encoding, ratings["item_id"],
                                   _key_argument("item", item_key))
                   if items is not None else None)
@@ -617,6 +624,7 @@ def load_ratings(
         rating_scale=scale,
         genres=genres,
         source=str(path),
+        duplicates=duplicates,
     )
 
 

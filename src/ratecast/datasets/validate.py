@@ -10,8 +10,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DataError
+from ..errors import DataError, argument
 from .scale import RatingScale
+
+#: what to do with a (user, item) pair rated more than once: refuse it, keep its latest rating, or keep their mean
+DUPLICATES = ("error", "last", "mean")
 
 _INTEGER = r"[+-]?\d+"
 _CANONICAL_INTEGER = r"0|-?[1-9]\d*"  # how str(int) writes an integer: no sign but '-', no leading zeros, no spaces
@@ -204,6 +207,38 @@ def blank_values(column: pd.Series) -> np.ndarray:
     return miss
 
 
+def check_duplicates_option(duplicates) -> str:
+    """``duplicates`` if it is one of :data:`DUPLICATES`; else :class:`DataError` naming the option and its values."""
+    if not isinstance(duplicates, str) or duplicates not in DUPLICATES:
+        raise DataError(f"{argument('duplicates')} must be one of {', '.join(map(repr, DUPLICATES))}, "
+                        f"got {duplicates!r}")
+    return duplicates
+
+
+def resolve_duplicates(df: pd.DataFrame, duplicates: str) -> pd.DataFrame:
+    """``df`` with each (user_id, item_id) pair once: ``"last"`` keeps the pair's latest row (by timestamp where the
+    rows have one, file order breaking ties; else the last in file order), ``"mean"`` keeps that row with the mean of
+    the pair's ratings (not rounded to the scale). Rows keep their order; ``df`` itself is returned when no pair
+    repeats. ``"error"`` returns ``df`` unchanged (the caller reports repeats)."""
+    if check_duplicates_option(duplicates) == "error" or len(df) < 2:
+        return df
+    keys = ["user_id", "item_id"]
+    if not df.duplicated(keys).any():
+        return df
+    order = np.arange(len(df))
+    if "timestamp" in df.columns and bool(df["timestamp"].notna().any()):
+        ts = pd.to_numeric(df["timestamp"], errors="coerce").to_numpy(dtype="float64")
+        order = np.argsort(ts, kind="stable")  # equal timestamps stay in file order
+    latest = ~df.iloc[order].duplicated(keys, keep="last").to_numpy()
+    kept = np.sort(order[latest])
+    out = df.iloc[kept]
+    if duplicates == "mean":
+        rating = df["rating"].astype("float64")
+        mean = rating.groupby([df["user_id"], df["item_id"]], sort=False).transform("mean").to_numpy()
+        out = out.assign(rating=mean[kept])
+    return out.reset_index(drop=True)
+
+
 def validate_ratings(
     df: pd.DataFrame,
     *,
@@ -213,6 +248,7 @@ def validate_ratings(
     require_timestamp: bool = False,
     id_codes: dict[str, Codes] | None = None,
     columns: dict[str, str] | None = None,
+    duplicates: str = "error",
 ) -> tuple[pd.DataFrame, RatingScale]:
     """Check a (user_id, item_id, rating[, timestamp]) frame; return it with numeric ratings and its scale.
 
@@ -221,8 +257,10 @@ def validate_ratings(
     when the reader already has them (dictionary-encoded columns); text id columns are encoded here otherwise, so
     that their checks look at each distinct id once. Ratings come back as float32 when that holds every rating
     exactly (any scale in halves, quarters or whole numbers), else as float64. ``columns`` maps a role to the
-    column's name in the file, for messages (default: the role's name).
+    column's name in the file, for messages (default: the role's name). A (user, item) pair rated on several rows
+    is an error unless ``duplicates`` is ``"last"`` or ``"mean"`` (see :func:`resolve_duplicates`).
     """
+    check_duplicates_option(duplicates)
     fail = _failer(df, path, first_line)
     if len(df) == 0:
         raise DataError("no ratings: the table has no rows", path=path)
@@ -269,7 +307,11 @@ def validate_ratings(
                 f"(step {rating_scale.step:g})",
                 "rating",
             )
-    _check_unique_pairs(out, path, first_line, codes)
+    if duplicates == "error":
+        _check_unique_pairs(out, path, first_line, codes)
+    else:
+        out = resolve_duplicates(out, duplicates)
+        values = out["rating"].to_numpy()
     if values.dtype != "float32":
         single = values.astype("float32")
         if np.array_equal(single, values):
@@ -351,7 +393,8 @@ def _check_unique_pairs(df: pd.DataFrame, path: str, first_line: int, codes: dic
     lines = ", ".join(str(first_line + int(r)) for r in same[:5])
     raise DataError(
         f"duplicate rating for (user_id={key[0]!r}, item_id={key[1]!r}) on lines {lines}: "
-        "each (user, item) pair may be rated once",
+        f"each (user, item) pair may be rated once; to keep re-ratings set {argument('duplicates')} to 'last' "
+        "(the latest rating) or 'mean' (their mean)",
         path=path,
         line=first_line + int(first),
     )
