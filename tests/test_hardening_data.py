@@ -140,3 +140,20 @@ def test_duplicates_option_reaches_training_runs(tmp_path):
     assert run["spec"]["data_options"]["duplicates"] == "mean"
     one_line_error(cli("train", "--data", odd, "--model", "baseline", "--out", tmp_path / "run2", "-q"), 1,
                    "duplicate rating", "--duplicates")
+
+
+# --- case: one typo rating of 40 silently stretched the inferred scale to 0.5..40 -----------------------------------
+def test_outlier_rating_does_not_stretch_the_inferred_scale(tmp_path):
+    rows = [f"{u},{i},{(u * 7 + i) % 10 / 2 + 0.5:g}" for u in range(1, 21) for i in range(1, 11)]
+    rows[56] = "6,7,40"  # line 58 (the header is line 1)
+    p = write(tmp_path, "user_id,item_id,rating\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"r.csv, line 58: rating 40 \(line 58\) far outside the other ratings "
+                                        r"\(0.5..5\) would stretch the inferred rating scale to 0.5..40: .*"
+                                        r"declare the scale with argument rating_scale"):
+        load_ratings(p)
+    one_line_error(cli("data", "info", p), 1, "rating 40 (line 58)", "--rating-scale")
+    ds = load_ratings(p, rating_scale=(0.5, 40, 0.5))  # declared: the user says 40 is on the scale
+    assert ds.ratings["rating"].max() == 40
+    rows[56] = "6,7,0"  # a zero among 0.5..5 is a plausible scale (0..5 in half stars): inferred as before
+    assert load_ratings(write(tmp_path, "user_id,item_id,rating\n" + "\n".join(rows) + "\n", "z.csv")).rating_scale \
+        == RatingScale(0, 5, 0.5)

@@ -294,6 +294,7 @@ def validate_ratings(
     values = ratings.to_numpy()
     distinct = pd.unique(values)  # a handful of values: the scale is inferred and checked on them
     if rating_scale is None:
+        _refuse_outliers(values, distinct, path, first_line)
         try:
             rating_scale = RatingScale.infer(distinct)
         except ValueError as exc:
@@ -317,6 +318,52 @@ def validate_ratings(
         if np.array_equal(single, values):
             out = out.assign(rating=single)
     return out.reset_index(drop=True), rating_scale
+
+
+OUTLIER_MIN_RATINGS = 100
+
+
+def outlier_ratings(values: np.ndarray) -> np.ndarray | None:
+    """Which ratings lie far from the others, or None if none does. The core of the ratings is what remains without
+    the ``k`` lowest and ``k`` highest (``k`` = 5, or 0.1% of the ratings when that is more); a rating is an outlier
+    when it lies further from the core than the core's width or its largest magnitude, whichever is more (one typo of
+    40 among 1-5 stars; not a 0 among 1-5 stars, nor a few 1s among 4s). Fewer than :data:`OUTLIER_MIN_RATINGS`
+    ratings are not judged: too few to tell a typo from the scale's rarely used end."""
+    n = len(values)
+    k = max(5, -(-n // 1000))
+    if n < OUTLIER_MIN_RATINGS:
+        return None
+    counts = pd.Series(values).value_counts(sort=False)
+    order = np.argsort(counts.index.to_numpy(dtype="float64"))
+    distinct = counts.index.to_numpy(dtype="float64")[order]
+    cumulative = np.cumsum(counts.to_numpy()[order])
+    lo = distinct[np.searchsorted(cumulative, k + 1)]  # the (k+1)-th lowest rating
+    hi = distinct[np.searchsorted(cumulative, n - k)]  # the (k+1)-th highest
+    reach = max(hi - lo, abs(lo), abs(hi)) or 1.0
+    far = (distinct < lo - reach) | (distinct > hi + reach)
+    if not far.any():
+        return None
+    return np.isin(values, distinct[far])
+
+
+def _refuse_outliers(values: np.ndarray, distinct: np.ndarray, path: str, first_line: int) -> None:
+    """Before a scale is inferred from ``values``: a :class:`DataError` naming the lines of ratings that lie far
+    from the others (:func:`outlier_ratings`), which would stretch the inferred scale."""
+    if len(distinct) < 2:
+        return
+    far = outlier_ratings(values)
+    if far is None:
+        return
+    rows = np.flatnonzero(far)
+    shown = ", ".join(f"{float(values[r]):g} (line {first_line + int(r)})" for r in rows[:5])
+    rest = values[~far]
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    raise DataError(
+        f"{'rating' if len(rows) == 1 else 'ratings'} {shown}{more} far outside the other ratings "
+        f"({float(rest.min()):g}..{float(rest.max()):g}) would stretch the inferred rating scale to "
+        f"{float(values.min()):g}..{float(values.max()):g}: correct {'it' if len(rows) == 1 else 'them'} (a typo?), "
+        f"or declare the scale with {argument('rating_scale')} (MIN,MAX[,STEP])",
+        path=path, line=first_line + int(rows[0]))
 
 
 def _all_missing(df: pd.DataFrame) -> np.ndarray | None:
