@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from cli_helpers import cli, one_line_error
-from ratecast.datasets import Dataset, RatingScale, load_ratings
-from ratecast.errors import DataError
+from ratecast.datasets import Dataset, RatingScale, load_movielens, load_ratings
+from ratecast.errors import DataError, MissingFileError
 
 
 def write(tmp_path, text, name="r.csv", encoding="utf-8"):
@@ -157,3 +157,49 @@ def test_outlier_rating_does_not_stretch_the_inferred_scale(tmp_path):
     rows[56] = "6,7,0"  # a zero among 0.5..5 is a plausible scale (0..5 in half stars): inferred as before
     assert load_ratings(write(tmp_path, "user_id,item_id,rating\n" + "\n".join(rows) + "\n", "z.csv")).rating_scale \
         == RatingScale(0, 5, 0.5)
+
+
+# --- case: half of u.data, cut at a line boundary, loaded as a valid ml-100k -----------------------------------------
+def test_truncated_movielens_release_is_refused_with_the_expected_count(tmp_path, data_home):
+    import shutil
+
+    if not (data_home / "ml-100k" / "u.data").exists():
+        pytest.skip(f"no ML-100k copy under {data_home}")
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    for name in ("u.data", "u.item", "u.genre", "u.user"):
+        shutil.copy(data_home / "ml-100k" / name, folder / name)
+    lines = (folder / "u.data").read_bytes().splitlines(keepends=True)
+    (folder / "u.data").write_bytes(b"".join(lines[: len(lines) // 2]))
+    with pytest.raises(DataError, match=r"ml-100k/u.data: holds 50,000 ratings, but ml-100k has 100,000"):
+        load_movielens("ml-100k", data_home=tmp_path, download=False)
+    one_line_error(cli("data", "info", "ml-100k", "--data-home", tmp_path), 1, "u.data", "50,000", "100,000")
+    (folder / "u.data").write_bytes(b"".join(lines))
+    user_lines = (folder / "u.user").read_bytes().splitlines(keepends=True)
+    (folder / "u.user").write_bytes(b"".join(user_lines[:-1]))
+    with pytest.raises(DataError, match=r"ml-100k/u.user: holds 942 users, but ml-100k has 943"):
+        load_movielens("ml-100k", data_home=tmp_path, download=False)
+
+
+# --- case: an empty data folder without network said "could not fetch checksum" ------------------------------------
+def test_missing_release_without_network_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    unreachable = "http://127.0.0.1:9/"  # nothing listens there: the connection is refused at once
+    with pytest.raises(MissingFileError, match=rf"no local copy of ml-100k in {tmp_path} \(expected the folder "
+                                               rf"{tmp_path}/ml-100k or the archive {tmp_path}/ml-100k.zip\), .*"
+                                               r"point RATECAST_DATA or data_home at a folder holding ml-100k/"):
+        load_movielens("ml-100k", data_home=tmp_path, base_url=unreachable, progress=False)
+    res = cli("data", "fetch", "ml-100k", "--data-home", tmp_path, env={"RATECAST_MIRROR": unreachable})
+    message = one_line_error(res, 4, f"no local copy of ml-100k in {tmp_path}", "--data-home", "RATECAST_DATA")
+    assert "checksum" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- case: the download was checked against an md5 fetched from the same mirror -------------------------------------
+# (a substituted archive is refused: test_download.py::test_a_mirror_cannot_substitute_an_archive_of_a_pinned_release)
+def test_published_checksums_are_pinned_for_fixed_releases():
+    from ratecast.datasets.movielens import DATASETS, PUBLISHED_MD5
+
+    assert PUBLISHED_MD5 == {"ml-100k": "0e33842e24a9c977be4e0107933c0723", "ml-1m": "c4d9eecfca2ab87c1945afe126590906",
+                             "ml-10m": "ce571fd55effeba0271552578f2648bd", "ml-20m": "cd245b17a1ae2cc31bb14903e1204af3",
+                             "ml-25m": "6b51fb2759a8657d3bfcbfc42b592ada"}
+    assert set(PUBLISHED_MD5) < set(DATASETS) and "ml-latest-small" not in PUBLISHED_MD5

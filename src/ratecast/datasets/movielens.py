@@ -161,8 +161,44 @@ DATASETS: dict[str, _Spec] = {
     "ml-20m": _Spec("ml-20m", ("ratings.csv", "movies.csv"), lambda f, d: _parse_csv(f, "ml-20m", d)),
     "ml-25m": _Spec("ml-25m", ("ratings.csv", "movies.csv"), lambda f, d: _parse_csv(f, "ml-25m", d)),
     "ml-32m": _Spec("ml-32m", ("ratings.csv", "movies.csv"), lambda f, d: _parse_csv(f, "ml-32m", d)),
-    "ml-latest-small": _Spec("ml-latest-small", ("ratings.csv", "movies.csv"), lambda f, d: _parse_csv(f, "ml-latest-small", d)),
+    "ml-latest-small": _Spec("ml-latest-small", ("ratings.csv", "movies.csv"),
+                             lambda f, d: _parse_csv(f, "ml-latest-small", d)),
 }
+
+
+#: md5 of each release's zip as GroupLens publishes it (``<release>.zip.md5``), pinned here so that a mirror cannot
+#: substitute another archive. Releases missing here change over time (ml-latest-small) or have no pinned value yet
+#: (ml-32m): their md5 is fetched from beside the archive.
+PUBLISHED_MD5: dict[str, str] = {
+    "ml-100k": "0e33842e24a9c977be4e0107933c0723",
+    "ml-1m": "c4d9eecfca2ab87c1945afe126590906",
+    "ml-10m": "ce571fd55effeba0271552578f2648bd",
+    "ml-20m": "cd245b17a1ae2cc31bb14903e1204af3",
+    "ml-25m": "6b51fb2759a8657d3bfcbfc42b592ada",
+}
+
+#: rows of each release's files as GroupLens published it ({file: (what, rows)}); a local copy that holds another
+#: number was cut short or edited. ml-latest-small changes over time and is not counted.
+KNOWN_COUNTS: dict[str, dict[str, tuple[str, int]]] = {
+    "ml-100k": {"u.data": ("ratings", 100_000), "u.user": ("users", 943), "u.item": ("items", 1_682)},
+    "ml-1m": {"ratings.dat": ("ratings", 1_000_209)},
+    "ml-10m": {"ratings.dat": ("ratings", 10_000_054)},
+    "ml-20m": {"ratings.csv": ("ratings", 20_000_263)},
+    "ml-25m": {"ratings.csv": ("ratings", 25_000_095)},
+    "ml-32m": {"ratings.csv": ("ratings", 32_000_204)},
+}
+
+
+def check_counts(ds: Dataset, name: str, folder: Path) -> None:
+    """Raise :class:`DataError` naming the file, the expected and the found count if a release's file holds another
+    number of rows than GroupLens published (:data:`KNOWN_COUNTS`)."""
+    tables = {"ratings": ds.ratings, "users": ds.users, "items": ds.items}
+    for file, (what, expected) in KNOWN_COUNTS.get(name, {}).items():
+        table = tables[what]
+        found = 0 if table is None else len(table)
+        if found != expected:
+            raise DataError(f"holds {found:,} {what}, but {name} has {expected:,}: the copy was cut short or edited "
+                            f"(replace it with the release as GroupLens publishes it)", path=str(folder / file))
 
 
 def movielens_folder(name: str, data_home: str | os.PathLike | None = None, *, download: bool = True,
@@ -173,7 +209,8 @@ def movielens_folder(name: str, data_home: str | os.PathLike | None = None, *, d
     target, archive = home / spec.folder, home / f"{name}.zip"
     if not download and not target.exists() and not archive.exists():
         raise MissingFileError(f"no local copy of {name} (looked for {target} and {archive})")
-    return fetch_archive(name, spec.folder, home, base_url=base_url, required=spec.required, progress=progress)
+    return fetch_archive(name, spec.folder, home, base_url=base_url, required=spec.required, progress=progress,
+                         md5=PUBLISHED_MD5.get(name))
 
 
 def _spec(name: str) -> _Spec:
@@ -189,7 +226,9 @@ def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = 
     ``ml-latest-small``) as a :class:`Dataset`.
 
     A local extracted folder or zip under ``data_home`` (argument, else ``$RATECAST_DATA``, else the per-user cache)
-    is used without network; otherwise the official zip is downloaded and checked against the md5 GroupLens publishes.
+    is used without network; otherwise the official zip is downloaded and checked against the md5 GroupLens publishes
+    (pinned in :data:`PUBLISHED_MD5`). A release whose files hold another number of rows than published
+    (:data:`KNOWN_COUNTS`) is refused.
     A big ``ratings.csv`` (ML-20M, ML-25M, ML-32M) is read by pyarrow on several threads, into the same Dataset.
     ``duplicates`` (``"error"``, ``"last"``, ``"mean"``): what to do with a (user, item) pair rated twice, as in
     :func:`~ratecast.datasets.load_ratings` (the GroupLens releases have none).
@@ -200,11 +239,13 @@ def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = 
     missing = [f for f in spec.required if not (folder / f).exists()]
     if missing:
         raise MissingFileError(f"incomplete local copy of {name} at {folder}: missing {missing}")
-    return spec.parse(folder, duplicates)
+    ds = spec.parse(folder, duplicates)
+    check_counts(ds, name, folder)
+    return ds
 
 
 def available_datasets() -> list[str]:
     return list(DATASETS)
 
 
-__all__ = ["load_movielens", "available_datasets", "movielens_folder", "DATASETS"]
+__all__ = ["load_movielens", "available_datasets", "movielens_folder", "DATASETS", "KNOWN_COUNTS", "PUBLISHED_MD5"]
