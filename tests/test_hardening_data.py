@@ -203,3 +203,10 @@ def test_published_checksums_are_pinned_for_fixed_releases():
                              "ml-10m": "ce571fd55effeba0271552578f2648bd", "ml-20m": "cd245b17a1ae2cc31bb14903e1204af3",
                              "ml-25m": "6b51fb2759a8657d3bfcbfc42b592ada"}
     assert set(PUBLISHED_MD5) < set(DATASETS) and "ml-latest-small" not in PUBLISHED_MD5
+
+
+def test_duplicate_metadata_id_in_a_dataset_built_from_frames_is_named():
+    ratings = pd.DataFrame({"user_id": [1, 2], "item_id": [356, 7], "rating": [4.0, 3.0]})
+    items = pd.DataFrame({"title": ["A", "B", "C"]}, index=pd.Index([7, 356, 356], name="item_id"))
+    with pytest.raises(DataError, match=r"^duplicate item_id 356 in the index of Dataset.items on rows 2, 3$"):
+        Dataset(ratings, items=items)

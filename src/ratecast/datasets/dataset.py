@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .scale import RatingScale
-from .validate import _plain, check_duplicates_option, resolve_duplicates
+from .validate import _plain, check_duplicates_option, check_unique_key, resolve_duplicates
 
 RATING_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 
@@ -184,6 +184,9 @@ class Dataset:
             value = getattr(self, name)
             if value is not None and not isinstance(value, pd.DataFrame):
                 raise TypeError(f"Dataset.{name} must be a pandas DataFrame or None, got {type(value).__name__}")
+            if value is not None and not value.index.is_unique:  # one row of metadata per id
+                check_unique_key(pd.Series(value.index), what=f"{name[:-1]}_id", path=None, unit="row",
+                                 detail=f" in the index of Dataset.{name}")
         missing = [c for c in RATING_COLUMNS[:3] if c not in self.ratings.columns]
         if missing:
             raise ValueError(f"Dataset.ratings must have columns {RATING_COLUMNS[:3]}, missing {missing}")

@@ -485,7 +485,7 @@ def check_table(
     check_unique_key(df[key], what=key, path=path, first_line=first_line)
 
 
-def check_unique_key(column: pd.Series, *, what: str, path: str, first_line: int = 1, unit: str = "line",
+def check_unique_key(column: pd.Series, *, what: str, path: str | None, first_line: int = 1, unit: str = "line",
                      detail: str = "") -> None:
     """Raise :class:`DataError` if a value of the key ``column`` repeats: the value as the column holds it (``356``,
     ``'abc'``) and the first few of its ``unit``s (row ``i`` is ``first_line + i``); ``detail`` follows the value."""
