@@ -124,6 +124,8 @@ def test_duplicate_ratings_mean_is_kept_between_scale_steps(tmp_path):
     mean = load_ratings(odd, duplicates="mean")
     assert mean.ratings["rating"].tolist() == [4.5, 3.0, 1.0] and mean.rating_scale == RatingScale(1, 5, 1)
     mean.check_ratings("train")  # 4.5 lies between steps of the 1..5 scale: accepted as a mean
+    frame = Dataset(pd.read_csv(odd), duplicates="mean")  # the scale is inferred from the ratings, not their means
+    assert frame.rating_scale == RatingScale(1, 5, 1) and frame.ratings["rating"].tolist() == [4.5, 3.0, 1.0]
     with pytest.raises(DataError, match="pair is rated twice.*duplicates='last' or 'mean'"):
         Dataset(pd.read_csv(odd), rating_scale=(1, 5)).check_ratings("train")
     res = cli("data", "stats", odd, "--duplicates", "mean", "--json")

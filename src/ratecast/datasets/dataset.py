@@ -192,7 +192,7 @@ class Dataset:
             raise ValueError(f"Dataset.ratings must have columns {RATING_COLUMNS[:3]}, missing {missing}")
         if "timestamp" not in self.ratings.columns:
             self.ratings = self.ratings.assign(timestamp=pd.NA)
-        self.ratings = resolve_duplicates(self.ratings, check_duplicates_option(self.duplicates))
+        check_duplicates_option(self.duplicates)
         if isinstance(self.rating_scale, (tuple, list)):
             self.rating_scale = RatingScale(*self.rating_scale)
         if self.rating_scale is not None and not isinstance(self.rating_scale, RatingScale):
@@ -203,6 +203,7 @@ class Dataset:
             finite = ratings[np.isfinite(ratings)]
             if len(finite):  # non-numbers are reported by check_ratings, where they are used
                 self.rating_scale = RatingScale.infer(finite)
+        self.ratings = resolve_duplicates(self.ratings, self.duplicates)  # after inference: means are no scale step
 
     def check_ratings(self, role: str) -> None:
         """Raise :class:`~ratecast.errors.DataError` naming ``role`` (e.g. 'train') unless every rating is a finite

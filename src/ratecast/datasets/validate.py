@@ -233,8 +233,8 @@ def resolve_duplicates(df: pd.DataFrame, duplicates: str) -> pd.DataFrame:
     kept = np.sort(order[latest])
     out = df.iloc[kept]
     if duplicates == "mean":
-        rating = df["rating"].astype("float64")
-        mean = rating.groupby([df["user_id"], df["item_id"]], sort=False).transform("mean").to_numpy()
+        rating = pd.to_numeric(df["rating"], errors="coerce").astype("float64")  # non-numbers: reported where used
+        mean = rating.groupby([df["user_id"], df["item_id"]], sort=False, dropna=False).transform("mean").to_numpy()
         out = out.assign(rating=mean[kept])
     return out.reset_index(drop=True)
 
