@@ -52,6 +52,14 @@ def server():
         httpd.server_close()
 
 
+@pytest.fixture(autouse=True)
+def tiny_release(monkeypatch):
+    """The tiny ml-100k of these tests has neither GroupLens's row counts nor its md5: its md5 is fetched from beside
+    the archive, as for a release without a pinned one."""
+    monkeypatch.setattr(rc.datasets.movielens, "KNOWN_COUNTS", {})
+    monkeypatch.setattr(rc.datasets.movielens, "PUBLISHED_MD5", {})
+
+
 def publish(files, body: bytes, md5: str | None = None, status: int = 200):
     md5 = md5 or hashlib.md5(body).hexdigest()
     files["/ml-100k.zip"] = (status, body)
@@ -210,3 +218,18 @@ def test_data_home_that_is_a_file_is_refused(tmp_path):
     f.write_text("x")
     with pytest.raises(DataError, match=r"data_home must be a folder, got the file '.*s.csv'"):
         default_data_home(f)
+
+
+# --- pinned checksums -----------------------------------------------------------------------------------------------
+
+
+def test_a_mirror_cannot_substitute_an_archive_of_a_pinned_release(server, tmp_path, monkeypatch):
+    files, url = server
+    grouplens = {"ml-100k": "0e33842e24a9c977be4e0107933c0723"}
+    monkeypatch.setattr(rc.datasets.movielens, "PUBLISHED_MD5", grouplens)
+    publish(files, tiny_ml100k_zip())  # another archive, with its own md5 published beside it by the same mirror
+    with pytest.raises(DownloadError, match=r"checksum mismatch for .*ml-100k.zip: expected md5 "
+                                            r"0e33842e24a9c977be4e0107933c0723"):
+        rc.datasets.load_movielens("ml-100k", data_home=tmp_path, base_url=url, progress=False)
+    assert leftovers(tmp_path) == []
+

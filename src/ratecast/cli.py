@@ -148,7 +148,7 @@ def _fail(message: str, code: int, as_json: bool = False) -> None:
 FLAGS = {"user_col": "--user-col", "item_col": "--item-col", "rating_col": "--rating-col",
          "timestamp_col": "--timestamp-col", "sep": "--sep", "encoding": "--encoding", "items": "--items",
          "users": "--users", "item_key": "--item-key", "user_key": "--user-key", "rating_scale": "--rating-scale",
-         "data_home": "--data-home"}
+         "data_home": "--data-home", "duplicates": "--duplicates"}
 
 
 def _name_option(exc: Exception, where: dict[str, str]) -> Exception:
@@ -282,6 +282,9 @@ UserKey = typer.Option(None, "--user-key", help="User id column of --users (defa
 Encoding = typer.Option(None, "--encoding", help="Text encoding of your files (default utf-8), e.g. latin-1.")
 Scale = typer.Option(None, "--rating-scale", metavar="MIN,MAX[,STEP]",
                      help="Rating scale of your ratings, e.g. 0.5,5,0.5 (default: inferred).")
+Duplicates = typer.Option(None, "--duplicates", metavar="error|last|mean",
+                          help="A (user, item) pair rated twice: error (default), keep the last rating (by "
+                               "timestamp, then file order) or their mean.")
 AsJson = typer.Option(False, "--json", help="Print JSON instead of a table (errors too).")
 Overwrite = typer.Option(False, "--overwrite", help="Replace existing plot files even if ratecast did not write "
                                                     "them.")
@@ -307,9 +310,9 @@ def _rating_scale(text: str | None) -> list[float] | None:
 
 
 def _data_options(user_col=None, item_col=None, rating_col=None, timestamp_col=None, sep=None, items=None,
-                  users=None, item_key=None, user_key=None, encoding=None, rating_scale=None) -> dict:
+                  users=None, item_key=None, user_key=None, encoding=None, rating_scale=None, duplicates=None) -> dict:
     opts = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col, "timestamp_col": timestamp_col,
-            "sep": sep, "item_key": item_key, "user_key": user_key, "encoding": encoding,
+            "sep": sep, "item_key": item_key, "user_key": user_key, "encoding": encoding, "duplicates": duplicates,
             "items": str(items) if items is not None else None, "users": str(users) if users is not None else None,
             "rating_scale": _rating_scale(rating_scale)}
     return {k: v for k, v in opts.items() if v is not None}
@@ -359,10 +362,10 @@ def data_info(name: str = typer.Argument(..., help="MovieLens release name or pa
               timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep, items: Optional[Path] = Items,
               users: Optional[Path] = Users, item_key: Optional[str] = ItemKey, user_key: Optional[str] = UserKey,
               encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
-              as_json: bool = AsJson) -> None:
+              duplicates: Optional[str] = Duplicates, as_json: bool = AsJson) -> None:
     """Summary: counts, density, rating scale, time range."""
     options = _data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users, item_key, user_key,
-                            encoding, rating_scale)
+                            encoding, rating_scale, duplicates)
     ds = _dataset(name, data_home, options)
     s = ds.summary()
     if as_json:
@@ -386,7 +389,7 @@ def data_stats(name: str = typer.Argument(..., help="MovieLens release name or p
                timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep, items: Optional[Path] = Items,
                users: Optional[Path] = Users, item_key: Optional[str] = ItemKey, user_key: Optional[str] = UserKey,
                encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
-               as_json: bool = AsJson) -> None:
+               duplicates: Optional[str] = Duplicates, as_json: bool = AsJson) -> None:
     """Rating distribution, most popular items, activity; with --out, the lab's plots as PNG files."""
     from .datasets.stats import popularity, rating_distribution, user_activity
     from .io import check_replaceable
@@ -401,7 +404,7 @@ def data_stats(name: str = typer.Argument(..., help="MovieLens release name or p
         for f in plot_names:  # refuse before any work: never replace a file ratecast did not write
             check_replaceable(out_dir / f, overwrite=overwrite)
     options = _data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users, item_key, user_key,
-                            encoding, rating_scale)
+                            encoding, rating_scale, duplicates)
     ds = _dataset(name, data_home, options)
     dist = rating_distribution(ds.ratings)
     pop = popularity(ds.ratings).sort_values(ascending=False, kind="stable").head(10)
@@ -474,7 +477,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 SPEC_OPTIONS = ("data", "model", "split", "seed", "test_size", "config", "epochs", "embedding_dim", "batch_size",
                 "learning_rate", "dropout", "set_", "data_home", "user_col", "item_col", "rating_col",
                 "timestamp_col", "sep", "items", "users", "item_key", "user_key", "encoding", "rating_scale",
-                "overwrite", "preset")
+                "overwrite", "preset", "duplicates")
 
 
 @app.command(cls=_Command)
@@ -504,6 +507,7 @@ def train(
     rating_col: Optional[str] = RatingCol, timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep,
     items: Optional[Path] = Items, users: Optional[Path] = Users, item_key: Optional[str] = ItemKey,
     user_key: Optional[str] = UserKey, encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
+    duplicates: Optional[str] = Duplicates,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: accurate (the recommended "
                                          "rating model), fast (a quick rating model), topn (the recommended list "
@@ -584,7 +588,7 @@ def train(
         _check_params_finite(params, where)
         spec = RunSpec(data=data, model=model, split=split, seed=seed, test_size=test_size, params=params,
                        data_options=_data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users,
-                                                  item_key, user_key, encoding, rating_scale),
+                                                  item_key, user_key, encoding, rating_scale, duplicates),
                        data_home=_data_home(data_home))
         try:
             Recommender(model, **params)  # validate options before loading data

@@ -186,7 +186,7 @@ class Recommender:
         scale = train.rating_scale or RatingScale.infer(train.ratings["rating"])
         if validation is not None:
             validation.check_ratings("validation")
-            off = ~scale.on_scale(validation.ratings["rating"].to_numpy(dtype="float64"))
+            off = validation.off_scale(validation.ratings["rating"].to_numpy(dtype="float64"), scale)
             if off.any():
                 bad = _plain(validation.ratings["rating"].iloc[int(np.flatnonzero(off)[0])])
                 raise DataError(f"validation: rating {bad!r} is not on the training scale "

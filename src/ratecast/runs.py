@@ -40,7 +40,9 @@ SPLITS = ("holdout", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "temporal", "last
 RATINGS_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".dat", ".data", ".parquet", ".pq")
 #: Options of :func:`ratecast.datasets.load_ratings` that a run may store (``items``/``users`` are file paths).
 DATA_OPTIONS = ("user_col", "item_col", "rating_col", "timestamp_col", "sep", "encoding", "item_key", "user_key",
-                "rating_scale", "items", "users")
+                "rating_scale", "items", "users", "duplicates")
+#: Options that apply to MovieLens releases too (the others name the columns and files of your own data).
+RELEASE_OPTIONS = ("duplicates",)
 _PATH_OPTIONS = ("items", "users")
 RUN_MARKER = "run.json"
 REQUIRED_FILES = ("run.json", "metrics.json", "history.json")
@@ -129,8 +131,9 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
     opts = dict(spec.data_options)
     if spec.data in DATASETS:
         data = spec.data
-        if opts:
-            raise ValueError(f"options {[spelled(k) for k in sorted(opts)]} apply to your own ratings file, not to "
+        own = sorted(set(opts) - set(RELEASE_OPTIONS))
+        if own:
+            raise ValueError(f"options {[spelled(k) for k in own]} apply to your own ratings file, not to "
                              f"the MovieLens release {spec.data!r}")
     elif _looks_like_path(spec.data) or Path(spec.data).exists():
         data = str(check_ratings_file(spec.data))
@@ -147,7 +150,8 @@ def load_data(spec: RunSpec, progress: bool = True) -> Dataset:
     """A MovieLens release by name, or the user's own ratings file by path."""
     spec = resolve_spec(spec)
     if spec.data in DATASETS:
-        return load_movielens(spec.data, data_home=spec.data_home, progress=progress)
+        return load_movielens(spec.data, data_home=spec.data_home, progress=progress,
+                              **{k: v for k, v in spec.data_options.items() if k in RELEASE_OPTIONS})
     opts = dict(spec.data_options)
     if "rating_scale" in opts:
         opts["rating_scale"] = tuple(opts["rating_scale"])

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .scale import RatingScale
-from .validate import _plain
+from .validate import _plain, check_duplicates_option, check_unique_key, resolve_duplicates
 
 RATING_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 
@@ -164,6 +164,8 @@ class Dataset:
 
     ``ratings`` has columns user_id, item_id, rating, timestamp (raw ids, timestamp may be missing);
     ``items`` is indexed by item_id, ``users`` by user_id (or None when the source has no user table).
+    ``duplicates``: a (user, item) pair rated on several rows is an error (``"error"``), or is kept once with its
+    latest rating (``"last"``) or the mean of its ratings (``"mean"``: such ratings may lie between scale steps).
     """
 
     ratings: pd.DataFrame
@@ -173,6 +175,7 @@ class Dataset:
     rating_scale: RatingScale | None = None
     genres: list[str] = field(default_factory=list)
     source: str | None = None
+    duplicates: str = "error"
 
     def __post_init__(self) -> None:
         if not isinstance(self.ratings, pd.DataFrame):
@@ -181,11 +184,15 @@ class Dataset:
             value = getattr(self, name)
             if value is not None and not isinstance(value, pd.DataFrame):
                 raise TypeError(f"Dataset.{name} must be a pandas DataFrame or None, got {type(value).__name__}")
+            if value is not None and not value.index.is_unique:  # one row of metadata per id
+                check_unique_key(pd.Series(value.index), what=f"{name[:-1]}_id", path=None, unit="row",
+                                 detail=f" in the index of Dataset.{name}")
         missing = [c for c in RATING_COLUMNS[:3] if c not in self.ratings.columns]
         if missing:
             raise ValueError(f"Dataset.ratings must have columns {RATING_COLUMNS[:3]}, missing {missing}")
         if "timestamp" not in self.ratings.columns:
             self.ratings = self.ratings.assign(timestamp=pd.NA)
+        check_duplicates_option(self.duplicates)
         if isinstance(self.rating_scale, (tuple, list)):
             self.rating_scale = RatingScale(*self.rating_scale)
         if self.rating_scale is not None and not isinstance(self.rating_scale, RatingScale):
@@ -196,6 +203,7 @@ class Dataset:
             finite = ratings[np.isfinite(ratings)]
             if len(finite):  # non-numbers are reported by check_ratings, where they are used
                 self.rating_scale = RatingScale.infer(finite)
+        self.ratings = resolve_duplicates(self.ratings, self.duplicates)  # after inference: means are no scale step
 
     def check_ratings(self, role: str) -> None:
         """Raise :class:`~ratecast.errors.DataError` naming ``role`` (e.g. 'train') unless every rating is a finite
@@ -224,12 +232,25 @@ class Dataset:
             fail(bad, "rating must be a finite number")
         scale = self.rating_scale
         if scale is not None:
-            off = ~scale.on_scale(numbers)
+            off = self.off_scale(numbers, scale)
             if off.any():
                 fail(off, f"rating must lie on the scale {scale.minimum:g}..{scale.maximum:g} (step {scale.step:g})")
         dup = r.duplicated(["user_id", "item_id"]).to_numpy()
         if dup.any():
-            fail(dup, "this (user, item) pair is rated twice; each pair may be rated once")
+            fail(dup, "this (user, item) pair is rated twice; each pair may be rated once (or build the Dataset "
+                      "with duplicates='last' or 'mean')")
+
+    def off_scale(self, ratings, scale: RatingScale | None = None) -> np.ndarray:
+        """Which ``ratings`` lie off ``scale`` (default: this dataset's): outside its bounds, or between its steps
+        unless the ratings are means of re-ratings (``duplicates="mean"``), which may lie there."""
+        scale = scale or self.rating_scale
+        r = np.asarray(ratings, dtype="float64")
+        if scale is None:
+            return ~np.isfinite(r)
+        if self.duplicates == "mean":
+            with np.errstate(invalid="ignore"):
+                return ~((r >= scale.minimum - 1e-9) & (r <= scale.maximum + 1e-9))
+        return ~scale.on_scale(r)
 
     # --- vocabularies -------------------------------------------------------------------------------
     @property

@@ -20,6 +20,14 @@ GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/"
 _MD5 = re.compile(r"\b([0-9a-fA-F]{32})\b")
 
 
+class NoLocalCopyError(MissingFileError, DownloadError):
+    """A release is neither in the data folder nor downloadable now (exit code 4 on the command line)."""
+
+
+class _Unreachable(DownloadError):
+    """The archive or its checksum could not be fetched (no network, a refused connection, an HTTP error)."""
+
+
 def default_data_home(data_home: str | os.PathLike | None = None) -> Path:
     """``data_home`` if given, else ``$RATECAST_DATA``, else the per-user cache folder."""
     for where, value in (("data_home", data_home), ("RATECAST_DATA", os.environ.get("RATECAST_DATA"))):
@@ -41,9 +49,9 @@ def fetch_published_md5(url: str, timeout: float = 30.0) -> str:
         with urllib.request.urlopen(md5_url, timeout=timeout) as resp:
             text = resp.read(4096).decode("ascii", errors="replace")
     except urllib.error.HTTPError as exc:
-        raise DownloadError(f"could not fetch checksum {md5_url}: HTTP {exc.code} {exc.reason}") from None
+        raise _Unreachable(f"could not fetch checksum {md5_url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise DownloadError(f"could not fetch checksum {md5_url}: {getattr(exc, 'reason', exc)}") from None
+        raise _Unreachable(f"could not fetch checksum {md5_url}: {getattr(exc, 'reason', exc)}") from None
     m = _MD5.search(text)
     if not m:
         raise DownloadError(f"checksum file {md5_url} holds no md5 hash (got {text[:80]!r})")
@@ -69,10 +77,8 @@ def download(url: str, dest: Path, *, md5: str | None = None, progress: bool = T
             path=dest.parent,
             progressbar=progress,
         )
-    except requests.exceptions.HTTPError as exc:
-        raise DownloadError(f"could not download {url}: {exc}") from None
-    except requests.exceptions.RequestException as exc:
-        raise DownloadError(f"could not download {url}: {exc}") from None
+    except requests.exceptions.RequestException as exc:  # HTTP errors, refused connections, no network
+        raise _Unreachable(f"could not download {url}: {exc}") from None
     except ValueError as exc:
         if "hash" in str(exc).lower():
             raise DownloadError(
@@ -144,12 +150,15 @@ def fetch_archive(
     base_url: str | None = None,
     required: tuple[str, ...] = (),
     progress: bool = True,
+    md5: str | None = None,
 ) -> Path:
     """Return the extracted folder of archive ``name``: from ``data_home/folder``, else ``data_home/name.zip``, else
-    downloaded from ``base_url`` (default ``$RATECAST_MIRROR`` or GroupLens) with its published md5.
+    downloaded from ``base_url`` (default ``$RATECAST_MIRROR`` or GroupLens) and checked against ``md5`` (when None:
+    the md5 published beside the archive, for releases that change over time).
 
     An existing ``data_home/folder`` is never replaced: if it lacks one of the ``required`` files,
-    :class:`MissingFileError` says which.
+    :class:`MissingFileError` says which. When there is no local copy and the download cannot be fetched,
+    :class:`NoLocalCopyError` says where the release was looked for and how to provide it.
     """
     target = data_home / folder
     if target.is_dir():
@@ -168,7 +177,14 @@ def fetch_archive(
     base = base_url or os.environ.get("RATECAST_MIRROR") or GROUPLENS_URL
     url = base.rstrip("/") + f"/{name}.zip"
     data_home.mkdir(parents=True, exist_ok=True)
-    download(url, archive, progress=progress)
+    try:
+        download(url, archive, md5=md5, progress=progress)
+    except _Unreachable as exc:
+        raise NoLocalCopyError(
+            f"no local copy of {name} in {data_home} (expected the folder {target} or the archive {archive}), and "
+            f"it could not be downloaded ({exc}): download {url} there, or point RATECAST_DATA or "
+            f"{spelled('data_home')} at a folder holding {folder}/"
+        ) from None
     try:
         return extract_zip(archive, data_home, folder, required)
     except DataError:

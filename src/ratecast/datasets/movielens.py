@@ -14,7 +14,7 @@ from .dataset import Dataset
 from .download import default_data_home, fetch_archive
 from .readers import arrow_ratings, check_file, normalise_items, read_delimited
 from .scale import RatingScale
-from .validate import check_table, validate_ratings
+from .validate import check_duplicates_option, check_table, validate_ratings
 
 # ML-1M codes (from its README)
 ML1M_AGES = {1: "Under 18", 18: "18-24", 25: "25-34", 35: "35-44", 45: "45-49", 50: "50-55", 56: "56+"}
@@ -30,14 +30,15 @@ ML1M_OCCUPATIONS = [
 class _Spec:
     folder: str
     required: tuple[str, ...]
-    parse: Callable[[Path], Dataset]
+    parse: Callable[[Path, str], Dataset]  # (folder, duplicates)
 
 
-def _parse_100k(folder: Path) -> Dataset:
+def _parse_100k(folder: Path, duplicates: str = "error") -> Dataset:
     data = folder / "u.data"
     raw = read_delimited(data, sep="\t", names=["user_id", "item_id", "rating", "timestamp"])
     scale = RatingScale(1, 5, 1)
-    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, require_timestamp=True)
+    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, require_timestamp=True,
+                                  duplicates=duplicates)
     genres = _read_genres(folder / "u.genre")
     items = _read_100k_items(folder / "u.item", genres)
     path = folder / "u.user"
@@ -45,7 +46,8 @@ def _parse_100k(folder: Path) -> Dataset:
     users = read_delimited(path, sep="|", names=user_cols, dtype={"zip_code": str})
     check_table(users, path=str(path), key="user_id", required=tuple(user_cols[1:]), integers=("age",))
     users = users.set_index("user_id")
-    return Dataset(ratings, items, users, name="ml-100k", rating_scale=scale, genres=genres, source=str(folder))
+    return Dataset(ratings, items, users, name="ml-100k", rating_scale=scale, genres=genres, source=str(folder),
+                   duplicates=duplicates)
 
 
 def _read_100k_items(path: Path, genres: list[str]) -> pd.DataFrame:
@@ -82,12 +84,13 @@ def _read_genres(path: Path) -> list[str]:
     return genres
 
 
-def _parse_dat(folder: Path, name: str) -> Dataset:
+def _parse_dat(folder: Path, name: str, duplicates: str = "error") -> Dataset:
     """ML-1M and ML-10M: ``::``-separated ratings.dat / movies.dat (/ users.dat for 1M)."""
     data = folder / "ratings.dat"
     raw = read_delimited(data, sep="::", names=["user_id", "item_id", "rating", "timestamp"])
     scale = RatingScale(1, 5, 1) if name == "ml-1m" else RatingScale(0.5, 5, 0.5)
-    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, require_timestamp=True)
+    ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, require_timestamp=True,
+                                  duplicates=duplicates)
     movies = _read_text_table(folder / "movies.dat", sep="::", names=["item_id", "title", "genres"])
     check_table(movies, path=str(folder / "movies.dat"), key="item_id", required=("title",))
     items, genres = normalise_items(movies.set_index("item_id"))
@@ -106,7 +109,8 @@ def _parse_dat(folder: Path, name: str) -> Dataset:
         users["age_group"] = users["age"].map(ML1M_AGES)
         users["occupation"] = users["occupation"].map(dict(enumerate(ML1M_OCCUPATIONS))).fillna("other")
         users = users[["age", "age_group", "gender", "occupation", "zip_code"]]
-    return Dataset(ratings, items, users, name=name, rating_scale=scale, genres=genres, source=str(folder))
+    return Dataset(ratings, items, users, name=name, rating_scale=scale, genres=genres, source=str(folder),
+                   duplicates=duplicates)
 
 
 def _read_text_table(path: Path, **kw) -> pd.DataFrame:
@@ -118,7 +122,7 @@ def _read_text_table(path: Path, **kw) -> pd.DataFrame:
         return read_delimited(path, encoding="latin-1", **kw)
 
 
-def _parse_csv(folder: Path, name: str) -> Dataset:
+def _parse_csv(folder: Path, name: str, duplicates: str = "error") -> Dataset:
     """ML-20M/25M/32M and ml-latest(-small): ratings.csv, movies.csv, links.csv with headers."""
     data = folder / "ratings.csv"
     expected = ["userId", "movieId", "rating", "timestamp"]
@@ -135,7 +139,7 @@ def _parse_csv(folder: Path, name: str) -> Dataset:
         raw.columns = roles + list(raw.columns[4:])
     scale = RatingScale(0.5, 5, 0.5)
     ratings, _ = validate_ratings(raw, path=str(data), rating_scale=scale, first_line=2, require_timestamp=True,
-                                  id_codes=codes, columns=dict(zip(roles, expected)))
+                                  id_codes=codes, columns=dict(zip(roles, expected)), duplicates=duplicates)
     movies = read_delimited(folder / "movies.csv", sep=",", header=0).rename(columns={"movieId": "item_id"})
     if "item_id" not in movies.columns:
         raise DataError(f"missing column 'movieId'; the file has columns {list(map(str, movies.columns))}",
@@ -146,18 +150,55 @@ def _parse_csv(folder: Path, name: str) -> Dataset:
         links = read_delimited(folder / "links.csv", sep=",", header=0, dtype={"imdbId": str})
         links = links.rename(columns={"movieId": "item_id", "imdbId": "imdb_id", "tmdbId": "tmdb_id"})
         items = items.join(links.set_index("item_id"), how="left")
-    return Dataset(ratings, items, None, name=name, rating_scale=scale, genres=genres, source=str(folder))
+    return Dataset(ratings, items, None, name=name, rating_scale=scale, genres=genres, source=str(folder),
+                   duplicates=duplicates)
 
 
 DATASETS: dict[str, _Spec] = {
     "ml-100k": _Spec("ml-100k", ("u.data", "u.item", "u.genre", "u.user"), _parse_100k),
-    "ml-1m": _Spec("ml-1m", ("ratings.dat", "movies.dat", "users.dat"), lambda f: _parse_dat(f, "ml-1m")),
-    "ml-10m": _Spec("ml-10M100K", ("ratings.dat", "movies.dat"), lambda f: _parse_dat(f, "ml-10m")),
-    "ml-20m": _Spec("ml-20m", ("ratings.csv", "movies.csv"), lambda f: _parse_csv(f, "ml-20m")),
-    "ml-25m": _Spec("ml-25m", ("ratings.csv", "movies.csv"), lambda f: _parse_csv(f, "ml-25m")),
-    "ml-32m": _Spec("ml-32m", ("ratings.csv", "movies.csv"), lambda f: _parse_csv(f, "ml-32m")),
-    "ml-latest-small": _Spec("ml-latest-small", ("ratings.csv", "movies.csv"), lambda f: _parse_csv(f, "ml-latest-small")),
+    "ml-1m": _Spec("ml-1m", ("ratings.dat", "movies.dat", "users.dat"), lambda f, d: _parse_dat(f, "ml-1m", d)),
+    "ml-10m": _Spec("ml-10M100K", ("ratings.dat", "movies.dat"), lambda f, d: _parse_dat(f, "ml-10m", d)),
+    "ml-20m": _Spec("ml-20m", ("ratings.csv", "movies.csv"), lambda f, d: _parse_csv(f, "ml-20m", d)),
+    "ml-25m": _Spec("ml-25m", ("ratings.csv", "movies.csv"), lambda f, d: _parse_csv(f, "ml-25m", d)),
+    "ml-32m": _Spec("ml-32m", ("ratings.csv", "movies.csv"), lambda f, d: _parse_csv(f, "ml-32m", d)),
+    "ml-latest-small": _Spec("ml-latest-small", ("ratings.csv", "movies.csv"),
+                             lambda f, d: _parse_csv(f, "ml-latest-small", d)),
 }
+
+
+#: md5 of each release's zip as GroupLens publishes it (``<release>.zip.md5``), pinned here so that a mirror cannot
+#: substitute another archive. Releases missing here change over time (ml-latest-small) or have no pinned value yet
+#: (ml-32m): their md5 is fetched from beside the archive.
+PUBLISHED_MD5: dict[str, str] = {
+    "ml-100k": "0e33842e24a9c977be4e0107933c0723",
+    "ml-1m": "c4d9eecfca2ab87c1945afe126590906",
+    "ml-10m": "ce571fd55effeba0271552578f2648bd",
+    "ml-20m": "cd245b17a1ae2cc31bb14903e1204af3",
+    "ml-25m": "6b51fb2759a8657d3bfcbfc42b592ada",
+}
+
+#: rows of each release's files as GroupLens published it ({file: (what, rows)}); a local copy that holds another
+#: number was cut short or edited. ml-latest-small changes over time and is not counted.
+KNOWN_COUNTS: dict[str, dict[str, tuple[str, int]]] = {
+    "ml-100k": {"u.data": ("ratings", 100_000), "u.user": ("users", 943), "u.item": ("items", 1_682)},
+    "ml-1m": {"ratings.dat": ("ratings", 1_000_209)},
+    "ml-10m": {"ratings.dat": ("ratings", 10_000_054)},
+    "ml-20m": {"ratings.csv": ("ratings", 20_000_263)},
+    "ml-25m": {"ratings.csv": ("ratings", 25_000_095)},
+    "ml-32m": {"ratings.csv": ("ratings", 32_000_204)},
+}
+
+
+def check_counts(ds: Dataset, name: str, folder: Path) -> None:
+    """Raise :class:`DataError` naming the file, the expected and the found count if a release's file holds another
+    number of rows than GroupLens published (:data:`KNOWN_COUNTS`)."""
+    tables = {"ratings": ds.ratings, "users": ds.users, "items": ds.items}
+    for file, (what, expected) in KNOWN_COUNTS.get(name, {}).items():
+        table = tables[what]
+        found = 0 if table is None else len(table)
+        if found != expected:
+            raise DataError(f"holds {found:,} {what}, but {name} has {expected:,}: the copy was cut short or edited "
+                            f"(replace it with the release as GroupLens publishes it)", path=str(folder / file))
 
 
 def movielens_folder(name: str, data_home: str | os.PathLike | None = None, *, download: bool = True,
@@ -168,7 +209,8 @@ def movielens_folder(name: str, data_home: str | os.PathLike | None = None, *, d
     target, archive = home / spec.folder, home / f"{name}.zip"
     if not download and not target.exists() and not archive.exists():
         raise MissingFileError(f"no local copy of {name} (looked for {target} and {archive})")
-    return fetch_archive(name, spec.folder, home, base_url=base_url, required=spec.required, progress=progress)
+    return fetch_archive(name, spec.folder, home, base_url=base_url, required=spec.required, progress=progress,
+                         md5=PUBLISHED_MD5.get(name))
 
 
 def _spec(name: str) -> _Spec:
@@ -178,24 +220,32 @@ def _spec(name: str) -> _Spec:
 
 
 def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = None, *,
-                   download: bool = True, base_url: str | None = None, progress: bool = True) -> Dataset:
+                   download: bool = True, base_url: str | None = None, progress: bool = True,
+                   duplicates: str = "error") -> Dataset:
     """Load a MovieLens release (``ml-100k``, ``ml-1m``, ``ml-10m``, ``ml-20m``, ``ml-25m``, ``ml-32m``,
     ``ml-latest-small``) as a :class:`Dataset`.
 
     A local extracted folder or zip under ``data_home`` (argument, else ``$RATECAST_DATA``, else the per-user cache)
-    is used without network; otherwise the official zip is downloaded and checked against the md5 GroupLens publishes.
+    is used without network; otherwise the official zip is downloaded and checked against the md5 GroupLens publishes
+    (pinned in :data:`PUBLISHED_MD5`). A release whose files hold another number of rows than published
+    (:data:`KNOWN_COUNTS`) is refused.
     A big ``ratings.csv`` (ML-20M, ML-25M, ML-32M) is read by pyarrow on several threads, into the same Dataset.
+    ``duplicates`` (``"error"``, ``"last"``, ``"mean"``): what to do with a (user, item) pair rated twice, as in
+    :func:`~ratecast.datasets.load_ratings` (the GroupLens releases have none).
     """
     spec = _spec(name)
+    check_duplicates_option(duplicates)
     folder = movielens_folder(name, data_home, download=download, base_url=base_url, progress=progress)
     missing = [f for f in spec.required if not (folder / f).exists()]
     if missing:
         raise MissingFileError(f"incomplete local copy of {name} at {folder}: missing {missing}")
-    return spec.parse(folder)
+    ds = spec.parse(folder, duplicates)
+    check_counts(ds, name, folder)
+    return ds
 
 
 def available_datasets() -> list[str]:
     return list(DATASETS)
 
 
-__all__ = ["load_movielens", "available_datasets", "movielens_folder", "DATASETS"]
+__all__ = ["load_movielens", "available_datasets", "movielens_folder", "DATASETS", "KNOWN_COUNTS", "PUBLISHED_MD5"]

@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from ..errors import DataError, MissingFileError, argument, spelled
 from .dataset import Dataset
 from .scale import RatingScale
-from .validate import Codes, blank_values, text_ids, validate_ratings
+from .validate import Codes, blank_values, check_duplicates_option, check_unique_key, text_ids, validate_ratings
 
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _RATINGS_FILE = "a ratings file (CSV, TSV or Parquet)"
@@ -53,6 +53,27 @@ def check_encoding(encoding: str, path: Path) -> None:
         ) from None
 
 
+#: byte-order marks and the codec that reads the text after them (longest first: UTF-32 LE starts as UTF-16 LE does)
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def bom_encoding(path: Path) -> str | None:
+    """The encoding a byte-order mark at the start of ``path`` announces (``utf-8-sig``, ``utf-16``, ``utf-32``), or
+    None when the file starts with none (or cannot be read: the reader reports that)."""
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(4)
+    except OSError:
+        return None
+    return next((name for bom, name in BOMS if start.startswith(bom)), None)
+
+
+def file_encoding(path: Path, encoding: str) -> str:
+    """The encoding to read ``path`` with: the one its byte-order mark announces, else ``encoding``."""
+    return bom_encoding(path) or encoding
+
+
 def read_delimited(
     path: str | os.PathLike,
     *,
@@ -73,6 +94,8 @@ def read_delimited(
     path = Path(path)
     check_file(path, expected)
     check_encoding(encoding, path)
+    marked = bom_encoding(path)
+    encoding = marked or encoding
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
@@ -100,6 +123,10 @@ def read_delimited(
             )
     except UnicodeError as exc:
         where = _first_undecodable(path, encoding)
+        if marked is not None:  # another encoding cannot help: the byte-order mark says which one the file claims
+            at = "" if where is None else f" (byte {where[2]!r} at offset {where[1]})"
+            raise DataError(f"cannot be decoded as {encoding}, the encoding its byte-order mark announces{at}: the "
+                            "file is damaged, or not text", path=str(path), line=None if where is None else where[0])
         if where is None:
             raise DataError(
                 f"cannot be decoded as {encoding} ({one_line(exc)}): {_encoding_hint()}",
@@ -210,7 +237,7 @@ def _infer_sep(path: Path, encoding: str) -> str:
     if suffix == ".dat":
         return "::"
     try:
-        with open(path, encoding=encoding, errors="replace") as fh:
+        with open(path, encoding=file_encoding(path, encoding), errors="replace") as fh:
             first = fh.readline()
     except (OSError, UnicodeError):  # reported by the reader itself
         return ","
@@ -226,11 +253,40 @@ def _is_parquet(path: Path) -> bool:
     return path.suffix.lower() in (".parquet", ".pq")
 
 
+def _unsupported(t: pa.DataType) -> bool:
+    """Whether a Parquet column of type ``t`` holds values no ratings or metadata column can be: lists, structs,
+    maps, unions (nested values) or raw bytes."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return (pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+            or pa.types.is_fixed_size_binary(t))
+
+
+def check_parquet_columns(path: Path, columns=None) -> None:
+    """Raise :class:`DataError` naming the file, column and type if one of ``columns`` (default: every column) of the
+    Parquet file ``path`` is of a type ratecast cannot use (see :func:`_unsupported`). An unreadable file is left to
+    the reader, which reports it."""
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception:  # pyarrow raises several unrelated types; the reader reports them
+        return
+    wanted = None if columns is None else {c for c in columns if c is not None}
+    for field in schema:
+        if (wanted is None or field.name in wanted) and _unsupported(field.type):
+            raise DataError(f"column {field.name!r} is of the Parquet type {field.type}, which cannot be read as ids, "
+                            "ratings or metadata (expected integers, numbers, text, booleans or dates)",
+                            path=str(path))
+
+
 def _read_any(path: Path, *, sep: str | None, encoding: str, expected: str = "a file",
-              id_cols: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A table with a header row; in a delimited file the ``id_cols`` are read as text (see :func:`text_ids`)."""
+              id_cols: tuple[str, ...] = (), used=None) -> pd.DataFrame:
+    """A table with a header row; in a delimited file the ``id_cols`` are read as text (see :func:`text_ids`). In a
+    Parquet file, the ``used`` columns (default: all) must be of a type ratecast reads."""
     if _is_parquet(path):
         check_file(path, expected)
+        check_parquet_columns(path, used)
         try:
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several unrelated types
@@ -510,6 +566,7 @@ def load_ratings(
     user_key: str | None = None,
     encoding: str = "utf-8",
     name: str | None = None,
+    duplicates: str = "error",
 ) -> Dataset:
     """Load your own ratings from CSV/TSV/Parquet (with a header row) into a :class:`Dataset`.
 
@@ -518,12 +575,17 @@ def load_ratings(
     column names as in the ratings file). A ``genres`` column of ``|``-separated names becomes one 0/1 column per genre;
     a year in parentheses at the end of a title gives ``release_year``.
 
+    ``duplicates``: a (user, item) pair rated on several rows is an error (``"error"``, the default); ``"last"`` keeps
+    its latest rating (by timestamp, file order breaking ties; without timestamps the last row), ``"mean"`` the mean
+    of its ratings (kept as it is, possibly between two steps of the scale).
+
     Ratings files of 1 MiB or more (UTF-8 CSV/TSV with a one-character separator, or Parquet) are read by pyarrow on
     several threads, only the columns named above; the Dataset and every error message are the ones the pandas
     reading of small files gives (a file pyarrow would read otherwise goes to pandas).
     """
     path = Path(path)
     scale = _as_scale(rating_scale)
+    check_duplicates_option(duplicates)
     if sep is not None and (not isinstance(sep, str) or not sep):
         raise DataError(f"{argument('sep')} must be a field separator such as ',' or ';' (or omitted, to infer it "
                         f"from the file), got {sep!r}", path=str(path))
@@ -531,18 +593,20 @@ def load_ratings(
     check_file(path, _RATINGS_FILE)
     _refuse_other_format(path, "ratings")
     if _is_parquet(path):
+        check_parquet_columns(path, roles.values())
         fast = arrow_parquet(path, roles)
     else:
         check_encoding(encoding, path)
-        fast = arrow_ratings(path, sep=sep or _infer_sep(path, encoding), encoding=encoding, columns=roles,
-                             written_ids=True)
+        fast = arrow_ratings(path, sep=sep or _infer_sep(path, encoding), encoding=file_encoding(path, encoding),
+                             columns=roles, written_ids=True)
     first_line = 1 if _is_parquet(path) else 2  # a delimited file's first line is its header
     if fast is not None:
         renamed, codes = fast
     else:
         renamed, codes = _pandas_ratings(path, sep, encoding, roles), None
     ratings, scale = validate_ratings(renamed, path=str(path), rating_scale=scale, first_line=first_line,
-                                      id_codes=codes, columns={role: col for role, col in roles.items() if col})
+                                      id_codes=codes, columns={role: col for role, col in roles.items() if col},
+                                      duplicates=duplicates)
     item_table = (_metadata_table(items, item_key or item_col, "item_id", encoding, ratings["item_id"],
                                   _key_argument("item", item_key))
                   if items is not None else None)
@@ -560,13 +624,15 @@ def load_ratings(
         rating_scale=scale,
         genres=genres,
         source=str(path),
+        duplicates=duplicates,
     )
 
 
 def _pandas_ratings(path: Path, sep: str | None, encoding: str, roles: dict[str, str | None]) -> pd.DataFrame:
     """The ratings file read by pandas, as the frame (user_id, item_id, rating, timestamp) to validate."""
     user_col, item_col, rating_col, timestamp_col = (roles[r] for r in ("user_id", "item_id", "rating", "timestamp"))
-    df = _read_any(path, sep=sep, encoding=encoding, expected=_RATINGS_FILE, id_cols=(user_col, item_col))
+    df = _read_any(path, sep=sep, encoding=encoding, expected=_RATINGS_FILE, id_cols=(user_col, item_col),
+                   used=roles.values())
     _require_columns(df, {"user_col": user_col, "item_col": item_col, "rating_col": rating_col,
                           "timestamp_col": timestamp_col}, path)
     text = not _is_parquet(path)  # ids were read as text: integers only where written as such ("007" stays text)
@@ -588,7 +654,7 @@ def read_pairs(path: str | os.PathLike, *, user_col: str = "user_id", item_col: 
     path = Path(path)
     _refuse_other_format(path, "pairs")
     df = _read_any(path, sep=sep, encoding=encoding, expected="a pairs file (CSV, TSV or Parquet)",
-                   id_cols=(user_col, item_col))
+                   id_cols=(user_col, item_col), used=(user_col, item_col, timestamp_col))
     columns = _require_columns(df, {"user_col": user_col, "item_col": item_col, "timestamp_col": timestamp_col},
                                path)
     if len(df) == 0:
@@ -650,9 +716,9 @@ def _metadata_table(table, key: str, index_name: str, encoding: str, ids: pd.Ser
     if miss.any():
         row = int(np.flatnonzero(miss)[0])
         raise DataError(f"missing value in key column {key!r} (row {row + 1})", path=where)
-    dup = df[key].duplicated()
-    if dup.any():
-        raise DataError(f"duplicate {index_name} {df[key][dup].iloc[0]!r} in key column {key!r}", path=where)
+    delimited = not isinstance(table, pd.DataFrame) and not _is_parquet(Path(table))
+    check_unique_key(df[key], what=index_name, path=where, first_line=2 if delimited else 1,
+                     unit="line" if delimited else "row", detail=f" in key column {key!r}")
     return df.rename(columns={key: index_name}).set_index(index_name)
 
 

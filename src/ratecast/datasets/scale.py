@@ -36,6 +36,12 @@ class RatingScale:
                 f"rating scale maximum must be > minimum, got minimum={self.minimum}, maximum={self.maximum}"
             )
         n = (self.maximum - self.minimum) / self.step
+        if not np.isfinite(n) or n + 1 > MAX_VALUES + 1e-6:  # checked first: round() of an overflow raises
+            levels = "more than 1e308" if not np.isfinite(n) else str(round(n) + 1)
+            raise ValueError(
+                f"rating scale {self.minimum:g}..{self.maximum:g} step {self.step:g} has {levels} values; at most "
+                f"{MAX_VALUES} are supported (an outlier rating, or ratings that are not on a scale?)"
+            )
         if abs(n - round(n)) > 1e-6:
             raise ValueError(
                 f"rating scale (maximum - minimum) must be a multiple of step, got {self.minimum}..{self.maximum} "

@@ -10,17 +10,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DataError
+from ..errors import DataError, argument
 from .scale import RatingScale
+
+#: what to do with a (user, item) pair rated more than once: refuse it, keep its latest rating, or keep their mean
+DUPLICATES = ("error", "last", "mean")
 
 _INTEGER = r"[+-]?\d+"
 _CANONICAL_INTEGER = r"0|-?[1-9]\d*"  # how str(int) writes an integer: no sign but '-', no leading zeros, no spaces
 _TIMESTAMP = "timestamp must be a number (seconds since 1970) or a date"
 
 
-def _plain(value):
+def plain_value(value):
     """numpy scalars as plain Python values, so messages read ``6`` rather than ``np.int64(6)``."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+_plain = plain_value
 
 
 Fail = Callable[..., None]
@@ -201,6 +207,38 @@ def blank_values(column: pd.Series) -> np.ndarray:
     return miss
 
 
+def check_duplicates_option(duplicates) -> str:
+    """``duplicates`` if it is one of :data:`DUPLICATES`; else :class:`DataError` naming the option and its values."""
+    if not isinstance(duplicates, str) or duplicates not in DUPLICATES:
+        raise DataError(f"{argument('duplicates')} must be one of {', '.join(map(repr, DUPLICATES))}, "
+                        f"got {duplicates!r}")
+    return duplicates
+
+
+def resolve_duplicates(df: pd.DataFrame, duplicates: str) -> pd.DataFrame:
+    """``df`` with each (user_id, item_id) pair once: ``"last"`` keeps the pair's latest row (by timestamp where the
+    rows have one, file order breaking ties; else the last in file order), ``"mean"`` keeps that row with the mean of
+    the pair's ratings (not rounded to the scale). Rows keep their order; ``df`` itself is returned when no pair
+    repeats. ``"error"`` returns ``df`` unchanged (the caller reports repeats)."""
+    if check_duplicates_option(duplicates) == "error" or len(df) < 2:
+        return df
+    keys = ["user_id", "item_id"]
+    if not df.duplicated(keys).any():
+        return df
+    order = np.arange(len(df))
+    if "timestamp" in df.columns and bool(df["timestamp"].notna().any()):
+        ts = pd.to_numeric(df["timestamp"], errors="coerce").to_numpy(dtype="float64")
+        order = np.argsort(ts, kind="stable")  # equal timestamps stay in file order
+    latest = ~df.iloc[order].duplicated(keys, keep="last").to_numpy()
+    kept = np.sort(order[latest])
+    out = df.iloc[kept]
+    if duplicates == "mean":
+        rating = pd.to_numeric(df["rating"], errors="coerce").astype("float64")  # non-numbers: reported where used
+        mean = rating.groupby([df["user_id"], df["item_id"]], sort=False, dropna=False).transform("mean").to_numpy()
+        out = out.assign(rating=mean[kept])
+    return out.reset_index(drop=True)
+
+
 def validate_ratings(
     df: pd.DataFrame,
     *,
@@ -210,6 +248,7 @@ def validate_ratings(
     require_timestamp: bool = False,
     id_codes: dict[str, Codes] | None = None,
     columns: dict[str, str] | None = None,
+    duplicates: str = "error",
 ) -> tuple[pd.DataFrame, RatingScale]:
     """Check a (user_id, item_id, rating[, timestamp]) frame; return it with numeric ratings and its scale.
 
@@ -218,8 +257,10 @@ def validate_ratings(
     when the reader already has them (dictionary-encoded columns); text id columns are encoded here otherwise, so
     that their checks look at each distinct id once. Ratings come back as float32 when that holds every rating
     exactly (any scale in halves, quarters or whole numbers), else as float64. ``columns`` maps a role to the
-    column's name in the file, for messages (default: the role's name).
+    column's name in the file, for messages (default: the role's name). A (user, item) pair rated on several rows
+    is an error unless ``duplicates`` is ``"last"`` or ``"mean"`` (see :func:`resolve_duplicates`).
     """
+    check_duplicates_option(duplicates)
     fail = _failer(df, path, first_line)
     if len(df) == 0:
         raise DataError("no ratings: the table has no rows", path=path)
@@ -253,6 +294,7 @@ def validate_ratings(
     values = ratings.to_numpy()
     distinct = pd.unique(values)  # a handful of values: the scale is inferred and checked on them
     if rating_scale is None:
+        _refuse_outliers(values, distinct, path, first_line)
         try:
             rating_scale = RatingScale.infer(distinct)
         except ValueError as exc:
@@ -266,12 +308,62 @@ def validate_ratings(
                 f"(step {rating_scale.step:g})",
                 "rating",
             )
-    _check_unique_pairs(out, path, first_line, codes)
+    if duplicates == "error":
+        _check_unique_pairs(out, path, first_line, codes)
+    else:
+        out = resolve_duplicates(out, duplicates)
+        values = out["rating"].to_numpy()
     if values.dtype != "float32":
         single = values.astype("float32")
         if np.array_equal(single, values):
             out = out.assign(rating=single)
     return out.reset_index(drop=True), rating_scale
+
+
+OUTLIER_MIN_RATINGS = 100
+
+
+def outlier_ratings(values: np.ndarray) -> np.ndarray | None:
+    """Which ratings lie far from the others, or None if none does. The core of the ratings is what remains without
+    the ``k`` lowest and ``k`` highest (``k`` = 5, or 0.1% of the ratings when that is more); a rating is an outlier
+    when it lies further from the core than the core's width or its largest magnitude, whichever is more (one typo of
+    40 among 1-5 stars; not a 0 among 1-5 stars, nor a few 1s among 4s). Fewer than :data:`OUTLIER_MIN_RATINGS`
+    ratings are not judged: too few to tell a typo from the scale's rarely used end."""
+    n = len(values)
+    k = max(5, -(-n // 1000))
+    if n < OUTLIER_MIN_RATINGS:
+        return None
+    counts = pd.Series(values).value_counts(sort=False)
+    order = np.argsort(counts.index.to_numpy(dtype="float64"))
+    distinct = counts.index.to_numpy(dtype="float64")[order]
+    cumulative = np.cumsum(counts.to_numpy()[order])
+    lo = distinct[np.searchsorted(cumulative, k + 1)]  # the (k+1)-th lowest rating
+    hi = distinct[np.searchsorted(cumulative, n - k)]  # the (k+1)-th highest
+    reach = max(hi - lo, abs(lo), abs(hi)) or 1.0
+    far = (distinct < lo - reach) | (distinct > hi + reach)
+    if not far.any():
+        return None
+    return np.isin(values, distinct[far])
+
+
+def _refuse_outliers(values: np.ndarray, distinct: np.ndarray, path: str, first_line: int) -> None:
+    """Before a scale is inferred from ``values``: a :class:`DataError` naming the lines of ratings that lie far
+    from the others (:func:`outlier_ratings`), which would stretch the inferred scale."""
+    if len(distinct) < 2:
+        return
+    far = outlier_ratings(values)
+    if far is None:
+        return
+    rows = np.flatnonzero(far)
+    shown = ", ".join(f"{float(values[r]):g} (line {first_line + int(r)})" for r in rows[:5])
+    rest = values[~far]
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    raise DataError(
+        f"{'rating' if len(rows) == 1 else 'ratings'} {shown}{more} far outside the other ratings "
+        f"({float(rest.min()):g}..{float(rest.max()):g}) would stretch the inferred rating scale to "
+        f"{float(values.min()):g}..{float(values.max()):g}: correct {'it' if len(rows) == 1 else 'them'} (a typo?), "
+        f"or declare the scale with {argument('rating_scale')} (MIN,MAX[,STEP])",
+        path=path, line=first_line + int(rows[0]))
 
 
 def _all_missing(df: pd.DataFrame) -> np.ndarray | None:
@@ -348,7 +440,8 @@ def _check_unique_pairs(df: pd.DataFrame, path: str, first_line: int, codes: dic
     lines = ", ".join(str(first_line + int(r)) for r in same[:5])
     raise DataError(
         f"duplicate rating for (user_id={key[0]!r}, item_id={key[1]!r}) on lines {lines}: "
-        "each (user, item) pair may be rated once",
+        f"each (user, item) pair may be rated once; to keep re-ratings set {argument('duplicates')} to 'last' "
+        "(the latest rating) or 'mean' (their mean)",
         path=path,
         line=first_line + int(first),
     )
@@ -389,11 +482,18 @@ def check_table(
         bad = ~pd.to_numeric(df[col], errors="coerce").isin([0, 1]).to_numpy()
         if bad.any():
             fail(bad, f"genre flag {col!r} must be 0 or 1", col)
-    dup = df[key].duplicated(keep=False).to_numpy()
-    if dup.any():
-        value = df[key].iloc[int(np.flatnonzero(dup)[0])]
-        rows = np.flatnonzero((df[key] == value).to_numpy())
-        lines = ", ".join(str(first_line + int(r)) for r in rows[:5])
-        raise DataError(
-            f"duplicate {key} {_plain(value)!r} on lines {lines}", path=path, line=first_line + int(rows[-1])
-        )
+    check_unique_key(df[key], what=key, path=path, first_line=first_line)
+
+
+def check_unique_key(column: pd.Series, *, what: str, path: str | None, first_line: int = 1, unit: str = "line",
+                     detail: str = "") -> None:
+    """Raise :class:`DataError` if a value of the key ``column`` repeats: the value as the column holds it (``356``,
+    ``'abc'``) and the first few of its ``unit``s (row ``i`` is ``first_line + i``); ``detail`` follows the value."""
+    dup = column.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    value = column.iloc[int(np.flatnonzero(dup)[0])]
+    rows = np.flatnonzero((column == value).to_numpy())
+    shown = ", ".join(str(first_line + int(r)) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    raise DataError(f"duplicate {what} {plain_value(value)!r}{detail} on {unit}s {shown}", path=path,
+                    line=first_line + int(rows[1]) if unit == "line" else None)
