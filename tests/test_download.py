@@ -206,7 +206,7 @@ def test_unwritable_extraction_folder(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("tempfile.mkdtemp", denied)
+    monkeypatch.setattr("ratecast.datasets.download.temp_dir", denied)
     with pytest.raises(DataError, match=r": cannot extract into this folder: Permission denied"):
         extract_zip(tmp_path / "ml-100k.zip", tmp_path, "ml-100k")
 

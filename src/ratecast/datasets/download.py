@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -13,7 +12,7 @@ import zlib
 from pathlib import Path
 
 from ..errors import DataError, DownloadError, MissingFileError, spelled
-from ..io import replace_dir
+from ..io import replace_dir, temp_dir
 from .readers import check_file, one_line
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/"
@@ -96,12 +95,13 @@ def extract_zip(archive: Path, into: Path, folder: str, required: tuple[str, ...
     """
     check_file(archive, "a zip archive")
     target = into / folder
-    try:
-        into.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=into))
-    except OSError as exc:
-        raise DataError(f"cannot extract into this folder: {exc.strerror or one_line(exc)}", path=str(into)) from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            into.mkdir(parents=True, exist_ok=True)
+            tmp = stack.enter_context(temp_dir(target))  # owned by this process: what a kill leaves, the next
+        except OSError as exc:                          # write removes
+            raise DataError(f"cannot extract into this folder: {exc.strerror or one_line(exc)}",
+                            path=str(into)) from None
         _unpack(archive, tmp)
         found = tmp / folder
         if not found.is_dir():
@@ -110,8 +110,6 @@ def extract_zip(archive: Path, into: Path, folder: str, required: tuple[str, ...
         if missing:
             raise DataError(f"zip archive lacks {missing} in {folder!r}", path=str(archive))
         replace_dir(found, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
