@@ -95,11 +95,12 @@ def extract_zip(archive: Path, into: Path, folder: str, required: tuple[str, ...
     """
     check_file(archive, "a zip archive")
     target = into / folder
+    # the scratch folder is owned by this process: what a kill leaves behind, the next write removes
     with contextlib.ExitStack() as stack:
         try:
             into.mkdir(parents=True, exist_ok=True)
-            tmp = stack.enter_context(temp_dir(target))  # owned by this process: what a kill leaves, the next
-        except OSError as exc:                          # write removes
+            tmp = stack.enter_context(temp_dir(target))
+        except OSError as exc:
             raise DataError(f"cannot extract into this folder: {exc.strerror or one_line(exc)}",
                             path=str(into)) from None
         _unpack(archive, tmp)
