@@ -5,6 +5,8 @@ typed as the model holds them, and data without titles shows ids, never null."""
 import json
 import os
 import re
+import shutil
+import subprocess
 import threading
 import time
 
@@ -233,3 +235,58 @@ def test_data_without_titles_gives_the_page_ids_and_no_null_text(client):
     figure = strict(client.get("/v1/map").text)
     rows = [row for trace in figure["data"] for row in trace["customdata"]]
     assert len(rows) == 30 and all(row[1] == str(row[0]) for row in rows)
+
+
+NODE = shutil.which("node")
+#: the explorer page's script run in Node on a stand-in for the browser's DOM, answered with the server's JSON
+PAGE_IN_NODE = r"""
+const fs = require("fs"), vm = require("vm");
+const [answersFile, scriptFile] = process.argv.slice(-2);
+const answers = JSON.parse(fs.readFileSync(answersFile, "utf8"));
+class Node_ {
+  constructor(tag) { this.tag = tag; this.children = []; this.textContent = ""; this.dataset = {}; this.value = ""; }
+  addEventListener() {}
+  replaceChildren(...c) { this.children = c; }
+  append(...c) { this.children.push(...c); }
+  scrollIntoView() {}
+}
+const nodes = {};
+const document = { getElementById: (id) => (nodes[id] ??= new Node_("#" + id)), createElement: (t) => new Node_(t) };
+const fetch = async (url) => {
+  if (!(url in answers)) throw new Error("unexpected request " + url);
+  return { ok: true, json: async () => answers[url] };
+};
+const page = { document, fetch, console, encodeURIComponent };
+vm.createContext(page);
+vm.runInContext(fs.readFileSync(scriptFile, "utf8"), page);
+const texts = (id) => nodes[id].children.map((li) => li.children.length ? li.children[0].textContent : "");
+(async () => {
+  document.getElementById("user-id").value = "1";
+  document.getElementById("user-k").value = "10";
+  await vm.runInContext("showUser({preventDefault() {}})", page);
+  document.getElementById("title-query").value = "101";
+  await vm.runInContext("search({preventDefault() {}})", page);
+  await new Promise((done) => setTimeout(done, 50));
+  console.log(JSON.stringify({recommendations: texts("recommendations"), history: texts("history"),
+    similar: texts("similar"), similarTitle: nodes["similar-title"].textContent,
+    found: nodes["search-results"].children.map((li) => li.children[0].textContent)}));
+})();
+"""
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_the_explorer_page_shows_ids_where_titles_are_missing(client, tmp_path):
+    from ratecast.serve.app import STATIC
+
+    urls = ["/v1/model", "/v1/users/1/recommendations?k=10", "/v1/users/1/history?k=10",
+            "/v1/items/search?q=101&limit=10", "/v1/items/101/similar?k=10"]
+    (tmp_path / "answers.json").write_text(json.dumps({u: client.get(u).json() for u in urls}))
+    done = subprocess.run([NODE, "-e", PAGE_IN_NODE, "--", str(tmp_path / "answers.json"),
+                           str(STATIC / "explorer.js")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert len(shown["recommendations"]) == 10 and shown["history"] and len(shown["similar"]) == 10
+    every = [*shown["recommendations"], *shown["history"], *shown["similar"], shown["similarTitle"], *shown["found"]]
+    assert not [t for t in every if re.search(r"\b(null|undefined|None|nan|NaN)\b", t) or not t.strip()], every
+    assert all(t.isdigit() for t in shown["recommendations"] + shown["similar"])
+    assert shown["similarTitle"] == "Most similar to 101" and shown["found"][0].startswith("101 (")
