@@ -64,7 +64,7 @@ def refuse_to_compute(monkeypatch):
 
 # --- the map --------------------------------------------------------------------------------------------------------
 def test_the_map_is_made_at_start_up_and_no_request_computes_it(train, monkeypatch):
-    with TestClient(create_app(train("start-up"))) as c:
+    with TestClient(create_app(train("served"))) as c:
         assert c.app.state.holder.service.item_map is not None
         refuse_to_compute(monkeypatch)
         r = c.get("/v1/map")
@@ -109,7 +109,7 @@ def test_ready_waits_for_the_map(train, monkeypatch):
 def test_a_reload_makes_the_new_runs_map_before_the_swap(train, monkeypatch):
     import ratecast.viz.maps
 
-    old, new = train("before-reload"), train("after-reload", seed=1)
+    old, new = train("served"), train("after-reload", seed=1)
     with TestClient(create_app(old, admin_token=TOKEN)) as c:
         holder = c.app.state.holder
         first = holder.service.version
