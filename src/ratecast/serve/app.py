@@ -1,11 +1,11 @@
 """The HTTP API and the explorer page: ``create_app(run_dir)`` builds a FastAPI app that loads and warms the run
 once at start-up, answers under /v1, exposes /health, /ready and /metrics (Prometheus), and swaps in a newly
 trained run atomically on ``POST /admin/reload`` (with the admin token) or when ``watch`` sees the folder change.
+Its API docs (/docs, /redoc) load their scripts and styles from the server itself (fastapi-offline), not a CDN.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import os
 import threading
@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -222,9 +223,10 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
         yield
         stop.set()
 
-    app = FastAPI(title="ratecast", version="1", lifespan=lifespan,
-                  description="Recommendations, similar items and rating predictions from a trained ratecast run. "
-                              "Errors are JSON: {\"error\": ..., \"status\": ...}.")
+    app = FastAPIOffline(title="ratecast", version="1", lifespan=lifespan,
+                         description="Recommendations, similar items and rating predictions from a trained ratecast "
+                                     "run. Errors are JSON: {\"error\": ..., \"status\": ...}.",
+                         swagger_ui_parameters={"validatorUrl": None})  # no badge fetched from swagger.io
     app.add_middleware(FastPath, holder=holder)
     app.add_middleware(BodyLimit, max_body=MAX_BODY_BYTES)
     app.add_middleware(Observe, registry=registry)  # added last: the outermost
@@ -304,8 +306,10 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
                                                                                  "many training ratings.")):
         return JSONResponse(await run_in_threadpool(service().similar, item_id, k, min_ratings))
 
-    @app.get("/v1/items/search", tags=["v1"], summary="Items whose title contains the text, most rated first.")
-    async def search(q: str = Query(..., min_length=1, max_length=200, description="Text to find in titles."),
+    @app.get("/v1/items/search", tags=["v1"],
+             summary="Items whose title contains the text, most rated first (the item with that id first).")
+    async def search(q: str = Query(..., min_length=1, max_length=200,
+                                    description="Text to find in titles, or an item id."),
                      limit: int = Query(20, ge=1, le=200, description="How many items at most.")):
         return JSONResponse(service().search(q, limit))
 
@@ -319,7 +323,9 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
 
     @app.post("/v1/users", response_model=S.NewUserRecommendations, tags=["v1"],
               summary="Recommendations for a new user from ratings (fold-in on a copy) and/or demographics.",
-              responses={413: {"model": S.ErrorBody}})
+              description="Rated items the model does not know are left out of the fold-in and listed in "
+                          "`ignored_items`; if the model knows none of the rated items, the answer is 422.",
+              responses={413: {"model": S.ErrorBody}, 422: {"model": S.ErrorBody}})
     async def new_user(body: S.NewUserRequest):
         if body.ratings and len(body.ratings) > S.MAX_NEW_USER_RATINGS:
             return _error(413, f"ratings: {len(body.ratings)} ratings is over the limit of "
@@ -334,16 +340,14 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
     async def model():
         return JSONResponse(json_safe(service().info()))
 
-    map_lock = asyncio.Lock()
-
-    @app.get("/v1/map", tags=["v1"], summary="The item embedding map (plotly figure JSON, as in the report).")
+    @app.get("/v1/map", tags=["v1"], summary="The item embedding map (plotly figure JSON, as in the report).",
+             description="Made when the run is loaded (or taken from the run's report.html), never on a request; "
+                         "404 for a model without item vectors.", responses={404: {"model": S.ErrorBody}})
     async def item_map():
         svc = service()
-        async with map_lock:
-            if svc.item_map is None:
-                svc.item_map = await run_in_threadpool(_map_json, svc)
-            figure = svc.item_map
-        return Response(figure, media_type="application/json")
+        if svc.item_map is None:
+            raise NotFound(svc.no_item_map)
+        return Response(svc.item_map, media_type="application/json")
 
     # --- admin ------------------------------------------------------------------------------------------------------
     @app.post("/admin/reload", response_model=S.Reloaded, tags=["admin"],
@@ -381,17 +385,6 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
-
-def _map_json(svc: ModelService) -> str:
-    from ..viz.maps import embedding_map, map_figure
-
-    if not svc.rec.state_.model.has_vectors:
-        raise NotFound(f"model {svc.model_name!r} learns no item vectors, so it has no map")
-    df = embedding_map(svc.rec, "item", method="tsne")
-    fig = map_figure(df, "popularity", "Item embeddings (t-SNE), coloured by training popularity")
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    return fig.to_json()
 
 
 def app_from_env() -> FastAPI:

@@ -28,7 +28,8 @@ class RecommendedItem(BaseModel):
 
 
 class Recommendations(BaseModel):
-    user_id: Id = Field(description="The user asked for.")
+    user_id: Id = Field(description="The user asked for, typed as the model holds ids (an integer for integer "
+                                    "ids, known or not; text ids stay text).")
     fallback: Optional[Literal["popular"]] = Field(
         description="'popular' when the user is unknown to the model and the list holds the items with the best "
                     "damped mean rating; null for a personal list.")
@@ -66,8 +67,9 @@ class PredictRequest(RequestBody):
 
 
 class Prediction(BaseModel):
-    user_id: Id = Field(description="As given in the request.")
-    item_id: Id = Field(description="As given in the request.")
+    user_id: Id = Field(description="As given in the request, typed as the model holds ids (an integer for "
+                                    "integer ids, also when given as text).")
+    item_id: Id = Field(description="As given in the request, typed as the model holds ids.")
     rating: float = Field(description="Predicted rating, on the training scale; never NaN.")
     was_impossible: bool = Field(description="True when the user or the item is unknown: the rating is then the "
                                              "baseline (global mean plus the known side's bias).")
@@ -93,6 +95,9 @@ class NewUserRecommendations(BaseModel):
     method: Literal["fold_in", "cold_start", "popular"] = Field(
         description="fold_in (from the ratings), cold_start (from demographics) or popular (nothing usable).")
     items: list[RecommendedItem] = Field(description="Best first; items the new user rated are left out.")
+    ignored_items: list[Id] = Field(
+        description="Rated items the model does not know, left out of the fold-in (typed as the model holds ids); "
+                    "empty when every rated item is known. If none is known the answer is 422.")
 
 
 class HistoryItem(BaseModel):

@@ -1,5 +1,5 @@
 """One loaded run, ready to answer requests: the fitted recommender plus what the hot endpoints read without
-touching the model (each known user's top items, computed once on load; id lookups; titles).
+touching the model (each known user's top items and the item map, computed once on load; id lookups; titles).
 
 A :class:`ModelService` never changes after it is built; a reload builds a new one and swaps it in
 (:class:`Holder`), so a request that started on the old model finishes on it.
@@ -41,6 +41,24 @@ def _title(value: Any) -> str | None:
     return None if value is None or value != value else str(value)  # a missing title (None or NaN) is null
 
 
+def id_as_stored(index, text: str) -> Any:
+    """An id written as text (a URL segment, a JSON key), typed as ``index`` holds ids: the stored id when known,
+    else the integer for integer ids when the text is one written plainly (``7``, not ``007``), the number for
+    number ids, and the text itself otherwise (text ids stay text)."""
+    raw = id_from_text(index, text)
+    if raw in index:
+        return _plain(raw)
+    kind = index.ids.dtype.kind
+    try:
+        if kind in "iu" and str(int(text)) == text:
+            return int(text)
+        if kind == "f" and np.isfinite(float(text)):
+            return float(text)
+    except ValueError:
+        pass
+    return text
+
+
 def _rows(df, column: str) -> list[dict]:
     """JSON rows (item_id, title, ``column``) of a Recommender answer frame."""
     return [{"item_id": _plain(i), "title": _title(t), column: round(float(v), 6)}
@@ -78,7 +96,8 @@ class ModelService:
         self._history_loaded = False
         self._history_lock = threading.Lock()
         self._json_cache = functools.lru_cache(maxsize=JSON_CACHE)(self._recommend_json)
-        self.item_map: str | None = None  # the item embedding map (plotly JSON), made on its first request
+        self.item_map: str | None = None  # the item embedding map (plotly JSON), made by warm()
+        self.no_item_map = "the item map is not made yet"  # why item_map is None
         self.loaded_at = time.time()
         self.load_seconds = time.perf_counter() - started
 
@@ -116,7 +135,8 @@ class ModelService:
         if u == 0:  # the fallback does not depend on what the user has seen
             items = self._popular if precomputed else _rows(
                 self.rec.recommend_popular(k, min_ratings=min_ratings), "score")
-            return {"user_id": user_text, "fallback": "popular", "items": self._ranked(items, k)}
+            return {"user_id": id_as_stored(self.rec.state_.user_index, user_text), "fallback": "popular",
+                    "items": self._ranked(items, k)}
         uid = self.rec.state_.user_index.raw([u])[0]
         if precomputed and exclude_seen and self._top is not None:
             pos, score = self._top[0][u - 1][:k], self._top[1][u - 1][:k]
@@ -150,8 +170,9 @@ class ModelService:
         items = [self._raw(s.item_index, self._item_pos, i, offset=1) for _, i in pairs]
         times = None if timestamps is None else np.array([np.nan if t is None else t for t in timestamps], "float64")
         details = self.rec.predict_details(np.array(users, dtype=object), np.array(items, dtype=object), times)
+        echo = [(id_as_stored(s.user_index, str(u)), id_as_stored(s.item_index, str(i))) for u, i in pairs]
         return {"predictions": [{"user_id": u, "item_id": i, "rating": round(float(r), 6), "was_impossible": bool(w)}
-                                for (u, i), r, w in zip(pairs, details["prediction"], details["was_impossible"])]}
+                                for (u, i), r, w in zip(echo, details["prediction"], details["was_impossible"])]}
 
     @staticmethod
     def _raw(index, lookup: dict, value: Any, offset: int) -> Any:
@@ -163,23 +184,31 @@ class ModelService:
 
     def new_user(self, demographics: Mapping[str, Any] | None, ratings: Mapping[str, float] | None, k: int) -> dict:
         """Recommendations for someone the model has not seen, without changing the served model: fold-in from
-        their ratings (on a copy), else cold start from demographics, else the popular fallback."""
+        their ratings (on a copy), else cold start from demographics, else the popular fallback. Rated items the
+        model does not know are left out and named in ``ignored_items``; if it knows none of them, ``ValueError``."""
         if ratings:
-            known = {}
+            s = self.rec.state_
+            known, ignored = {}, []
             for item, rating in ratings.items():
                 pos = self.item_position(item)
                 if pos >= 0:
-                    known[self.rec.state_.item_index.ids[pos]] = rating
-            if known:
-                clone = copy.copy(self.rec)  # its own state after fold_in; the served one is untouched
-                new_id = "__new_user__"
-                clone.fold_in(new_id, known, demographics=demographics or None)
-                df = clone.recommend(new_id, k=k)
-                return {"fallback": None, "method": "fold_in", "items": self._ranked(_rows(df, "score"), k)}
+                    known[s.item_index.ids[pos]] = rating
+                else:
+                    ignored.append(id_as_stored(s.item_index, item))
+            if not known:
+                shown = ", ".join(repr(i) for i in ignored[:5]) + (", ..." if len(ignored) > 5 else "")
+                raise ValueError(f"ratings: none of the {len(ignored)} rated items is known to the model, got "
+                                 f"{shown}")
+            clone = copy.copy(self.rec)  # its own state after fold_in; the served one is untouched
+            new_id = "__new_user__"
+            clone.fold_in(new_id, known, demographics=demographics or None)
+            df = clone.recommend(new_id, k=k)
+            return {"fallback": None, "method": "fold_in", "items": self._ranked(_rows(df, "score"), k),
+                    "ignored_items": ignored}
         df = self.rec.recommend_new_user(demographics or None, k=k)
         fallback = "popular" if df.attrs.get("fallback") else None
         return {"fallback": fallback, "method": "popular" if fallback else "cold_start",
-                "items": self._ranked(_rows(df, "score"), k)}
+                "items": self._ranked(_rows(df, "score"), k), "ignored_items": []}
 
     def history(self, user_text: str, k: int) -> dict:
         """The user's own training ratings, best first (what the explorer shows beside the recommendations)."""
@@ -226,10 +255,14 @@ class ModelService:
             return self._history
 
     def search(self, text: str, limit: int = 20) -> dict:
-        """Items whose title contains ``text`` (case-insensitive), most rated first."""
+        """Items whose title contains ``text`` (case-insensitive), most rated first; the item whose id is ``text``
+        comes first (so data without titles can be searched too)."""
         needle = text.casefold()
         hits = [p for p, t in enumerate(self.titles) if t and needle in t.casefold()]
         hits.sort(key=lambda p: -self.popularity[p])
+        exact = self.item_position(text)
+        if exact >= 0:
+            hits = [exact] + [p for p in hits if p != exact]
         return {"query": text, "items": [{"item_id": self.item_ids[p], "title": self.titles[p],
                                           "ratings": int(self.popularity[p])} for p in hits[:limit]]}
 
@@ -243,7 +276,8 @@ class ModelService:
                 "load_seconds": round(self.load_seconds, 3), "users": len(self._user_pos), "items": len(self.item_ids)}
 
     def warm(self) -> None:
-        """One call of each endpoint shape, so that the first requests do not compile anything."""
+        """One call of each endpoint shape, so that the first requests do not compile anything, and the item map
+        (see :mod:`ratecast.serve.item_map`), so that no request waits for it."""
         first_user = next(iter(self._user_pos))
         self.recommend(first_user, 10)
         self.recommend(first_user, 10, min_ratings=10)
@@ -251,3 +285,17 @@ class ModelService:
         if self.rec.state_.model.has_vectors:
             self.similar(str(self.item_ids[0]), 10)
         self.predict([(first_user, self.item_ids[0])])
+        self.make_item_map()
+
+    def make_item_map(self) -> None:
+        """Make :attr:`item_map` (or say in :attr:`no_item_map` why there is none): a map is a nice-to-have, so a
+        model whose map cannot be made is served without one."""
+        from .item_map import item_map_json
+
+        if not self.rec.state_.model.has_vectors:
+            self.no_item_map = f"model {self.model_name!r} learns no item vectors, so it has no map"
+            return
+        try:
+            self.item_map = item_map_json(self.rec, self.run_dir, self.sha256)
+        except Exception as exc:  # e.g. too few items for t-SNE
+            self.no_item_map = f"the item map could not be made ({type(exc).__name__}: {exc})"

@@ -83,7 +83,7 @@ async function search(event) {
 
 async function showMap() {
   $("map-load").disabled = true;
-  $("map").textContent = "computing the map (t-SNE)…";
+  $("map").textContent = "loading the map…";
   try {
     const figure = await getJSON("/v1/map");
     $("map").textContent = "";
