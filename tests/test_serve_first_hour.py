@@ -1,4 +1,4 @@
-"""A served run as a newcomer meets it: the map is ready before the first request (made at start-up or on reload,
+"""A served run as a newcomer meets it: no request computes the map (made in the background at start-up, before the swap on reload,
 or taken from the run's report), the API docs work offline, a new user's unknown items are named, ids come back
 typed as the model holds them, and data without titles shows ids, never null."""
 
@@ -63,9 +63,17 @@ def refuse_to_compute(monkeypatch):
 
 
 # --- the map --------------------------------------------------------------------------------------------------------
+def map_made(service, seconds: float = 120) -> bool:
+    """Wait (bounded) until the start-up map of ``service`` is made."""
+    deadline = time.time() + seconds
+    while service.item_map_pending and time.time() < deadline:
+        time.sleep(0.05)
+    return service.item_map is not None
+
+
 def test_the_map_is_made_at_start_up_and_no_request_computes_it(train, monkeypatch):
     with TestClient(create_app(train("served"))) as c:
-        assert c.app.state.holder.service.item_map is not None
+        assert map_made(c.app.state.holder.service)
         refuse_to_compute(monkeypatch)
         r = c.get("/v1/map")
         assert r.status_code == 200
@@ -73,32 +81,35 @@ def test_the_map_is_made_at_start_up_and_no_request_computes_it(train, monkeypat
         assert points == 30
 
 
-def test_ready_waits_for_the_map(train, monkeypatch):
-    """While the map is being made the server does not say it is ready; once made, it is."""
+def test_ready_does_not_wait_for_the_map_which_answers_503_until_made(train, monkeypatch):
+    """A large catalogue's map takes minutes: the server is ready without it, and /v1/map says to ask again
+    (503, Retry-After) until the start-up thread has made it; no request computes it."""
     import ratecast.viz.maps
 
     real, started, release = ratecast.viz.maps.embedding_map, threading.Event(), threading.Event()
 
     def slow(*args, **kwargs):
         started.set()
-        release.wait(60)  # bounded: the server goes on by itself if the test fails
+        release.wait(60)  # bounded: the map is made by itself if the test fails
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ratecast.viz.maps, "embedding_map", slow)
-    server = LiveServer(create_app(train("ready")))
+    app = create_app(train("ready"))
+    server = LiveServer(app)
     server.thread.start()
     try:
-        assert started.wait(60), "the map was not made at start-up"
-        with pytest.raises(httpx.TransportError):  # not listening yet: nobody is told it is ready
-            httpx.get(server.url + "/ready", timeout=2)
-        assert not server.server.started
-        release.set()
+        assert started.wait(60), "the map was not started at start-up"
         deadline = time.time() + 60
         while not server.server.started:
             assert time.time() < deadline and server.thread.is_alive(), "the server did not start"
             time.sleep(0.1)
         r = httpx.get(server.url + "/ready", timeout=10)
         assert r.status_code == 200 and r.json()["ready"] is True
+        r = httpx.get(server.url + "/v1/map", timeout=10)
+        assert r.status_code == 503 and r.headers["retry-after"] == "5" and "being made" in r.json()["error"]
+        release.set()
+        assert map_made(app.state.holder.service)
+        monkeypatch.setattr(ratecast.viz.maps, "embedding_map", real)
         refuse_to_compute(monkeypatch)
         assert httpx.get(server.url + "/v1/map", timeout=10).status_code == 200
     finally:
@@ -140,10 +151,12 @@ def test_the_map_of_the_runs_report_is_reused(train, monkeypatch):
     written = (run / "MANIFEST.json").stat().st_mtime
     os.utime(report, (written - 60, written - 60))  # older than the run: from an earlier run, not reused
     with TestClient(create_app(run)) as c:
+        assert not map_made(c.app.state.holder.service)
         r = c.get("/v1/map")
         assert r.status_code == 404 and "could not be made" in r.json()["error"]
     os.utime(report, (written + 1, written + 1))
     with TestClient(create_app(run)) as c:
+        assert map_made(c.app.state.holder.service)
         r = c.get("/v1/map")
         assert r.status_code == 200
         figure = strict(r.text)
@@ -157,6 +170,7 @@ def test_a_map_written_by_ratecast_map_is_reused(train, monkeypatch):
     assert cli("map", run, "--out", run / "map.html").code == 0
     refuse_to_compute(monkeypatch)
     with TestClient(create_app(run)) as c:
+        assert map_made(c.app.state.holder.service)
         r = c.get("/v1/map")
         assert r.status_code == 200 and sum(len(t["customdata"]) for t in strict(r.text)["data"]) == 30
 
@@ -232,6 +246,7 @@ def test_data_without_titles_gives_the_page_ids_and_no_null_text(client):
         titles = [i["title"] for i in r.json()["items"]]
         assert titles and all(t is None for t in titles), r.text
     assert answers[-1].json()["items"][0]["item_id"] == 101
+    assert map_made(client.app.state.holder.service)
     figure = strict(client.get("/v1/map").text)
     rows = [row for trace in figure["data"] for row in trace["customdata"]]
     assert len(rows) == 30 and all(row[1] == str(row[0]) for row in rows)

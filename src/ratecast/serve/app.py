@@ -184,7 +184,7 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
 
     def install(service: ModelService) -> str:
         previous = holder.service.version if holder.service else ""
-        service.warm()
+        service.warm(map_in_background=holder.service is None)  # a reload makes the map before the swap
         holder.service = service  # one assignment: requests in flight keep the model they started with
         model_info.clear()
         model_info.labels(service.version, service.model_name).set(1)
@@ -341,10 +341,15 @@ def create_app(run_dir: str | os.PathLike, *, admin_token: str | None = None, wa
         return JSONResponse(json_safe(service().info()))
 
     @app.get("/v1/map", tags=["v1"], summary="The item embedding map (plotly figure JSON, as in the report).",
-             description="Made when the run is loaded (or taken from the run's report.html), never on a request; "
-                         "404 for a model without item vectors.", responses={404: {"model": S.ErrorBody}})
+             description="Made when the run is loaded (or taken from the run's report.html), never on a request: "
+                         "at start-up in the background, so 503 (with Retry-After) until it is made; 404 for a "
+                         "model without item vectors.",
+             responses={404: {"model": S.ErrorBody}, 503: {"model": S.ErrorBody}})
     async def item_map():
         svc = service()
+        if svc.item_map is None and svc.item_map_pending:
+            return JSONResponse({"error": "the item map is being made; ask again in a few seconds", "status": 503},
+                                status_code=503, headers={"Retry-After": "5"})
         if svc.item_map is None:
             raise NotFound(svc.no_item_map)
         return Response(svc.item_map, media_type="application/json")

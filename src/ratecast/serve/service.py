@@ -98,6 +98,7 @@ class ModelService:
         self._json_cache = functools.lru_cache(maxsize=JSON_CACHE)(self._recommend_json)
         self.item_map: str | None = None  # the item embedding map (plotly JSON), made by warm()
         self.no_item_map = "the item map is not made yet"  # why item_map is None
+        self.item_map_pending = False  # being made in the background: ask again shortly
         self.loaded_at = time.time()
         self.load_seconds = time.perf_counter() - started
 
@@ -275,9 +276,11 @@ class ModelService:
                 "metrics": self.run.metrics.get("test"), "loaded_at": self.loaded_at,
                 "load_seconds": round(self.load_seconds, 3), "users": len(self._user_pos), "items": len(self.item_ids)}
 
-    def warm(self) -> None:
+    def warm(self, map_in_background: bool = False) -> None:
         """One call of each endpoint shape, so that the first requests do not compile anything, and the item map
-        (see :mod:`ratecast.serve.item_map`), so that no request waits for it."""
+        (see :mod:`ratecast.serve.item_map`), so that no request waits for it: made here, or with
+        ``map_in_background`` in a thread of its own (start-up: a large catalogue's t-SNE must not hold readiness
+        back; ``GET /v1/map`` answers 503 until it is made)."""
         first_user = next(iter(self._user_pos))
         self.recommend(first_user, 10)
         self.recommend(first_user, 10, min_ratings=10)
@@ -285,7 +288,11 @@ class ModelService:
         if self.rec.state_.model.has_vectors:
             self.similar(str(self.item_ids[0]), 10)
         self.predict([(first_user, self.item_ids[0])])
-        self.make_item_map()
+        if map_in_background:
+            self.item_map_pending = True
+            threading.Thread(target=self.make_item_map, name="ratecast-item-map", daemon=True).start()
+        else:
+            self.make_item_map()
 
     def make_item_map(self) -> None:
         """Make :attr:`item_map` (or say in :attr:`no_item_map` why there is none): a map is a nice-to-have, so a
@@ -299,3 +306,5 @@ class ModelService:
             self.item_map = item_map_json(self.rec, self.run_dir, self.sha256)
         except Exception as exc:  # e.g. too few items for t-SNE
             self.no_item_map = f"the item map could not be made ({type(exc).__name__}: {exc})"
+        finally:
+            self.item_map_pending = False

@@ -10,6 +10,22 @@ async function getJSON(url) {
   return body;
 }
 
+// A resource the server is still making (503 with Retry-After, e.g. the item map right after start-up): asked
+// again after the delay it names, for at most `minutes`.
+async function getJSONWhenMade(url, minutes = 15) {
+  const deadline = Date.now() + minutes * 60000;
+  for (;;) {
+    const response = await fetch(url);
+    if (response.status !== 503 || Date.now() > deadline) {
+      const body = await response.json().catch(() => ({ error: response.statusText }));
+      if (!response.ok) throw new Error(body.error || response.statusText);
+      return body;
+    }
+    const wait = Number(response.headers.get("Retry-After")) || 5;
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+  }
+}
+
 function fill(list, items, text) {
   list.replaceChildren(...items.map((item) => {
     const li = document.createElement("li");
@@ -85,7 +101,7 @@ async function showMap() {
   $("map-load").disabled = true;
   $("map").textContent = "loading the map…";
   try {
-    const figure = await getJSON("/v1/map");
+    const figure = await getJSONWhenMade("/v1/map");
     $("map").textContent = "";
     await Plotly.newPlot("map", figure.data, figure.layout, { responsive: true, scrollZoom: true });
     $("map").on("plotly_click", (data) => {
