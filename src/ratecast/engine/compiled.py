@@ -181,12 +181,14 @@ class CompiledTrainer:
         return [v if tuple(v.shape) == sh else v[:sh[0]] for v, sh in zip(values, shapes)]
 
     def _host(self, value, shape) -> np.ndarray:
-        host = self.place.to_host(value)
+        host = value if isinstance(value, np.ndarray) else self.place.to_host(value)
         return host if host.shape == tuple(shape) else host[:shape[0]]
 
     def state_arrays(self, state) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(weights, optimizer state) as host copies without padding (checkpoints, best weights)."""
-        weights = [self._host(v, sh) for v, sh in zip(self.trainable_values(state), self.tv_shapes)]
+        """(weights, optimizer state) as host copies without padding (checkpoints, best weights). The fused tables
+        are copied whole and split on the host: slicing them on the device would compile a program per slice."""
+        host = {**state, "tables": [self.place.to_host(fused) for fused in state["tables"]]}
+        weights = [self._host(v, sh) for v, sh in zip(self.trainable_values(host), self.tv_shapes)]
         weights += [self._host(v, sh) for v, sh in zip(state["ntv"], self.ntv_shapes)]
         lay = self.layout
         opt = []
