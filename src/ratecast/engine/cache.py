@@ -44,7 +44,7 @@ def use_compilation_cache() -> str | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        source = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the user cache folder"
+        source = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else f"the user cache folder (or ${CACHE_ENV})"
         warnings.warn(f"compiled programs are not cached: {source} {str(folder.parent)!r} must be a writable "
                       f"folder ({exc.strerror or exc})", RuntimeWarning, stacklevel=2)
         return None
