@@ -44,9 +44,10 @@ def use_compilation_cache() -> str | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        source = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else f"the user cache folder (or ${CACHE_ENV})"
-        warnings.warn(f"compiled programs are not cached: {source} {str(folder.parent)!r} must be a writable "
-                      f"folder ({exc.strerror or exc})", RuntimeWarning, stacklevel=2)
+        given = bool(os.environ.get(CACHE_ENV))
+        warnings.warn(f"compiled programs are not cached: {'$' + CACHE_ENV if given else 'the user cache folder'} "
+                      f"{str(folder.parent)!r} must be a writable folder ({exc.strerror or exc})"
+                      + ("" if given else f"; set {CACHE_ENV} to another"), RuntimeWarning, stacklevel=2)
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
