@@ -21,14 +21,10 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, Optional
 
-# The command line is an application: it may set process-wide options. Compiled XLA programs are cached on disk so
-# that repeated commands (recommend, similar, report, ...) skip most compilation.
+# The command line is an application: it may set process-wide options. Compiled XLA programs are cached on disk by
+# the library (ratecast.engine.cache: $RATECAST_CACHE, else the user cache folder), so that repeated commands
+# (train, recommend, similar, report, ...) skip most compilation.
 os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    import platformdirs
-
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(Path(platformdirs.user_cache_dir("ratecast")) / "xla")
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402

@@ -7,8 +7,17 @@
 
 Both shuffle with seeds per epoch, stop early on the validation loss with the best weights restored, stop with
 :class:`~ratecast.errors.TrainingError` on a non-finite or exploding loss, and write a checkpoint after every epoch
-that a later call resumes from."""
+that a later call resumes from. Compiled programs are kept on disk (:mod:`~ratecast.engine.cache`).
 
-from .loop import engine_for, train
+The engines load Keras on first use, so that :mod:`~ratecast.engine.cache` can be imported (and the cache set up)
+before JAX starts."""
 
 __all__ = ["engine_for", "train"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module 'ratecast.engine' has no attribute {name!r}")

@@ -49,29 +49,6 @@ PROGRAM_CACHE_BYTES = 64 << 20
 _PROGRAMS: OrderedDict = OrderedDict()
 
 
-def use_compilation_cache() -> str | None:
-    """Keep compiled programs on disk (``$RATECAST_CACHE/jax``, else the user cache folder), so a later fit of the
-    same model shapes skips compilation. A cache folder the user configured for JAX is left as it is; one that
-    cannot be created turns the cache off."""
-    import os
-
-    if jax.config.jax_compilation_cache_dir:
-        return jax.config.jax_compilation_cache_dir
-    root = os.environ.get("RATECAST_CACHE")
-    if not root:
-        import platformdirs
-
-        root = platformdirs.user_cache_dir("ratecast")
-    folder = Path(root) / "jax"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
-    return str(folder)
-
-
 def _metric_function(name: str):
     fn = getattr(keras.metrics, METRIC_ALIASES.get(name, name), None)
     if not callable(fn) or isinstance(fn, type):
@@ -204,12 +181,14 @@ class CompiledTrainer:
         return [v if tuple(v.shape) == sh else v[:sh[0]] for v, sh in zip(values, shapes)]
 
     def _host(self, value, shape) -> np.ndarray:
-        host = self.place.to_host(value)
+        host = value if isinstance(value, np.ndarray) else self.place.to_host(value)
         return host if host.shape == tuple(shape) else host[:shape[0]]
 
     def state_arrays(self, state) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(weights, optimizer state) as host copies without padding (checkpoints, best weights)."""
-        weights = [self._host(v, sh) for v, sh in zip(self.trainable_values(state), self.tv_shapes)]
+        """(weights, optimizer state) as host copies without padding (checkpoints, best weights). The fused tables
+        are copied whole and split on the host: slicing them on the device would compile a program per slice."""
+        host = {**state, "tables": [self.place.to_host(fused) for fused in state["tables"]]}
+        weights = [self._host(v, sh) for v, sh in zip(self.trainable_values(host), self.tv_shapes)]
         weights += [self._host(v, sh) for v, sh in zip(state["ntv"], self.ntv_shapes)]
         lay = self.layout
         opt = []
@@ -419,7 +398,6 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
     With a ``keras.distribution`` distribution, the training state and each batch are laid out over its mesh."""
     from .loop import check_loss
 
-    use_compilation_cache()
     trainer = CompiledTrainer(model, cfg, len(y), distribution)
     base_seed = 0 if seed is None else int(seed)
     progress_state, best = ckpt.Progress(fingerprint), None

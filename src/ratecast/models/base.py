@@ -245,8 +245,8 @@ class RatingModel(keras.Model):
         return {"user": ops.zeros((n,), "int32"), "item": ops.zeros((n,), "int32")}
 
     def build_now(self) -> "RatingModel":
-        """Create every weight (one call on dummy inputs)."""
-        self(self.dummy_inputs(1))
+        """Create every weight: one symbolic call (traced, not computed, so that no program is compiled)."""
+        self({"user": keras.KerasTensor((1,), "int32"), "item": keras.KerasTensor((1,), "int32")})
         return self
 
 

@@ -232,10 +232,7 @@ class BayesianModel(BiasedDotModel):
         if keras.backend.backend() != "jax":
             raise RuntimeError(f"model 'bayesian' samples with JAX: set KERAS_BACKEND=jax (the backend is "
                                f"{keras.backend.backend()!r})")
-        from ..engine.compiled import use_compilation_cache
         from .gibbs import Block, Posterior, chain_seed, sample
-
-        use_compilation_cache()  # a later fit of the same shapes (same data, rank) skips compiling the sweep
 
         users, items = np.asarray(users, "int64"), np.asarray(items, "int64")
         user_groups, item_groups = [], []
