@@ -235,12 +235,16 @@ def saved_evaluations(runs: Sequence) -> tuple[list, dict[str, SavedEvaluation]]
     return runs, saved
 
 
+def compare_evaluations(evaluations: dict[str, Evaluation], *, alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`ratecast.evaluation.compare` of evaluations of one test set, resampled as they were."""
+    first = next(iter(evaluations.values()))
+    return compare(evaluations, alpha=alpha, n_resamples=first.n_resamples, random_state=first.random_state)
+
+
 def compare_runs(runs: Sequence, *, alpha: float = 0.05) -> pd.DataFrame:
     """Paired comparison of saved runs (:class:`~ratecast.runs.Run` objects or folders) on their common test set,
     through :func:`ratecast.evaluation.compare`: one row per metric and pair of runs (named by folder), with the
     difference, its 95% interval, the Holm-corrected p-value and ``significant``. Runs of different data or splits
     are refused with one line (:class:`DataError`)."""
     _, saved = saved_evaluations(runs)
-    first = next(iter(saved.values()))
-    return compare({name: s.evaluation() for name, s in saved.items()}, alpha=alpha,
-                   n_resamples=first.n_resamples, random_state=first.random_state)
+    return compare_evaluations({name: s.evaluation() for name, s in saved.items()}, alpha=alpha)
