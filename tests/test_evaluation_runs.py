@@ -104,7 +104,8 @@ def test_a_run_written_before_evaluations_were_kept_still_loads_and_is_evaluated
     on_demand = read_evaluation(old)
     assert not on_demand.saved and read_evaluation(load_run(runs / "good")).saved
     pd.testing.assert_frame_equal(on_demand.evaluation().summary, load_evaluation(runs / "good").summary)
-    assert "it was evaluated now" in build_report(old, runs / "old_report.html").read_text()
+    page = build_report(old, runs / "old_report.html").read_text()
+    assert "evaluated now: this run was written before runs kept their evaluation" in page
     table = compare_runs([old, runs / "good"])
     assert (table["difference"] == 0).all() and not table["significant"].any()
 
@@ -124,6 +125,8 @@ def test_compare_runs_refuses_runs_of_different_splits(runs):
         compare_runs([runs / "good", runs / "other_split"])
     with pytest.raises(ValueError, match="runs must name at least two run folders, got 1"):
         compare_runs([runs / "good"])
+    with pytest.raises(ValueError, match=r"runs must be different run folders, got '.*good' twice"):
+        compare_runs([runs / "good", runs / "worse", runs / "good"])
 
 
 ONLINE = re.compile(r"""<script[^>]*\bsrc\s*=\s*["']?\s*(https?:)?//|<link[^>]*\bhref\s*=\s*["']?\s*(https?:)?//|"""

@@ -118,11 +118,11 @@ def evaluation_sections(run) -> list[str]:
         return head + [f"<p>evaluation not available: {html.escape(str(exc))}</p>"]
     ev = saved.evaluation()
     s = ev.summary
-    note = "" if saved.saved else (" This run was written before runs kept their evaluation: it was evaluated now, "
-                                   "on its test set.")
+    where = (f"kept in {run.path / 'evaluation'}." if saved.saved else "evaluated now: this run was written before "
+             "runs kept their evaluation.")
     out = head + [f'<p class="muted">The lists served to {len(ev.per_user)} test users (whole catalogue; a test '
-                  f"rating at least 75% up the scale is liked), kept in {html.escape(str(run.path / 'evaluation'))}. "
-                  f"{INTERVALS_NOTE.format(n=ev.n_resamples)}{html.escape(note)}</p>",
+                  f"rating at least 75% up the scale is liked), {html.escape(where)} "
+                  f"{INTERVALS_NOTE.format(n=ev.n_resamples)}</p>",
                   "<h3>Accuracy</h3>", summary_table(s, ACCURACY),
                   "<h3>Beyond accuracy</h3>", summary_table(s, BEYOND_ACCURACY)]
     out += ["<h3>Recall by item popularity</h3>", BANDS_NOTE, '<div class="grid">', _bands_table(ev.bands),
@@ -144,14 +144,20 @@ def evaluation_sections(run) -> list[str]:
 
 
 # --- comparing runs -------------------------------------------------------------------------------------------
-def paired_table(table: pd.DataFrame) -> str:
-    """The rows of :func:`ratecast.evaluation.compare` for reading: difference with its interval, the corrected
-    p-value and a verdict (``significant`` or ``not significant``)."""
-    rows = [{"metric": r["metric"], "a": r["a"], "b": r["b"], "a's value": r["value_a"], "b's value": r["value_b"],
-             "difference (a - b)": r["difference"], "95% CI": interval_text(r["ci_low"], r["ci_high"]),
-             "p (Holm)": p_text(r["p_value"]), "test": r["test"],
-             "verdict": "significant" if r["significant"] else "not significant"} for _, r in table.iterrows()]
-    return html_table(pd.DataFrame(rows))
+def readable_comparison(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The rows of :func:`~ratecast.run_evaluation.compare_runs` (or :func:`ratecast.evaluation.compare`) as text
+    for reading: the values, the difference with its 95% interval, the corrected p-value and a verdict
+    (``significant`` or ``not significant``)."""
+    def number(v) -> str:
+        return f"{v:.{digits}f}" if isinstance(v, (int, float)) and math.isfinite(v) else MISSING
+
+    rows = [{"metric": r["metric"], "a": r["a"], "b": r["b"], "a's value": number(r["value_a"]),
+             "b's value": number(r["value_b"]), "difference (a - b)": number(r["difference"]),
+             "95% CI": interval_text(r["ci_low"], r["ci_high"], digits), "p (Holm)": p_text(r["p_value"]),
+             "test": r["test"], "verdict": "significant" if r["significant"] else "not significant"}
+            for _, r in table.iterrows()]
+    return pd.DataFrame(rows, columns=["metric", "a", "b", "a's value", "b's value", "difference (a - b)", "95% CI",
+                                       "p (Holm)", "test", "verdict"])
 
 
 def _side_by_side(tables: dict[str, pd.DataFrame], index: Sequence, label: str) -> str:
@@ -183,7 +189,7 @@ def compare_sections(runs: Sequence, *, alpha: float = 0.05, step: Callable[[str
            "figures (Wilcoxon signed-rank for list figures, paired t-test for rating errors, the bootstrap for gini "
            f"and coverage), Holm-corrected over every row; significant: corrected p &lt; {alpha:g}. A figure one "
            "run cannot give (e.g. diversity without item embeddings) is left out.</p>",
-           paired_table(table)]
+           html_table(readable_comparison(table))]
     step("figures of each run")
     metrics = [m for m in METRICS if any(m in ev.summary.index for ev in evaluations.values())]
     out += ["<h2>Each run with its intervals</h2>",

@@ -114,12 +114,12 @@ def write_evaluation(folder: str | os.PathLike, ev: Evaluation, saved: SavedEval
     """Write evaluation ``ev`` (and ``saved``, what is kept of it) into ``folder/evaluation/``, each file
     atomically. ``catalogue``: the item ids the lists' positions index; ``split``: what the test set is."""
     folder = Path(folder)
-    write_table(saved.per_user.reset_index(), folder / PER_USER)
+    write_table(saved.per_user.rename_axis("user_id").reset_index(), folder / PER_USER)
     rows, ranks = np.nonzero(saved.lists >= 0)
     write_table(pd.DataFrame({"user_id": saved.per_user.index.to_numpy()[rows], "rank": ranks + 1,
                               "item_id": np.asarray(catalogue)[saved.lists[rows, ranks]]}), folder / LISTS)
     if saved.users is not None:
-        write_table(saved.users.reset_index(), folder / USERS)
+        write_table(saved.users.rename_axis("user_id").reset_index(), folder / USERS)
     groups = {by: group_tables(ev, saved.users, by) for by in saved.by}
     write_json(folder / SUMMARY, {
         "format": FORMAT, "test_sha256": saved.test_sha256, "split": split, "users": len(saved.per_user),
@@ -220,6 +220,10 @@ def saved_evaluations(runs: Sequence) -> tuple[list, dict[str, SavedEvaluation]]
     runs = [_as_run(r) for r in runs]
     if len(runs) < 2:
         raise ValueError(f"runs must name at least two run folders, got {len(runs)}")
+    folders = [Path(r.path).resolve() for r in runs]
+    twice = next((r.path for k, r in enumerate(runs) if folders[k] in folders[:k]), None)
+    if twice is not None:
+        raise ValueError(f"runs must be different run folders, got {str(twice)!r} twice")
     names = run_names(runs)
     saved = {name: read_evaluation(run) for name, run in zip(names, runs)}
     first, ref = runs[0], saved[names[0]]
