@@ -34,37 +34,54 @@ def png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def _draw(ax, series: Mapping[str, pd.DataFrame], categories: Sequence, bars: bool) -> None:
-    """Each series' ``value`` with its ``ci_low``..``ci_high`` over ``categories``, side by side."""
+#: more categories than this are drawn across (one row each), so that their names stay readable
+ACROSS_FROM = 8
+
+
+def _draw(ax, series: Mapping[str, pd.DataFrame], categories: Sequence, bars: bool, across: bool) -> None:
+    """Each series' ``value`` with its ``ci_low``..``ci_high`` over ``categories``, side by side (``across``: the
+    categories are rows, the first at the top)."""
     n = max(len(series), 1)
     width = 0.8 / n
     x = np.arange(len(categories))
     for k, (name, table) in enumerate(series.items()):
         t = table.reindex(categories)
         value = t["value"].to_numpy("float64")
-        low = np.clip(value - t["ci_low"].to_numpy("float64"), 0, None)
-        high = np.clip(t["ci_high"].to_numpy("float64") - value, 0, None)
+        err = [np.clip(value - t["ci_low"].to_numpy("float64"), 0, None),
+               np.clip(t["ci_high"].to_numpy("float64") - value, 0, None)]
         pos = x - 0.4 + width * (k + 0.5)
-        if bars:
-            ax.bar(pos, value, width * 0.9, yerr=[low, high], capsize=3, label=name, color=f"C{k}", alpha=0.85,
-                   error_kw={"elinewidth": 1})
+        style = {"capsize": 3, "label": name, "color": f"C{k}"}
+        if bars and across:
+            ax.barh(pos, value, width * 0.9, xerr=err, alpha=0.85, error_kw={"elinewidth": 1}, **style)
+        elif bars:
+            ax.bar(pos, value, width * 0.9, yerr=err, alpha=0.85, error_kw={"elinewidth": 1}, **style)
         else:
-            ax.errorbar(pos, value, yerr=[low, high], fmt="o", capsize=3, label=name, color=f"C{k}")
-    ax.set_xticks(x)
-    ax.set_xticklabels([str(c) for c in categories], rotation=30 if len(categories) > 4 else 0,
-                       ha="right" if len(categories) > 4 else "center")
-    ax.grid(axis="y", alpha=0.3)
+            ax.errorbar(*((value, pos) if across else (pos, value)), **{"xerr" if across else "yerr": err},
+                        fmt="o", **style)
+    labels = [str(c) for c in categories]
+    if across:
+        ax.set_yticks(x)
+        ax.set_yticklabels(labels)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+    else:
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=30 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
+        ax.grid(axis="y", alpha=0.3)
 
 
 def interval_chart(series: Mapping[str, pd.DataFrame], metric: str, *, title: str = "",
                    categories: Sequence | None = None) -> bytes:
     """One chart of ``metric`` over categories (the tables' index: groups, bands) for each series (e.g. runs):
-    bars from 0 for shares, points otherwise, each with its 95% interval."""
+    bars from 0 for shares, points otherwise, each with its 95% interval. Many categories are drawn as rows."""
     if categories is None:
         categories = list(dict.fromkeys(c for t in series.values() for c in t.index))
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(categories) * max(len(series), 1) + 2), 3.2))
-    _draw(ax, series, categories, is_share(metric))
-    ax.set_ylabel(metric)
+    n = len(categories) * max(len(series), 1)
+    across = len(categories) > ACROSS_FROM
+    size = (5.2, max(3.2, 0.22 * n + 1.2)) if across else (max(4.0, 0.5 * n + 2), 3.2)
+    fig, ax = plt.subplots(figsize=size)
+    _draw(ax, series, categories, is_share(metric), across)
+    (ax.set_xlabel if across else ax.set_ylabel)(metric)
     ax.set_title(title or metric)
     if len(series) > 1:
         ax.legend(loc="best", fontsize="small")
