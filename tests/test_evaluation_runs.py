@@ -116,6 +116,9 @@ def test_compare_runs_marks_a_deliberately_worse_run_significantly_worse(runs):
     for metric in ("recall@10", "ndcg@10"):
         row = table.set_index("metric").loc[metric]
         assert row["difference"] > 0 and row["ci_low"] > 0 and row["significant"], metric
+    rows = json.loads(rc.io.to_json(table.to_dict("records")))  # what --json prints
+    assert len(rows) == len(table) and all(isinstance(r["significant"], bool) for r in rows)
+    assert all(isinstance(r["p_value"], float) for r in rows)
 
 
 def test_compare_runs_refuses_runs_of_different_splits(runs):
