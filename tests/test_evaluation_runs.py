@@ -12,7 +12,7 @@ import pytest
 import ratecast as rc
 from ratecast import manifest
 from ratecast.errors import DataError, MissingFileError
-from ratecast.evaluation_report import build_compare_report
+from ratecast.evaluation_report import build_compare_report, group_order
 from ratecast.report import build_report
 from ratecast.run_evaluation import (LISTS, PER_USER, SUMMARY, USERS, compare_runs, group_tables, load_evaluation,
                                      read_evaluation)
@@ -163,3 +163,11 @@ def test_the_compare_report_shows_the_paired_table_and_each_run_offline(runs):
     assert not (runs / "other.html").exists()
     with pytest.raises(ValueError, match=r"--out must be an HTML file name ending in .html, got '.*compare.txt'"):
         build_compare_report([runs / "good", runs / "worse"], runs / "compare.txt")
+
+
+def test_groups_read_in_the_order_of_their_bands():
+    assert group_order(["18-24", "56+", "(missing)", "under 18", "25-34"]) == [
+        "under 18", "18-24", "25-34", "56+", "(missing)"]
+    assert group_order(["(20.0, 30.0]", "(-0.1, 0.99]", "(0.99, 20.0]"]) == [
+        "(-0.1, 0.99]", "(0.99, 20.0]", "(20.0, 30.0]"]
+    assert group_order(["doctor", "(missing)", "artist"]) == ["doctor", "artist", "(missing)"]

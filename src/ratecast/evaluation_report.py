@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -86,10 +87,24 @@ def _gaps_table(gaps: pd.DataFrame) -> str:
     return html_table(pd.DataFrame(rows))
 
 
+def group_order(labels) -> list[str]:
+    """Group labels in reading order: banded numbers by their lower end (``under 18`` first, then ``18-24``, ...),
+    other labels as they come, ``(missing)`` last."""
+    def key(label: str) -> tuple[float, float]:
+        number = re.search(r"-?\d+(\.\d+)?", label)
+        missing = float(label == "(missing)")
+        if number is None:
+            return missing, 0.0
+        value = float(number.group())
+        return missing, value - 0.5 if label.lower().startswith("under") else value
+
+    return sorted(dict.fromkeys(str(g) for g in labels), key=key)
+
+
 def _groups_table(groups: pd.DataFrame) -> str:
     """Every group's figures as ``value [low, high]`` (groups as rows, metrics as columns), with its users."""
     metrics = list(dict.fromkeys(groups.index.get_level_values("metric")))
-    names = list(dict.fromkeys(groups.index.get_level_values("group")))
+    names = group_order(groups.index.get_level_values("group"))
     rows = []
     for g in names:
         row = {"group": g, "users": int(groups.loc[(metrics[0], g), "users"]) if (metrics[0], g) in groups.index
@@ -133,7 +148,8 @@ def evaluation_sections(run) -> list[str]:
         out += ['<p class="muted">the data has no user table (or no column to group users by)</p>']
     for by in saved.by:
         groups, gaps = group_tables(ev, saved.users, by)
-        charts = [html_image(interval_chart({run.path.name: groups.xs(m, level="metric")}, m,
+        order = group_order(groups.index.get_level_values("group"))
+        charts = [html_image(interval_chart({run.path.name: groups.xs(m, level="metric")}, m, categories=order,
                                             title=f"{m} by {by}"), f"{m} by {by}")
                   for m in GROUP_METRICS if m in groups.index.get_level_values("metric")]
         out += [f"<h4>by {html.escape(by)}</h4>", '<div class="grid">', *charts, "</div>",
@@ -218,13 +234,15 @@ def _compare_groups(saved: dict[str, SavedEvaluation], evaluations: dict) -> lis
             per_run = {n: g.xs(m, level="metric") for n, (g, _) in tables.items()
                        if m in g.index.get_level_values("metric")}
             if per_run:
-                out.append(html_image(interval_chart(per_run, m, title=f"{m} by {by}"), f"{m} by {by}, each run"))
+                order = group_order(i for t in per_run.values() for i in t.index)
+                out.append(html_image(interval_chart(per_run, m, categories=order, title=f"{m} by {by}"),
+                                      f"{m} by {by}, each run"))
         out.append("</div>")
         for m in GROUP_METRICS:
             per_run = {n: g.xs(m, level="metric") for n, (g, _) in tables.items()
                        if m in g.index.get_level_values("metric")}
             if per_run:
-                groups = list(dict.fromkeys(i for t in per_run.values() for i in t.index))
+                groups = group_order(i for t in per_run.values() for i in t.index)
                 out += [f"<h4>{html.escape(m)}</h4>", _side_by_side(per_run, groups, by)]
         gaps = {n: gp.rename(columns={"gap": "value"}) for n, (_, gp) in tables.items()}
         metrics = list(dict.fromkeys(m for t in gaps.values() for m in t.index))
