@@ -27,8 +27,9 @@ th{background:#f4f4f4} td{font-variant-numeric:tabular-nums} .nums td+td{text-al
 MISSING = "\u2014"  # shown for a value that does not exist (e.g. the untrained model has no test error)
 
 
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+def html_image(png: Path | bytes, alt: str) -> str:
+    """An ``<img>`` holding a PNG (a file, or its bytes) inline, so that the page needs no other file."""
+    data = base64.b64encode(png if isinstance(png, bytes) else Path(png).read_bytes()).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
@@ -45,10 +46,20 @@ def _cell(value, digits: int) -> str:
     return str(value)
 
 
-def _table(df: pd.DataFrame, digits: int = 3, numbers: bool = True) -> str:
+def html_table(df: pd.DataFrame, digits: int = 3, numbers: bool = True) -> str:
     """An HTML table of ``df`` (every cell escaped); with ``numbers``, columns after the first align right."""
     shown = pd.DataFrame({str(c): [_cell(v, digits) for v in df[c]] for c in df.columns})
     return shown.to_html(index=False, escape=True, border=0, na_rep=MISSING, classes="nums" if numbers else None)
+
+
+_table = html_table  # the former name, still imported elsewhere
+
+
+def html_page(title: str, sections: list[str]) -> str:
+    """A whole self-contained page (ratecast's mark and style inline) around ``sections`` of HTML."""
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{HTML_MARKER}"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
+            f"<body>{''.join(sections)}</body></html>")
 
 
 def _ci(value) -> str:
@@ -81,7 +92,7 @@ def _metrics_table(metrics: dict) -> str:
                      "train": u.get("mae")})
     for k in (k for k in test if k.endswith("_within_test_items")):
         rows.append({"metric": k, "test": test[k], "test 95% CI": MISSING, "train": None})
-    return _table(pd.DataFrame(rows))
+    return html_table(pd.DataFrame(rows))
 
 
 TOPN_COLUMNS = ("recall", "precision", "ndcg", "mrr", "hit", "distinct_items", "coverage", "mean_popularity",
@@ -95,7 +106,7 @@ def _topn_table(metrics: dict) -> str:
     if not ks:
         return '<p class="muted">no top-N metrics were recorded for this run</p>'
     rows = [{"k": k, **{c: test.get(f"{c}@{k}") for c in TOPN_COLUMNS}} for k in ks]
-    return _table(pd.DataFrame(rows))
+    return html_table(pd.DataFrame(rows))
 
 
 def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = None, *, map_method: str = "tsne",
@@ -104,6 +115,7 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
 
     An existing file at ``out`` is replaced only if ratecast wrote it, or with ``overwrite``.
     """
+    from .evaluation_report import evaluation_sections
     from .viz.maps import embedding_map, map_figure
 
     step = on_step or (lambda message: None)
@@ -135,7 +147,7 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
 
     sections = [f"<h1>ratecast run: {html.escape(spec.model)} on {html.escape(info['dataset'])}</h1>",
                 f'<p class="muted">{html.escape(str(run.path))}</p>',
-                "<h2>Protocol</h2>", _table(protocol, numbers=False),
+                "<h2>Protocol</h2>", html_table(protocol, numbers=False),
                 f'<p class="muted">split: {html.escape(split)}</p>',
                 "<h2>Metrics</h2>", _metrics_table(run.metrics),
                 '<p class="muted">95% percentile bootstrap intervals over test ratings. The metrics named '
@@ -144,10 +156,12 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
                 "<h2>Recommendation lists</h2>", _topn_table(run.metrics),
                 '<p class="muted">Whole catalogue: each test user\'s list ranks every item they did not rate in '
                 "training; relevant = test rating &ge; 4; accuracy averages over users with a relevant item. "
-                "recall = hits / min(relevant, k); long tail = items with fewer than 10 training ratings.</p>",
-                "<h2>Training</h2>", '<div class="grid">',
-                _img(run.path / "plots" / "loss.png", "loss curves"),
-                _img(run.path / "plots" / "predictions.png", "true vs predicted"), "</div>"]
+                "recall = hits / min(relevant, k); long tail = items with fewer than 10 training ratings.</p>"]
+    step("evaluation")
+    sections += evaluation_sections(run)
+    sections += ["<h2>Training</h2>", '<div class="grid">',
+                 html_image(run.path / "plots" / "loss.png", "loss curves"),
+                 html_image(run.path / "plots" / "predictions.png", "true vs predicted"), "</div>"]
 
     step(f"item map ({map_method})")
     try:
@@ -164,7 +178,7 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
         for item in popular:
             sim = rec.similar_items(item, k=5, min_ratings=20)
             cards.append(f'<div class="card"><b>{html.escape(_labels(rec, [item])[0])}</b>'
-                         f"{_table(_items(sim, 'similarity'))}</div>")
+                         f"{html_table(_items(sim, 'similarity'))}</div>")
         sections += ["<h2>Most similar items</h2>",
                      '<p class="muted">cosine similarity of item embeddings; neighbours with at least 20 training '
                      "ratings.</p>", '<div class="cards">', *cards, "</div>"]
@@ -179,15 +193,13 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
         cards.append(f'<div class="card"><b>user {html.escape(str(user))}</b> '
                      f'<span class="muted">rated {len(seen)} items, e.g. '
                      f"{html.escape('; '.join(_labels(rec, seen[:5])))}</span>"
-                     f"{_table(_items(top, 'score'))}</div>")
+                     f"{html_table(_items(top, 'score'))}</div>")
     sections += ["<h2>Sample recommendations</h2>",
                  '<p class="muted">score: the predicted rating, clipped to the rating scale. Lists are ranked by the '
                  "model's ranking key: the unclipped prediction, which orders items that tie at the top of the scale, "
                  "or, for a model with a list head of its own (implicit), how likely the user is to pick and like the "
                  "item, so scores may fall out of order.</p>",
                  '<div class="cards">', *cards, "</div>"]
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{HTML_MARKER}"
-            f"<title>ratecast report: {html.escape(spec.model)}</title><style>{CSS}</style></head>"
-            f"<body>{''.join(sections)}</body></html>")
+    page = html_page(f"ratecast report: {spec.model}", sections)
     step("writing the report")
     return write_text(out, page)

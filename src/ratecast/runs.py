@@ -6,6 +6,8 @@ Layout of ``RUN_DIR``::
     metrics.json    test (and train) metrics, with 95% bootstrap intervals and ranking metrics (NaN is null)
     history.json    per-epoch losses
     split.json      split report (sizes, users/items seen only in test)
+    evaluation/     the served lists' evaluation on the test set, per user, with intervals and groups (see
+                    :mod:`ratecast.run_evaluation`; runs written before it was kept have none)
     model/          the saved Recommender
     plots/          loss.png, predictions.png
     MANIFEST.json   sha256 of every file above, checked on load
@@ -336,6 +338,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
                 dataset: Dataset | None, step: Callable[[str], None], distribution=None) -> dict[str, Any]:
     from .metrics import error_report
     from .recommender import Recommender
+    from .run_evaluation import evaluate_test, write_evaluation
     from .viz import plot_loss_curves, plot_predictions
 
     if dataset is None:
@@ -350,6 +353,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
     fit_s = time.perf_counter() - t
     step("evaluating")
     metrics = rec.evaluate(sp.test)
+    evaluation, kept = evaluate_test(rec, sp.test)
     tr, te = sp.train.ratings, sp.test.ratings
     train_metrics = error_report(tr["rating"], rec.predict(tr["user_id"], tr["item_id"]), ci=False)
     test_pred = rec.predict(te["user_id"], te["item_id"])
@@ -365,6 +369,8 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
                                           "untrained_on_train": rec.initial_train_metrics_})
         write_json(tmp / "history.json", rec.history_)
         write_json(tmp / "split.json", sp.report())
+        write_evaluation(tmp, evaluation, kept, rec.item_index_.ids,
+                         {"data": spec.data, "split": spec.split, "test_size": spec.test_size, "seed": spec.seed})
         rec.save(tmp / "model")
         step("writing plots")
         plot_loss_curves(rec.history_, tmp / "plots" / "loss.png", title=f"{spec.model}: loss per epoch")
