@@ -81,3 +81,14 @@ def test_every_option_of_every_command_has_help():
 
     walk(typer.main.get_command(app), [])
     assert not missing, missing
+
+
+def test_a_run_keeps_the_data_folder_it_read_a_release_from(tmp_path, monkeypatch):
+    from ratecast.runs import RunSpec, resolve_spec
+
+    monkeypatch.setenv("RATECAST_DATA", str(tmp_path))
+    assert resolve_spec(RunSpec(data="ml-100k")).data_home == str(tmp_path.resolve())
+    monkeypatch.delenv("RATECAST_DATA")
+    given = tmp_path / "elsewhere"
+    given.mkdir()
+    assert resolve_spec(RunSpec(data="ml-100k", data_home=str(given))).data_home == str(given.resolve())

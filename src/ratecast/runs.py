@@ -32,6 +32,7 @@ from . import manifest
 from . import split as S
 from .datasets import Dataset, load_movielens, load_ratings
 from .datasets.movielens import DATASETS
+from .datasets.download import default_data_home
 from .errors import (DataError, IntegrityError, MissingFileError, NotWritableError, OutputExistsError,
                      spelled)
 from .io import (check_foreign_files, check_output_folder, discard_dir, lock_output, read_json_object, staged_dir,
@@ -145,6 +146,9 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
         if key in opts:
             opts[key] = str(check_ratings_file(opts[key], what=f"{key} file"))
     home = str(Path(spec.data_home).expanduser().resolve()) if spec.data_home else None
+    if home is None and data in DATASETS:
+        # where the release is read ($RATECAST_DATA or the user cache), kept with the run: it works from any shell
+        home = str(default_data_home().expanduser().resolve())
     return RunSpec(**{**asdict(spec), "data": data, "data_options": opts, "data_home": home})
 
 
