@@ -48,7 +48,7 @@ BAD = [
     ("user_id,item_id,rating\n1,2,3\n2,2,4\n1,2,5\n", r"line 2: duplicate rating for \(user_id=1, item_id=2\) on lines 2, 4"),
     ("", r"r.csv: file is empty"),
     ("user_id,item_id,rating\n", r"r.csv: file has no data rows"),
-    ("user,item_id,rating\n1,2,3\n", r"r.csv: missing column 'user_id' \(argument user_col\)"),
+    ("who,item_id,rating\n1,2,3\n", r"r.csv: missing column 'user_id' \(argument user_col\)"),
     ("user_id,item_id,rating\n1,2,3\n1,3,inf\n", r"r.csv, line 3: rating must be finite"),
 ]
 
@@ -359,3 +359,21 @@ def test_a_file_of_another_format_is_named_not_read_as_text(tmp_path, suffix):
     with pytest.raises(DataError, match=rf"ratings{suffix}: ratings files must be CSV/TSV with a header row, or "
                                         rf"Parquet; got a \{suffix} file"):
         load_ratings(p)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_movielens_headers_are_found_without_column_options(tmp_path, suffix):
+    frame = pd.DataFrame({"userId": [1, 1, 2], "movieId": [10, 11, 10], "rating": [4.0, 3.0, 5.0]})
+    path = tmp_path / f"ratings{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    ds = load_ratings(path)
+    assert ds.ratings[["user_id", "item_id", "rating"]].values.tolist() == frame.values.tolist()
+
+
+def test_given_id_columns_win_over_the_detected_ones(tmp_path):
+    path = tmp_path / "r.csv"
+    pd.DataFrame({"userId": [1, 2], "uid": [7, 8], "movieId": [10, 11], "rating": [4, 5]}).to_csv(path, index=False)
+    assert load_ratings(path, user_col="uid").ratings["user_id"].tolist() == [7, 8]
+    with pytest.raises(DataError, match="missing column 'user_id'"):
+        pd.DataFrame({"who": [1], "movieId": [10], "rating": [4]}).to_csv(path, index=False)
+        load_ratings(path)

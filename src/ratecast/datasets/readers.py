@@ -551,10 +551,46 @@ def arrow_parquet(path: Path, columns: dict[str, str | None]) -> tuple[pd.DataFr
 NOT_RATINGS_SUFFIXES = (".json", ".jsonl", ".ndjson", ".xlsx", ".xls", ".xml", ".pkl", ".pickle", ".h5", ".hdf5")
 
 
+#: id column names a ratings file's header is searched for, in order, when the caller names none (MovieLens' own
+#: ``userId``/``movieId`` among them)
+USER_COLUMNS = ("user_id", "userId", "userid", "UserId", "UserID", "user")
+ITEM_COLUMNS = ("item_id", "itemId", "itemid", "ItemId", "ItemID", "movieId", "movie_id", "MovieID", "item", "movie")
+
+
+def header_columns(path: Path, sep: str | None, encoding: str) -> list[str]:
+    """The column names of a ratings file (Parquet schema, or the first line of a delimited file); empty when it
+    cannot be read (the reader then reports the file itself)."""
+    import pyarrow.parquet as pq
+
+    try:
+        if _is_parquet(path):
+            return list(pq.read_schema(path).names)
+        with open(path, encoding=file_encoding(path, encoding), errors="replace", newline="") as fh:
+            first = fh.readline()
+    except (OSError, UnicodeError, LookupError, pa.ArrowException):  # e.g. an unknown encoding, reported later
+        return []
+    delimiter = sep or _infer_sep(path, encoding)
+    if len(delimiter) != 1:
+        return [c.strip() for c in first.rstrip("\r\n").split(delimiter)]
+    return next(csv.reader([first], delimiter=delimiter), [])
+
+
+def id_columns(path: Path, sep: str | None, encoding: str, user_col: str | None, item_col: str | None
+               ) -> tuple[str, str]:
+    """(user, item) id columns: the ones given, else the first of :data:`USER_COLUMNS` / :data:`ITEM_COLUMNS` the
+    header holds, else ``user_id`` / ``item_id`` (reported as missing by the reader)."""
+    if user_col is not None and item_col is not None:
+        return user_col, item_col
+    names = set(header_columns(path, sep, encoding))
+    user = user_col or next((c for c in USER_COLUMNS if c in names), "user_id")
+    item = item_col or next((c for c in ITEM_COLUMNS if c in names), "item_id")
+    return user, item
+
+
 def load_ratings(
     path: str | os.PathLike,
-    user_col: str = "user_id",
-    item_col: str = "item_id",
+    user_col: str | None = None,
+    item_col: str | None = None,
     rating_col: str = "rating",
     timestamp_col: str | None = None,
     sep: str | None = None,
@@ -570,6 +606,8 @@ def load_ratings(
 ) -> Dataset:
     """Load your own ratings from CSV/TSV/Parquet (with a header row) into a :class:`Dataset`.
 
+    ``user_col``/``item_col`` default to the first of :data:`USER_COLUMNS` / :data:`ITEM_COLUMNS` the header holds
+    (``user_id``, ``userId``, ``user``, ...; ``item_id``, ``movieId``, ``item``, ...).
     ``rating_scale`` is ``(minimum, maximum[, step])``; when omitted it is inferred from the ratings (e.g. 0.5-5 in
     half stars). ``items``/``users`` are optional metadata tables keyed by ``item_key``/``user_key`` (default: the same
     column names as in the ratings file). A ``genres`` column of ``|``-separated names becomes one 0/1 column per genre;
@@ -589,9 +627,10 @@ def load_ratings(
     if sep is not None and (not isinstance(sep, str) or not sep):
         raise DataError(f"{argument('sep')} must be a field separator such as ',' or ';' (or omitted, to infer it "
                         f"from the file), got {sep!r}", path=str(path))
-    roles = {"user_id": user_col, "item_id": item_col, "rating": rating_col, "timestamp": timestamp_col}
     check_file(path, _RATINGS_FILE)
     _refuse_other_format(path, "ratings")
+    user_col, item_col = id_columns(path, sep, encoding, user_col, item_col)
+    roles = {"user_id": user_col, "item_id": item_col, "rating": rating_col, "timestamp": timestamp_col}
     if _is_parquet(path):
         check_parquet_columns(path, roles.values())
         fast = arrow_parquet(path, roles)
