@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..memory import available_memory
 from ..search_space import Choice, Int
 from .base import register
 from .config import Loss, ModelConfig, as_tuple, positive_int
@@ -39,18 +40,6 @@ from .dot import BiasedDotModel
 
 
 NOISE_PER = ("user", "item", "rating")
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new work (Linux' MemAvailable), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def concurrent_chains(chains: int, n_ratings: int, rank: int, available: int | None = None) -> int:
