@@ -79,7 +79,8 @@ def test_defaults_that_fail_on_small_data_every_preset(small, preset):
 
 def test_defaults_that_fail_on_small_data_the_summed_row_step_is_bounded():
     """The mechanism: under per-example SGD, a row seen c times in a batch moves by its c summed gradients only
-    while learning_rate * c stays within ROW_RATE_LIMIT; beyond it the step is the limit's worth."""
+    while learning_rate * c stays within ROW_RATE_LIMIT (or the learning rate, where larger); beyond it the step
+    is the limit's worth."""
     import jax.numpy as jnp
 
     from ratecast.engine.optim import ROW_RATE_LIMIT, Update
@@ -94,16 +95,22 @@ def test_defaults_that_fail_on_small_data_the_summed_row_step_is_bounded():
     np.testing.assert_allclose(new[1], -ROW_RATE_LIMIT, rtol=1e-5)  # capped: not -4 * ROW_RATE_LIMIT
     np.testing.assert_allclose(new[2], -3 * lr, rtol=1e-5)  # a few repeats: summed as before
     assert not new[0].any()
+    big = 2 * ROW_RATE_LIMIT  # a learning rate above the limit is the user's: a repeated row moves by it, once
+    new, _, _ = rule.apply_rows(table, (), ids, grads, jnp.int32(1), big)
+    np.testing.assert_allclose(np.asarray(new)[1], -big, rtol=1e-5)
 
 
 # each training option, a base value and another; None: the option is the engine itself
 OTHER_VALUE = {
-    "epochs": 3, "batch_size": 16, "learning_rate": 0.03, "optimizer": "sgd", "early_stopping": None,
+    "epochs": 3, "batch_size": 16, "learning_rate": 0.03, "optimizer": "sgd", "early_stopping": 1,
     "validation_split": 0.3, "lr_schedule": "cosine", "monitor": "val_top_n", "table_optimizer": "adagrad",
     "table_learning_rate": 0.05, "engine": None,
 }
-BASE = dict(embedding_dim=4, epochs=4, batch_size=32, learning_rate=0.01, optimizer="adam", early_stopping=1,
+BASE = dict(embedding_dim=4, epochs=4, batch_size=32, learning_rate=0.01, optimizer="adam", early_stopping=None,
             validation_split=0.2, lr_schedule="constant", monitor="val_loss", verbose=0)
+# where an option acts only in some fits: a fast learning rate that overfits, so early stopping has epochs to stop
+ACTS_IN = {"early_stopping": dict(learning_rate=0.1, epochs=8),
+           "monitor": dict(learning_rate=0.1, epochs=8, early_stopping=1)}
 
 
 def test_options_must_never_be_silently_ignored_every_option_is_listed():
@@ -120,7 +127,7 @@ def synthetic_train():
 def test_options_must_never_be_silently_ignored(synthetic_train, engine, option):
     """On each engine, changing a training option changes the fit (its weights or its history), or the option is
     refused with an error that names it."""
-    base = {**BASE, "engine": engine}
+    base = {**BASE, **ACTS_IN.get(option, {}), "engine": engine}
     changed = {**base, option: OTHER_VALUE[option]}
     try:
         other = rc.Recommender("biased_dot", random_state=0, **changed).fit(synthetic_train)

@@ -8,8 +8,9 @@ gradient of each occurrence:
   as long as that sum is a stable step: the ``c`` occurrences of a row are summed as if the row took ``c`` steps,
   but all from the same stale value, which overshoots once ``learning_rate * c`` nears the inverse of the loss's
   curvature (a user with 60 ratings in a batch of 1024, on a small file of few users). A row's summed rate
-  ``learning_rate * c`` is therefore capped at :data:`ROW_RATE_LIMIT` (each occurrence's step scaled by
-  ``ROW_RATE_LIMIT / (learning_rate * c)`` beyond it); rows repeated less often are untouched.
+  ``learning_rate * c`` is therefore capped at :data:`ROW_RATE_LIMIT`, or at ``learning_rate`` itself where that is
+  larger (each occurrence's step scaled down to fit): repeats never add beyond the limit, a single occurrence
+  always takes the learning rate asked for, and rows repeated less often are untouched.
 * ``adagrad``: row-wise Adagrad (one accumulator per row, the mean squared gradient of its elements, as in large
   embedding trainers). Every occurrence adds to its row's accumulator and its own step is scaled by the row's new
   accumulator: scatter-adds only, no sort.
@@ -33,9 +34,9 @@ from ..models.layers import row_chunk
 #: optimizers the compiled engine implements
 ROW_OPTIMIZERS = ("adam", "adagrad", "sgd")
 
-#: the most a row's summed SGD rate (learning rate times the row's occurrences in one batch) may be: a quarter keeps
-#: a step on a mean squared error (curvature 2 per occurrence) at half of the exact correction, so a user and an item
-#: moving together never overshoot
+#: the most a row's summed SGD rate (learning rate times the row's occurrences in one batch) may be, unless the
+#: learning rate alone is larger: a quarter keeps a step on a mean squared error (curvature 2 per occurrence) at half
+#: of the exact correction, so a user and an item moving together never overshoot
 ROW_RATE_LIMIT = 0.25
 
 
@@ -48,9 +49,9 @@ def occurrences(ids):
 
 def summed_rate_scale(ids, lr):
     """Per occurrence, the factor that keeps its row's summed rate ``lr * occurrences`` within
-    :data:`ROW_RATE_LIMIT` (1 where it already is)."""
+    ``max(ROW_RATE_LIMIT, lr)`` (1 where it already is)."""
     count = occurrences(ids).astype("float32")
-    return jnp.minimum(1.0, ROW_RATE_LIMIT / (lr * count))
+    return jnp.minimum(1.0, jnp.maximum(ROW_RATE_LIMIT, lr) / (lr * count))
 
 
 def gather_rows(table, ids):
