@@ -190,3 +190,16 @@ def test_users_who_lose_every_rating_to_the_early_stopping_share():
         rated = set(ds.ratings.loc[ds.ratings["user_id"] == user, "item_id"])
         out = rec.recommend(user, k=5)
         assert not out.attrs.get("fallback") and not rated & set(out["item_id"])
+
+
+def test_options_must_never_be_silently_ignored_table_rule_on_keras_fit():
+    """A model's default table rule goes with the compiled engine (engine "keras" drops it); one the user gives is
+    refused wherever Keras fit would train: engine "keras", or "auto" with an optimizer only Keras implements."""
+    from ratecast.models import split_params
+
+    _, tcfg = split_params("deep", {"engine": "keras"})
+    assert (tcfg.table_optimizer, tcfg.table_learning_rate) == ("same", None)
+    for options in ({"engine": "keras", "table_optimizer": "adagrad"}, {"optimizer": "rmsprop",
+                                                                       "table_learning_rate": 0.05}):
+        with pytest.raises(ValueError, match=r"table_(optimizer|learning_rate)=.* needs engine 'jax'.*engine 'keras'"):
+            rc.Recommender("deep", **options)
