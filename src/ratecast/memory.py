@@ -43,14 +43,17 @@ def readable(n: float) -> str:
     return f"{int(n)} B"
 
 
+def available() -> int | None:
+    """Bytes available to new work: the host's, or on an accelerator the smaller of the host's and the device's
+    (None where neither is known)."""
+    known = [m for m in (available_memory(), device_memory()) if m is not None]
+    return min(known) if known else None
+
+
 def require(needed: int, what: str, hint: str) -> None:
     """Raise :class:`TrainingError` (one line: ``what``, the estimate, the memory available and ``hint``) when
-    ``needed`` bytes exceed the memory available to new work: the host's, or on an accelerator the smaller of the
-    host's and the device's. Unknown availability lets the work run."""
-    known = [m for m in (available_memory(), device_memory()) if m is not None]
-    if not known:
-        return
-    available = min(known)
-    if needed > available:
-        raise TrainingError(f"{what} needs about {readable(needed)} of memory, more than the {readable(available)} "
+    ``needed`` bytes exceed :func:`available` memory. Unknown availability lets the work run."""
+    free = available()
+    if free is not None and needed > free:
+        raise TrainingError(f"{what} needs about {readable(needed)} of memory, more than the {readable(free)} "
                             f"available; {hint}")
