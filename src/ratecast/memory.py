@@ -43,17 +43,18 @@ def readable(n: float) -> str:
     return f"{int(n)} B"
 
 
-def available() -> int | None:
-    """Bytes available to new work: the host's, or on an accelerator the smaller of the host's and the device's
-    (None where neither is known)."""
-    known = [m for m in (available_memory(), device_memory()) if m is not None]
+def available(devices: int = 1) -> int | None:
+    """Bytes available to new work: the host's, or on accelerators the smaller of the host's and ``devices`` times
+    one device's (work laid out over that many devices); None where neither is known."""
+    device = device_memory()
+    known = [m for m in (available_memory(), None if device is None else device * max(1, devices)) if m is not None]
     return min(known) if known else None
 
 
-def require(needed: int, what: str, hint: str) -> None:
+def require(needed: int, what: str, hint: str, devices: int = 1) -> None:
     """Raise :class:`TrainingError` (one line: ``what``, the estimate, the memory available and ``hint``) when
     ``needed`` bytes exceed :func:`available` memory. Unknown availability lets the work run."""
-    free = available()
+    free = available(devices)
     if free is not None and needed > free:
         raise TrainingError(f"{what} needs about {readable(needed)} of memory, more than the {readable(free)} "
                             f"available; {hint}")

@@ -56,7 +56,8 @@ def _early_stopping_split(train: Dataset, fraction: float, random_state: int | N
         held[lost[first]] = False
     back = val_rows[~held[val_rows]]  # in the split's order, after the fitting part it drew
     fit_rows = np.concatenate([fit.ratings[position].to_numpy(), back])
-    return (train.with_ratings(r.iloc[fit_rows], fit.name), train.with_ratings(r.iloc[val_rows[held[val_rows]]], val.name))
+    val_rows = val_rows[held[val_rows]]
+    return train.with_ratings(r.iloc[fit_rows], fit.name), train.with_ratings(r.iloc[val_rows], val.name)
 
 
 class Recommender:
@@ -183,7 +184,8 @@ class Recommender:
         """Fit on ``train`` and return self.
 
         Validation (early stopping, the validation curve) is ``validation`` if given, else a random
-        ``validation_split`` fraction of ``train`` (default from the training config); a model not trained by
+        ``validation_split`` fraction of ``train`` (default from the training config) that leaves every user and
+        item at least one rating to fit on; a model not trained by
         gradient (``bayesian``, sampled) has no epochs to stop, so it keeps all of ``train``: no share is carved,
         whatever ``validation_split`` says. With ``checkpoint_dir`` a
         checkpoint is written there after every epoch, and a fit with the same options and data resumes from it.

@@ -103,9 +103,10 @@ def training_bytes(model: RatingModel, cfg: TrainingConfig, engine: str, n_train
 
 
 def check_training_memory(model: RatingModel, cfg: TrainingConfig, engine: str, n_train: int,
-                          n_validation: int) -> None:
-    """Refuse, in one line, a fit whose :func:`training_bytes` exceed the memory available."""
-    free = memory.available()
+                          n_validation: int, devices: int = 1) -> None:
+    """Refuse, in one line, a fit whose :func:`training_bytes` exceed the memory available (on accelerators,
+    ``devices`` of them share the work)."""
+    free = memory.available(devices)
     if free is None:
         return
     needed = training_bytes(model, cfg, engine, n_train, n_validation)
@@ -118,4 +119,4 @@ def check_training_memory(model: RatingModel, cfg: TrainingConfig, engine: str, 
         options += f", hidden={list(model.cfg.hidden)}"
     memory.require(needed, f"training {model.cfg.name!r} with {options}, batch_size={cfg.batch_size} on "
                            f"{n_train:,} ratings ({model.n_users - 1:,} users, {model.n_items - 1:,} items)",
-                   "lower embedding_dim (or hidden, batch_size), or train on a machine with more memory")
+                   "lower embedding_dim (or hidden, batch_size), or train on a machine with more memory", devices)

@@ -79,12 +79,13 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
     stops the fit (e.g. a search pruning a poor trial).
 
     A fit whose memory estimate (:mod:`ratecast.engine.footprint`) exceeds the memory available is refused before
-    it starts. The engine comes from :func:`engine_for`; a ``distribution`` (``ratecast.distribution``) needs the compiled
-    engine; both keep the weights of the best validation epoch when early
-    stopping is on, and both write and resume ``checkpoint_dir``.
+    it starts. The engine comes from :func:`engine_for`; a ``distribution`` (``ratecast.distribution``) needs the
+    compiled engine; both keep the weights of the best validation epoch when early stopping is on, and both write
+    and resume ``checkpoint_dir``.
     """
     engine = engine_for(cfg)
-    check_training_memory(model, cfg, engine, len(y), 0 if validation is None else len(validation[1]))
+    devices = 1 if distribution is None else int(np.size(distribution.device_mesh.devices))
+    check_training_memory(model, cfg, engine, len(y), 0 if validation is None else len(validation[1]), devices)
     if engine == "jax":
         from .compiled import train as train_compiled
 
