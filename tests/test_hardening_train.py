@@ -161,6 +161,16 @@ def test_memory_check_before_training(monkeypatch, synthetic_train):
     rec.fit(synthetic_train)
 
 
+def test_memory_check_before_training_a_sampled_model(monkeypatch, synthetic_train):
+    """The sampled model, which the training engine does not fit, shares the rule: one chain that cannot fit is
+    refused before sampling."""
+    monkeypatch.setattr(memory, "device_memory", lambda: None)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
+    with pytest.raises(TrainingError, match=r"sampling 'bayesian' with embedding_dim=4096 on [\d,]+ ratings needs "
+                                            r"about [\d.]+ MB of memory, more than the 1.0 MB available"):
+        rc.Recommender("bayesian", embedding_dim=4096, chains=1, samples=2, random_state=0).fit(synthetic_train)
+
+
 def test_memory_check_before_training_on_the_command_line(monkeypatch, tmp_path):
     monkeypatch.setattr(memory, "available_memory", lambda: 10 << 20)
     monkeypatch.setattr(memory, "device_memory", lambda: None)

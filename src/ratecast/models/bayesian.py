@@ -31,7 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from ..memory import available_memory
+from ..memory import available_memory, require
 from ..search_space import Choice, Int
 from .base import register
 from .config import Loss, ModelConfig, as_tuple, positive_int
@@ -263,6 +263,10 @@ class BayesianModel(BiasedDotModel):
                 stop.set()
                 raise
 
+        # one chain at a time at the least: refused before sampling when even that cannot fit
+        require(24 * len(users) * (self.cfg.embedding_dim + 1), f"sampling 'bayesian' with embedding_dim="
+                f"{self.cfg.embedding_dim} on {len(users):,} ratings", "lower embedding_dim, or sample on a machine "
+                "with more memory")
         if self.cfg.chains == 1:
             post = chain(0)
         else:
