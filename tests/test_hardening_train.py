@@ -56,14 +56,24 @@ def _rmse(rec, test) -> float:
     return float(np.sqrt(np.mean((r["rating"].to_numpy() - predicted) ** 2)))
 
 
+def _mean_rmse(split) -> float:
+    mean = split.train.ratings["rating"].mean()
+    return float(np.sqrt(np.mean((split.test.ratings["rating"].to_numpy() - mean) ** 2)))
+
+
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_defaults_that_fail_on_small_data_every_model(small, model):
     """Every model at its defaults trains on a 3,000-rating file of 20 users: no divergence, finite predictions,
-    and a training loss that falls."""
+    a training loss that falls, and held-out ratings predicted better than by the training mean."""
     rec = rc.Recommender(model, random_state=0, verbose=0, **QUICKER.get(model, {})).fit(small.train)
-    _rmse(rec, small.test)
+    rmse = _rmse(rec, small.test)
     loss = rec.history_["loss"]
     assert np.isfinite(loss).all() and loss[-1] < loss[0], loss
+    if model == "dot":
+        pytest.xfail("the pure dot product (no mean, no biases) starts near 0 and its Adam steps at 1e-3 do not "
+                     "reach the ratings' level in 40 epochs of 3 batches; a larger default rate costs accuracy on "
+                     "ML-100k")
+    assert rmse < _mean_rmse(small)
 
 
 @pytest.mark.parametrize("preset", ["fast", "topn", "accurate", "lab"])
@@ -72,9 +82,7 @@ def test_defaults_that_fail_on_small_data_every_preset(small, preset):
     mean does."""
     model = presets.resolve(preset)[0]
     rec = rc.Recommender.from_preset(preset, random_state=0, verbose=0, **QUICKER.get(model, {})).fit(small.train)
-    mean = small.train.ratings["rating"].mean()
-    baseline = float(np.sqrt(np.mean((small.test.ratings["rating"].to_numpy() - mean) ** 2)))
-    assert _rmse(rec, small.test) < baseline
+    assert _rmse(rec, small.test) < _mean_rmse(small)
 
 
 def test_defaults_that_fail_on_small_data_the_summed_row_step_is_bounded():
