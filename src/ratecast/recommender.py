@@ -36,6 +36,30 @@ from .topn import KS as TOPN_KS, LONG_TAIL
 from .state import Baseline, FittedState, seen_matrix
 
 
+def _early_stopping_split(train: Dataset, fraction: float, random_state: int | None) -> tuple[Dataset, Dataset]:
+    """(fitting part, validation share) of ``train``: a random ``fraction`` of its ratings held out for early
+    stopping, except that every user and every item keeps at least one rating in the fitting part (the first of its
+    held-out ratings goes back), so no training user or item becomes unknown to the model, and none can be
+    recommended an item they rated."""
+    position = "__ratecast_position__"
+    r = train.ratings
+    fit, val = _validation_split(train.with_ratings(r.assign(**{position: np.arange(len(r))})), fraction,
+                                 random_state=random_state)
+    val_rows = val.ratings[position].to_numpy()
+    held = np.zeros(len(r), bool)
+    held[val_rows] = True
+    for column in ("user_id", "item_id"):
+        codes = pd.factorize(r[column])[0]
+        kept = np.bincount(codes[~held], minlength=codes.max() + 1) > 0
+        lost = val_rows[held[val_rows] & ~kept[codes[val_rows]]]  # held out, of ids left without a fitting rating
+        _, first = np.unique(codes[lost], return_index=True)
+        held[lost[first]] = False
+    back = val_rows[~held[val_rows]]  # in the split's order, after the fitting part it drew
+    fit_rows = np.concatenate([fit.ratings[position].to_numpy(), back])
+    val_rows = val_rows[held[val_rows]]
+    return train.with_ratings(r.iloc[fit_rows], fit.name), train.with_ratings(r.iloc[val_rows], val.name)
+
+
 class Recommender:
     """Rating-prediction recommender.
 
@@ -160,7 +184,8 @@ class Recommender:
         """Fit on ``train`` and return self.
 
         Validation (early stopping, the validation curve) is ``validation`` if given, else a random
-        ``validation_split`` fraction of ``train`` (default from the training config); a model not trained by
+        ``validation_split`` fraction of ``train`` (default from the training config) that leaves every user and
+        item at least one rating to fit on; a model not trained by
         gradient (``bayesian``, sampled) has no epochs to stop, so it keeps all of ``train``: no share is carved,
         whatever ``validation_split`` says. With ``checkpoint_dir`` a
         checkpoint is written there after every epoch, and a fit with the same options and data resumes from it.
@@ -197,7 +222,7 @@ class Recommender:
         if validation is None and MODELS[self.model].trained_by_gradient:
             frac = tcfg.validation_split if validation_split is None else validation_split
             if frac and len(train.ratings) >= 10:
-                train, validation = _validation_split(train, frac, random_state=self.random_state)
+                train, validation = _early_stopping_split(train, frac, self.random_state)
         r = train.ratings
         user_index, item_index = IdIndex(r["user_id"]), IdIndex(r["item_id"])
         u, i = user_index.index(r["user_id"]), item_index.index(r["item_id"])

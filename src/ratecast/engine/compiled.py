@@ -385,9 +385,7 @@ class CompiledTrainer:
 
 def learning_rate(cfg: TrainingConfig, epoch: int) -> float:
     """The learning rate of ``epoch`` (0-based) under the config's schedule."""
-    if cfg.lr_schedule == "cosine" and cfg.epochs > 1:
-        return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * epoch / (cfg.epochs - 1))))
-    return cfg.learning_rate
+    return cfg.epoch_learning_rate(epoch)
 
 
 def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validation: tuple[dict, np.ndarray] | None,

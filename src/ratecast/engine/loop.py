@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import TrainingError
 from ..models import RatingModel, TrainingConfig
 from . import checkpoint as ckpt
+from .footprint import check_training_memory
 from .progress import EpochProgress
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
@@ -77,17 +78,21 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
     ``on_epoch(epoch, logs)`` is called at the end of every epoch (0-based) with its logs; an exception it raises
     stops the fit (e.g. a search pruning a poor trial).
 
-    The engine comes from :func:`engine_for`; a ``distribution`` (``ratecast.distribution``) needs the compiled
-    engine; both keep the weights of the best validation epoch when early
-    stopping is on, and both write and resume ``checkpoint_dir``.
+    A fit whose memory estimate (:mod:`ratecast.engine.footprint`) exceeds the memory available is refused before
+    it starts. The engine comes from :func:`engine_for`; a ``distribution`` (``ratecast.distribution``) needs the
+    compiled engine; both keep the weights of the best validation epoch when early stopping is on, and both write
+    and resume ``checkpoint_dir``.
     """
     engine = engine_for(cfg)
+    devices = 1 if distribution is None else int(np.size(distribution.device_mesh.devices))
+    check_training_memory(model, cfg, engine, len(y), 0 if validation is None else len(validation[1]), devices)
     if engine == "jax":
         from .compiled import train as train_compiled
 
         return train_compiled(model, x, y, validation, cfg, seed=seed, verbose=verbose,
                               checkpoint_dir=checkpoint_dir, fingerprint=f"{fingerprint}:jax",
                               distribution=distribution, extra_validation=extra_validation, on_epoch=on_epoch)
+    cfg.refuse_table_rule(engine)  # an option this engine cannot honour is refused, never ignored
     if distribution is not None:
         raise ValueError(f"a distribution needs engine 'jax' (the JAX backend and optimizer adam, adagrad or sgd); "
                          f"this fit uses engine {engine!r}")
@@ -101,7 +106,9 @@ def train_keras(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray,
                 fingerprint: str = "", extra_validation=None, on_epoch=None) -> dict[str, list[float]]:
     """Fit ``model`` in place with Keras ``fit``, one epoch per call, and return the per-epoch history.
 
-    The model keeps the weights of the best validation epoch when early stopping is on. With ``checkpoint_dir``,
+    Every option of ``cfg`` is honoured (the learning rate follows ``lr_schedule`` epoch by epoch) except the
+    tables' own rule, which :func:`train` refuses. The model keeps the weights of the best validation epoch when
+    early stopping is on. With ``checkpoint_dir``,
     the loop's state is written there after every epoch and a later call with the same ``fingerprint`` resumes it.
     """
     compile_model(model, cfg.optimizer, cfg.learning_rate)
@@ -127,6 +134,7 @@ def train_keras(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray,
         start = time.perf_counter()
         bar.start_epoch(epoch, 0)
         order = np.random.default_rng([base_seed, epoch]).permutation(n)
+        model.optimizer.learning_rate.assign(cfg.epoch_learning_rate(epoch))  # the lr_schedule
         hist = model.fit(_Batches(x, y, cfg.batch_size, order), validation_data=validation, epochs=1, verbose=0,
                          shuffle=False, validation_batch_size=val_batch)
         # a NaN or infinite batch loss makes the epoch's mean loss non-finite: checked once per epoch, so training

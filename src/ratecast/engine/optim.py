@@ -4,7 +4,13 @@ Dense weights get the whole-weight rule (:meth:`Update.apply`). Embedding tables
 (:meth:`Update.apply_rows`) that reads and writes only the rows a batch touched, given the batch's ids and the
 gradient of each occurrence:
 
-* ``sgd``: the gradients are scatter-added, so an id that repeats within a batch gets the sum of its gradients.
+* ``sgd``: the gradients are scatter-added, so an id that repeats within a batch gets the sum of its gradients,
+  as long as that sum is a stable step: the ``c`` occurrences of a row are summed as if the row took ``c`` steps,
+  but all from the same stale value, which overshoots once ``learning_rate * c`` nears the inverse of the loss's
+  curvature (a user with 60 ratings in a batch of 1024, on a small file of few users). A row's summed rate
+  ``learning_rate * c`` is therefore capped at :data:`ROW_RATE_LIMIT`, or at ``learning_rate`` itself where that is
+  larger (each occurrence's step scaled down to fit): repeats never add beyond the limit, a single occurrence
+  always takes the learning rate asked for, and rows repeated less often are untouched.
 * ``adagrad``: row-wise Adagrad (one accumulator per row, the mean squared gradient of its elements, as in large
   embedding trainers). Every occurrence adds to its row's accumulator and its own step is scaled by the row's new
   accumulator: scatter-adds only, no sort.
@@ -27,6 +33,25 @@ from ..models.layers import row_chunk
 
 #: optimizers the compiled engine implements
 ROW_OPTIMIZERS = ("adam", "adagrad", "sgd")
+
+#: the most a row's summed SGD rate (learning rate times the row's occurrences in one batch) may be, unless the
+#: learning rate alone is larger: a quarter keeps a step on a mean squared error (curvature 2 per occurrence) at half
+#: of the exact correction, so a user and an item moving together never overshoot
+ROW_RATE_LIMIT = 0.25
+
+
+def occurrences(ids):
+    """How many times each position's id occurs in ``ids`` (a sort and two binary searches: no table-sized
+    scratch array)."""
+    ordered = jnp.sort(ids)
+    return jnp.searchsorted(ordered, ids, side="right") - jnp.searchsorted(ordered, ids, side="left")
+
+
+def summed_rate_scale(ids, lr):
+    """Per occurrence, the factor that keeps its row's summed rate ``lr * occurrences`` within
+    ``max(ROW_RATE_LIMIT, lr)`` (1 where it already is)."""
+    count = occurrences(ids).astype("float32")
+    return jnp.minimum(1.0, jnp.maximum(ROW_RATE_LIMIT, lr) / (lr * count))
 
 
 def gather_rows(table, ids):
@@ -97,7 +122,8 @@ class Update:
         """New (table, slots, row_map) after the batch whose occurrence ``k`` looked up row ``ids[k]`` and got
         gradient ``grads[k]``; ``rows``, when given, holds ``table[ids]``."""
         if self.name == "sgd":
-            return table.at[ids].add(-lr * grads, mode="drop"), (), row_map
+            scale = (lr * summed_rate_scale(ids, lr)).astype(table.dtype)
+            return table.at[ids].add(-scale[:, None] * grads, mode="drop"), (), row_map
         if self.name == "adagrad":
             (acc,) = slots
             acc = acc.at[ids].add(jnp.mean(grads * grads, axis=-1), mode="drop")

@@ -284,7 +284,7 @@ def split_params(model: str, params: dict[str, Any]) -> tuple[ModelConfig, Train
     try:
         mcfg = cls.from_dict({k: v for k, v in params.items() if k in model_keys})
         defaults = dict(cls.training)
-        if "optimizer" in params:  # a model's table rule goes with its optimizer
+        if "optimizer" in params or params.get("engine") == "keras":  # goes with its optimizer and engine
             defaults.pop("table_optimizer", None)
             defaults.pop("table_learning_rate", None)
         tcfg = TrainingConfig(**{**defaults, **{k: v for k, v in params.items() if k in train_keys}})

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..memory import available_memory, require
 from ..search_space import Choice, Int
 from .base import register
 from .config import Loss, ModelConfig, as_tuple, positive_int
@@ -39,18 +40,6 @@ from .dot import BiasedDotModel
 
 
 NOISE_PER = ("user", "item", "rating")
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new work (Linux' MemAvailable), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def concurrent_chains(chains: int, n_ratings: int, rank: int, available: int | None = None) -> int:
@@ -271,6 +260,10 @@ class BayesianModel(BiasedDotModel):
                 stop.set()
                 raise
 
+        # one chain at a time at the least: refused before sampling when even that cannot fit
+        require(24 * len(users) * (self.cfg.embedding_dim + 1), f"sampling 'bayesian' with embedding_dim="
+                f"{self.cfg.embedding_dim} on {len(users):,} ratings", "lower embedding_dim, or sample on a machine "
+                "with more memory")
         if self.cfg.chains == 1:
             post = chain(0)
         else:

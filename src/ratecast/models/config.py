@@ -132,8 +132,8 @@ class TrainingConfig:
     monitor: Literal["val_loss", "val_top_n"] = "val_loss"
     # the rule for the user and item tables on the compiled engine ("same": the optimizer's), and its learning rate
     # (None: learning_rate); e.g. row-wise "adagrad" for the tables beside "adam" for the dense layers. Keras fit
-    # (engine "keras") uses optimizer for every weight. A model's default table rule goes with its default
-    # optimizer: giving optimizer alone drops it
+    # (engine "keras") uses optimizer for every weight, so it refuses either option. A model's default table rule
+    # goes with its default optimizer and the compiled engine: giving optimizer, or engine "keras", drops it
     table_optimizer: Literal["same", "adam", "adagrad", "sgd"] = "same"
     table_learning_rate: float | None = None
 
@@ -153,6 +153,25 @@ class TrainingConfig:
         if self.engine == "jax" and self.optimizer not in ("adam", "adagrad", "sgd"):
             raise ValueError(f"optimizer must be one of ['adam', 'adagrad', 'sgd'] with engine 'jax', "
                              f"got {self.optimizer!r}")
+        if self.engine == "keras" or (self.engine == "auto" and self.optimizer not in ("adam", "adagrad", "sgd")):
+            self.refuse_table_rule("keras")  # the engine auto picks for the other optimizers
+
+    def refuse_table_rule(self, engine: str) -> None:
+        """Raise ``ValueError`` when the config sets a rule of its own for the tables, which only the compiled
+        engine has: ``engine`` (Keras ``fit``) trains every weight with ``optimizer``."""
+        for name, value, plain in (("table_optimizer", self.table_optimizer, "same"),
+                                   ("table_learning_rate", self.table_learning_rate, None)):
+            if value != plain:
+                raise ValueError(f"{name}={value!r} needs engine 'jax' (the JAX backend and optimizer adam, adagrad "
+                                 f"or sgd); engine {engine!r} trains every weight with optimizer "
+                                 f"{self.optimizer!r}: leave {name} out")
+
+    def epoch_learning_rate(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (0-based) under ``lr_schedule`` (cosine: from ``learning_rate`` down to
+        a tenth of it at the last epoch)."""
+        if self.lr_schedule == "cosine" and self.epochs > 1:
+            return self.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * epoch / (self.epochs - 1))))
+        return self.learning_rate
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
