@@ -69,10 +69,6 @@ def test_defaults_that_fail_on_small_data_every_model(small, model):
     rmse = _rmse(rec, small.test)
     loss = rec.history_["loss"]
     assert np.isfinite(loss).all() and loss[-1] < loss[0], loss
-    if model == "dot":
-        pytest.xfail("the pure dot product (no mean, no biases) starts near 0 and its Adam steps at 1e-3 do not "
-                     "reach the ratings' level in 40 epochs of 3 batches; a larger default rate costs accuracy on "
-                     "ML-100k")
     assert rmse < _mean_rmse(small)
 
 
@@ -224,3 +220,12 @@ def test_options_must_never_be_silently_ignored_table_rule_on_keras_fit():
                                                                        "table_learning_rate": 0.05}):
         with pytest.raises(ValueError, match=r"table_(optimizer|learning_rate)=.* needs engine 'jax'.*engine 'keras'"):
             rc.Recommender("deep", **options)
+
+
+def test_a_default_batch_gives_small_data_enough_steps_and_a_given_one_is_kept(small):
+    rec = rc.Recommender("dot", random_state=0, verbose=0, epochs=1).fit(small.train)
+    n_fit = len(small.train.ratings) * 0.9
+    assert rec.training_config_.batch_size <= n_fit // TrainingConfig.MIN_STEPS_PER_EPOCH < 1024
+    given = rc.Recommender("dot", random_state=0, verbose=0, epochs=1, batch_size=1024).fit(small.train)
+    assert given.training_config_.batch_size == 1024
+    assert TrainingConfig(batch_size=1024).with_batch_for(80_000).batch_size == 1024  # ML-100k keeps its default

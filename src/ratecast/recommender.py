@@ -224,6 +224,8 @@ class Recommender:
             if frac and len(train.ratings) >= 10:
                 train, validation = _early_stopping_split(train, frac, self.random_state)
         r = train.ratings
+        if "batch_size" not in self.params and MODELS[self.model].trained_by_gradient:
+            tcfg = tcfg.with_batch_for(len(r))  # a default batch: enough steps an epoch on small data
         user_index, item_index = IdIndex(r["user_id"]), IdIndex(r["item_id"])
         u, i = user_index.index(r["user_id"]), item_index.index(r["item_id"])
         y = r["rating"].to_numpy(dtype="float64")  # finite and on the scale: train.check_ratings above

@@ -166,6 +166,18 @@ class TrainingConfig:
                                  f"or sgd); engine {engine!r} trains every weight with optimizer "
                                  f"{self.optimizer!r}: leave {name} out")
 
+    #: an epoch of a default batch size has at least this many steps: on a small file (a few thousand ratings) a
+    #: batch of 1024 leaves 2 or 3 steps an epoch, too few for the dense layers and the pure dot product to learn
+    MIN_STEPS_PER_EPOCH: ClassVar[int] = 32
+    MIN_BATCH_SIZE: ClassVar[int] = 16
+
+    def with_batch_for(self, n_ratings: int) -> "TrainingConfig":
+        """This config with its batch size lowered, where needed, so that an epoch over ``n_ratings`` has at least
+        :attr:`MIN_STEPS_PER_EPOCH` steps (never below :attr:`MIN_BATCH_SIZE`). Applied to a batch size the model
+        chose by default, never to one the user gave; data of 32,768 ratings or more keeps every default."""
+        batch = max(self.MIN_BATCH_SIZE, min(self.batch_size, int(n_ratings) // self.MIN_STEPS_PER_EPOCH))
+        return self if batch >= self.batch_size else dataclasses.replace(self, batch_size=batch)
+
     def epoch_learning_rate(self, epoch: int) -> float:
         """The learning rate of ``epoch`` (0-based) under ``lr_schedule`` (cosine: from ``learning_rate`` down to
         a tenth of it at the last epoch)."""
