@@ -1,0 +1,94 @@
+"""Hyperparameter search under stress: Ctrl-C, memory over many trials, and one meaning of "liked"."""
+
+import gc
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import weakref
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ratecast import Recommender
+from ratecast.datasets import Dataset, RatingScale
+from ratecast.tuning import tune
+from tests.cli_helpers import cli
+from tests.synthetic import make_dataset
+
+QUICK = {"epochs": 3}
+
+
+@pytest.fixture(scope="module")
+def small():
+    return make_dataset(n_users=60, n_items=40, density=0.5, seed=1)
+
+
+def _trial_states(db) -> dict[str, int]:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            return dict(con.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall())
+    except sqlite3.Error:  # not created yet
+        return {}
+
+
+# --- Ctrl-C ---------------------------------------------------------------------------------------------------------
+def test_ctrl_c_stops_the_search_keeps_the_study_and_exits_130(small, tmp_path):
+    data, out = tmp_path / "r.csv", tmp_path / "search"
+    small.ratings.to_csv(data, index=False)
+    args = ["tune", "--data", str(data), "--model", "biased_dot", "--set", "epochs=3", "--out", str(out), "-q"]
+    proc = subprocess.Popen([sys.executable, "-m", "ratecast.cli", *args, "--trials", "50"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while _trial_states(out / "study.db").get("COMPLETE", 0) < 1:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no trial finished in time"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=90)  # a search that ignored it would run 50 trials
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (proc.returncode, stderr)
+    assert "Traceback" not in stderr + stdout and "Exception ignored" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted: "), stderr
+    states = _trial_states(out / "study.db")
+    assert states.get("COMPLETE", 0) >= 1 and sum(states.values()) < 50 and "RUNNING" not in states, states
+    assert f"{states['COMPLETE']} finished trial" in lines[0] and str(out) in lines[0], lines[0]
+
+    again = cli(*args, "--trials", "1")  # the same command continues the study
+    assert again.code == 0, (again.stdout, again.stderr, again.exception)
+    assert len(pd.read_csv(out / "trials.csv")) == sum(states.values()) + 1
+
+
+def test_ctrl_c_in_a_finaliser_still_stops_the_python_api(small, tmp_path):
+    """SIGINT that lands while Python runs a weak-reference callback (as in the garbage collection after each trial,
+    or a database driver's finaliser) is not swallowed: the search stops and tune raises KeyboardInterrupt."""
+    sent = []
+
+    def interrupt_inside_a_finaliser(ref) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10_000):  # the signal is handled here, inside the callback
+            pass
+
+    class Token:
+        pass
+
+    def progress(status: dict) -> None:
+        if status["done"] >= 1 and not sent:
+            token = Token()
+            sent.append(weakref.ref(token, interrupt_inside_a_finaliser))
+            del token
+
+    db = tmp_path / "study.db"
+    with pytest.raises(KeyboardInterrupt, match="interrupted after 1 finished trial"):
+        tune(small, model="biased_dot", n_trials=12, params=QUICK, storage=f"sqlite:///{db}", progress=progress)
+    states = _trial_states(db)
+    assert sent and states.get("COMPLETE", 0) >= 1 and sum(states.values()) < 12, states
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
