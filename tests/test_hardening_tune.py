@@ -92,3 +92,33 @@ def test_ctrl_c_in_a_finaliser_still_stops_the_python_api(small, tmp_path):
     states = _trial_states(db)
     assert sent and states.get("COMPLETE", 0) >= 1 and sum(states.values()) < 12, states
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
+
+
+# --- memory over trials ---------------------------------------------------------------------------------------------
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the resident size from /proc")
+def test_tune_memory_does_not_grow_with_trials(small, monkeypatch):
+    """Each trial compiles programs for its own shapes (the search varies embedding and batch sizes); they are
+    released after the trial, so memory stays flat however many trials run."""
+    recommenders, rss = [], []
+    fit = Recommender.fit
+
+    def watched_fit(self, *args, **kwargs):
+        recommenders.append(weakref.ref(self))
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recommender, "fit", watched_fit)
+
+    def progress(status: dict) -> None:
+        gc.collect()
+        rss.append(_rss_mib())
+
+    tune(small, model="biased_dot", n_trials=8, params={"epochs": 2}, pruner="none", progress=progress)
+    gc.collect()
+    per_trial = (rss[-1] - rss[1]) / (len(rss) - 2)
+    assert per_trial < 8, f"memory grows by {per_trial:.1f} MiB per trial ({[round(r) for r in rss]})"
+    assert len(recommenders) == 8 and not [r for r in recommenders if r() is not None]
