@@ -15,6 +15,7 @@ import pytest
 
 from ratecast import Recommender
 from ratecast.datasets import Dataset, RatingScale
+from ratecast.models import MODELS
 from ratecast.tuning import tune
 from tests.cli_helpers import cli
 from tests.synthetic import make_dataset
@@ -101,9 +102,10 @@ def _rss_mib() -> float:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the resident size from /proc")
-def test_tune_memory_does_not_grow_with_trials(small, monkeypatch):
+def test_tune_memory_does_not_grow_with_trials(monkeypatch):
     """Each trial compiles programs for its own shapes (the search varies embedding and batch sizes); they are
     released after the trial, so memory stays flat however many trials run."""
+    data = make_dataset(n_users=57, n_items=37, density=0.5, seed=5)  # shapes no other test compiled
     recommenders, rss = [], []
     fit = Recommender.fit
 
@@ -117,8 +119,52 @@ def test_tune_memory_does_not_grow_with_trials(small, monkeypatch):
         gc.collect()
         rss.append(_rss_mib())
 
-    tune(small, model="biased_dot", n_trials=8, params={"epochs": 2}, pruner="none", progress=progress)
+    tune(data, model="biased_dot", n_trials=8, params={"epochs": 2}, pruner="none", random_state=5,
+         progress=progress)
     gc.collect()
     per_trial = (rss[-1] - rss[1]) / (len(rss) - 2)
     assert per_trial < 8, f"memory grows by {per_trial:.1f} MiB per trial ({[round(r) for r in rss]})"
     assert len(recommenders) == 8 and not [r for r in recommenders if r() is not None]
+
+
+# --- one meaning of "liked" -----------------------------------------------------------------------------------------
+def _ten_point(seed: int = 3) -> Dataset:
+    base = make_dataset(n_users=50, n_items=30, density=0.6, seed=seed)
+    r = base.ratings.copy()
+    r["rating"] = r["rating"] * 2 - (np.random.default_rng(seed).random(len(r)) < 0.5)  # 1..10
+    return Dataset(r, base.items, base.users, name="ten", rating_scale=RatingScale(1, 10, 1), genres=base.genres)
+
+
+def test_liked_is_one_level_of_the_scale_for_evaluation_tuning_and_the_implicit_model():
+    assert RatingScale(1, 5).liked_threshold == 4.0  # as before on 1-5
+    assert RatingScale(0.5, 5, 0.5).liked_threshold == 4.0
+    ten = _ten_point()
+    liked = ten.rating_scale.liked_threshold
+    assert liked == 8.0
+    ratings = ten.ratings.sort_values("timestamp")
+    train = Dataset(ratings.iloc[:-300], ten.items, ten.users, name="ten", rating_scale=ten.rating_scale)
+    test = Dataset(ratings.iloc[-300:], ten.items, ten.users, name="ten", rating_scale=ten.rating_scale)
+    assert ((test.ratings["rating"] >= 4) & (test.ratings["rating"] < liked)).any()  # the levels differ here
+
+    rec = Recommender("popularity", random_state=0, verbose=False).fit(train)
+    evaluated = rec.evaluate(test, ci=False)
+    at_liked = rec.top_n_metrics(test, threshold=liked, ks=(5, 10, 20))
+    assert evaluated["users"] == at_liked["users"] and evaluated["recall@10"] == at_liked["recall@10"]
+    assert evaluated["users"] != rec.top_n_metrics(test, threshold=4.0)["users"]
+
+    # tuning scores its list metric at the same level
+    result = tune(train, model="popularity", metric="recall@10", n_trials=1)
+    assert result.study.user_attrs["protocol"]["threshold"] == liked
+
+    # the implicit model's positives (full weight in the user's set) are the ratings at or above the same level
+    model = MODELS["implicit"]({"embedding_dim": 4, "item_item_weight": 0.0, "set_model_weight": 0.0}, n_users=51,
+                               n_items=31, rating_scale=train.rating_scale, seed=0)
+    model.build_now()
+    r = train.ratings
+    users, items = r["user_id"].to_numpy(), r["item_id"].to_numpy() - 100  # indices 1.. as the model's
+    model.prepare(users, items, r["rating"].to_numpy())
+    assert model.liked_rating == liked
+    sets, weights = np.asarray(model.item_sets), np.asarray(model.set_weights_table)
+    weight_of = {(u, i): w for u in range(len(sets)) for i, w in zip(sets[u], weights[u]) if i}
+    got = np.array([weight_of[(u, i)] for u, i in zip(users, items)])
+    assert np.array_equal(got == 1.0, r["rating"].to_numpy() >= liked)

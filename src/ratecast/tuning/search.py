@@ -71,10 +71,9 @@ class Metric:
 
 
 def _liked(train: Dataset) -> float:
-    from ..state import RatingScale
+    from ..datasets import RatingScale
 
-    scale = train.rating_scale or RatingScale.infer(train.ratings["rating"])
-    return scale.minimum + 0.75 * (scale.maximum - scale.minimum)  # 4 on 1..5
+    return (train.rating_scale or RatingScale.infer(train.ratings["rating"])).liked_threshold
 
 
 def validation_scores(rec, validation: Dataset, metric: Metric, threshold: float) -> dict[str, float]:
@@ -367,7 +366,8 @@ def tune(train: Dataset, model: str = "deep", n_trials: int | None = 50, timeout
 
     Each trial fits on ``train`` less a ``validation_split`` holdout (or on k-1 of ``cv`` folds) and is scored on
     the held-out part by ``metric``: ``rmse`` or ``mae`` of the predicted ratings, or ``recall@K`` / ``ndcg@K`` of
-    whole-catalogue lists (relevant: a rating of at least 0.75 of the scale, 4 on 1..5). The sampler is Optuna's
+    whole-catalogue lists (relevant: a rating at or above the scale's ``liked_threshold``, 4 on 1-5, as in
+    evaluation). The sampler is Optuna's
     TPE, seeded by ``random_state``; poor trials are pruned from their per-epoch validation scores (``pruner``:
     median, hyperband or none). The space is the model's ``search_space``, with ``search_space`` entries replacing
     or adding options (see :mod:`ratecast.search_space`); ``params`` fixes other options for every trial.
