@@ -300,8 +300,12 @@ def _optimize(study, objective: Objective, n_trials: int | None, timeout: float 
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with interrupt.deferred_interrupts():
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainingError,),
-                       callbacks=[_stop_on_interrupt, *(callbacks or [])], gc_after_trial=True)
+        try:
+            study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainingError,),
+                           callbacks=[_stop_on_interrupt, *(callbacks or [])], gc_after_trial=True)
+        except KeyboardInterrupt:  # the trial in progress stopped on Ctrl-C: the caller reads interrupt.requested()
+            if not interrupt.requested():
+                raise
 
 
 def _worker(payload: dict) -> int:
