@@ -157,7 +157,8 @@ def release_compiled_programs() -> None:
     """Drop the programs JAX traced and compiled so far. A trial compiles programs for its own shapes (embedding
     and batch sizes) that later trials rarely share, and JAX keeps every one in its tracing and compilation caches,
     keyed by functions that live as long as the process: about 30 MB a trial on a small model, a search's memory
-    growing with its trials. Programs a later trial needs again come from the compilation cache on disk."""
+    growing with its trials. A later trial that needs one again compiles it anew (or reads it from JAX's
+    compilation cache on disk, where that is on)."""
     import keras
 
     if keras.backend.backend() == "jax":
