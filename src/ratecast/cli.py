@@ -680,7 +680,9 @@ def tune(
 ) -> None:
     """Search a model's options (Optuna), then score the best once on the test set; resumable and shareable."""
     from .runs import RunSpec
+    from .tuning.interrupt import SearchInterrupted
     from .tuning.run import tune_run
+    from .tuning.storage import shown_url
 
     for option, value in (("--test-size", test_size), ("--validation-split", validation_split),
                           ("--timeout", timeout)):
@@ -728,6 +730,11 @@ def tune(
                                progress=progress if talk else None, on_step=step)
     except (ValueError, OSError) as exc:
         raise _flag_first(exc, TUNE_FLAGS) from None
+    except SearchInterrupted as exc:
+        where = out_dir if storage is None else shown_url(storage)
+        trials = f"{exc.finished} finished trial{'' if exc.finished == 1 else 's'}"
+        _fail(f"interrupted: {trials} kept in {where}; the same command continues the search" if exc.finished else
+              "interrupted: no trial finished", EXIT_INTERRUPTED, as_json)
     if as_json:
         return _print_json({"out": str(out_dir), **{k: summary[k] for k in (
             "model", "metric", "study", "storage", "trials", "best_trial", "best_value", "best_params", "validation",

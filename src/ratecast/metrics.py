@@ -9,6 +9,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .datasets.scale import RatingScale
+
 
 def _values(name: str, values) -> np.ndarray:
     if values is None or isinstance(values, (str, bytes)):
@@ -121,13 +123,15 @@ def bootstrap_ci(y_true, y_pred, metric: str | Callable = "mae", n_resamples: in
     return bootstrap_cis(y_true, y_pred, [metric], n_resamples, confidence, random_state)[metric]
 
 
-def ranking_metrics(frame: pd.DataFrame, k: int = 10, threshold: float = 4.0) -> dict[str, float]:
+def ranking_metrics(frame: pd.DataFrame, k: int = 10,
+                    threshold: float = RatingScale(1, 5).liked_threshold) -> dict[str, float]:
     """Precision, recall and NDCG at ``k``, averaged over users.
 
     ``frame`` has columns user_id, rating, score: for each user, their test items are ranked by score; an item is
-    relevant when its rating is >= ``threshold``. Users with no relevant test item are left out of recall and NDCG
-    (they have nothing to find), and counted in precision; when no user has a relevant item, recall and NDCG are
-    None (undefined), never NaN.
+    relevant when its rating is >= ``threshold`` (default: the liked level of 1-5 ratings, 4; pass the data's
+    ``rating_scale.liked_threshold`` for another scale). Users with no relevant test item are left out of recall
+    and NDCG (they have nothing to find), and counted in precision; when no user has a relevant item, recall and
+    NDCG are None (undefined), never NaN.
     """
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}")

@@ -276,9 +276,8 @@ class Recommender:
 
         monitors = []
         if tcfg.monitor == "val_top_n" and val_data is not None:
-            liked = scale.minimum + 0.75 * (scale.maximum - scale.minimum)  # 4 on 1..5, as evaluate's threshold
             monitors.append(topn.validation_monitor(
-                model, u, i, val_data[0]["user"], val_data[0]["item"], val_ratings, threshold=liked,
+                model, u, i, val_data[0]["user"], val_data[0]["item"], val_ratings, threshold=scale.liked_threshold,
                 seed=self.random_state, distribution=self.distribution))
         if on_epoch is not None and val_data is not None:
             from .monitors import rating_monitor
@@ -397,13 +396,14 @@ class Recommender:
         return np.asarray(model.probabilities(self._scorer.pairs(u, i)[0]), dtype="float64")
 
     # --- evaluating ---------------------------------------------------------------------------------------------
-    def evaluate(self, test: Dataset, *, k: int = 10, threshold: float = 4.0, ci: bool = True,
+    def evaluate(self, test: Dataset, *, k: int = 10, threshold: float | None = None, ci: bool = True,
                  n_resamples: int = 1000, top_n: bool = True) -> dict[str, Any]:
         """Rating error and recommendation-list quality on ``test``.
 
         * MAE/MSE/RMSE with 95% bootstrap intervals, and how many test ratings needed the unknown-id fallback;
         * with ``top_n``, :meth:`top_n_metrics` at 5, 10, 20 and ``k``: every item a user did not rate in training
-          is ranked, and a test rating >= ``threshold`` is relevant;
+          is ranked, and a test rating >= ``threshold`` is relevant (default: the training scale's
+          :attr:`~ratecast.datasets.RatingScale.liked_threshold`, 4 on 1-5);
         * ``precision@k_within_test_items`` (and recall, ndcg): each user's own test items ranked by predicted
           rating, a re-ranking figure that is not comparable with top-N figures elsewhere.
         """
@@ -411,7 +411,7 @@ class Recommender:
         if len(test.ratings) == 0:
             raise DataError("test has no ratings: there is nothing to evaluate")
         test.check_ratings("test")
-        _check_threshold(threshold)
+        threshold = self._threshold(threshold)
         self._check_k(k)
         _check_flag("top_n", top_n)
         r = test.ratings
@@ -428,14 +428,15 @@ class Recommender:
         out.update({f"{name}_within_test_items": value for name, value in within.items()})
         return out
 
-    def top_n_metrics(self, test: Dataset, *, ks=TOPN_KS, threshold: float = 4.0,
+    def top_n_metrics(self, test: Dataset, *, ks=TOPN_KS, threshold: float | None = None,
                       long_tail: int = LONG_TAIL, min_ratings: int | None = None) -> dict[str, Any]:
         """Recommendation lists over the whole catalogue, scored against ``test`` (see :mod:`ratecast.topn`).
 
         Each test user's list ranks every known item they did not rate in training (users unknown to the model get
-        the popular fallback); a test rating >= ``threshold`` is relevant, including ratings of items the model
-        never saw (they can never be hit). Returns recall, precision, NDCG, MRR and hit rate at each of ``ks``, and
-        coverage and popularity bias (items with fewer than ``long_tail`` training ratings are the long tail).
+        the popular fallback); a test rating >= ``threshold`` (default: the training scale's ``liked_threshold``)
+        is relevant, including ratings of items the model never saw (they can never be hit). Returns recall,
+        precision, NDCG, MRR and hit rate at each of ``ks``, and coverage and popularity bias (items with fewer than
+        ``long_tail`` training ratings are the long tail).
         ``min_ratings`` makes the lists as ``recommend(min_ratings=...)`` would (default: the model's
         ``min_support``)."""
         return self._list_metrics(test, ks, threshold, long_tail,
@@ -446,7 +447,7 @@ class Recommender:
         """:meth:`top_n_metrics` for lists made by ``top_positions(user indices, depth)`` (best item positions,
         -1 where short), with this recommender's users, items, fallback and popularity."""
         _check_dataset("test", test)
-        _check_threshold(threshold)
+        threshold = self._threshold(threshold)
         if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__") or not len(list(ks)) or any(
                 isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0 for k in ks):
             raise ValueError(f"ks must be a non-empty list of positive integers, got {ks!r}")
@@ -477,6 +478,13 @@ class Recommender:
         s = self.state_
         return pd.DataFrame({"item_id": s.item_index.ids[pos], "title": pd.Series(s.title_array[pos], dtype=object),
                              column: values})
+
+    def _threshold(self, threshold: float | None) -> float:
+        """``threshold`` checked, or where None the liked level of the training scale."""
+        if threshold is None:
+            return self.rating_scale_.liked_threshold
+        _check_threshold(threshold)
+        return float(threshold)
 
     @staticmethod
     def _check_k(k) -> None:

@@ -1,7 +1,7 @@
 """Top-N evaluation over the whole catalogue (LensKit's and Cornac's protocol).
 
 Each user's list ranks every item they did not rate in training; an item is relevant when the user's test rating is
-at least ``threshold``. Accuracy metrics average over users with at least one relevant test item; coverage and
+at least ``threshold`` (callers pass the rating scale's ``liked_threshold``, 4 on 1-5, unless told otherwise). Accuracy metrics average over users with at least one relevant test item; coverage and
 popularity bias are measured over the lists of every evaluated user. Everything is computed on arrays of lists
 (``(n_users, k)`` item positions, ``-1`` where a list is short): no per-user Python loop.
 

@@ -9,6 +9,9 @@ import numpy as np
 
 
 MAX_VALUES = 10_000  # distinct values a scale may have (one class each for the classification model)
+#: "liked" (a relevant item in list metrics, a positive for tuning and the implicit model): a rating in the top
+#: quarter of the scale, see :attr:`RatingScale.liked_threshold`
+LIKED_FRACTION = 0.75
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,18 @@ class RatingScale:
     @property
     def midpoint(self) -> float:
         return (self.minimum + self.maximum) / 2.0
+
+    def level(self, fraction: float) -> float:
+        """The lowest scale value at or above ``minimum + fraction * (maximum - minimum)``."""
+        k = np.ceil(fraction * (self.maximum - self.minimum) / self.step - 1e-6)
+        return float(round(self.minimum + self.step * min(max(k, 0), self.n_classes - 1), 10))
+
+    @property
+    def liked_threshold(self) -> float:
+        """The rating at or above which an item counts as liked, the one definition that list metrics, tuning
+        and the implicit model share: the lowest scale value at or above ``minimum + 0.75 * (maximum - minimum)``
+        (4 on 1-5 and on 0.5-5, 8 on 1-10)."""
+        return self.level(LIKED_FRACTION)
 
     def to_class(self, ratings) -> np.ndarray:
         """Class index of each rating (the nearest scale value)."""

@@ -38,6 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 from keras import ops
 
+from ..datasets.scale import LIKED_FRACTION
 from ..search_space import Float, Int
 from .base import RatingModel, register
 from .config import Loss, ModelConfig, fraction, non_negative, positive_int
@@ -66,7 +67,7 @@ class ImplicitConfig(ModelConfig):
     factor_l2: float = 3e-5  # on the whole implicit and pick factor tables, per batch
     max_items: int = 512  # items kept per user's implicit set (a seeded sample beyond it)
     set_dropout: float = 0.5  # share of a user's other items dropped from their set at each training pair
-    liked: float = 0.75  # the liked level, as a fraction of the rating scale (0.75 of 1..5 is 4)
+    liked: float = LIKED_FRACTION  # the liked level, as a fraction of the rating scale (RatingScale.level)
     low_weight: float = 0.5  # weight of the interaction loss for pairs rated below the liked level
     interaction_weight: float = 3.0  # interaction loss relative to the rating loss
     rating_weight: float = 0.25  # in the ranking key: the predicted rating's distance from the liked level
@@ -313,8 +314,7 @@ class ImplicitModel(RatingModel):
 
     @property
     def liked_rating(self) -> float:
-        s = self.scale
-        return s.minimum + self.cfg.liked * (s.maximum - s.minimum)
+        return self.scale.level(self.cfg.liked)  # by default the scale's liked_threshold, as in evaluation
 
     # --- the network ------------------------------------------------------------------------------------------
     def _chosen(self, users, items=None, training=False):

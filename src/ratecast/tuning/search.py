@@ -26,6 +26,7 @@ from .. import search_space as S
 from ..datasets import Dataset
 from ..errors import RatecastError, TrainingError
 from ..models import MODELS, TrainingConfig, split_params
+from . import interrupt
 from .storage import open_storage, shown_url
 
 RATING_METRICS = ("rmse", "mae")
@@ -70,10 +71,9 @@ class Metric:
 
 
 def _liked(train: Dataset) -> float:
-    from ..state import RatingScale
+    from ..datasets import RatingScale
 
-    scale = train.rating_scale or RatingScale.infer(train.ratings["rating"])
-    return scale.minimum + 0.75 * (scale.maximum - scale.minimum)  # 4 on 1..5
+    return (train.rating_scale or RatingScale.infer(train.ratings["rating"])).liked_threshold
 
 
 def validation_scores(rec, validation: Dataset, metric: Metric, threshold: float) -> dict[str, float]:
@@ -109,6 +109,12 @@ class Objective:
     threshold: float
 
     def __call__(self, trial) -> float:
+        try:
+            return self._run(trial)
+        finally:
+            release_compiled_programs()
+
+    def _run(self, trial) -> float:
         import optuna
 
         from ..recommender import Recommender
@@ -118,15 +124,19 @@ class Objective:
         epochs, seconds = [], 0.0
         for f, (fit, validation) in enumerate(self.folds):
             def report(epoch: int, logs: dict[str, float]) -> None:
+                if interrupt.requested():  # Ctrl-C: this trial ends here, recorded as failed
+                    trial.set_user_attr("interrupted", True)
+                    optuna.logging.set_verbosity(optuna.logging.ERROR)  # no warning with a traceback for it
+                    interrupt.check()
                 value = logs.get(self.metric.epoch_key)
-                if value is None or not math.isfinite(value):
+                if f > 0 or value is None or not math.isfinite(value):  # the first fold's scores decide pruning
                     return
                 trial.report(float(value), epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
             rec = Recommender(self.model, random_state=self.random_state, verbose=False, **options)
-            rec.fit(fit, validation=validation, on_epoch=report if f == 0 else None)
+            rec.fit(fit, validation=validation, on_epoch=report)
             scores.append(validation_scores(rec, validation, self.metric, self.threshold))
             history = rec.history_
             epochs.append(len(history.get("loss", [])))
@@ -141,6 +151,20 @@ class Objective:
         if not math.isfinite(value):
             raise TrainingError(f"validation {self.metric.name} is {value}")
         return value
+
+
+def release_compiled_programs() -> None:
+    """Drop the programs JAX traced and compiled so far. A trial compiles programs for its own shapes (embedding
+    and batch sizes) that later trials rarely share, and JAX keeps every one in its tracing and compilation caches,
+    keyed by functions that live as long as the process: about 30 MB a trial on a small model, a search's memory
+    growing with its trials. A later trial that needs one again compiles it anew (or reads it from JAX's
+    compilation cache on disk, where that is on)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.clear_caches()
 
 
 def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
@@ -265,13 +289,24 @@ def _folds(train: Dataset, cv: int | None, validation_split: float, random_state
     return [(s.train, s.test)]
 
 
+def _stop_on_interrupt(study, trial) -> None:
+    if interrupt.requested():
+        study.stop()
+
+
 def _optimize(study, objective: Objective, n_trials: int | None, timeout: float | None,
               callbacks: list | None = None) -> None:
+    """Run trials; Ctrl-C ends the trial in progress at its next epoch (or when it ends) and then the search."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainingError,),
-                   callbacks=callbacks or [], gc_after_trial=True)
+    with interrupt.deferred_interrupts():
+        try:
+            study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainingError,),
+                           callbacks=[_stop_on_interrupt, *(callbacks or [])], gc_after_trial=True)
+        except KeyboardInterrupt:  # the trial in progress stopped on Ctrl-C: the caller reads interrupt.requested()
+            if not interrupt.requested():
+                raise
 
 
 def _worker(payload: dict) -> int:
@@ -336,7 +371,8 @@ def tune(train: Dataset, model: str = "deep", n_trials: int | None = 50, timeout
 
     Each trial fits on ``train`` less a ``validation_split`` holdout (or on k-1 of ``cv`` folds) and is scored on
     the held-out part by ``metric``: ``rmse`` or ``mae`` of the predicted ratings, or ``recall@K`` / ``ndcg@K`` of
-    whole-catalogue lists (relevant: a rating of at least 0.75 of the scale, 4 on 1..5). The sampler is Optuna's
+    whole-catalogue lists (relevant: a rating at or above the scale's ``liked_threshold``, 4 on 1-5, as in
+    evaluation). The sampler is Optuna's
     TPE, seeded by ``random_state``; poor trials are pruned from their per-epoch validation scores (``pruner``:
     median, hyperband or none). The space is the model's ``search_space``, with ``search_space`` entries replacing
     or adding options (see :mod:`ratecast.search_space`); ``params`` fixes other options for every trial.
@@ -423,12 +459,22 @@ def tune(train: Dataset, model: str = "deep", n_trials: int | None = 50, timeout
         else:
             _run_workers(study, objective, storage, name, n_trials, timeout, n_jobs, random_state, existing,
                          pruner, progress, status)
+    except KeyboardInterrupt:
+        if not interrupt.requested():
+            raise
     finally:
         if temp_dir is not None:  # keep the trials in memory before the file goes
             study = _in_memory_copy(name, store)
             temp_dir.cleanup()
     if progress is not None:
         progress(status())
+    if interrupt.requested():
+        finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.get_trials(deepcopy=False))
+        kept = (f"study {name!r} in {shown_url(storage)} keeps them; the same call continues it" if temp_dir is None
+                and store is not None else "the study was in memory: give storage= to keep one")
+        raise interrupt.SearchInterrupted(f"search interrupted after {finished} finished trial"
+                                          f"{'' if finished == 1 else 's'}; {kept}",
+                                          finished=finished)
     if not [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]:
         failed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL"]
         why = failed[-1].system_attrs.get("fail_reason", "") if failed else ""
@@ -447,13 +493,16 @@ def _in_memory_copy(name: str, store):
 def _run_workers(study, objective, storage, name, n_trials, timeout, n_jobs, random_state, existing, pruner,
                  progress, status) -> None:
     ctx = multiprocessing.get_context("spawn")  # JAX does not survive fork
+    stop = ctx.Event()  # Ctrl-C here reaches the workers' searches through it
     payloads = [{"storage": storage, "study_name": name, "random_state": random_state, "existing": existing,
                  "worker": w + 1, "pruner": pruner, "objective": objective, "n_trials": share, "timeout": timeout}
                 for w, share in enumerate(_shares(n_trials, n_jobs)) if share != 0]
-    with ctx.Pool(len(payloads)) as pool:
+    with ctx.Pool(len(payloads), initializer=interrupt.share, initargs=(stop,)) as pool, \
+            interrupt.deferred_interrupts():
+        interrupt.share(stop)
         result = pool.map_async(_worker, payloads)
         try:
-            while not result.ready():
+            while not result.ready():  # after a first Ctrl-C the workers end their trials in progress
                 result.wait(2.0)
                 if progress is not None:
                     progress(status())
@@ -461,3 +510,5 @@ def _run_workers(study, objective, storage, name, n_trials, timeout, n_jobs, ran
         except BaseException:
             pool.terminate()
             raise
+        finally:
+            interrupt.share(None)
