@@ -184,9 +184,9 @@ def test_nan_metrics_are_null_in_json_and_a_dash_for_people(tmp_path):
 
 
 def test_report_tables_escape_and_show_dashes():
-    from ratecast.report import _table
+    from ratecast.report import html_table
 
-    page = _table(pd.DataFrame({"title": ["<script>alert(1)</script> & co"], "score": [float("nan")],
+    page = html_table(pd.DataFrame({"title": ["<script>alert(1)</script> & co"], "score": [float("nan")],
                                 "n": [np.int64(3)], "x": [1.23456]}))
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
     assert re.findall(r"<td>(.*?)</td>", page)[1:] == ["\u2014", "3", "1.235"]

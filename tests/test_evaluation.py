@@ -104,14 +104,9 @@ def test_metrics_the_data_cannot_give_are_left_out_not_nan():
     assert {"novelty@10", "gini@10", "coverage@10", "popularity@10"} <= set(ev.summary.index)
 
 
-def test_liked_threshold_is_three_quarters_up_the_scale_unless_the_scale_says():
-    assert liked_threshold(RatingScale(1, 5)) == 4.0
-    assert liked_threshold(RatingScale(0.5, 5, 0.5)) == pytest.approx(3.875)
-
-    class Scale:
-        minimum, maximum, liked_threshold = 1, 5, 3.5
-
-    assert liked_threshold(Scale()) == 3.5
+def test_liked_threshold_is_the_scales_one_definition():
+    for scale, liked in ((RatingScale(1, 5), 4.0), (RatingScale(0.5, 5, 0.5), 4.0), (RatingScale(1, 10), 8.0)):
+        assert liked_threshold(scale) == scale.liked_threshold == liked
 
 
 def test_holm_adjusts_step_down():

@@ -158,15 +158,15 @@ class Blend:
         return first._item_frame(pos[0][keep], score[0][keep], "score")
 
     # --- evaluating ---------------------------------------------------------------------------------------------
-    def top_n_metrics(self, test: Dataset, *, ks=TOPN_KS, threshold: float = 4.0, long_tail: int = LONG_TAIL,
-                      min_ratings: int | None = None) -> dict[str, Any]:
+    def top_n_metrics(self, test: Dataset, *, ks=TOPN_KS, threshold: float | None = None,
+                      long_tail: int = LONG_TAIL, min_ratings: int | None = None) -> dict[str, Any]:
         """Whole-catalogue list metrics of the blended ranking (the protocol of
-        :meth:`Recommender.top_n_metrics`)."""
+        :meth:`Recommender.top_n_metrics`; ``threshold`` defaults to the scale's ``liked_threshold``)."""
         self._check_fitted()
         return self.members[0]._list_metrics(
             test, ks, threshold, long_tail, lambda users, depth: self._lists(users, depth, min_ratings=min_ratings)[0])
 
-    def evaluate(self, test: Dataset, *, k: int = 10, threshold: float = 4.0, ci: bool = True,
+    def evaluate(self, test: Dataset, *, k: int = 10, threshold: float | None = None, ci: bool = True,
                  n_resamples: int = 1000, top_n: bool = True) -> dict[str, Any]:
         """Rating error (95% bootstrap intervals) and, with ``top_n``, whole-catalogue list metrics on ``test``."""
         self._check_fitted()

@@ -52,7 +52,6 @@ def html_table(df: pd.DataFrame, digits: int = 3, numbers: bool = True) -> str:
     return shown.to_html(index=False, escape=True, border=0, na_rep=MISSING, classes="nums" if numbers else None)
 
 
-_table = html_table  # the former name, still imported elsewhere
 
 
 def html_page(title: str, sections: list[str]) -> str:

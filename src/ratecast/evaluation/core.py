@@ -15,12 +15,9 @@ from .figures import DEPTH, group_figures, group_labels, summarise, user_figures
 
 
 def liked_threshold(scale) -> float:
-    """The rating from which a test rating counts as liked (relevant): ``scale.liked_threshold`` where the scale
-    defines it, else ``minimum + 0.75 * (maximum - minimum)`` (4.0 on 1..5)."""
-    value = getattr(scale, "liked_threshold", None)
-    if value is not None:
-        return float(value)
-    return float(scale.minimum + 0.75 * (scale.maximum - scale.minimum))
+    """The rating from which a test rating counts as liked (relevant): the package's one definition,
+    :attr:`ratecast.datasets.RatingScale.liked_threshold` (4 on 1..5)."""
+    return float(scale.liked_threshold)
 
 
 @dataclass(frozen=True, eq=False)
