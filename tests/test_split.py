@@ -123,3 +123,18 @@ def test_smallest_splits_that_work(tmp_path):
     assert [len(f.test.ratings) for f in rc.split.kfold(ds, n_splits=2)] == [1, 1]
     train, test = rc.split.temporal(ds, test_size=0.5)
     assert test.ratings["timestamp"].tolist() == [101]
+
+
+def test_validation_split_leaves_every_user_and_item_a_rating_to_fit():
+    from synthetic import make_dataset
+
+    ds = make_dataset(n_users=30, n_items=20)
+    r = ds.ratings
+    extra = pd.DataFrame({"user_id": [901, 902, 902], "item_id": r["item_id"].iloc[:3].to_numpy(),
+                          "rating": [4.0, 3.0, 5.0], "timestamp": [0, 1, 2]})
+    ds = ds.with_ratings(pd.concat([r, extra], ignore_index=True))
+    for seed in range(5):
+        fit, val = rc.split.validation_split(ds, 0.5, random_state=seed)
+        assert set(fit.ratings["user_id"]) == set(ds.ratings["user_id"])
+        assert set(fit.ratings["item_id"]) == set(ds.ratings["item_id"])
+        assert len(fit.ratings) + len(val.ratings) == len(ds.ratings)

@@ -31,33 +31,9 @@ from .features import FeatureEncoder, day_numbers
 from .models import MODELS, split_params
 from .ranking import Candidates, Scorer, check_min_ratings, popular
 from .similarity import cosine, cosine_similarities, top_k
-from .split import validation_split as _validation_split
+from .split import validation_split as validation_share
 from .topn import KS as TOPN_KS, LONG_TAIL
 from .state import Baseline, FittedState, seen_matrix
-
-
-def _early_stopping_split(train: Dataset, fraction: float, random_state: int | None) -> tuple[Dataset, Dataset]:
-    """(fitting part, validation share) of ``train``: a random ``fraction`` of its ratings held out for early
-    stopping, except that every user and every item keeps at least one rating in the fitting part (the first of its
-    held-out ratings goes back), so no training user or item becomes unknown to the model, and none can be
-    recommended an item they rated."""
-    position = "__ratecast_position__"
-    r = train.ratings
-    fit, val = _validation_split(train.with_ratings(r.assign(**{position: np.arange(len(r))})), fraction,
-                                 random_state=random_state)
-    val_rows = val.ratings[position].to_numpy()
-    held = np.zeros(len(r), bool)
-    held[val_rows] = True
-    for column in ("user_id", "item_id"):
-        codes = pd.factorize(r[column])[0]
-        kept = np.bincount(codes[~held], minlength=codes.max() + 1) > 0
-        lost = val_rows[held[val_rows] & ~kept[codes[val_rows]]]  # held out, of ids left without a fitting rating
-        _, first = np.unique(codes[lost], return_index=True)
-        held[lost[first]] = False
-    back = val_rows[~held[val_rows]]  # in the split's order, after the fitting part it drew
-    fit_rows = np.concatenate([fit.ratings[position].to_numpy(), back])
-    val_rows = val_rows[held[val_rows]]
-    return train.with_ratings(r.iloc[fit_rows], fit.name), train.with_ratings(r.iloc[val_rows], val.name)
 
 
 class Recommender:
@@ -222,7 +198,7 @@ class Recommender:
         if validation is None and MODELS[self.model].trained_by_gradient:
             frac = tcfg.validation_split if validation_split is None else validation_split
             if frac and len(train.ratings) >= 10:
-                train, validation = _early_stopping_split(train, frac, self.random_state)
+                train, validation = validation_share(train, frac, self.random_state)
         r = train.ratings
         if "batch_size" not in self.params and MODELS[self.model].trained_by_gradient:
             tcfg = tcfg.with_batch_for(len(r))  # a default batch: enough steps an epoch on small data

@@ -111,16 +111,29 @@ def holdout(ds: Dataset, test_size: float = 0.2, random_state: int | None = 0) -
 
 
 def validation_split(train: Dataset, fraction: float = 0.1, random_state: int | None = 0) -> Split:
-    """Hold out a random ``fraction`` of a training set for validation (early stopping, model selection)."""
+    """Hold out a random ``fraction`` of a training set for validation (early stopping, model selection), except that
+    every user and every item keeps at least one rating in the fitting part (the first of its held-out ratings goes
+    back): no training user or item becomes unknown to a model fitted on it, and none can then be recommended an item
+    it rated."""
     from sklearn.model_selection import train_test_split
 
     _check_dataset(train, "train")
     _check_seed(random_state)
     _check_fraction("fraction", fraction)
-    n = len(train.ratings)
+    r = train.ratings
+    n = len(r)
     _check_sizes("validation_split", n, math.ceil(fraction * n), f"fraction={fraction!r}")
-    fit, val = train_test_split(train.ratings, test_size=fraction, random_state=random_state)
-    return _make(train, fit, val, "validation")
+    fit_rows, val_rows = train_test_split(np.arange(n), test_size=fraction, random_state=random_state)
+    held = np.zeros(n, bool)
+    held[val_rows] = True
+    for column in ("user_id", "item_id"):
+        codes = pd.factorize(r[column])[0]
+        kept = np.bincount(codes[~held], minlength=codes.max() + 1) > 0
+        lost = val_rows[held[val_rows] & ~kept[codes[val_rows]]]  # held out, of ids left without a fitting rating
+        _, first = np.unique(codes[lost], return_index=True)
+        held[lost[first]] = False
+    back = val_rows[~held[val_rows]]  # in the split's order, after the fitting part it drew
+    return _make(train, r.iloc[np.concatenate([fit_rows, back])], r.iloc[val_rows[held[val_rows]]], "validation")
 
 
 def movielens_fold(ds: Dataset, fold: str, folder: str | Path | None = None) -> Split:
