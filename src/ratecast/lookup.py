@@ -353,11 +353,19 @@ class SavedLookup:
 
 
 # --- what a command does --------------------------------------------------------------------------------------------
+def open_run(run_dir: str | os.PathLike) -> SavedLookup | None:
+    """The lookup of a run directory, which is checked as every command checks a run (the same errors for a missing
+    or corrupted run); None when its model was saved without one."""
+    from .runs import load_run
+
+    return SavedLookup.open(load_run(run_dir).path / "model")
+
+
 def answer_recommend(run_dir: str | os.PathLike, user: str, k: int = 10, min_ratings: int | None = None
                      ) -> pd.DataFrame | None:
     """``ratecast recommend RUN --user USER``'s list from the run's stored tables, or None where the full model is
     needed. An id the model does not know raises :class:`UnknownIdError`."""
-    lookup = SavedLookup.open(run_dir)
+    lookup = open_run(run_dir)
     if lookup is None:
         return None
     uid = id_from_text(lookup.user_index, user)
@@ -370,7 +378,7 @@ def answer_similar(run_dir: str | os.PathLike, item: str, k: int = 10, min_ratin
                    ) -> tuple[pd.DataFrame, Any] | None:
     """``ratecast similar RUN --item ITEM``'s list and the name to head it with (the item's title, else its id), or
     None where the full model is needed. An id the model does not know raises :class:`UnknownIdError`."""
-    lookup = SavedLookup.open(run_dir)
+    lookup = open_run(run_dir)
     if lookup is None:
         return None
     iid = id_from_text(lookup.item_index, item)
@@ -389,7 +397,7 @@ def answer_predict(run_dir: str | os.PathLike, pairs: pd.DataFrame, user_col: st
     as the command matches them), or None where the full model is needed."""
     if timestamp_col is not None:
         return None
-    lookup = SavedLookup.open(run_dir)
+    lookup = open_run(run_dir)
     if lookup is None:
         return None
 
