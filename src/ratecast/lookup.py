@@ -154,9 +154,10 @@ def check_headers(path: Path, n_users: int, n_items: int) -> dict[str, ArrayHead
 
 def check_saved(folder: Path, n_users: int, n_items: int) -> None:
     """A model folder's ``lookup.npz``, if it has one (folders saved before it was kept have none), is listed in the
-    manifest and declares the sizes of the model's ``n_users`` users and ``n_items`` items."""
+    manifest (whose checksums the loader has verified) and declares the sizes of the model's ``n_users`` users and
+    ``n_items`` items."""
     if (folder / FILE).exists():
-        manifest.verify(folder, required=(FILE,), only=(FILE,))
+        manifest.verify(folder, required=(FILE,), only=())  # listed; its checksum was verified with the others
         check_headers(folder / FILE, n_users, n_items)
 
 
