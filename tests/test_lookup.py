@@ -327,3 +327,14 @@ def test_data_info_imports_neither_keras_nor_jax(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_tables_past_the_size_cap_are_left_to_the_full_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(L, "MAX_TABLE_BYTES", 100)
+    folder = tmp_path / "model"
+    rc.Recommender("dot", random_state=0, **FAST).fit(make_dataset(n_users=12, n_items=10, seed=1)).save(folder)
+    lookup = L.SavedLookup.open(folder)
+    assert lookup.similar(101) is None
+    assert lookup.predict_details(np.array([1]), np.array([101])) is None
+    rec = rc.Recommender.load(folder)
+    assert_frames(lookup.recommend(1, k=3), rec.recommend(1, k=3))  # the lists are kept

@@ -11,7 +11,7 @@ When a fitted state is saved (:data:`ratecast.state.STORED`), :func:`write` adds
     popularity       (n_items,) int64: training ratings per item
     popular_scores   (n_items,) float64: every item's damped mean rating (the list of an unknown user)
     baseline_user, baseline_item, baseline_mean: the baseline that predicts pairs of unknown ids (row 0: unknown)
-    has_vectors      whether the model learns item vectors (similar items)
+    has_vectors      whether item_vectors holds the model's item vectors (similar items; not when over the size cap)
     item_vectors     (n_items, d) float32: the item vectors, or the item factors of a linear model (d may be 0)
     linear           whether rating = clip(offset + user_bias + item_bias + <user_factors, item_vectors>)
     offset, user_bias, item_bias, user_factors: those tables (users and items from index 1), when linear
@@ -23,7 +23,8 @@ predictions, a folder saved without the file. :func:`answer_recommend`, :func:`a
 :func:`answer_predict` do a command's work on a run directory.
 
 Size: 8 bytes per user and list entry, so K = 50 costs 65 MB for ML-25M's 162,541 users (0.4 MB for ML-100k), plus
-the linear tables (4 bytes per user and factor: 42 MB at 64 factors).
+the linear tables and item vectors (4 bytes a value: 57 MB at 64 factors), which are left out past
+:data:`MAX_TABLE_BYTES`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ ITEMS = "items.parquet"
 FORMAT_VERSION = 3  # the recommender.json format whose ids and scale a lookup reads
 DEPTH = 50  # entries of every stored list: answers k <= 50 (any k when a user's list is the whole catalogue)
 MAX_WIDTH = 1 << 16  # widest vectors a model stores (bayesian: embedding_dim * samples * chains)
+#: vectors and linear tables larger than this are not copied (similar items and predictions then load the model):
+#: ML-25M's 162,541 users and 59,047 items at 64 factors take 57 MB; bayesian's default 6,400 columns (25.6 kB a
+#: row) stay in the weights alone past about 10,000 users and items
+MAX_TABLE_BYTES = 1 << 28
 #: a table may hold at most this many times its parquet file's size once read (as ratecast.state bounds it)
 MAX_EXPANSION = 1000
 
@@ -107,11 +112,15 @@ def lookup_arrays(state) -> dict[str, np.ndarray]:
     tables = linear_tables(model)
     if tables is not None and model.has_vectors and not np.array_equal(tables["item_factors"], vectors):
         tables = None  # the similarity vectors are not the factors: no place for them here
+    has_vectors = bool(model.has_vectors)
+    width = vectors.shape[1] if tables is None else tables["item_factors"].shape[1]
+    if 4 * width * (n_items + (0 if tables is None else n_users)) > MAX_TABLE_BYTES:
+        tables, vectors, has_vectors = None, np.zeros((n_items, 0), "float32"), False  # left to the full model
     out = {"depth": np.asarray(DEPTH), "default_support": np.asarray(candidates.default_support or 0),
            "top_items": top_items, "top_scores": top_scores, "popularity": np.asarray(state.popularity[1:], "int64"),
            "popular_scores": popular_scores, "baseline_user": state.baseline.user_bias,
            "baseline_item": state.baseline.item_bias, "baseline_mean": np.asarray(state.baseline.mean),
-           "has_vectors": np.asarray(bool(model.has_vectors)), "linear": np.asarray(tables is not None)}
+           "has_vectors": np.asarray(has_vectors), "linear": np.asarray(tables is not None)}
     if tables is not None:
         vectors = tables.pop("item_factors")
         out.update(tables)
