@@ -6,6 +6,7 @@ A saved state is a folder::
                        history (plain JSON)
     model.weights.h5   the Keras weights (feature tables included)
     arrays.npz         baseline biases and the training (user, item) pairs
+    lookup.npz         recommendation lists and tables answered without Keras (ratecast.lookup; optional)
     items.parquet      item metadata (optional)
     users.parquet      user metadata (optional)
     MANIFEST.json      sha256 and size of every file, verified on load
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import manifest
+from . import lookup, manifest
 from .datasets.dataset import IdIndex
 from .datasets.scale import RatingScale
 from .errors import IntegrityError, MissingFileError
@@ -152,8 +153,8 @@ class FittedState:
         from . import __version__
 
         out = Target(folder, {"format_version": FORMAT_VERSION, "ratecast_version": __version__}, {})
-        for f in fields(self):
-            STORED[f.name].save(getattr(self, f.name), out)
+        for name, stored in STORED.items():
+            stored.save(self if isinstance(stored, Derived) else getattr(self, name), out)
         (folder / META).write_text(json.dumps(out.meta, indent=1, allow_nan=False), encoding="utf-8")
         np.savez_compressed(folder / ARRAYS, **out.arrays)
         manifest.write(folder)
@@ -181,7 +182,7 @@ class FittedState:
         require(not extra, folder / ARRAYS, f"unexpected array(s) {extra}")
         for name in [n for n in STORED if is_model[n]]:
             src.loaded[name] = STORED[name].load(src)
-        return cls(**src.loaded)
+        return cls(**{f.name: src.loaded[f.name] for f in fields(cls)})
 
 
 # --- how each field is stored --------------------------------------------------------------------------------------
@@ -300,6 +301,23 @@ class Frame:
             raise
         except Exception as exc:  # pyarrow raises several unrelated types
             raise IntegrityError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+
+
+class Derived:
+    """A file made from the whole state when it is saved, which no field holds: ``write(state, folder)`` writes it;
+    on load, ``check(folder, n_users, n_items)`` verifies it (if the folder has it) and nothing is kept."""
+
+    def __init__(self, write: Callable[[Any, Path], None], check: Callable[[Path, int, int], None]):
+        self.write, self.check = write, check
+
+    def schema(self) -> dict[str, tuple[type, ...]]:
+        return {}
+
+    def save(self, state: "FittedState", out: Target) -> None:
+        self.write(state, out.folder)
+
+    def load(self, src: Source) -> None:
+        self.check(src.folder, len(src.loaded["user_index"]), len(src.loaded["item_index"]))
 
 
 class Weights:
@@ -469,8 +487,8 @@ def _seen_arrays(seen: sp.csr_matrix) -> dict[str, np.ndarray]:
     return {"seen_users": coo.row.astype("int32"), "seen_items": coo.col.astype("int32")}
 
 
-#: how every field of :class:`FittedState` is stored, in the order of its fields
-STORED: dict[str, Json | Arrays | Frame | Weights] = {
+#: how every field of :class:`FittedState` is stored, in the order of its fields, and the files derived from them
+STORED: dict[str, Json | Arrays | Frame | Weights | Derived] = {
     "model_name": Json("model", (str,), load=_model_name),
     "params": Json("params", (dict,)),  # the options as given: a record only, never read back into a config
     "random_state": Json("random_state", (int, NoneType)),
@@ -487,12 +505,13 @@ STORED: dict[str, Json | Arrays | Frame | Weights] = {
     "users": Frame("users.parquet"),
     "genres": Json("genres", (list,), dump=list, load=lambda v, src: tuple(str(g) for g in v)),
     "model": Weights(),
+    "lookup": Derived(lookup.write, lookup.check_saved),  # not a field: answers read without Keras
     "history": Json("history", (dict,)),
     "fit_seconds": Json("fit_seconds", (float,), load=_number("fit_seconds", 0, float)),
     "initial_train_metrics": Json("initial_train_metrics", (dict,)),
     "n_train": Json("n_train", (int,), load=_number("n_train", 0, int)),
 }
-if list(STORED) != [f.name for f in fields(FittedState)]:  # pragma: no cover - caught by any import
+if [n for n, s in STORED.items() if not isinstance(s, Derived)] != [f.name for f in fields(FittedState)]:
     raise RuntimeError("state.STORED must list every field of FittedState, in order")
 
 
