@@ -338,3 +338,14 @@ def test_tables_past_the_size_cap_are_left_to_the_full_model(tmp_path, monkeypat
     assert lookup.predict_details(np.array([1]), np.array([101])) is None
     rec = rc.Recommender.load(folder)
     assert_frames(lookup.recommend(1, k=3), rec.recommend(1, k=3))  # the lists are kept
+
+
+def test_a_catalogue_too_large_to_rank_at_save_time_stores_no_lists(tmp_path, monkeypatch):
+    monkeypatch.setattr(L, "MAX_LIST_PAIRS", 100)  # 12 users x 10 items is more
+    folder = tmp_path / "model"
+    rc.Recommender("dot", random_state=0, **FAST).fit(make_dataset(n_users=12, n_items=10, seed=1)).save(folder)
+    lookup = L.SavedLookup.open(folder)
+    assert lookup.recommend(1, k=3) is None  # left to the full model
+    rec = rc.Recommender.load(folder)
+    assert_frames(lookup.similar(101, k=3), rec.similar_items(101, k=3))  # vectors are still kept
+    assert lookup.recommend("nobody", k=3) is not None  # the fallback needs no lists

@@ -52,6 +52,9 @@ META = "recommender.json"  # as ratecast.state writes it
 ITEMS = "items.parquet"
 FORMAT_VERSION = 3  # the recommender.json format whose ids and scale a lookup reads
 DEPTH = 50  # entries of every stored list: answers k <= 50 (any k when a user's list is the whole catalogue)
+#: lists are stored only where ranking every item for every user at save time stays cheap (users x items pairs; ML-10M
+#: has 0.7e9, ML-25M 9.6e9): beyond it a save stores none (depth 0) and recommend asks the full model
+MAX_LIST_PAIRS = 1 << 30
 MAX_WIDTH = 1 << 16  # widest vectors a model stores (bayesian: embedding_dim * samples * chains)
 #: vectors and linear tables larger than this are not copied (similar items and predictions then load the model):
 #: ML-25M's 162,541 users and 59,047 items at 64 factors take 57 MB; bayesian's default 6,400 columns (25.6 kB a
@@ -62,46 +65,20 @@ MAX_EXPANSION = 1000
 
 
 # --- writing (at save time; Keras is loaded then) --------------------------------------------------------------------
-def linear_tables(model) -> dict[str, np.ndarray] | None:
-    """``offset``, ``user_bias``, ``item_bias``, ``user_factors`` and ``item_factors`` (rows of indices 1..) of a
-    model whose rating is ``clip(offset + user_bias + item_bias + <user_factors, item_factors>)``, else None. Exact
-    types only: a subclass may score otherwise."""
-    from .models import BaselineModel, BayesianModel, BiasedDotModel, DotModel, PopularityModel
-
-    def table(layer) -> np.ndarray:
-        return np.asarray(layer.embeddings, "float32")[1:]
-
-    kind = type(model)
-    if kind in (BiasedDotModel, BayesianModel):  # a pair without a day: no day bias
-        return {"offset": np.asarray(model.offset(), "float32"), "user_bias": table(model.user_bias)[:, 0],
-                "item_bias": table(model.item_bias)[:, 0], "user_factors": table(model.user_embedding),
-                "item_factors": table(model.item_embedding)}
-    if kind is DotModel:
-        users, items = table(model.user_embedding), table(model.item_embedding)
-        offset = model.global_mean if model.cfg.use_global_mean else 0.0
-        return {"offset": np.asarray(offset, "float32"), "user_bias": np.zeros(len(users), "float32"),
-                "item_bias": np.zeros(len(items), "float32"), "user_factors": users, "item_factors": items}
-    if kind in (BaselineModel, PopularityModel):  # the one-wide tables are the biases
-        users, items = table(model.user_embedding), table(model.item_embedding)
-        return {"offset": np.asarray(model.global_mean, "float32"), "user_bias": users[:, 0],
-                "item_bias": items[:, 0], "user_factors": np.zeros((len(users), 0), "float32"),
-                "item_factors": np.zeros((len(items), 0), "float32")}
-    return None
-
-
 def lookup_arrays(state) -> dict[str, np.ndarray]:
     """Everything ``lookup.npz`` holds for a fitted state (see the module docstring)."""
     from .ranking import Candidates, Scorer, popular
 
     n_users, n_items = len(state.user_index), len(state.item_index)
     candidates, scorer = Candidates(state), Scorer(state.model)
-    top_items = np.full((n_users, DEPTH), -1, "int32")
-    top_scores = np.zeros((n_users, DEPTH), "float32")
+    depth = DEPTH if n_users * n_items <= MAX_LIST_PAIRS else 0  # larger: lists are left to the full model
+    top_items = np.full((n_users, depth), -1, "int32")
+    top_scores = np.zeros((n_users, depth), "float32")
     batch = scorer.user_batch()
-    for start in range(0, n_users, batch):  # as Recommender.recommend_all ranks them
+    for start in range(0, n_users if depth else 0, batch):  # as Recommender.recommend_all ranks them
         users = np.arange(start + 1, min(start + batch, n_users) + 1)
         allowed = candidates.mask(users, exclude_seen=True, min_ratings=None)
-        pos, score = scorer.top_k(users, allowed, DEPTH, batch_size=batch)
+        pos, score = scorer.top_k(users, allowed, depth, batch_size=batch)
         top_items[start:start + len(users), :pos.shape[1]] = pos
         top_scores[start:start + len(users), :pos.shape[1]] = np.where(pos >= 0, score, 0.0)
     ranked, ranked_scores = popular(state, n_items, np.ones(n_items, bool))
@@ -109,14 +86,14 @@ def lookup_arrays(state) -> dict[str, np.ndarray]:
     popular_scores[ranked] = ranked_scores  # every item, in position order
     model = state.model
     vectors = np.asarray(model.item_vectors(), "float32") if model.has_vectors else np.zeros((n_items, 0), "float32")
-    tables = linear_tables(model)
+    tables = model.linear_tables()
     if tables is not None and model.has_vectors and not np.array_equal(tables["item_factors"], vectors):
         tables = None  # the similarity vectors are not the factors: no place for them here
     has_vectors = bool(model.has_vectors)
     width = vectors.shape[1] if tables is None else tables["item_factors"].shape[1]
     if 4 * width * (n_items + (0 if tables is None else n_users)) > MAX_TABLE_BYTES:
         tables, vectors, has_vectors = None, np.zeros((n_items, 0), "float32"), False  # left to the full model
-    out = {"depth": np.asarray(DEPTH), "default_support": np.asarray(candidates.default_support or 0),
+    out = {"depth": np.asarray(depth), "default_support": np.asarray(candidates.default_support or 0),
            "top_items": top_items, "top_scores": top_scores, "popularity": np.asarray(state.popularity[1:], "int64"),
            "popular_scores": popular_scores, "baseline_user": state.baseline.user_bias,
            "baseline_item": state.baseline.item_bias, "baseline_mean": np.asarray(state.baseline.mean),
@@ -154,8 +131,9 @@ def check_headers(path: Path, n_users: int, n_items: int) -> dict[str, ArrayHead
         require(head is not None, path, f"array {name!r} is missing")
         require(head.dtype.kind in kinds, path, f"array {name!r} has dtype {head.dtype}, expected kind {kinds!r}")
         require(head.shape == shape, path, f"array {name!r} has shape {head.shape}, expected {shape}")
-    require(1 <= depth and width <= MAX_WIDTH, path, f"lists of {depth} items and vectors of {width} values: "
-                                                     f"expected at least 1 item and at most {MAX_WIDTH} values")
+    require(0 <= depth <= DEPTH and width <= MAX_WIDTH, path, f"lists of {depth} items and vectors of {width} "
+                                                              f"values: expected at most {DEPTH} items and "
+                                                              f"{MAX_WIDTH} values")
     extra = sorted(set(heads) - set(expected))
     require(not extra, path, f"unexpected array(s) {extra}")
     return heads

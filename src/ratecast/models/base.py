@@ -214,6 +214,17 @@ class RatingModel(keras.Model):
         """Floats held per (user, item) pair while scoring all items (sizes the user batches)."""
         return 1 + int(np.prod(self.output_shape_tail, dtype=int))
 
+    def linear_tables(self) -> dict[str, np.ndarray] | None:
+        """For a model whose rating of a pair (without a day) is ``clip(offset + user_bias + item_bias +
+        <user_factors, item_factors>)``: those tables (rows of indices 1..), so that a saved model can predict with
+        NumPy alone (:mod:`ratecast.lookup`); None for any other model (the default)."""
+        return None
+
+    @staticmethod
+    def table_rows(layer) -> np.ndarray:
+        """A row table's rows of the known ids (indices 1..), as float32."""
+        return np.asarray(layer.embeddings, "float32")[1:]
+
     # --- embeddings -------------------------------------------------------------------------------------------
     def item_vectors(self) -> np.ndarray:
         """One vector per known item (rows 1..), for similarity and maps."""

@@ -66,6 +66,13 @@ class BaselineModel(RatingModel):
         bu = ops.take(self.user_embedding.embeddings[:, 0], users, axis=0)
         return self.global_mean + bu[:, None] + self.item_embedding.embeddings[None, 1:, 0]
 
+    def linear_tables(self) -> dict[str, np.ndarray]:
+        """(The one-wide tables are the biases; a popularity model's ratings are the same.)"""
+        users, items = self.table_rows(self.user_embedding), self.table_rows(self.item_embedding)
+        return {"offset": np.asarray(self.global_mean, "float32"), "user_bias": users[:, 0],
+                "item_bias": items[:, 0], "user_factors": np.zeros((len(users), 0), "float32"),
+                "item_factors": np.zeros((len(items), 0), "float32")}
+
 
 @register("popularity", PopularityConfig)
 class PopularityModel(BaselineModel):

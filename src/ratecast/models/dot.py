@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 from keras import ops
 
 from ..search_space import Choice, Float, Int
@@ -63,6 +64,11 @@ class DotModel(RatingModel):
         U = ops.take(self.user_embedding.embeddings, users, axis=0)
         return ops.matmul(U, ops.transpose(self.item_embedding.embeddings[1:])) + self._offset()
 
+    def linear_tables(self) -> dict[str, np.ndarray]:
+        users, items = self.table_rows(self.user_embedding), self.table_rows(self.item_embedding)
+        return {"offset": np.asarray(self._offset(), "float32"), "user_bias": np.zeros(len(users), "float32"),
+                "item_bias": np.zeros(len(items), "float32"), "user_factors": users, "item_factors": items}
+
 
 @register("biased_dot", BiasedDotConfig)
 class BiasedDotModel(RatingModel):
@@ -93,3 +99,10 @@ class BiasedDotModel(RatingModel):
         bi = self.item_bias.embeddings[1:, 0]
         dots = ops.matmul(U, ops.transpose(self.item_embedding.embeddings[1:]))
         return self.offset() + bu[:, None] + bi[None, :] + dots
+
+    def linear_tables(self) -> dict[str, np.ndarray]:
+        """(A pair without a day: a subclass's day bias does not apply.)"""
+        rows = self.table_rows
+        return {"offset": np.asarray(self.offset(), "float32"), "user_bias": rows(self.user_bias)[:, 0],
+                "item_bias": rows(self.item_bias)[:, 0], "user_factors": rows(self.user_embedding),
+                "item_factors": rows(self.item_embedding)}
