@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ..io import HTML_MARKER, write_text
-from ..report import CSS, _table
+from ..report import CSS, html_table
 
 
 def _figures(study) -> list[tuple[str, Any]]:
@@ -59,11 +59,12 @@ def write_report(study, summary: dict, path: str | os.PathLike) -> Path:
                 f"{summary['seed']}. Every trial was fitted and scored on a validation part carved from the "
                 f"training set ({html.escape(summary['protocol'])}); the test set was scored once, after the "
                 "search, by the best configuration refitted on the whole training set.</p>",
-                "<h2>Trials</h2>", _table(_pairs(counts), digits=0),
-                "<h2>Best configuration</h2>", _table(_pairs(summary["best_params"]), digits=6, numbers=False),
+                "<h2>Trials</h2>", html_table(_pairs(counts), digits=0),
+                "<h2>Best configuration</h2>", html_table(_pairs(summary["best_params"]), digits=6, numbers=False),
                 "<h2>Best configuration: validation and test</h2>",
-                _table(pd.DataFrame([{"set": "validation (best trial)", **summary["validation"]},
-                                     {"set": "test (once, after the search)", **summary["test_summary"]}]), digits=4)]
+                html_table(pd.DataFrame([{"set": "validation (best trial)", **summary["validation"]},
+                                         {"set": "test (once, after the search)", **summary["test_summary"]}]),
+                           digits=4)]
     first = True
     for name, fig in _figures(study):
         sections.append(f"<h2>{html.escape(name)}</h2>")
