@@ -163,7 +163,7 @@ def test_min_support_filters_lists_but_never_empties_a_small_catalogue():
     ds = make_dataset(n_users=300, n_items=200, density=0.12, seed=3)
     counts = ds.ratings["item_id"].value_counts()
     rec = rc.Recommender("dot", min_support=40, epochs=1, random_state=0, verbose=0).fit(ds)
-    floor = rec._candidates.default_support
+    floor = rec.candidates.default_support
     kept = (rec.item_popularity >= floor).sum()
     assert 0 < floor <= 40 and kept >= 100  # lowered just enough to keep 100 candidates
     lists = rec.recommend_all(k=10)
