@@ -418,7 +418,7 @@ class Recommender:
         ``min_support``)."""
         return self.list_metrics(test, ks=ks, threshold=threshold, long_tail=long_tail, min_ratings=min_ratings)
 
-    def list_metrics(self, test: Dataset, *, ks=TOPN_KS, threshold: float = 4.0, long_tail: int = LONG_TAIL,
+    def list_metrics(self, test: Dataset, *, threshold: float, ks=TOPN_KS, long_tail: int = LONG_TAIL,
                      min_ratings: int | None = None,
                      top_positions: Callable[[np.ndarray, int], np.ndarray] | None = None) -> dict[str, Any]:
         """The one evaluation path of recommendation lists (:meth:`top_n_metrics`, :meth:`evaluate`, tuning and
@@ -463,15 +463,13 @@ class Recommender:
         return pd.DataFrame({"item_id": s.item_index.ids[pos], "title": pd.Series(s.title_array[pos], dtype=object),
                              column: values})
 
-    _item_frame = item_frame  # the name this class's methods use
-
     @staticmethod
     def check_k(k) -> None:
         """Raise ``ValueError`` unless ``k`` (a list length) is a positive integer."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
 
-    _check_k = check_k  # the name this class's methods use
+    _check_k, _item_frame = check_k, item_frame  # the names this class's methods use
 
     def recommend(self, user_id, k: int = 10, exclude_seen: bool = True, exclude=None,
                   min_ratings: int | None = None) -> pd.DataFrame:
