@@ -29,10 +29,12 @@ def offending(value: Any) -> str:
 
 
 async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+    """404 for an id the model does not know."""
     return error_response(404, str(exc))
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """An HTTP error (an unknown path, a method not allowed) with its own status."""
     return error_response(exc.status_code, exc.detail)
 
 
@@ -48,6 +50,7 @@ async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse
 
 
 async def crashed(request: Request, exc: Exception) -> JSONResponse:
+    """500 naming the exception's type, never its traceback."""
     return error_response(500, f"internal error ({type(exc).__name__})")
 
 

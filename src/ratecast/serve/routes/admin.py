@@ -6,10 +6,11 @@ from typing import Optional
 
 from fastapi import APIRouter, Body, Header
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from .. import schemas as S
 from ..errors import error_response
-from ..holder import HolderDep
+from ..holder import Holder, HolderDep
 
 #: the environment variable holding the admin token (without one, admin endpoints are off)
 ADMIN_TOKEN_ENV = "RATECAST_ADMIN_TOKEN"
@@ -17,7 +18,7 @@ ADMIN_TOKEN_ENV = "RATECAST_ADMIN_TOKEN"
 router = APIRouter(tags=["admin"])
 
 
-def refusal(holder, authorization: Optional[str]):
+def refusal(holder: Holder, authorization: Optional[str]) -> Optional[JSONResponse]:
     """The 403/401 answer when ``authorization`` does not carry the admin token; None when it does."""
     if holder.admin_token is None:
         return error_response(403, f"admin endpoints are off: start the server with {ADMIN_TOKEN_ENV} set")
