@@ -26,7 +26,7 @@ from .errors import MissingFileError, NotFittedError
 from .integrity import NoneType, check_fields, finite, require
 from .io import read_json_object
 from .recommender import Recommender, check_dataset, check_flag, id_array
-from .split import validation_split as _validation_split
+from .split import validation_split
 from .state import BLEND_META as META, META as RECOMMENDER_META
 from .topn import KS as TOPN_KS, LONG_TAIL
 
@@ -67,7 +67,7 @@ class Blend:
         check_dataset("train", train)
         train.check_ratings("train")
         start = time.perf_counter()
-        fit_part, val = _validation_split(train, self.validation_split, random_state=self.random_state)
+        fit_part, val = validation_split(train, self.validation_split, random_state=self.random_state)
         fresh = [Recommender(m.model, random_state=m.random_state, verbose=m.verbose, **m.params)
                  for m in self.members]
         vr = val.ratings

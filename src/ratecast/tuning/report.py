@@ -63,8 +63,7 @@ def write_report(study, summary: dict, path: str | os.PathLike) -> Path:
                 "<h2>Best configuration</h2>", html_table(_pairs(summary["best_params"]), digits=6, numbers=False),
                 "<h2>Best configuration: validation and test</h2>",
                 html_table(pd.DataFrame([{"set": "validation (best trial)", **summary["validation"]},
-                                         {"set": "test (once, after the search)", **summary["test_summary"]}]),
-                           digits=4)]
+                                     {"set": "test (once, after the search)", **summary["test_summary"]}]), digits=4)]
     first = True
     for name, fig in _figures(study):
         sections.append(f"<h2>{html.escape(name)}</h2>")
