@@ -175,7 +175,7 @@ def test_the_service_uses_only_public_names_of_other_objects():
     import ratecast.serve
 
     reached = []
-    for path in sorted(Path(ratecast.serve.__file__).parent.glob("*.py")):
+    for path in sorted(Path(ratecast.serve.__file__).parent.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             on_other = isinstance(node, ast.Attribute) and private(node.attr) and not (
                 isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))

@@ -163,7 +163,7 @@ def test_min_support_filters_lists_but_never_empties_a_small_catalogue():
     ds = make_dataset(n_users=300, n_items=200, density=0.12, seed=3)
     counts = ds.ratings["item_id"].value_counts()
     rec = rc.Recommender("dot", min_support=40, epochs=1, random_state=0, verbose=0).fit(ds)
-    floor = rec._candidates.default_support
+    floor = rec.candidates.default_support
     kept = (rec.item_popularity >= floor).sum()
     assert 0 < floor <= 40 and kept >= 100  # lowered just enough to keep 100 candidates
     lists = rec.recommend_all(k=10)
@@ -184,3 +184,22 @@ def test_recommend_all_lists_users_in_order_of_their_ids(ds):
     assert not np.all(np.diff(rec.state_.user_index.ids) > 0)  # the training order is not the ids' order
     users = rec.recommend_all(k=2)["user_id"]
     assert users.is_monotonic_increasing and users.nunique() == len(rec.state_.user_index)
+
+
+def test_the_public_pipeline_pieces_give_recommend_and_top_n_metrics(ds):
+    """candidates -> scorer -> item_frame is recommend, and list_metrics over the recommender's own top positions is
+    top_n_metrics: what Blend and tuning build on gives the library's own answers."""
+    rec = rc.Recommender("dot", random_state=0, **FAST).fit(ds)
+    users = rec.user_index_.index(np.array([1, 7]))
+    pos, score = rec.scorer.top_k(users, rec.candidates.mask(users, exclude=[ds.ratings["item_id"].iloc[0]]), 5)
+    for row, user in enumerate((1, 7)):
+        pd.testing.assert_frame_equal(rec.item_frame(pos[row], score[row]),
+                                      rec.recommend(user, k=5, exclude=[ds.ratings["item_id"].iloc[0]]))
+    test = rc.Dataset(ds.ratings.sample(frac=0.3, random_state=1), rating_scale=ds.rating_scale)
+    own = rec.list_metrics(test, threshold=4.0, ks=[3, 5],
+                           top_positions=lambda u, depth: rec.top_positions(u, depth)[0])
+    assert own == rec.top_n_metrics(test, ks=[3, 5], threshold=4.0)
+    assert own != rec.list_metrics(test, threshold=4.0, ks=[3, 5],
+                                   top_positions=lambda u, depth: np.full((len(u), depth), -1))  # lists matter
+    with pytest.raises(ValueError, match="k must be a positive integer, got 0"):
+        rec.check_k(0)

@@ -25,7 +25,7 @@ from .datasets.dataset import Dataset
 from .errors import MissingFileError, NotFittedError
 from .integrity import NoneType, check_fields, finite, require
 from .io import read_json_object
-from .recommender import Recommender, _check_dataset, _check_flag, _id_array
+from .recommender import Recommender, check_dataset, check_flag, id_array
 from .split import validation_split
 from .state import BLEND_META as META, META as RECOMMENDER_META
 from .topn import KS as TOPN_KS, LONG_TAIL
@@ -51,7 +51,7 @@ class Blend:
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
                 or not 0 < validation_split < 1:
             raise ValueError(f"validation_split must be a number in (0, 1), got {validation_split!r}")
-        _check_flag("refit", refit)
+        check_flag("refit", refit)
         self.members = list(members)
         self.validation_split = float(validation_split)
         self.random_state = random_state
@@ -64,7 +64,7 @@ class Blend:
     # --- fitting ------------------------------------------------------------------------------------------------
     def fit(self, train: Dataset) -> "Blend":
         """Fit the members and learn the blend on a validation share of ``train`` (see the module docstring)."""
-        _check_dataset("train", train)
+        check_dataset("train", train)
         train.check_ratings("train")
         start = time.perf_counter()
         fit_part, val = validation_split(train, self.validation_split, random_state=self.random_state)
@@ -130,7 +130,7 @@ class Blend:
         pos, score = [], []
         for start in range(0, len(users), batch):
             chunk = users[start:start + batch]
-            allowed = first._candidates.mask(chunk, exclude_seen=exclude_seen, exclude=exclude,
+            allowed = first.candidates.mask(chunk, exclude_seen=exclude_seen, exclude=exclude,
                                              min_ratings=min_ratings)
             s = np.where(allowed, self._scores(chunk), -np.inf)
             top = np.argsort(-s, axis=1, kind="stable")[:, :k]
@@ -147,15 +147,15 @@ class Blend:
         whose candidates, ``min_ratings`` rule and unknown-user fallback it shares)."""
         self._check_fitted()
         first = self.members[0]
-        first._check_k(k)
-        _check_flag("exclude_seen", exclude_seen)
-        u = int(first.state_.user_index.index(_id_array("user_id", [user_id]))[0])
+        first.check_k(k)
+        check_flag("exclude_seen", exclude_seen)
+        u = int(first.state_.user_index.index(id_array("user_id", [user_id]))[0])
         if u == 0:
             return first.recommend(user_id, k, exclude_seen=exclude_seen, exclude=exclude, min_ratings=min_ratings)
         pos, score = self._lists(np.array([u]), k, exclude_seen=exclude_seen, exclude=exclude,
                                  min_ratings=min_ratings)
         keep = pos[0] >= 0
-        return first._item_frame(pos[0][keep], score[0][keep], "score")
+        return first.item_frame(pos[0][keep], score[0][keep], "score")
 
     # --- evaluating ---------------------------------------------------------------------------------------------
     def top_n_metrics(self, test: Dataset, *, ks=TOPN_KS, threshold: float | None = None,
@@ -163,14 +163,15 @@ class Blend:
         """Whole-catalogue list metrics of the blended ranking (the protocol of
         :meth:`Recommender.top_n_metrics`; ``threshold`` defaults to the scale's ``liked_threshold``)."""
         self._check_fitted()
-        return self.members[0]._list_metrics(
-            test, ks, threshold, long_tail, lambda users, depth: self._lists(users, depth, min_ratings=min_ratings)[0])
+        return self.members[0].list_metrics(
+            test, ks=ks, threshold=threshold, long_tail=long_tail,
+            top_positions=lambda users, depth: self._lists(users, depth, min_ratings=min_ratings)[0])
 
     def evaluate(self, test: Dataset, *, k: int = 10, threshold: float | None = None, ci: bool = True,
                  n_resamples: int = 1000, top_n: bool = True) -> dict[str, Any]:
         """Rating error (95% bootstrap intervals) and, with ``top_n``, whole-catalogue list metrics on ``test``."""
         self._check_fitted()
-        _check_dataset("test", test)
+        check_dataset("test", test)
         test.check_ratings("test")
         r = test.ratings
         y = r["rating"].to_numpy(dtype="float64")
@@ -188,7 +189,7 @@ class Blend:
         self._check_fitted()
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a folder path, got {path!r}")
-        _check_flag("overwrite", overwrite)
+        check_flag("overwrite", overwrite)
         with output_dir(Path(path), overwrite=overwrite, marker=META, option="path",
                         overwrite_hint="pass overwrite=True") as tmp:
             for k, m in enumerate(self.members):

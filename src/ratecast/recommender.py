@@ -25,7 +25,7 @@ from . import metrics as M
 from . import topn
 from .datasets.dataset import Dataset, IdIndex
 from .datasets.scale import RatingScale
-from .datasets.validate import _plain
+from .datasets.validate import plain_value as _plain
 from .errors import DataError, NotFittedError, UnknownIdError
 from .features import FeatureEncoder, day_numbers
 from .models import MODELS, split_params
@@ -102,6 +102,11 @@ class Recommender:
     @cached_property
     def _candidates(self) -> Candidates:
         return Candidates(self.state_)
+
+    # the pipeline's pieces (see :mod:`ratecast.ranking`), for what ranks or scores with this recommender's rules
+    scorer = property(lambda self: self._scorer, doc="Model outputs on the device (:class:`~ratecast.ranking.Scorer`).")
+    candidates = property(lambda self: self._candidates,
+                          doc="Which items each user may be recommended (:class:`~ratecast.ranking.Candidates`).")
 
     # read-only views of the state ----------------------------------------------------------------------------------
     model_ = property(lambda self: self.state_.model, doc="The fitted Keras model.")
@@ -415,13 +420,18 @@ class Recommender:
         ``long_tail`` training ratings are the long tail).
         ``min_ratings`` makes the lists as ``recommend(min_ratings=...)`` would (default: the model's
         ``min_support``)."""
-        return self._list_metrics(test, ks, threshold, long_tail,
-                                  lambda users, depth: self._top_positions(users, depth, min_ratings=min_ratings)[0])
+        return self.list_metrics(test, ks=ks, threshold=threshold, long_tail=long_tail, min_ratings=min_ratings)
 
-    def _list_metrics(self, test: Dataset, ks, threshold: float, long_tail: int,
-                      top_positions: Callable[[np.ndarray, int], np.ndarray]) -> dict[str, Any]:
-        """:meth:`top_n_metrics` for lists made by ``top_positions(user indices, depth)`` (best item positions,
-        -1 where short), with this recommender's users, items, fallback and popularity."""
+    def list_metrics(self, test: Dataset, *, threshold: float | None = None, ks=TOPN_KS, long_tail: int = LONG_TAIL,
+                     min_ratings: int | None = None,
+                     top_positions: Callable[[np.ndarray, int], np.ndarray] | None = None) -> dict[str, Any]:
+        """The one evaluation path of recommendation lists (:meth:`top_n_metrics`, :meth:`evaluate`, tuning and
+        :class:`~ratecast.Blend` all score through it): :meth:`top_n_metrics` for the lists made by
+        ``top_positions(user indices, depth)`` (best item positions, -1 where short; default: this recommender's
+        own ranking with ``min_ratings``), with this recommender's users, items, fallback and popularity."""
+        if top_positions is None:
+            def top_positions(users: np.ndarray, depth: int) -> np.ndarray:
+                return self._top_positions(users, depth, min_ratings=min_ratings)[0]
         _check_dataset("test", test)
         threshold = self._threshold(threshold)
         if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__") or not len(list(ks)) or any(
@@ -450,7 +460,9 @@ class Recommender:
         return topn.list_metrics(lists, codes[relevant], items, s.popularity[1:], ks=ks, long_tail=long_tail)
 
     # --- recommending -------------------------------------------------------------------------------------------
-    def _item_frame(self, pos: np.ndarray, values: np.ndarray, column: str) -> pd.DataFrame:
+    def item_frame(self, pos: np.ndarray, values: np.ndarray, column: str = "score") -> pd.DataFrame:
+        """A list as :meth:`recommend` returns it: columns item_id, title and ``column`` (``values``), for item
+        positions ``pos`` (into ``item_index_.ids``)."""
         s = self.state_
         return pd.DataFrame({"item_id": s.item_index.ids[pos], "title": pd.Series(s.title_array[pos], dtype=object),
                              column: values})
@@ -463,9 +475,12 @@ class Recommender:
         return float(threshold)
 
     @staticmethod
-    def _check_k(k) -> None:
+    def check_k(k) -> None:
+        """Raise ``ValueError`` unless ``k`` (a list length) is a positive integer."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+
+    _check_k, _item_frame = check_k, item_frame  # the names this class's methods use
 
     def recommend(self, user_id, k: int = 10, exclude_seen: bool = True, exclude=None,
                   min_ratings: int | None = None) -> pd.DataFrame:
@@ -757,7 +772,8 @@ class Recommender:
 
 
 # --- argument checks ----------------------------------------------------------------------------------------------
-def _check_dataset(name: str, value) -> None:
+def check_dataset(name: str, value: Any) -> None:
+    """Raise ``TypeError`` naming argument ``name`` unless ``value`` is a ratecast :class:`Dataset`."""
     if not isinstance(value, Dataset):
         raise TypeError(f"{name} must be a ratecast Dataset, got {type(value).__name__}")
 
@@ -767,7 +783,8 @@ def _check_threshold(value) -> None:
         raise ValueError(f"threshold must be a finite number, got {value!r}")
 
 
-def _check_flag(name: str, value) -> None:
+def check_flag(name: str, value: Any) -> None:
+    """Raise ``ValueError`` naming argument ``name`` unless ``value`` is true or false (a bool)."""
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be true or false, got {value!r}")
 
@@ -784,7 +801,7 @@ def _scalar_id(name: str, value, allow_missing: bool = False):
     return value
 
 
-def _id_array(name: str, values) -> np.ndarray:
+def id_array(name: str, values: Any) -> np.ndarray:
     """A 1-D array of raw ids from a list, array or Series (one id becomes a list of one)."""
     if isinstance(values, (set, frozenset, dict)) or (not isinstance(values, (str, bytes)) and
                                                     not hasattr(values, "__len__") and hasattr(values, "__iter__")):
@@ -802,3 +819,7 @@ def _id_array(name: str, values) -> np.ndarray:
     if arr.dtype == object and any(not isinstance(v, Hashable) for v in arr):
         raise TypeError(f"{name} must hold ids (integers or text), got a nested sequence")
     return arr
+
+
+# the names this module's own code uses
+_check_dataset, _check_flag, _id_array = check_dataset, check_flag, id_array

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .scale import RatingScale
-from .validate import _plain, check_duplicates_option, check_unique_key, resolve_duplicates
+from .validate import check_duplicates_option, check_unique_key, plain_value, resolve_duplicates
 
 RATING_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 
@@ -29,12 +29,12 @@ class IdIndex:
         missing = np.asarray(values.isna())
         if missing.any():
             pos = int(np.flatnonzero(missing)[0])
-            raise DataError(f"ids must not contain missing values (None or NaN), got {_plain(values[pos])!r} "
+            raise DataError(f"ids must not contain missing values (None or NaN), got {plain_value(values[pos])!r} "
                             f"at position {pos}")
         flags = _bool_mask(values)
         if flags.any():
             pos = int(np.flatnonzero(flags)[0])
-            raise DataError(f"ids must be integers or labels, got {_plain(values[pos])!r} at position {pos}")
+            raise DataError(f"ids must be integers or labels, got {plain_value(values[pos])!r} at position {pos}")
         self._ids = values.unique()  # position p holds the raw id of index p + 1
 
     @property
@@ -84,7 +84,7 @@ class IdIndex:
             return None
         flat = _as_array(raw_ids).reshape(-1)
         for value in flat[np.asarray(indices).reshape(-1) == self.UNKNOWN][:1000]:
-            value = _plain(value)
+            value = plain_value(value)
             converted = None
             if kind == "integer" and isinstance(value, str) and value.lstrip("-").isdigit() and \
                     str(int(value)) == value:  # written as that integer is ("5"; not "005" or "+5", other ids)
@@ -212,7 +212,7 @@ class Dataset:
 
         def fail(mask, what: str) -> None:
             row = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
-            value = lambda col: _plain(r[col].iloc[row])  # per column: a row of mixed columns would be floats
+            value = lambda col: plain_value(r[col].iloc[row])  # per column: a row of mixed columns would be floats
             raise DataError(f"{role}: row {row} (user_id={value('user_id')!r}, "
                             f"item_id={value('item_id')!r}): {what}, got {value('rating')!r}")
 

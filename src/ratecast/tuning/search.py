@@ -384,9 +384,9 @@ def tune(train: Dataset, model: str = "deep", n_trials: int | None = 50, timeout
     """
     import optuna
 
-    from ..recommender import _check_dataset
+    from ..recommender import check_dataset
 
-    _check_dataset("train", train)
+    check_dataset("train", train)
     train.check_ratings("train")
     m, base, space = check_options(model, metric, n_trials=n_trials, timeout=timeout, cv=cv,
                                    validation_split=validation_split, n_jobs=n_jobs, random_state=random_state,

@@ -1,0 +1,53 @@
+"""Users: top-k recommendations, a user's own ratings, and recommendations for a new user."""
+
+from typing import Optional
+
+from fastapi import APIRouter, Path as PathParam, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from .. import schemas as S
+from ..errors import error_response
+from ..holder import HolderDep
+from ..middleware import RECOMMENDATIONS
+
+router = APIRouter(tags=["v1"])
+
+
+@router.get(RECOMMENDATIONS, response_model=S.Recommendations,
+            summary="Top-k unseen items for a user; an unknown user gets the popular fallback.")
+async def recommendations(
+        holder: HolderDep,
+        user_id: str = PathParam(description="The user's id as in the training data."),
+        k: int = Query(10, ge=1, le=1000, description="How many items."),
+        exclude_seen: bool = Query(True, description="Leave out the items the user rated in training."),
+        min_ratings: Optional[int] = Query(None, ge=0, description="Only items with at least this many "
+                                                                   "training ratings.")):
+    svc = holder.current()
+    if exclude_seen and min_ratings is None and k <= svc.cache_k:  # precomputed: answered on the event loop
+        return JSONResponse(svc.recommend(user_id, k))
+    return JSONResponse(await run_in_threadpool(svc.recommend, user_id, k, exclude_seen, min_ratings))
+
+
+@router.get("/v1/users/{user_id}/history", response_model=S.History,
+            summary="The user's own training ratings, best first.", responses={404: {"model": S.ErrorBody}})
+async def history(holder: HolderDep,
+                  user_id: str = PathParam(description="The user's id as in the training data."),
+                  k: int = Query(10, ge=1, le=1000, description="How many items.")):
+    return JSONResponse(await run_in_threadpool(holder.current().history, user_id, k))
+
+
+@router.post("/v1/users", response_model=S.NewUserRecommendations,
+             summary="Recommendations for a new user from ratings (fold-in on a copy) and/or demographics.",
+             description="Rated items the model does not know are left out of the fold-in and listed in "
+                         "`ignored_items`; if the model knows none of the rated items, the answer is 422.",
+             responses={413: {"model": S.ErrorBody}, 422: {"model": S.ErrorBody}})
+async def new_user(body: S.NewUserRequest, holder: HolderDep):
+    if body.ratings and len(body.ratings) > S.MAX_NEW_USER_RATINGS:
+        return error_response(413, f"ratings: {len(body.ratings)} ratings is over the limit of "
+                                   f"{S.MAX_NEW_USER_RATINGS}")
+    try:
+        answer = await run_in_threadpool(holder.current().new_user, body.demographics, body.ratings, body.k)
+    except ValueError as exc:  # e.g. a rating off the scale
+        return error_response(422, str(exc))
+    return JSONResponse(answer)
