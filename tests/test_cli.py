@@ -219,14 +219,14 @@ def test_tables_leave_out_a_title_column_with_no_titles_and_never_print_none(mon
     import pandas as pd
     from rich.console import Console
 
-    import ratecast.cli as cli
+    from ratecast.cli import console as cli_console
 
     console = Console(record=True, width=120)
-    monkeypatch.setattr(cli, "out", console)
-    cli._print_frame(pd.DataFrame({"item_id": [3, 7], "title": [None, None], "score": [4.5, 4.25]}), "Top",
-                     wrap=("title",))
-    cli._print_frame(pd.DataFrame({"item_id": [3, 7], "title": ["Heat (1995)", None], "score": [4.5, 4.25]}), "Top",
-                     wrap=("title",))
+    monkeypatch.setattr(cli_console, "out", console)
+    cli_console.print_frame(pd.DataFrame({"item_id": [3, 7], "title": [None, None], "score": [4.5, 4.25]}), "Top",
+                            wrap=("title",))
+    cli_console.print_frame(pd.DataFrame({"item_id": [3, 7], "title": ["Heat (1995)", None], "score": [4.5, 4.25]}),
+                            "Top", wrap=("title",))
     first, second = console.export_text().split("Top")[1:]
     assert "title" not in first and "None" not in first and "4.5" in first
     assert "title" in second and "Heat (1995)" in second and "None" not in second

@@ -1,0 +1,165 @@
+"""``ratecast train``: train one model and write a run directory (or continue an interrupted one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .console import EXIT_INTERRUPTED, ci, err, fail, handle_errors, lists, num, out, print_json
+from .options import (AsJson, DataHome, Duplicates, Encoding, ItemCol, ItemKey, Items, RatingCol, Scale, Sep,
+                      TimeCol, UserCol, UserKey, Users, check_params_finite, check_run_options, data_home_folder,
+                      data_options, finite, name_option, parse_set, read_config)
+
+SPEC_OPTIONS = ("data", "model", "split", "seed", "test_size", "config", "epochs", "embedding_dim", "batch_size",
+                "learning_rate", "dropout", "set_", "data_home", "user_col", "item_col", "rating_col",
+                "timestamp_col", "sep", "items", "users", "item_key", "user_key", "encoding", "rating_scale",
+                "overwrite", "preset", "duplicates")
+
+
+@handle_errors
+def train(
+    ctx: typer.Context,
+    data: str = typer.Option("ml-100k", "--data", help="MovieLens release name or path to your ratings file."),
+    model: str = typer.Option("deep", "--model", help="popularity, baseline, dot, biased_dot, deep, hybrid, "
+                                                      "classification, implicit or bayesian."),
+    split: str = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal or last1."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (split and training)."),
+    test_size: float = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file: model = \"...\" and any model or "
+                                                                 "training option (see README)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: the model's)."),
+    embedding_dim: Optional[int] = typer.Option(None, "--embedding-dim", help="Size of the user and item vectors."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Ratings per training step."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Step size of the optimizer."),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout rate of the tower (deep, hybrid)."),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                   help="Any other option as KEY=VALUE (JSON values), repeatable."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory to write (required unless --resume)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN",
+                                          help="Continue the interrupted training of run directory RUN."),
+    data_home: Optional[Path] = DataHome, user_col: Optional[str] = UserCol, item_col: Optional[str] = ItemCol,
+    rating_col: Optional[str] = RatingCol, timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep,
+    items: Optional[Path] = Items, users: Optional[Path] = Users, item_key: Optional[str] = ItemKey,
+    user_key: Optional[str] = UserKey, encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
+    duplicates: Optional[str] = Duplicates,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: accurate (the recommended "
+                                         "rating model), fast (a quick rating model), topn (the recommended list "
+                                         "model) or lab (the lab's exact training; --model picks the model)."),
+    devices: Optional[int] = typer.Option(None, "--devices", min=1, help="Train on this many devices (data "
+                                          "parallel; the batch is split over them)."),
+    shard_embeddings: bool = typer.Option(False, "--shard-embeddings", help="Split the user and item tables by "
+                                          "rows over the devices (model parallel)."),
+    as_json: bool = AsJson,
+) -> None:
+    """Train one model and write a run directory (config, model, history, test metrics, plots)."""
+    from ..distribution import initialize
+    from ..models import MODELS
+
+    initialize()  # joins a multi-machine run when RATECAST_COORDINATOR is set (see README)
+    from ..recommender import Recommender
+    from ..runs import RunSpec, partial_dir, read_partial, train_run
+
+    if resume is not None:
+        given = [p.opts[0] for p in ctx.command.params if p.name in SPEC_OPTIONS
+                 and getattr(ctx.get_parameter_source(p.name), "name", "") == "COMMANDLINE"]
+        if out_dir is not None and Path(out_dir) != Path(resume):
+            given.append("--out")
+        if given:
+            raise typer.BadParameter(f"it continues the run as it was started; drop {', '.join(given)}", ctx=ctx,
+                                     param_hint="'--resume'")
+        dest = resume
+        spec = None
+        show_model, show_data, show_split, show_seed = _resume_summary(read_partial(dest)[0])
+    else:
+        if out_dir is None:
+            raise typer.BadParameter("missing: the run directory to write (or --resume RUN)", ctx=ctx,
+                                     param_hint="'--out'")
+        dest = out_dir
+        for option, value in (("--test-size", test_size), ("--learning-rate", learning_rate),
+                              ("--dropout", dropout)):
+            finite(option, value)
+        check_run_options(split, data, seed, test_size)
+        params: dict[str, Any] = {}
+        where: dict[str, str] = {"model": "--model"}
+        if preset is not None:
+            from .. import presets
+
+            model_given = getattr(ctx.get_parameter_source("model"), "name", "") == "COMMANDLINE"
+            try:
+                model, params = presets.resolve(preset, model if model_given else None)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc).replace("model=", "--model "), ctx=ctx,
+                                         param_hint="'--preset'") from None
+            params = dict(params)
+            where.update({k: f"--preset {preset}" for k in params})
+        if config is not None:
+            file_opts = read_config(config)
+            file_model = file_opts.pop("model", None)
+            if file_model is not None and file_model not in MODELS:
+                raise ValueError(f"{config}: model must be one of {sorted(MODELS)}, got {file_model!r}")
+            given = getattr(ctx.get_parameter_source("model"), "name", "") == "COMMANDLINE"
+            if file_model is not None and not given:  # the command line wins over the file
+                model, where["model"] = file_model, f"{config}: model"
+            for key in ("random_state", "verbose"):  # not model options: say where they belong
+                if key in file_opts:
+                    raise ValueError(f"{config}: {key} is not a model option; use "
+                                     f"{'--seed' if key == 'random_state' else '--quiet'}")
+            params.update(file_opts)
+            where.update({k: f"{config}: {k}" for k in file_opts})
+        cli_opts = {"epochs": epochs, "embedding_dim": embedding_dim, "batch_size": batch_size,
+                    "learning_rate": learning_rate, "dropout": dropout}
+        given_opts = {k: v for k, v in cli_opts.items() if v is not None}
+        params.update(given_opts)
+        where.update({k: "--" + k.replace("_", "-") for k in given_opts})
+        set_opts = parse_set(set_)
+        for key in ("model", "random_state", "verbose"):  # not model options: say where they belong
+            if key in set_opts:
+                flag = {"model": "--model", "random_state": "--seed", "verbose": "--quiet"}[key]
+                raise ValueError(f"--set {key}=...: {key} is not a model option; use {flag}")
+        params.update(set_opts)
+        where.update({k: f"--set {k}" for k in set_opts})
+        check_params_finite(params, where)
+        spec = RunSpec(data=data, model=model, split=split, seed=seed, test_size=test_size, params=params,
+                       data_options=data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users,
+                                                 item_key, user_key, encoding, rating_scale, duplicates),
+                       data_home=data_home_folder(data_home))
+        try:
+            Recommender(model, **params)  # validate options before loading data
+        except ValueError as exc:
+            raise name_option(exc, where) from None
+        show_model, show_data, show_split, show_seed = model, data, split, seed
+    talk = not (quiet or as_json)
+
+    def step(message: str) -> None:
+        if talk:
+            err.print(f"[dim]{message}…[/]", highlight=False)
+
+    from ..distribution import from_options
+
+    try:
+        distribution = from_options(devices, shard_embeddings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), ctx=ctx, param_hint="'--devices'") from None
+    try:
+        metrics = train_run(spec, dest, overwrite=overwrite, resume=resume is not None,
+                            verbose=0 if not talk else "auto", progress=talk, on_step=step,
+                            distribution=distribution)
+    except KeyboardInterrupt:
+        part = partial_dir(dest)
+        hint = (f"the finished epochs are kept in {part}; continue with: ratecast train --resume {dest}"
+                if part.exists() else "nothing was written")
+        fail(f"interrupted: {dest} was not written; {hint}", EXIT_INTERRUPTED, as_json)
+    if as_json:
+        return print_json({"run": str(dest), "test": metrics})
+    out.print(f"[bold]{show_model}[/] on {show_data} ({show_split}, seed {show_seed}): test MAE "
+              f"{num(metrics.get('mae'))} {ci(metrics.get('mae_ci95'))}, RMSE {num(metrics.get('rmse'))}, "
+              f"{lists(metrics)}", highlight=False)
+    out.print(f"run written to {dest}", highlight=False)
+
+
+def _resume_summary(spec) -> tuple:
+    return spec.model, spec.data, spec.split, spec.seed
