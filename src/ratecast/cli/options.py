@@ -2,53 +2,16 @@
 
 from __future__ import annotations
 
-import ast
 import math
-import re
-import tomllib
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-
-def name_option(exc: Exception, where: dict[str, str]) -> Exception:
-    """``exc`` with the option its message starts with (``epochs must be ...``), or the unknown options it lists,
-    named as the user gave them: ``--epochs``, ``cfg.toml: epochs``, ``--set epochs``."""
-    message = str(exc)
-    m = re.match(r"([A-Za-z_]\w*)(?=[\s\[])", message)
-    if m and m.group(1) in where:
-        return ValueError(where[m.group(1)] + message[m.end():])
-    m = re.match(r"unknown option\(s\) (\[[^\]]*\])", message)
-    if m:
-        try:
-            keys = ast.literal_eval(m.group(1))
-        except (ValueError, SyntaxError):
-            return exc
-        return ValueError(f"{', '.join(where.get(k, k) for k in keys)}: {message}")
-    return exc
-
-
 
 def finite(option: str, value: float | None) -> None:
     """A number option is finite (or not given)."""
     if value is not None and not math.isfinite(value):
         raise ValueError(f"{option} must be a finite number, got {value!r}")
-
-
-def check_params_finite(params: dict, where: dict[str, str]) -> None:
-    """Every number in ``params`` is finite; the message names where the option came from."""
-    def bad(v) -> bool:
-        if isinstance(v, float):
-            return not math.isfinite(v)
-        if isinstance(v, (list, tuple)):
-            return any(bad(x) for x in v)
-        if isinstance(v, dict):
-            return any(bad(x) for x in v.values())
-        return False
-
-    for key, value in params.items():
-        if bad(value):
-            raise ValueError(f"{where.get(key, key)} must be a finite number, got {value!r}")
 
 
 # --- data options -------------------------------------------------------------------------------------------------
@@ -123,49 +86,6 @@ def load_dataset(name: str, data_home: Optional[Path], options: dict):
 
     spec = RunSpec(data=name, data_home=data_home_folder(data_home), data_options=options)
     return load_data(spec)
-
-
-
-def parse_set(values: list[str]) -> dict[str, Any]:
-    """The ``--set KEY=VALUE`` options as a dict (JSON values; anything else is text)."""
-    import json
-
-    opts = {}
-    for item in values:
-        if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        key, raw = item.split("=", 1)
-        try:
-            opts[key.strip().replace("-", "_")] = json.loads(raw)
-        except json.JSONDecodeError:
-            opts[key.strip().replace("-", "_")] = raw
-    return opts
-
-
-def read_toml(path: Path, what: str) -> dict[str, Any]:
-    """A TOML file's table; a missing, non-UTF-8 or invalid file is one clear error naming it."""
-    from ..errors import MissingFileError
-
-    if not path.is_file():
-        raise MissingFileError(f"{what} not found", path=str(path))
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not UTF-8 text; expected a TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: invalid TOML: {exc}") from None
-
-
-def read_config(path: Path) -> dict[str, Any]:
-    """The options of a TOML config file: ``model`` plus any model or training option, at the top level."""
-    opts = read_toml(path, "config file")
-    tables = [k for k, v in opts.items() if isinstance(v, dict)]
-    if tables:
-        raise ValueError(f"{path}: options go at the top level (model = \"deep\", epochs = 10, ...), "
-                         f"got table(s) {tables}")
-    if "model" in opts and not isinstance(opts["model"], str):
-        raise ValueError(f"{path}: model must be a model name (a string), got {opts['model']!r}")
-    return opts
 
 
 

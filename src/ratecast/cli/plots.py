@@ -10,7 +10,8 @@ from typing import Optional
 import typer
 
 from .console import err, handle_errors, out, print_json
-from .options import AsJson, name_option, open_run
+from ..options import name_origin
+from .options import AsJson, open_run
 
 
 class Method(str, Enum):
@@ -56,7 +57,7 @@ def map_(run_dir: Path = typer.Argument(..., help="Run directory."),
     try:
         df = embedding_map(rec, kind, method=method, perplexity=perplexity)
     except ValueError as exc:
-        raise name_option(exc, {"perplexity": "--perplexity"}) from None
+        raise name_origin(exc, {"perplexity": "--perplexity"}) from None
     title = f"{kind} embeddings ({method})"
     (map_html if out_file.suffix.lower() == ".html" else map_png)(df, out_file, color=color, title=title)
     if as_json:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
+from ..options import PresetError, resolve
 from .console import EXIT_INTERRUPTED, ci, err, fail, handle_errors, lists, num, out, print_json
 from .options import (AsJson, DataHome, Duplicates, Encoding, ItemCol, ItemKey, Items, RatingCol, Scale, Sep,
-                      TimeCol, UserCol, UserKey, Users, check_params_finite, check_run_options, data_home_folder,
-                      data_options, finite, name_option, parse_set, read_config)
+                      TimeCol, UserCol, UserKey, Users, check_run_options, data_home_folder, data_options, finite)
 
 SPEC_OPTIONS = ("data", "model", "split", "seed", "test_size", "config", "epochs", "embedding_dim", "batch_size",
                 "learning_rate", "dropout", "set_", "data_home", "user_col", "item_col", "rating_col",
@@ -57,10 +57,8 @@ def train(
 ) -> None:
     """Train one model and write a run directory (config, model, history, test metrics, plots)."""
     from ..distribution import initialize
-    from ..models import MODELS
 
     initialize()  # joins a multi-machine run when RATECAST_COORDINATOR is set (see README)
-    from ..recommender import Recommender
     from ..runs import RunSpec, partial_dir, read_partial, train_run
 
     if resume is not None:
@@ -83,54 +81,19 @@ def train(
                               ("--dropout", dropout)):
             finite(option, value)
         check_run_options(split, data, seed, test_size)
-        params: dict[str, Any] = {}
-        where: dict[str, str] = {"model": "--model"}
-        if preset is not None:
-            from .. import presets
-
-            model_given = getattr(ctx.get_parameter_source("model"), "name", "") == "COMMANDLINE"
-            try:
-                model, params = presets.resolve(preset, model if model_given else None)
-            except ValueError as exc:
-                raise typer.BadParameter(str(exc).replace("model=", "--model "), ctx=ctx,
-                                         param_hint="'--preset'") from None
-            params = dict(params)
-            where.update({k: f"--preset {preset}" for k in params})
-        if config is not None:
-            file_opts = read_config(config)
-            file_model = file_opts.pop("model", None)
-            if file_model is not None and file_model not in MODELS:
-                raise ValueError(f"{config}: model must be one of {sorted(MODELS)}, got {file_model!r}")
-            given = getattr(ctx.get_parameter_source("model"), "name", "") == "COMMANDLINE"
-            if file_model is not None and not given:  # the command line wins over the file
-                model, where["model"] = file_model, f"{config}: model"
-            for key in ("random_state", "verbose"):  # not model options: say where they belong
-                if key in file_opts:
-                    raise ValueError(f"{config}: {key} is not a model option; use "
-                                     f"{'--seed' if key == 'random_state' else '--quiet'}")
-            params.update(file_opts)
-            where.update({k: f"{config}: {k}" for k in file_opts})
-        cli_opts = {"epochs": epochs, "embedding_dim": embedding_dim, "batch_size": batch_size,
-                    "learning_rate": learning_rate, "dropout": dropout}
-        given_opts = {k: v for k, v in cli_opts.items() if v is not None}
-        params.update(given_opts)
-        where.update({k: "--" + k.replace("_", "-") for k in given_opts})
-        set_opts = parse_set(set_)
-        for key in ("model", "random_state", "verbose"):  # not model options: say where they belong
-            if key in set_opts:
-                flag = {"model": "--model", "random_state": "--seed", "verbose": "--quiet"}[key]
-                raise ValueError(f"--set {key}=...: {key} is not a model option; use {flag}")
-        params.update(set_opts)
-        where.update({k: f"--set {k}" for k in set_opts})
-        check_params_finite(params, where)
+        model_given = getattr(ctx.get_parameter_source("model"), "name", "") == "COMMANDLINE"
+        try:
+            model, params, where = resolve(model if model_given else None, preset=preset, config_file=config,
+                                           cli_options={"epochs": epochs, "embedding_dim": embedding_dim,
+                                                        "batch_size": batch_size, "learning_rate": learning_rate,
+                                                        "dropout": dropout},
+                                           set_options=set_, default_model=model)
+        except PresetError as exc:
+            raise typer.BadParameter(str(exc), ctx=ctx, param_hint="'--preset'") from None
         spec = RunSpec(data=data, model=model, split=split, seed=seed, test_size=test_size, params=params,
                        data_options=data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users,
                                                  item_key, user_key, encoding, rating_scale, duplicates),
                        data_home=data_home_folder(data_home))
-        try:
-            Recommender(model, **params)  # validate options before loading data
-        except ValueError as exc:
-            raise name_option(exc, where) from None
         show_model, show_data, show_split, show_seed = model, data, split, seed
     talk = not (quiet or as_json)
 

@@ -9,10 +9,10 @@ from typing import Any, Optional
 
 import typer
 
+from ..options import read_toml, resolve
 from .console import err, handle_errors, num, out, print_json
 from .options import (AsJson, DataHome, Encoding, ItemCol, ItemKey, Items, RatingCol, Scale, Sep, TimeCol, UserCol,
-                      UserKey, Users, check_params_finite, check_run_options, data_home_folder, data_options, finite,
-                      parse_set, read_toml)
+                      UserKey, Users, check_run_options, data_home_folder, data_options, finite)
 
 TUNE_FLAGS = {"n_trials": "--trials", "timeout": "--timeout", "metric": "--metric", "cv": "--cv",
               "validation_split": "--validation-split", "n_jobs": "--workers", "pruner": "--pruner",
@@ -79,12 +79,7 @@ def tune(
                           ("--timeout", timeout)):
         finite(option, value)
     check_run_options(split, data, seed, test_size)
-    params = parse_set(set_)
-    for key in ("model", "random_state", "verbose"):
-        if key in params:
-            flag = {"model": "--model", "random_state": "--seed", "verbose": "--quiet"}[key]
-            raise ValueError(f"--set {key}=...: {key} is not a model option; use {flag}")
-    check_params_finite(params, {k: f"--set {k}" for k in params})
+    params = resolve(model, set_options=set_, check=False).params  # the search checks them
     search_space = _read_space(space) if space is not None else None
     spec = RunSpec(data=data, model=model, split=split, seed=seed, test_size=test_size, params=params,
                    data_options=data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users,
