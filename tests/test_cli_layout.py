@@ -30,3 +30,66 @@ def test_help_imports_no_machine_learning_or_plotting_library():
     added = {m.split(".")[0] for m in found["cli"]}
     assert not added & {"pandas", "numpy", "pyarrow"}, sorted(added)
 
+
+def leaf_commands():
+    from typer.main import get_command
+
+    from ratecast.cli import app
+
+    def walk(command, path):
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                yield from walk(sub, path + [name])
+        else:
+            yield " ".join(path), command
+
+    return list(walk(get_command(app), []))
+
+
+def test_every_command_takes_quiet_and_verbose():
+    commands = leaf_commands()
+    assert len(commands) >= 14, [name for name, _ in commands]
+    for name, command in commands:
+        opts = {opt for param in command.params for opt in param.opts}
+        assert {"-q", "--quiet", "-v", "--verbose"} <= opts, name
+
+
+def test_quiet_and_verbose_together_is_a_usage_error(tmp_path):
+    from tests.cli_helpers import cli
+
+    res = cli("compare", tmp_path / "absent", "-q", "-v")
+    assert res.code == 2 and "not both" in res.stderr, (res.code, res.stderr)
+
+
+def train_args(tmp_path):
+    from tests.synthetic import make_dataset
+
+    ratings = tmp_path / "ratings.csv"
+    make_dataset().ratings.to_csv(ratings, index=False)
+    return ["train", "--data", ratings, "--model", "biased_dot", "--epochs", "3", "--embedding-dim", "4",
+            "--batch-size", "64", "--set", "early_stopping=null"]
+
+
+def test_piped_verbose_training_prints_one_plain_line_per_epoch(tmp_path):
+    import re
+
+    from tests.cli_helpers import cli
+
+    res = cli(*train_args(tmp_path), "-v", "--out", tmp_path / "run")
+    assert res.code == 0, (res.stderr, res.exception)
+    epochs = [line for line in res.stderr.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 3, res.stderr
+    assert all(re.fullmatch(r"epoch [1-3]/3: .* \(\d+\.\d s\)", line) for line in epochs), epochs
+    steps = [line for line in res.stderr.splitlines() if "…" in line]
+    assert steps and all(re.search(r"… \(\d+\.\d s\)$", line) for line in steps), steps  # long steps, timed
+    assert "\x1b" not in res.stderr and "\r" not in res.stderr
+
+
+def test_piped_training_prints_no_epoch_lines_by_default_and_nothing_with_quiet(tmp_path):
+    from tests.cli_helpers import cli
+
+    plain = cli(*train_args(tmp_path), "--out", tmp_path / "a")
+    assert plain.code == 0 and plain.stderr and not any(line.startswith("epoch ") for line in plain.stderr.splitlines())
+    quiet = cli(*train_args(tmp_path), "-q", "--out", tmp_path / "b")
+    assert quiet.code == 0 and "test MAE" in quiet.stdout
+    assert not any("…" in line or line.startswith("epoch ") for line in quiet.stderr.splitlines()), quiet.stderr

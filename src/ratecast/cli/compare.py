@@ -9,11 +9,12 @@ import typer
 from rich.table import Table
 
 from .console import ci, handle_errors, num, print_json, show
-from .options import AsJson, open_run
+from .options import AsJson, Quiet, Verbose, open_run
 
 
 @handle_errors
-def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."), as_json: bool = AsJson) -> None:
+def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."), quiet: bool = Quiet,
+            verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """A table of runs: model, data, split, epochs, test MAE/RMSE with intervals, recall@10 and NDCG@10 over the
     whole catalogue, fit time."""
     runs = [(p, open_run(p)) for p in run_dirs]

@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 import tomllib
+from contextvars import ContextVar
+from enum import IntEnum
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import typer
 from rich.console import Console
@@ -122,11 +125,17 @@ FLAGS = {"user_col": "--user-col", "item_col": "--item-col", "rating_col": "--ra
 
 
 def handle_errors(fn):
-    """Turn ratecast's errors into one clear line (or one JSON object with --json) and a documented exit code."""
+    """Turn ratecast's errors into one clear line (or one JSON object with --json) and a documented exit code; set
+    how much the command says from its ``-q/--quiet`` and ``-v/--verbose`` flags."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
         as_json = bool(kwargs.get("as_json", False))
+        quiet, verbose = bool(kwargs.get("quiet", False)), bool(kwargs.get("verbose", False))
+        if quiet and verbose:
+            raise typer.BadParameter("give -q/--quiet or -v/--verbose, not both", param_hint="'--verbose'")
+        level = (Verbosity.VERBOSE if verbose else Verbosity.QUIET if quiet or as_json else Verbosity.NORMAL)
+        token = _talk.set(Talk(level, time.monotonic()))
         try:
             with argument_names(FLAGS):
                 return fn(*args, **kwargs)
@@ -142,8 +151,77 @@ def handle_errors(fn):
             if isinstance(exc, tomllib.TOMLDecodeError):
                 message = f"invalid TOML: {message}"
             fail(message, code, as_json)
+        finally:
+            _talk.reset(token)
 
     return wrapper
+
+
+# --- how much a command says --------------------------------------------------------------------------------------
+class Verbosity(IntEnum):
+    """How much a command says on stderr besides its results and errors."""
+
+    QUIET = 0  # -q/--quiet (and --json): results and errors only
+    NORMAL = 1  # progress of long steps and informational lines
+    VERBOSE = 2  # -v/--verbose: also a line per epoch and more detail
+
+
+class Talk(NamedTuple):
+    """The verbosity of the running command, and when it started."""
+
+    level: Verbosity
+    started: float
+
+
+_talk: ContextVar[Talk] = ContextVar("talk", default=Talk(Verbosity.NORMAL, time.monotonic()))
+
+
+def verbosity() -> Verbosity:
+    """The verbosity of the running command."""
+    return _talk.get().level
+
+
+def elapsed() -> float:
+    """Seconds since the running command started."""
+    return time.monotonic() - _talk.get().started
+
+
+def info(message: str) -> None:
+    """An informational line on stderr (not with -q/--quiet)."""
+    if verbosity() >= Verbosity.NORMAL:
+        err.print(message, highlight=False, soft_wrap=True)
+
+
+def detail(message: str) -> None:
+    """A line of detail on stderr, with -v/--verbose only."""
+    if verbosity() >= Verbosity.VERBOSE:
+        err.print(f"[dim]{message}[/]", highlight=False, soft_wrap=True)
+
+
+def show_progress() -> bool:
+    """Whether progress displays (bars, spinners) may be drawn: on a terminal, when not quiet."""
+    return verbosity() >= Verbosity.NORMAL and err.is_terminal
+
+
+def progress_line(message: str) -> None:
+    """A line of progress on stderr (not with -q/--quiet); off a terminal it tells the seconds since the command
+    started: logs get plain lines, never spinners or control codes."""
+    if verbosity() < Verbosity.NORMAL:
+        return
+    if err.is_terminal:
+        err.print(f"[dim]{message}[/]", highlight=False, soft_wrap=True)
+    else:
+        err.print(f"{message} ({elapsed():.1f} s)", highlight=False, soft_wrap=True)
+
+
+def step(message: str) -> None:
+    """A long step begins: one :func:`progress_line`."""
+    progress_line(f"{message}…")
+
+
+def step_reporter(prefix: str = "") -> Callable[[str], None]:
+    """A callback for the library's ``on_step``: each step as :func:`step` prints it, after ``prefix``."""
+    return lambda message: step(f"{prefix}{message}")
 
 
 def print_json(obj: Any) -> None:

@@ -8,19 +8,21 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .console import handle_errors, num, out, print_frame, print_json, show
-from .options import (AsJson, DataHome, Duplicates, Encoding, ItemCol, ItemKey, Items, Overwrite, RatingCol, Scale,
-                      Sep, TimeCol, UserCol, UserKey, Users, data_home_folder, data_options, load_dataset)
+from .console import Verbosity, handle_errors, num, out, print_frame, print_json, show, verbosity
+from .options import (AsJson, DataHome, Duplicates, Encoding, ItemCol, ItemKey, Items, Overwrite, Quiet, RatingCol,
+                      Scale, Sep, TimeCol, UserCol, UserKey, Users, Verbose, data_home_folder, data_options,
+                      load_dataset)
 
 
 # --- data ---------------------------------------------------------------------------------------------------------
 @handle_errors
 def data_fetch(name: str = typer.Argument(..., help="MovieLens release, e.g. ml-100k."),
-               data_home: Optional[Path] = DataHome, as_json: bool = AsJson) -> None:
+               data_home: Optional[Path] = DataHome, quiet: bool = Quiet, verbose: bool = Verbose,
+               as_json: bool = AsJson) -> None:
     """Download (if needed) and verify a MovieLens release, then print where it is."""
     from ..datasets.movielens import movielens_folder
 
-    folder = movielens_folder(name, data_home_folder(data_home))
+    folder = movielens_folder(name, data_home_folder(data_home), progress=verbosity() >= Verbosity.NORMAL)
     if as_json:
         return print_json({"name": name, "folder": str(Path(folder).resolve())})
     out.print(f"{name}: {folder}", highlight=False)
@@ -33,7 +35,8 @@ def data_info(name: str = typer.Argument(..., help="MovieLens release name or pa
               timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep, items: Optional[Path] = Items,
               users: Optional[Path] = Users, item_key: Optional[str] = ItemKey, user_key: Optional[str] = UserKey,
               encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
-              duplicates: Optional[str] = Duplicates, as_json: bool = AsJson) -> None:
+              duplicates: Optional[str] = Duplicates, quiet: bool = Quiet, verbose: bool = Verbose,
+              as_json: bool = AsJson) -> None:
     """Summary: counts, density, rating scale, time range."""
     options = data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users, item_key, user_key,
                            encoding, rating_scale, duplicates)
@@ -59,7 +62,8 @@ def data_stats(name: str = typer.Argument(..., help="MovieLens release name or p
                timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep, items: Optional[Path] = Items,
                users: Optional[Path] = Users, item_key: Optional[str] = ItemKey, user_key: Optional[str] = UserKey,
                encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
-               duplicates: Optional[str] = Duplicates, as_json: bool = AsJson) -> None:
+               duplicates: Optional[str] = Duplicates, quiet: bool = Quiet, verbose: bool = Verbose,
+               as_json: bool = AsJson) -> None:
     """Rating distribution, most popular items, activity; with --out, the lab's plots as PNG files."""
     from ..datasets.stats import popularity, rating_distribution, user_activity
     from ..io import check_replaceable

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from .compare import comparison_row
-from .console import ci, handle_errors, num, out, print_frame, print_json
-from .options import AsJson, DataHome, data_home_folder, positive
+from .console import Verbosity, ci, handle_errors, num, out, print_frame, print_json, progress_line, verbosity
+from .options import AsJson, DataHome, Quiet, Verbose, data_home_folder, positive
 
 
 @handle_errors
@@ -18,7 +18,8 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
          models: str = typer.Option("popularity,baseline,dot,deep,hybrid,classification", "--models",
                                      help="Comma-separated models to train."),
          epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the lab's epochs (quick runs)."),
-         data_home: Optional[Path] = DataHome, as_json: bool = AsJson) -> None:
+         data_home: Optional[Path] = DataHome, quiet: bool = Quiet, verbose: bool = Verbose,
+         as_json: bool = AsJson) -> None:
     """The lab, end to end: train its four models and two reference models (popularity, damped biases) on ML-100k
     with its protocol, compare, write reports."""
     import pandas as pd
@@ -43,15 +44,23 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
         check_output_folder(out_dir, overwrite=True, marker=marker)  # a demo folder is refreshed, nothing else
         base = RunSpec(data=data, data_home=home)
         rows = []
-        if not as_json:
+        talk = verbosity() >= Verbosity.NORMAL
+        live = talk and not as_json and out.is_terminal  # spinners on a terminal; elsewhere a plain line per step
+        if talk and not as_json:
             out.print(f"[bold]ratecast demo[/]: {', '.join(names)} on {data}; lab protocol: holdout test_size=0.2 "
                       "random_state=0, batch 64, early stopping on a 10% validation split of train; each run is "
                       "then evaluated, plotted and written up as a report", highlight=False)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=out,
-                      transient=False, disable=as_json) as progress:
+                      transient=False, disable=not live) as progress:
+
+            def say(task, description: str) -> None:
+                progress.update(task, description=description)
+                if not live:
+                    progress_line(description)
+
             task = progress.add_task(f"loading {data}", total=None)
-            ds = load_data(base)
-            progress.update(task, description=f"loaded {ds.name}: {len(ds.ratings)} ratings")
+            ds = load_data(base, progress=talk)
+            say(task, f"loaded {ds.name}: {len(ds.ratings)} ratings")
             progress.stop_task(task)
             out_dir.mkdir(parents=True, exist_ok=True)
             write_json(out_dir / marker, {"data": data, "models": names, "epochs": epochs})
@@ -64,14 +73,15 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
                 task = progress.add_task(f"{name}", total=None)
 
                 def step(message: str, task=task, name=name) -> None:
-                    progress.update(task, description=f"{name}: {message}")
+                    say(task, f"{name}: {message}")
 
                 run_dir = out_dir / name
-                train_run(spec, run_dir, overwrite=True, dataset=ds, on_step=step)
+                train_run(spec, run_dir, overwrite=True, dataset=ds, on_step=step,
+                          verbose=verbosity() >= Verbosity.VERBOSE)
                 run = load_run(run_dir)
                 build_report(run, on_step=step)
                 rows.append(comparison_row(run))
-                progress.update(task, description=f"{name}: done (test MAE {num(rows[-1]['mae'])})")
+                say(task, f"{name}: done (test MAE {num(rows[-1]['mae'])})")
                 progress.stop_task(task)
         table = pd.DataFrame(rows)
         write_text(out_dir / "results.csv", table.to_csv(index=False))

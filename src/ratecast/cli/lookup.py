@@ -10,14 +10,14 @@ import typer
 
 from ..datasets.dataset import id_from_text
 from ..errors import UnknownIdError, argument_names
-from .console import emit_table, err, handle_errors, lists, num, out, print_frame, print_json
-from .options import AsJson, check_run_options, check_table_out, open_run, positive
+from .console import emit_table, handle_errors, info, lists, num, out, print_frame, print_json
+from .options import AsJson, Quiet, Verbose, check_run_options, check_table_out, open_run, positive
 
 
 @handle_errors
 def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
              split: Optional[str] = typer.Option(None, "--split", help="Evaluate on another split's test set."),
-             as_json: bool = AsJson) -> None:
+             quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """Evaluate a run's model on its test set (or another split's, reporting any overlap with training)."""
     from ..runs import make_split
 
@@ -49,7 +49,7 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
               all_users: bool = typer.Option(False, "--all", help="Every user (write with --out)."),
               out_file: Optional[Path] = typer.Option(None, "--out", help="Write CSV/TSV/Parquet instead."),
               overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
-              as_json: bool = AsJson) -> None:
+              quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """Top-k unseen items for a user (or every user with --all)."""
     positive("-k", k)
     positive("--min-ratings", min_ratings, zero_ok=True)
@@ -80,7 +80,7 @@ def predict(run_dir: Path = typer.Argument(..., help="Run directory."),
                 None, "--timestamp-col", help="Seconds since 1970, for models that use the day of a rating."),
             out_file: Optional[Path] = typer.Option(None, "--out", help="Write CSV/TSV/Parquet instead."),
             overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
-            as_json: bool = AsJson) -> None:
+            quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """Predicted ratings for the pairs of a file, each with known_user, known_item and was_impossible (an unknown
     user or item gets its baseline rating)."""
     from ..datasets.readers import read_pairs
@@ -104,7 +104,7 @@ def similar(run_dir: Path = typer.Argument(..., help="Run directory."),
             item: str = typer.Option(..., "--item", help="Item id."),
             k: int = typer.Option(10, "-k", "--k", help="How many items."),
             min_ratings: Optional[int] = typer.Option(None, "--min-ratings", help="Only items rated this often."),
-            as_json: bool = AsJson) -> None:
+            quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """Items most similar to an item (cosine similarity of learned embeddings)."""
     positive("-k", k)
     positive("--min-ratings", min_ratings, zero_ok=True)
@@ -122,6 +122,5 @@ def similar(run_dir: Path = typer.Argument(..., help="Run directory."),
 def _empty_hint(df, min_ratings: int | None) -> None:
     """Say why a list came out empty when --min-ratings left every item out."""
     if len(df) == 0 and min_ratings:
-        err.print(f"no item left: none with {min_ratings} or more training ratings qualifies; lower --min-ratings",
-                  highlight=False)
+        info(f"no item left: none with {min_ratings} or more training ratings qualifies; lower --min-ratings")
 

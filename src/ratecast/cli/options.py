@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from .console import Verbosity, detail, elapsed, verbosity
+
 def finite(option: str, value: float | None) -> None:
     """A number option is finite (or not given)."""
     if value is not None and not math.isfinite(value):
@@ -31,6 +33,8 @@ Scale = typer.Option(None, "--rating-scale", metavar="MIN,MAX[,STEP]",
 Duplicates = typer.Option(None, "--duplicates", metavar="error|last|mean",
                           help="A (user, item) pair rated twice: error (default), keep the last rating (by "
                                "timestamp, then file order) or their mean.")
+Quiet = typer.Option(False, "--quiet", "-q", help="Results and errors only: no progress or informational lines.")
+Verbose = typer.Option(False, "--verbose", "-v", help="More detail on stderr (a line per epoch when training).")
 AsJson = typer.Option(False, "--json", help="Print JSON instead of a table (errors too).")
 Overwrite = typer.Option(False, "--overwrite", help="Replace existing plot files even if ratecast did not write "
                                                     "them.")
@@ -85,7 +89,7 @@ def load_dataset(name: str, data_home: Optional[Path], options: dict):
     from ..runs import RunSpec, load_data
 
     spec = RunSpec(data=name, data_home=data_home_folder(data_home), data_options=options)
-    return load_data(spec)
+    return load_data(spec, progress=verbosity() >= Verbosity.NORMAL)
 
 
 
@@ -109,7 +113,10 @@ def open_run(run_dir: Path):
     """The run in ``run_dir`` (a missing or corrupted run raises its error)."""
     from ..runs import load_run
 
-    return load_run(run_dir)
+    run = load_run(run_dir)
+    detail(f"loaded {run_dir}: {run.spec.model} on {run.spec.data} ({run.spec.split}, seed {run.spec.seed}), "
+           f"{elapsed():.1f} s")
+    return run
 
 
 

@@ -9,9 +9,9 @@ from typing import Optional
 
 import typer
 
-from .console import err, handle_errors, out, print_json
+from .console import detail, err, handle_errors, out, print_json, show_progress, step_reporter
 from ..options import name_origin
-from .options import AsJson, open_run
+from .options import AsJson, Quiet, Verbose, open_run
 
 
 class Method(str, Enum):
@@ -34,7 +34,7 @@ def map_(run_dir: Path = typer.Argument(..., help="Run directory."),
                                                                    "(users)."),
          perplexity: float = typer.Option(30.0, "--perplexity", help="t-SNE perplexity."),
          overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
-         as_json: bool = AsJson) -> None:
+         quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """2-D map of the learned embeddings (t-SNE or UMAP)."""
     from ..io import check_replaceable
     from ..viz import embedding_map, map_html, map_png
@@ -54,6 +54,7 @@ def map_(run_dir: Path = typer.Argument(..., help="Run directory."),
     if color not in available:
         raise ValueError(f"--color {color}: this model has no such metadata; available for --kind {kind}: "
                          f"{available}")
+    detail(f"projecting the {kind} embeddings ({method})")
     try:
         df = embedding_map(rec, kind, method=method, perplexity=perplexity)
     except ValueError as exc:
@@ -71,16 +72,19 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory."),
            out_file: Optional[Path] = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)."),
            method: Method = typer.Option(Method.tsne, "--method", help="Embedding map method."),
            overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
-           as_json: bool = AsJson) -> None:
+           quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """Write a self-contained HTML report of a run (opens offline in any browser)."""
     from ..report import build_report
 
     method = Method(method).value
-    if as_json:  # no progress display: stdout holds the JSON document only
-        path = build_report(open_run(run_dir), out_file, map_method=method, overwrite=overwrite)
-        return print_json({"run": str(run_dir), "out": str(path)})
-    with err.status("building the report…") as status:
+    if as_json or not show_progress():  # stdout holds the JSON document only; logs get a plain line per step
         path = build_report(open_run(run_dir), out_file, map_method=method, overwrite=overwrite,
-                            on_step=lambda m: status.update(f"{m}…"))
+                            on_step=step_reporter())
+    else:
+        with err.status("building the report…") as status:
+            path = build_report(open_run(run_dir), out_file, map_method=method, overwrite=overwrite,
+                                on_step=lambda m: status.update(f"{m}…"))
+    if as_json:
+        return print_json({"run": str(run_dir), "out": str(path)})
     out.print(f"wrote {path}", highlight=False)
 

@@ -8,9 +8,11 @@ from typing import Optional
 import typer
 
 from ..options import PresetError, resolve
-from .console import EXIT_INTERRUPTED, ci, err, fail, handle_errors, lists, num, out, print_json
-from .options import (AsJson, DataHome, Duplicates, Encoding, ItemCol, ItemKey, Items, RatingCol, Scale, Sep,
-                      TimeCol, UserCol, UserKey, Users, check_run_options, data_home_folder, data_options, finite)
+from .console import (EXIT_INTERRUPTED, Verbosity, ci, fail, handle_errors, lists, num, out, print_json,
+                      step_reporter, verbosity)
+from .options import (AsJson, DataHome, Duplicates, Encoding, ItemCol, ItemKey, Items, Quiet, RatingCol, Scale, Sep,
+                      TimeCol, UserCol, UserKey, Users, Verbose, check_run_options, data_home_folder, data_options,
+                      finite)
 
 SPEC_OPTIONS = ("data", "model", "split", "seed", "test_size", "config", "epochs", "embedding_dim", "batch_size",
                 "learning_rate", "dropout", "set_", "data_home", "user_col", "item_col", "rating_col",
@@ -45,7 +47,6 @@ def train(
     items: Optional[Path] = Items, users: Optional[Path] = Users, item_key: Optional[str] = ItemKey,
     user_key: Optional[str] = UserKey, encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
     duplicates: Optional[str] = Duplicates,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: accurate (the recommended "
                                          "rating model), fast (a quick rating model), topn (the recommended list "
                                          "model) or lab (the lab's exact training; --model picks the model)."),
@@ -53,7 +54,7 @@ def train(
                                           "parallel; the batch is split over them)."),
     shard_embeddings: bool = typer.Option(False, "--shard-embeddings", help="Split the user and item tables by "
                                           "rows over the devices (model parallel)."),
-    as_json: bool = AsJson,
+    quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson,
 ) -> None:
     """Train one model and write a run directory (config, model, history, test metrics, plots)."""
     from ..distribution import initialize
@@ -95,11 +96,7 @@ def train(
                                                  item_key, user_key, encoding, rating_scale, duplicates),
                        data_home=data_home_folder(data_home))
         show_model, show_data, show_split, show_seed = model, data, split, seed
-    talk = not (quiet or as_json)
-
-    def step(message: str) -> None:
-        if talk:
-            err.print(f"[dim]{message}…[/]", highlight=False)
+    talk = verbosity() >= Verbosity.NORMAL
 
     from ..distribution import from_options
 
@@ -109,7 +106,8 @@ def train(
         raise typer.BadParameter(str(exc), ctx=ctx, param_hint="'--devices'") from None
     try:
         metrics = train_run(spec, dest, overwrite=overwrite, resume=resume is not None,
-                            verbose=0 if not talk else "auto", progress=talk, on_step=step,
+                            verbose=True if verbose else "auto" if talk else 0, progress=talk,
+                            on_step=step_reporter(),
                             distribution=distribution)
     except KeyboardInterrupt:
         part = partial_dir(dest)

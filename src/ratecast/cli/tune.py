@@ -10,9 +10,10 @@ from typing import Any, Optional
 import typer
 
 from ..options import read_toml, resolve
-from .console import err, handle_errors, num, out, print_json
-from .options import (AsJson, DataHome, Encoding, ItemCol, ItemKey, Items, RatingCol, Scale, Sep, TimeCol, UserCol,
-                      UserKey, Users, check_run_options, data_home_folder, data_options, finite)
+from .console import (Verbosity, err, handle_errors, num, out, print_json, progress_line, show_progress,
+                      step_reporter, verbosity)
+from .options import (AsJson, DataHome, Encoding, ItemCol, ItemKey, Items, Quiet, RatingCol, Scale, Sep, TimeCol,
+                      UserCol, UserKey, Users, Verbose, check_run_options, data_home_folder, data_options, finite)
 
 TUNE_FLAGS = {"n_trials": "--trials", "timeout": "--timeout", "metric": "--metric", "cv": "--cv",
               "validation_split": "--validation-split", "n_jobs": "--workers", "pruner": "--pruner",
@@ -68,8 +69,7 @@ def tune(
     rating_col: Optional[str] = RatingCol, timestamp_col: Optional[str] = TimeCol, sep: Optional[str] = Sep,
     items: Optional[Path] = Items, users: Optional[Path] = Users, item_key: Optional[str] = ItemKey,
     user_key: Optional[str] = UserKey, encoding: Optional[str] = Encoding, rating_scale: Optional[str] = Scale,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    as_json: bool = AsJson,
+    quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson,
 ) -> None:
     """Search a model's options (Optuna), then score the best once on the test set; resumable and shareable."""
     from ..runs import RunSpec
@@ -85,35 +85,31 @@ def tune(
                    data_options=data_options(user_col, item_col, rating_col, timestamp_col, sep, items, users,
                                              item_key, user_key, encoding, rating_scale),
                    data_home=data_home_folder(data_home))
-    talk = not (quiet or as_json)
+    talk = verbosity() >= Verbosity.NORMAL
     from rich.progress import BarColumn, Progress, TextColumn
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   console=err, disable=not talk or not err.is_terminal, transient=False)
+                   console=err, disable=not show_progress(), transient=False)
     task = bar.add_task("searching", total=trials)
-    last_line = [0.0]
+    last_line = [0.0, -1]  # when the last plain line was printed, and after how many trials
 
     def progress(status: dict) -> None:
         best = "-" if status["best"] is None else f"{status['best']:.4f}"
         left = "" if status["left"] is None else f", about {status['left']:.0f} s left"
         text = (f"trials {status['done']}{'/' + str(trials) if trials else ''} (pruned {status['pruned']}, "
                 f"failed {status['failed']}), best {status['metric']} {best}{left}")
-        if err.is_terminal:
+        if show_progress():
             bar.update(task, completed=status["done"], description=text)
-        elif talk and time.monotonic() - last_line[0] > 5:  # a plain line now and then in logs
-            last_line[0] = time.monotonic()
-            err.print(text, highlight=False)
-
-    def step(message: str) -> None:
-        if talk:
-            err.print(f"[dim]{message}…[/]", highlight=False)
+        elif verbose and status["done"] != last_line[1] or time.monotonic() - last_line[0] > 5:
+            last_line[:] = [time.monotonic(), status["done"]]  # in logs: a line per trial (-v), else now and then
+            progress_line(text)
 
     try:
         with bar:
             summary = tune_run(spec, out_dir, n_trials=trials, timeout=timeout, metric=metric, storage=storage,
                                study_name=study, workers=workers, search_space=search_space, cv=cv,
                                validation_split=validation_split, pruner=pruner,
-                               progress=progress if talk else None, on_step=step)
+                               progress=progress if talk else None, on_step=step_reporter())
     except (ValueError, OSError) as exc:
         raise _flag_first(exc, TUNE_FLAGS) from None
     if as_json:
