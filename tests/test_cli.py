@@ -118,7 +118,7 @@ def test_map_compare_report(run_dir, tmp_path):
     ratecast("map", run_dir, "--out", tmp_path / "map.html")
     html = (tmp_path / "map.html").read_text()
     assert "Star Wars (1977)" in html and "plotly" in html.lower()
-    rows = json.loads(ratecast("compare", run_dir, run_dir, "--json").stdout)
+    rows = json.loads(ratecast("compare", run_dir, run_dir, "--json").stdout)["runs"]
     assert len(rows) == 2 and rows[0]["model"] == "deep"
     ratecast("report", run_dir, "--out", tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text()
