@@ -1,6 +1,7 @@
 """The command line's package: its start-up cost, and the options every command takes."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -71,8 +72,6 @@ def train_args(tmp_path):
 
 
 def test_piped_verbose_training_prints_one_plain_line_per_epoch(tmp_path):
-    import re
-
     from tests.cli_helpers import cli
 
     res = cli(*train_args(tmp_path), "-v", "--out", tmp_path / "run")
@@ -93,3 +92,20 @@ def test_piped_training_prints_no_epoch_lines_by_default_and_nothing_with_quiet(
     quiet = cli(*train_args(tmp_path), "-q", "--out", tmp_path / "b")
     assert quiet.code == 0 and "test MAE" in quiet.stdout
     assert not any("…" in line or line.startswith("epoch ") for line in quiet.stderr.splitlines()), quiet.stderr
+
+
+SPINNERS = re.compile(r"[\u2800-\u28ff\u2500-\u259f]|[\x00-\x08\x0b-\x1f\x7f]")  # braille and box-drawing frames
+
+
+def test_piped_demo_prints_plain_timed_progress_lines(tmp_path):
+    from tests.cli_helpers import cli
+    from tests.synthetic import make_dataset
+
+    make_dataset().ratings.to_csv(tmp_path / "r.csv", index=False)
+    args = ["demo", "--data", tmp_path / "r.csv", "--models", "dot", "--epochs", "1"]
+    res = cli(*args, "--out", tmp_path / "demo")
+    assert res.code == 0, (res.stderr, res.exception)
+    progress = res.stderr.splitlines()
+    assert any(line.startswith("dot: done (test MAE") for line in progress), res.stderr
+    assert progress and all(re.search(r" \(\d+\.\d s\)$", line) for line in progress), progress
+    assert not SPINNERS.search(res.stderr) and not SPINNERS.search(res.stdout.split("Test results")[0])
