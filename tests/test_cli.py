@@ -118,7 +118,7 @@ def test_map_compare_report(run_dir, tmp_path):
     ratecast("map", run_dir, "--out", tmp_path / "map.html")
     html = (tmp_path / "map.html").read_text()
     assert "Star Wars (1977)" in html and "plotly" in html.lower()
-    rows = json.loads(ratecast("compare", run_dir, run_dir, "--json").stdout)
+    rows = json.loads(ratecast("compare", run_dir, run_dir, "--json").stdout)["runs"]
     assert len(rows) == 2 and rows[0]["model"] == "deep"
     ratecast("report", run_dir, "--out", tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text()
@@ -219,14 +219,14 @@ def test_tables_leave_out_a_title_column_with_no_titles_and_never_print_none(mon
     import pandas as pd
     from rich.console import Console
 
-    import ratecast.cli as cli
+    from ratecast.cli import console as cli_console
 
     console = Console(record=True, width=120)
-    monkeypatch.setattr(cli, "out", console)
-    cli._print_frame(pd.DataFrame({"item_id": [3, 7], "title": [None, None], "score": [4.5, 4.25]}), "Top",
-                     wrap=("title",))
-    cli._print_frame(pd.DataFrame({"item_id": [3, 7], "title": ["Heat (1995)", None], "score": [4.5, 4.25]}), "Top",
-                     wrap=("title",))
+    monkeypatch.setattr(cli_console, "out", console)
+    cli_console.print_frame(pd.DataFrame({"item_id": [3, 7], "title": [None, None], "score": [4.5, 4.25]}), "Top",
+                            wrap=("title",))
+    cli_console.print_frame(pd.DataFrame({"item_id": [3, 7], "title": ["Heat (1995)", None], "score": [4.5, 4.25]}),
+                            "Top", wrap=("title",))
     first, second = console.export_text().split("Top")[1:]
     assert "title" not in first and "None" not in first and "4.5" in first
     assert "title" in second and "Heat (1995)" in second and "None" not in second

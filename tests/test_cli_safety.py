@@ -384,12 +384,13 @@ def test_compare_fits_80_columns(run, tmp_path, monkeypatch):
     # the run column, read back from the table: each path as given, whole (wrapped over several lines)
     header = next(line for line in lines if " model " in line)
     width = header.index(" model ")
-    body = lines[next(k for k, line in enumerate(lines) if "───" in line) + 1:]
+    body = lines[next(k for k, line in enumerate(lines) if "───" in line) + 1:lines.index("Paired differences on the "
+                                                                                      "common test set")]
     column = "".join(line[:width].strip() for line in body)
     assert column.replace(" ", "") == f"{run}{other}".replace(" ", "")
     assert [line[width:].split()[0] for line in body if line[width:].strip()][:1] == ["hybrid"]
     assert sum(line[width:].split()[:1] == ["hybrid"] for line in body) == 2  # the model names, never cut
-    rows = strict_json(cli("compare", run, other, "--json").stdout)
+    rows = strict_json(cli("compare", run, other, "--json").stdout)["runs"]
     assert [r["run"] for r in rows] == ["hybrid", "hybrid"] and rows[1]["path"] == str(other)
 
 
@@ -457,6 +458,6 @@ def test_compare_json_holds_numbers(tmp_path):
     data = tmp_path / "r.csv"
     make_dataset().ratings.drop(columns="timestamp").to_csv(data, index=False)
     train_run(RunSpec(data=str(data), model="dot", params={"epochs": 1, "embedding_dim": 4}), tmp_path / "run")
-    rows = json.loads(CliRunner().invoke(app, ["compare", str(tmp_path / "run"), "--json"]).stdout)
+    rows = json.loads(CliRunner().invoke(app, ["compare", str(tmp_path / "run"), "--json"]).stdout)["runs"]
     ci, fit = rows[0]["mae_ci95"], rows[0]["fit_s"]
     assert isinstance(fit, float) and len(ci) == 2 and all(isinstance(v, float) for v in ci)

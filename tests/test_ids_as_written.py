@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ratecast.cli import _coerce_id, app
+from ratecast.cli import app
 from ratecast.datasets import IdIndex, load_ratings
+from ratecast.datasets.dataset import id_from_text
 from ratecast.errors import DataError
 
 
@@ -77,7 +78,7 @@ BIG = "99999999999999999999999"  # does not fit int64
     ([1, 2, 3], "2.0", "2.0"),  # integer ids are not looked up as numbers
 ])
 def test_command_line_ids_are_found_as_stored(ids, typed, found):
-    got = _coerce_id(IdIndex(ids), typed)
+    got = id_from_text(IdIndex(ids), typed)
     assert got == found and type(got) is type(found)
 
 

@@ -1,0 +1,5 @@
+"""``python -m ratecast.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,126 @@
+"""``ratecast evaluate|recommend|predict|similar``: a trained run's scores, lists and neighbours."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..datasets.dataset import id_from_text
+from ..errors import UnknownIdError, argument_names
+from .console import emit_table, handle_errors, info, lists, num, out, print_frame, print_json
+from .options import AsJson, Quiet, Verbose, check_run_options, check_table_out, open_run, positive
+
+
+@handle_errors
+def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
+             split: Optional[str] = typer.Option(None, "--split", help="Evaluate on another split's test set."),
+             quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
+    """Evaluate a run's model on its test set (or another split's, reporting any overlap with training)."""
+    from ..runs import make_split
+
+    run = open_run(run_dir)
+    if split is not None:
+        check_run_options(split, run.spec.data)
+    spec = run.spec if split is None else dataclasses.replace(run.spec, split=split)
+    rec = run.recommender()
+    test = make_split(run.load_data(spec), spec).test
+    metrics = rec.evaluate(test)
+    r = test.ratings
+    overlap = int(rec.seen_mask(r["user_id"].to_numpy(), r["item_id"].to_numpy()).sum())
+    metrics["test_ratings_seen_in_training"] = overlap
+    if as_json:
+        return print_json({"run": str(run_dir), "split": spec.split, "test": metrics})
+    out.print(f"{run_dir} on split {spec.split}: MAE {num(metrics.get('mae'))}, RMSE {num(metrics.get('rmse'))}, "
+              f"n={metrics['n']}; {lists(metrics)}", highlight=False)
+    if overlap:
+        out.print(f"[yellow]warning:[/] {overlap} of these test ratings were in the model's training data")
+
+
+
+
+@handle_errors
+def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
+              user: Optional[str] = typer.Option(None, "--user", help="User id."),
+              k: int = typer.Option(10, "-k", "--k", help="How many items."),
+              min_ratings: Optional[int] = typer.Option(None, "--min-ratings", help="Only items rated this often."),
+              all_users: bool = typer.Option(False, "--all", help="Every user (write with --out)."),
+              out_file: Optional[Path] = typer.Option(None, "--out", help="Write CSV/TSV/Parquet instead."),
+              overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+              quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
+    """Top-k unseen items for a user (or every user with --all)."""
+    positive("-k", k)
+    positive("--min-ratings", min_ratings, zero_ok=True)
+    if all_users and user is not None:
+        raise typer.BadParameter("give --user ID or --all, not both", param_hint="'--user'")
+    if not all_users and user is None:
+        raise typer.BadParameter("missing: give --user ID (or --all)", param_hint="'--user'")
+    check_table_out(out_file, overwrite)
+    rec = open_run(run_dir).recommender()
+    if all_users:
+        df = rec.recommend_all(k=k, min_ratings=min_ratings)
+    else:
+        uid = id_from_text(rec.user_index, user)
+        if uid not in rec.user_index:
+            raise UnknownIdError(f"unknown user id {user!r}: not in this model's training data")
+        df = rec.recommend(uid, k=k, min_ratings=min_ratings)
+    if emit_table(df, out_file, as_json, f"Recommendations for user {user}" if not all_users else "Recommendations",
+                  wrap=("title",)):
+        _empty_hint(df, min_ratings)
+
+
+@handle_errors
+def predict(run_dir: Path = typer.Argument(..., help="Run directory."),
+            pairs: Path = typer.Option(..., "--pairs", help="CSV/TSV (header row) or Parquet of (user, item) pairs."),
+            user_col: str = typer.Option("user_id", "--user-col", help="User id column of --pairs."),
+            item_col: str = typer.Option("item_id", "--item-col", help="Item id column of --pairs."),
+            timestamp_col: Optional[str] = typer.Option(
+                None, "--timestamp-col", help="Seconds since 1970, for models that use the day of a rating."),
+            out_file: Optional[Path] = typer.Option(None, "--out", help="Write CSV/TSV/Parquet instead."),
+            overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+            quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
+    """Predicted ratings for the pairs of a file, each with known_user, known_item and was_impossible (an unknown
+    user or item gets its baseline rating)."""
+    from ..datasets.readers import read_pairs
+
+    check_table_out(out_file, overwrite)
+    with argument_names({"user_col": "--user-col", "item_col": "--item-col", "timestamp_col": "--timestamp-col"}):
+        frame = read_pairs(pairs, user_col=user_col, item_col=item_col, timestamp_col=timestamp_col)
+    rec = open_run(run_dir).recommender()
+
+    def ids(index, column):  # text as --user reads it; Parquet ids as stored
+        return column.map({v: id_from_text(index, v) if isinstance(v, str) else v for v in column.unique()}).to_numpy(
+            object)
+
+    df = rec.predict_details(ids(rec.user_index, frame[user_col]), ids(rec.item_index, frame[item_col]),
+                             None if timestamp_col is None else frame[timestamp_col].to_numpy())
+    emit_table(df, out_file, as_json, f"Predictions for {pairs.name}", noun="predictions")
+
+
+@handle_errors
+def similar(run_dir: Path = typer.Argument(..., help="Run directory."),
+            item: str = typer.Option(..., "--item", help="Item id."),
+            k: int = typer.Option(10, "-k", "--k", help="How many items."),
+            min_ratings: Optional[int] = typer.Option(None, "--min-ratings", help="Only items rated this often."),
+            quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
+    """Items most similar to an item (cosine similarity of learned embeddings)."""
+    positive("-k", k)
+    positive("--min-ratings", min_ratings, zero_ok=True)
+    rec = open_run(run_dir).recommender()
+    iid = id_from_text(rec.item_index, item)
+    if iid not in rec.item_index:
+        raise UnknownIdError(f"unknown item id {item!r}: not in this model's training data")
+    df = rec.similar_items(iid, k=k, min_ratings=min_ratings)
+    if as_json:
+        return print_json(df.to_dict(orient="records"))
+    print_frame(df, f"Most similar to {rec.titles([iid])[0] or iid}", wrap=("title",))
+    _empty_hint(df, min_ratings)
+
+
+def _empty_hint(df, min_ratings: int | None) -> None:
+    """Say why a list came out empty when --min-ratings left every item out."""
+    if len(df) == 0 and min_ratings:
+        info(f"no item left: none with {min_ratings} or more training ratings qualifies; lower --min-ratings")
+
