@@ -229,3 +229,36 @@ def test_a_default_batch_gives_small_data_enough_steps_and_a_given_one_is_kept(s
     given = rc.Recommender("dot", random_state=0, verbose=0, epochs=1, batch_size=1024).fit(small.train)
     assert given.training_config_.batch_size == 1024
     assert TrainingConfig(batch_size=1024).with_batch_for(80_000).batch_size == 1024  # ML-100k keeps its default
+
+
+@pytest.mark.parametrize("engine", ["jax", "keras"])
+def test_ctrl_c_in_a_finaliser_still_stops_a_fit_at_the_end_of_the_epoch(engine):
+    """SIGINT that lands while Python runs a weak-reference callback (a JAX buffer's or a driver's finaliser) is not
+    swallowed: the fit stops at the end of that epoch with KeyboardInterrupt, and the estimator is left unfitted."""
+    import os
+    import signal
+    import weakref
+
+    class Token:
+        pass
+
+    def interrupt_inside_a_finaliser(ref) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10_000):  # the signal is handled here, inside the callback
+            pass
+
+    refs = []
+
+    def on_epoch(epoch, logs) -> None:
+        if epoch == 0:
+            token = Token()
+            refs.append(weakref.ref(token, interrupt_inside_a_finaliser))
+            del token
+
+    seen = []
+    rec = rc.Recommender("biased_dot", random_state=0, verbose=0, epochs=20, early_stopping=None, engine=engine)
+    with pytest.raises(KeyboardInterrupt):
+        rec.fit(make_dataset(n_users=30, n_items=20), on_epoch=lambda e, logs: (seen.append(e), on_epoch(e, logs)))
+    assert seen[-1] <= 1  # it stopped at the end of an epoch, not after all 20
+    with pytest.raises(rc.NotFittedError):
+        rec.state_

@@ -73,7 +73,7 @@ def tune(
 ) -> None:
     """Search a model's options (Optuna), then score the best once on the test set; resumable and shareable."""
     from ..runs import RunSpec
-    from ..tuning.interrupt import SearchInterrupted
+    from ..interrupts import SearchInterrupted
     from ..tuning.run import tune_run
     from ..tuning.storage import shown_url
 

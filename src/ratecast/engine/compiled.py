@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from .. import interrupts
 from ..models import RatingModel, TrainingConfig
 from ..models.layers import RowTable, row_override
 from . import checkpoint as ckpt
@@ -434,6 +435,7 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
                 ckpt.save(checkpoint_dir, progress_state, weights, opt, best)
             if on_epoch is not None:
                 on_epoch(epoch, dict(logs))
+            interrupts.check_fit()
     finally:
         bar.close()
     trainer.write_back(state)

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .. import interrupts
 from ..errors import TrainingError
 from ..models import RatingModel, TrainingConfig
 from . import checkpoint as ckpt
@@ -86,18 +87,20 @@ def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validatio
     engine = engine_for(cfg)
     devices = 1 if distribution is None else int(np.size(distribution.device_mesh.devices))
     check_training_memory(model, cfg, engine, len(y), 0 if validation is None else len(validation[1]), devices)
-    if engine == "jax":
-        from .compiled import train as train_compiled
+    if engine != "jax":
+        cfg.refuse_table_rule(engine)  # an option this engine cannot honour is refused, never ignored
+        if distribution is not None:
+            raise ValueError(f"a distribution needs engine 'jax' (the JAX backend and optimizer adam, adagrad or "
+                             f"sgd); this fit uses engine {engine!r}")
+    with interrupts.deferred_interrupts():  # Ctrl-C stops the fit at the end of an epoch (see ratecast.interrupts)
+        if engine == "jax":
+            from .compiled import train as train_compiled
 
-        return train_compiled(model, x, y, validation, cfg, seed=seed, verbose=verbose,
-                              checkpoint_dir=checkpoint_dir, fingerprint=f"{fingerprint}:jax",
-                              distribution=distribution, extra_validation=extra_validation, on_epoch=on_epoch)
-    cfg.refuse_table_rule(engine)  # an option this engine cannot honour is refused, never ignored
-    if distribution is not None:
-        raise ValueError(f"a distribution needs engine 'jax' (the JAX backend and optimizer adam, adagrad or sgd); "
-                         f"this fit uses engine {engine!r}")
-    return train_keras(model, x, y, validation, cfg, seed=seed, verbose=verbose, checkpoint_dir=checkpoint_dir,
-                       fingerprint=fingerprint, extra_validation=extra_validation, on_epoch=on_epoch)
+            return train_compiled(model, x, y, validation, cfg, seed=seed, verbose=verbose,
+                                  checkpoint_dir=checkpoint_dir, fingerprint=f"{fingerprint}:jax",
+                                  distribution=distribution, extra_validation=extra_validation, on_epoch=on_epoch)
+        return train_keras(model, x, y, validation, cfg, seed=seed, verbose=verbose, checkpoint_dir=checkpoint_dir,
+                           fingerprint=fingerprint, extra_validation=extra_validation, on_epoch=on_epoch)
 
 
 def train_keras(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray,
@@ -152,6 +155,7 @@ def train_keras(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray,
                       [np.asarray(v) for v in model.optimizer.variables], best)
         if on_epoch is not None:
             on_epoch(epoch, dict(logs))
+        interrupts.check_fit()
     if watch and best is not None:
         model.set_weights(best)
     return progress.history

@@ -26,7 +26,7 @@ from .. import search_space as S
 from ..datasets import Dataset
 from ..errors import RatecastError, TrainingError
 from ..models import MODELS, TrainingConfig, split_params
-from . import interrupt
+from .. import interrupts as interrupt
 from .storage import open_storage, shown_url
 
 RATING_METRICS = ("rmse", "mae")

@@ -1,9 +1,10 @@
-"""Ctrl-C during a search.
+"""Ctrl-C during a fit or a search.
 
 Python raises ``KeyboardInterrupt`` at whatever line runs when SIGINT arrives; inside a finaliser or a weak-reference
 callback (database connections, JAX buffers, the garbage collection after each trial) it is printed and swallowed,
-and the search runs on. While a search runs, SIGINT only sets a flag instead, and the search reads it where stopping
-is safe: at the end of each epoch (the trial in progress is recorded as failed) and after each trial. A second Ctrl-C
+and the work runs on. While a fit or a search runs, SIGINT only sets a flag instead, and the work reads it where
+stopping is safe: a fit at the end of each epoch (after its checkpoint, so ``--resume`` continues from there); a
+search at the end of each epoch (the trial in progress is recorded as failed) and after each trial. A second Ctrl-C
 raises at once. Worker processes share the flag through a ``multiprocessing`` event.
 """
 
@@ -37,6 +38,13 @@ def requested() -> bool:
     return _local.is_set() or (_shared is not None and _shared.is_set())
 
 
+def check_fit() -> None:
+    """Raise ``KeyboardInterrupt`` when Ctrl-C was pressed during a fit (called at the end of each epoch, after its
+    checkpoint)."""
+    if requested():
+        raise KeyboardInterrupt
+
+
 def check() -> None:
     """Raise :class:`SearchInterrupted` when Ctrl-C was pressed (at a point where stopping is safe)."""
     if requested():
@@ -48,11 +56,11 @@ def deferred_interrupts() -> Iterator[None]:
     """While the block runs, a first SIGINT sets the flag that :func:`requested` reads; a second raises
     ``KeyboardInterrupt`` at once. Only where SIGINT has Python's own handler and in the main thread (elsewhere
     signals cannot be handled, and a handler set by the program is left alone)."""
-    _local.clear()
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
+        yield  # (inside an outer block, e.g. a fit within a search, the outer handler and flag stay)
         return
+    _local.clear()
 
     def on_sigint(signum, frame) -> None:
         if requested():
