@@ -165,7 +165,9 @@ def test_nan_metrics_are_null_in_json_and_a_dash_for_people(tmp_path):
     ds = make_dataset(n_users=30, n_items=20)
     low = ds.ratings.assign(rating=np.clip(ds.ratings["rating"], 1, 3))
     low.drop(columns="timestamp").to_csv(tmp_path / "low.csv", index=False)
-    res = cli("train", "--data", tmp_path / "low.csv", "--model", "dot", *FAST, "--out", tmp_path / "r", "--json")
+    # on a 1-5 scale (inferred from the ratings, 1-3, it would make 3 the liked level)
+    res = cli("train", "--data", tmp_path / "low.csv", "--rating-scale", "1,5", "--model", "dot", *FAST, "--out",
+              tmp_path / "r", "--json")
     assert res.code == 0, res.stdout
     assert strict_json(res.stdout)["test"]["ndcg@10"] is None
     assert "NaN" not in (tmp_path / "r" / "metrics.json").read_text()
