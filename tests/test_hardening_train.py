@@ -231,8 +231,18 @@ def test_a_default_batch_gives_small_data_enough_steps_and_a_given_one_is_kept(s
     assert TrainingConfig(batch_size=1024).with_batch_for(80_000).batch_size == 1024  # ML-100k keeps its default
 
 
+@pytest.fixture
+def python_sigint():
+    """SIGINT handled as Python does in a terminal (a test runner started in the background has it ignored)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("engine", ["jax", "keras"])
-def test_ctrl_c_in_a_finaliser_still_stops_a_fit_at_the_end_of_the_epoch(engine):
+def test_ctrl_c_in_a_finaliser_still_stops_a_fit_at_the_end_of_the_epoch(engine, python_sigint):
     """SIGINT that lands while Python runs a weak-reference callback (a JAX buffer's or a driver's finaliser) is not
     swallowed: the fit stops at the end of that epoch with KeyboardInterrupt, and the estimator is left unfitted."""
     import os

@@ -41,8 +41,11 @@ def test_ctrl_c_stops_the_search_keeps_the_study_and_exits_130(small, tmp_path):
     data, out = tmp_path / "r.csv", tmp_path / "search"
     small.ratings.to_csv(data, index=False)
     args = ["tune", "--data", str(data), "--model", "biased_dot", "--set", "epochs=3", "--out", str(out), "-q"]
+    # a test runner started in the background inherits an ignored SIGINT; the command gets the default back, as in a
+    # terminal (Python then turns SIGINT into KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-m", "ratecast.cli", *args, "--trials", "50"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 180
         while _trial_states(out / "study.db").get("COMPLETE", 0) < 1:
@@ -68,7 +71,15 @@ def test_ctrl_c_stops_the_search_keeps_the_study_and_exits_130(small, tmp_path):
     assert len(pd.read_csv(out / "trials.csv")) == sum(states.values()) + 1
 
 
-def test_ctrl_c_in_a_finaliser_still_stops_the_python_api(small, tmp_path):
+@pytest.fixture
+def python_sigint():
+    """SIGINT handled as Python does in a terminal (a test runner started in the background has it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_in_a_finaliser_still_stops_the_python_api(small, tmp_path, python_sigint):
     """SIGINT that lands while Python runs a weak-reference callback (as in the garbage collection after each trial,
     or a database driver's finaliser) is not swallowed: the search stops and tune raises KeyboardInterrupt."""
     sent = []

@@ -76,7 +76,8 @@ def test_temporal_needs_timestamps(tmp_path):
 
 def test_validation_split_and_bad_fraction(lab_split):
     fit, val = rc.split.validation_split(lab_split.train, 0.1, random_state=0)
-    assert len(val.ratings) == 8000 and len(fit.ratings) == 72000
+    # 10% drawn (8,000), less the few ratings that are a user's or an item's only one: they stay to be fitted
+    assert 7900 <= len(val.ratings) <= 8000 and len(fit.ratings) + len(val.ratings) == 80000
     with pytest.raises(ValueError, match=r"test_size must be a fraction in \(0, 1\), got 1.5"):
         rc.split.holdout(lab_split.train, test_size=1.5)
 

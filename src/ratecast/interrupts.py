@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 _local = threading.Event()  # set by this process's SIGINT
+_holding = False  # whether deferred_interrupts holds SIGINT in this process now
 _shared: Any = None  # a multiprocessing Event shared with worker processes, when there are any
 
 
@@ -39,9 +40,9 @@ def requested() -> bool:
 
 
 def check_fit() -> None:
-    """Raise ``KeyboardInterrupt`` when Ctrl-C was pressed during a fit (called at the end of each epoch, after its
-    checkpoint)."""
-    if requested():
+    """Raise ``KeyboardInterrupt`` when Ctrl-C was pressed while :func:`deferred_interrupts` holds SIGINT (called at
+    the end of each epoch of a fit, after its checkpoint); a flag left from an earlier search is not read here."""
+    if _holding and requested():
         raise KeyboardInterrupt
 
 
@@ -69,8 +70,11 @@ def deferred_interrupts() -> Iterator[None]:
         if _shared is not None:
             _shared.set()
 
+    global _holding
     signal.signal(signal.SIGINT, on_sigint)
+    _holding = True
     try:
         yield
     finally:
+        _holding = False
         signal.signal(signal.SIGINT, signal.default_int_handler)
