@@ -5,7 +5,7 @@ A saved state is a folder::
     recommender.json   format version, the resolved model and training configs, scale, vocabularies, encoder,
                        history (plain JSON)
     model.weights.h5   the Keras weights (feature tables included)
-    arrays.npz         baseline biases and the training (user, item) pairs
+    arrays.npz         baseline biases, the training (user, item) pairs and their ratings
     items.parquet      item metadata (optional)
     users.parquet      user metadata (optional)
     MANIFEST.json      sha256 and size of every file, verified on load
@@ -78,8 +78,29 @@ class Baseline:
 
 
 def seen_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
-    """Sparse (user index x item index) matrix of the training pairs."""
-    return sp.csr_matrix((np.ones(len(users), dtype=bool), (users, items)), shape=(n_users, n_items))
+    """Sparse (user index x item index) matrix of the training pairs (row by row, items ascending)."""
+    seen = sp.csr_matrix((np.ones(len(users), dtype=bool), (users, items)), shape=(n_users, n_items))
+    seen.sort_indices()
+    return seen
+
+
+@dataclass(frozen=True, eq=False)
+class SeenRatings:
+    """The rating of every pair of ``seen``, in its stored order (row by row, items ascending): what a fold-in
+    re-solves a known user from, and a refit trains on. ``trained``: the pair is training data (fitted on, or added
+    by ``update``); False for ratings a ``fold_in`` only used."""
+
+    ratings: np.ndarray  # float32 (nnz,)
+    trained: np.ndarray  # bool (nnz,)
+
+    @classmethod
+    def of(cls, seen: sp.csr_matrix, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> "SeenRatings":
+        """The ratings of (users, items, ratings) laid out as ``seen`` (which must hold exactly these pairs)."""
+        order = np.lexsort((items, users))
+        values = np.asarray(ratings, "float32")[order]
+        if len(values) != seen.nnz:
+            raise ValueError(f"{len(values)} ratings for {seen.nnz} seen pairs: the pairs must be distinct")
+        return cls(values, np.ones(len(values), bool))
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +126,10 @@ class FittedState:
     fit_seconds: float = 0.0
     initial_train_metrics: dict[str, Any] = field(default_factory=dict)
     n_train: int = 0
+    seen_ratings: SeenRatings | None = None  # None: saved by a version that kept no ratings
+    #: new arrays for the model's per-user weights (``model.user_variables()``, by variable path) after a fold-in;
+    #: the model's own variables hold the state it was derived from, and every other weight is shared
+    user_values: dict[str, Any] | None = None
 
     # --- derived views (computed once) ----------------------------------------------------------------------
     @cached_property
@@ -129,6 +154,28 @@ class FittedState:
         """Item positions (index - 1) that user index ``u`` rated in training."""
         return self.seen.indices[self.seen.indptr[u]:self.seen.indptr[u + 1]] - 1
 
+    def user_ratings(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        """(item indices, ratings) that user index ``u`` gave (training and folded in); ratings are empty when the
+        state was saved without them."""
+        sl = slice(self.seen.indptr[u], self.seen.indptr[u + 1])
+        items = self.seen.indices[sl]
+        if self.seen_ratings is None:
+            return items[:0], np.zeros(0, "float32")
+        return items, self.seen_ratings.ratings[sl]
+
+    def value(self, variable) -> Any:
+        """The value of one of the model's variables in this state (its per-user arrays after a fold-in)."""
+        if self.user_values is not None and variable.path in self.user_values:
+            return self.user_values[variable.path]
+        return variable.value
+
+    def materialized(self) -> "FittedState":
+        """The same state with a model of exactly its users' rows holding its values (what is saved)."""
+        if self.user_values is None and self.model.n_users == self.user_index.size:
+            return self
+        model = self.model.resized(self.user_index.size, [self.value(v) for v in self.model.variables])
+        return replace(self, model=model, user_values=None)
+
     # --- derivation -------------------------------------------------------------------------------------------
     def with_new_user(self, user_id, model: RatingModel, items: np.ndarray, ratings: np.ndarray) -> "FittedState":
         """This state plus one user (``fold_in``): vocabulary, baseline, seen pairs and the grown model."""
@@ -151,9 +198,10 @@ class FittedState:
         """Write every field into the (new, empty) ``folder`` as :data:`STORED` says, then its manifest."""
         from . import __version__
 
+        state = self.materialized()
         out = Target(folder, {"format_version": FORMAT_VERSION, "ratecast_version": __version__}, {})
-        for f in fields(self):
-            STORED[f.name].save(getattr(self, f.name), out)
+        for f in fields(state):
+            STORED[f.name].save(getattr(state, f.name), out)
         (folder / META).write_text(json.dumps(out.meta, indent=1, allow_nan=False), encoding="utf-8")
         np.savez_compressed(folder / ARRAYS, **out.arrays)
         manifest.write(folder)
@@ -262,6 +310,21 @@ class Arrays:
 
     def save(self, value: Any, out: Target) -> None:
         out.arrays.update(self.dump(value))
+
+
+class Derived:
+    """A field that is not saved: :meth:`FittedState.save` folds it into the others first (it must be None then),
+    and it loads as None."""
+
+    def schema(self) -> dict[str, tuple[type, ...]]:
+        return {}
+
+    def save(self, value: Any, out: Target) -> None:
+        if value is not None:  # pragma: no cover - FittedState.save materialises first
+            raise RuntimeError("a derived field must be folded into the saved fields before saving")
+
+    def load(self, src: Source) -> None:
+        return None
 
 
 class Frame:
@@ -464,13 +527,32 @@ def _seen(src: Source) -> sp.csr_matrix:
     return seen_matrix(su, si, n_users, n_items)
 
 
+def _seen_ratings(src: Source) -> SeenRatings | None:
+    if "seen_ratings" not in src.npz_headers:  # saved before ratings were kept
+        return None
+    n = src.loaded["seen"].nnz
+    ratings = src.array("seen_ratings", "f", (n,))
+    trained = src.array("seen_trained", "b", (n,))
+    scale = src.loaded["rating_scale"]
+    require(bool(np.isfinite(ratings).all()) and (len(ratings) == 0 or (
+        ratings.min() >= scale.minimum and ratings.max() <= scale.maximum)), src.folder / ARRAYS,
+        f"seen_ratings must be finite and within the rating scale {scale.minimum:g}..{scale.maximum:g}")
+    return SeenRatings(ratings.astype("float32"), trained.astype(bool))
+
+
+def _seen_ratings_arrays(value: SeenRatings | None) -> dict[str, np.ndarray]:
+    if value is None:
+        return {}
+    return {"seen_ratings": value.ratings.astype("float32"), "seen_trained": value.trained.astype(bool)}
+
+
 def _seen_arrays(seen: sp.csr_matrix) -> dict[str, np.ndarray]:
     coo = seen.tocoo()
     return {"seen_users": coo.row.astype("int32"), "seen_items": coo.col.astype("int32")}
 
 
 #: how every field of :class:`FittedState` is stored, in the order of its fields
-STORED: dict[str, Json | Arrays | Frame | Weights] = {
+STORED: dict[str, Json | Arrays | Frame | Weights | Derived] = {
     "model_name": Json("model", (str,), load=_model_name),
     "params": Json("params", (dict,)),  # the options as given: a record only, never read back into a config
     "random_state": Json("random_state", (int, NoneType)),
@@ -491,6 +573,8 @@ STORED: dict[str, Json | Arrays | Frame | Weights] = {
     "fit_seconds": Json("fit_seconds", (float,), load=_number("fit_seconds", 0, float)),
     "initial_train_metrics": Json("initial_train_metrics", (dict,)),
     "n_train": Json("n_train", (int,), load=_number("n_train", 0, int)),
+    "seen_ratings": Arrays(_seen_ratings_arrays, _seen_ratings),
+    "user_values": Derived(),
 }
 if list(STORED) != [f.name for f in fields(FittedState)]:  # pragma: no cover - caught by any import
     raise RuntimeError("state.STORED must list every field of FittedState, in order")

@@ -66,6 +66,11 @@ class BaselineModel(RatingModel):
         bu = ops.take(self.user_embedding.embeddings[:, 0], users, axis=0)
         return self.global_mean + bu[:, None] + self.item_embedding.embeddings[None, 1:, 0]
 
+    def fold_in_design(self, items, rows):
+        """theta = [user bias]: X = 1, offset = mean + item bias."""
+        offset = self.global_mean + np.asarray(self.item_embedding.embeddings)[items, 0]
+        return np.ones((*items.shape, 1), "float32"), offset.astype("float64")
+
 
 @register("popularity", PopularityConfig)
 class PopularityModel(BaselineModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 from keras import ops
 
 from ..search_space import Choice, Float, Int
@@ -63,6 +64,10 @@ class DotModel(RatingModel):
         U = ops.take(self.user_embedding.embeddings, users, axis=0)
         return ops.matmul(U, ops.transpose(self.item_embedding.embeddings[1:])) + self._offset()
 
+    def fold_in_design(self, items, rows):
+        X = np.asarray(self.item_embedding.embeddings)[items]
+        return X, np.full(items.shape, self._offset(), "float64")
+
 
 @register("biased_dot", BiasedDotConfig)
 class BiasedDotModel(RatingModel):
@@ -93,3 +98,9 @@ class BiasedDotModel(RatingModel):
         bi = self.item_bias.embeddings[1:, 0]
         dots = ops.matmul(U, ops.transpose(self.item_embedding.embeddings[1:]))
         return self.offset() + bu[:, None] + bi[None, :] + dots
+
+    def fold_in_design(self, items, rows):
+        """theta = [user vector, user bias]: X = [item vector, 1], offset = mean + item bias."""
+        X = np.asarray(self.item_embedding.embeddings)[items]
+        offset = float(np.asarray(self.offset())) + np.asarray(self.item_bias.embeddings)[items, 0]
+        return np.concatenate([X, np.ones((*items.shape, 1), X.dtype)], axis=-1), offset.astype("float64")

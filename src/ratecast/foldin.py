@@ -1,0 +1,401 @@
+"""Folding users into a fitted model: each user's rows re-solved from their ratings, every item-side weight fixed.
+
+One mechanism for every model, with per-model hooks (:mod:`ratecast.models.base`):
+
+* a model linear in its user rows (``fold_in_design`` gives ``rating = offset + X . theta``: dot, biased_dot,
+  baseline, implicit's rating head, bayesian's posterior-mean dot product) gets the closed-form MAP solution of a
+  ridge regression, in its dual form (a ratings x ratings system per user, so its cost does not grow with the rows'
+  width): ``theta = m + S X^T (X S X^T + s2 I)^-1 (r - offset - X m)``, with the prior mean ``m`` and the diagonal
+  prior variance ``S`` of the trained users' rows and the noise variance ``s2`` of the model's training residuals.
+  ``theta - m = sum_j alpha_j S x_j`` decomposes the user exactly over their rated items (what :func:`explain`
+  reports). For ``bayesian`` this is a documented approximation of the per-sample conditional Gaussian: one ridge
+  over every sample's factors side by side, with the samples' prior taken from the trained users;
+* any other model (the towers: deep, hybrid, classification) takes a few Adam steps of its own training loss plus
+  the same Gaussian prior, over the user rows only: one compiled program per model and shape bucket (users, ratings
+  per user, both padded to powers of two), the model's weights passed as arguments (``row_override`` substitutes
+  the users' rows in the model's table lookups), so a later call of the same bucket compiles nothing.
+
+Per-user data besides weights (implicit's item sets, bayesian's day tables) comes from ``fold_in_rows``. A new user
+takes a spare row: the model's user tables grow in capacity buckets (built once per bucket), and a new state gets
+new arrays for its per-user weights only (``FittedState.user_values``), sharing every other weight.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .datasets.dataset import IdIndex
+from .state import Baseline, FittedState, SeenRatings, seen_matrix
+
+#: Adam steps and learning rate of the gradient solve
+STEPS = 60
+LEARNING_RATE = 0.05
+#: how many ratings a user's noise-variance estimate samples from the training ratings
+NOISE_SAMPLE = 4096
+
+_PRIORS: "weakref.WeakKeyDictionary[Any, Prior]" = weakref.WeakKeyDictionary()
+_PROGRAMS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+_GROWN: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+_TRACES = {"count": 0}
+
+
+def trace_count() -> int:
+    """How many fold-in programs have been traced so far (a call of a bucket already compiled adds none)."""
+    return _TRACES["count"]
+
+
+def bucket(n: int) -> int:
+    """The padded size for ``n``: the next power of two (few compiled shapes, at most twice the work)."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def capacity(n_users: int) -> int:
+    """User rows to allocate for ``n_users``: a quarter more and at least 64 spare, rounded to 64."""
+    return -(-(n_users + max(64, n_users // 4)) // 64) * 64
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The Gaussian prior of a user's rows ``theta`` (the user layers side by side): per-column mean and variance
+    of the trained users' rows, and the noise variance of the training residuals."""
+
+    mean: np.ndarray
+    var: np.ndarray
+    noise: float
+
+
+@dataclass
+class Users:
+    """The users of one fold-in: their target rows, ratings (padded to a bucket) and whether they were known."""
+
+    ids: list
+    rows: np.ndarray  # (U,) user index each one is written to
+    known: np.ndarray  # (U,) bool
+    items: list[np.ndarray]
+    ratings: list[np.ndarray]
+    new_items: list[np.ndarray]  # the pairs this fold-in adds (for seen)
+    new_ratings: list[np.ndarray]
+
+    def padded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(items, ratings, mask), each (bucket(users), bucket(ratings)); padding is item 0, masked out."""
+        U = bucket(len(self.rows))
+        R = bucket(max((len(i) for i in self.items), default=1))
+        items, ratings, mask = np.zeros((U, R), "int32"), np.zeros((U, R), "float32"), np.zeros((U, R), bool)
+        for k, (i, r) in enumerate(zip(self.items, self.ratings)):
+            items[k, :len(i)], ratings[k, :len(i)], mask[k, :len(i)] = i, r, True
+        return items, ratings, mask
+
+
+def theta_widths(model) -> list[int]:
+    return [int(getattr(model, name).embeddings.shape[1]) for name in model.user_layers]
+
+
+def prior_of(state: FittedState, noise: float) -> Prior:
+    """The prior of ``state``'s model (computed once per model from its trained users)."""
+    found = _PRIORS.get(state.model)
+    if found is not None:
+        return found
+    n = state.user_index.size
+    theta = np.concatenate([np.asarray(state.value(getattr(state.model, name).embeddings))[1:n]
+                            for name in state.model.user_layers], axis=1).astype("float64")
+    prior = Prior(theta.mean(axis=0), np.maximum(theta.var(axis=0), 1e-6), float(max(noise, 1e-4)))
+    _PRIORS[state.model] = prior
+    return prior
+
+
+def has_prior(state: FittedState) -> bool:
+    return state.model in _PRIORS
+
+
+def with_capacity(state: FittedState, n_users: int) -> FittedState:
+    """``state`` with a model of at least ``n_users`` user rows: a grown copy holding the state's values, built once
+    per model and capacity bucket (kept for later fold-ins into the same state)."""
+    model = state.model
+    if model.n_users >= n_users:
+        return state
+    grown = _GROWN.get(model) if state.user_values is None else None
+    if grown is None or grown.n_users < n_users:
+        grown = model.resized(capacity(n_users), [state.value(v) for v in model.variables])
+        if state.user_values is None:
+            _GROWN[model] = grown
+    if model in _PRIORS:
+        _PRIORS[grown] = _PRIORS[model]
+    return replace(state, model=grown, user_values=None)
+
+
+def gather_users(state: FittedState, frame: pd.DataFrame, feature_rows: dict | None = None) -> Users:
+    """Group ``frame`` (user_id, item index ``item``, ``rating``) by user: a known user's ratings are their stored
+    ones plus the new (a new rating of an item replaces the stored one); a new user takes the next free row."""
+    ids, rows, known, items, ratings, new_items, new_ratings = [], [], [], [], [], [], []
+    next_row = state.user_index.size
+    for user_id, part in frame.groupby("user_id", sort=False):
+        user_id = user_id.item() if isinstance(user_id, np.generic) else user_id
+        part = part.drop_duplicates("item", keep="last")
+        i_new, r_new = part["item"].to_numpy("int64"), part["rating"].to_numpy("float32")
+        u = int(state.user_index.index([user_id])[0])
+        if u:
+            i_old, r_old = state.user_ratings(u)
+            keep = ~np.isin(i_old, i_new)
+            i_all, r_all = np.concatenate([i_old[keep], i_new]), np.concatenate([r_old[keep], r_new])
+        else:
+            u, next_row = next_row, next_row + 1
+            i_all, r_all = i_new, r_new
+        ids.append(user_id)
+        rows.append(u)
+        known.append(u < state.user_index.size)
+        items.append(i_all)
+        ratings.append(r_all)
+        new_items.append(i_new)
+        new_ratings.append(r_new)
+    return Users(ids, np.asarray(rows, "int64"), np.asarray(known, bool), items, ratings, new_items, new_ratings)
+
+
+# --- the solves ----------------------------------------------------------------------------------------------------
+def table_rows(model, users: Users) -> dict[str, np.ndarray]:
+    """Each :attr:`user_tables` row of every user, stacked by name (padded to the users' bucket)."""
+    per_user = [model.fold_in_rows(i, r, bool(k)) for i, r, k in zip(users.items, users.ratings, users.known)]
+    names = {name for rows in per_user for name in rows}
+    out = {}
+    U = bucket(len(per_user))
+    for name in names:
+        var = getattr(model, name)
+        block = np.zeros((U, *var.shape[1:]), var.dtype)
+        for k, rows in enumerate(per_user):
+            if name in rows:
+                block[k] = rows[name]
+        out[name] = block
+    return out
+
+
+def ridge(X: np.ndarray, offset: np.ndarray, y: np.ndarray, mask: np.ndarray, prior: Prior
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The MAP ``theta`` (users, K) of ``y = offset + X theta + noise`` under the prior, and the dual weights
+    ``alpha`` (users, ratings): ``theta = mean + var * sum_j alpha_j X_j``."""
+    Xm = np.asarray(X, "float64") * mask[..., None]
+    resid = (y - offset - Xm @ prior.mean) * mask
+    G = np.einsum("urk,usk->urs", Xm * prior.var, Xm)
+    G += prior.noise * np.eye(G.shape[-1])
+    alpha = np.linalg.solve(G, resid[..., None])[..., 0] * mask
+    return prior.mean + prior.var * np.einsum("ur,urk->uk", alpha, Xm), alpha
+
+
+def _program(model, shape: tuple[int, int], n_features: int):
+    """The compiled gradient solve for ``model`` and one bucket (cached per model)."""
+    programs = _PROGRAMS.setdefault(model, {})
+    key = (*shape, n_features)
+    if key not in programs:
+        programs[key] = _make_program(model)
+    return programs[key]
+
+
+def _make_program(model):
+    import jax
+    import jax.numpy as jnp
+    import keras
+
+    from .models.layers import row_override
+
+    layers = [getattr(model, name) for name in model.user_layers]
+    widths = theta_widths(model)
+    loss_fn = keras.losses.get(model.training_loss())
+
+    def outputs(trainable, non_trainable, theta, users, items, features):
+        R = items.shape[1]
+        flat_users = jnp.repeat(users, R)
+        x = {"user": flat_users, "item": items.reshape(-1)}
+        if features is not None:
+            x["user_features"] = jnp.repeat(features, R, axis=0)
+        override, start = {}, 0
+        for layer, w in zip(layers, widths):
+            override[id(layer)] = (flat_users, jnp.repeat(theta[:, start:start + w], R, axis=0), None)
+            start += w
+        with row_override(override):
+            out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+        return out
+
+    def solve(trainable, non_trainable, users, items, targets, mask, features, mean, var, noise, steps, lr):
+        _TRACES["count"] += 1  # runs while tracing only
+        U = items.shape[0]
+        flat_mask = mask.reshape(-1).astype("float32")
+        flat_targets = targets.reshape((-1, *targets.shape[2:]))
+
+        def objective(theta):
+            out = outputs(trainable, non_trainable, theta, users, items, features)
+            per = jax.vmap(lambda t, o: jnp.sum(loss_fn(t[None], o[None])))(flat_targets, out)
+            return jnp.sum(per * flat_mask) + noise * jnp.sum((theta - mean) ** 2 / var)
+
+        grad = jax.grad(objective)
+
+        def step(t, carry):
+            theta, m, v = carry
+            g = grad(theta)
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g * g
+            tt = (t + 1).astype("float32")
+            mh, vh = m / (1 - 0.9 ** tt), v / (1 - 0.999 ** tt)
+            return theta - lr * mh / (jnp.sqrt(vh) + 1e-8), m, v
+
+        theta0 = jnp.broadcast_to(mean, (U, mean.shape[0])).astype("float32")
+        zeros = jnp.zeros_like(theta0)
+        theta, _, _ = jax.lax.fori_loop(0, steps, step, (theta0, zeros, zeros))
+        return theta
+
+    def score(trainable, non_trainable, theta, users, items, features):
+        _TRACES["count"] += 1
+        return model.ranking_key(outputs(trainable, non_trainable, theta, users, items, features))
+
+    return {"solve": jax.jit(solve), "score": jax.jit(score)}
+
+
+def _variables(state: FittedState, overlay: dict[str, Any]) -> tuple[list, list]:
+    m = state.model
+
+    def value(v):
+        return overlay[v.path] if v.path in overlay else state.value(v)
+
+    return [value(v) for v in m.trainable_variables], [value(v) for v in m.non_trainable_variables]
+
+
+def gradient_solve(state: FittedState, overlay: dict[str, Any], users: np.ndarray, items: np.ndarray,
+                   ratings: np.ndarray, mask: np.ndarray, prior: Prior, features: np.ndarray | None,
+                   steps: int = STEPS, learning_rate: float = LEARNING_RATE) -> np.ndarray:
+    """``theta`` (users, K) by Adam steps of the model's loss plus the prior, over the user rows only."""
+    m = state.model
+    flat = np.asarray(m.targets(ratings.reshape(-1)))
+    targets = flat.reshape(*ratings.shape, *flat.shape[1:])
+    program = _program(m, items.shape, 0 if features is None else features.shape[1])
+    trainable, non_trainable = _variables(state, overlay)
+    theta = program["solve"](trainable, non_trainable, users.astype("int32"), items, targets, mask,
+                             features, prior.mean.astype("float32"), prior.var.astype("float32"),
+                             np.float32(prior.noise), np.int32(steps), np.float32(learning_rate))
+    return np.asarray(theta, "float64")
+
+
+def gradient_scores(state: FittedState, overlay: dict[str, Any], theta: np.ndarray, users: np.ndarray,
+                    items: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+    """The ranking key of (user rows ``theta``, items (users, k)) pairs: (users, k)."""
+    m = state.model
+    program = _program(m, items.shape, 0 if features is None else features.shape[1])
+    trainable, non_trainable = _variables(state, overlay)
+    return np.asarray(program["score"](trainable, non_trainable, theta.astype("float32"), users.astype("int32"),
+                                       items.astype("int32"), features), "float64").reshape(items.shape)
+
+
+# --- one fold-in ---------------------------------------------------------------------------------------------------
+def _set_rows(value, rows: np.ndarray, new: np.ndarray):
+    """A new array: ``value`` with ``rows`` replaced (the old array is left as it was)."""
+    import jax.numpy as jnp
+
+    return jnp.asarray(value).at[rows].set(jnp.asarray(new, dtype=value.dtype))
+
+
+def solve_users(state: FittedState, users: Users, noise: float, feature_rows: dict | None = None,
+                steps: int = STEPS, learning_rate: float = LEARNING_RATE) -> tuple[FittedState, dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
+    """Grow ``state`` for the users, write their per-user tables and feature rows, and solve their rows: (the grown
+    state, the new per-user arrays with the tables written, theta (users, K), padded items, mask)."""
+    prior = prior_of(state, noise)
+    state = with_capacity(state, state.user_index.size + int((~users.known).sum()))
+    m = state.model
+    n = len(users.rows)
+    items, ratings, mask = users.padded()
+    U = items.shape[0]
+    rows = np.concatenate([users.rows, np.zeros(U - n, "int64")])  # padding users read row 0 (never written)
+    overlay = {v.path: state.value(v) for v in m.user_variables()}
+    for name, block in table_rows(m, users).items():
+        var = getattr(m, name)
+        overlay[var.path] = _set_rows(overlay[var.path], users.rows, block[:n])
+    features = None
+    if m.user_feature_table is not None:
+        table = m.user_feature_table
+        current = np.asarray(overlay[table.path])
+        block = current[users.rows].copy()
+        for k, (uid, known) in enumerate(zip(users.ids, users.known)):
+            if not known:
+                given = (feature_rows or {}).get(uid)
+                block[k] = current[0] if given is None else np.asarray(given, block.dtype).reshape(-1)
+        overlay[table.path] = _set_rows(overlay[table.path], users.rows, block)
+        features = np.concatenate([block, np.repeat(current[:1], U - n, axis=0)]).astype("float32")
+    tables = {name: np.asarray(overlay[getattr(m, name).path])[rows] for name in m.user_tables}
+    design = m.fold_in_design(items, tables)
+    if design is not None:
+        theta, _ = ridge(design[0], design[1], ratings, mask, prior)
+    else:
+        theta = gradient_solve(state, overlay, rows, items, ratings, mask, prior, features, steps, learning_rate)
+    start = 0
+    for name, w in zip(m.user_layers, theta_widths(m)):
+        var = getattr(m, name).embeddings
+        overlay[var.path] = _set_rows(overlay[var.path], users.rows, theta[:n, start:start + w])
+        start += w
+    return state, overlay, theta, items, mask
+
+
+def fold_in(state: FittedState, frame: pd.DataFrame, noise: float, *, trained: bool,
+            feature_rows: dict | None = None, steps: int = STEPS, learning_rate: float = LEARNING_RATE
+            ) -> FittedState:
+    """A new state that knows every user of ``frame`` (user_id, item index ``item``, ``rating``) from their
+    ratings; ``trained``: the new ratings join the training data (``update``) rather than only informing the
+    users' rows (``fold_in``)."""
+    users = gather_users(state, frame)
+    grown, overlay, _, _, _ = solve_users(state, users, noise, feature_rows, steps, learning_rate)
+    new = [uid for uid, k in zip(users.ids, users.known) if not k]
+    return replace(grown, user_index=_with_ids(state.user_index, new), user_values=overlay,
+                   baseline=_baseline(state.baseline, users),
+                   **_seen(state, users, trained))
+
+
+def _with_ids(index: IdIndex, new: list) -> IdIndex:
+    """``index`` plus the ``new`` ids; an id of another type keeps every id as it was (no int -> text conversion)."""
+    if not new:
+        return index
+    ids = index.ids
+    kind = ids.dtype.kind
+    same = all((kind in "iu" and isinstance(v, (int, np.integer)) and not isinstance(v, bool))
+               or (kind == "f" and isinstance(v, float)) or (kind in "OU" and isinstance(v, str)) for v in new)
+    if same and kind != "U":
+        return IdIndex(np.concatenate([ids, np.asarray(new, ids.dtype)]))
+    return IdIndex(np.array([*ids.tolist(), *new], dtype=object))
+
+
+def _baseline(baseline: Baseline, users: Users, damping: float = 10.0) -> Baseline:
+    """New users get a damped bias from their ratings; known users keep theirs."""
+    new = [(i, r) for i, r, k in zip(users.items, users.ratings, users.known) if not k]
+    if not new:
+        return baseline
+    biases = [float((r - baseline.mean - baseline.item_bias[i]).sum() / (len(r) + damping)) for i, r in new]
+    return replace(baseline, user_bias=np.append(baseline.user_bias, biases))
+
+
+def _seen(state: FittedState, users: Users, trained: bool) -> dict[str, Any]:
+    """The seen pairs and their ratings with the users' new pairs (a re-rated pair keeps its place)."""
+    seen, old = state.seen, state.seen_ratings
+    n_rows = state.user_index.size + int((~users.known).sum())
+    coo_rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+    cols = seen.indices
+    ratings = old.ratings if old is not None else np.full(seen.nnz, np.nan, "float32")
+    is_trained = old.trained if old is not None else np.ones(seen.nnz, bool)
+    add_u = np.concatenate([np.full(len(i), u) for u, i in zip(users.rows, users.new_items)])
+    add_i = np.concatenate(users.new_items).astype("int64")
+    add_r = np.concatenate(users.new_ratings).astype("float32")
+    n_items = seen.shape[1]
+    replaced = np.isin(coo_rows * n_items + cols, add_u * n_items + add_i)
+    was_trained = dict(zip((coo_rows * n_items + cols)[replaced].tolist(), is_trained[replaced].tolist()))
+    before = np.array([was_trained.get(int(u) * n_items + int(i), False) for u, i in zip(add_u, add_i)], bool)
+    add_t = before | trained
+    keep = ~replaced
+    u = np.concatenate([coo_rows[keep], add_u])
+    i = np.concatenate([cols[keep], add_i])
+    order = np.lexsort((i, u))
+    new_seen = seen_matrix(u, i, n_rows, n_items)
+    new_ratings = None
+    if old is not None:
+        new_ratings = SeenRatings(np.concatenate([ratings[keep], add_r])[order],
+                                  np.concatenate([is_trained[keep], add_t])[order])
+    out = {"seen": new_seen, "seen_ratings": new_ratings}
+    if trained:
+        out["n_train"] = state.n_train + int((add_t & ~before).sum())
+    return out
