@@ -93,6 +93,12 @@ class SeenRatings:
     ratings: np.ndarray  # float32 (nnz,)
     trained: np.ndarray  # bool (nnz,)
 
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, SeenRatings) and np.array_equal(self.ratings, other.ratings)
+                and np.array_equal(self.trained, other.trained))
+
+    __hash__ = None
+
     @classmethod
     def of(cls, seen: sp.csr_matrix, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> "SeenRatings":
         """The ratings of (users, items, ratings) laid out as ``seen`` (which must hold exactly these pairs)."""
