@@ -26,7 +26,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +70,6 @@ class Baseline:
     def predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         return self.mean + self.user_bias[u] + self.item_bias[i]
 
-    def with_user(self, items: np.ndarray, ratings: np.ndarray, damping: float = 10.0) -> "Baseline":
-        """The baseline with one more user, whose bias is fitted on ``ratings`` of item indices ``items``."""
-        resid = ratings - self.mean - self.item_bias[items]
-        return replace(self, user_bias=np.append(self.user_bias, resid.sum() / (len(ratings) + damping)))
-
 
 def seen_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
     """Sparse (user index x item index) matrix of the training pairs (row by row, items ascending)."""
@@ -111,7 +105,7 @@ class SeenRatings:
 
 @dataclass(frozen=True, eq=False)
 class FittedState:
-    """Everything a fit produced. ``fold_in`` derives a new state; nothing mutates one."""
+    """Everything a fit produced. ``fold_in`` derives a new state (:mod:`ratecast.foldin`); nothing mutates one."""
 
     model_name: str
     params: dict[str, Any]
@@ -181,23 +175,6 @@ class FittedState:
             return self
         model = self.model.resized(self.user_index.size, [self.value(v) for v in self.model.variables])
         return replace(self, model=model, user_values=None)
-
-    # --- derivation -------------------------------------------------------------------------------------------
-    def with_new_user(self, user_id, model: RatingModel, items: np.ndarray, ratings: np.ndarray) -> "FittedState":
-        """This state plus one user (``fold_in``): vocabulary, baseline, seen pairs and the grown model."""
-        ids = self.user_index.ids
-        same_kind = {"O": isinstance(user_id, str), "i": isinstance(user_id, Integral),
-                     "u": isinstance(user_id, Integral), "f": isinstance(user_id, float)}.get(ids.dtype.kind, False)
-        # an id of another type keeps every id as it was (no int -> float or text conversion of the others)
-        new_ids = np.append(ids, user_id) if same_kind else np.array([*ids.tolist(), user_id], dtype=object)
-        n_users = len(new_ids) + 1
-        coo = self.seen.tocoo()
-        u = np.concatenate([coo.row, np.full(len(items), n_users - 1)])
-        i = np.concatenate([coo.col, items])
-        return replace(self, user_index=IdIndex(new_ids), model=model,
-                       baseline=self.baseline.with_user(items, ratings),
-                       seen=seen_matrix(u, i, n_users, self.item_index.size))
-
 
     # --- persistence ------------------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
