@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .datasets.dataset import IdIndex
-from .state import Baseline, FittedState, SeenRatings, seen_matrix
+from .state import Baseline, FittedState, SeenRatings
 
 #: Adam steps and learning rate of the gradient solve
 STEPS = 60
@@ -128,16 +128,23 @@ def with_capacity(state: FittedState, n_users: int) -> FittedState:
     return replace(state, model=grown, user_values=None)
 
 
-def gather_users(state: FittedState, frame: pd.DataFrame, feature_rows: dict | None = None) -> Users:
-    """Group ``frame`` (user_id, item index ``item``, ``rating``) by user: a known user's ratings are their stored
-    ones plus the new (a new rating of an item replaces the stored one); a new user takes the next free row."""
-    ids, rows, known, items, ratings, new_items, new_ratings = [], [], [], [], [], [], []
+def gather_users(state: FittedState, user_ids: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> Users:
+    """Group the pairs (raw user ids, item indices, ratings) by user, in order of first appearance: a known user's
+    ratings are their stored ones plus the new (a new rating of an item replaces the stored one; the last one given
+    counts); a new user takes the next free row."""
+    codes, uniques = pd.factorize(np.asarray(user_ids, dtype=object), sort=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    rows_of = state.user_index.index(np.asarray(uniques, dtype=object))
+    ids, rows, known, all_items, all_ratings, new_items, new_ratings = [], [], [], [], [], [], []
     next_row = state.user_index.size
-    for user_id, part in frame.groupby("user_id", sort=False):
-        user_id = user_id.item() if isinstance(user_id, np.generic) else user_id
-        part = part.drop_duplicates("item", keep="last")
-        i_new, r_new = part["item"].to_numpy("int64"), part["rating"].to_numpy("float32")
-        u = int(state.user_index.index([user_id])[0])
+    for k, user_id in enumerate(uniques):
+        at = order[bounds[k]:bounds[k + 1]]
+        i_new, r_new = items[at].astype("int64"), ratings[at].astype("float32")
+        last = len(i_new) - 1 - np.unique(i_new[::-1], return_index=True)[1]  # the last rating of each item
+        last.sort()
+        i_new, r_new = i_new[last], r_new[last]
+        u = int(rows_of[k])
         if u:
             i_old, r_old = state.user_ratings(u)
             keep = ~np.isin(i_old, i_new)
@@ -145,14 +152,15 @@ def gather_users(state: FittedState, frame: pd.DataFrame, feature_rows: dict | N
         else:
             u, next_row = next_row, next_row + 1
             i_all, r_all = i_new, r_new
-        ids.append(user_id)
+        ids.append(user_id.item() if isinstance(user_id, np.generic) else user_id)
         rows.append(u)
         known.append(u < state.user_index.size)
-        items.append(i_all)
-        ratings.append(r_all)
+        all_items.append(i_all)
+        all_ratings.append(r_all)
         new_items.append(i_new)
         new_ratings.append(r_new)
-    return Users(ids, np.asarray(rows, "int64"), np.asarray(known, bool), items, ratings, new_items, new_ratings)
+    return Users(ids, np.asarray(rows, "int64"), np.asarray(known, bool), all_items, all_ratings, new_items,
+                 new_ratings)
 
 
 # --- the solves ----------------------------------------------------------------------------------------------------
@@ -288,10 +296,12 @@ def gradient_scores(state: FittedState, overlay: dict[str, Any], theta: np.ndarr
 
 # --- one fold-in ---------------------------------------------------------------------------------------------------
 def _set_rows(value, rows: np.ndarray, new: np.ndarray):
-    """A new array: ``value`` with ``rows`` replaced (the old array is left as it was)."""
-    import jax.numpy as jnp
+    """A new device array: ``value`` with ``rows`` replaced (the old array is left as it was)."""
+    import jax
 
-    return jnp.asarray(value).at[rows].set(jnp.asarray(new, dtype=value.dtype))
+    out = np.array(value)
+    out[rows] = new
+    return jax.device_put(out)
 
 
 def solve_users(state: FittedState, users: Users, noise: float, feature_rows: dict | None = None,
@@ -334,13 +344,13 @@ def solve_users(state: FittedState, users: Users, noise: float, feature_rows: di
     return state, overlay, theta, items, mask
 
 
-def fold_in(state: FittedState, frame: pd.DataFrame, noise: float, *, trained: bool,
-            feature_rows: dict | None = None, steps: int = STEPS, learning_rate: float = LEARNING_RATE
-            ) -> FittedState:
-    """A new state that knows every user of ``frame`` (user_id, item index ``item``, ``rating``) from their
-    ratings; ``trained``: the new ratings join the training data (``update``) rather than only informing the
-    users' rows (``fold_in``)."""
-    users = gather_users(state, frame)
+def fold_in(state: FittedState, user_ids: np.ndarray, items: np.ndarray, ratings: np.ndarray, noise: float, *,
+            trained: bool, feature_rows: dict | None = None, steps: int = STEPS,
+            learning_rate: float = LEARNING_RATE) -> FittedState:
+    """A new state that knows every user of the pairs (raw user ids, item indices, ratings) from their ratings;
+    ``trained``: the new ratings join the training data (``update``) rather than only informing the users' rows
+    (``fold_in``)."""
+    users = gather_users(state, user_ids, items, ratings)
     grown, overlay, _, _, _ = solve_users(state, users, noise, feature_rows, steps, learning_rate)
     new = [uid for uid, k in zip(users.ids, users.known) if not k]
     return replace(grown, user_index=_with_ids(state.user_index, new), user_values=overlay,
@@ -349,16 +359,12 @@ def fold_in(state: FittedState, frame: pd.DataFrame, noise: float, *, trained: b
 
 
 def _with_ids(index: IdIndex, new: list) -> IdIndex:
-    """``index`` plus the ``new`` ids; an id of another type keeps every id as it was (no int -> text conversion)."""
+    """``index`` plus the ``new`` ids (an id of another type makes the ids mixed: none is converted)."""
     if not new:
         return index
-    ids = index.ids
-    kind = ids.dtype.kind
-    same = all((kind in "iu" and isinstance(v, (int, np.integer)) and not isinstance(v, bool))
-               or (kind == "f" and isinstance(v, float)) or (kind in "OU" and isinstance(v, str)) for v in new)
-    if same and kind != "U":
-        return IdIndex(np.concatenate([ids, np.asarray(new, ids.dtype)]))
-    return IdIndex(np.array([*ids.tolist(), *new], dtype=object))
+    values = np.empty(len(new), dtype=object)
+    values[:] = new
+    return index.extended(values)
 
 
 def _baseline(baseline: Baseline, users: Users, damping: float = 10.0) -> Baseline:
@@ -371,31 +377,58 @@ def _baseline(baseline: Baseline, users: Users, damping: float = 10.0) -> Baseli
 
 
 def _seen(state: FittedState, users: Users, trained: bool) -> dict[str, Any]:
-    """The seen pairs and their ratings with the users' new pairs (a re-rated pair keeps its place)."""
+    """The seen pairs and their ratings with the users' new pairs (a re-rated pair keeps its place); rows of
+    users not in the fold-in are copied as blocks, so the cost is a copy of the arrays, no sort or Python pass over
+    them."""
+    import scipy.sparse as sp
+
     seen, old = state.seen, state.seen_ratings
+    indptr, indices = seen.indptr, seen.indices
+    ratings = old.ratings if old is not None else np.zeros(seen.nnz, "float32")
+    flags = old.trained if old is not None else np.ones(seen.nnz, bool)
     n_rows = state.user_index.size + int((~users.known).sum())
-    coo_rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
-    cols = seen.indices
-    ratings = old.ratings if old is not None else np.full(seen.nnz, np.nan, "float32")
-    is_trained = old.trained if old is not None else np.ones(seen.nnz, bool)
-    add_u = np.concatenate([np.full(len(i), u) for u, i in zip(users.rows, users.new_items)])
-    add_i = np.concatenate(users.new_items).astype("int64")
-    add_r = np.concatenate(users.new_ratings).astype("float32")
-    n_items = seen.shape[1]
-    replaced = np.isin(coo_rows * n_items + cols, add_u * n_items + add_i)
-    was_trained = dict(zip((coo_rows * n_items + cols)[replaced].tolist(), is_trained[replaced].tolist()))
-    before = np.array([was_trained.get(int(u) * n_items + int(i), False) for u, i in zip(add_u, add_i)], bool)
-    add_t = before | trained
-    keep = ~replaced
-    u = np.concatenate([coo_rows[keep], add_u])
-    i = np.concatenate([cols[keep], add_i])
-    order = np.lexsort((i, u))
-    new_seen = seen_matrix(u, i, n_rows, n_items)
-    new_ratings = None
-    if old is not None:
-        new_ratings = SeenRatings(np.concatenate([ratings[keep], add_r])[order],
-                                  np.concatenate([is_trained[keep], add_t])[order])
-    out = {"seen": new_seen, "seen_ratings": new_ratings}
+    added = 0
+    rows = {}  # row -> (items, ratings, trained), sorted by item
+    for u, known, i_new, r_new in zip(users.rows, users.known, users.new_items, users.new_ratings):
+        i_old, r_old, t_old = (indices[indptr[u]:indptr[u + 1]], ratings[indptr[u]:indptr[u + 1]],
+                               flags[indptr[u]:indptr[u + 1]]) if known else (indices[:0], ratings[:0], flags[:0])
+        at = np.searchsorted(i_old, i_new)
+        hit = (at < len(i_old)) & (i_old[np.minimum(at, max(len(i_old) - 1, 0))] == i_new) if len(i_old) else \
+            np.zeros(len(i_new), bool)
+        before = np.zeros(len(i_new), bool)
+        before[hit] = t_old[at[hit]]
+        keep = np.ones(len(i_old), bool)
+        keep[at[hit]] = False
+        added += int(((before | trained) & ~before).sum())
+        i = np.concatenate([i_old[keep], i_new])
+        o = np.argsort(i, kind="stable")
+        rows[int(u)] = (i[o].astype(indices.dtype), np.concatenate([r_old[keep], r_new])[o].astype("float32"),
+                        np.concatenate([t_old[keep], before | trained])[o])
+    # block copies of the untouched rows between the touched ones, touched rows rebuilt, new rows appended
+    counts = np.diff(indptr).astype("int64")
+    counts = np.concatenate([counts, np.zeros(n_rows - len(counts), "int64")])
+    parts_i, parts_r, parts_t, start = [], [], [], 0
+    for u in sorted(rows):
+        stop = indptr[min(u, len(indptr) - 1)]
+        parts_i.append(indices[start:stop])
+        parts_r.append(ratings[start:stop])
+        parts_t.append(flags[start:stop])
+        i, r, t = rows[u]
+        parts_i.append(i)
+        parts_r.append(r)
+        parts_t.append(t)
+        counts[u] = len(i)
+        start = indptr[u + 1] if u + 1 < len(indptr) else indptr[-1]
+    parts_i.append(indices[start:])
+    parts_r.append(ratings[start:])
+    parts_t.append(flags[start:])
+    new_indices = np.concatenate(parts_i)
+    new_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(indptr.dtype)
+    new_seen = sp.csr_matrix((np.ones(len(new_indices), bool), new_indices, new_indptr),
+                             shape=(n_rows, seen.shape[1]))
+    new_seen.has_sorted_indices = True
+    out = {"seen": new_seen,
+           "seen_ratings": None if old is None else SeenRatings(np.concatenate(parts_r), np.concatenate(parts_t))}
     if trained:
-        out["n_train"] = state.n_train + int((add_t & ~before).sum())
+        out["n_train"] = state.n_train + added
     return out

@@ -658,8 +658,9 @@ class Recommender:
         new._set_state(state)
         return new
 
-    def _fold_in_frame(self, ratings, name: str, single: bool = False) -> pd.DataFrame:
-        """The usable rows of a fold-in frame: (user_id, item index ``item``, ``rating``), checked."""
+    def _fold_in_pairs(self, ratings, name: str, single: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The usable pairs of a fold-in frame, checked: (raw user ids, item indices, ratings)."""
         s = self.state_
         if not isinstance(ratings, pd.DataFrame):
             raise TypeError(f"{name} must be a DataFrame with user_id, item_id and rating columns, got "
@@ -669,9 +670,10 @@ class Recommender:
             raise ValueError(f"{name} lacks the column(s) {missing}: it needs user_id, item_id and rating")
         if not len(ratings):
             raise ValueError(f"{name} has no rows: there is nothing to fold in")
-        if any(isinstance(v, (bool, np.bool_)) for v in ratings["rating"]):
-            raise ValueError(f"ratings must be numbers, got {ratings['rating'].tolist()[:5]}")
-        y = pd.to_numeric(ratings["rating"], errors="coerce").to_numpy(dtype="float64")
+        column = ratings["rating"]
+        if column.dtype == bool or (column.dtype == object and any(isinstance(v, (bool, np.bool_)) for v in column)):
+            raise ValueError(f"ratings must be numbers, got {column.tolist()[:5]}")
+        y = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")
         off = ~s.rating_scale.on_scale(y)
         if off.any():
             raise ValueError(f"ratings must lie on the scale {s.rating_scale.minimum:g}.."
@@ -680,24 +682,24 @@ class Recommender:
         for v in pd.unique(user_ids):
             _scalar_id("user_id", v)
         items = self._lookup("item_ids", _id_array("item_id", ratings["item_id"].to_numpy()))
-        frame = pd.DataFrame({"user_id": user_ids, "item": items, "rating": y})
-        usable = frame[items > 0]
-        if usable.empty:
+        usable = items > 0
+        if not usable.any():
             raise ValueError(f"fold_in needs at least one rating of a known item; none of "
                              f"{ratings['item_id'].tolist()[:5]} is known")
-        dropped = pd.unique(frame["user_id"]).size - pd.unique(usable["user_id"]).size
-        if dropped and not single:
-            warnings.warn(f"{name}: {dropped} user(s) rated no item the model knows and were left out",
-                          UserWarning, stacklevel=4)
-        return usable
+        if not usable.all():
+            dropped = len(pd.unique(user_ids)) - len(pd.unique(user_ids[usable]))
+            if dropped and not single:
+                warnings.warn(f"{name}: {dropped} user(s) rated no item the model knows and were left out",
+                              UserWarning, stacklevel=4)
+        return user_ids[usable], items[usable], y[usable]
 
     def _folded(self, ratings, name: str, *, trained: bool, feature_rows=None, steps: int | None = None,
                 learning_rate: float | None = None, single: bool = False) -> FittedState:
         from . import foldin
 
-        frame = self._fold_in_frame(ratings, name, single)
-        return foldin.fold_in(self.state_, frame, self._noise(), trained=trained, feature_rows=feature_rows,
-                              steps=foldin.STEPS if steps is None else steps,
+        users, items, y = self._fold_in_pairs(ratings, name, single)
+        return foldin.fold_in(self.state_, users, items, y, self._noise(), trained=trained,
+                              feature_rows=feature_rows, steps=foldin.STEPS if steps is None else steps,
                               learning_rate=foldin.LEARNING_RATE if learning_rate is None else learning_rate)
 
     def _noise(self) -> float:

@@ -37,6 +37,16 @@ class IdIndex:
             raise DataError(f"ids must be integers or labels, got {_plain(values[pos])!r} at position {pos}")
         self._ids = values.unique()  # position p holds the raw id of index p + 1
 
+    def extended(self, new_ids) -> "IdIndex":
+        """A new index: these ids, then ``new_ids`` (distinct, none of them known) at the next indices. Only the new
+        ids are checked, so adding a few ids to a large vocabulary costs no pass over it in Python."""
+        new = IdIndex(new_ids)
+        if len(new) != len(_as_index(new_ids)) or (self._ids.get_indexer(new._ids) >= 0).any():
+            raise ValueError("extended: the new ids must be distinct and not known already")
+        out = IdIndex.__new__(IdIndex)
+        out._ids = self._ids.append(new._ids)
+        return out
+
     @property
     def ids(self) -> np.ndarray:
         """Raw ids in index order (index i+1 holds ``ids[i]``)."""
