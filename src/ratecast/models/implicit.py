@@ -321,7 +321,9 @@ class ImplicitModel(RatingModel):
                                  self.seed)
         stats = np.zeros(2, "float32")
         if self.uses_item_item:
-            stats = _score_stats(value[:1] @ np.asarray(self.item_item)[row[0]])[0]
+            kept = value[0] > 0  # the set's items (the rest is padding)
+            scores = value[0, kept] @ np.asarray(self.item_item.value)[row[0, kept]]
+            stats = _score_stats(scores[None, :])[0]
         return {"item_sets": row[0], "set_weights_table": value[0], "item_item_stats": stats}
 
     def implicit_part(self, sets: np.ndarray, weights: np.ndarray) -> np.ndarray:
