@@ -111,6 +111,8 @@ def test_explain_contributions_sum_to_the_score(name, data):
     scale = rec.rating_scale_
     np.testing.assert_allclose(np.clip(out.attrs["score"], scale.minimum, scale.maximum),
                                rec.predict(["n"], [110])[0], atol=1e-4)
+    if name == "bayesian":  # its user metadata moves the prior: one row per metadata group
+        assert {"age", "gender", "occupation"} <= {f.split(":")[0] for f in out["feature"]}
     top3 = rec.explain("n", 110, k=3)
     assert len(top3) == 3
     np.testing.assert_allclose(top3["contribution"].sum() + top3.attrs["base"], top3.attrs["score"])
@@ -128,11 +130,30 @@ def test_explain_is_faithful_removing_the_top_rating_lowers_the_score(name, data
     assert without.explain("n", 120, k=1).attrs["score"] < out.attrs["score"]
 
 
+def test_closed_form_solves_agree_in_dual_and_primal_form():
+    rng = np.random.default_rng(0)
+    K = 5
+    prior = foldin.Prior(rng.normal(size=K), rng.uniform(0.5, 2, K), 0.7)
+    for R in (3, 8):  # fewer ratings than columns: dual; more: primal
+        X, y = rng.normal(size=(2, R, K)), rng.normal(size=(2, R))
+        offset, mask = rng.normal(size=(2, R)), np.ones((2, R), bool)
+        mask[1, -1] = False
+        means = np.broadcast_to(prior.mean, (2, K))
+        theta, alpha = foldin.ridge(X, offset, y, mask, prior, means)
+        for u in range(2):
+            Xu, tu = X[u][mask[u]], (y[u] - offset[u])[mask[u]]
+            A = Xu.T @ Xu / prior.noise + np.diag(1 / prior.var)
+            expected = np.linalg.solve(A, Xu.T @ tu / prior.noise + prior.mean / prior.var)
+            np.testing.assert_allclose(theta[u], expected, rtol=1e-8)
+            np.testing.assert_allclose(theta[u], prior.mean + prior.var * (alpha[u] @ X[u]), rtol=1e-8)
+
+
 def test_hybrid_explain_includes_metadata_features(data):
     rec = fitted("hybrid", data)
     out = rec.explain(5, 110, k=100)
-    assert {"age"} <= set(out["feature"]) or any(f.startswith("gender") for f in out["feature"])
+    assert {"age"} <= set(out["feature"]) and any(f.startswith("gender:") for f in out["feature"])
     assert out["item_id"].isna().any()
+    np.testing.assert_allclose(out["contribution"].sum() + out.attrs["offset"], out.attrs["score"])
 
 
 def test_blend_folds_into_each_member(data):

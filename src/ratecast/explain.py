@@ -37,9 +37,13 @@ def explain(s, u: int, i: int, items: np.ndarray, ratings: np.ndarray, k: int, n
         if name not in tables:
             tables[name] = np.asarray(s.value(getattr(m, name)))[np.full(padded.shape[0], u)]
     design = m.fold_in_design(padded, tables)
+    features = None
+    if m.user_feature_table is not None:
+        features = np.repeat(np.asarray(s.value(m.user_feature_table))[u:u + 1], padded.shape[0], axis=0)
     if design is not None:
         X, offset = design
-        theta, alpha = foldin.ridge(X, offset, y, mask, prior)
+        means = prior.means(features, padded.shape[0])
+        theta, alpha = foldin.ridge(X, offset, y, mask, prior, means)
         xi, off_i = m.fold_in_design(np.full((padded.shape[0], 1), i, "int32"), tables)
         x = np.asarray(xi[0, 0], "float64")
         per_item = alpha[0] * ((np.asarray(X[0], "float64") * prior.var) @ x)
@@ -50,6 +54,12 @@ def explain(s, u: int, i: int, items: np.ndarray, ratings: np.ndarray, k: int, n
         ids.append(None)
         values.append(float(prior.mean @ x))
         labels.append("prior (the mean user)")
+        if features is not None and prior.feature_weights is not None:  # the metadata's shift of the prior
+            per_column = (features[0] - prior.feature_mean) * (prior.feature_weights @ x)
+            for label, at in _groups(s, features[0]):
+                ids.append(None)
+                values.append(float(per_column[at].sum()))
+                labels.append(label)
         offset_i = float(off_i[0, 0])
         score = float(offset_i + x @ theta[0])
         method = "closed form"
@@ -86,12 +96,7 @@ def _leave_one_out(s, u: int, i: int, items: np.ndarray, ratings: np.ndarray, pr
     if m.user_feature_table is not None:
         table = np.asarray(s.value(m.user_feature_table))
         features = np.repeat(table[u:u + 1], U, axis=0).astype("float32")
-        if s.encoder is not None:
-            cols = s.encoder.user_feature_names()
-            for group in dict.fromkeys(c.split(":")[0] for c in cols):
-                at = np.array([c.split(":")[0] == group for c in cols])
-                active = [c for c, a, v in zip(cols, at, table[u]) if a and v != 0]
-                names.append((", ".join(active) or group, at))
+        names = _groups(s, table[u])
     theta = foldin.gradient_solve(s, overlay, rows, padded, y, mask, prior, features)
     item = np.full((U, 1), i, "int32")
     scores = foldin.gradient_scores(s, overlay, theta, rows, item, features)[:, 0]
@@ -107,3 +112,17 @@ def _leave_one_out(s, u: int, i: int, items: np.ndarray, ratings: np.ndarray, pr
                                      np.full((G, 1), i, "int32"), swapped)[:, 0]
         out += [(None, label, full - float(alt[g])) for g, (label, _) in enumerate(names)]
     return full, out, "leave one out"
+
+
+def _groups(s, row: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The user metadata groups (age, gender, occupation) of a feature row: (label, their columns), the label
+    naming the user's values (e.g. ``gender:F``)."""
+    if s.encoder is None:
+        return []
+    cols = s.encoder.user_feature_names()
+    out = []
+    for group in dict.fromkeys(c.split(":")[0] for c in cols):
+        at = np.array([c.split(":")[0] == group for c in cols])
+        active = [c for c, a, v in zip(cols, at, row) if a and v != 0]
+        out.append((", ".join(active) or group, at))
+    return out

@@ -37,6 +37,10 @@ STEPS = 60
 LEARNING_RATE = 0.05
 #: how many ratings a user's noise-variance estimate samples from the training ratings
 NOISE_SAMPLE = 4096
+#: the ridge penalty of the regression of the trained users' rows on their metadata (the prior's mean)
+FEATURE_RIDGE = 1.0
+#: most users solved in one call (one shape bucket)
+MAX_BATCH = 256
 
 _PRIORS: "weakref.WeakKeyDictionary[Any, Prior]" = weakref.WeakKeyDictionary()
 _PROGRAMS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
@@ -62,11 +66,21 @@ def capacity(n_users: int) -> int:
 @dataclass(frozen=True)
 class Prior:
     """The Gaussian prior of a user's rows ``theta`` (the user layers side by side): per-column mean and variance
-    of the trained users' rows, and the noise variance of the training residuals."""
+    of the trained users' rows, and the noise variance of the training residuals. With user metadata, the mean
+    moves with the user's feature row: ``mean + (f - feature_mean) @ feature_weights``, a ridge regression of the
+    trained users' rows on their features (and ``var`` is what it leaves unexplained)."""
 
     mean: np.ndarray
     var: np.ndarray
     noise: float
+    feature_mean: np.ndarray | None = None  # (F,)
+    feature_weights: np.ndarray | None = None  # (F, K)
+
+    def means(self, features: np.ndarray | None, n: int) -> np.ndarray:
+        """The prior mean of ``n`` users with these feature rows (None: no metadata): (n, K)."""
+        if features is None or self.feature_weights is None:
+            return np.broadcast_to(self.mean, (n, len(self.mean)))
+        return self.mean + (np.asarray(features, "float64") - self.feature_mean) @ self.feature_weights
 
 
 @dataclass
@@ -103,7 +117,15 @@ def prior_of(state: FittedState, noise: float) -> Prior:
     n = state.user_index.size
     theta = np.concatenate([np.asarray(state.value(getattr(state.model, name).embeddings))[1:n]
                             for name in state.model.user_layers], axis=1).astype("float64")
-    prior = Prior(theta.mean(axis=0), np.maximum(theta.var(axis=0), 1e-6), float(max(noise, 1e-4)))
+    mean, centred = theta.mean(axis=0), theta - theta.mean(axis=0)
+    f_mean = weights = None
+    if state.model.user_feature_table is not None:
+        F = np.asarray(state.value(state.model.user_feature_table))[1:n].astype("float64")
+        f_mean = F.mean(axis=0)
+        Fc = F - f_mean
+        weights = np.linalg.solve(Fc.T @ Fc + FEATURE_RIDGE * np.eye(F.shape[1]), Fc.T @ centred)
+        centred = centred - Fc @ weights
+    prior = Prior(mean, np.maximum(centred.var(axis=0), 1e-6), float(max(noise, 1e-4)), f_mean, weights)
     _PRIORS[state.model] = prior
     return prior
 
@@ -180,16 +202,28 @@ def table_rows(model, users: Users) -> dict[str, np.ndarray]:
     return out
 
 
-def ridge(X: np.ndarray, offset: np.ndarray, y: np.ndarray, mask: np.ndarray, prior: Prior
+def ridge(X: np.ndarray, offset: np.ndarray, y: np.ndarray, mask: np.ndarray, prior: Prior, means: np.ndarray
           ) -> tuple[np.ndarray, np.ndarray]:
-    """The MAP ``theta`` (users, K) of ``y = offset + X theta + noise`` under the prior, and the dual weights
-    ``alpha`` (users, ratings): ``theta = mean + var * sum_j alpha_j X_j``."""
+    """The MAP ``theta`` (users, K) of ``y = offset + X theta + noise`` under the prior (the users' prior ``means``,
+    (users, K)), and the dual weights ``alpha`` (users, ratings): ``theta = means + var * sum_j alpha_j X_j``.
+
+    Solved in the dual (a ratings x ratings system per user) when users have fewer ratings than ``theta`` has
+    columns, else in the primal (K x K); at the solution ``alpha = (y - offset - X theta) / noise`` either way."""
     Xm = np.asarray(X, "float64") * mask[..., None]
-    resid = (y - offset - Xm @ prior.mean) * mask
-    G = np.einsum("urk,usk->urs", Xm * prior.var, Xm)
-    G += prior.noise * np.eye(G.shape[-1])
-    alpha = np.linalg.solve(G, resid[..., None])[..., 0] * mask
-    return prior.mean + prior.var * np.einsum("ur,urk->uk", alpha, Xm), alpha
+    target = (np.asarray(y, "float64") - offset) * mask
+    K, R = Xm.shape[2], Xm.shape[1]
+    if R <= K:
+        resid = target - np.einsum("urk,uk->ur", Xm, means)
+        G = np.matmul(Xm * prior.var, np.swapaxes(Xm, 1, 2))
+        G += prior.noise * np.eye(R)
+        alpha = np.linalg.solve(G, resid[..., None])[..., 0] * mask
+        return means + prior.var * np.matmul(alpha[:, None, :], Xm)[:, 0], alpha
+    A = np.matmul(np.swapaxes(Xm, 1, 2), Xm) / prior.noise
+    A[:, np.arange(K), np.arange(K)] += 1.0 / prior.var
+    b = np.matmul(target[:, None, :], Xm)[:, 0] / prior.noise + means / prior.var
+    theta = np.linalg.solve(A, b[..., None])[..., 0]
+    alpha = (target - np.einsum("urk,uk->ur", Xm, theta)) * mask / prior.noise
+    return theta, alpha
 
 
 def _program(model, shape: tuple[int, int], n_features: int):
@@ -248,7 +282,7 @@ def _make_program(model):
             mh, vh = m / (1 - 0.9 ** tt), v / (1 - 0.999 ** tt)
             return theta - lr * mh / (jnp.sqrt(vh) + 1e-8), m, v
 
-        theta0 = jnp.broadcast_to(mean, (U, mean.shape[0])).astype("float32")
+        theta0 = mean.astype("float32")  # (users, K)
         zeros = jnp.zeros_like(theta0)
         theta, _, _ = jax.lax.fori_loop(0, steps, step, (theta0, zeros, zeros))
         return theta
@@ -278,8 +312,9 @@ def gradient_solve(state: FittedState, overlay: dict[str, Any], users: np.ndarra
     targets = flat.reshape(*ratings.shape, *flat.shape[1:])
     program = _program(m, items.shape, 0 if features is None else features.shape[1])
     trainable, non_trainable = _variables(state, overlay)
+    means = prior.means(features, len(users))
     theta = program["solve"](trainable, non_trainable, users.astype("int32"), items, targets, mask,
-                             features, prior.mean.astype("float32"), prior.var.astype("float32"),
+                             features, np.asarray(means, "float32"), prior.var.astype("float32"),
                              np.float32(prior.noise), np.int32(steps), np.float32(learning_rate))
     return np.asarray(theta, "float64")
 
@@ -305,43 +340,57 @@ def _set_rows(value, rows: np.ndarray, new: np.ndarray):
 
 
 def solve_users(state: FittedState, users: Users, noise: float, feature_rows: dict | None = None,
-                steps: int = STEPS, learning_rate: float = LEARNING_RATE) -> tuple[FittedState, dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
+                steps: int = STEPS, learning_rate: float = LEARNING_RATE
+                ) -> tuple[FittedState, dict[str, Any], np.ndarray]:
     """Grow ``state`` for the users, write their per-user tables and feature rows, and solve their rows: (the grown
-    state, the new per-user arrays with the tables written, theta (users, K), padded items, mask)."""
+    state, the new per-user arrays, theta (users, K)). Users are solved in groups of like rating counts (one
+    shape bucket each, at most :data:`MAX_BATCH` users), so one prolific user does not pad everyone's ratings."""
     prior = prior_of(state, noise)
     state = with_capacity(state, state.user_index.size + int((~users.known).sum()))
     m = state.model
     n = len(users.rows)
-    items, ratings, mask = users.padded()
-    U = items.shape[0]
-    rows = np.concatenate([users.rows, np.zeros(U - n, "int64")])  # padding users read row 0 (never written)
     overlay = {v.path: state.value(v) for v in m.user_variables()}
     for name, block in table_rows(m, users).items():
         var = getattr(m, name)
         overlay[var.path] = _set_rows(overlay[var.path], users.rows, block[:n])
-    features = None
+    features = fill = None
     if m.user_feature_table is not None:
         table = m.user_feature_table
         current = np.asarray(overlay[table.path])
-        block = current[users.rows].copy()
+        features = current[users.rows].copy()
+        fill = current[:1]
         for k, (uid, known) in enumerate(zip(users.ids, users.known)):
             if not known:
                 given = (feature_rows or {}).get(uid)
-                block[k] = current[0] if given is None else np.asarray(given, block.dtype).reshape(-1)
-        overlay[table.path] = _set_rows(overlay[table.path], users.rows, block)
-        features = np.concatenate([block, np.repeat(current[:1], U - n, axis=0)]).astype("float32")
-    tables = {name: np.asarray(overlay[getattr(m, name).path])[rows] for name in m.user_tables}
-    design = m.fold_in_design(items, tables)
-    if design is not None:
-        theta, _ = ridge(design[0], design[1], ratings, mask, prior)
-    else:
-        theta = gradient_solve(state, overlay, rows, items, ratings, mask, prior, features, steps, learning_rate)
+                features[k] = current[0] if given is None else np.asarray(given, features.dtype).reshape(-1)
+        overlay[table.path] = _set_rows(overlay[table.path], users.rows, features)
+    theta = np.zeros((n, int(sum(theta_widths(m)))))
+    sizes = np.array([bucket(max(len(i), 1)) for i in users.items])
+    for size in np.unique(sizes):
+        group = np.flatnonzero(sizes == size)
+        for start in range(0, len(group), MAX_BATCH):
+            idx = group[start:start + MAX_BATCH]
+            sub = Users([users.ids[k] for k in idx], users.rows[idx], users.known[idx],
+                        [users.items[k] for k in idx], [users.ratings[k] for k in idx], [], [])
+            items, ratings, mask = sub.padded()
+            U = items.shape[0]
+            rows = np.concatenate([sub.rows, np.zeros(U - len(idx), "int64")])  # padding users read row 0
+            feats = None if features is None else np.concatenate(
+                [features[idx], np.repeat(fill, U - len(idx), axis=0)]).astype("float32")
+            tables = {name: np.asarray(overlay[getattr(m, name).path])[rows] for name in m.user_tables}
+            design = m.fold_in_design(items, tables)
+            if design is not None:
+                solved, _ = ridge(design[0], design[1], ratings, mask, prior, prior.means(feats, U))
+            else:
+                solved = gradient_solve(state, overlay, rows, items, ratings, mask, prior, feats, steps,
+                                        learning_rate)
+            theta[idx] = solved[:len(idx)]
     start = 0
     for name, w in zip(m.user_layers, theta_widths(m)):
         var = getattr(m, name).embeddings
-        overlay[var.path] = _set_rows(overlay[var.path], users.rows, theta[:n, start:start + w])
+        overlay[var.path] = _set_rows(overlay[var.path], users.rows, theta[:, start:start + w])
         start += w
-    return state, overlay, theta, items, mask
+    return state, overlay, theta
 
 
 def fold_in(state: FittedState, user_ids: np.ndarray, items: np.ndarray, ratings: np.ndarray, noise: float, *,
@@ -351,7 +400,7 @@ def fold_in(state: FittedState, user_ids: np.ndarray, items: np.ndarray, ratings
     ``trained``: the new ratings join the training data (``update``) rather than only informing the users' rows
     (``fold_in``)."""
     users = gather_users(state, user_ids, items, ratings)
-    grown, overlay, _, _, _ = solve_users(state, users, noise, feature_rows, steps, learning_rate)
+    grown, overlay, _ = solve_users(state, users, noise, feature_rows, steps, learning_rate)
     new = [uid for uid, k in zip(users.ids, users.known) if not k]
     return replace(grown, user_index=_with_ids(state.user_index, new), user_values=overlay,
                    baseline=_baseline(state.baseline, users),
