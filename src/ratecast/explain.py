@@ -22,9 +22,9 @@ import pandas as pd
 from . import foldin
 
 
-def explain(s, u: int, i: int, items: np.ndarray, ratings: np.ndarray, k: int, noise: float) -> pd.DataFrame:
+def explain(s, u: int, i: int, items: np.ndarray, ratings: np.ndarray, k: int, noise) -> pd.DataFrame:
     """The ``k`` largest contributions to user index ``u``'s score for item index ``i`` in state ``s`` (see the
-    module docstring); ``items``/``ratings``: the user's ratings (item indices); ``noise``: the model's noise
+    module docstring); ``items``/``ratings``: the user's ratings (item indices); ``noise()``: the model's noise
     variance (for its fold-in prior)."""
     m = s.model
     prior = foldin.prior_of(s, noise)

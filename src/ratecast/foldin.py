@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -109,8 +109,9 @@ def theta_widths(model) -> list[int]:
     return [int(getattr(model, name).embeddings.shape[1]) for name in model.user_layers]
 
 
-def prior_of(state: FittedState, noise: float) -> Prior:
-    """The prior of ``state``'s model (computed once per model from its trained users)."""
+def prior_of(state: FittedState, noise: Callable[[], float]) -> Prior:
+    """The prior of ``state``'s model (computed once per model from its trained users); ``noise()`` gives the
+    variance of the model's training errors."""
     found = _PRIORS.get(state.model)
     if found is not None:
         return found
@@ -125,13 +126,9 @@ def prior_of(state: FittedState, noise: float) -> Prior:
         Fc = F - f_mean
         weights = np.linalg.solve(Fc.T @ Fc + FEATURE_RIDGE * np.eye(F.shape[1]), Fc.T @ centred)
         centred = centred - Fc @ weights
-    prior = Prior(mean, np.maximum(centred.var(axis=0), 1e-6), float(max(noise, 1e-4)), f_mean, weights)
+    prior = Prior(mean, np.maximum(centred.var(axis=0), 1e-6), float(max(noise(), 1e-4)), f_mean, weights)
     _PRIORS[state.model] = prior
     return prior
-
-
-def has_prior(state: FittedState) -> bool:
-    return state.model in _PRIORS
 
 
 def with_capacity(state: FittedState, n_users: int) -> FittedState:
@@ -331,15 +328,16 @@ def gradient_scores(state: FittedState, overlay: dict[str, Any], theta: np.ndarr
 
 # --- one fold-in ---------------------------------------------------------------------------------------------------
 def _set_rows(value, rows: np.ndarray, new: np.ndarray):
-    """A new device array: ``value`` with ``rows`` replaced (the old array is left as it was)."""
-    import jax
+    """A new device array: ``value`` with ``rows`` replaced (the old array is left as it was). The copy is handed
+    to JAX without a second one (it is never written again)."""
+    import jax.numpy as jnp
 
     out = np.array(value)
     out[rows] = new
-    return jax.device_put(out)
+    return jnp.from_dlpack(out) if out.flags.c_contiguous and out.flags.aligned else jnp.asarray(out)
 
 
-def solve_users(state: FittedState, users: Users, noise: float, feature_rows: dict | None = None,
+def solve_users(state: FittedState, users: Users, noise: Callable[[], float], feature_rows: dict | None = None,
                 steps: int = STEPS, learning_rate: float = LEARNING_RATE
                 ) -> tuple[FittedState, dict[str, Any], np.ndarray]:
     """Grow ``state`` for the users, write their per-user tables and feature rows, and solve their rows: (the grown
@@ -393,7 +391,8 @@ def solve_users(state: FittedState, users: Users, noise: float, feature_rows: di
     return state, overlay, theta
 
 
-def fold_in(state: FittedState, user_ids: np.ndarray, items: np.ndarray, ratings: np.ndarray, noise: float, *,
+def fold_in(state: FittedState, user_ids: np.ndarray, items: np.ndarray, ratings: np.ndarray,
+            noise: Callable[[], float], *,
             trained: bool, feature_rows: dict | None = None, steps: int = STEPS,
             learning_rate: float = LEARNING_RATE) -> FittedState:
     """A new state that knows every user of the pairs (raw user ids, item indices, ratings) from their ratings;

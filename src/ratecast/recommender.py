@@ -698,18 +698,16 @@ class Recommender:
         from . import foldin
 
         users, items, y = self._fold_in_pairs(ratings, name, single)
-        return foldin.fold_in(self.state_, users, items, y, self._noise(), trained=trained,
+        return foldin.fold_in(self.state_, users, items, y, self._noise, trained=trained,
                               feature_rows=feature_rows, steps=foldin.STEPS if steps is None else steps,
                               learning_rate=foldin.LEARNING_RATE if learning_rate is None else learning_rate)
 
     def _noise(self) -> float:
         """The variance of the model's errors on (a sample of) its training ratings: the noise of the fold-in
-        prior (computed once per model)."""
+        prior (asked once per model)."""
         from . import foldin
 
         s = self.state_
-        if foldin.has_prior(s):
-            return 0.0  # the model's prior (with its noise) is already known
         scale = s.rating_scale
         fallback = ((scale.maximum - scale.minimum) / 4) ** 2
         if s.seen_ratings is None or not s.seen.nnz:
@@ -739,7 +737,7 @@ class Recommender:
         if not len(items):
             raise DataError("explain needs the user's ratings, and this model was saved by a version that kept none; "
                             "fit it again from the data")
-        return explain(s, u, i, items, ratings, int(k), self._noise())
+        return explain(s, u, i, items, ratings, int(k), self._noise)
 
     # --- embeddings and similarity ------------------------------------------------------------------------------
     def _vectors(self, kind: str) -> np.ndarray:
