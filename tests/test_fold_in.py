@@ -211,3 +211,19 @@ def test_fold_in_rejects_bad_frames(data):
         rec.fold_in(frame([("z", 101, 9)]))
     with pytest.raises(ValueError, match="at least one rating of a known item"):
         rec.fold_in(frame([("z", 999, 3)]))
+
+
+def test_compiled_scoring_programs_do_not_keep_a_model_alive():
+    import gc
+    import weakref
+
+    from ratecast.models import MODELS
+    from ratecast.ranking import Scorer
+
+    model = MODELS["dot"](MODELS["dot"].config_class(embedding_dim=4), 5, 7,
+                          rating_scale={"minimum": 1, "maximum": 5, "step": 1}).build_now()
+    Scorer(model).pairs(np.array([1, 2]), np.array([3, 4]))  # compiles the programs every scorer of it shares
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None

@@ -239,11 +239,13 @@ def _make_program(model):
 
     from .models.layers import row_override
 
-    layers = [getattr(model, name) for name in model.user_layers]
-    widths = theta_widths(model)
+    ref = weakref.ref(model)  # the programs must not keep their model alive (it keys the cache)
+    names, widths = model.user_layers, theta_widths(model)
     loss_fn = keras.losses.get(model.training_loss())
 
     def outputs(trainable, non_trainable, theta, users, items, features):
+        model = ref()
+        layers = [getattr(model, name) for name in names]
         R = items.shape[1]
         flat_users = jnp.repeat(users, R)
         x = {"user": flat_users, "item": items.reshape(-1)}
@@ -286,7 +288,7 @@ def _make_program(model):
 
     def score(trainable, non_trainable, theta, users, items, features):
         _TRACES["count"] += 1
-        return model.ranking_key(outputs(trainable, non_trainable, theta, users, items, features))
+        return ref().ranking_key(outputs(trainable, non_trainable, theta, users, items, features))
 
     return {"solve": jax.jit(solve), "score": jax.jit(score)}
 

@@ -98,11 +98,15 @@ _PROGRAMS: "weakref.WeakKeyDictionary[Any, tuple[Callable, Callable]]" = weakref
 def _programs(model) -> tuple[Callable, Callable]:
     found = _PROGRAMS.get(model)
     if found is None:
+        ref = weakref.ref(model)  # the programs must not keep their model alive (it keys the cache)
+
         def pairs_fn(trainable, non_trainable, x):
+            model = ref()
             out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
             return out, model.to_rating(out)
 
         def top_k_fn(variables, users, allowed, user_features, k):
+            model = ref()
             with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))):
                 out = model.score_items(users, user_features)
                 key, rating = model.ranking_key(out), model.to_rating(out)
