@@ -28,7 +28,9 @@ import ratecast as rc
 from ratecast import metrics as M
 
 FAMILIES = "dot,biased_dot,baseline,deep,hybrid,classification,implicit,bayesian"
-BRIEF = {"implicit": {"epochs": 2, "set_model_epochs": 5}, "bayesian": {"samples": 10, "burn_in": 2, "chains": 2}}
+# brief fits (latency does not depend on accuracy); bayesian at its defaults, the width of its tables (samples x chains x
+# rank) being what its fold-in costs
+BRIEF = {"implicit": {"epochs": 2, "set_model_epochs": 5}, "bayesian": {}}
 
 
 def quality(rec: rc.Recommender, test: rc.Dataset) -> dict[str, float]:
