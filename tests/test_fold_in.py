@@ -227,3 +227,21 @@ def test_compiled_scoring_programs_do_not_keep_a_model_alive():
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_a_model_saved_without_training_ratings_still_loads_and_folds_in(tmp_path, data):
+    from ratecast import manifest
+    from ratecast.errors import DataError
+    from ratecast.state import ARRAYS
+
+    fitted("baseline", data).save(tmp_path / "m")
+    path = tmp_path / "m" / ARRAYS
+    with np.load(path) as npz:
+        arrays = {k: v for k, v in npz.items() if k not in ("seen_ratings", "seen_trained")}
+    np.savez_compressed(path, **arrays)
+    manifest.write(tmp_path / "m")
+    rec = rc.Recommender.load(tmp_path / "m")
+    assert rec.state_.seen_ratings is None
+    assert "n" in rec.fold_in(frame([("n", 101, 5)])).user_index_
+    with pytest.raises(DataError, match="saved by a version that kept none"):
+        rec.refit()
