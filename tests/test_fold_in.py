@@ -245,3 +245,13 @@ def test_a_model_saved_without_training_ratings_still_loads_and_folds_in(tmp_pat
     assert "n" in rec.fold_in(frame([("n", 101, 5)])).user_index_
     with pytest.raises(DataError, match="saved by a version that kept none"):
         rec.refit()
+
+
+def test_a_known_user_keeps_the_rows_fold_in_does_not_solve(data):
+    rec = fitted("bayesian", data)  # its day tables: a known user keeps theirs, a new one gets none
+    new = rec.fold_in(frame(NEW_AND_KNOWN))
+    m, u = new.state_.model, int(rec.user_index_.index([5])[0])
+    for table in (m.user_days, m.user_day_bias):
+        old = np.asarray(rec.state_.value(getattr(rec.state_.model, table.path.split("/")[-1])))
+        np.testing.assert_array_equal(np.asarray(new.state_.value(table))[u], old[u])
+    assert (np.asarray(new.state_.value(m.user_days))[new.user_index_.index(["newcomer"])[0]] == -1).all()

@@ -31,11 +31,11 @@ def explain(s, u: int, i: int, items: np.ndarray, ratings: np.ndarray, k: int, n
     ids, values, labels = [], [], []
     users = foldin.Users([None], np.array([u]), np.array([True]), [items], [ratings], [items], [ratings])
     padded, y, mask = users.padded()
-    tables = foldin.table_rows(m, users)
-    tables = {name: block for name, block in tables.items()}
-    for name in m.user_tables:
-        if name not in tables:
-            tables[name] = np.asarray(s.value(getattr(m, name)))[np.full(padded.shape[0], u)]
+    given = foldin.table_rows(m, users)
+    tables = {}
+    for name in m.user_tables:  # the rows a fold-in would give the user, else the ones they have
+        row = given[name][1][0] if name in given else np.asarray(s.value(getattr(m, name)))[u]
+        tables[name] = np.repeat(row[None], padded.shape[0], axis=0)
     design = m.fold_in_design(padded, tables)
     features = None
     if m.user_feature_table is not None:

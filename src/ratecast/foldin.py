@@ -106,6 +106,7 @@ class Users:
 
 
 def theta_widths(model) -> list[int]:
+    """Widths of the model's :attr:`user_layers` tables: ``theta`` is their rows side by side."""
     return [int(getattr(model, name).embeddings.shape[1]) for name in model.user_layers]
 
 
@@ -183,19 +184,15 @@ def gather_users(state: FittedState, user_ids: np.ndarray, items: np.ndarray, ra
 
 
 # --- the solves ----------------------------------------------------------------------------------------------------
-def table_rows(model, users: Users) -> dict[str, np.ndarray]:
-    """Each :attr:`user_tables` row of every user, stacked by name (padded to the users' bucket)."""
+def table_rows(model, users: Users) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The :attr:`user_tables` rows :meth:`fold_in_rows` gives the users, by name: (which users got one, their
+    rows stacked); a user left out keeps the row they have."""
     per_user = [model.fold_in_rows(i, r, bool(k)) for i, r, k in zip(users.items, users.ratings, users.known)]
-    names = {name for rows in per_user for name in rows}
     out = {}
-    U = bucket(len(per_user))
-    for name in names:
-        var = getattr(model, name)
-        block = np.zeros((U, *var.shape[1:]), var.dtype)
-        for k, rows in enumerate(per_user):
-            if name in rows:
-                block[k] = rows[name]
-        out[name] = block
+    for name in dict.fromkeys(name for rows in per_user for name in rows):
+        got = np.array([name in rows for rows in per_user])
+        out[name] = (got, np.stack([rows[name] for rows in per_user if name in rows]).astype(
+            getattr(model, name).dtype))
     return out
 
 
@@ -350,9 +347,9 @@ def solve_users(state: FittedState, users: Users, noise: Callable[[], float], fe
     m = state.model
     n = len(users.rows)
     overlay = {v.path: state.value(v) for v in m.user_variables()}
-    for name, block in table_rows(m, users).items():
+    for name, (got, block) in table_rows(m, users).items():
         var = getattr(m, name)
-        overlay[var.path] = _set_rows(overlay[var.path], users.rows, block[:n])
+        overlay[var.path] = _set_rows(overlay[var.path], users.rows[got], block)
     features = fill = None
     if m.user_feature_table is not None:
         table = m.user_feature_table
