@@ -28,8 +28,8 @@ import ratecast as rc
 from ratecast import metrics as M
 
 FAMILIES = "dot,biased_dot,baseline,deep,hybrid,classification,implicit,bayesian"
-# brief fits (latency does not depend on accuracy); bayesian at its defaults, the width of its tables (samples x chains x
-# rank) being what its fold-in costs
+# brief fits (latency does not depend on accuracy); bayesian at its defaults, the width of its tables
+# (samples x chains x rank) being what its fold-in costs
 BRIEF = {"implicit": {"epochs": 2, "set_model_epochs": 5}, "bayesian": {}}
 
 
