@@ -584,7 +584,8 @@ class Recommender:
         user's own weights are solved from their ratings with every item-side weight fixed (a known user from their
         stored ratings plus the new ones; see :mod:`ratecast.foldin`); the new ratings are excluded from their
         recommendations but are not training data (:meth:`update` adds them to it). Ratings of items unknown to the
-        model are ignored; a user with none left is left out (with a warning).
+        model are ignored; a user with none left is left out (with a warning). Other columns (e.g. ``timestamp``)
+        are not read: a folded-in user has no day biases of their own (``bayesian``), a known user keeps theirs.
 
         The one-user form ``rec.fold_in(user_id, ratings, demographics=...)`` (``ratings`` a mapping item_id ->
         rating or a frame with item_id and rating) adds one NEW user to ``rec`` itself and returns it.
