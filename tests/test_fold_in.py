@@ -148,6 +148,27 @@ def test_closed_form_solves_agree_in_dual_and_primal_form():
             np.testing.assert_allclose(theta[u], prior.mean + prior.var * (alpha[u] @ X[u]), rtol=1e-8)
 
 
+def test_a_block_fit_averages_independent_fits_of_each_block():
+    rng = np.random.default_rng(1)
+    B, w, R = 3, 2, 6
+    K = B * w + 1  # the blocks' columns, then a shared bias column
+    prior = foldin.Prior(rng.normal(size=K), rng.uniform(0.5, 2, K), 0.5)
+    X = np.concatenate([rng.normal(size=(1, R, B * w)), np.ones((1, R, 1))], axis=2)
+    y, offset, mask = rng.normal(size=(1, R)), rng.normal(size=(1, R)), np.ones((1, R), bool)
+    fit = foldin.block_ridge(X, offset, y, mask, prior, prior.mean[None], B, w)
+    rating = offset[0] + X[0] @ fit.theta[0]
+    alone = []
+    for b in range(B):  # block b alone: its columns (scaled by B, the prediction being the mean) and a bias
+        cols = list(range(b * w, (b + 1) * w)) + [K - 1]
+        Xb = X[0][:, cols] * np.array([B] * w + [1])
+        sub = foldin.Prior(prior.mean[cols], prior.var[cols], prior.noise)
+        theta, _ = foldin.ridge(Xb[None], offset, y, mask, sub, prior.mean[cols][None])
+        alone.append(offset[0] + Xb @ theta[0])
+    np.testing.assert_allclose(rating, np.mean(alone, axis=0), rtol=1e-8)
+    per_item, prior_part = fit.contributions(X[:, 0])
+    np.testing.assert_allclose(offset[0, 0] + per_item.sum() + prior_part[0], rating[0], rtol=1e-8)
+
+
 def test_hybrid_explain_includes_metadata_features(data):
     rec = fitted("hybrid", data)
     out = rec.explain(5, 110, k=100)

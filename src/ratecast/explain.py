@@ -4,8 +4,10 @@
   the user's rows are ``theta = m + sum_j alpha_j S x_j`` over their rated items ``j`` (:func:`ratecast.foldin.ridge`),
   so the rating (before clipping) is exactly ``offset_i + m . x_i + sum_j alpha_j (S x_j) . x_i``: each rated item
   contributes ``alpha_j (S x_j) . x_i``, the prior (the mean trained user) contributes ``m . x_i``, and ``offset_i``
-  (the mean, the item's bias and, for implicit, the user's implicit part) is the part no row explains. The
-  contributions plus ``offset`` sum to ``score``.
+  (the mean, the item's bias and, for implicit, the user's implicit part) is the part no row explains. With user
+  metadata (``bayesian``) the prior's mean moves with it, and each metadata group gets its share of ``m . x_i``;
+  for a model of several averaged fits (``bayesian``'s samples) each share is the fits' mean. The contributions plus
+  ``offset`` sum to ``score``.
 * Any other model (deep, hybrid, classification): leave-one-out. A rated item contributes the drop of the ranking
   key when the user is folded in without it; a user metadata group (hybrid: age, gender, occupation) contributes the
   drop when its columns take the unknown user's values. ``offset`` is then what these do not add up to.
@@ -43,25 +45,28 @@ def explain(s, u: int, i: int, items: np.ndarray, ratings: np.ndarray, k: int, n
     if design is not None:
         X, offset = design
         means = prior.means(features, padded.shape[0])
-        theta, alpha = foldin.ridge(X, offset, y, mask, prior, means)
+        fit = foldin.block_ridge(X, offset, y, mask, prior, means, *foldin.block_layout(m))
         xi, off_i = m.fold_in_design(np.full((padded.shape[0], 1), i, "int32"), tables)
+        per_item, prior_part = fit.contributions(np.asarray(xi[:, 0], "float64"))
         x = np.asarray(xi[0, 0], "float64")
-        per_item = alpha[0] * ((np.asarray(X[0], "float64") * prior.var) @ x)
         n = len(items)
         ids += list(s.item_index.raw(items))
-        values += per_item[:n].tolist()
+        values += per_item[0, :n].tolist()
         labels += [f"rated {r:g}" for r in ratings]
-        ids.append(None)
-        values.append(float(prior.mean @ x))
-        labels.append("prior (the mean user)")
+        shifts = []
         if features is not None and prior.feature_weights is not None:  # the metadata's shift of the prior
-            per_column = (features[0] - prior.feature_mean) * (prior.feature_weights @ x)
             for label, at in _groups(s, features[0]):
-                ids.append(None)
-                values.append(float(per_column[at].sum()))
-                labels.append(label)
+                delta = np.where(at, features[0] - prior.feature_mean, 0.0)
+                shifts.append((label, fit.mean_share(delta @ prior.feature_weights, x)))
+        ids.append(None)
+        values.append(float(prior_part[0]) - sum(v for _, v in shifts))
+        labels.append("prior (the mean user)")
+        for label, value in shifts:
+            ids.append(None)
+            values.append(value)
+            labels.append(label)
         offset_i = float(off_i[0, 0])
-        score = float(offset_i + x @ theta[0])
+        score = float(offset_i + x @ fit.theta[0])
         method = "closed form"
     else:
         score, contributions, method = _leave_one_out(s, u, i, items, ratings, prior)

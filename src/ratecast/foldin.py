@@ -5,11 +5,15 @@ One mechanism for every model, with per-model hooks (:mod:`ratecast.models.base`
 * a model linear in its user rows (``fold_in_design`` gives ``rating = offset + X . theta``: dot, biased_dot,
   baseline, implicit's rating head, bayesian's posterior-mean dot product) gets the closed-form MAP solution of a
   ridge regression, in its dual form (a ratings x ratings system per user, so its cost does not grow with the rows'
-  width): ``theta = m + S X^T (X S X^T + s2 I)^-1 (r - offset - X m)``, with the prior mean ``m`` and the diagonal
+  width): ``theta = m + S X^T (X S X^T + s2 I)^-1 (r - offset - X m)`` (or its primal form, when a user has more
+  ratings than the rows have columns), with the prior mean ``m`` and the diagonal
   prior variance ``S`` of the trained users' rows and the noise variance ``s2`` of the model's training residuals.
-  ``theta - m = sum_j alpha_j S x_j`` decomposes the user exactly over their rated items (what :func:`explain`
-  reports). For ``bayesian`` this is a documented approximation of the per-sample conditional Gaussian: one ridge
-  over every sample's factors side by side, with the samples' prior taken from the trained users;
+  ``theta - m = sum_j alpha_j S x_j`` decomposes the user exactly over their rated items (what
+  :mod:`ratecast.explain` reports). A model whose user columns hold several independent fits side by side
+  (``fold_in_blocks``: ``bayesian``, one per posterior sample) gets one such solve per block, each fitting the
+  ratings alone with its own bias, averaged as its prediction averages the samples: the conditional mean of the
+  user's factors given each sample's item factors, with the trained users' spread as the prior (an approximation
+  of the sampled one: the samples' own hyperparameters are not kept);
 * any other model (the towers: deep, hybrid, classification) takes a few Adam steps of its own training loss plus
   the same Gaussian prior, over the user rows only: one compiled program per model and shape bucket (users, ratings
   per user, both padded to powers of two), the model's weights passed as arguments (``row_override`` substitutes
@@ -105,6 +109,15 @@ class Users:
         return items, ratings, mask
 
 
+def block_layout(model) -> tuple[int, int]:
+    """(blocks, width): the model's :meth:`fold_in_blocks` independent fits over its first user layer's columns."""
+    blocks = int(model.fold_in_blocks())
+    head = theta_widths(model)[0]
+    if blocks < 1 or head % blocks:
+        raise ValueError(f"fold_in_blocks must divide the {head} columns of {model.user_layers[0]}, got {blocks}")
+    return blocks, head // blocks
+
+
 def theta_widths(model) -> list[int]:
     """Widths of the model's :attr:`user_layers` tables: ``theta`` is their rows side by side."""
     return [int(getattr(model, name).embeddings.shape[1]) for name in model.user_layers]
@@ -196,28 +209,99 @@ def table_rows(model, users: Users) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def ridge(X: np.ndarray, offset: np.ndarray, y: np.ndarray, mask: np.ndarray, prior: Prior, means: np.ndarray
-          ) -> tuple[np.ndarray, np.ndarray]:
+def ridge(X: np.ndarray, offset: np.ndarray, y: np.ndarray, mask: np.ndarray, prior: Prior, means: np.ndarray,
+          var: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The MAP ``theta`` (users, K) of ``y = offset + X theta + noise`` under the prior (the users' prior ``means``,
-    (users, K)), and the dual weights ``alpha`` (users, ratings): ``theta = means + var * sum_j alpha_j X_j``.
+    (users, K); the prior variance ``var``, (K,) or (users, K), default the prior's), and the dual weights
+    ``alpha`` (users, ratings): ``theta = means + var * sum_j alpha_j X_j``.
 
     Solved in the dual (a ratings x ratings system per user) when users have fewer ratings than ``theta`` has
     columns, else in the primal (K x K); at the solution ``alpha = (y - offset - X theta) / noise`` either way."""
+    var = prior.var if var is None else var
+    var_rows = np.broadcast_to(var, means.shape)
     Xm = np.asarray(X, "float64") * mask[..., None]
     target = (np.asarray(y, "float64") - offset) * mask
     K, R = Xm.shape[2], Xm.shape[1]
     if R <= K:
         resid = target - np.einsum("urk,uk->ur", Xm, means)
-        G = np.matmul(Xm * prior.var, np.swapaxes(Xm, 1, 2))
+        G = np.matmul(Xm * var_rows[:, None, :], np.swapaxes(Xm, 1, 2))
         G += prior.noise * np.eye(R)
         alpha = np.linalg.solve(G, resid[..., None])[..., 0] * mask
-        return means + prior.var * np.matmul(alpha[:, None, :], Xm)[:, 0], alpha
+        return means + var_rows * np.matmul(alpha[:, None, :], Xm)[:, 0], alpha
     A = np.matmul(np.swapaxes(Xm, 1, 2), Xm) / prior.noise
-    A[:, np.arange(K), np.arange(K)] += 1.0 / prior.var
-    b = np.matmul(target[:, None, :], Xm)[:, 0] / prior.noise + means / prior.var
+    A[:, np.arange(K), np.arange(K)] += 1.0 / var_rows
+    b = np.matmul(target[:, None, :], Xm)[:, 0] / prior.noise + means / var_rows
     theta = np.linalg.solve(A, b[..., None])[..., 0]
     alpha = (target - np.einsum("urk,uk->ur", Xm, theta)) * mask / prior.noise
     return theta, alpha
+
+
+@dataclass
+class BlockFit:
+    """A closed-form fold-in of users whose rows are ``blocks`` independent fits averaged (``bayesian``: one per
+    posterior sample): block ``b`` explains the ratings alone with its ``width`` columns of the rows' head (scaled
+    by ``blocks``, as the prediction is the blocks' mean) and its own copy of the tail (e.g. the bias), which is
+    averaged. With one block this is the plain ridge regression of :func:`ridge`."""
+
+    theta: np.ndarray  # (users, K): the blocks' head columns side by side, then the tail averaged
+    design: np.ndarray  # (users * blocks, ratings, width + tail)
+    alpha: np.ndarray  # (users * blocks, ratings)
+    means: np.ndarray  # (users * blocks, width + tail)
+    var: np.ndarray  # (users * blocks, width + tail)
+    blocks: int
+    width: int
+
+    def split(self, X: np.ndarray) -> np.ndarray:
+        """Design rows (users, n, K) in block form: (users * blocks, n, width + tail)."""
+        return _blocked(X, self.blocks, self.width)
+
+    def contributions(self, xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For one design row per user ``xi`` (users, K): each rated item's share of ``xi . theta`` (users,
+        ratings) and the prior's (users,); with ``offset`` they sum to the rating."""
+        x = self.split(xi[:, None, :])[:, 0]  # (users * blocks, width + tail)
+        B = self.blocks
+        per_item = self.alpha * np.einsum("nrk,nk->nr", self.design * self.var[:, None, :], x)
+        prior = np.einsum("nk,nk->n", self.means, x)
+        U = len(per_item) // B
+        return per_item.reshape(U, B, -1).mean(axis=1), prior.reshape(U, B).mean(axis=1)
+
+    def mean_share(self, mean: np.ndarray, xi: np.ndarray) -> float:
+        """The share of the rating a prior mean ``mean`` (K,) gives the design row ``xi`` (K,) (linear in both)."""
+        B, w = self.blocks, self.width
+        tail = mean[B * w:]
+        m = np.concatenate([mean[:B * w].reshape(B, w), np.broadcast_to(tail, (B, len(tail)))], axis=1)
+        x = self.split(np.asarray(xi, "float64")[None, None, :])[:, 0]
+        return float(np.einsum("bk,bk->b", m, x).mean())
+
+
+def _blocked(X: np.ndarray, B: int, w: int) -> np.ndarray:
+    U, R, K = X.shape
+    head = np.asarray(X[..., :B * w], "float64").reshape(U, R, B, w) * B
+    tail = np.broadcast_to(np.asarray(X[..., B * w:], "float64")[:, :, None, :], (U, R, B, K - B * w))
+    return np.concatenate([head, tail], axis=-1).transpose(0, 2, 1, 3).reshape(U * B, R, w + K - B * w)
+
+
+def block_ridge(X: np.ndarray, offset: np.ndarray, y: np.ndarray, mask: np.ndarray, prior: Prior,
+                means: np.ndarray, blocks: int = 1, width: int | None = None) -> BlockFit:
+    """:func:`ridge` of each of ``blocks`` independent fits of ``width`` head columns each (see
+    :class:`BlockFit`), averaged; one block: the plain ridge regression over every column."""
+    U, R, K = X.shape
+    B = blocks
+    w = K if B == 1 or width is None else width
+    design = _blocked(X, B, w)
+
+    def per_block(v: np.ndarray) -> np.ndarray:  # (U, K) -> (U * B, w + tail)
+        head = v[:, :B * w].reshape(v.shape[0], B, w)
+        tail = np.broadcast_to(v[:, None, B * w:], (v.shape[0], B, K - B * w))
+        return np.concatenate([head, tail], axis=-1).reshape(v.shape[0] * B, -1)
+
+    m = per_block(np.asarray(means, "float64"))
+    v = per_block(np.broadcast_to(prior.var, (U, K)))
+    rep = lambda a: np.repeat(a, B, axis=0)  # noqa: E731 - one row per block
+    solved, alpha = ridge(design, rep(offset), rep(y), rep(mask), prior, m, v)
+    solved = solved.reshape(U, B, -1)
+    theta = np.concatenate([solved[:, :, :w].reshape(U, B * w), solved[:, :, w:].mean(axis=1)], axis=1)
+    return BlockFit(theta, design, alpha, m, v, B, w)
 
 
 def _program(model, shape: tuple[int, int], n_features: int):
@@ -377,7 +461,8 @@ def solve_users(state: FittedState, users: Users, noise: Callable[[], float], fe
             tables = {name: np.asarray(overlay[getattr(m, name).path])[rows] for name in m.user_tables}
             design = m.fold_in_design(items, tables)
             if design is not None:
-                solved, _ = ridge(design[0], design[1], ratings, mask, prior, prior.means(feats, U))
+                solved = block_ridge(design[0], design[1], ratings, mask, prior, prior.means(feats, U),
+                                     *block_layout(m)).theta
             else:
                 solved = gradient_solve(state, overlay, rows, items, ratings, mask, prior, feats, steps,
                                         learning_rate)

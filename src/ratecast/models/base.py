@@ -234,6 +234,12 @@ class RatingModel(keras.Model):
         ``fold_in`` takes gradient steps of its own loss instead."""
         return None
 
+    def fold_in_blocks(self) -> int:
+        """How many independent fits the first user layer's columns hold side by side, averaged in the rating
+        (``bayesian``: one per posterior sample). A closed-form fold-in fits each alone with its own copy of the
+        other user columns (e.g. the bias), as the model's own posterior mean does. 1 by default."""
+        return 1
+
     def resized(self, n_users: int, values: list | None = None) -> "RatingModel":
         """A copy of this model with ``n_users`` user rows, built once: every weight copied from ``values`` (the
         model's variables' values in order; default: their own), per-user weights cut or padded with zero rows."""

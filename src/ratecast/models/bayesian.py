@@ -185,6 +185,11 @@ class BayesianModel(BiasedDotModel):
     def offset(self):
         return self.global_bias
 
+    def fold_in_blocks(self) -> int:
+        """One fold-in fit per posterior sample: the user's conditional mean given each sample's item factors
+        (with the trained users' spread of that sample as its prior), averaged as the prediction averages them."""
+        return self.cfg.samples * self.cfg.chains
+
     def fold_in_rows(self, items, ratings, known):
         """A new user has no days of their own (their day biases are zero); a known user keeps theirs."""
         if known:
