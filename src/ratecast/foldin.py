@@ -494,9 +494,7 @@ def _with_ids(index: IdIndex, new: list) -> IdIndex:
     """``index`` plus the ``new`` ids (an id of another type makes the ids mixed: none is converted)."""
     if not new:
         return index
-    values = np.empty(len(new), dtype=object)
-    values[:] = new
-    return index.extended(values)
+    return index.extended(list(new))
 
 
 def _baseline(baseline: Baseline, users: Users, damping: float = 10.0) -> Baseline:

@@ -44,7 +44,11 @@ class IdIndex:
         if len(new) != len(_as_index(new_ids)) or (self._ids.get_indexer(new._ids) >= 0).any():
             raise ValueError("extended: the new ids must be distinct and not known already")
         out = IdIndex.__new__(IdIndex)
-        out._ids = self._ids.append(new._ids)
+        old_values, new_values = self._ids.to_numpy(), new._ids.to_numpy()
+        if new._ids.dtype == self._ids.dtype:
+            out._ids = pd.Index(np.concatenate([old_values, new_values]), dtype=self._ids.dtype)
+        else:  # ids of another kind: every id kept as it is, none converted
+            out._ids = pd.Index(np.concatenate([old_values.astype(object), new_values.astype(object)]), dtype=object)
         return out
 
     @property
