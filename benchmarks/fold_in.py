@@ -13,6 +13,16 @@ Prints one JSON line.
 
     RATECAST_DATA=../shared/data python benchmarks/fold_in.py [--presets fast,topn,accurate] [--models dot,deep]
         [--repeats 200]
+
+Measured on two shared, heavily loaded CPU cores (so with few repeats: 50, bayesian 30), 94 held-out users:
+
+    preset    model       RMSE fold-in / refit   recall@10 fold-in / refit
+    fast      biased_dot  0.9006 / 0.8898        0.0876 / 0.0944
+    topn      implicit    0.9057 / 0.9872        0.4266 / 0.4309
+    accurate  bayesian    0.8427 / 0.8422        0.1375 / 0.1327
+
+    fold-in latency, one user of 10 ratings, p50 / p99 ms: dot 1.2 / 9.6, biased_dot 3.1 / 8.9, baseline 1.1 / 9.2,
+    deep 1.5 / 6.5, hybrid 1.7 / 1.9, classification 1.4 / 7.3, implicit 6.9 / 14.5, bayesian (defaults) 4.9 / 11.0
 """
 
 from __future__ import annotations
