@@ -105,7 +105,7 @@ def test_migrate_brings_format_2_to_the_current_format():
 
 # --- 2. one table says how each field is stored --------------------------------------------------------------------
 def test_every_field_is_stored_from_one_table():
-    fields_stored = [name for name, stored in STORED.items() if not isinstance(stored, state.Derived)]
+    fields_stored = [name for name, stored in STORED.items() if not isinstance(stored, state.DerivedFile)]
     assert fields_stored == [f.name for f in dataclasses.fields(FittedState)]
     assert [name for name in STORED if name not in fields_stored] == ["lookup"]  # files made from the whole state
     # what save writes is exactly the schema load checks

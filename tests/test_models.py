@@ -377,12 +377,13 @@ class TestImplicit(ModelContract):
         rec.fold_in("newcomer", {items[0]: 5, items[1]: 1, items[2]: 4, items[3]: 2}, epochs=2)
         m = rec.model_
         u = rec.user_index_.index(["newcomer"])[0]
-        row, weight = np.asarray(m.item_sets)[u], np.asarray(m.set_weights_table)[u]
+        value = rec.state_.value  # the per-user arrays of the state a fold-in derived
+        row, weight = np.asarray(value(m.item_sets))[u], np.asarray(value(m.set_weights_table))[u]
         got = dict(zip(row[row > 0], weight[row > 0]))
         idx = fitted.item_index_.index(items)
         assert got == {idx[0]: 1.0, idx[1]: m.cfg.low_weight, idx[2]: 1.0, idx[3]: m.cfg.low_weight}
         if m.uses_item_item:
-            assert np.asarray(m.item_item_stats)[u, 1] > 0
+            assert np.asarray(value(m.item_item_stats))[u, 1] > 0
 
 
 class TestBayesian(ModelContract):

@@ -117,6 +117,25 @@ class Blend:
         out["was_impossible"] = np.logical_or.reduce([d["was_impossible"].to_numpy() for d in details])
         return out
 
+    # --- folding in ----------------------------------------------------------------------------------------------
+    def fold_in(self, ratings: pd.DataFrame) -> "Blend":
+        """A NEW blend whose members each folded in ``ratings`` (see :meth:`Recommender.fold_in`), with the same
+        blend weights; this one is left as it was."""
+        self._check_fitted()
+        return self._with_members([m.fold_in(ratings) for m in self.members])
+
+    def update(self, ratings: pd.DataFrame) -> "Blend":
+        """:meth:`fold_in` that also adds the ratings to every member's training data (:meth:`Recommender.update`)."""
+        self._check_fitted()
+        return self._with_members([m.update(ratings) for m in self.members])
+
+    def _with_members(self, members: list[Recommender]) -> "Blend":
+        import copy
+
+        new = copy.copy(self)
+        new.members = members
+        return new
+
     def _scores(self, users: np.ndarray) -> np.ndarray:
         """Blended ratings of every known item (rows: the first member's user indices)."""
         first = self.members[0].state_

@@ -9,8 +9,9 @@ goes stale when the weights change (keras-rs' brute-force retrieval keeps its ca
 
 from __future__ import annotations
 
+import weakref
 from functools import cached_property
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import keras
 import numpy as np
@@ -89,30 +90,45 @@ class Candidates:
         return allowed
 
 
-class Scorer:
-    """Model outputs on the device: for (user, item) pairs, and top-k over all items for batches of users."""
+# compiled scoring programs per model: every Scorer of a model (e.g. of the states fold_in derives, which share it)
+# runs the same programs
+_PROGRAMS: "weakref.WeakKeyDictionary[Any, tuple[Callable, Callable]]" = weakref.WeakKeyDictionary()
 
-    def __init__(self, model, distribution=None) -> None:
+
+def _programs(model) -> tuple[Callable, Callable]:
+    found = _PROGRAMS.get(model)
+    if found is None:
+        ref = weakref.ref(model)  # the programs must not keep their model alive (it keys the cache)
+
+        def pairs_fn(trainable, non_trainable, x):
+            model = ref()
+            out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return out, model.to_rating(out)
+
+        def top_k_fn(variables, users, allowed, user_features, k):
+            model = ref()
+            with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))):
+                out = model.score_items(users, user_features)
+                key, rating = model.ranking_key(out), model.to_rating(out)
+            key = ops.where(allowed, key, ops.full_like(key, -np.inf))
+            values, idx = ops.top_k(key, k)
+            return values, idx, ops.take_along_axis(rating, idx, axis=1)
+
+        found = _PROGRAMS[model] = (_compile(pairs_fn), _compile(top_k_fn, static_argnames=("k",)))
+    return found
+
+
+class Scorer:
+    """Model outputs on the device: for (user, item) pairs, and top-k over all items for batches of users.
+    ``values`` (variable path -> array) replaces some variables' values (a fold-in's new per-user arrays)."""
+
+    def __init__(self, model, distribution=None, values: Mapping[str, Any] | None = None) -> None:
         from .engine.placement import Placement
 
         self.model = model
         self.place = Placement(distribution)
-        self._pairs = _compile(self._pairs_fn)
-        self._top_k = _compile(self._top_k_fn, static_argnames=("k",))
-
-    # --- compiled bodies ------------------------------------------------------------------------------------
-    def _pairs_fn(self, trainable, non_trainable, x):
-        out, _ = self.model.stateless_call(trainable, non_trainable, x, training=False)
-        return out, self.model.to_rating(out)
-
-    def _top_k_fn(self, variables, users, allowed, user_features, k):
-        m = self.model
-        with keras.StatelessScope(state_mapping=list(zip(m.variables, variables))):
-            out = m.score_items(users, user_features)
-            key, rating = m.ranking_key(out), m.to_rating(out)
-        key = ops.where(allowed, key, ops.full_like(key, -np.inf))
-        values, idx = ops.top_k(key, k)
-        return values, idx, ops.take_along_axis(rating, idx, axis=1)
+        self.values = dict(values or {})
+        self._pairs, self._top_k = _programs(model)
 
     def _variables(self, which: str) -> list:
         """The variables' current values (placed on the distribution's devices when there is one): read at every
@@ -120,7 +136,14 @@ class Scorer:
         m = self.model
         variables = {"trainable": m.trainable_variables, "non_trainable": m.non_trainable_variables,
                      "all": m.variables}[which]
-        return [self.place.put_variable(v) if self.place.mesh is not None else v.value for v in variables]
+        out = []
+        for v in variables:
+            if v.path in self.values:
+                value = self.values[v.path]
+                out.append(self.place.put(np.asarray(value)) if self.place.mesh is not None else value)
+            else:
+                out.append(self.place.put_variable(v) if self.place.mesh is not None else v.value)
+        return out
 
     # --- public -----------------------------------------------------------------------------------------------
     def pairs(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None = None

@@ -33,7 +33,7 @@ from .ranking import Candidates, Scorer, check_min_ratings, popular
 from .similarity import cosine, cosine_similarities, top_k
 from .split import validation_split as validation_share
 from .topn import KS as TOPN_KS, LONG_TAIL
-from .state import Baseline, FittedState, seen_matrix
+from .state import Baseline, FittedState, SeenRatings, seen_matrix
 
 
 class Recommender:
@@ -97,7 +97,7 @@ class Recommender:
 
     @cached_property
     def _scorer(self) -> Scorer:
-        return Scorer(self.state_.model, self.distribution)
+        return Scorer(self.state_.model, self.distribution, self.state_.user_values)
 
     @cached_property
     def _candidates(self) -> Candidates:
@@ -214,6 +214,7 @@ class Recommender:
         gu, gi = user_index.index(given["user_id"]), item_index.index(given["item_id"])
         known = (gu > 0) & (gi > 0)
         seen = seen_matrix(gu[known], gi[known], user_index.size, item_index.size)
+        seen_ratings = SeenRatings.of(seen, gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known])
 
         model_cls = MODELS[self.model]
         item_features, user_features = model_cls.wanted_features(mcfg)
@@ -282,7 +283,7 @@ class Recommender:
             training_config=tcfg, rating_scale=scale, user_index=user_index, item_index=item_index,
             baseline=baseline, encoder=encoder, seen=seen, items=train.items, users=train.users,
             genres=tuple(train.genres), model=model, history=history, fit_seconds=seconds,
-            initial_train_metrics=initial, n_train=len(y)))
+            initial_train_metrics=initial, n_train=len(y), seen_ratings=seen_ratings))
         return self
 
     def _verbose(self) -> bool:
@@ -600,53 +601,170 @@ class Recommender:
         extra = {"item_features": np.repeat(feats, len(u), axis=0)}
         return self._scorer.pairs(u, np.zeros_like(u), extra)[1]
 
-    def fold_in(self, user_id, ratings, *, demographics: Mapping[str, Any] | None = None, epochs: int = 50,
-                learning_rate: float = 0.05) -> "Recommender":
-        """Add a new user from a few ratings without retraining the model.
+    def fold_in(self, ratings, user_ratings=None, *, demographics: Mapping[str, Any] | None = None,
+                epochs: int | None = None, learning_rate: float | None = None) -> "Recommender":
+        """Users (re-)fitted from their ratings without retraining the model: ``rec.fold_in(frame)`` returns a NEW
+        recommender and leaves ``rec`` as it was.
 
-        ``ratings`` is a mapping item_id -> rating or a DataFrame with item_id and rating columns. Only the new
-        user's own weights (embedding, bias) are fitted, every other weight frozen; afterwards the user is known to
-        ``predict``/``recommend`` like any training user. Items unknown to the model are ignored.
+        ``frame`` has columns ``user_id``, ``item_id`` and ``rating`` (rows of several users, new or known). Each
+        user's own weights are solved from their ratings with every item-side weight fixed (a known user from their
+        stored ratings plus the new ones; see :mod:`ratecast.foldin`); the new ratings are excluded from their
+        recommendations but are not training data (:meth:`update` adds them to it). Ratings of items unknown to the
+        model are ignored; a user with none left is left out (with a warning). Other columns (e.g. ``timestamp``)
+        are not read: a folded-in user has no day biases of their own (``bayesian``), a known user keeps theirs.
+
+        The one-user form ``rec.fold_in(user_id, ratings, demographics=...)`` (``ratings`` a mapping item_id ->
+        rating or a frame with item_id and rating) adds one NEW user to ``rec`` itself and returns it.
+        ``epochs`` and ``learning_rate`` set the steps of the gradient solve (models not solved in closed form).
         """
-        from .engine.loop import compile_model
-        from .models import TrainingConfig
+        from . import foldin
 
+        steps = foldin.STEPS if epochs is None else epochs
+        lr = foldin.LEARNING_RATE if learning_rate is None else learning_rate
+        if epochs is not None or learning_rate is not None:
+            from .models import TrainingConfig
+
+            TrainingConfig(epochs=steps, learning_rate=lr)  # validates both
+        if user_ratings is None:
+            if demographics is not None:
+                raise ValueError("demographics applies to the one-user form fold_in(user_id, ratings, "
+                                 "demographics=...)")
+            return self._derived(self._folded(ratings, "ratings", trained=False, steps=steps, learning_rate=lr))
         s = self.state_
-        user_id = _scalar_id("user_id", user_id)
+        user_id = _scalar_id("user_id", ratings)
         if user_id in s.user_index:
-            raise ValueError(f"user_id {user_id!r} is already known to the model; fold_in adds new users only")
+            raise ValueError(f"user_id {user_id!r} is already known to the model; fold_in(user_id, ratings) adds new "
+                             "users only (fold_in(frame) re-solves known users)")
         if demographics is not None and not isinstance(demographics, Mapping):
             raise ValueError(f"demographics must be a mapping such as {{'age': 31}}, got {demographics!r}")
-        TrainingConfig(epochs=epochs, learning_rate=learning_rate)  # validates both
-        if isinstance(ratings, Mapping):
-            ratings = pd.DataFrame({"item_id": list(ratings.keys()), "rating": list(ratings.values())})
-        if not isinstance(ratings, pd.DataFrame) or not {"item_id", "rating"} <= set(ratings.columns):
+        if isinstance(user_ratings, Mapping):
+            user_ratings = pd.DataFrame({"item_id": list(user_ratings.keys()), "rating": list(user_ratings.values())})
+        if not isinstance(user_ratings, pd.DataFrame) or not {"item_id", "rating"} <= set(user_ratings.columns):
             raise ValueError("ratings must be a mapping item_id -> rating or a DataFrame with item_id and rating")
-        items = s.item_index.index(ratings["item_id"].to_numpy())
-        if any(isinstance(v, (bool, np.bool_)) for v in ratings["rating"]):
-            raise ValueError(f"ratings must be numbers, got {ratings['rating'].tolist()[:5]}")
-        y = pd.to_numeric(ratings["rating"], errors="coerce").to_numpy(dtype="float64")
-        keep = items > 0
-        if not keep.any():
-            raise ValueError(f"fold_in needs at least one rating of a known item; none of "
-                             f"{ratings['item_id'].tolist()[:5]} is known")
-        items, y = items[keep], y[keep]
+        frame = pd.DataFrame({"user_id": pd.Series([user_id] * len(user_ratings), dtype=object),
+                              "item_id": user_ratings["item_id"].to_numpy(),
+                              "rating": user_ratings["rating"].to_numpy()})
+        rows = None
+        if s.model.user_feature_dim:
+            rows = {user_id: s.encoder.user_row(demographics or {})}
+        self._set_state(self._folded(frame, "ratings", trained=False, feature_rows=rows, steps=steps,
+                                     learning_rate=lr, single=True))
+        return self
+
+    def update(self, ratings: pd.DataFrame) -> "Recommender":
+        """:meth:`fold_in` that also adds the ratings to the training data kept in the state, so that a later
+        :meth:`refit` trains on them. Returns a NEW recommender; ``rec`` is left as it was."""
+        return self._derived(self._folded(ratings, "ratings", trained=True))
+
+    def refit(self) -> "Recommender":
+        """A NEW recommender fitted again, with the same options, on this one's training data (the ratings it was
+        fitted on plus those added by :meth:`update`; ratings only folded in are not training data) and metadata.
+        Timestamps are not kept, so a model that uses the day of a rating refits without days."""
+        from .datasets.dataset import Dataset
+
+        s = self.state_
+        if s.seen_ratings is None:
+            raise DataError("refit needs the training ratings, and this model was saved by a version that kept none; "
+                            "fit it again from the data")
+        coo_rows = np.repeat(np.arange(s.seen.shape[0]), np.diff(s.seen.indptr))
+        keep = s.seen_ratings.trained
+        frame = pd.DataFrame({"user_id": s.user_index.raw(coo_rows[keep]),
+                              "item_id": s.item_index.raw(s.seen.indices[keep]),
+                              "rating": s.seen_ratings.ratings[keep].astype("float64"),
+                              "timestamp": np.full(int(keep.sum()), np.nan)})
+        data = Dataset(frame, items=s.items, users=s.users, name="refit", rating_scale=s.rating_scale,
+                       genres=list(s.genres))
+        fresh = Recommender(self.model, random_state=self.random_state, verbose=self.verbose,
+                            distribution=self.distribution, **self.params)
+        return fresh.fit(data)
+
+    def _derived(self, state: FittedState) -> "Recommender":
+        import copy
+
+        new = copy.copy(self)
+        new._set_state(state)
+        return new
+
+    def _fold_in_pairs(self, ratings, name: str, single: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The usable pairs of a fold-in frame, checked: (raw user ids, item indices, ratings)."""
+        s = self.state_
+        if not isinstance(ratings, pd.DataFrame):
+            raise TypeError(f"{name} must be a DataFrame with user_id, item_id and rating columns, got "
+                            f"{type(ratings).__name__}")
+        missing = [c for c in ("user_id", "item_id", "rating") if c not in ratings.columns]
+        if missing:
+            raise ValueError(f"{name} lacks the column(s) {missing}: it needs user_id, item_id and rating")
+        if not len(ratings):
+            raise ValueError(f"{name} has no rows: there is nothing to fold in")
+        column = ratings["rating"]
+        if column.dtype == bool or (column.dtype == object and any(isinstance(v, (bool, np.bool_)) for v in column)):
+            raise ValueError(f"ratings must be numbers, got {column.tolist()[:5]}")
+        y = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")
         off = ~s.rating_scale.on_scale(y)
         if off.any():
             raise ValueError(f"ratings must lie on the scale {s.rating_scale.minimum:g}.."
                              f"{s.rating_scale.maximum:g}, got {y[off][:3].tolist()}")
-        row = s.encoder.user_row(demographics or {}) if s.model.user_feature_dim else None
-        model = s.model.with_new_user(row, items, y)
-        new_u = model.n_users - 1
-        for layer in model.layers:
-            layer.trainable = layer.name in model.user_layers
-        compile_model(model, "adam", float(learning_rate))
-        x = {"user": np.full(len(items), new_u, "int32"), "item": items.astype("int32")}
-        model.fit(x, model.targets(y), batch_size=len(y), epochs=epochs, verbose=0, shuffle=False)
-        for layer in model.layers:
-            layer.trainable = True
-        self._set_state(s.with_new_user(user_id, model, items, y))
-        return self
+        user_ids = ratings["user_id"].to_numpy()
+        for v in pd.unique(user_ids):
+            _scalar_id("user_id", v)
+        items = self._lookup("item_ids", _id_array("item_id", ratings["item_id"].to_numpy()))
+        usable = items > 0
+        if not usable.any():
+            raise ValueError(f"fold_in needs at least one rating of a known item; none of "
+                             f"{ratings['item_id'].tolist()[:5]} is known")
+        if not usable.all():
+            dropped = len(pd.unique(user_ids)) - len(pd.unique(user_ids[usable]))
+            if dropped and not single:
+                warnings.warn(f"{name}: {dropped} user(s) rated no item the model knows and were left out",
+                              UserWarning, stacklevel=4)
+        return user_ids[usable], items[usable], y[usable]
+
+    def _folded(self, ratings, name: str, *, trained: bool, feature_rows=None, steps: int | None = None,
+                learning_rate: float | None = None, single: bool = False) -> FittedState:
+        from . import foldin
+
+        users, items, y = self._fold_in_pairs(ratings, name, single)
+        return foldin.fold_in(self.state_, users, items, y, self._noise, trained=trained,
+                              feature_rows=feature_rows, steps=foldin.STEPS if steps is None else steps,
+                              learning_rate=foldin.LEARNING_RATE if learning_rate is None else learning_rate)
+
+    def _noise(self) -> float:
+        """The variance of the model's errors on (a sample of) its training ratings: the noise of the fold-in
+        prior (asked once per model)."""
+        from . import foldin
+
+        s = self.state_
+        scale = s.rating_scale
+        fallback = ((scale.maximum - scale.minimum) / 4) ** 2
+        if s.seen_ratings is None or not s.seen.nnz:
+            return fallback
+        rng = np.random.default_rng(0)
+        pick = rng.choice(s.seen.nnz, size=min(s.seen.nnz, foldin.NOISE_SAMPLE), replace=False)
+        users = np.searchsorted(s.seen.indptr, pick, side="right") - 1
+        pred = self._predict_index(users, s.seen.indices[pick])[0]
+        return float(np.mean((pred - s.seen_ratings.ratings[pick]) ** 2)) or fallback
+
+    def explain(self, user_id, item_id, k: int = 3) -> pd.DataFrame:
+        """Why ``user_id`` gets ``item_id``'s score: the ``k`` largest contributions, largest first, as a frame of
+        ``item_id`` (a rated item; None for a feature), ``feature`` and ``contribution``. See
+        :func:`ratecast.explain.explain` for how each model's score is decomposed; ``attrs`` holds ``score``,
+        ``base`` (the part of the score the rows do not explain) and ``method``."""
+        from .explain import explain
+
+        self._check_k(k)
+        s = self.state_
+        u = int(self._lookup("user_id", [_scalar_id("user_id", user_id)])[0])
+        if u == 0:
+            raise UnknownIdError(f"unknown user_id {user_id!r}: fold it in first (fold_in) to explain its scores")
+        i = int(self._lookup("item_id", [_scalar_id("item_id", item_id)])[0])
+        if i == 0:
+            raise UnknownIdError(f"unknown item_id {item_id!r}: the model has no score for it")
+        items, ratings = s.user_ratings(u)
+        if not len(items):
+            raise DataError("explain needs the user's ratings, and this model was saved by a version that kept none; "
+                            "fit it again from the data")
+        return explain(s, u, i, items, ratings, int(k), self._noise)
 
     # --- embeddings and similarity ------------------------------------------------------------------------------
     def _vectors(self, kind: str) -> np.ndarray:
@@ -656,7 +774,12 @@ class Recommender:
         if not m.has_vectors:
             raise ValueError(f"model {self.model!r} learns no {kind} vectors (only biases), so it has no similar "
                              "items or embedding maps; use a factor model such as 'biased_dot'")
-        return m.item_vectors() if kind == "item" else m.user_vectors()
+        if kind == "item":
+            return m.item_vectors()
+        s = self.state_
+        if s.user_values is None and m.n_users == s.user_index.size:
+            return m.user_vectors()
+        return np.asarray(s.value(m.user_embedding.embeddings))[1:s.user_index.size]
 
     def _index_of(self, kind: str) -> IdIndex:
         return self.state_.item_index if kind == "item" else self.state_.user_index

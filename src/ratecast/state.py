@@ -5,7 +5,7 @@ A saved state is a folder::
     recommender.json   format version, the resolved model and training configs, scale, vocabularies, encoder,
                        history (plain JSON)
     model.weights.h5   the Keras weights (feature tables included)
-    arrays.npz         baseline biases and the training (user, item) pairs
+    arrays.npz         baseline biases, the training (user, item) pairs and their ratings
     lookup.npz         recommendation lists and tables answered without Keras (ratecast.lookup; optional)
     items.parquet      item metadata (optional)
     users.parquet      user metadata (optional)
@@ -27,7 +27,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -72,20 +71,42 @@ class Baseline:
     def predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         return self.mean + self.user_bias[u] + self.item_bias[i]
 
-    def with_user(self, items: np.ndarray, ratings: np.ndarray, damping: float = 10.0) -> "Baseline":
-        """The baseline with one more user, whose bias is fitted on ``ratings`` of item indices ``items``."""
-        resid = ratings - self.mean - self.item_bias[items]
-        return replace(self, user_bias=np.append(self.user_bias, resid.sum() / (len(ratings) + damping)))
-
 
 def seen_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
-    """Sparse (user index x item index) matrix of the training pairs."""
-    return sp.csr_matrix((np.ones(len(users), dtype=bool), (users, items)), shape=(n_users, n_items))
+    """Sparse (user index x item index) matrix of the training pairs (row by row, items ascending)."""
+    seen = sp.csr_matrix((np.ones(len(users), dtype=bool), (users, items)), shape=(n_users, n_items))
+    seen.sort_indices()
+    return seen
+
+
+@dataclass(frozen=True, eq=False)
+class SeenRatings:
+    """The rating of every pair of ``seen``, in its stored order (row by row, items ascending): what a fold-in
+    re-solves a known user from, and a refit trains on. ``trained``: the pair is training data (fitted on, or added
+    by ``update``); False for ratings a ``fold_in`` only used."""
+
+    ratings: np.ndarray  # float32 (nnz,)
+    trained: np.ndarray  # bool (nnz,)
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, SeenRatings) and np.array_equal(self.ratings, other.ratings)
+                and np.array_equal(self.trained, other.trained))
+
+    __hash__ = None
+
+    @classmethod
+    def of(cls, seen: sp.csr_matrix, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> "SeenRatings":
+        """The ratings of (users, items, ratings) laid out as ``seen`` (which must hold exactly these pairs)."""
+        order = np.lexsort((items, users))
+        values = np.asarray(ratings, "float32")[order]
+        if len(values) != seen.nnz:
+            raise ValueError(f"{len(values)} ratings for {seen.nnz} seen pairs: the pairs must be distinct")
+        return cls(values, np.ones(len(values), bool))
 
 
 @dataclass(frozen=True, eq=False)
 class FittedState:
-    """Everything a fit produced. ``fold_in`` derives a new state; nothing mutates one."""
+    """Everything a fit produced. ``fold_in`` derives a new state (:mod:`ratecast.foldin`); nothing mutates one."""
 
     model_name: str
     params: dict[str, Any]
@@ -106,6 +127,10 @@ class FittedState:
     fit_seconds: float = 0.0
     initial_train_metrics: dict[str, Any] = field(default_factory=dict)
     n_train: int = 0
+    seen_ratings: SeenRatings | None = None  # None: saved by a version that kept no ratings
+    #: new arrays for the model's per-user weights (``model.user_variables()``, by variable path) after a fold-in;
+    #: the model's own variables hold the state it was derived from, and every other weight is shared
+    user_values: dict[str, Any] | None = None
 
     # --- derived views (computed once) ----------------------------------------------------------------------
     @cached_property
@@ -130,31 +155,37 @@ class FittedState:
         """Item positions (index - 1) that user index ``u`` rated in training."""
         return self.seen.indices[self.seen.indptr[u]:self.seen.indptr[u + 1]] - 1
 
-    # --- derivation -------------------------------------------------------------------------------------------
-    def with_new_user(self, user_id, model: RatingModel, items: np.ndarray, ratings: np.ndarray) -> "FittedState":
-        """This state plus one user (``fold_in``): vocabulary, baseline, seen pairs and the grown model."""
-        ids = self.user_index.ids
-        same_kind = {"O": isinstance(user_id, str), "i": isinstance(user_id, Integral),
-                     "u": isinstance(user_id, Integral), "f": isinstance(user_id, float)}.get(ids.dtype.kind, False)
-        # an id of another type keeps every id as it was (no int -> float or text conversion of the others)
-        new_ids = np.append(ids, user_id) if same_kind else np.array([*ids.tolist(), user_id], dtype=object)
-        n_users = len(new_ids) + 1
-        coo = self.seen.tocoo()
-        u = np.concatenate([coo.row, np.full(len(items), n_users - 1)])
-        i = np.concatenate([coo.col, items])
-        return replace(self, user_index=IdIndex(new_ids), model=model,
-                       baseline=self.baseline.with_user(items, ratings),
-                       seen=seen_matrix(u, i, n_users, self.item_index.size))
+    def user_ratings(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        """(item indices, ratings) that user index ``u`` gave (training and folded in); ratings are empty when the
+        state was saved without them."""
+        sl = slice(self.seen.indptr[u], self.seen.indptr[u + 1])
+        items = self.seen.indices[sl]
+        if self.seen_ratings is None:
+            return items[:0], np.zeros(0, "float32")
+        return items, self.seen_ratings.ratings[sl]
 
+    def value(self, variable) -> Any:
+        """The value of one of the model's variables in this state (its per-user arrays after a fold-in)."""
+        if self.user_values is not None and variable.path in self.user_values:
+            return self.user_values[variable.path]
+        return variable.value
+
+    def materialized(self) -> "FittedState":
+        """The same state with a model of exactly its users' rows holding its values (what is saved)."""
+        if self.user_values is None and self.model.n_users == self.user_index.size:
+            return self
+        model = self.model.resized(self.user_index.size, [self.value(v) for v in self.model.variables])
+        return replace(self, model=model, user_values=None)
 
     # --- persistence ------------------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         """Write every field into the (new, empty) ``folder`` as :data:`STORED` says, then its manifest."""
         from . import __version__
 
+        state = self.materialized()
         out = Target(folder, {"format_version": FORMAT_VERSION, "ratecast_version": __version__}, {})
         for name, stored in STORED.items():
-            stored.save(self if isinstance(stored, Derived) else getattr(self, name), out)
+            stored.save(state if isinstance(stored, DerivedFile) else getattr(state, name), out)
         (folder / META).write_text(json.dumps(out.meta, indent=1, allow_nan=False), encoding="utf-8")
         np.savez_compressed(folder / ARRAYS, **out.arrays)
         manifest.write(folder)
@@ -265,6 +296,21 @@ class Arrays:
         out.arrays.update(self.dump(value))
 
 
+class Unsaved:
+    """A field that is not saved: :meth:`FittedState.save` folds it into the others first (it must be None then),
+    and it loads as None."""
+
+    def schema(self) -> dict[str, tuple[type, ...]]:
+        return {}
+
+    def save(self, value: Any, out: Target) -> None:
+        if value is not None:  # pragma: no cover - FittedState.save materialises first
+            raise RuntimeError("a derived field must be folded into the saved fields before saving")
+
+    def load(self, src: Source) -> None:
+        return None
+
+
 class Frame:
     """An optional table stored as the parquet file ``name``."""
 
@@ -303,7 +349,7 @@ class Frame:
             raise IntegrityError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
 
 
-class Derived:
+class DerivedFile:
     """A file made from the whole state when it is saved, which no field holds: ``write(state, folder)`` writes it;
     on load, ``check(folder, n_users, n_items)`` verifies it (if the folder has it) and nothing is kept."""
 
@@ -482,13 +528,32 @@ def _seen(src: Source) -> sp.csr_matrix:
     return seen_matrix(su, si, n_users, n_items)
 
 
+def _seen_ratings(src: Source) -> SeenRatings | None:
+    if "seen_ratings" not in src.npz_headers:  # saved before ratings were kept
+        return None
+    n = src.loaded["seen"].nnz
+    ratings = src.array("seen_ratings", "f", (n,))
+    trained = src.array("seen_trained", "b", (n,))
+    scale = src.loaded["rating_scale"]
+    require(bool(np.isfinite(ratings).all()) and (len(ratings) == 0 or (
+        ratings.min() >= scale.minimum and ratings.max() <= scale.maximum)), src.folder / ARRAYS,
+        f"seen_ratings must be finite and within the rating scale {scale.minimum:g}..{scale.maximum:g}")
+    return SeenRatings(ratings.astype("float32"), trained.astype(bool))
+
+
+def _seen_ratings_arrays(value: SeenRatings | None) -> dict[str, np.ndarray]:
+    if value is None:
+        return {}
+    return {"seen_ratings": value.ratings.astype("float32"), "seen_trained": value.trained.astype(bool)}
+
+
 def _seen_arrays(seen: sp.csr_matrix) -> dict[str, np.ndarray]:
     coo = seen.tocoo()
     return {"seen_users": coo.row.astype("int32"), "seen_items": coo.col.astype("int32")}
 
 
 #: how every field of :class:`FittedState` is stored, in the order of its fields, and the files derived from them
-STORED: dict[str, Json | Arrays | Frame | Weights | Derived] = {
+STORED: dict[str, Json | Arrays | Frame | Weights | DerivedFile | Unsaved] = {
     "model_name": Json("model", (str,), load=_model_name),
     "params": Json("params", (dict,)),  # the options as given: a record only, never read back into a config
     "random_state": Json("random_state", (int, NoneType)),
@@ -505,13 +570,15 @@ STORED: dict[str, Json | Arrays | Frame | Weights | Derived] = {
     "users": Frame("users.parquet"),
     "genres": Json("genres", (list,), dump=list, load=lambda v, src: tuple(str(g) for g in v)),
     "model": Weights(),
-    "lookup": Derived(lookup.write, lookup.check_saved),  # not a field: answers read without Keras
+    "lookup": DerivedFile(lookup.write, lookup.check_saved),  # not a field: answers read without Keras
     "history": Json("history", (dict,)),
     "fit_seconds": Json("fit_seconds", (float,), load=_number("fit_seconds", 0, float)),
     "initial_train_metrics": Json("initial_train_metrics", (dict,)),
     "n_train": Json("n_train", (int,), load=_number("n_train", 0, int)),
+    "seen_ratings": Arrays(_seen_ratings_arrays, _seen_ratings),
+    "user_values": Unsaved(),
 }
-if [n for n, s in STORED.items() if not isinstance(s, Derived)] != [f.name for f in fields(FittedState)]:
+if [n for n, s in STORED.items() if not isinstance(s, DerivedFile)] != [f.name for f in fields(FittedState)]:
     raise RuntimeError("state.STORED must list every field of FittedState, in order")
 
 

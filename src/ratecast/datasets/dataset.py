@@ -37,6 +37,20 @@ class IdIndex:
             raise DataError(f"ids must be integers or labels, got {plain_value(values[pos])!r} at position {pos}")
         self._ids = values.unique()  # position p holds the raw id of index p + 1
 
+    def extended(self, new_ids) -> "IdIndex":
+        """A new index: these ids, then ``new_ids`` (distinct, none of them known) at the next indices. Only the new
+        ids are checked, so adding a few ids to a large vocabulary costs no pass over it in Python."""
+        new = IdIndex(new_ids)
+        if len(new) != len(_as_index(new_ids)) or (self._ids.get_indexer(new._ids) >= 0).any():
+            raise ValueError("extended: the new ids must be distinct and not known already")
+        out = IdIndex.__new__(IdIndex)
+        old_values, new_values = self._ids.to_numpy(), new._ids.to_numpy()
+        if new._ids.dtype == self._ids.dtype:
+            out._ids = pd.Index(np.concatenate([old_values, new_values]), dtype=self._ids.dtype)
+        else:  # ids of another kind: every id kept as it is, none converted
+            out._ids = pd.Index(np.concatenate([old_values.astype(object), new_values.astype(object)]), dtype=object)
+        return out
+
     @property
     def ids(self) -> np.ndarray:
         """Raw ids in index order (index i+1 holds ``ids[i]``)."""

@@ -138,7 +138,7 @@ def _evaluation(per_user: pd.DataFrame, lists: np.ndarray, catalogue_size: int, 
 def fold_in_users(rec, fold_in: Dataset):
     """A copy of ``rec`` that also knows the users of ``fold_in`` (their ratings folded in, the model's other weights
     untouched); ``rec`` itself is left as it was. A user none of whose fold-in items the model knows cannot be
-    folded in and stays unknown (served the popular list). One user at a time, through ``Recommender.fold_in``."""
+    folded in and stays unknown (served the popular list). All users at once, through ``Recommender.fold_in``."""
     r = fold_in.ratings
     known_user = rec.user_index_.index(r["user_id"].to_numpy()) > 0
     if known_user.any():
@@ -147,10 +147,9 @@ def fold_in_users(rec, fold_in: Dataset):
         raise ValueError(f"fold_in: user_id {user!r} is already "
                          "known to the model (it was in training); fold_in must hold held-out users only")
     usable = r[rec.item_index_.index(r["item_id"].to_numpy()) > 0]
-    out = copy.copy(rec)  # fold_in gives the copy a new state; the original keeps its own
-    for user_id, ratings in usable.groupby("user_id", sort=False):
-        out.fold_in(user_id, ratings[["item_id", "rating"]])
-    return out
+    if usable.empty:
+        return copy.copy(rec)
+    return rec.fold_in(usable[["user_id", "item_id", "rating"]])  # every user at once; rec keeps its own state
 
 
 def served_lists(rec, user_ids: np.ndarray, depth: int = DEPTH) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,9 @@ class RatingModel(keras.Model):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     #: layers that hold one row per user (fitted alone by ``fold_in``)
     user_layers: ClassVar[tuple[str, ...]] = ("user_embedding",)
+    #: other per-user weights (attribute names; one row per user index) that ``fold_in`` fills from a user's
+    #: ratings through :meth:`fold_in_rows` rather than fitting them
+    user_tables: ClassVar[tuple[str, ...]] = ()
     #: whether the user and item tables are vectors worth comparing (similar items, maps)
     has_vectors: ClassVar[bool] = True
     #: whether the training engine fits the model; False: it is fitted in closed form or by sampling, entirely in
@@ -206,6 +209,53 @@ class RatingModel(keras.Model):
                 else:
                     row = np.zeros((1, *value.shape[1:]), value.dtype)
                 value = np.concatenate([value, row])
+            new.assign(value)
+        return clone
+
+    # --- fold-in hooks (see :mod:`ratecast.foldin`) --------------------------------------------------------------
+    def user_variables(self) -> list:
+        """Every weight with one row per user index: the :attr:`user_layers` tables, the user feature table and the
+        :attr:`user_tables`. ``fold_in`` gives a new state new arrays for these only."""
+        out = [getattr(self, name).embeddings for name in self.user_layers]
+        if self.user_feature_table is not None:
+            out.append(self.user_feature_table)
+        return out + [getattr(self, name) for name in self.user_tables]
+
+    def fold_in_rows(self, items: np.ndarray, ratings: np.ndarray, known: bool) -> dict[str, np.ndarray]:
+        """Rows of :attr:`user_tables` for a user with these ratings (item indices, ratings), by attribute name;
+        ``known``: the user has rows already (a table left out keeps its row). Nothing by default."""
+        return {}
+
+    def fold_in_design(self, items: np.ndarray, rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+        """For a model whose rating is linear in the user's :attr:`user_layers` rows (concatenated, ``theta``):
+        ``(X, offset)`` with ``rating(u, i) = offset[u, j] + X[u, j] . theta_u`` for the item indices ``items``
+        (users, ratings), given the users' :meth:`fold_in_rows` stacked by name. ``fold_in`` then solves ``theta`` in
+        closed form (a ridge regression). None (the default): the model is not linear in the user side, and
+        ``fold_in`` takes gradient steps of its own loss instead."""
+        return None
+
+    def fold_in_blocks(self) -> int:
+        """How many independent fits the first user layer's columns hold side by side, averaged in the rating
+        (``bayesian``: one per posterior sample). A closed-form fold-in fits each alone with its own copy of the
+        other user columns (e.g. the bias), as the model's own posterior mean does. 1 by default."""
+        return 1
+
+    def resized(self, n_users: int, values: list | None = None) -> "RatingModel":
+        """A copy of this model with ``n_users`` user rows, built once: every weight copied from ``values`` (the
+        model's variables' values in order; default: their own), per-user weights cut or padded with zero rows."""
+        clone = type(self).from_config({**self.get_config(), "n_users": int(n_users), "random_init": False})
+        clone.build_now()
+        per_user = {id(v) for v in clone.user_variables()}
+        values = [v.value for v in self.variables] if values is None else values
+        for new, value in zip(clone.variables, values):
+            value = np.asarray(value)
+            if id(new) in per_user and value.shape[0] != n_users:
+                if value.shape[0] > n_users:
+                    value = value[:n_users]
+                else:
+                    # spare rows: a fold-in writes a user's rows before any score reads them
+                    value = np.concatenate([value, np.zeros((n_users - value.shape[0], *value.shape[1:]),
+                                                            value.dtype)])
             new.assign(value)
         return clone
 

@@ -73,6 +73,11 @@ class BaselineModel(RatingModel):
                 "item_bias": items[:, 0], "user_factors": np.zeros((len(users), 0), "float32"),
                 "item_factors": np.zeros((len(items), 0), "float32")}
 
+    def fold_in_design(self, items, rows):
+        """theta = [user bias]: X = 1, offset = mean + item bias."""
+        offset = self.global_mean + np.asarray(self.item_embedding.embeddings)[items, 0]
+        return np.ones((*items.shape, 1), "float32"), offset.astype("float64")
+
 
 @register("popularity", PopularityConfig)
 class PopularityModel(BaselineModel):

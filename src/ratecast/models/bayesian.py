@@ -169,8 +169,22 @@ class BayesianModel(BiasedDotModel):
         self.user_day_bias = self.add_weight(shape=(self.n_users, width), initializer="zeros", trainable=False,
                                              name="user_day_bias")
 
+    user_tables = ("user_days", "user_day_bias")
+
     def offset(self):
         return self.global_bias
+
+    def fold_in_blocks(self) -> int:
+        """One fold-in fit per posterior sample: the user's conditional mean given each sample's item factors
+        (with the trained users' spread of that sample as its prior), averaged as the prediction averages them."""
+        return self.cfg.samples * self.cfg.chains
+
+    def fold_in_rows(self, items, ratings, known):
+        """A new user has no days of their own (their day biases are zero); a known user keeps theirs."""
+        if known:
+            return {}
+        width = self.user_days.shape[1]
+        return {"user_days": np.full(width, -1, "int32"), "user_day_bias": np.zeros(width, "float32")}
 
     def score(self, inputs, training=None):
         out = super().score(inputs, training=training)

@@ -69,6 +69,10 @@ class DotModel(RatingModel):
         return {"offset": np.asarray(self._offset(), "float32"), "user_bias": np.zeros(len(users), "float32"),
                 "item_bias": np.zeros(len(items), "float32"), "user_factors": users, "item_factors": items}
 
+    def fold_in_design(self, items, rows):
+        X = np.asarray(self.item_embedding.embeddings)[items]
+        return X, np.full(items.shape, self._offset(), "float64")
+
 
 @register("biased_dot", BiasedDotConfig)
 class BiasedDotModel(RatingModel):
@@ -106,3 +110,9 @@ class BiasedDotModel(RatingModel):
         return {"offset": np.asarray(self.offset(), "float32"), "user_bias": rows(self.user_bias)[:, 0],
                 "item_bias": rows(self.item_bias)[:, 0], "user_factors": rows(self.user_embedding),
                 "item_factors": rows(self.item_embedding)}
+
+    def fold_in_design(self, items, rows):
+        """theta = [user vector, user bias]: X = [item vector, 1], offset = mean + item bias."""
+        X = np.asarray(self.item_embedding.embeddings)[items]
+        offset = float(np.asarray(self.offset())) + np.asarray(self.item_bias.embeddings)[items, 0]
+        return np.concatenate([X, np.ones((*items.shape, 1), X.dtype)], axis=-1), offset.astype("float64")

@@ -312,6 +312,35 @@ class ImplicitModel(RatingModel):
                 clone.item_item_stats.assign(np.concatenate([np.asarray(self.item_item_stats), _score_stats(scores)]))
         return clone
 
+    # --- fold-in hooks (see ratecast.foldin) ---------------------------------------------------------------
+    user_tables = ("item_sets", "set_weights_table", "item_item_stats")
+
+    def fold_in_rows(self, items, ratings, known):
+        """The user's implicit set from their ratings (as :meth:`prepare` makes it) and its item-item statistics."""
+        weight = np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, 1.0, self.cfg.low_weight)
+        row, value = padded_sets(np.zeros(len(items), "int64"), np.asarray(items), weight, 1, self.cfg.max_items,
+                                 self.seed)
+        stats = np.zeros(2, "float32")
+        if self.uses_item_item:
+            kept = value[0] > 0  # the set's items (the rest is padding)
+            scores = value[0, kept] @ np.asarray(self.item_item.value)[row[0, kept]]
+            stats = _score_stats(scores[None, :])[0]
+        return {"item_sets": row[0], "set_weights_table": value[0], "item_item_stats": stats}
+
+    def implicit_part(self, sets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``|N(u)|^-1/2 sum w_uj y_j`` for users' sets (users, width) and their weights: (users, dim)."""
+        count = np.maximum((weights > 0).sum(axis=1, keepdims=True), 1)
+        factors = np.asarray(self.implicit_factors.embeddings)
+        return np.einsum("uw,uwd->ud", weights, factors[sets]) / np.sqrt(count)
+
+    def fold_in_design(self, items, rows):
+        """theta = [p_u, b_u]; the rating head is ``mean + b_u + b_i + <p_u + implicit part, q_i>``."""
+        Q = np.asarray(self.item_embedding.embeddings)[items]
+        implicit = self.implicit_part(rows["item_sets"], rows["set_weights_table"])
+        offset = (self.global_mean + np.asarray(self.item_bias.embeddings)[items, 0]
+                  + np.einsum("urd,ud->ur", Q, implicit))
+        return np.concatenate([Q, np.ones((*items.shape, 1), Q.dtype)], axis=-1), offset.astype("float64")
+
     @property
     def liked_rating(self) -> float:
         return self.scale.level(self.cfg.liked)  # by default the scale's liked_threshold, as in evaluation
