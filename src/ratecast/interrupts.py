@@ -57,11 +57,15 @@ def deferred_interrupts() -> Iterator[None]:
     """While the block runs, a first SIGINT sets the flag that :func:`requested` reads; a second raises
     ``KeyboardInterrupt`` at once. Only where SIGINT has Python's own handler and in the main thread (elsewhere
     signals cannot be handled, and a handler set by the program is left alone)."""
+    global _holding
+    if _holding:  # inside an outer block (a fit within a search): its handler and flag stay
+        yield
+        return
+    _local.clear()  # a flag left by an earlier block is never read by this one
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield  # (inside an outer block, e.g. a fit within a search, the outer handler and flag stay)
+        yield
         return
-    _local.clear()
 
     def on_sigint(signum, frame) -> None:
         if requested():
@@ -70,7 +74,6 @@ def deferred_interrupts() -> Iterator[None]:
         if _shared is not None:
             _shared.set()
 
-    global _holding
     signal.signal(signal.SIGINT, on_sigint)
     _holding = True
     try:
