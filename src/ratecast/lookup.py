@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 import zipfile
 from numbers import Integral
 from pathlib import Path
@@ -250,13 +249,7 @@ class SavedLookup:
         other kind."""
         one = np.empty(1, dtype=object)
         one[0] = raw_id
-        found = index.index(one)
-        other = index.other_kind(one, found)
-        if other is not None:
-            given, known = other
-            warnings.warn(f"{name}: {given!r} is unknown, but {known!r} is a known id (ids keep their type: 5 and "
-                          f"'5' differ); convert the ids to the model's", UserWarning, stacklevel=3)
-        return int(found[0])
+        return int(index.lookup(one, name, stacklevel=3)[0])
 
     # --- answers ----------------------------------------------------------------------------------------------
     def recommend(self, user_id, k: int = 10, min_ratings: int | None = None, exclude_seen: bool = True
@@ -331,13 +324,7 @@ class SavedLookup:
                              "known_item": i > 0, "was_impossible": ~known})
 
     def _indices(self, index: IdIndex, name: str, raw: np.ndarray) -> np.ndarray:
-        found = index.index(raw)
-        other = index.other_kind(raw, found)
-        if other is not None:
-            given, known = other
-            warnings.warn(f"{name}: {given!r} is unknown, but {known!r} is a known id (ids keep their type: 5 and "
-                          f"'5' differ); convert the ids to the model's", UserWarning, stacklevel=4)
-        return found.astype("int64")
+        return index.lookup(raw, name, stacklevel=4).astype("int64")
 
 
 # --- what a command does --------------------------------------------------------------------------------------------

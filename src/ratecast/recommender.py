@@ -314,13 +314,7 @@ class Recommender:
         """Indices of raw user or item ids (0: unknown), with a warning when an unknown id names a known one once
         converted (text ``"5"`` against the integer id ``5``, or the reverse): ids keep their type."""
         index = self.state_.user_index if name.startswith("user") else self.state_.item_index
-        found = index.index(raw_ids)
-        other = index.other_kind(raw_ids, found)
-        if other is not None:
-            given, known = other
-            warnings.warn(f"{name}: {given!r} is unknown, but {known!r} is a known id (ids keep their type: 5 and "
-                          f"'5' differ); convert the ids to the model's", UserWarning, stacklevel=stacklevel)
-        return found
+        return index.lookup(raw_ids, name, stacklevel=stacklevel)
 
     def _days(self, timestamps, n: int) -> np.ndarray | None:
         """Day numbers of the pairs' timestamps, for models that use them (else None); checked for every model."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -89,6 +91,18 @@ class IdIndex:
     def kind(self) -> str | None:
         """"integer" or "text" when every id is of that kind, else None."""
         return {"integer": "integer", "string": "text"}.get(pd.api.types.infer_dtype(self._ids, skipna=False))
+
+    def lookup(self, raw_ids, name: str, stacklevel: int = 2) -> np.ndarray:
+        """:meth:`index` of ``raw_ids``, with a warning (at ``stacklevel`` from the caller) when an unknown id names
+        a known one once converted (text ``"5"`` against the integer id ``5``, or the reverse): ids keep their type.
+        ``name`` is the argument the ids came in."""
+        found = self.index(raw_ids)
+        other = self.other_kind(raw_ids, found)
+        if other is not None:
+            given, known = other
+            warnings.warn(f"{name}: {given!r} is unknown, but {known!r} is a known id (ids keep their type: 5 and "
+                          f"'5' differ); convert the ids to the model's", UserWarning, stacklevel=stacklevel + 1)
+        return found
 
     def other_kind(self, raw_ids, indices) -> tuple[object, object] | None:
         """The first unknown id in ``raw_ids`` (looked up as ``indices``) that names a known id once converted to
