@@ -342,7 +342,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
                 dataset: Dataset | None, step: Callable[[str], None], distribution=None) -> dict[str, Any]:
     from .metrics import error_report
     from .recommender import Recommender
-    from .run_evaluation import evaluate_test, write_evaluation
+    from .run_evaluation import LIST_USERS, evaluate_test, list_metrics, write_evaluation
     from .viz import plot_loss_curves, plot_predictions
 
     if dataset is None:
@@ -356,8 +356,9 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
     rec.fit(sp.train, checkpoint_dir=part / "checkpoint")  # resumes from a checkpoint found there
     fit_s = time.perf_counter() - t
     step("evaluating")
-    metrics = rec.evaluate(sp.test)
-    evaluation, kept = evaluate_test(rec, sp.test)
+    metrics = rec.evaluate(sp.test, top_n=False)  # every test rating; the lists are made once, below
+    evaluation, kept = evaluate_test(rec, sp.test, random_state=spec.seed)
+    metrics.update(list_metrics(rec, sp.test, evaluation))
     tr, te = sp.train.ratings, sp.test.ratings
     train_metrics = error_report(tr["rating"], rec.predict(tr["user_id"], tr["item_id"]), ci=False)
     test_pred = rec.predict(te["user_id"], te["item_id"])
@@ -374,7 +375,8 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
         write_json(tmp / "history.json", rec.history_)
         write_json(tmp / "split.json", sp.report())
         write_evaluation(tmp, evaluation, kept, rec.item_index_.ids,
-                         {"data": spec.data, "split": spec.split, "test_size": spec.test_size, "seed": spec.seed})
+                         {"data": spec.data, "split": spec.split, "test_size": spec.test_size, "seed": spec.seed,
+                          "test_users": int(sp.test.ratings["user_id"].nunique()), "list_users_limit": LIST_USERS})
         rec.save(tmp / "model")
         step("writing plots")
         plot_loss_curves(rec.history_, tmp / "plots" / "loss.png", title=f"{spec.model}: loss per epoch")
