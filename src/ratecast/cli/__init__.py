@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 # The command line is an application: it may set process-wide options. Compiled XLA programs are cached on disk by
-# the library (ratecast.engine.cache: $RATECAST_CACHE, else the user cache folder), so that repeated commands
+# the library (ratecast.compile_cache: $RATECAST_CACHE, else the user cache folder), so that repeated commands
 # (train, recommend, similar, report, ...) skip most compilation.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
