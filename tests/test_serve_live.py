@@ -230,3 +230,35 @@ def test_no_acknowledged_rating_is_lost_across_kill_9(run):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def test_refit_trains_on_the_logged_ratings_into_a_new_run(run, tmp_path):
+    from tests.cli_helpers import cli, one_line_error, strict_json
+
+    log = RatingsLog(run / LOG_NAME)
+    log.append("newcomer", [101, 102, 103], [5.0, 4.0, 1.0])
+    log.append(3, [104, 104], [2.0, 5.0])  # the last rating of a pair counts
+    log.close()
+    old = load_run(run).recommender()
+    res = cli("refit", run, "--out", tmp_path / "refitted", "--json")
+    assert res.code == 0, (res.stdout, res.stderr)
+    assert strict_json(res.stdout)["logged_ratings"] == 5
+    new = load_run(tmp_path / "refitted")
+    rec = new.recommender()
+    assert new.info["refit_ratings"] == 5 and new.spec == load_run(run).spec
+
+    def held(user) -> dict:
+        items, ratings = rec.state_.user_ratings(int(rec.user_index_.index([user])[0]))
+        return dict(zip(rec.item_index_.raw(items).tolist(), ratings.tolist()))
+
+    assert held("newcomer") == {101: 5.0, 102: 4.0, 103: 1.0}
+    known = held(3)
+    assert known[104] == 5.0 and (run / LOG_NAME).is_file()  # the served run keeps its log
+    added = 3 + (0 if 104 in old.seen_items(3) else 1)
+    assert rec.state_.n_train == old.state_.n_train + added
+    # the new run keeps what it was trained on: refitting it again includes them, and says so
+    res = cli("refit", tmp_path / "refitted", "--out", tmp_path / "again", "-q")
+    assert res.code == 0 and load_run(tmp_path / "again").info["refit_ratings"] == 5
+    one_line_error(cli("refit", run, "--out", tmp_path / "refitted"), 1, "refitted", "--overwrite")
+    one_line_error(cli("refit", run, "--out", run), 1, "is the run being refitted")
+    one_line_error(cli("refit", tmp_path / "nothing"), 4, "nothing")

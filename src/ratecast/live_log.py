@@ -35,6 +35,20 @@ def batch_line(user_id: Any, items: Sequence[Any], ratings: Sequence[float], whe
     return (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
 
 
+def write_ratings_log(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+    """Write ``frame`` (user_id, item_id, rating, timestamp) as a whole log at ``path`` (temporary file, then
+    renamed), one line per rating."""
+    from .io import write_text
+
+    lines = [batch_line(_plain(u), [_plain(i)], [r], float(t))
+             for u, i, r, t in frame[list(COLUMNS)].itertuples(index=False)]
+    return write_text(path, b"".join(lines).decode())
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
 class RatingsLog:
     """An append-only ratings log at ``path`` (created on the first append)."""
 
