@@ -262,3 +262,7 @@ def test_refit_trains_on_the_logged_ratings_into_a_new_run(run, tmp_path):
     one_line_error(cli("refit", run, "--out", tmp_path / "refitted"), 1, "refitted", "--overwrite")
     one_line_error(cli("refit", run, "--out", run), 1, "is the run being refitted")
     one_line_error(cli("refit", tmp_path / "nothing"), 4, "nothing")
+    # training over the served run would delete its log: refused
+    one_line_error(cli("train", "--data", load_run(run).spec.data, "--model", "biased_dot", "--out", run,
+                       "--overwrite", "-q"), 1, LOG_NAME)
+    assert len(read_log(run / LOG_NAME)) == 5
