@@ -1,4 +1,5 @@
-"""The ``ratecast`` command line: data, train, tune, serve, evaluate, recommend, similar, map, compare, report, demo.
+"""The ``ratecast`` command line: data, train, refit, tune, serve, evaluate, recommend, similar, map, compare, report,
+demo.
 
 Exit codes: 0 success; 1 bad input data or option value (also: output exists, output locked, corrupted run, training
 diverged); 2 usage error (unknown option, missing argument); 3 unknown user or item id; 4 missing run directory or
@@ -49,6 +50,7 @@ data_app.command("fetch", cls=Command)(data.data_fetch)
 data_app.command("info", cls=Command)(data.data_info)
 data_app.command("stats", cls=Command)(data.data_stats)
 app.command(cls=Command)(train.train)
+app.command(cls=Command)(train.refit)
 app.command(cls=Command)(tune.tune)
 app.command(cls=Command)(serve.serve)
 app.command(cls=Command)(lookup.evaluate)
