@@ -62,3 +62,45 @@ def test_both_engines_run_the_one_epoch_loop():
     for runner in (compiled.CompiledRunner, keras_fit.KerasRunner):
         assert runner_methods <= set(dir(runner))
     assert epochs.run_epochs is training.run_epochs
+
+
+def test_every_config_field_is_a_checked_type():
+    """Configs are pydantic dataclasses whose every field says what it accepts (a constrained type, a literal or a
+    flag): a field written as a bare ``int`` or ``float`` would take any number."""
+    from typing import Literal, get_origin
+
+    from ratecast.models import CONFIGS, TrainingConfig
+    from ratecast.models.config import Says
+
+    for cls in (*CONFIGS.values(), TrainingConfig):
+        for name, info in cls.__pydantic_fields__.items():
+            checked = any(isinstance(m, Says) for m in info.metadata) or get_origin(info.annotation) is Literal
+            assert checked, f"{cls.__name__}.{name} is a bare {info.annotation}"
+
+
+def test_config_refusals_are_one_line_and_name_the_field():
+    import numpy as np
+    import pytest
+
+    from ratecast.models import BayesianConfig, HybridConfig, ImplicitConfig, TrainingConfig
+
+    cases = [
+        (HybridConfig, {"embedding_dim": "8"}, r"^embedding_dim must be a positive integer, got '8'$"),
+        (HybridConfig, {"embedding_dim": 8.0}, r"^embedding_dim must be a positive integer, got 8.0$"),
+        (HybridConfig, {"hidden": [8, 0]}, r"^hidden\[1\] must be a positive integer, got 0$"),
+        (HybridConfig, {"hidden": "64"}, r"^hidden must be a list, got '64'$"),
+        (HybridConfig, {"batch_norm": 1}, r"^batch_norm must be true or false, got 1$"),
+        (HybridConfig, {"epochs": 3}, r"^unknown option\(s\) \['epochs'\] for HybridConfig; allowed: \["),
+        (ImplicitConfig, {"liked": 1.5}, r"^liked must be in \[0, 1\], got 1.5$"),
+        (ImplicitConfig, {"item_item_weight": 0.6, "set_model_weight": 0.6}, r"^set_model_weight must be in"),
+        (BayesianConfig, {"noise_per": ["day"]}, r"^noise_per must be drawn from \['user', 'item', 'rating'\], "
+                                                 r"got \['day'\]$"),
+        (TrainingConfig, {"optimizer": "lion"}, r"^optimizer must be one of \['adam', 'adamw', 'sgd', 'rmsprop', "
+                                                r"'adagrad'\], got 'lion'$"),
+        (TrainingConfig, {"validation_split": float("nan")}, r"^validation_split must be in \[0, 1\), got nan$"),
+    ]
+    for cls, options, message in cases:
+        with pytest.raises(ValueError, match=message):
+            cls(**options)
+    assert HybridConfig(embedding_dim=np.int64(8), hidden=[16, 8]).hidden == (16, 8)  # NumPy scalars, lists taken
+    assert TrainingConfig(learning_rate=1).learning_rate == 1.0
