@@ -13,6 +13,7 @@ from ratecast import topn
 from ratecast.datasets import Dataset, RatingScale
 from ratecast.errors import DataError
 from ratecast.evaluation import compare, holm, liked_threshold, score_lists
+from ratecast.evaluation.figures import band_gap
 
 # --- a hand-computed example ------------------------------------------------------------------------------------
 # 6 items, training popularity below (20 training users); three users' lists, best first
@@ -57,6 +58,14 @@ def test_each_metric_equals_the_hand_computed_value():
     assert set(s.index) == set(expected)
     for name, value in expected.items():
         assert s[name] == pytest.approx(value), name
+
+
+def test_the_largest_gap_between_popularity_bands_is_hand_computed():
+    ev = hand_example()
+    gap = band_gap(ev.per_user, n_resamples=200).loc["recall@10"]
+    # bands: head 1.0 (user a hits item 1), mid 1.0 (b hits item 3), tail 0.0 (a misses item 4)
+    assert gap["gap"] == 1.0 and (gap["highest"], gap["lowest"]) == ("head", "tail")
+    assert gap["ci_low"] <= gap["gap"] <= gap["ci_high"]
 
 
 def test_per_user_table_and_popularity_bands():

@@ -38,7 +38,11 @@ from .errors import (DataError, IntegrityError, MissingFileError, NotWritableErr
 from .io import (check_foreign_files, check_output_folder, discard_dir, lock_output, read_json_object, staged_dir,
                  temporary_target, write_json)
 
-SPLITS = ("holdout", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "temporal", "last1")
+SPLITS = ("holdout", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "temporal", "last1", "held-out-users")
+#: the split that holds whole users out of training (``test_size``: the share of users); see :func:`make_split`
+HELD_OUT_USERS = "held-out-users"
+#: share of each held-out user's ratings folded in (the rest is their test set)
+FOLD_IN = 0.8
 #: Suffixes of the ratings files ratecast reads (besides MovieLens releases, which are named).
 RATINGS_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".dat", ".data", ".parquet", ".pq")
 #: Options of :func:`ratecast.datasets.load_ratings` that a run may store (``items``/``users`` are file paths).
@@ -205,7 +209,12 @@ def load_stored_data(spec: RunSpec, where: str, progress: bool = False) -> Datas
                         f"stored in {where}") from None
 
 
-def make_split(ds: Dataset, spec: RunSpec) -> S.Split:
+def make_split(ds: Dataset, spec: RunSpec) -> S.Split | S.HeldOutSplit:
+    """The run's split of ``ds``. ``held-out-users`` holds out ``test_size`` of the users (drawn with ``seed``): none
+    of their ratings is trained on, :data:`FOLD_IN` of each one's ratings are folded in and the rest scored (see
+    :func:`ratecast.split.held_out_users` and :func:`test_recommender`)."""
+    if spec.split == HELD_OUT_USERS:
+        return S.held_out_users(ds, users=spec.test_size, fold_in=FOLD_IN, random_state=spec.seed)
     if spec.split == "holdout":
         return S.holdout(ds, test_size=spec.test_size, random_state=spec.seed)
     if spec.split == "temporal":
@@ -213,6 +222,16 @@ def make_split(ds: Dataset, spec: RunSpec) -> S.Split:
     if spec.split == "last1":
         return S.temporal_per_user(ds, n_test=1)
     return S.movielens_fold(ds, spec.split)
+
+
+def test_recommender(rec, split: S.Split | S.HeldOutSplit):
+    """The recommender that serves ``split``'s test users: ``rec`` itself, or for held-out users a copy of ``rec``
+    that knows them from their fold-in ratings (``rec`` is left as it is)."""
+    if isinstance(split, S.HeldOutSplit):
+        from .evaluation import fold_in_users
+
+        return fold_in_users(rec, split.fold_in)
+    return rec
 
 
 # --- interrupted runs ---------------------------------------------------------------------------------------------
@@ -342,7 +361,9 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
                 dataset: Dataset | None, step: Callable[[str], None], distribution=None) -> dict[str, Any]:
     from .metrics import error_report
     from .recommender import Recommender
-    from .run_evaluation import evaluate_test, write_evaluation
+    from .evaluation import evaluate
+    from .run_evaluation import evaluate_test, test_fingerprint, write_evaluation
+    from .run_evaluation import kept as keep_evaluation
     from .viz import plot_loss_curves, plot_predictions
 
     if dataset is None:
@@ -356,11 +377,17 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
     rec.fit(sp.train, checkpoint_dir=part / "checkpoint")  # resumes from a checkpoint found there
     fit_s = time.perf_counter() - t
     step("evaluating")
-    metrics = rec.evaluate(sp.test)
-    evaluation, kept = evaluate_test(rec, sp.test)
+    served = test_recommender(rec, sp)
+    metrics = served.evaluate(sp.test)
+    if isinstance(sp, S.HeldOutSplit):  # the held-out users are folded in as rc.evaluate does it
+        evaluation = evaluate(rec, sp.test, sp.fold_in)
+        users = next((d.users for d in (sp.test, sp.fold_in) if d.users is not None), rec.users)
+        kept = keep_evaluation(evaluation, users, test_fingerprint(sp.test), saved=False)
+    else:
+        evaluation, kept = evaluate_test(rec, sp.test)
     tr, te = sp.train.ratings, sp.test.ratings
     train_metrics = error_report(tr["rating"], rec.predict(tr["user_id"], tr["item_id"]), ci=False)
-    test_pred = rec.predict(te["user_id"], te["item_id"])
+    test_pred = served.predict(te["user_id"], te["item_id"])
     with staged_dir(out, overwrite=overwrite, marker=RUN_MARKER) as tmp:
         step("writing the run")
         write_json(tmp / "run.json", {

@@ -214,14 +214,33 @@ def group_figures(per_user: pd.DataFrame, labels: pd.Series, *, n_resamples: int
     users = np.array([[int((per_user[c].notna() & (labels == g)).sum()) for g in groups] for c in columns])
     table = figures_table(index, value.T.ravel(), reps.transpose(0, 2, 1).reshape(len(reps), -1), users.ravel())
     table = table[~table["value"].isna()]
-    gap_rows = []
-    for j, c in enumerate(columns):
+    return table, largest_gaps(columns, groups, value, reps)
+
+
+GAP_COLUMNS = ["metric", "gap", "ci_low", "ci_high", "highest", "lowest"]
+
+
+def largest_gaps(metrics: list[str], groups: list[str], value: np.ndarray, reps: np.ndarray) -> pd.DataFrame:
+    """Per metric the largest gap between groups: highest minus lowest group's figure, with the interval of that
+    difference over the same resamples. ``value``: ``(groups, metrics)``; ``reps``: ``(resamples, groups,
+    metrics)``. Metrics that fewer than 2 groups define are left out."""
+    rows = []
+    for j, c in enumerate(metrics):
         v = value[:, j]
-        if np.isnan(v).all() or (~np.isnan(v)).sum() < 2:
+        if (~np.isnan(v)).sum() < 2:
             continue
         hi, lo = int(np.nanargmax(v)), int(np.nanargmin(v))
         low, high = B.interval(reps[:, hi, j:j + 1] - reps[:, lo, j:j + 1])
-        gap_rows.append({"metric": c, "gap": v[hi] - v[lo], "ci_low": low[0], "ci_high": high[0],
-                         "highest": groups[hi], "lowest": groups[lo]})
-    gaps = pd.DataFrame(gap_rows, columns=["metric", "gap", "ci_low", "ci_high", "highest", "lowest"])
-    return table, gaps.set_index("metric")
+        rows.append({"metric": c, "gap": v[hi] - v[lo], "ci_low": low[0], "ci_high": high[0],
+                     "highest": groups[hi], "lowest": groups[lo]})
+    return pd.DataFrame(rows, columns=GAP_COLUMNS).set_index("metric")
+
+
+def band_gap(per_user: pd.DataFrame, *, n_resamples: int = 1000, random_state: int | None = 0) -> pd.DataFrame:
+    """The largest gap in :data:`BAND_METRIC` between the item popularity bands (e.g. head minus tail), with its
+    interval: a table like :func:`group_figures`' gaps (empty when fewer than 2 bands have relevant items)."""
+    bands = [b for b in BANDS if band_column(b) in per_user.columns]
+    stat = ratio_statistic(per_user, [band_column(b) for b in bands])
+    value = B.observed(len(per_user), [stat]).reshape(len(bands), 1)
+    reps = B.replicates(len(per_user), [stat], n_resamples, random_state).reshape(-1, len(bands), 1)
+    return largest_gaps([BAND_METRIC], bands, value, reps)
