@@ -60,6 +60,18 @@ def test_each_metric_equals_the_hand_computed_value():
         assert s[name] == pytest.approx(value), name
 
 
+def test_the_deeper_cutoffs_count_hits_past_the_top_10_by_hand():
+    # one user, a list of 60 items; 4 relevant items, hit at ranks 1, 15 and 50 (one relevant item is not listed)
+    lists = np.arange(60)[None, :]
+    ev = score_lists(lists, [0, 0, 0, 0], [0, 14, 49, 70], np.ones(71), 5, n_resamples=10)
+    s = ev.per_user.iloc[0]
+    ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4) + 1 / math.log2(5)  # 4 relevant items, all at the top
+    assert s["recall@10"] == pytest.approx(1 / 4) and s["recall@20"] == pytest.approx(2 / 4)
+    assert s["precision@10"] == pytest.approx(1 / 10) and s["hit@10"] == 1.0
+    assert s["ndcg@10"] == pytest.approx(1 / ideal)
+    assert s["ndcg@100"] == pytest.approx((1 + 1 / math.log2(16) + 1 / math.log2(51)) / ideal)
+
+
 def test_the_largest_gap_between_popularity_bands_is_hand_computed():
     ev = hand_example()
     gap = band_gap(ev.per_user, n_resamples=200).loc["recall@10"]
