@@ -21,8 +21,10 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."),
             overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
             quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """A table of runs: model, data, split, epochs, test MAE/RMSE with intervals, recall@10 and NDCG@10 over the
-    whole catalogue, fit time; for two runs or more, their paired differences on the common test set (95% interval,
-    Holm-corrected p-value, * where significant)."""
+    whole catalogue, fit time; each run's list figures (recall@20, NDCG@100, novelty, diversity, coverage) and its
+    largest gaps in recall@10 between user groups and item popularity bands; for two runs or more, their paired
+    differences on the common test set (95% interval, Holm-corrected p-value, * where significant). Runs of
+    different test sets (data, split, seed) are refused."""
     if not (math.isfinite(alpha) and 0 < alpha < 1):
         raise ValueError(f"--alpha must be a number in (0, 1), got {alpha!r}")
     if out_file is not None:
@@ -124,11 +126,11 @@ def _show_lists(figures, gaps) -> None:
     table.add_column("run", overflow="fold", min_width=8)
     table.add_column("by", overflow="fold", min_width=6)
     table.add_column("gap [95% CI]", justify="right", overflow="fold", min_width=8)
-    table.add_column("highest - lowest group", overflow="fold", min_width=8)
+    table.add_column("highest vs lowest group", overflow="fold", min_width=8)
     table.add_column("", no_wrap=True)
     for _, g in gaps.iterrows():
         table.add_row(g["run"], g["by"], f"{num(g['gap'], 3)} {ci([g['ci_low'], g['ci_high']], 3)}",
-                      f"{g['highest']} - {g['lowest']}", "*" if g["ci_low"] > 0 else "")
+                      f"{g['highest']} vs {g['lowest']}", "*" if g["ci_low"] > 0 else "")
     show(table, f"Largest gap in {GAP_METRIC} between groups")
     out.print("* the gap's interval lies above 0", highlight=False)
 
