@@ -212,7 +212,7 @@ def load_stored_data(spec: RunSpec, where: str, progress: bool = False) -> Datas
 def make_split(ds: Dataset, spec: RunSpec) -> S.Split | S.HeldOutSplit:
     """The run's split of ``ds``. ``held-out-users`` holds out ``test_size`` of the users (drawn with ``seed``): none
     of their ratings is trained on, :data:`FOLD_IN` of each one's ratings are folded in and the rest scored (see
-    :func:`ratecast.split.held_out_users` and :func:`test_recommender`)."""
+    :func:`ratecast.split.held_out_users` and :func:`fold_in_test_users`)."""
     if spec.split == HELD_OUT_USERS:
         return S.held_out_users(ds, users=spec.test_size, fold_in=FOLD_IN, random_state=spec.seed)
     if spec.split == "holdout":
@@ -224,7 +224,7 @@ def make_split(ds: Dataset, spec: RunSpec) -> S.Split | S.HeldOutSplit:
     return S.movielens_fold(ds, spec.split)
 
 
-def test_recommender(rec, split: S.Split | S.HeldOutSplit):
+def fold_in_test_users(rec, split: S.Split | S.HeldOutSplit):
     """The recommender that serves ``split``'s test users: ``rec`` itself, or for held-out users a copy of ``rec``
     that knows them from their fold-in ratings (``rec`` is left as it is)."""
     if isinstance(split, S.HeldOutSplit):
@@ -377,11 +377,11 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
     rec.fit(sp.train, checkpoint_dir=part / "checkpoint")  # resumes from a checkpoint found there
     fit_s = time.perf_counter() - t
     step("evaluating")
-    served = test_recommender(rec, sp)
+    served = fold_in_test_users(rec, sp)
     metrics = served.evaluate(sp.test)
     if isinstance(sp, S.HeldOutSplit):  # the held-out users are folded in as rc.evaluate does it
         evaluation = evaluate(rec, sp.test, sp.fold_in)
-        users = next((d.users for d in (sp.test, sp.fold_in) if d.users is not None), rec.users)
+        users = sp.test.users if sp.test.users is not None else rec.users
         kept = keep_evaluation(evaluation, users, test_fingerprint(sp.test), saved=False)
     else:
         evaluation, kept = evaluate_test(rec, sp.test)

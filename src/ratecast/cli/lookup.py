@@ -19,7 +19,7 @@ def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
              split: Optional[str] = typer.Option(None, "--split", help="Evaluate on another split's test set."),
              quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """Evaluate a run's model on its test set (or another split's, reporting any overlap with training)."""
-    from ..runs import make_split, test_recommender
+    from ..runs import fold_in_test_users, make_split
 
     run = open_run(run_dir)
     if split is not None:
@@ -28,7 +28,7 @@ def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
     rec = run.recommender()
     split_ = make_split(run.load_data(spec), spec)
     test = split_.test
-    metrics = test_recommender(rec, split_).evaluate(test)
+    metrics = fold_in_test_users(rec, split_).evaluate(test)
     r = test.ratings
     overlap = int(rec.seen_mask(r["user_id"].to_numpy(), r["item_id"].to_numpy()).sum())
     metrics["test_ratings_seen_in_training"] = overlap
