@@ -79,12 +79,12 @@ def test_out_with_a_single_run_is_refused(runs, tmp_path):
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory):
     folder = tmp_path_factory.mktemp("held_out")
-    ds = make_dataset(n_users=60, n_items=30)
+    ds = make_dataset(n_users=200, n_items=30)  # 80 held-out users: groups of 10 users or more to compare
     ds.ratings.to_csv(folder / "r.csv", index=False)
     ds.users.rename_axis("user_id").reset_index().to_csv(folder / "users.csv", index=False)
     data = ["--data", folder / "r.csv", "--users", folder / "users.csv", *FAST]
     for name, model in (("dot", "dot"), ("biased", "biased_dot")):
-        res = cli("train", *data, "--model", model, "--split", "held-out-users", "--test-size", "0.3",
+        res = cli("train", *data, "--model", model, "--split", "held-out-users", "--test-size", "0.4",
                   "--out", folder / name)
         assert res.code == 0, (res.stderr, res.exception)
     res = cli("train", *data, "--model", "dot", "--out", folder / "holdout")

@@ -202,8 +202,8 @@ def group_labels(per_user: pd.DataFrame, users: pd.DataFrame | None, by: str) ->
 def group_figures(per_user: pd.DataFrame, labels: pd.Series, *, n_resamples: int = 1000,
                   random_state: int | None = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each group's per-user metrics with intervals (index metric, group; columns value, ci_low, ci_high, users),
-    and per metric the largest gap between groups (highest minus lowest group, with the interval of that
-    difference over the same resamples)."""
+    and per metric the largest gap between groups of at least :data:`MIN_GAP_USERS` users (highest minus lowest
+    group, with the interval of that difference over the same resamples; see :func:`largest_gaps`)."""
     columns = [c for c in user_metric_columns(per_user) if "[" not in c]
     groups = sorted(labels.unique())
     stats = [B.subset(ratio_statistic(per_user[(labels == g).to_numpy()], columns), (labels == g).to_numpy())
@@ -214,19 +214,24 @@ def group_figures(per_user: pd.DataFrame, labels: pd.Series, *, n_resamples: int
     users = np.array([[int((per_user[c].notna() & (labels == g)).sum()) for g in groups] for c in columns])
     table = figures_table(index, value.T.ravel(), reps.transpose(0, 2, 1).reshape(len(reps), -1), users.ravel())
     table = table[~table["value"].isna()]
-    return table, largest_gaps(columns, groups, value, reps)
+    return table, largest_gaps(columns, groups, value, reps, users.T)
 
 
 GAP_COLUMNS = ["metric", "gap", "ci_low", "ci_high", "highest", "lowest"]
+#: a group takes part in the largest gap of a metric only when that many of its users define the metric: the figure
+#: of a handful of users (one doctor among the test users) is mostly noise, and its bootstrap interval is no guide
+MIN_GAP_USERS = 10
 
 
-def largest_gaps(metrics: list[str], groups: list[str], value: np.ndarray, reps: np.ndarray) -> pd.DataFrame:
+def largest_gaps(metrics: list[str], groups: list[str], value: np.ndarray, reps: np.ndarray,
+                 users: np.ndarray) -> pd.DataFrame:
     """Per metric the largest gap between groups: highest minus lowest group's figure, with the interval of that
-    difference over the same resamples. ``value``: ``(groups, metrics)``; ``reps``: ``(resamples, groups,
-    metrics)``. Metrics that fewer than 2 groups define are left out."""
+    difference over the same resamples. ``value`` and ``users`` (how many users define each figure): ``(groups,
+    metrics)``; ``reps``: ``(resamples, groups, metrics)``. Groups of fewer than :data:`MIN_GAP_USERS` users are
+    left out; so are metrics that fewer than 2 groups then define."""
     rows = []
     for j, c in enumerate(metrics):
-        v = value[:, j]
+        v = np.where(users[:, j] >= MIN_GAP_USERS, value[:, j], np.nan)
         if (~np.isnan(v)).sum() < 2:
             continue
         hi, lo = int(np.nanargmax(v)), int(np.nanargmin(v))
@@ -243,4 +248,5 @@ def band_gap(per_user: pd.DataFrame, *, n_resamples: int = 1000, random_state: i
     stat = ratio_statistic(per_user, [band_column(b) for b in bands])
     value = B.observed(len(per_user), [stat]).reshape(len(bands), 1)
     reps = B.replicates(len(per_user), [stat], n_resamples, random_state).reshape(-1, len(bands), 1)
-    return largest_gaps([BAND_METRIC], bands, value, reps)
+    users = np.array([[int(per_user[band_column(b)].notna().sum())] for b in bands])
+    return largest_gaps([BAND_METRIC], bands, value, reps, users)
