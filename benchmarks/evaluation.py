@@ -20,6 +20,9 @@ implementation on the same lists, in the same run.
 Lists are 100 deep (ndcg@100). Prints one JSON line.
 
     python benchmarks/evaluation.py [--users 20000] [--ratings 5e6] [--skip-large] [--skip-peers]
+
+Measured once on two shared CPU cores (load average 6-7): 943 users scored in 0.12 s; trec_eval agrees to 1.1e-16
+(coverage exactly); 162,541 users x 59,047 items scored in 14.3 s, their lists made in 101.8 s; peak RSS 0.9 GB.
 """
 
 from __future__ import annotations

@@ -13,6 +13,15 @@ difference is significant. Prints one JSON line.
 
     RATECAST_DATA=../shared/data python benchmarks/held_out_compare.py [--presets fast,topn,accurate]
         [--users 0.2] [--keep DIR]
+
+Measured once on two shared CPU cores (load average 5-8), 189 held-out users, 42 paired rows:
+
+    preset    fit s   evaluation s   train wall s   recall@20   NDCG@100   novelty@10   diversity@10
+    fast        6.0            7.1           24.0      0.096      0.146        2.541          0.924
+    topn       62.0           18.9           92.0      0.458      0.503        1.656          0.918
+    accurate  145.2           38.3          191.4      0.144      0.203        2.289          0.452
+
+    compare (with its report) 16.0 s: 0.075x the fits; evaluation and compare together 0.377x the fits
 """
 
 from __future__ import annotations
