@@ -34,7 +34,7 @@ def test_two_runs_print_the_runs_table_then_the_paired_table(runs):
 def test_json_has_the_runs_and_the_paired_rows(runs):
     res = cli("compare", runs["dot"], runs["biased"], "--json")
     doc = strict_json(res.stdout)
-    assert set(doc) == {"runs", "paired"}
+    assert set(doc) == {"runs", "paired", "lists", "gaps"}
     assert [r["model"] for r in doc["runs"]] == ["dot", "biased_dot"]
     assert doc["paired"] and {(r["a"], r["b"]) for r in doc["paired"]} == {("dot", "biased")}
     assert {"metric", "difference", "ci_low", "ci_high", "p_value", "significant", "users"} <= set(doc["paired"][0])
@@ -43,7 +43,8 @@ def test_json_has_the_runs_and_the_paired_rows(runs):
 def test_one_run_prints_its_row_and_no_paired_table(runs):
     res = cli("compare", runs["dot"])
     assert res.code == 0 and "Runs" in res.stdout and "Paired" not in res.stdout
-    assert strict_json(cli("compare", runs["dot"], "--json").stdout)["paired"] == []
+    doc = strict_json(cli("compare", runs["dot"], "--json").stdout)
+    assert doc["paired"] == [] and {r["metric"] for r in doc["lists"]} >= {"recall@20", "ndcg@100"}
 
 
 def test_out_writes_the_compare_report(runs, tmp_path):
@@ -73,3 +74,50 @@ def test_out_with_a_single_run_is_refused(runs, tmp_path):
     one_line_error(cli("compare", runs["dot"], runs["dot"], "--out", tmp_path / "c.html"), 1, "--out",
                    "two different run folders")
     assert not (tmp_path / "c.html").exists()
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("held_out")
+    ds = make_dataset(n_users=200, n_items=30)  # 80 held-out users: groups of 10 users or more to compare
+    ds.ratings.to_csv(folder / "r.csv", index=False)
+    ds.users.rename_axis("user_id").reset_index().to_csv(folder / "users.csv", index=False)
+    data = ["--data", folder / "r.csv", "--users", folder / "users.csv", *FAST]
+    for name, model in (("dot", "dot"), ("biased", "biased_dot")):
+        res = cli("train", *data, "--model", model, "--split", "held-out-users", "--test-size", "0.4",
+                  "--out", folder / name)
+        assert res.code == 0, (res.stderr, res.exception)
+    res = cli("train", *data, "--model", "dot", "--out", folder / "holdout")
+    assert res.code == 0, (res.stderr, res.exception)
+    return folder
+
+
+def test_held_out_users_runs_show_list_figures_group_gaps_and_marks(held_out):
+    res = cli("compare", held_out / "dot", held_out / "biased")
+    assert res.code == 0, (res.stderr, res.exception)
+    lists = res.stdout[res.stdout.index("Lists over the whole catalogue"):res.stdout.index("Largest gap")]
+    for metric in ("recall@20", "ndcg@100", "novelty@10", "diversity@10"):
+        assert metric in lists, metric
+    gaps = res.stdout[res.stdout.index("Largest gap in recall@10"):res.stdout.index("Paired differences")]
+    for by in ("gender", "age", "occupation", "popularity band"):
+        assert by in gaps, by
+    assert "held-out-users" in res.stdout and "* significant at alpha 0.05" in res.stdout
+    doc = strict_json(cli("compare", held_out / "dot", held_out / "biased", "--json").stdout)
+    assert {(r["run"], r["by"]) for r in doc["gaps"]} == {(run, by) for run in ("dot", "biased")
+                                                           for by in ("gender", "age", "occupation",
+                                                                      "popularity band")}
+    assert {"recall@20", "ndcg@100", "novelty@10", "diversity@10"} <= {r["metric"] for r in doc["lists"]}
+    assert all(r["ci_low"] <= r["value"] + 1e-12 <= r["ci_high"] + 2e-12 for r in doc["lists"])
+
+
+def test_a_held_out_users_run_and_a_holdout_run_are_refused_together(held_out):
+    one_line_error(cli("compare", held_out / "dot", held_out / "holdout"), 1, "another test set",
+                   "held-out-users")
+
+
+def test_evaluate_folds_the_held_out_users_in_as_the_run_did(held_out):
+    import json
+
+    doc = strict_json(cli("evaluate", held_out / "dot", "--json").stdout)
+    kept = json.loads((held_out / "dot" / "metrics.json").read_text())["test"]
+    assert doc["test"]["n_unknown"] == 0 and doc["test"]["recall@10"] == kept["recall@10"]

@@ -13,6 +13,8 @@ from ratecast import topn
 from ratecast.datasets import Dataset, RatingScale
 from ratecast.errors import DataError
 from ratecast.evaluation import compare, holm, liked_threshold, score_lists
+from ratecast.evaluation import figures
+from ratecast.evaluation.figures import band_gap
 
 # --- a hand-computed example ------------------------------------------------------------------------------------
 # 6 items, training popularity below (20 training users); three users' lists, best first
@@ -57,6 +59,27 @@ def test_each_metric_equals_the_hand_computed_value():
     assert set(s.index) == set(expected)
     for name, value in expected.items():
         assert s[name] == pytest.approx(value), name
+
+
+def test_the_deeper_cutoffs_count_hits_past_the_top_10_by_hand():
+    # one user, a list of 60 items; 4 relevant items, hit at ranks 1, 15 and 50 (one relevant item is not listed)
+    lists = np.arange(60)[None, :]
+    ev = score_lists(lists, [0, 0, 0, 0], [0, 14, 49, 70], np.ones(71), 5, n_resamples=10)
+    s = ev.per_user.iloc[0]
+    ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4) + 1 / math.log2(5)  # 4 relevant items, all at the top
+    assert s["recall@10"] == pytest.approx(1 / 4) and s["recall@20"] == pytest.approx(2 / 4)
+    assert s["precision@10"] == pytest.approx(1 / 10) and s["hit@10"] == 1.0
+    assert s["ndcg@10"] == pytest.approx(1 / ideal)
+    assert s["ndcg@100"] == pytest.approx((1 + 1 / math.log2(16) + 1 / math.log2(51)) / ideal)
+
+
+def test_the_largest_gap_between_popularity_bands_is_hand_computed(monkeypatch):
+    monkeypatch.setattr(figures, "MIN_GAP_USERS", 1)
+    ev = hand_example()
+    gap = band_gap(ev.per_user, n_resamples=200).loc["recall@10"]
+    # bands: head 1.0 (user a hits item 1), mid 1.0 (b hits item 3), tail 0.0 (a misses item 4)
+    assert gap["gap"] == 1.0 and (gap["highest"], gap["lowest"]) == ("head", "tail")
+    assert gap["ci_low"] <= gap["gap"] <= gap["ci_high"]
 
 
 def test_per_user_table_and_popularity_bands():
@@ -115,7 +138,8 @@ def test_holm_adjusts_step_down():
 
 
 # --- groups ------------------------------------------------------------------------------------------------------
-def test_groups_on_a_user_column_give_each_group_and_the_largest_gap():
+def test_groups_on_a_user_column_give_each_group_and_the_largest_gap(monkeypatch):
+    monkeypatch.setattr(figures, "MIN_GAP_USERS", 1)  # the hand example's groups have a user or two
     users = pd.DataFrame({"gender": ["F", "M", "F"], "age": [20, 30, 40]}, index=pd.Index(["a", "b", "c"]))
     ev = hand_example(users=users, by="gender")
     g = ev.groups["value"]
@@ -125,6 +149,22 @@ def test_groups_on_a_user_column_give_each_group_and_the_largest_gap():
     gap = ev.gaps.loc["recall@10"]
     assert gap["gap"] == pytest.approx(0.5) and (gap["highest"], gap["lowest"]) == ("M", "F")
     assert {"ci_low", "ci_high"} <= set(ev.groups.columns) | set(ev.gaps.columns)
+
+
+def test_the_largest_gap_leaves_out_groups_of_too_few_users():
+    # 30 users: 12 "big" with recall 1, 12 "mid" with recall 0.5, and 6 "tiny" (below MIN_GAP_USERS) with recall 0
+    n = 30
+    kind = np.array(["big"] * 12 + ["mid"] * 12 + ["tiny"] * 6)
+    lists = np.tile([0, 1, 9, 9], (n, 1))
+    lists[:, 2:] = -1
+    relevant = {"big": [0], "mid": [0, 5], "tiny": [5]}
+    rel_rows = [u for u in range(n) for _ in relevant[kind[u]]]
+    rel_items = [i for u in range(n) for i in relevant[kind[u]]]
+    users = pd.DataFrame({"kind": kind}, index=pd.RangeIndex(n))
+    ev = score_lists(lists, rel_rows, rel_items, np.ones(10), n, users=users, by="kind", n_resamples=50)
+    assert ev.groups.loc[("recall@10", "tiny"), "value"] == 0.0  # its figure is still shown
+    gap = ev.gaps.loc["recall@10"]
+    assert gap["gap"] == pytest.approx(0.5) and (gap["highest"], gap["lowest"]) == ("big", "mid")
 
 
 def test_groups_band_a_numeric_age_and_refuse_an_unknown_column():

@@ -205,3 +205,40 @@ def test_runs_list_a_seeded_sample_of_test_users_beyond_the_limit(runs):
     assert metrics["recall@10"] == pytest.approx(rec.top_n_metrics(one)["recall@10"], abs=1e-12)
     with pytest.raises(ValueError, match="limit must be a positive integer"):
         list_sample(test, 0)
+
+
+# --- runs on held-out users ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def held_out_runs(runs):
+    data = {"data": str(runs / "ratings.csv"), "data_options": {"users": str(runs / "users.csv")},
+            "split": "held-out-users", "test_size": 0.5}
+    train_run(RunSpec(**data, model="biased_dot", params={"epochs": 10, "batch_size": 256, "embedding_dim": 4,
+                                                          "learning_rate": 0.05}), runs / "held_good",
+              progress=False)
+    train_run(RunSpec(**data, model="popularity", params={"epochs": 1}), runs / "held_worse", progress=False)
+    return runs
+
+
+def test_a_held_out_users_run_is_evaluated_through_fold_in_on_users_it_never_trained_on(held_out_runs):
+    run = load_run(held_out_runs / "held_good")
+    split = make_split(run.load_data(), run.spec)
+    assert isinstance(split, rc.split.HeldOutSplit) and len(split.held_out_users) == 40  # half of 80 users
+    rec = run.recommender()
+    assert not rec.user_index_.index(split.held_out_users).any()  # the saved model never saw them
+    kept = load_evaluation(run)
+    assert set(kept.per_user.index) == set(split.test.ratings["user_id"])
+    assert not kept.per_user["fallback"].any()  # every held-out user was folded in, none got the popular list
+    fresh = rc.evaluate(rec, split.test, split.fold_in)
+    pd.testing.assert_frame_equal(kept.summary, fresh.summary)
+    metrics = json.loads((held_out_runs / "held_good" / "metrics.json").read_text())["test"]
+    assert metrics["recall@10"] == pytest.approx(fresh.summary.loc["recall@10", "value"])
+    assert json.loads((held_out_runs / "held_good" / "split.json").read_text())["n_held_out_users"] == 40
+
+
+def test_held_out_users_runs_compare_and_other_splits_are_refused(held_out_runs):
+    table = compare_runs([held_out_runs / "held_good", held_out_runs / "held_worse"]).set_index("metric")
+    for metric in ("recall@10", "ndcg@100"):
+        row = table.loc[metric]
+        assert row["difference"] > 0 and row["ci_low"] > 0 and row["significant"], (metric, row)
+    with pytest.raises(DataError, match=r"evaluated on another test set \(ratings held-out-users\)"):
+        compare_runs([held_out_runs / "good", held_out_runs / "held_good"])

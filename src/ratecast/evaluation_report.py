@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from .errors import RatecastError
-from .evaluation import METRICS
+from .evaluation import METRICS, Evaluation
+from .evaluation.figures import BAND_METRIC, band_gap
 from .evaluation.plots import interval_chart, metric_grid
 from .io import check_replaceable, write_text
 from .report import MISSING, html_image, html_page, html_table
@@ -142,7 +143,8 @@ def evaluation_sections(run) -> list[str]:
                   "<h3>Beyond accuracy</h3>", summary_table(s, BEYOND_ACCURACY)]
     out += ["<h3>Recall by item popularity</h3>", BANDS_NOTE, '<div class="grid">', _bands_table(ev.bands),
             html_image(interval_chart({run.path.name: ev.bands}, "recall@10", categories=list(BANDS),
-                                      title="recall@10 by popularity band"), "recall by popularity band"), "</div>"]
+                                      title="recall@10 by popularity band"), "recall by popularity band"), "</div>",
+            _gaps_table(band_gap(ev.per_user, n_resamples=ev.n_resamples, random_state=ev.random_state))]
     out += ["<h3>User groups</h3>"]
     if not saved.by:
         out += ['<p class="muted">the data has no user table (or no column to group users by)</p>']
@@ -157,6 +159,30 @@ def evaluation_sections(run) -> list[str]:
                 "difference; beyond noise: the interval lies above 0.</p>", _gaps_table(gaps),
                 f"<details><summary>every figure by {html.escape(by)}</summary>{_groups_table(groups)}</details>"]
     return out
+
+
+#: the list figures ``ratecast compare`` shows of each run, and the figure whose gaps between groups it shows
+LIST_FIGURES = ("recall@20", "ndcg@100", "novelty@10", "diversity@10", "genre_diversity@10", "coverage@10")
+GAP_METRIC = BAND_METRIC
+POPULARITY_BAND = "popularity band"
+
+
+def run_gaps(saved: SavedEvaluation, ev: Evaluation, metric: str = GAP_METRIC) -> pd.DataFrame:
+    """The largest gap in ``metric`` between the groups of each of a run's user columns (e.g. gender, age,
+    occupation) and, for recall@10, between the item popularity bands: index ``by`` (the column, or
+    ``popularity band``), columns ``gap, ci_low, ci_high, highest, lowest``."""
+    rows = {}
+    for by in saved.by:
+        gaps = group_tables(ev, saved.users, by)[1]
+        if metric in gaps.index:
+            rows[by] = gaps.loc[metric]
+    if metric == BAND_METRIC:
+        gaps = band_gap(ev.per_user, n_resamples=ev.n_resamples, random_state=ev.random_state)
+        if metric in gaps.index:
+            rows[POPULARITY_BAND] = gaps.loc[metric]
+    table = pd.DataFrame(list(rows.values()), index=pd.Index(list(rows), name="by"),
+                         columns=["gap", "ci_low", "ci_high", "highest", "lowest"])
+    return table
 
 
 # --- comparing runs -------------------------------------------------------------------------------------------
@@ -216,7 +242,11 @@ def compare_sections(runs: Sequence, *, alpha: float = 0.05, step: Callable[[str
             html_image(interval_chart({n: ev.bands for n, ev in evaluations.items()}, "recall@10",
                                       categories=list(BANDS), title="recall@10 by popularity band"),
                        "recall by popularity band, each run"),
-            _side_by_side({n: ev.bands for n, ev in evaluations.items()}, BANDS, "band"), "</div>"]
+            _side_by_side({n: ev.bands for n, ev in evaluations.items()}, BANDS, "band"), "</div>",
+            "<h4>largest gap between bands (highest - lowest)</h4>",
+            _side_by_side({n: band_gap(ev.per_user, n_resamples=ev.n_resamples, random_state=ev.random_state)
+                          .rename(columns={"gap": "value"}) for n, ev in evaluations.items()}, [BAND_METRIC],
+                          "metric")]
     step("user groups")
     out += _compare_groups(saved, evaluations)
     return out

@@ -129,7 +129,7 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
     protocol = pd.DataFrame([
         {"": "data", "value": f"{info['dataset']} ({spec.data})"},
         {"": "split", "value": f"{spec.split}" + (f" (test_size={spec.test_size}, random_state={spec.seed})"
-                                                  if spec.split == "holdout" else "")},
+                                                  if spec.split in ("holdout", "held-out-users") else "")},
         {"": "model", "value": spec.model},
         {"": "seed", "value": str(spec.seed)},
         {"": "epochs", "value": f"{info['epochs_run']} run of {tcfg.get('epochs')} (early stopping patience "

@@ -118,12 +118,17 @@ def list_sample(test: Dataset, limit: int | None = LIST_USERS, random_state: int
     return test.with_ratings(test.ratings.loc[keep].reset_index(drop=True))
 
 
-def evaluate_test(rec, test: Dataset, *, limit: int | None = LIST_USERS, random_state: int | None = 0
-                  ) -> tuple[Evaluation, SavedEvaluation]:
-    """Evaluate ``rec`` on ``test`` (see :func:`ratecast.evaluation.evaluate`), on :func:`list_sample`'s users when
-    the test set has more than ``limit``: the evaluation, and what a run keeps of it (its ``test_sha256`` is that of
-    the whole test set, so runs of one split stay comparable)."""
-    ev = evaluate(rec, list_sample(test, limit, random_state))
+def evaluate_test(rec, test: Dataset, *, fold_in: Dataset | None = None, limit: int | None = LIST_USERS,
+                  random_state: int | None = 0) -> tuple[Evaluation, SavedEvaluation]:
+    """Evaluate ``rec`` on ``test`` (see :func:`ratecast.evaluation.evaluate`; ``fold_in``: the known ratings of
+    held-out test users), on :func:`list_sample`'s users when the test set has more than ``limit``: the evaluation,
+    and what a run keeps of it (its ``test_sha256`` is that of the whole test set, so runs of one split stay
+    comparable)."""
+    sample = list_sample(test, limit, random_state)
+    if fold_in is not None and sample is not test:  # only the sampled users are folded in
+        chosen = fold_in.ratings["user_id"].isin(sample.ratings["user_id"])
+        fold_in = fold_in.with_ratings(fold_in.ratings.loc[chosen].reset_index(drop=True))
+    ev = evaluate(rec, sample, fold_in)
     users = test.users if test.users is not None else rec.users
     return ev, kept(ev, users, test_fingerprint(test), saved=False)
 

@@ -39,7 +39,11 @@ from .io import (check_foreign_files, check_output_folder, discard_dir, lock_out
                  temporary_target, write_json)
 from .live_log import LOG_NAME, REFIT_NAME, read_log, write_ratings_log
 
-SPLITS = ("holdout", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "temporal", "last1")
+SPLITS = ("holdout", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "temporal", "last1", "held-out-users")
+#: the split that holds whole users out of training (``test_size``: the share of users); see :func:`make_split`
+HELD_OUT_USERS = "held-out-users"
+#: share of each held-out user's ratings folded in (the rest is their test set)
+FOLD_IN = 0.8
 #: Suffixes of the ratings files ratecast reads (besides MovieLens releases, which are named).
 RATINGS_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".dat", ".data", ".parquet", ".pq")
 #: Options of :func:`ratecast.datasets.load_ratings` that a run may store (``items``/``users`` are file paths).
@@ -206,7 +210,12 @@ def load_stored_data(spec: RunSpec, where: str, progress: bool = False) -> Datas
                         f"stored in {where}") from None
 
 
-def make_split(ds: Dataset, spec: RunSpec) -> S.Split:
+def make_split(ds: Dataset, spec: RunSpec) -> S.Split | S.HeldOutSplit:
+    """The run's split of ``ds``. ``held-out-users`` holds out ``test_size`` of the users (drawn with ``seed``): none
+    of their ratings is trained on, :data:`FOLD_IN` of each one's ratings are folded in and the rest scored (see
+    :func:`ratecast.split.held_out_users` and :func:`fold_in_test_users`)."""
+    if spec.split == HELD_OUT_USERS:
+        return S.held_out_users(ds, users=spec.test_size, fold_in=FOLD_IN, random_state=spec.seed)
     if spec.split == "holdout":
         return S.holdout(ds, test_size=spec.test_size, random_state=spec.seed)
     if spec.split == "temporal":
@@ -214,6 +223,16 @@ def make_split(ds: Dataset, spec: RunSpec) -> S.Split:
     if spec.split == "last1":
         return S.temporal_per_user(ds, n_test=1)
     return S.movielens_fold(ds, spec.split)
+
+
+def fold_in_test_users(rec, split: S.Split | S.HeldOutSplit):
+    """The recommender that serves ``split``'s test users: ``rec`` itself, or for held-out users a copy of ``rec``
+    that knows them from their fold-in ratings (``rec`` is left as it is)."""
+    if isinstance(split, S.HeldOutSplit):
+        from .evaluation import fold_in_users
+
+        return fold_in_users(rec, split.fold_in)
+    return rec
 
 
 # --- interrupted runs ---------------------------------------------------------------------------------------------
@@ -367,12 +386,15 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
     rec.fit(sp.train, checkpoint_dir=part / "checkpoint")  # resumes from a checkpoint found there
     fit_s = time.perf_counter() - t
     step("evaluating")
-    metrics = rec.evaluate(sp.test, top_n=False)  # every test rating; the lists are made once, below
-    evaluation, kept = evaluate_test(rec, sp.test, random_state=spec.seed)
-    metrics.update(list_metrics(rec, sp.test, evaluation))
+    served = fold_in_test_users(rec, sp)
+    metrics = served.evaluate(sp.test, top_n=False)  # every test rating; the lists are made once, below
+    # the held-out users (if any) are folded in as rc.evaluate does it
+    evaluation, kept = evaluate_test(rec, sp.test, fold_in=sp.fold_in if isinstance(sp, S.HeldOutSplit) else None,
+                                     random_state=spec.seed)
+    metrics.update(list_metrics(served, sp.test, evaluation))
     tr, te = sp.train.ratings, sp.test.ratings
     train_metrics = error_report(tr["rating"], rec.predict(tr["user_id"], tr["item_id"]), ci=False)
-    test_pred = rec.predict(te["user_id"], te["item_id"])
+    test_pred = served.predict(te["user_id"], te["item_id"])
     with staged_dir(out, overwrite=overwrite, marker=RUN_MARKER) as tmp:
         step("writing the run")
         write_json(tmp / "run.json", {

@@ -21,8 +21,10 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."),
             overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
             quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """A table of runs: model, data, split, epochs, test MAE/RMSE with intervals, recall@10 and NDCG@10 over the
-    whole catalogue, fit time; for two runs or more, their paired differences on the common test set (95% interval,
-    Holm-corrected p-value, * where significant)."""
+    whole catalogue, fit time; each run's list figures (recall@20, NDCG@100, novelty, diversity, coverage) and its
+    largest gaps in recall@10 between user groups and item popularity bands; for two runs or more, their paired
+    differences on the common test set (95% interval, Holm-corrected p-value, * where significant). Runs of
+    different test sets (data, split, seed) are refused."""
     if not (math.isfinite(alpha) and 0 < alpha < 1):
         raise ValueError(f"--alpha must be a number in (0, 1), got {alpha!r}")
     if out_file is not None:
@@ -37,12 +39,11 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."),
     if out_file is not None and len(distinct) < 2:
         raise ValueError(f"--out writes a comparison of runs: give two different run folders or more, got "
                          f"{len(distinct)}")
-    paired = None
-    if len(distinct) >= 2:
-        from ..run_evaluation import compare_runs
+    from ..run_evaluation import has_evaluation
 
-        detail("comparing the runs pair by pair")
-        paired = compare_runs(distinct, alpha=alpha)
+    paired = figures = gaps = None
+    if len(distinct) >= 2 or has_evaluation(distinct[0]):
+        figures, gaps, paired = _evaluations(distinct, alpha)
     written = None
     if out_file is not None:
         from ..evaluation_report import build_compare_report
@@ -51,6 +52,8 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."),
                                        on_step=step_reporter())
     if as_json:
         return print_json({"runs": rows, "paired": [] if paired is None else paired.to_dict(orient="records"),
+                           "lists": [] if figures is None else figures.to_dict(orient="records"),
+                           "gaps": [] if gaps is None else gaps.to_dict(orient="records"),
                            **({"out": str(written)} if written is not None else {})})
     from rich import box
 
@@ -69,10 +72,67 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories."),
                       f"{num(r['mae'])} {ci(r['mae_ci95'], 3)}", num(r["rmse"]), num(r["recall@10"]),
                       num(r["ndcg@10"]), num(r["fit_s"], 1))
     show(table, "Runs")
+    if figures is not None:
+        _show_lists(figures, gaps)
     if paired is not None:
         _show_paired(paired, alpha)
     if written is not None:
         out.print(f"wrote {written}", highlight=False)
+
+
+def _evaluations(runs: list, alpha: float):
+    """Each run's list figures (long: run, metric, value, ci_low, ci_high), largest gaps between user groups and
+    popularity bands (run, by, metric, gap, ...), and for two runs or more their paired comparison, all from the
+    evaluations the runs keep (runs of different test sets are refused)."""
+    import pandas as pd
+
+    from ..evaluation_report import GAP_METRIC, LIST_FIGURES, run_gaps
+    from ..run_evaluation import compare_evaluations, read_evaluation, run_names, saved_evaluations
+
+    if len(runs) >= 2:
+        detail("comparing the runs pair by pair")
+        saved = saved_evaluations(runs)[1]
+    else:
+        saved = {run_names(runs)[0]: read_evaluation(runs[0])}
+    evaluations = {name: s.evaluation() for name, s in saved.items()}
+    paired = compare_evaluations(evaluations, alpha=alpha) if len(evaluations) >= 2 else None
+    figures = pd.DataFrame([{"run": name, "metric": m, **ev.summary.loc[m, ["value", "ci_low", "ci_high"]]}
+                            for name, ev in evaluations.items() for m in LIST_FIGURES if m in ev.summary.index],
+                           columns=["run", "metric", "value", "ci_low", "ci_high"])
+    gaps = pd.DataFrame([{"run": name, "by": by, "metric": GAP_METRIC, **g} for name, s in saved.items()
+                         for by, g in run_gaps(s, evaluations[name]).iterrows()],
+                        columns=["run", "by", "metric", "gap", "ci_low", "ci_high", "highest", "lowest"])
+    return figures, gaps, paired
+
+
+def _show_lists(figures, gaps) -> None:
+    """Each run's list figures (one row per run), then the largest gaps between groups."""
+    from rich import box
+
+    from ..evaluation_report import GAP_METRIC
+
+    metrics = list(dict.fromkeys(figures["metric"]))
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("run", overflow="fold", min_width=8)
+    for m in metrics:
+        table.add_column(m, justify="right", no_wrap=True)
+    values = figures.set_index(["run", "metric"])["value"]
+    for name in dict.fromkeys(figures["run"]):
+        table.add_row(name, *[num(values.get((name, m)), 3) for m in metrics])
+    show(table, "Lists over the whole catalogue (95% intervals: --json or --out)")
+    if gaps is None or gaps.empty:
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("run", overflow="fold", min_width=8)
+    table.add_column("by", overflow="fold", min_width=6)
+    table.add_column("gap [95% CI]", justify="right", overflow="fold", min_width=8)
+    table.add_column("highest vs lowest group", overflow="fold", min_width=8)
+    table.add_column("", no_wrap=True)
+    for _, g in gaps.iterrows():
+        table.add_row(g["run"], g["by"], f"{num(g['gap'], 3)} {ci([g['ci_low'], g['ci_high']], 3)}",
+                      f"{g['highest']} vs {g['lowest']}", "*" if g["ci_low"] > 0 else "")
+    show(table, f"Largest gap in {GAP_METRIC} between groups")
+    out.print("* the gap's interval lies above 0", highlight=False)
 
 
 def _distinct_runs(runs: list) -> list:

@@ -19,15 +19,16 @@ def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
              split: Optional[str] = typer.Option(None, "--split", help="Evaluate on another split's test set."),
              quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """Evaluate a run's model on its test set (or another split's, reporting any overlap with training)."""
-    from ..runs import make_split
+    from ..runs import fold_in_test_users, make_split
 
     run = open_run(run_dir)
     if split is not None:
         check_run_options(split, run.spec.data)
     spec = run.spec if split is None else dataclasses.replace(run.spec, split=split)
     rec = run.recommender()
-    test = make_split(run.load_data(spec), spec).test
-    metrics = rec.evaluate(test)
+    split_ = make_split(run.load_data(spec), spec)
+    test = split_.test
+    metrics = fold_in_test_users(rec, split_).evaluate(test)
     r = test.ratings
     overlap = int(rec.seen_mask(r["user_id"].to_numpy(), r["item_id"].to_numpy()).sum())
     metrics["test_ratings_seen_in_training"] = overlap

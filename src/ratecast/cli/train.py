@@ -26,9 +26,12 @@ def train(
     data: str = typer.Option("ml-100k", "--data", help="MovieLens release name or path to your ratings file."),
     model: str = typer.Option("deep", "--model", help="popularity, baseline, dot, biased_dot, deep, hybrid, "
                                                       "classification, implicit or bayesian."),
-    split: str = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal or last1."),
+    split: str = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal, last1 or "
+                                     "held-out-users (whole users out of training; 80% of their ratings folded in, "
+                                     "the rest scored)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (split and training)."),
-    test_size: float = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits."),
+    test_size: float = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits; for "
+                                     "held-out-users, the share of users held out."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file: model = \"...\" and any model or "
                                                                  "training option (see README)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: the model's)."),

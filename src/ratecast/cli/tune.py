@@ -59,9 +59,12 @@ def tune(
     cv: Optional[int] = typer.Option(None, "--cv", help="Score each trial by k-fold cross-validation inside train."),
     validation_split: float = typer.Option(0.1, "--validation-split", help="Validation share of train per trial."),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none."),
-    split: str = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal or last1."),
+    split: str = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal, last1 or "
+                                     "held-out-users (whole users out of training; 80% of their ratings folded in, "
+                                     "the rest scored)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (split, sampler and training)."),
-    test_size: float = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits."),
+    test_size: float = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits; for "
+                                     "held-out-users, the share of users held out."),
     set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                    help="Fix an option for every trial as KEY=VALUE (JSON values), repeatable."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for best.toml, trials.csv, the study and report.html."),

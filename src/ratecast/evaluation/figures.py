@@ -202,8 +202,8 @@ def group_labels(per_user: pd.DataFrame, users: pd.DataFrame | None, by: str) ->
 def group_figures(per_user: pd.DataFrame, labels: pd.Series, *, n_resamples: int = 1000,
                   random_state: int | None = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each group's per-user metrics with intervals (index metric, group; columns value, ci_low, ci_high, users),
-    and per metric the largest gap between groups (highest minus lowest group, with the interval of that
-    difference over the same resamples)."""
+    and per metric the largest gap between groups of at least :data:`MIN_GAP_USERS` users (highest minus lowest
+    group, with the interval of that difference over the same resamples; see :func:`largest_gaps`)."""
     columns = [c for c in user_metric_columns(per_user) if "[" not in c]
     groups = sorted(labels.unique())
     stats = [B.subset(ratio_statistic(per_user[(labels == g).to_numpy()], columns), (labels == g).to_numpy())
@@ -214,14 +214,39 @@ def group_figures(per_user: pd.DataFrame, labels: pd.Series, *, n_resamples: int
     users = np.array([[int((per_user[c].notna() & (labels == g)).sum()) for g in groups] for c in columns])
     table = figures_table(index, value.T.ravel(), reps.transpose(0, 2, 1).reshape(len(reps), -1), users.ravel())
     table = table[~table["value"].isna()]
-    gap_rows = []
-    for j, c in enumerate(columns):
-        v = value[:, j]
-        if np.isnan(v).all() or (~np.isnan(v)).sum() < 2:
+    return table, largest_gaps(columns, groups, value, reps, users.T)
+
+
+GAP_COLUMNS = ["metric", "gap", "ci_low", "ci_high", "highest", "lowest"]
+#: a group takes part in the largest gap of a metric only when that many of its users define the metric: the figure
+#: of a handful of users (one doctor among the test users) is mostly noise, and its bootstrap interval is no guide
+MIN_GAP_USERS = 10
+
+
+def largest_gaps(metrics: list[str], groups: list[str], value: np.ndarray, reps: np.ndarray,
+                 users: np.ndarray) -> pd.DataFrame:
+    """Per metric the largest gap between groups: highest minus lowest group's figure, with the interval of that
+    difference over the same resamples. ``value`` and ``users`` (how many users define each figure): ``(groups,
+    metrics)``; ``reps``: ``(resamples, groups, metrics)``. Groups of fewer than :data:`MIN_GAP_USERS` users are
+    left out; so are metrics that fewer than 2 groups then define."""
+    rows = []
+    for j, c in enumerate(metrics):
+        v = np.where(users[:, j] >= MIN_GAP_USERS, value[:, j], np.nan)
+        if (~np.isnan(v)).sum() < 2:
             continue
         hi, lo = int(np.nanargmax(v)), int(np.nanargmin(v))
         low, high = B.interval(reps[:, hi, j:j + 1] - reps[:, lo, j:j + 1])
-        gap_rows.append({"metric": c, "gap": v[hi] - v[lo], "ci_low": low[0], "ci_high": high[0],
-                         "highest": groups[hi], "lowest": groups[lo]})
-    gaps = pd.DataFrame(gap_rows, columns=["metric", "gap", "ci_low", "ci_high", "highest", "lowest"])
-    return table, gaps.set_index("metric")
+        rows.append({"metric": c, "gap": v[hi] - v[lo], "ci_low": low[0], "ci_high": high[0],
+                     "highest": groups[hi], "lowest": groups[lo]})
+    return pd.DataFrame(rows, columns=GAP_COLUMNS).set_index("metric")
+
+
+def band_gap(per_user: pd.DataFrame, *, n_resamples: int = 1000, random_state: int | None = 0) -> pd.DataFrame:
+    """The largest gap in :data:`BAND_METRIC` between the item popularity bands (e.g. head minus tail), with its
+    interval: a table like :func:`group_figures`' gaps (empty when fewer than 2 bands have relevant items)."""
+    bands = [b for b in BANDS if band_column(b) in per_user.columns]
+    stat = ratio_statistic(per_user, [band_column(b) for b in bands])
+    value = B.observed(len(per_user), [stat]).reshape(len(bands), 1)
+    reps = B.replicates(len(per_user), [stat], n_resamples, random_state).reshape(-1, len(bands), 1)
+    users = np.array([[int(per_user[band_column(b)].notna().sum())] for b in bands])
+    return largest_gaps([BAND_METRIC], bands, value, reps, users)
