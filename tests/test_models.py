@@ -2,6 +2,7 @@
 implementation, unknown ids, empty input, reproducibility), plus bad-argument checks."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import ratecast as rc
@@ -550,3 +551,24 @@ def test_fast_dropout_masks_are_uniform_fresh_each_step_and_seeded():
     np.testing.assert_array_equal(np.asarray(first(x, training=False)), x)
     with pytest.raises(ValueError, match="rate must be in"):
         FastDropout(1.0)
+
+
+def test_implicit_says_which_head_its_catalogue_is_too_large_for():
+    import warnings
+
+    from ratecast.models import ImplicitModel
+
+    ratings = pd.DataFrame({"user_id": np.repeat(np.arange(1, 21), 6), "item_id": np.tile(np.arange(1, 31), 4),
+                            "rating": 4.0})
+    scale = {"minimum": 1.0, "maximum": 5.0, "step": 1.0}
+    small = ImplicitModel({"item_item_max_items": 10, "set_model_max_items": 10}, 21, 31, rating_scale=scale, seed=0)
+    assert not small.uses_item_item and not small.uses_set_model
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        small.prepare(ratings["user_id"].to_numpy(), ratings["item_id"].to_numpy(), ratings["rating"].to_numpy())
+    said = [str(w.message) for w in caught]
+    assert any("item-item head is off: 30 items > item_item_max_items 10" in m for m in said)
+    assert any("set head is off: 30 items > set_model_max_items 10" in m for m in said)
+    off = ImplicitModel({"item_item_max_items": 10, "item_item_weight": 0.0, "set_model_weight": 0.0}, 21, 31,
+                        rating_scale=scale, seed=0)
+    assert off.switched_off() == []  # heads the options turn off are not reported

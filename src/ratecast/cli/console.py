@@ -6,6 +6,7 @@ import math
 import os
 import sys
 import time
+import warnings
 import tomllib
 from contextvars import ContextVar
 from enum import IntEnum
@@ -124,6 +125,12 @@ FLAGS = {"user_col": "--user-col", "item_col": "--item-col", "rating_col": "--ra
 
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library warning as one line on stderr (``warning: ...``, with -q/--quiet too: it says something the user
+    asked for is not done as asked), never Python's two lines with a source file."""
+    err.print(f"warning: {one_line(str(message))}", highlight=False, soft_wrap=True, markup=False)
+
+
 def handle_errors(fn):
     """Turn ratecast's errors into one clear line (or one JSON object with --json) and a documented exit code; set
     how much the command says from its ``-q/--quiet`` and ``-v/--verbose`` flags."""
@@ -137,7 +144,8 @@ def handle_errors(fn):
         level = (Verbosity.VERBOSE if verbose else Verbosity.QUIET if quiet or as_json else Verbosity.NORMAL)
         token = _talk.set(Talk(level, time.monotonic()))
         try:
-            with argument_names(FLAGS):
+            with argument_names(FLAGS), warnings.catch_warnings():
+                warnings.showwarning = show_warning
                 return fn(*args, **kwargs)
         except (typer.Exit, typer.TyperException):
             raise

@@ -30,6 +30,7 @@ user would pick and how they would like it both count; ``predict`` keeps returni
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import keras
@@ -267,7 +268,21 @@ class ImplicitModel(RatingModel):
             self.item_item_stats.assign(stats)
         return table, value
 
+    def switched_off(self) -> list[str]:
+        """The heads this model's options ask for that its catalogue is too large to hold, in words (empty when
+        every head asked for runs)."""
+        out = []
+        for head, weight, limit, used in (("item-item", "item_item_weight", "item_item_max_items",
+                                           self.uses_item_item),
+                                          ("set", "set_model_weight", "set_model_max_items", self.uses_set_model)):
+            if getattr(self.cfg, weight) > 0 and not used:
+                out.append(f"the {head} head is off: {self.n_items - 1:,} items > {limit} "
+                           f"{getattr(self.cfg, limit):,} (raise {limit} to keep it, or set {weight}=0)")
+        return out
+
     def prepare(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
+        for message in self.switched_off():  # never silently: the lists are then made by the other heads
+            warnings.warn(f"model 'implicit': {message}", stacklevel=2)
         self._fill_sets(users, items, ratings)
 
     def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, days=None) -> None:
