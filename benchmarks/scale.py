@@ -47,7 +47,7 @@ def worker(model: str, n: int, engine: str, epochs: int) -> dict:
     if model == "hybrid":
         m.set_feature_tables(np.random.default_rng(0).random((ML25M_ITEMS + 1, 22), dtype="float32"),
                              np.zeros((ML25M_USERS + 1, 0), "float32"))
-    targets = m.targets(y)
+    targets = m.output_rule.targets(y)
     times = []
     if engine == "ratecast":
         trainer = CompiledTrainer(m, tcfg, n)
@@ -62,7 +62,7 @@ def worker(model: str, n: int, engine: str, epochs: int) -> dict:
         if tcfg.table_optimizer not in ("same", tcfg.optimizer):
             optimizer = f"{tcfg.optimizer} (tables: {tcfg.table_optimizer})"
     else:
-        m.compile(optimizer="adam", loss=m.training_loss())
+        m.compile(optimizer="adam", loss=m.output_rule.training_loss())
         for epoch in range(epochs):
             t = time.perf_counter()
             m.fit({"user": u, "item": i}, targets, batch_size=8192, epochs=1, verbose=0, shuffle=True)

@@ -33,9 +33,9 @@ def time_plain(rec, train, epochs: int, batch_size: int) -> float:
     plain.set_weights(m.get_weights())  # feature tables included
     r = train.ratings
     x = {"user": rec.user_index_.index(r["user_id"]), "item": rec.item_index_.index(r["item_id"])}
-    y = plain.targets(r["rating"].to_numpy())
+    y = plain.output_rule.targets(r["rating"].to_numpy())
     t = time.perf_counter()
-    plain.compile(optimizer="adam", loss=plain.training_loss(), metrics=plain.metric_names())
+    plain.compile(optimizer="adam", loss=plain.output_rule.training_loss(), metrics=plain.output_rule.metric_names())
     plain.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
     return time.perf_counter() - t
 

@@ -91,7 +91,7 @@ def test_one_step_uses_the_models_own_gradient(model, options, train):
     x = {"user": jnp.asarray(rec.state_.user_index.index(r["user_id"]), "int32"),
          "item": jnp.asarray(rec.state_.item_index.index(r["item_id"]), "int32")}
     x["user"] = x["user"].at[1].set(x["user"][0])  # a repeated user
-    y = jnp.asarray(m.targets(r["rating"].to_numpy()))
+    y = jnp.asarray(m.output_rule.targets(r["rating"].to_numpy()))
     tv = [jnp.array(v.value) for v in m.trainable_variables]
     ntv = [jnp.array(v.value) for v in m.non_trainable_variables]
 

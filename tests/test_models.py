@@ -235,7 +235,7 @@ class ModelContract:
         n = len(fitted.item_index_)
         all_items = np.asarray(m.score_items(users))
         u, i = np.repeat(users, n), np.tile(np.arange(1, n + 1, dtype="int32"), len(users))
-        by_pair = fitted._scorer.pairs(u, i)[0].reshape(len(users), n, *m.output_shape_tail)
+        by_pair = fitted._scorer.pairs(u, i)[0].reshape(len(users), n, *m.output_rule.shape)
         np.testing.assert_allclose(all_items, by_pair, rtol=1e-4, atol=1e-5)
 
     def test_top_k_equals_numpy_reference(self, fitted):
@@ -247,7 +247,7 @@ class ModelContract:
         for user in users[:8]:
             u = int(fitted.user_index_.index([user])[0])
             out = fitted._scorer.pairs(np.full(n, u, "int32"), np.arange(1, n + 1, dtype="int32"))[0]
-            key = np.asarray(fitted.model_.ranking_key(out), dtype="float64")
+            key = np.asarray(fitted.model_.output_rule.ranking_key(out), dtype="float64")
             allowed = ~np.isin(fitted.item_index_.ids, fitted.seen_items(user))
             ref = top_k(key, k, allowed)
             mine = got.loc[got["user_id"] == user]

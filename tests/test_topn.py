@@ -155,7 +155,7 @@ def test_the_list_monitor_scores_the_models_current_lists():
     # the same lists by hand: every item not in the user's fitting half, by the model's ranking key
     out = rec._scorer.pairs(np.repeat(np.arange(1, m.n_users), m.n_items - 1),
                             np.tile(np.arange(1, m.n_items), m.n_users - 1))[0]
-    key = np.asarray(m.ranking_key(out)).reshape(m.n_users - 1, m.n_items - 1)
+    key = np.asarray(m.output_rule.ranking_key(out)).reshape(m.n_users - 1, m.n_items - 1)
     seen = {(a, b) for a, b in zip(u[half], i[half])}
     rel = {}
     for a, b, y in zip(u[~half], i[~half], r["rating"].to_numpy()[~half]):

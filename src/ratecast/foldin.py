@@ -323,7 +323,7 @@ def _make_program(model):
 
     ref = weakref.ref(model)  # the programs must not keep their model alive (it keys the cache)
     names, widths = model.user_layers, theta_widths(model)
-    loss_fn = keras.losses.get(model.training_loss())
+    loss_fn = keras.losses.get(model.output_rule.training_loss())
 
     def outputs(trainable, non_trainable, theta, users, items, features):
         model = ref()
@@ -370,7 +370,7 @@ def _make_program(model):
 
     def score(trainable, non_trainable, theta, users, items, features):
         _TRACES["count"] += 1
-        return ref().ranking_key(outputs(trainable, non_trainable, theta, users, items, features))
+        return ref().output_rule.ranking_key(outputs(trainable, non_trainable, theta, users, items, features))
 
     return {"solve": jax.jit(solve), "score": jax.jit(score)}
 
@@ -389,7 +389,7 @@ def gradient_solve(state: FittedState, overlay: dict[str, Any], users: np.ndarra
                    steps: int = STEPS, learning_rate: float = LEARNING_RATE) -> np.ndarray:
     """``theta`` (users, K) by Adam steps of the model's loss plus the prior, over the user rows only."""
     m = state.model
-    flat = np.asarray(m.targets(ratings.reshape(-1)))
+    flat = np.asarray(m.output_rule.targets(ratings.reshape(-1)))
     targets = flat.reshape(*ratings.shape, *flat.shape[1:])
     program = _program(m, items.shape, 0 if features is None else features.shape[1])
     trainable, non_trainable = _variables(state, overlay)

@@ -103,13 +103,13 @@ def _programs(model) -> tuple[Callable, Callable]:
         def pairs_fn(trainable, non_trainable, x):
             model = ref()
             out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-            return out, model.to_rating(out)
+            return out, model.output_rule.to_rating(out)
 
         def top_k_fn(variables, users, allowed, user_features, k):
             model = ref()
             with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))):
                 out = model.score_items(users, user_features)
-                key, rating = model.ranking_key(out), model.to_rating(out)
+                key, rating = model.output_rule.ranking_key(out), model.output_rule.to_rating(out)
             key = ops.where(allowed, key, ops.full_like(key, -np.inf))
             values, idx = ops.top_k(key, k)
             return values, idx, ops.take_along_axis(rating, idx, axis=1)
@@ -165,7 +165,7 @@ class Scorer:
             outs.append(self.place.to_host(out)[:n])
             ratings.append(np.asarray(self.place.to_host(rating), dtype="float64")[:n])
         if not outs:
-            return np.zeros((0, *m.output_shape_tail), "float32"), np.zeros(0)
+            return np.zeros((0, *m.output_rule.shape), "float32"), np.zeros(0)
         return np.concatenate(outs), np.concatenate(ratings)
 
     def user_batch(self) -> int:

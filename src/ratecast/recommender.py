@@ -245,7 +245,7 @@ class Recommender:
             ok = (vu > 0) & (vi > 0)
             if ok.any():
                 val_ratings = vr["rating"].to_numpy(dtype="float64")[ok]
-                val_data = ({"user": vu[ok], "item": vi[ok]}, model.targets(val_ratings))
+                val_data = ({"user": vu[ok], "item": vi[ok]}, model.output_rule.targets(val_ratings))
             elif validation_given:
                 raise DataError(f"validation: none of its {len(vr)} ratings is of a user and an item in train, so it "
                                 "cannot validate the model")
@@ -270,7 +270,7 @@ class Recommender:
         start = time.perf_counter()
         history = {}
         if model.trained_by_gradient:
-            history = train_model(model, x, model.targets(y), val_data, tcfg, seed=self.random_state,
+            history = train_model(model, x, model.output_rule.targets(y), val_data, tcfg, seed=self.random_state,
                                   verbose=self._verbose(), checkpoint_dir=checkpoint_dir,
                                   fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution,
                                   extra_validation=monitor, on_epoch=on_epoch)
@@ -361,7 +361,7 @@ class Recommender:
         """Probabilities over ``rating_scale_.values`` for models whose output is a distribution."""
         u, i = self._index_pairs(user_ids, item_ids)
         model = self.state_.model
-        model.probabilities(np.zeros((0, *model.output_shape_tail)))  # raises for rating models
+        model.output_rule.probabilities(np.zeros((0, *model.output_rule.shape)))  # raises for rating models
         unknown = (u == 0) | (i == 0)
         if unknown.any():
             k = int(np.flatnonzero(unknown)[0])
@@ -369,7 +369,7 @@ class Recommender:
                                  f"(user_id={_plain(np.asarray(user_ids).reshape(-1)[k])!r}, "
                                  f"item_id={_plain(np.asarray(item_ids).reshape(-1)[k])!r}) is unknown (predict() "
                                  "gives its baseline rating)")
-        return np.asarray(model.probabilities(self._scorer.pairs(u, i)[0]), dtype="float64")
+        return np.asarray(model.output_rule.probabilities(self._scorer.pairs(u, i)[0]), dtype="float64")
 
     # --- evaluating ---------------------------------------------------------------------------------------------
     def evaluate(self, test: Dataset, *, k: int = 10, threshold: float | None = None, ci: bool = True,

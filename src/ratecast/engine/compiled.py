@@ -108,8 +108,8 @@ class CompiledTrainer:
             raise ValueError(f"{self.n} training ratings cannot be split over {shards} devices")
         self.batch = max(shards, min(int(cfg.batch_size), self.n) // shards * shards)
         self.n_batches = math.ceil(self.n / self.batch)
-        self.loss_fn = keras.losses.get(model.training_loss())
-        self.metric_names = list(model.metric_names())
+        self.loss_fn = keras.losses.get(model.output_rule.training_loss())
+        self.metric_names = list(model.output_rule.metric_names())
         self.metric_fns = [_metric_function(m) for m in self.metric_names]
         tv, ntv = model.trainable_variables, model.non_trainable_variables
         self.tv_specs = [self.place.spec(v) for v in tv]

@@ -31,8 +31,8 @@ class _Batches(keras.utils.PyDataset):
 
 
 def compile_model(model: RatingModel, optimizer: str, learning_rate: float) -> None:
-    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=float(learning_rate)), loss=model.training_loss(),
-                  metrics=model.metric_names())
+    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=float(learning_rate)), loss=model.output_rule.training_loss(),
+                  metrics=model.output_rule.metric_names())
 
 
 class KerasRunner:

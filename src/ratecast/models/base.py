@@ -3,8 +3,8 @@
 A model is a ``keras.Model`` over ``keras.ops`` only. Besides the network, it owns everything that is specific to it,
 so the estimator never asks for a model by name:
 
-* training: :meth:`RatingModel.targets` and :meth:`RatingModel.training_loss`;
-* output to rating: :meth:`RatingModel.to_rating` (clipped to the scale) and :meth:`RatingModel.ranking_key`;
+* what its outputs mean (:attr:`RatingModel.output_rule`, :mod:`ratecast.models.outputs`): training targets and
+  loss, output to rating (clipped to the scale) and ranking key;
 * scoring: :meth:`RatingModel.score_items` scores every item for a batch of users on the device;
 * features: ``item_feature_dim``/``user_feature_dim`` (tables held as non-trainable weights, row 0 = unknown);
 * cold start: :meth:`RatingModel.supports_cold_start` and the ``user_features``/``item_features`` input overrides.
@@ -25,8 +25,7 @@ from keras import ops
 from ..datasets.scale import RatingScale
 from .config import ModelConfig, TrainingConfig
 from .layers import embedding, l2_penalty, take_rows
-
-LOSSES = {"mae": "mean_absolute_error", "mse": "mean_squared_error", "huber": "huber"}
+from .outputs import Outputs, RatingOutput
 
 
 class RatingModel(keras.Model):
@@ -65,6 +64,8 @@ class RatingModel(keras.Model):
                 raise ValueError(f"{name} must be an integer >= 0, got {n!r}")
         self.n_users, self.n_items = int(n_users), int(n_items)
         self.scale = rating_scale if isinstance(rating_scale, RatingScale) else RatingScale(**rating_scale)
+        #: what the network's outputs mean: targets, loss, output to rating, ranking key
+        self.output_rule = self.make_output_rule()
         self.global_mean = float(global_mean)
         self.item_feature_dim, self.user_feature_dim = int(item_feature_dim), int(user_feature_dim)
         self.seed = seed
@@ -146,35 +147,10 @@ class RatingModel(keras.Model):
         :attr:`uses_days`, each rating's day number or -1; nothing by default). May return per-step logs (e.g.
         ``{"loss": [...]}``) that join the fit's history."""
 
-    def targets(self, ratings: np.ndarray) -> np.ndarray:
-        """Training targets for ``ratings`` on the model's scale."""
-        return np.asarray(ratings, dtype="float32")
-
-    def training_loss(self):
-        """The Keras loss for :meth:`targets`."""
-        return LOSSES[self.cfg.loss]
-
-    def metric_names(self) -> list[str]:
-        return ["mae"]
-
-    # --- outputs to ratings -----------------------------------------------------------------------------------
-    def to_rating(self, outputs):
-        """Ratings on the scale for model outputs (``keras.ops``; works on device and on numpy arrays)."""
-        return ops.clip(ops.cast(outputs, "float32"), self.scale.minimum, self.scale.maximum)
-
-    def ranking_key(self, outputs):
-        """A key that orders items as :meth:`to_rating` does and breaks its ties (e.g. clipped at the top)."""
-        return ops.cast(outputs, "float32")
-
-    @property
-    def output_shape_tail(self) -> tuple[int, ...]:
-        """Shape of one pair's output: () for a rating."""
-        return ()
-
-    def probabilities(self, outputs):
-        """Probabilities over the scale's values, for models whose output is a distribution."""
-        raise ValueError(f"model {self.cfg.name!r} predicts ratings, not class probabilities; "
-                         "predict_proba needs a model with a distribution output (e.g. 'classification')")
+    # --- what the outputs mean (see :mod:`ratecast.models.outputs`) -------------------------------------------
+    def make_output_rule(self) -> Outputs:
+        """The model's :class:`~ratecast.models.outputs.Outputs` rule (one rating per pair by default)."""
+        return RatingOutput(self.scale, self.cfg.loss, self.cfg.name)
 
     # --- cold start -------------------------------------------------------------------------------------------
     @classmethod
@@ -262,7 +238,7 @@ class RatingModel(keras.Model):
     @property
     def pair_cost(self) -> int:
         """Floats held per (user, item) pair while scoring all items (sizes the user batches)."""
-        return 1 + int(np.prod(self.output_shape_tail, dtype=int))
+        return 1 + int(np.prod(self.output_rule.shape, dtype=int))
 
     def linear_tables(self) -> dict[str, np.ndarray] | None:
         """For a model whose rating of a pair (without a day) is ``clip(offset + user_bias + item_bias +

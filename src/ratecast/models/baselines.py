@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import keras
 import numpy as np
 from keras import ops
 
 from ..search_space import Float
 from .base import RatingModel, register
 from .config import Count, Dim, Loss, ModelConfig, NonNegative, config
+from .outputs import CountOutput
 
 
 @config
@@ -99,30 +99,5 @@ class PopularityModel(BaselineModel):
         count = ops.broadcast_to(self.item_count[None, 1:], ops.shape(rating))
         return ops.stack([rating, count], axis=-1)
 
-    @property
-    def output_shape_tail(self) -> tuple[int, ...]:
-        return (2,)
-
-    def to_rating(self, outputs):
-        return super().to_rating(outputs[..., 0])
-
-    def ranking_key(self, outputs):
-        # a count, then the rating as a fraction below 1: equal counts are ordered by rating, never collapsed
-        rating = ops.clip(ops.cast(outputs[..., 0], "float32"), self.scale.minimum, self.scale.maximum)
-        return ops.cast(outputs[..., 1], "float32") + (rating - self.scale.minimum) / (
-            self.scale.maximum - self.scale.minimum + 1.0)
-
-    def training_loss(self):
-        return _on_rating(keras.losses.get(super().training_loss()))
-
-    def metric_names(self) -> list[str]:
-        return []
-
-
-def _on_rating(fn):
-    """A loss on the rating column of (rating, popularity) outputs."""
-
-    def rating_loss(y_true, y_pred):
-        return fn(ops.reshape(y_true, (-1, 1)), y_pred[..., :1])
-
-    return rating_loss
+    def make_output_rule(self) -> CountOutput:
+        return CountOutput(self.scale, self.cfg.loss, self.cfg.name)

@@ -16,6 +16,7 @@ from keras import ops
 from ..search_space import Choice, Float, Int
 from .base import register
 from .config import Count, Dim, Loss, config
+from .outputs import ClassOutput
 from .tower import TowerConfig, TowerModel
 
 
@@ -90,37 +91,5 @@ class ClassificationModel(TowerModel):
     def head_output(self, out):
         return out
 
-    @property
-    def output_shape_tail(self) -> tuple[int, ...]:
-        return (self.n_classes,)
-
-    def targets(self, ratings: np.ndarray) -> np.ndarray:
-        return self.scale.to_class(ratings)
-
-    def training_loss(self):
-        return "sparse_categorical_crossentropy"
-
-    def metric_names(self) -> list[str]:
-        return ["sparse_categorical_accuracy"]
-
-    def _values(self):
-        return ops.convert_to_tensor(self.scale.values.astype("float32"))
-
-    def to_rating(self, outputs):
-        p = ops.cast(outputs, "float32")
-        values = self._values()
-        rule = self.cfg.prediction
-        if rule == "argmax":
-            return ops.take(values, ops.argmax(p, axis=-1))
-        if rule == "median":
-            return ops.take(values, ops.argmax(ops.cast(ops.cumsum(p, axis=-1) >= 0.5, "int32"), axis=-1))
-        return ops.sum(p * values, axis=-1)
-
-    def ranking_key(self, outputs):
-        """The rating by the prediction rule, ties broken by the expected rating (within half a step)."""
-        s = self.scale
-        expected = ops.sum(ops.cast(outputs, "float32") * self._values(), axis=-1)
-        return self.to_rating(outputs) + 0.49 * s.step * (expected - s.minimum) / (s.maximum - s.minimum)
-
-    def probabilities(self, outputs):
-        return outputs
+    def make_output_rule(self) -> ClassOutput:
+        return ClassOutput(self.scale, self.cfg.prediction, self.cfg.name)

@@ -43,6 +43,7 @@ from ..search_space import Float, Int
 from .base import RatingModel, register
 from .config import Dim, Fraction, Loss, ModelConfig, NonNegative, PositiveInt, Share, at_most, config
 from .layers import embedding, fast_uniform
+from .outputs import PickOutput
 
 
 @config
@@ -451,29 +452,10 @@ class ImplicitModel(RatingModel):
         return ops.stack([rating, logp, key], axis=-1)
 
     # --- outputs ------------------------------------------------------------------------------------------------
-    @property
-    def output_shape_tail(self) -> tuple[int, ...]:
-        return (3,)  # rating, log-probability of the pick, ranking key
+    def make_output_rule(self) -> PickOutput:
+        return PickOutput(self.scale, self.liked_rating, self.cfg.low_weight, self.cfg.interaction_weight,
+                          self.cfg.name)
 
     @property
     def pair_cost(self) -> int:
         return 6 + 2 * self.cfg.embedding_dim + (2 if self.uses_set_model else 0)
-
-    def to_rating(self, outputs):
-        return super().to_rating(outputs[..., 0])
-
-    def ranking_key(self, outputs):
-        return ops.cast(outputs[..., 2], "float32")
-
-    def training_loss(self):
-        liked, low, weight = self.liked_rating, float(self.cfg.low_weight), float(self.cfg.interaction_weight)
-
-        def rating_and_pick_loss(y_true, y_pred):
-            y = ops.reshape(ops.cast(y_true, "float32"), (-1,))
-            w = ops.where(y >= liked - 1e-6, 1.0, low)
-            return ops.square(y - y_pred[..., 0]) - weight * w * y_pred[..., 1]
-
-        return rating_and_pick_loss
-
-    def metric_names(self) -> list[str]:
-        return []
