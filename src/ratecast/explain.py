@@ -23,6 +23,9 @@ import pandas as pd
 
 from . import foldin
 
+#: the ``feature`` of the row that holds the prior's share (closed form: the mean trained user's part of the score)
+PRIOR = "prior (the mean user)"
+
 
 def explain(s, u: int, i: int, items: np.ndarray, ratings: np.ndarray, k: int, noise) -> pd.DataFrame:
     """The ``k`` largest contributions to user index ``u``'s score for item index ``i`` in state ``s`` (see the
@@ -60,7 +63,7 @@ def explain(s, u: int, i: int, items: np.ndarray, ratings: np.ndarray, k: int, n
                 shifts.append((label, fit.mean_share(delta @ prior.feature_weights, x)))
         ids.append(None)
         values.append(float(prior_part[0]) - sum(v for _, v in shifts))
-        labels.append("prior (the mean user)")
+        labels.append(PRIOR)
         for label, value in shifts:
             ids.append(None)
             values.append(value)

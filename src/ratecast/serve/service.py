@@ -146,6 +146,19 @@ class ModelService:
             items = _rows(self.rec.recommend(uid, k=k, exclude_seen=exclude_seen, min_ratings=min_ratings), "score")
         return {"user_id": _plain(uid), "fallback": None, "items": self._ranked(items, k)}
 
+    def recommend_explained(self, user_text: str, k: int, exclude_seen: bool = True, min_ratings: int | None = None,
+                            explain_k: int = 3) -> dict:
+        """:meth:`recommend` with each item's ``reasons`` and ``base`` (:func:`ratecast.reasons.explain_list`, so
+        exactly what ``Recommender.explain`` finds); the popular fallback's items have none (empty, null)."""
+        from ..reasons import explain_list
+
+        answer = self.recommend(user_text, k, exclude_seen, min_ratings)
+        if answer["fallback"] is not None:
+            return {**answer, "items": [{**item, "reasons": [], "base": None} for item in answer["items"]]}
+        explained = explain_list(self.rec, answer["user_id"], [item["item_id"] for item in answer["items"]],
+                                 k=explain_k)
+        return {**answer, "items": [{**item, **why.to_dict()} for item, why in zip(answer["items"], explained)]}
+
     def recommend_json(self, user_text: str, k: int) -> bytes:
         """:meth:`recommend` with the default options (unseen items, the model's default support) as JSON bytes,
         kept for the most asked users."""
