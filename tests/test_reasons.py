@@ -119,3 +119,20 @@ def test_api_explain_of_the_popular_fallback_has_no_reasons(client):
 def test_api_explain_k_without_explain_is_refused(client):
     r = client.get(f"/v1/users/{USER}/recommendations", params={"explain_k": 2})
     assert r.status_code == 422 and "explain_k" in r.json()["error"] and "explain=true" in r.json()["error"]
+
+
+# --- report -----------------------------------------------------------------------------------------------------
+def test_report_lists_each_sample_recommendation_with_its_reasons(run, rec, tmp_path):
+    import html
+
+    from ratecast.report import build_report
+
+    page = build_report(run, tmp_path / "report.html", map_method="tsne").read_text()
+    sample = page[page.index("Sample recommendations"):]
+    user = rec.user_index.ids[0]
+    top = rec.recommend(user, k=5)
+    for item in top["item_id"]:
+        why = rec.explain(user, item, k=3)
+        lines = [f"because you rated {rec.titles([i])[0]} ({c:+.2f})" for i, c in zip(why["item_id"],
+                                                                                       why["contribution"])]
+        assert html.escape("; ".join(lines)) in sample

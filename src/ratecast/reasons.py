@@ -36,7 +36,7 @@ class Reason:
         """The reason in words, e.g. ``because you rated Star Wars (1977) (+0.31)``."""
         amount = f"({self.contribution:+.2f})"
         if self.item_id is not None:
-            return f"because you rated {self.title or self.item_id} {amount}"
+            return f"because you rated {self.title or f'item {self.item_id}'} {amount}"
         if self.feature == PRIOR:
             return f"from the average user's taste {amount}"
         return f"because of your {self.feature} {amount}"
