@@ -8,6 +8,7 @@ A :class:`ModelService` never changes after it is built; a reload builds a new o
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
@@ -287,6 +288,7 @@ class ModelService:
                 "protocol": {"data": spec.data, "split": spec.split, "seed": spec.seed, "test_size": spec.test_size},
                 "config": {"model": self.run.info.get("model_config"), "training": self.run.info.get("training_config")},
                 "metrics": self.run.metrics.get("test"), "loaded_at": self.loaded_at,
+                "rating_scale": dataclasses.asdict(self.rec.rating_scale_),
                 "load_seconds": round(self.load_seconds, 3), "users": len(self._user_pos), "items": len(self.item_ids)}
 
     def warm(self, map_in_background: bool = False) -> None:
