@@ -127,14 +127,18 @@ async function showMap() {
 }
 
 // --- a visitor who is not in the data: rate a few titles, get a list with its reasons ---------------------------
-function visitorId() {
-  const bytes = new Uint8Array(8);
-  crypto.getRandomValues(bytes);
-  return "visitor-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
+// id: made at the first rating ("visitor-" and 16 random hex digits); ratings: item id -> {item_id, title, rating};
+// queue: one rating at a time, so that each list follows every rating before it
+const visitor = { id: null, ratings: new Map(), stars: [1, 2, 3, 4, 5], queue: Promise.resolve() };
 
-// ratings: item id -> {item_id, title, rating}; queue: one rating at a time, so each list follows every rating
-const visitor = { id: visitorId(), ratings: new Map(), stars: [1, 2, 3, 4, 5], queue: Promise.resolve() };
+function visitorPath() {
+  if (visitor.id === null) {
+    const bytes = new Uint8Array(8);
+    crypto.getRandomValues(bytes);
+    visitor.id = "visitor-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  return `/v1/users/${encodeURIComponent(visitor.id)}`;
+}
 
 // The values a star can give on the model's rating scale (at most 10 stars).
 function starValues(scale) {
@@ -199,12 +203,12 @@ async function findToRate(event) {
 async function rate(item, value, starsShown) {
   note("visitor-note", "…");
   try {
-    await postJSON(`/v1/users/${encodeURIComponent(visitor.id)}/ratings`,
-      { ratings: [{ item_id: item.item_id, rating: value }] });
+    const user = visitorPath();
+    await postJSON(`${user}/ratings`, { ratings: [{ item_id: item.item_id, rating: value }] });
     visitor.ratings.set(String(item.item_id), { item_id: item.item_id, title: item.title, rating: value });
     starsShown.replaceWith(stars(item));
     fill($("my-ratings"), [...visitor.ratings.values()], (i) => `rated ${i.rating}`);
-    const recs = await getJSON(`/v1/users/${encodeURIComponent(visitor.id)}/recommendations?k=10&explain=true`);
+    const recs = await getJSON(`${user}/recommendations?k=10&explain=true`);
     showVisitorRecommendations(recs.items);
     $("visitor-recs").dataset.ratings = visitor.ratings.size; // the ratings the list follows
     note("visitor-note", "");
