@@ -9,17 +9,16 @@ from typing import Any
 
 import numpy as np
 
+from .datasets.validate import plain_value
 from .explain import PRIOR
 
 #: reasons per item where none is asked for
 DEFAULT_REASONS = 3
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-ready scalar (numpy scalars become Python ones; a missing value is None)."""
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
+def _title(value: Any) -> str | None:
+    """A title as text; a missing one (None or NaN) is None."""
+    return None if value is None or value != value else str(value)
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def explain_list(rec, user_id, item_ids, k: int = 3) -> list[Explained]:
         frame = rec.explain(user_id, item_id, k=k)
         rated = [i for i in frame["item_id"] if i is not None]
         titles = dict(zip(rated, rec.titles(np.array(rated, dtype=object)))) if rated else {}
-        reasons = [Reason(_plain(i), None if i is None else _plain(titles.get(i)), str(f), float(c))
+        reasons = [Reason(plain_value(i), None if i is None else _title(titles.get(i)), str(f), float(c))
                    for i, f, c in zip(frame["item_id"], frame["feature"], frame["contribution"])]
         out.append(Explained(reasons, float(frame.attrs["base"])))
     return out
