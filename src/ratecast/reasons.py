@@ -62,8 +62,7 @@ def explain_list(rec, user_id, item_ids, k: int = 3) -> list[Explained]:
     """The ``k`` largest contributions to ``user_id``'s score of each of ``item_ids`` (a list the recommender
     made for them), in the order of ``item_ids``."""
     out = []
-    for item_id in item_ids:
-        frame = rec.explain(user_id, item_id, k=k)
+    for frame in rec.explain_items(user_id, list(item_ids), k=k):
         rated = [i for i in frame["item_id"] if i is not None]
         titles = dict(zip(rated, rec.titles(np.array(rated, dtype=object)))) if rated else {}
         reasons = [Reason(plain_value(i), None if i is None else _title(titles.get(i)), str(f), float(c))
