@@ -99,8 +99,9 @@ def test_recommend_and_similar(run_dir, tmp_path):
     assert len(recs) == 4 and {"item_id", "title", "score"} <= set(recs[0])
     table = ratecast_inproc("recommend", run_dir, "--user", "5", "-k", "3").stdout
     assert recs[0]["title"] in table
-    ratecast_inproc("recommend", run_dir, "--all", "-k", "2", "--out", tmp_path / "all.csv")
+    streamed = ratecast_inproc("recommend", run_dir, "--all", "-k", "2", "--out", tmp_path / "all.csv")
     assert len((tmp_path / "all.csv").read_text().splitlines()) == 1 + 2 * 943
+    assert "ranked 943 of 943 users" in streamed.stderr and f"wrote {2 * 943} rows" in streamed.stdout
     sims = json.loads(ratecast("similar", run_dir, "--item", "181", "-k", "3", "--json").stdout)
     assert len(sims) == 3 and all(s["item_id"] != 181 for s in sims)
     unknown = ratecast_inproc("recommend", run_dir, "--user", "99999")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ratecast as rc
-from ratecast.engine import compiled, loop
+from ratecast.engine import compiled, training
 from ratecast.engine.optim import Update
 from ratecast.engine.progress import EpochProgress
 from ratecast.models import MODELS, split_params
@@ -201,9 +201,9 @@ def test_progress_bar_slices_an_epoch_on_a_terminal():
 
 def test_engine_choice_and_the_keras_engine_still_trains(train):
     _, tcfg = split_params("deep", {})
-    assert loop.engine_for(tcfg) == "jax"
+    assert training.engine_for(tcfg) == "jax"
     _, tcfg = split_params("deep", {"optimizer": "rmsprop"})
-    assert loop.engine_for(tcfg) == "keras"
+    assert training.engine_for(tcfg) == "keras"
     with pytest.raises(ValueError, match=r"optimizer must be one of \['adam', 'adagrad', 'sgd'\] with engine 'jax', "
                                          r"got 'rmsprop'"):
         rc.Recommender("deep", engine="jax", optimizer="rmsprop")

@@ -171,3 +171,37 @@ def test_groups_read_in_the_order_of_their_bands():
     assert group_order(["(20.0, 30.0]", "(-0.1, 0.99]", "(0.99, 20.0]"]) == [
         "(-0.1, 0.99]", "(0.99, 20.0]", "(20.0, 30.0]"]
     assert group_order(["doctor", "(missing)", "artist"]) == ["doctor", "artist", "(missing)"]
+
+
+def test_a_runs_top_n_metrics_are_those_of_its_kept_lists_and_of_ranking_again(runs):
+    run = load_run(runs / "good")
+    test = make_split(run.load_data(), run.spec).test
+    again = run.recommender().top_n_metrics(test)
+    kept = json.loads((runs / "good" / "metrics.json").read_text())["test"]
+    for name, value in again.items():
+        assert kept[name] == pytest.approx(value, abs=1e-12), name
+    assert kept["top_n_users"] == kept["test_users"] == test.ratings["user_id"].nunique()
+
+
+def test_runs_list_a_seeded_sample_of_test_users_beyond_the_limit(runs):
+    from ratecast.run_evaluation import evaluate_test, list_metrics, list_sample
+
+    run = load_run(runs / "good")
+    test = make_split(run.load_data(), run.spec).test
+    rec = run.recommender()
+    n_users = test.ratings["user_id"].nunique()
+    assert list_sample(test, n_users) is test
+    one, two = list_sample(test, 10, 0), list_sample(test, 10, 0)
+    assert one.ratings["user_id"].nunique() == 10
+    pd.testing.assert_frame_equal(one.ratings, two.ratings)
+    assert set(one.ratings["user_id"]) != set(list_sample(test, 10, 1).ratings["user_id"])
+    # every rating of a sampled user is kept, and no other user's
+    chosen = test.ratings["user_id"].isin(one.ratings["user_id"])
+    assert len(one.ratings) == chosen.sum()
+    ev, saved = evaluate_test(rec, test, limit=10, random_state=0)
+    assert sorted(ev.per_user.index) == sorted(set(one.ratings["user_id"]))
+    metrics = list_metrics(rec, test, ev)
+    assert (metrics["top_n_users"], metrics["test_users"]) == (10, n_users)
+    assert metrics["recall@10"] == pytest.approx(rec.top_n_metrics(one)["recall@10"], abs=1e-12)
+    with pytest.raises(ValueError, match="limit must be a positive integer"):
+        list_sample(test, 0)

@@ -11,7 +11,7 @@ import jax
 import platformdirs
 import pytest
 
-from ratecast.engine import cache
+from ratecast import compile_cache as cache
 from synthetic import make_dataset
 
 TESTS = Path(__file__).resolve().parent

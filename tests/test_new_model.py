@@ -14,18 +14,17 @@ from synthetic import make_dataset
 
 MODULE = '''
 """Item means: rating = global mean + an item bias (no user term)."""
-from dataclasses import dataclass
 from typing import ClassVar
 
 from ratecast.models.base import RatingModel, register
-from ratecast.models.config import Loss, ModelConfig
+from ratecast.models.config import Dim, Loss, ModelConfig, config
 
 
-@dataclass(frozen=True)
+@config
 class ItemMeanConfig(ModelConfig):
     name: ClassVar[str] = "item_mean"
     training: ClassVar[dict] = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 256, "epochs": 5}
-    embedding_dim: int = 1
+    embedding_dim: Dim = 1
     loss: Loss = "mse"
 
 

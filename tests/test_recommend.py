@@ -203,3 +203,41 @@ def test_the_public_pipeline_pieces_give_recommend_and_top_n_metrics(ds):
                                    top_positions=lambda u, depth: np.full((len(u), depth), -1))  # lists matter
     with pytest.raises(ValueError, match="k must be a positive integer, got 0"):
         rec.check_k(0)
+
+
+def test_recommend_all_parts_stream_the_same_table_in_batches(rec, tmp_path):
+    whole = rec.recommend_all(k=3)
+    seen = []
+    parts = list(rec.recommend_all_parts(k=3, batch_size=100, on_progress=lambda d, t: seen.append((d, t))))
+    n = len(rec.user_index_)
+    assert len(parts) == -(-n // 100) and seen[-1] == (n, n) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+    for name in ("recs.parquet", "recs.csv", "recs.tsv"):
+        rows = rc.io.write_table_parts(rec.recommend_all_parts(k=3, batch_size=100), tmp_path / name)
+        assert rows == len(whole)
+        back = (pd.read_parquet(tmp_path / name) if name.endswith("parquet")
+                else pd.read_csv(tmp_path / name, sep="\t" if name.endswith("tsv") else ","))
+        assert back["item_id"].tolist() == whole["item_id"].tolist()
+        assert back["user_id"].tolist() == whole["user_id"].tolist()
+    assert rc.io.is_ratecast_file(tmp_path / "recs.parquet")
+    nobody = list(rec.recommend_all_parts(user_ids=[], k=3))
+    assert len(nobody) == 1 and nobody[0].empty
+
+
+def test_a_streamed_table_appears_whole_or_not_at_all(tmp_path):
+    def parts():
+        yield pd.DataFrame({"user_id": [1], "title": [None]})
+        yield pd.DataFrame({"user_id": [2], "title": ["Heat (1995)"]})  # a text column with no value in part one
+        raise RuntimeError("stopped midway")
+
+    target = tmp_path / "out.parquet"
+    with pytest.raises(RuntimeError, match="stopped midway"):
+        rc.io.write_table_parts(parts(), target)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    rows = rc.io.write_table_parts(iter([pd.DataFrame({"user_id": [1], "title": [None]}),
+                                         pd.DataFrame({"user_id": [2], "title": ["Heat (1995)"]})]), target)
+    back = pd.read_parquet(target)["title"]
+    assert rows == 2 and back.isna().tolist() == [True, False] and back.iloc[1] == "Heat (1995)"
+    with pytest.raises(ValueError, match="at least one table"):
+        rc.io.write_table_parts(iter([]), tmp_path / "empty.csv")
+    assert not (tmp_path / "empty.csv").exists()

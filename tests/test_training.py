@@ -15,7 +15,7 @@ import pytest
 
 import ratecast as rc
 from ratecast.engine import checkpoint as ckpt
-from ratecast.engine import compiled, loop
+from ratecast.engine import compiled, keras_fit
 from ratecast.errors import DataError, TrainingError
 from synthetic import make_dataset
 
@@ -79,7 +79,7 @@ def _interrupt_at(monkeypatch, epoch: int, batch: int = 1):
 
     monkeypatch.setattr(compiled.CompiledTrainer, "run_epoch", run_epoch)
     calls = {"epoch": -1}
-    original_init, original_get = loop._Batches.__init__, loop._Batches.__getitem__
+    original_init, original_get = keras_fit._Batches.__init__, keras_fit._Batches.__getitem__
 
     def init(self, *a, **kw):
         calls["epoch"] += 1
@@ -90,8 +90,8 @@ def _interrupt_at(monkeypatch, epoch: int, batch: int = 1):
             raise KeyboardInterrupt
         return original_get(self, i)
 
-    monkeypatch.setattr(loop._Batches, "__init__", init)
-    monkeypatch.setattr(loop._Batches, "__getitem__", get)
+    monkeypatch.setattr(keras_fit._Batches, "__init__", init)
+    monkeypatch.setattr(keras_fit._Batches, "__getitem__", get)
 
 
 def test_interrupt_leaves_an_unfitted_estimator_unfitted(train, monkeypatch):

@@ -26,6 +26,7 @@ new arrays for its per-user weights only (``FittedState.user_values``), sharing 
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass, replace
 from typing import Any, Callable
@@ -409,15 +410,104 @@ def gradient_scores(state: FittedState, overlay: dict[str, Any], theta: np.ndarr
                                        items.astype("int32"), features), "float64").reshape(items.shape)
 
 
+# --- arrays that grow at their end, shared by the states derived one after another --------------------------------
+class Tails:
+    """Buffers whose first rows are shared by several states, and how many rows of each the newest state uses.
+
+    A state derived by a fold-in of new users only adds rows after those its parent uses: when the parent is the
+    newest user of the buffer (it uses exactly the rows counted here), the new rows are written into the buffer's
+    spare room in place and the new state takes a longer view of it; the parent never reads past its own rows, so
+    it is left as it was. Any other parent (an older state, a fold-in of known users) gets a new buffer, with spare
+    room, tracked from then on. ``claim`` is atomic, so two fold-ins from the same state never share rows."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._used: dict[int, tuple[Any, int]] = {}  # id(owner) -> (weak reference to it, rows used)
+
+    def track(self, owner: Any, used: int) -> None:
+        """Count ``used`` rows of ``owner`` (an array, or a device array over one) as used by the newest state."""
+        key = id(owner)
+        ref = weakref.ref(owner, lambda _, key=key: self._used.pop(key, None))
+        with self._lock:
+            self._used[key] = (ref, used)
+
+    def claim(self, owner: Any, used: int, new_used: int, rows: int) -> bool:
+        """True, and ``new_used`` rows counted, when ``owner`` is tracked, the newest state uses ``used`` of its rows
+        and ``new_used`` fit in its ``rows``."""
+        with self._lock:
+            entry = self._used.get(id(owner))
+            if entry is None or entry[0]() is not owner or entry[1] != used or new_used > rows:
+                return False
+            self._used[id(owner)] = (entry[0], new_used)
+            return True
+
+
+_TAILS = Tails()
+
+
+def spare(n: int) -> int:
+    """Rows to allocate for ``n`` used: a quarter more, at least 16 (at least 80% full when large: scipy copies a
+    sparse matrix's arrays out of a buffer less than half used)."""
+    return n + max(16, n // 4)
+
+
+def appended(view: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """``view`` followed by ``extra`` (along the first axis): written into the spare room of ``view``'s buffer when
+    ``view`` is its newest prefix, else copied into a new buffer with spare room; ``view`` is left as it was."""
+    n, k = len(view), len(extra)
+    buf = view.base
+    if (isinstance(buf, np.ndarray) and buf.dtype == view.dtype and buf.shape[1:] == view.shape[1:]
+            and buf.flags.c_contiguous and view.flags.c_contiguous
+            and view.__array_interface__["data"][0] == buf.__array_interface__["data"][0]
+            and _TAILS.claim(buf, n, n + k, len(buf))):
+        buf[n:n + k] = extra
+        return buf[:n + k]
+    buf = np.empty((spare(n + k), *view.shape[1:]), view.dtype)
+    buf[:n] = view
+    buf[n:n + k] = extra
+    _TAILS.track(buf, n + k)
+    return buf[:n + k]
+
+
 # --- one fold-in ---------------------------------------------------------------------------------------------------
-def _set_rows(value, rows: np.ndarray, new: np.ndarray):
-    """A new device array: ``value`` with ``rows`` replaced (the old array is left as it was). The copy is handed
-    to JAX without a second one (it is never written again)."""
+_HOSTS: dict[int, np.ndarray] = {}  # id(device array) -> the host buffer it is made over (kept while it lives)
+
+
+def _aligned_copy(value: np.ndarray, alignment: int = 64) -> np.ndarray:
+    """A C-contiguous copy of ``value`` starting on an ``alignment``-byte boundary (what XLA takes without a copy)."""
+    raw = np.empty(value.nbytes + alignment, np.uint8)
+    start = -raw.__array_interface__["data"][0] % alignment
+    out = raw[start:start + value.nbytes].view(value.dtype).reshape(value.shape)
+    out[...] = value
+    return out
+
+
+def _set_rows(value, rows: np.ndarray, new: np.ndarray, used: int, new_used: int):
+    """``value`` (a per-user table whose rows past ``used`` no state reads) with ``rows`` replaced, for a state that
+    uses ``new_used`` rows; the old array is left as it was. Rows all past ``used`` (new users) are written in
+    place when ``value`` is a table made here whose newest state uses ``used`` rows (see :class:`Tails`); otherwise
+    the table is copied, and the copy is handed to JAX without a second one (it is only written past the rows of
+    the states that use it)."""
     import jax.numpy as jnp
 
-    out = np.array(value)
+    host = _HOSTS.get(id(value))
+    if host is not None and len(rows) and int(np.min(rows)) >= used and \
+            _TAILS.claim(value, used, new_used, len(host)):
+        host[rows] = new
+        return value
+    out = _aligned_copy(np.asarray(value))
     out[rows] = new
-    return jnp.from_dlpack(out) if out.flags.c_contiguous and out.flags.aligned else jnp.asarray(out)
+    table = jnp.from_dlpack(out)
+    try:
+        shared = table.unsafe_buffer_pointer() == out.__array_interface__["data"][0]
+    except Exception:  # not a single host buffer: never written in place
+        shared = False
+    if shared:
+        key = id(table)
+        _HOSTS[key] = out
+        weakref.finalize(table, _HOSTS.pop, key, None)
+        _TAILS.track(table, new_used)
+    return table
 
 
 def solve_users(state: FittedState, users: Users, noise: Callable[[], float], feature_rows: dict | None = None,
@@ -427,13 +517,14 @@ def solve_users(state: FittedState, users: Users, noise: Callable[[], float], fe
     state, the new per-user arrays, theta (users, K)). Users are solved in groups of like rating counts (one
     shape bucket each, at most :data:`MAX_BATCH` users), so one prolific user does not pad everyone's ratings."""
     prior = prior_of(state, noise)
-    state = with_capacity(state, state.user_index.size + int((~users.known).sum()))
+    used, new_used = state.user_index.size, state.user_index.size + int((~users.known).sum())
+    state = with_capacity(state, new_used)
     m = state.model
     n = len(users.rows)
     overlay = {v.path: state.value(v) for v in m.user_variables()}
     for name, (got, block) in table_rows(m, users).items():
         var = getattr(m, name)
-        overlay[var.path] = _set_rows(overlay[var.path], users.rows[got], block)
+        overlay[var.path] = _set_rows(overlay[var.path], users.rows[got], block, used, new_used)
     features = fill = None
     if m.user_feature_table is not None:
         table = m.user_feature_table
@@ -444,7 +535,7 @@ def solve_users(state: FittedState, users: Users, noise: Callable[[], float], fe
             if not known:
                 given = (feature_rows or {}).get(uid)
                 features[k] = current[0] if given is None else np.asarray(given, features.dtype).reshape(-1)
-        overlay[table.path] = _set_rows(overlay[table.path], users.rows, features)
+        overlay[table.path] = _set_rows(overlay[table.path], users.rows, features, used, new_used)
     theta = np.zeros((n, int(sum(theta_widths(m)))))
     sizes = np.array([bucket(max(len(i), 1)) for i in users.items])
     for size in np.unique(sizes):
@@ -470,7 +561,7 @@ def solve_users(state: FittedState, users: Users, noise: Callable[[], float], fe
     start = 0
     for name, w in zip(m.user_layers, theta_widths(m)):
         var = getattr(m, name).embeddings
-        overlay[var.path] = _set_rows(overlay[var.path], users.rows, theta[:, start:start + w])
+        overlay[var.path] = _set_rows(overlay[var.path], users.rows, theta[:, start:start + w], used, new_used)
         start += w
     return state, overlay, theta
 
@@ -485,9 +576,16 @@ def fold_in(state: FittedState, user_ids: np.ndarray, items: np.ndarray, ratings
     users = gather_users(state, user_ids, items, ratings)
     grown, overlay, _ = solve_users(state, users, noise, feature_rows, steps, learning_rate)
     new = [uid for uid, k in zip(users.ids, users.known) if not k]
-    return replace(grown, user_index=_with_ids(state.user_index, new), user_values=overlay,
-                   baseline=_baseline(state.baseline, users),
-                   **_seen(state, users, trained))
+    seen, added = _seen(state, users, trained)
+    out = replace(grown, user_index=_with_ids(state.user_index, new), user_values=overlay,
+                  baseline=_baseline(state.baseline, users), **seen)
+    # what the new state would compute again from every rating (its caches), carried over and updated
+    popularity = state.popularity.copy()
+    np.add.at(popularity, added, 1)
+    vars(out)["popularity"] = popularity
+    if "title_array" in vars(state):  # the items do not change
+        vars(out)["title_array"] = state.title_array
+    return out
 
 
 def _with_ids(index: IdIndex, new: list) -> IdIndex:
@@ -506,18 +604,22 @@ def _baseline(baseline: Baseline, users: Users, damping: float = 10.0) -> Baseli
     return replace(baseline, user_bias=np.append(baseline.user_bias, biases))
 
 
-def _seen(state: FittedState, users: Users, trained: bool) -> dict[str, Any]:
-    """The seen pairs and their ratings with the users' new pairs (a re-rated pair keeps its place); rows of
-    users not in the fold-in are copied as blocks, so the cost is a copy of the arrays, no sort or Python pass over
-    them."""
+def _seen(state: FittedState, users: Users, trained: bool) -> tuple[dict[str, Any], np.ndarray]:
+    """The seen pairs and their ratings with the users' new pairs (a re-rated pair keeps its place), and the items
+    of the pairs not seen before. New users only: their rows are appended (:func:`appended`: in place when the
+    state is the newest of its arrays, so the cost does not grow with the ratings held). Otherwise rows of users
+    not in the fold-in are copied as blocks, so the cost is a copy of the arrays, no sort or Python pass over them."""
     import scipy.sparse as sp
 
     seen, old = state.seen, state.seen_ratings
+    if (old is not None and not users.known.any() and seen.shape[0] == state.user_index.size
+            and len(seen.indices) == seen.nnz == len(old.ratings)):
+        return _seen_appended(state, users, trained)
     indptr, indices = seen.indptr, seen.indices
     ratings = old.ratings if old is not None else np.zeros(seen.nnz, "float32")
     flags = old.trained if old is not None else np.ones(seen.nnz, bool)
     n_rows = state.user_index.size + int((~users.known).sum())
-    added = 0
+    added, fresh = 0, []
     rows = {}  # row -> (items, ratings, trained), sorted by item
     for u, known, i_new, r_new in zip(users.rows, users.known, users.new_items, users.new_ratings):
         i_old, r_old, t_old = (indices[indptr[u]:indptr[u + 1]], ratings[indptr[u]:indptr[u + 1]],
@@ -530,6 +632,7 @@ def _seen(state: FittedState, users: Users, trained: bool) -> dict[str, Any]:
         keep = np.ones(len(i_old), bool)
         keep[at[hit]] = False
         added += int(((before | trained) & ~before).sum())
+        fresh.append(i_new[~hit])
         i = np.concatenate([i_old[keep], i_new])
         o = np.argsort(i, kind="stable")
         rows[int(u)] = (i[o].astype(indices.dtype), np.concatenate([r_old[keep], r_new])[o].astype("float32"),
@@ -561,4 +664,25 @@ def _seen(state: FittedState, users: Users, trained: bool) -> dict[str, Any]:
            "seen_ratings": None if old is None else SeenRatings(np.concatenate(parts_r), np.concatenate(parts_t))}
     if trained:
         out["n_train"] = state.n_train + added
-    return out
+    return out, np.concatenate(fresh).astype("int64")
+
+
+def _seen_appended(state: FittedState, users: Users, trained: bool) -> tuple[dict[str, Any], np.ndarray]:
+    """:func:`_seen` for new users only: their rows (items sorted) after the state's."""
+    import scipy.sparse as sp
+
+    seen, old = state.seen, state.seen_ratings
+    order = [np.argsort(i, kind="stable") for i in users.new_items]
+    items = np.concatenate([i[o] for i, o in zip(users.new_items, order)]).astype(seen.indices.dtype)
+    ratings = np.concatenate([r[o] for r, o in zip(users.new_ratings, order)]).astype("float32")
+    ends = seen.nnz + np.cumsum([len(o) for o in order])
+    k = len(items)
+    new_seen = sp.csr_matrix((appended(seen.data, np.ones(k, seen.data.dtype)), appended(seen.indices, items),
+                              appended(seen.indptr, ends.astype(seen.indptr.dtype))),
+                             shape=(seen.shape[0] + len(order), seen.shape[1]))
+    new_seen.has_sorted_indices = True
+    out = {"seen": new_seen, "seen_ratings": SeenRatings(appended(old.ratings, ratings),
+                                                         appended(old.trained, np.full(k, trained)))}
+    if trained:
+        out["n_train"] = state.n_train + k
+    return out, items.astype("int64")

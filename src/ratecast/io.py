@@ -20,7 +20,7 @@ import shutil
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -247,6 +247,49 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         else:
             df.to_csv(tmp, sep="\t" if suffix == ".tsv" else ",", index=False)
     return path
+
+
+def write_table_parts(parts: Iterable[pd.DataFrame], path: str | os.PathLike) -> int:
+    """Write the frames ``parts`` (same columns, at least one) one after another into one table at ``path``, as
+    :func:`write_table` would write their concatenation, holding one part in memory at a time: the file appears
+    whole at the end, or not at all. Returns the number of rows written."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".tsv", ".parquet"):
+        raise ValueError(f"path must end in .csv, .tsv or .parquet, got {str(path)!r}")
+    rows = 0
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            writer, schema = None, None
+            try:
+                for part in parts:
+                    part = part.copy()
+                    part.columns = [str(c) for c in part.columns]
+                    part.attrs = {}
+                    if writer is None:
+                        first = _arrow_table(part)  # a column with no value yet is text (e.g. missing titles)
+                        schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                                            for f in first.schema], metadata=first.schema.metadata)
+                        writer = pq.ParquetWriter(tmp, schema)
+                    writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
+                    rows += len(part)
+            finally:
+                if writer is not None:
+                    writer.close()
+            if writer is None:
+                raise ValueError("parts must hold at least one table")
+        else:
+            header = True
+            with open(tmp, "w", newline="") as fh:
+                for part in parts:
+                    part.to_csv(fh, sep="\t" if suffix == ".tsv" else ",", index=False, header=header)
+                    header, rows = False, rows + len(part)
+            if header:
+                raise ValueError("parts must hold at least one table")
+    return rows
 
 
 def _arrow_table(df: pd.DataFrame):

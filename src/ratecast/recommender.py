@@ -16,7 +16,7 @@ from collections.abc import Hashable
 from functools import cached_property
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -505,8 +505,21 @@ class Recommender:
         """Top-``k`` for many users (default: every training user, in order of their ids): columns user_id, rank,
         item_id, title, score. Unknown users are left out (use :meth:`recommend` for the fallback). ``batch_size``
         users are scored at once (default: as many as fit a fixed memory budget)."""
+        parts = list(self.recommend_all_parts(user_ids, k=k, exclude_seen=exclude_seen, exclude=exclude,
+                                              min_ratings=min_ratings, batch_size=batch_size))
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+    def recommend_all_parts(self, user_ids=None, k: int = 10, exclude_seen: bool = True, exclude=None,
+                            min_ratings: int | None = None, batch_size: int | None = None,
+                            on_progress: Callable[[int, int], None] | None = None) -> Iterator[pd.DataFrame]:
+        """:meth:`recommend_all` a batch of users at a time, for writing as it goes (memory stays bounded by a
+        batch): the frames, in order, that :meth:`recommend_all` concatenates (at least one, maybe empty).
+        ``on_progress(users_done, users_total)`` is called after each batch."""
         self._check_k(k)
         _check_flag("exclude_seen", exclude_seen)
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         s = self.state_
         if user_ids is None:
             try:
@@ -516,14 +529,19 @@ class Recommender:
         else:
             users = self._lookup("user_ids", _id_array("user_ids", user_ids))
             users = users[users > 0]
-        pos, score = self._top_positions(users, k, exclude_seen=exclude_seen, exclude=exclude,
-                                         min_ratings=min_ratings, batch_size=batch_size)
-        rows, cols = np.nonzero(pos >= 0)
-        item_pos = pos[rows, cols]
-        return pd.DataFrame({
-            "user_id": s.user_index.raw(users[rows]) if len(rows) else s.user_index.ids[:0],
-            "rank": cols + 1, "item_id": s.item_index.ids[item_pos],
-            "title": pd.Series(s.title_array[item_pos], dtype=object), "score": score[rows, cols]})
+        batch = batch_size or self._scorer.user_batch()
+        for start in range(0, max(len(users), 1), batch):
+            chunk = users[start:start + batch]
+            pos, score = self._top_positions(chunk, k, exclude_seen=exclude_seen, exclude=exclude,
+                                             min_ratings=min_ratings, batch_size=batch)
+            rows, cols = np.nonzero(pos >= 0)
+            item_pos = pos[rows, cols]
+            yield pd.DataFrame({
+                "user_id": s.user_index.raw(chunk[rows]) if len(rows) else s.user_index.ids[:0],
+                "rank": cols + 1, "item_id": s.item_index.ids[item_pos],
+                "title": pd.Series(s.title_array[item_pos], dtype=object), "score": score[rows, cols]})
+            if on_progress is not None:
+                on_progress(min(start + batch, len(users)), len(users))
 
     def _top_positions(self, users: np.ndarray, k: int, *, exclude_seen: bool = True, exclude=None,
                        min_ratings: int | None = None, batch_size: int | None = None

@@ -37,6 +37,7 @@ from .errors import (DataError, IntegrityError, MissingFileError, NotWritableErr
                      spelled)
 from .io import (check_foreign_files, check_output_folder, discard_dir, lock_output, read_json_object, staged_dir,
                  temporary_target, write_json)
+from .live_log import LOG_NAME, REFIT_NAME, read_log, write_ratings_log
 
 SPLITS = ("holdout", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "temporal", "last1")
 #: Suffixes of the ratings files ratecast reads (besides MovieLens releases, which are named).
@@ -279,8 +280,12 @@ def _finished_after(out: Path, part: Path) -> bool:
 # --- training -----------------------------------------------------------------------------------------------------
 def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool = False, resume: bool = False,
               verbose: int | str = 0, progress: bool = True, dataset: Dataset | None = None, distribution=None,
-              on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+              on_step: Callable[[str], None] | None = None, extra_train=None) -> dict[str, Any]:
     """Load, split, fit, evaluate and write a run directory at ``out``; returns the test metrics.
+
+    ``extra_train`` (a frame of user_id, item_id, rating, timestamp; see :func:`refit_run`) joins the training
+    part of the split (a pair it holds replaces the data's rating) and is kept in the run as
+    :data:`~ratecast.live_log.REFIT_NAME`.
 
     The lock of ``out`` is taken first: a second writer fails at once (:class:`~ratecast.errors.LockedError`). An
     existing ``out`` is refused unless it is a run folder and ``overwrite`` is set; a folder that ratecast did not
@@ -320,13 +325,16 @@ def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool =
                 if not discard_dir(part):  # an interrupted run given up (--overwrite), or a leftover
                     raise NotWritableError(f"{part}: cannot be removed (it cannot be renamed); move it away")
             with staged_dir(part, marker=PARTIAL_SPEC) as tmp:  # it appears with its spec inside
+                if extra_train is not None:  # kept with the spec: a resumed run trains on them too
+                    write_ratings_log(tmp / REFIT_NAME, extra_train)
                 write_json(tmp / PARTIAL_SPEC, state)
+        extra_train = read_log(part / REFIT_NAME) if (part / REFIT_NAME).is_file() else None
         try:
             if dataset is None and resume:  # a spec read from a file: its data is checked and never quoted
                 step("loading data")
                 dataset = load_stored_data(spec, str(part / PARTIAL_SPEC), progress=progress)
             metrics = _train_into(spec, out, part, overwrite=overwrite, verbose=verbose, progress=progress,
-                                  dataset=dataset, step=step, distribution=distribution)
+                                  dataset=dataset, step=step, distribution=distribution, extra_train=extra_train)
         except (KeyboardInterrupt, OSError, MemoryError) as exc:
             if not (resume or isinstance(exc, KeyboardInterrupt) or (part / "checkpoint").exists()):
                 discard_dir(part)  # no epoch was kept (e.g. data not found): nothing to resume
@@ -339,10 +347,11 @@ def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool =
 
 
 def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbose, progress: bool,
-                dataset: Dataset | None, step: Callable[[str], None], distribution=None) -> dict[str, Any]:
+                dataset: Dataset | None, step: Callable[[str], None], distribution=None,
+                extra_train=None) -> dict[str, Any]:
     from .metrics import error_report
     from .recommender import Recommender
-    from .run_evaluation import evaluate_test, write_evaluation
+    from .run_evaluation import LIST_USERS, evaluate_test, list_metrics, write_evaluation
     from .viz import plot_loss_curves, plot_predictions
 
     if dataset is None:
@@ -350,14 +359,17 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
         dataset = load_data(spec, progress=progress)
     step("splitting")
     sp = make_split(dataset, spec)
+    if extra_train is not None:
+        sp = sp._replace(train=with_extra_ratings(sp.train, extra_train))
     rec = Recommender(spec.model, random_state=spec.seed, verbose=verbose, distribution=distribution, **spec.params)
     step(f"training {spec.model}")
     t = time.perf_counter()
     rec.fit(sp.train, checkpoint_dir=part / "checkpoint")  # resumes from a checkpoint found there
     fit_s = time.perf_counter() - t
     step("evaluating")
-    metrics = rec.evaluate(sp.test)
-    evaluation, kept = evaluate_test(rec, sp.test)
+    metrics = rec.evaluate(sp.test, top_n=False)  # every test rating; the lists are made once, below
+    evaluation, kept = evaluate_test(rec, sp.test, random_state=spec.seed)
+    metrics.update(list_metrics(rec, sp.test, evaluation))
     tr, te = sp.train.ratings, sp.test.ratings
     train_metrics = error_report(tr["rating"], rec.predict(tr["user_id"], tr["item_id"]), ci=False)
     test_pred = rec.predict(te["user_id"], te["item_id"])
@@ -368,19 +380,65 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
             "training_config": rec.training_config_.to_dict(), "rating_scale": rec.rating_scale_.to_dict(),
             "dataset": dataset.name, "fit_seconds": fit_s, "epochs_run": len(rec.history_.get("loss", [])),
             "data_sha256": data_fingerprint(spec),
+            **({} if extra_train is None else {"refit_ratings": len(extra_train)}),
         })
+        if extra_train is not None:
+            write_ratings_log(tmp / REFIT_NAME, extra_train)
         write_json(tmp / "metrics.json", {"test": metrics, "train": train_metrics,
                                           "untrained_on_train": rec.initial_train_metrics_})
         write_json(tmp / "history.json", rec.history_)
         write_json(tmp / "split.json", sp.report())
         write_evaluation(tmp, evaluation, kept, rec.item_index_.ids,
-                         {"data": spec.data, "split": spec.split, "test_size": spec.test_size, "seed": spec.seed})
+                         {"data": spec.data, "split": spec.split, "test_size": spec.test_size, "seed": spec.seed,
+                          "test_users": int(sp.test.ratings["user_id"].nunique()), "list_users_limit": LIST_USERS})
         rec.save(tmp / "model")
         step("writing plots")
         plot_loss_curves(rec.history_, tmp / "plots" / "loss.png", title=f"{spec.model}: loss per epoch")
         plot_predictions(te["rating"], test_pred, tmp / "plots" / "predictions.png", title=f"{spec.model}: test set")
         manifest.write(tmp)
     return metrics
+
+
+# --- refitting with the ratings given to a served run -------------------------------------------------------------
+def with_extra_ratings(train: Dataset, extra) -> Dataset:
+    """``train`` plus the rows of ``extra`` (user_id, item_id, rating, timestamp): for a pair in both, or given
+    several times, the last rating counts (as a fold-in takes it)."""
+    import pandas as pd
+
+    extra = extra[list(train.ratings.columns.intersection(extra.columns))].copy()
+    for column in ("user_id", "item_id"):  # integer ids stay integers where the data has them
+        if train.ratings[column].dtype.kind in "iu" and all(type(v) is int for v in extra[column]):
+            extra[column] = extra[column].astype(train.ratings[column].dtype)
+    rows = pd.concat([train.ratings, extra], ignore_index=True)
+    rows = rows.drop_duplicates(["user_id", "item_id"], keep="last")
+    return train.with_ratings(rows, f"{train.name}+logged")
+
+
+def logged_ratings(run_dir: str | os.PathLike):
+    """Every rating given to the run beyond its data: those an earlier refit trained on
+    (:data:`~ratecast.live_log.REFIT_NAME`), then its server's log (:data:`~ratecast.live_log.LOG_NAME`)."""
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    return pd.concat([read_log(run_dir / REFIT_NAME), read_log(run_dir / LOG_NAME)], ignore_index=True)
+
+
+def refit_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False,
+              verbose: int | str = 0, progress: bool = True, on_step: Callable[[str], None] | None = None
+              ) -> tuple[dict[str, Any], int]:
+    """Train run ``run_dir``'s model again, with its options, split and seed, on its training data plus the ratings
+    given to it while it was served (:func:`logged_ratings`), and write the new run at ``out`` (a folder other than
+    ``run_dir``, written as :func:`train_run` writes one). Returns the test metrics and how many logged ratings
+    were included."""
+    run = load_run(run_dir)
+    if Path(out).resolve() == Path(run_dir).resolve():
+        raise OutputExistsError(f"--out {str(out)!r}: is the run being refitted; name a new folder (its ratings "
+                                "log must stay until the new run is served)")
+    extra = logged_ratings(run_dir)
+    dataset = run.load_data(progress=progress)
+    metrics = train_run(run.spec, out, overwrite=overwrite, verbose=verbose, progress=progress, dataset=dataset,
+                        on_step=on_step, extra_train=extra)
+    return metrics, len(extra)
 
 
 # --- loading ------------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The ``ratecast`` command line: data, train, tune, serve, evaluate, recommend, similar, map, compare, report, demo.
+"""The ``ratecast`` command line: data, train, refit, tune, serve, evaluate, recommend, similar, map, compare, report,
+demo.
 
 Exit codes: 0 success; 1 bad input data or option value (also: output exists, output locked, corrupted run, training
 diverged); 2 usage error (unknown option, missing argument); 3 unknown user or item id; 4 missing run directory or
@@ -15,7 +16,7 @@ from __future__ import annotations
 import os
 
 # The command line is an application: it may set process-wide options. Compiled XLA programs are cached on disk by
-# the library (ratecast.engine.cache: $RATECAST_CACHE, else the user cache folder), so that repeated commands
+# the library (ratecast.compile_cache: $RATECAST_CACHE, else the user cache folder), so that repeated commands
 # (train, recommend, similar, report, ...) skip most compilation.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -49,6 +50,7 @@ data_app.command("fetch", cls=Command)(data.data_fetch)
 data_app.command("info", cls=Command)(data.data_info)
 data_app.command("stats", cls=Command)(data.data_stats)
 app.command(cls=Command)(train.train)
+app.command(cls=Command)(train.refit)
 app.command(cls=Command)(tune.tune)
 app.command(cls=Command)(serve.serve)
 app.command(cls=Command)(lookup.evaluate)

@@ -283,7 +283,9 @@ def show(table: Table, title: str | None) -> None:
 
 def lists(metrics: dict) -> str:
     """The top-N figures of a metrics dict, in words."""
-    return (f"top-10 over the whole catalogue: recall {num(metrics.get('recall@10'))}, NDCG "
+    users = metrics.get("top_n_users")
+    sample = f" (a sample of {users:,} test users)" if users is not None and users < metrics.get("test_users", 0) else ""
+    return (f"top-10 over the whole catalogue{sample}: recall {num(metrics.get('recall@10'))}, NDCG "
             f"{num(metrics.get('ndcg@10'))}, {metrics.get('distinct_items@10', '?')} distinct items")
 
 

@@ -10,7 +10,7 @@ import typer
 
 from ..datasets.dataset import id_from_text
 from ..errors import UnknownIdError, argument_names
-from .console import emit_table, handle_errors, info, lists, num, out, print_frame, print_json
+from .console import emit_table, handle_errors, info, lists, num, out, print_frame, print_json, progress_line
 from .explained import check_explain_options, print_explained
 from .options import AsJson, Quiet, Verbose, check_run_options, check_table_out, open_run, positive
 
@@ -67,6 +67,9 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
         raise typer.BadParameter("missing: give --user ID (or --all)", param_hint="'--user'")
     check_table_out(out_file, overwrite)
     rec = open_run(run_dir).recommender()
+    if all_users and out_file is not None:  # written a batch of users at a time, with progress
+        _recommend_all_to(rec, out_file, k=k, min_ratings=min_ratings, as_json=as_json)
+        return
     if all_users:
         df = rec.recommend_all(k=k, min_ratings=min_ratings)
     else:
@@ -81,6 +84,26 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
     if emit_table(df, out_file, as_json, f"Recommendations for user {user}" if not all_users else "Recommendations",
                   wrap=("title",)):
         _empty_hint(df, min_ratings)
+
+
+def _recommend_all_to(rec, out_file: Path, *, k: int, min_ratings: Optional[int], as_json: bool) -> None:
+    """``recommend --all --out FILE``: every user's list written to ``FILE`` as it is ranked (one batch of users in
+    memory at a time), a progress line at every tenth of the users."""
+    from ..io import write_table_parts
+
+    shown = [0]
+
+    def progress(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth > shown[0] or done == total:
+            shown[0] = tenth
+            progress_line(f"ranked {done:,} of {total:,} users")
+
+    rows = write_table_parts(rec.recommend_all_parts(k=k, min_ratings=min_ratings, on_progress=progress), out_file)
+    if as_json:
+        print_json({"out": str(out_file), "rows": rows})
+    else:
+        out.print(f"wrote {rows} rows to {out_file}", highlight=False)
 
 
 @handle_errors

@@ -124,3 +124,31 @@ def train(
 
 def _resume_summary(spec) -> tuple:
     return spec.model, spec.data, spec.split, spec.seed
+
+
+@handle_errors
+def refit(run_dir: Path = typer.Argument(..., help="Run directory whose model is trained again."),
+          out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory to write (default: RUN-refit "
+                                                 "beside it)."),
+          overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory at --out."),
+          quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
+    """Train a run's model again (same options, split and seed) on its training data plus the ratings given to it
+    while it was served (its ratings log), and write a new run directory."""
+    from ..runs import partial_dir, refit_run
+
+    dest = out_dir if out_dir is not None else run_dir.parent / f"{run_dir.name}-refit"
+    talk = verbosity() >= Verbosity.NORMAL
+    try:
+        metrics, logged = refit_run(run_dir, dest, overwrite=overwrite,
+                                    verbose=True if verbose else "auto" if talk else 0, progress=talk,
+                                    on_step=step_reporter())
+    except KeyboardInterrupt:
+        part = partial_dir(dest)
+        hint = (f"the finished epochs are kept in {part}; continue with: ratecast train --resume {dest}"
+                if part.exists() else "nothing was written")
+        fail(f"interrupted: {dest} was not written; {hint}", EXIT_INTERRUPTED, as_json)
+    if as_json:
+        return print_json({"run": str(dest), "logged_ratings": logged, "test": metrics})
+    out.print(f"refitted {run_dir} with {logged} logged rating(s): test MAE {num(metrics.get('mae'))} "
+              f"{ci(metrics.get('mae_ci95'))}, RMSE {num(metrics.get('rmse'))}, {lists(metrics)}", highlight=False)
+    out.print(f"run written to {dest}", highlight=False)

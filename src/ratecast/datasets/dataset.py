@@ -39,19 +39,39 @@ class IdIndex:
             raise DataError(f"ids must be integers or labels, got {plain_value(values[pos])!r} at position {pos}")
         self._ids = values.unique()  # position p holds the raw id of index p + 1
 
+    #: (first ids, ids added by :meth:`extended`) of an extended index, else None: lookups search the first ids'
+    #: table (built once) and then the few added ones, so an index grown one id at a time builds no table of all
+    _parts: tuple[pd.Index, pd.Index] | None = None
+
     def extended(self, new_ids) -> "IdIndex":
         """A new index: these ids, then ``new_ids`` (distinct, none of them known) at the next indices. Only the new
-        ids are checked, so adding a few ids to a large vocabulary costs no pass over it in Python."""
+        ids are checked, so adding a few ids to a large vocabulary costs no pass over it in Python; the new index
+        looks ids up in this one's first ids and its (few) added ones, and joins them only when all are asked for."""
         new = IdIndex(new_ids)
-        if len(new) != len(_as_index(new_ids)) or (self._ids.get_indexer(new._ids) >= 0).any():
+        if len(new) != len(_as_index(new_ids)) or (self._positions(new._ids.to_numpy()) >= 0).any():
             raise ValueError("extended: the new ids must be distinct and not known already")
         out = IdIndex.__new__(IdIndex)
-        old_values, new_values = self._ids.to_numpy(), new._ids.to_numpy()
-        if new._ids.dtype == self._ids.dtype:
-            out._ids = pd.Index(np.concatenate([old_values, new_values]), dtype=self._ids.dtype)
-        else:  # ids of another kind: every id kept as it is, none converted
-            out._ids = pd.Index(np.concatenate([old_values.astype(object), new_values.astype(object)]), dtype=object)
+        base, added = self._parts or (self._ids, None)
+        out._parts = (base, new._ids if added is None else _joined(added, new._ids))
+        out._base_kind = self._base_kind if self._parts else self.kind
         return out
+
+    @cached_property
+    def _ids(self) -> pd.Index:
+        """Every id in index order (set when the index is built; joined on first use for an extended one)."""
+        return _joined(*self._parts)
+
+    def _positions(self, values: np.ndarray) -> np.ndarray:
+        """Positions of ``values`` among the ids (-1 where unknown)."""
+        if self._parts is None:
+            return self._ids.get_indexer(values)
+        base, added = self._parts
+        pos = _positions_in(base, values)
+        missing = np.flatnonzero(pos < 0)
+        if len(missing):
+            found = _positions_in(added, np.asarray(values)[missing])
+            pos[missing] = np.where(found >= 0, found + len(base), -1)
+        return pos
 
     @property
     def ids(self) -> np.ndarray:
@@ -59,12 +79,12 @@ class IdIndex:
         return self._ids.to_numpy()
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._ids) if self._parts is None else len(self._parts[0]) + len(self._parts[1])
 
     @property
     def size(self) -> int:
         """Rows an embedding table needs: the ids plus the reserved unknown row."""
-        return len(self._ids) + 1
+        return len(self) + 1
 
     def __contains__(self, raw_id) -> bool:
         one = np.empty(1, dtype=object)
@@ -79,7 +99,7 @@ class IdIndex:
         if len(flat) == 0:
             return np.zeros(shape, dtype="int32")
         try:
-            pos = self._ids.get_indexer(flat)
+            pos = self._positions(flat)
         except (TypeError, ValueError):  # unhashable values: look them up one by one
             pos = np.array([self._position(v) for v in flat], dtype="int64")
         out = pos + 1
@@ -90,7 +110,10 @@ class IdIndex:
     @cached_property
     def kind(self) -> str | None:
         """"integer" or "text" when every id is of that kind, else None."""
-        return {"integer": "integer", "string": "text"}.get(pd.api.types.infer_dtype(self._ids, skipna=False))
+        if self._parts is not None:
+            added = _kind(self._parts[1])
+            return self._base_kind if added == self._base_kind else None
+        return _kind(self._ids)
 
     def lookup(self, raw_ids, name: str, stacklevel: int = 2) -> np.ndarray:
         """:meth:`index` of ``raw_ids``, with a warning (at ``stacklevel`` from the caller) when an unknown id names
@@ -134,7 +157,14 @@ class IdIndex:
         idx = np.asarray(indices, dtype="int64")
         if np.any(idx < 1) or np.any(idx > len(self)):
             raise IndexError(f"indices must be in 1..{len(self)}, got {idx[(idx < 1) | (idx > len(self))][:5]}")
-        return self.ids[idx - 1]
+        if self._parts is None or "_ids" in self.__dict__:
+            return self.ids[idx - 1]
+        base, added = self._parts
+        out = np.empty(idx.shape, dtype=base.dtype if base.dtype == added.dtype else object)
+        first = idx <= len(base)
+        out[first] = base.to_numpy()[idx[first] - 1].astype(out.dtype)  # mixed: plain Python values, as in ids
+        out[~first] = added.to_numpy()[idx[~first] - 1 - len(base)].astype(out.dtype)
+        return out
 
     def to_list(self) -> list:
         """Raw ids in index order, as plain Python values."""
@@ -142,6 +172,31 @@ class IdIndex:
 
     def __repr__(self) -> str:
         return f"IdIndex(n={len(self)})"
+
+
+def _positions_in(ids: pd.Index, values) -> np.ndarray:
+    """``ids.get_indexer(values)`` (a new array), without a pass over numeric ids to compare them with values of
+    several kinds: only the numbers among the values are looked up there (an id of another kind is unknown)."""
+    values = np.asarray(values)
+    if ids.dtype.kind not in "iuf" or values.dtype != object:
+        return np.array(ids.get_indexer(values))
+    numeric = np.fromiter((isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                           for v in values), bool, len(values))
+    pos = np.full(len(values), -1, np.intp)
+    if numeric.any():
+        pos[numeric] = ids.get_indexer(np.array(values[numeric].tolist()))
+    return pos
+
+
+def _joined(first: pd.Index, then: pd.Index) -> pd.Index:
+    """Two indexes of ids one after the other; ids of another kind make it mixed: every id kept as it is."""
+    if first.dtype == then.dtype:
+        return pd.Index(np.concatenate([first.to_numpy(), then.to_numpy()]), dtype=first.dtype)
+    return pd.Index(np.concatenate([first.to_numpy().astype(object), then.to_numpy().astype(object)]), dtype=object)
+
+
+def _kind(ids: pd.Index) -> str | None:
+    return {"integer": "integer", "string": "text"}.get(pd.api.types.infer_dtype(ids, skipna=False))
 
 
 def _as_index(ids) -> pd.Index:

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -31,10 +29,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from .. import interrupts
 from ..models import RatingModel, TrainingConfig
 from ..models.layers import RowTable, row_override
-from . import checkpoint as ckpt
 from .optim import Update, gather_rows
 from .placement import Placement
 from .progress import EpochProgress
@@ -384,62 +380,51 @@ class CompiledTrainer:
         return state, {name: float(v / self.n_batches) for name, v in zip(names, sums)}
 
 
-def learning_rate(cfg: TrainingConfig, epoch: int) -> float:
-    """The learning rate of ``epoch`` (0-based) under the config's schedule."""
-    return cfg.epoch_learning_rate(epoch)
+class CompiledRunner:
+    """Epochs of the compiled engine for :func:`~ratecast.engine.epochs.run_epochs`. With a ``keras.distribution``
+    distribution, the training state and each batch are laid out over its mesh."""
 
+    bars = True  # an epoch runs in slices, so a bar moves within it
 
-def train(model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray, validation: tuple[dict, np.ndarray] | None,
-          cfg: TrainingConfig, *, seed: int | None, verbose: bool = False, checkpoint_dir: str | Path | None = None,
-          fingerprint: str = "", distribution=None, extra_validation=None, on_epoch=None
-          ) -> dict[str, list[float]]:
-    """Fit ``model`` in place with the compiled engine; same contract as :func:`ratecast.engine.loop.train`.
-    With a ``keras.distribution`` distribution, the training state and each batch are laid out over its mesh."""
-    from .loop import check_loss
+    def __init__(self, model: RatingModel, x: dict[str, np.ndarray], y: np.ndarray,
+                 validation: tuple[dict, np.ndarray] | None, cfg: TrainingConfig, seed: int | None,
+                 distribution=None):
+        self.model, self.x, self.y, self.validation = model, x, y, validation
+        self.trainer = CompiledTrainer(model, cfg, len(y), distribution)
+        self.seed = 0 if seed is None else int(seed)
+        self.steps_per_epoch = self.trainer.n_batches
+        self._state, self._data = None, None
 
-    trainer = CompiledTrainer(model, cfg, len(y), distribution)
-    base_seed = 0 if seed is None else int(seed)
-    progress_state, best = ckpt.Progress(fingerprint), None
-    state = None
-    if checkpoint_dir is not None:
-        found = ckpt.load(checkpoint_dir, fingerprint)
-        if found is not None:
-            progress_state, weights, opt, best = found
-            state = trainer.state_from_arrays(weights, opt)
-            best = best or None
-    if state is None:
-        state = trainer.initial_state()
-    data = trainer.device_data(x, y)
-    watch = validation is not None and cfg.early_stopping is not None
-    bar = EpochProgress(cfg.epochs, enabled=verbose)
-    try:
-        for epoch in range(progress_state.epoch, cfg.epochs):
-            if watch and progress_state.wait >= cfg.early_stopping:
-                break
-            start = time.perf_counter()
-            bar.start_epoch(epoch, trainer.n_batches)
-            state, logs = trainer.run_epoch(state, data, base_seed, epoch, learning_rate(cfg, epoch), bar)
-            check_loss(epoch, logs, progress_state.history, cfg)
-            if validation is not None:
-                val = trainer.evaluate(state, validation[0], validation[1])
-                logs.update({f"val_{k}": v for k, v in val.items()})
-                check_loss(epoch, {"val_loss": logs["val_loss"]}, {}, cfg)
-                if extra_validation is not None:
-                    trainer.write_back(state)  # the model's variables hold this epoch's weights
-                    logs.update(extra_validation())
-            if progress_state.record(epoch, logs, watch, cfg.monitor):
-                best = trainer.state_arrays(state)[0]
-            bar.end_epoch(logs, time.perf_counter() - start)
-            if checkpoint_dir is not None:
-                weights, opt = trainer.state_arrays(state)
-                ckpt.save(checkpoint_dir, progress_state, weights, opt, best)
-            if on_epoch is not None:
-                on_epoch(epoch, dict(logs))
-            interrupts.check_fit()
-    finally:
-        bar.close()
-    trainer.write_back(state)
-    if watch and best is not None:
-        for var, value in zip(model.trainable_variables + model.non_trainable_variables, best):
+    def state(self):
+        """The training state (the model's initial weights unless a checkpoint was restored)."""
+        if self._state is None:
+            self._state = self.trainer.initial_state()
+        return self._state
+
+    def restore(self, variables: list[np.ndarray], optimizer: list[np.ndarray]) -> None:
+        self._state = self.trainer.state_from_arrays(variables, optimizer)
+
+    def train_epoch(self, epoch: int, learning_rate: float, progress: EpochProgress) -> dict[str, float]:
+        state = self.state()
+        if self._data is None:
+            self._data = self.trainer.device_data(self.x, self.y)
+        self._state, logs = self.trainer.run_epoch(state, self._data, self.seed, epoch, learning_rate, progress)
+        return logs
+
+    def validate(self) -> dict[str, float]:
+        val = self.trainer.evaluate(self.state(), self.validation[0], self.validation[1])
+        return {f"val_{k}": v for k, v in val.items()}
+
+    def sync(self) -> None:
+        self.trainer.write_back(self.state())
+
+    def checkpoint_arrays(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return self.trainer.state_arrays(self.state())
+
+    def best_weights(self) -> list[np.ndarray]:
+        return self.trainer.state_arrays(self.state())[0]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        m = self.model
+        for var, value in zip(m.trainable_variables + m.non_trainable_variables, weights):
             var.assign(value)
-    return progress_state.history

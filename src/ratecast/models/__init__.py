@@ -1,10 +1,10 @@
 """Rating models: one module per model (its config, Keras network, targets and loss, output-to-rating rule,
 all-items scoring and cold-start support), registered by name in :data:`MODELS`.
 
-Loading this package sets up the on-disk cache of compiled programs (:mod:`ratecast.engine.cache`) before any
+Loading this package sets up the on-disk cache of compiled programs (:mod:`ratecast.compile_cache`) before any
 model computes."""
 
-from ..engine.cache import use_compilation_cache
+from ..compile_cache import use_compilation_cache
 
 use_compilation_cache()  # before any model computes
 

@@ -10,7 +10,6 @@ Neither learns item or user vectors, so they have no similar items and no embedd
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import keras
@@ -19,36 +18,36 @@ from keras import ops
 
 from ..search_space import Float
 from .base import RatingModel, register
-from .config import Loss, ModelConfig
+from .config import Count, Dim, Loss, ModelConfig, NonNegative, config
 
 
-@dataclass(frozen=True)
+@config
 class BaselineConfig(ModelConfig):
     """Global mean + damped user and item biases."""
 
     name: ClassVar[str] = "baseline"
     training: ClassVar[dict] = {"optimizer": "sgd", "learning_rate": 0.01, "batch_size": 1024, "epochs": 20}
-    embedding_dim: int = 1  # the bias tables are the model's one-wide user and item tables
+    embedding_dim: Dim = 1  # the bias tables are the model's one-wide user and item tables
     loss: Loss = "mse"
-    l2: float = 0.05  # per example and row, as in biased_dot: the damping of the biases
-    min_support: int = 50  # lists: chosen on validation (benchmarks/topn.py --tune-support)
+    l2: NonNegative = 0.05  # per example and row, as in biased_dot: the damping of the biases
+    min_support: Count = 50  # lists: chosen on validation (benchmarks/topn.py --tune-support)
     search_space: ClassVar[dict] = {"l2": Float(1e-3, 1.0, log=True), "learning_rate": Float(2e-3, 5e-2, log=True)}
 
-    def validate(self) -> None:
-        super().validate()
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.embedding_dim != 1:
             raise ValueError(f"embedding_dim for model {self.name!r} must be 1 (its tables hold biases), "
                              f"got {self.embedding_dim!r}")
 
 
-@dataclass(frozen=True)
+@config
 class PopularityConfig(BaselineConfig):
     """Lists by training popularity; ratings from damped biases."""
 
     name: ClassVar[str] = "popularity"
     # its lists are popularity itself; its ratings are the baseline's (tune "baseline" for those)
     tune_metrics: ClassVar[tuple[str, ...]] = ("top_n",)
-    min_support: int = 0  # its lists are the most rated items: no minimum needed
+    min_support: Count = 0  # its lists are the most rated items: no minimum needed
 
 
 @register("baseline", BaselineConfig)

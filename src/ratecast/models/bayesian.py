@@ -24,22 +24,23 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import keras
 import numpy as np
 from keras import ops
+from pydantic import Field
 
 from ..memory import available_memory, require
 from ..search_space import Choice, Int
 from .base import register
-from .config import Loss, ModelConfig, as_tuple, positive_int
+from .config import Count, Dim, Flag, Loss, ModelConfig, PositiveInt, Says, at_most, config, names
 from .hybrid import ITEM_FEATURES, USER_FEATURES
 from .dot import BiasedDotModel
 
 
 NOISE_PER = ("user", "item", "rating")
+NoiseShape = Annotated[float, Field(ge=0.1, le=1e6), Says("a number in [0.1, 1e6]")]  # a Gamma prior's shape
 
 
 def concurrent_chains(chains: int, n_ratings: int, rank: int, available: int | None = None) -> int:
@@ -56,7 +57,7 @@ class _Stopped(Exception):
     """Raised in a chain's sweep callback once another chain has failed or the fit was interrupted."""
 
 
-@dataclass(frozen=True)
+@config
 class BayesianConfig(ModelConfig):
     """Bayesian factorisation machine over user and item blocks (Gibbs sampling)."""
 
@@ -75,65 +76,43 @@ class BayesianConfig(ModelConfig):
     #   8 chains: rank 12 0.8718 / 0.6809, rank 16 0.8709 / 0.6801
     # more chains let a higher rank pay off (each chain's samples are noisier); rank 16 with 8 chains fits the
     # full lab training set in 46 s on two cores, compilation included (rank 10 with 16 chains: about 55 s)
-    embedding_dim: int = 16
+    embedding_dim: Dim = 16
     loss: Loss = "mse"
-    min_support: int = 20  # lists leave out items with fewer training ratings
+    min_support: Count = 20  # lists leave out items with fewer training ratings
     # sweeps averaged for the prediction (each adds embedding_dim * chains columns to the tables); 50 samples were
     # chosen on three validation splits carved from the lab training set (one chain at rank 10: validation RMSE
     # 0.867/0.874/0.888 against 0.868/0.874/0.889 with 100 samples); one chain of 100 samples (0.8748 / 0.6825 on
     # the six splits) and 4 chains of 25 samples (0.8758 / 0.6850) both lose to 2 chains of 50 (0.8736 / 0.6822)
-    samples: int = 50
-    burn_in: int = 5  # sweeps discarded first
-    chains: int = 8
-    implicit: bool = True  # users carry the items they rated, items the users who rated them
+    samples: at_most(PositiveInt, 4096) = 50
+    burn_in: Count = 5  # sweeps discarded first
+    chains: at_most(PositiveInt, 64) = 8
+    implicit: Flag = True  # users carry the items they rated, items the users who rated them
     # metadata groups on each side, used where the training data has them (chosen on validation: the lab split's
     # validation RMSE 0.871 without them, 0.868 with them)
-    item_features: tuple[str, ...] = ("release_year", "genres")
-    user_features: tuple[str, ...] = ("age", "gender", "occupation")
-    init_std: float = 0.1
+    item_features: names(ITEM_FEATURES) = ("release_year", "genres")
+    user_features: names(USER_FEATURES) = ("age", "gender", "occupation")
+    init_std: Annotated[float, Field(gt=0, le=1), Says("in (0, 1]")] = 0.1
     # a bias per user and day (timeSVD++'s b_u,t: a rater's mood on the day), where ratings carry timestamps;
     # each user keeps the max_days days they rated most on (chosen on three validation splits carved from the lab
     # training set: validation RMSE 0.8810/0.8858/0.8701 without it, 0.8782/0.8810/0.8672 with it)
-    day_bias: bool = True
-    max_days: int = 64
+    day_bias: Flag = True
+    max_days: at_most(PositiveInt, 100_000) = 64
     # the noise precision may be scaled per user, per item and per rating, each scale with a Gamma(shape, shape)
     # prior (a Student-t noise with 2 * shape degrees of freedom): erratic raters, divisive items or odd ratings weigh
     # less. Chosen on six validation splits (three carved from the lab training set, three from u1's), mean RMSE /
     # MAE: none 0.8748 / 0.6855, per rating (shape 8) 0.8749 / 0.6834, per user and item 0.8746 / 0.6855, all three
     # 0.8750 / 0.6834; per rating at shape 4 or 16 did worse on the lab splits (0.8761 / 0.6837, 0.8748 / 0.6860)
-    noise_per: tuple[str, ...] = ("rating",)
-    noise_shape: float = 2.0  # the user and item scales' prior
-    rating_noise_shape: float = 8.0  # the rating scales' prior
+    noise_per: names(NOISE_PER) = ("rating",)
+    noise_shape: NoiseShape = 2.0  # the user and item scales' prior
+    rating_noise_shape: NoiseShape = 8.0  # the rating scales' prior
 
-    def validate(self) -> None:
-        super().validate()
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.l2:
             raise ValueError(f"l2 does not apply to model 'bayesian' (its priors are sampled), got {self.l2!r}")
-        positive_int("samples", self.samples, maximum=4096)
-        if isinstance(self.burn_in, bool) or not isinstance(self.burn_in, int) or self.burn_in < 0:
-            raise ValueError(f"burn_in must be an integer >= 0, got {self.burn_in!r}")
-        positive_int("chains", self.chains, maximum=64)
         if self.embedding_dim * self.samples * self.chains > 1 << 16:
             raise ValueError(f"embedding_dim * samples * chains must be at most {1 << 16} (the width of the stored "
                              f"tables), got {self.embedding_dim} * {self.samples} * {self.chains}")
-        if not isinstance(self.implicit, bool):
-            raise ValueError(f"implicit must be true or false, got {self.implicit!r}")
-        if not isinstance(self.day_bias, bool):
-            raise ValueError(f"day_bias must be true or false, got {self.day_bias!r}")
-        positive_int("max_days", self.max_days, maximum=100_000)
-        bad = [v for v in as_tuple(self, "noise_per") if v not in NOISE_PER]
-        if bad:
-            raise ValueError(f"noise_per must be drawn from {list(NOISE_PER)}, got {bad}")
-        for attr in ("noise_shape", "rating_noise_shape"):
-            value = getattr(self, attr)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 1e6:
-                raise ValueError(f"{attr} must be a number in [0.1, 1e6], got {value!r}")
-        if not (isinstance(self.init_std, (int, float)) and 0 < self.init_std <= 1):
-            raise ValueError(f"init_std must be in (0, 1], got {self.init_std!r}")
-        for attr, allowed in (("item_features", ITEM_FEATURES), ("user_features", USER_FEATURES)):
-            bad = [v for v in as_tuple(self, attr) if v not in allowed]
-            if bad:
-                raise ValueError(f"{attr} must be drawn from {list(allowed)}, got {bad}")
 
 
 def implicit_group(owner: np.ndarray, member: np.ndarray, n_owner: int, n_member: int):
@@ -251,7 +230,7 @@ class BayesianModel(BiasedDotModel):
         owners = {"user": (users, self.n_users), "item": (items, self.n_items),
                   "rating": (np.arange(len(users)), len(users))}
         noise_groups = tuple((*owners[side], self.cfg.rating_noise_shape if side == "rating" else self.cfg.noise_shape)
-                             for side in as_tuple(self.cfg, "noise_per"))
+                             for side in self.cfg.noise_per)
         user_block, item_block = Block.from_sparse(self.n_users, user_groups), Block.from_sparse(self.n_items,
                                                                                                 item_groups)
         seed = 0 if self.seed is None else self.seed

@@ -7,7 +7,6 @@ order."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import keras
@@ -16,11 +15,11 @@ from keras import ops
 
 from ..search_space import Choice, Float, Int
 from .base import register
-from .config import Loss
+from .config import Count, Dim, Loss, config
 from .tower import TowerConfig, TowerModel
 
 
-@dataclass(frozen=True)
+@config
 class ClassificationConfig(TowerConfig):
     """Softmax over the rating values with sparse categorical cross-entropy."""
 
@@ -34,8 +33,8 @@ class ClassificationConfig(TowerConfig):
         "prediction": Choice(("median", "expected")), "head": Choice(("softmax", "ordinal")),
         "learning_rate": Float(1e-3, 3e-2, log=True),
         "batch_size": Choice((512, 1024, 2048))}
-    embedding_dim: int = 16
-    min_support: int = 20  # lists: chosen on validation (benchmarks/topn.py --tune-support)
+    embedding_dim: Dim = 16
+    min_support: Count = 20  # lists: chosen on validation (benchmarks/topn.py --tune-support)
     loss: Loss = "crossentropy"
     # median of the predicted distribution minimises expected absolute error (chosen on validation MAE);
     # "expected" (sum p*r) minimises squared error; "argmax" is the most likely class

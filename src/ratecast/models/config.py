@@ -1,63 +1,135 @@
 """Config objects: the fields every model shares (:class:`ModelConfig`) and how a model is fitted
-(:class:`TrainingConfig`). Each model's own config lives in its module. Configs are frozen dataclasses that validate
-eagerly in one ``validate`` step, reject unknown keys and round-trip through JSON."""
+(:class:`TrainingConfig`). Each model's own config lives in its module.
+
+Configs are frozen pydantic dataclasses (:func:`config`): each field's type says what it accepts (the constrained
+types below: :data:`PositiveInt`, :data:`NonNegative`, :func:`names`, ...), checked by pydantic in strict mode (no
+``"3"`` for 3, no ``True`` for 1) when the config is made, and a refusal is one line, ``NAME must be ..., got
+VALUE`` (:class:`ValueError`). What ties several fields together is checked in ``__post_init__``. Configs reject
+unknown keys and round-trip through JSON."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from dataclasses import dataclass
-from numbers import Integral, Real
-from typing import Any, ClassVar, Literal, get_args, get_type_hints
+from numbers import Integral
+from typing import Annotated, Any, ClassVar, Literal, Optional, get_args, get_origin
 
 import numpy as np
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 Loss = Literal["mae", "mse", "huber", "crossentropy"]
 
 
-def check_literals(cfg: Any) -> None:
-    """Every ``Literal``-typed field holds one of its allowed values."""
-    hints = get_type_hints(type(cfg))
-    for f in dataclasses.fields(cfg):
-        hint = hints.get(f.name)
-        if getattr(hint, "__origin__", None) is Literal:
-            allowed = get_args(hint)
-            if getattr(cfg, f.name) not in allowed:
-                raise ValueError(f"{f.name} must be one of {list(allowed)}, got {getattr(cfg, f.name)!r}")
+class Says:
+    """A field's constraint in words, for the one-line refusal: ``NAME must be <text>, got VALUE``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
+class Refused(ValueError):
+    """Raised by a field's own check: ``NAME <predicate>, got <got>``."""
+
+    def __init__(self, predicate: str, got: Any) -> None:
+        super().__init__(predicate)
+        self.predicate, self.got = predicate, got
 
 
-def positive_int(name: str, value: Any, maximum: int | None = None) -> None:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be at most {maximum}, got {value!r}")
+PositiveInt = Annotated[int, Field(gt=0), Says("a positive integer")]
+Dim = Annotated[int, Field(gt=0, le=4096), Says("a positive integer")]  # a width of the embeddings
+Count = Annotated[int, Field(ge=0), Says("an integer >= 0")]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False), Says("a finite number >= 0")]
+Fraction = Annotated[float, Field(ge=0, lt=1), Says("in [0, 1)")]
+Share = Annotated[float, Field(ge=0, le=1), Says("in [0, 1]")]
+Flag = Annotated[bool, Says("true or false")]
+LearningRate = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False), Says("a finite number in (0, 10]")]
 
 
-def fraction(name: str, value: Any) -> None:
-    if not _is_number(value) or not (0 <= value < 1):
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+def at_most(kind: Any, maximum: int) -> Any:
+    """``kind`` with an upper bound (refused as ``NAME must be at most MAXIMUM``)."""
+    return Annotated[kind, Field(le=maximum)]
 
 
-def non_negative(name: str, value: Any) -> None:
-    if not _is_number(value) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
-
-def as_tuple(cfg: Any, name: str) -> tuple:
-    """Store a list-valued field as a tuple (configs are hashable and frozen)."""
-    value = getattr(cfg, name)
+def _listed(value: Any) -> tuple:
     if isinstance(value, (str, bytes, dict, set, frozenset)) or not hasattr(value, "__iter__"):
-        raise ValueError(f"{name} must be a list, got {value!r}")
-    value = tuple(value)
-    object.__setattr__(cfg, name, value)
-    return value
+        raise Refused("must be a list", value)
+    return tuple(value)
 
 
-@dataclass(frozen=True)
+def names(allowed: tuple[str, ...]) -> Any:
+    """A list of names drawn from ``allowed`` (held as a tuple; configs are hashable and frozen)."""
+    def drawn(value: tuple) -> tuple:
+        bad = [v for v in value if v not in allowed]
+        if bad:
+            raise Refused(f"must be drawn from {list(allowed)}", bad)
+        return value
+
+    return Annotated[tuple[str, ...], BeforeValidator(_listed), AfterValidator(drawn), Says("a list of names")]
+
+
+def widths(maximum: int) -> Any:
+    """A list of positive integers of at most ``maximum`` (layer widths; held as a tuple)."""
+    return Annotated[tuple[Annotated[int, Field(gt=0, le=maximum)], ...], BeforeValidator(_listed),
+                     Says(f"a list of positive integers of at most {maximum}")]
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as the Python values they hold (a config takes ``np.int64(3)`` as 3)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _says(cls: type, name: str) -> str | None:
+    info = getattr(cls, "__pydantic_fields__", {}).get(name)
+    if info is None:
+        return None
+    found = next((m.text for m in info.metadata if isinstance(m, Says)), None)
+    if found is None and get_origin(info.annotation) is Literal:
+        found = f"one of {list(get_args(info.annotation))}"
+    return found
+
+
+def one_line(cls: type, exc: ValidationError) -> str:
+    """A pydantic refusal of config class ``cls`` as one line: ``NAME must be ..., got VALUE``."""
+    err = exc.errors()[0]
+    loc, value, ctx = err.get("loc", ()), err.get("input"), err.get("ctx") or {}
+    cause = ctx.get("error")
+    if not loc:  # a rule over several fields (__post_init__)
+        return str(cause) if cause is not None else err["msg"]
+    name = str(loc[0]) + "".join(f"[{part}]" for part in loc[1:] if isinstance(part, int))
+    if err["type"] == "unexpected_keyword_argument":
+        allowed = sorted(f.name for f in dataclasses.fields(cls))
+        return f"unknown option(s) {[name]} for {cls.__name__}; allowed: {allowed}"
+    if isinstance(cause, Refused):
+        return f"{name} {cause.predicate}, got {cause.got!r}"
+    if cause is not None:
+        return f"{name} {cause}, got {value!r}"
+    says = _says(cls, str(loc[0])) or err["msg"].lower()
+    if err["type"] == "less_than_equal" and "integer" in says and isinstance(value, Integral):
+        return f"{name} must be at most {ctx['le']}, got {value!r}"
+    if len(loc) > 1:  # an entry of a list field
+        return f"{name} must be a positive integer, got {value!r}"
+    return f"{name} must be {says}, got {value!r}"
+
+
+def config(cls: type) -> type:
+    """Make ``cls`` a frozen, strictly checked pydantic dataclass whose refusals are one-line ValueErrors."""
+    cls = pydantic_dataclass(cls, frozen=True, config=ConfigDict(strict=True, extra="forbid"))
+    made = cls.__init__
+
+    @functools.wraps(made)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            made(self, *map(_plain, args), **{k: _plain(v) for k, v in kwargs.items()})
+        except ValidationError as exc:
+            raise ValueError(one_line(type(self), exc)) from None
+
+    cls.__init__ = __init__
+    return cls
+
+
+@config
 class ModelConfig:
     """Fields every model shares."""
 
@@ -73,24 +145,16 @@ class ModelConfig:
     search_space: ClassVar[dict[str, Any]] = {}
     #: which metrics a search may select this model on: "rating" (rmse, mae) and "top_n" (recall@k, ndcg@k)
     tune_metrics: ClassVar[tuple[str, ...]] = ("rating", "top_n")
-    embedding_dim: int = 64
-    l2: float = 0.0  # L2 penalty on the embeddings looked up in a batch
+    embedding_dim: Dim = 64
+    l2: NonNegative = 0.0  # L2 penalty on the embeddings looked up in a batch
     loss: Loss = "mae"
     # lists leave out items with fewer training ratings than this unless recommend(min_ratings=...) says otherwise
     # (0: none); each model's default is chosen on validation lists (benchmarks/topn.py --tune-support)
-    min_support: int = 0
+    min_support: Count = 0
 
     def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Check every field; subclasses extend it (call ``super().validate()``)."""
-        positive_int("embedding_dim", self.embedding_dim, maximum=4096)
-        if isinstance(self.min_support, (bool, np.bool_)) or not isinstance(self.min_support, Integral) \
-                or self.min_support < 0:
-            raise ValueError(f"min_support must be an integer >= 0, got {self.min_support!r}")
-        non_negative("l2", self.l2)
-        check_literals(self)
+        """The rules that tie fields together (each field's own type is checked before); subclasses extend it
+        (call ``super().__post_init__()``)."""
         if self.loss not in self.losses:
             raise ValueError(f"loss for model {self.name!r} must be one of {list(self.losses)}, got {self.loss!r}")
 
@@ -112,17 +176,18 @@ class ModelConfig:
         return cls(**d)
 
 
-@dataclass(frozen=True)
+@config
 class TrainingConfig:
     """How a model is fitted. The field defaults are the lab's settings; each model's ``training`` defaults
     (chosen on validation data) replace some of them, see :func:`ratecast.models.split_params`."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
+    epochs: at_most(PositiveInt, 100_000) = 10
+    batch_size: at_most(PositiveInt, 1 << 24) = 64
+    learning_rate: LearningRate = 1e-3
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"] = "adam"
-    early_stopping: int | None = 3  # patience in epochs on the validation loss; None turns it off
-    validation_split: float = 0.1  # used when fit() is given neither validation nor validation_split
+    # patience in epochs on the validation loss; None turns it off
+    early_stopping: Annotated[Optional[Annotated[int, Field(gt=0)]], Says("a positive integer or None")] = 3
+    validation_split: Fraction = 0.1  # used when fit() is given neither validation nor validation_split
     # "jax": compiled epochs with sparse row updates (JAX backend; adam, adagrad, sgd); "keras": Keras fit (the
     # lab's exact training, every backend and optimizer); "auto": jax where it applies
     engine: Literal["auto", "jax", "keras"] = "auto"
@@ -135,21 +200,11 @@ class TrainingConfig:
     # (engine "keras") uses optimizer for every weight, so it refuses either option. A model's default table rule
     # goes with its default optimizer and the compiled engine: giving optimizer, or engine "keras", drops it
     table_optimizer: Literal["same", "adam", "adagrad", "sgd"] = "same"
-    table_learning_rate: float | None = None
+    table_learning_rate: Annotated[Optional[Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]],
+                                   Says("a finite number in (0, 10] or None")] = None
 
     def __post_init__(self) -> None:
-        positive_int("epochs", self.epochs, maximum=100_000)
-        positive_int("batch_size", self.batch_size, maximum=1 << 24)
-        lr = self.learning_rate
-        if not _is_number(lr) or not math.isfinite(lr) or not 0 < lr <= 10:
-            raise ValueError(f"learning_rate must be a finite number in (0, 10], got {lr!r}")
-        if self.early_stopping is not None:
-            positive_int("early_stopping", self.early_stopping)
-        fraction("validation_split", self.validation_split)
-        check_literals(self)
-        tlr = self.table_learning_rate
-        if tlr is not None and (not _is_number(tlr) or not math.isfinite(tlr) or not 0 < tlr <= 10):
-            raise ValueError(f"table_learning_rate must be a finite number in (0, 10] or None, got {tlr!r}")
+        """The rules that tie the engine, the optimizer and the tables' rule together."""
         if self.engine == "jax" and self.optimizer not in ("adam", "adagrad", "sgd"):
             raise ValueError(f"optimizer must be one of ['adam', 'adagrad', 'sgd'] with engine 'jax', "
                              f"got {self.optimizer!r}")

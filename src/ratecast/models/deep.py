@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from ..search_space import Choice, Float, Int
 from .base import register
+from .config import Count, config
 from .tower import TowerConfig, TowerModel
 
 
-@dataclass(frozen=True)
+@config
 class DeepConfig(TowerConfig):
     """Concatenated embeddings -> dropout -> dense stack -> one output."""
 
@@ -20,7 +20,7 @@ class DeepConfig(TowerConfig):
     # 60% of the epoch time
     training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 3e-3, "batch_size": 1024, "epochs": 40,
                                 "table_optimizer": "adagrad", "table_learning_rate": 0.05}
-    min_support: int = 10  # lists: chosen on validation (benchmarks/topn.py --tune-support)
+    min_support: Count = 10  # lists: chosen on validation (benchmarks/topn.py --tune-support)
     search_space: ClassVar[dict] = {
         "embedding_dim": Int(8, 128, log=True), "hidden": Choice(((64,), (128,), (128, 64), (256, 128))),
         "dropout": Float(0.0, 0.7), "l2": Float(1e-7, 1e-3, log=True), "loss": Choice(("mae", "mse", "huber")),

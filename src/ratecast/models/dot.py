@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -10,11 +9,11 @@ from keras import ops
 
 from ..search_space import Choice, Float, Int
 from .base import RatingModel, register
-from .config import Loss, ModelConfig
+from .config import Count, Flag, Loss, ModelConfig, NonNegative, config
 from .layers import embedding
 
 
-@dataclass(frozen=True)
+@config
 class DotConfig(ModelConfig):
     """User and item embeddings, dot product (the lab's first model)."""
 
@@ -25,16 +24,11 @@ class DotConfig(ModelConfig):
         "embedding_dim": Int(8, 256, log=True), "l2": Float(1e-7, 1e-2, log=True),
         "learning_rate": Float(3e-4, 1e-2, log=True), "batch_size": Choice((256, 512, 1024, 2048)),
         "use_global_mean": Choice((False, True))}
-    min_support: int = 20  # lists: chosen on validation (benchmarks/topn.py --tune-support)
-    use_global_mean: bool = False  # add the training mean (off: the lab's pure dot product validated better)
-
-    def validate(self) -> None:
-        super().validate()
-        if not isinstance(self.use_global_mean, bool):
-            raise ValueError(f"use_global_mean must be true or false, got {self.use_global_mean!r}")
+    min_support: Count = 20  # lists: chosen on validation (benchmarks/topn.py --tune-support)
+    use_global_mean: Flag = False  # add the training mean (off: the lab's pure dot product validated better)
 
 
-@dataclass(frozen=True)
+@config
 class BiasedDotConfig(ModelConfig):
     """Biased matrix factorisation: global mean + user bias + item bias + dot product."""
 
@@ -45,8 +39,8 @@ class BiasedDotConfig(ModelConfig):
         "embedding_dim": Int(8, 256, log=True), "l2": Float(3e-3, 0.3, log=True),
         "learning_rate": Float(3e-3, 3e-2, log=True), "batch_size": Choice((256, 512, 1024))}
     loss: Loss = "mse"
-    l2: float = 0.05  # per example and row: each occurrence of a row in a batch adds l2 * |row|^2
-    min_support: int = 20  # lists: chosen on validation (benchmarks/topn.py --tune-support)
+    l2: NonNegative = 0.05  # per example and row: each occurrence of a row in a batch adds l2 * |row|^2
+    min_support: Count = 20  # lists: chosen on validation (benchmarks/topn.py --tune-support)
 
 
 @register("dot", DotConfig)

@@ -4,7 +4,6 @@ metadata (cold start)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import keras
@@ -12,7 +11,7 @@ from keras import ops
 
 from ..search_space import Choice, Float, Int
 from .base import register
-from .config import as_tuple, fraction
+from .config import Count, Fraction, config, names, widths
 from .layers import fast_uniform
 from .tower import TowerConfig, TowerModel
 
@@ -20,7 +19,7 @@ ITEM_FEATURES = ("popularity", "release_year", "genres")
 USER_FEATURES = ("age", "gender", "occupation")
 
 
-@dataclass(frozen=True)
+@config
 class HybridConfig(TowerConfig):
     """The deep model plus item and user metadata."""
 
@@ -38,26 +37,18 @@ class HybridConfig(TowerConfig):
         "learning_rate": Float(3e-4, 1e-2, log=True), "batch_size": Choice((256, 512, 1024, 2048))}
     # the lab's tower: Dense(64) -> Dense(64), dropout 0.3 on the inputs and after each layer
     lab: ClassVar[dict] = {"hidden": (64, 64), "dropout": 0.3}
-    min_support: int = 50  # lists: chosen on validation (benchmarks/topn.py --tune-support)
+    min_support: Count = 50  # lists: chosen on validation (benchmarks/topn.py --tune-support)
     # a narrower second layer, less input dropout and batch 2048 instead of the lab's tower at batch 1024: lower
     # validation error on both metrics (five seeds x six validation splits carved from the lab and u1 training
     # sets, paired: RMSE 0.9504 against 0.9549, MAE 0.7145 against 0.7152) in about a quarter less time per rating
-    hidden: tuple[int, ...] = (64, 32)
-    dropout: float = 0.2
-    hidden_dropout: float = 0.3
-    item_features: tuple[str, ...] = ITEM_FEATURES
-    user_features: tuple[str, ...] = USER_FEATURES
+    hidden: widths(65536) = (64, 32)
+    dropout: Fraction = 0.2
+    hidden_dropout: Fraction = 0.3
+    item_features: names(ITEM_FEATURES) = ITEM_FEATURES
+    user_features: names(USER_FEATURES) = USER_FEATURES
     # share of training rows whose user/item id is replaced by "unknown" (index 0), so the model learns to
     # predict from metadata alone: what cold-start recommendations for new users and items rely on
-    cold_start_rate: float = 0.05
-
-    def validate(self) -> None:
-        super().validate()
-        fraction("cold_start_rate", self.cold_start_rate)
-        for attr, allowed in (("item_features", ITEM_FEATURES), ("user_features", USER_FEATURES)):
-            bad = [v for v in as_tuple(self, attr) if v not in allowed]
-            if bad:
-                raise ValueError(f"{attr} must be drawn from {list(allowed)}, got {bad}")
+    cold_start_rate: Fraction = 0.05
 
 
 @register("hybrid", HybridConfig)

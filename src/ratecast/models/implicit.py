@@ -30,7 +30,6 @@ user would pick and how they would like it both count; ``predict`` keeps returni
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import keras
@@ -41,11 +40,11 @@ from keras import ops
 from ..datasets.scale import LIKED_FRACTION
 from ..search_space import Float, Int
 from .base import RatingModel, register
-from .config import Loss, ModelConfig, fraction, non_negative, positive_int
+from .config import Dim, Fraction, Loss, ModelConfig, NonNegative, PositiveInt, Share, at_most, config
 from .layers import embedding, fast_uniform
 
 
-@dataclass(frozen=True)
+@config
 class ImplicitConfig(ModelConfig):
     """Implicit-feedback user representation with a rating head and a whole-catalogue interaction head.
 
@@ -61,48 +60,31 @@ class ImplicitConfig(ModelConfig):
         "interaction_weight": Float(0.5, 10.0, log=True), "rating_weight": Float(0.0, 0.5),
         "item_item_weight": Float(0.0, 0.5), "set_model_weight": Float(0.0, 0.5),
         "learning_rate": Float(1e-3, 1e-2, log=True)}
-    embedding_dim: int = 64
+    embedding_dim: Dim = 64
     loss: Loss = "mse"
-    l2: float = 0.02  # on the rows a batch looks up
-    factor_l2: float = 3e-5  # on the whole implicit and pick factor tables, per batch
-    max_items: int = 512  # items kept per user's implicit set (a seeded sample beyond it)
-    set_dropout: float = 0.5  # share of a user's other items dropped from their set at each training pair
-    liked: float = LIKED_FRACTION  # the liked level, as a fraction of the rating scale (RatingScale.level)
-    low_weight: float = 0.5  # weight of the interaction loss for pairs rated below the liked level
-    interaction_weight: float = 3.0  # interaction loss relative to the rating loss
-    rating_weight: float = 0.25  # in the ranking key: the predicted rating's distance from the liked level
-    item_item_weight: float = 0.25  # share of the item-item head in the ranking key (0: off)
-    item_item_lambda: float = 10.0  # its ridge penalty, in training ratings per item
-    item_item_max_items: int = 12000  # larger catalogues go without the item-item head (it holds items^2 floats)
-    set_model_weight: float = 0.5  # share of the set head (Mult-DAE) in the ranking key (0: off)
-    set_model_hidden: int = 600
-    set_model_epochs: int = 100
-    set_model_l2: float = 1e-4  # on its two weight matrices, against the mean per-user log-likelihood
-    set_model_max_items: int = 12000  # larger catalogues go without the set head
+    l2: NonNegative = 0.02  # on the rows a batch looks up
+    factor_l2: NonNegative = 3e-5  # on the whole implicit and pick factor tables, per batch
+    max_items: at_most(PositiveInt, 1 << 16) = 512  # items kept per user's implicit set (a seeded sample beyond it)
+    set_dropout: Fraction = 0.5  # share of a user's other items dropped from their set at each training pair
+    liked: Share = LIKED_FRACTION  # the liked level, as a fraction of the rating scale (RatingScale.level)
+    low_weight: Share = 0.5  # weight of the interaction loss for pairs rated below the liked level
+    interaction_weight: NonNegative = 3.0  # interaction loss relative to the rating loss
+    rating_weight: NonNegative = 0.25  # in the ranking key: the predicted rating's distance from the liked level
+    item_item_weight: Share = 0.25  # share of the item-item head in the ranking key (0: off)
+    item_item_lambda: NonNegative = 10.0  # its ridge penalty, in training ratings per item
+    # larger catalogues go without the item-item head (it holds items^2 floats)
+    item_item_max_items: at_most(PositiveInt, 1 << 16) = 12000
+    set_model_weight: Share = 0.5  # share of the set head (Mult-DAE) in the ranking key (0: off)
+    set_model_hidden: at_most(PositiveInt, 1 << 14) = 600
+    set_model_epochs: at_most(PositiveInt, 1 << 14) = 100
+    set_model_l2: NonNegative = 1e-4  # on its two weight matrices, against the mean per-user log-likelihood
+    set_model_max_items: at_most(PositiveInt, 1 << 17) = 12000  # larger catalogues go without the set head
 
-    def validate(self) -> None:
-        super().validate()
-        positive_int("max_items", self.max_items, maximum=1 << 16)
-        fraction("set_dropout", self.set_dropout)
-        for name in ("liked", "low_weight"):
-            value = getattr(self, name)
-            non_negative(name, value)
-            if value > 1:
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        non_negative("interaction_weight", self.interaction_weight)
-        non_negative("factor_l2", self.factor_l2)
-        non_negative("item_item_lambda", self.item_item_lambda)
-        positive_int("item_item_max_items", self.item_item_max_items, maximum=1 << 16)
-        if not 0 <= self.item_item_weight <= 1:
-            raise ValueError(f"item_item_weight must be in [0, 1], got {self.item_item_weight!r}")
-        non_negative("rating_weight", self.rating_weight)
-        if not 0 <= self.set_model_weight <= 1 or self.item_item_weight + self.set_model_weight > 1:
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.item_item_weight + self.set_model_weight > 1:
             raise ValueError("set_model_weight must be in [0, 1] and at most 1 - item_item_weight, got "
                              f"{self.set_model_weight!r}")
-        positive_int("set_model_hidden", self.set_model_hidden, maximum=1 << 14)
-        positive_int("set_model_epochs", self.set_model_epochs, maximum=1 << 14)
-        non_negative("set_model_l2", self.set_model_l2)
-        positive_int("set_model_max_items", self.set_model_max_items, maximum=1 << 17)
 
 
 def padded_sets(users: np.ndarray, items: np.ndarray, values: np.ndarray, n_users: int, width: int,

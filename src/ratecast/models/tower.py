@@ -6,35 +6,25 @@ This is exact at inference, where input dropout is off."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import keras
 from keras import ops
 
 from .base import RatingModel
-from .config import ModelConfig, as_tuple, fraction, positive_int
+from .config import Flag, Fraction, ModelConfig, config, widths
 from .layers import DenseTower, FastDropout
 
 
-@dataclass(frozen=True)
+@config
 class TowerConfig(ModelConfig):
     """Concatenated embeddings -> dropout -> dense stack -> head."""
 
-    hidden: tuple[int, ...] = (64,)
-    dropout: float = 0.5  # on the concatenated inputs
-    hidden_dropout: float = 0.0  # after each hidden layer
-    batch_norm: bool = False
+    hidden: widths(65536) = (64,)
+    dropout: Fraction = 0.5  # on the concatenated inputs
+    hidden_dropout: Fraction = 0.0  # after each hidden layer
+    batch_norm: Flag = False
     activation: Literal["relu", "gelu", "tanh", "silu"] = "relu"
-
-    def validate(self) -> None:
-        super().validate()
-        for i, width in enumerate(as_tuple(self, "hidden")):
-            positive_int(f"hidden[{i}]", width, maximum=65536)
-        fraction("dropout", self.dropout)
-        fraction("hidden_dropout", self.hidden_dropout)
-        if not isinstance(self.batch_norm, bool):
-            raise ValueError(f"batch_norm must be true or false, got {self.batch_norm!r}")
 
 
 class TowerModel(RatingModel):

@@ -1,5 +1,5 @@
 """What the endpoints share, kept on the app as ``app.state.holder``: the served model (swapped in one assignment
-on a reload), the admin token, the request limits and the Prometheus registry. Endpoints reach it through the
+on a reload or after new ratings), the admin token, the request limits and the Prometheus registry. Endpoints reach it through the
 dependency :func:`get_holder`; :func:`lifespan` loads the run at start-up and, with ``watch``, swaps in a newly
 written run when the folder changes."""
 
@@ -51,6 +51,17 @@ class Holder:
         self.model_info.clear()
         self.model_info.labels(service.version, service.model_name).set(1)
         return previous
+
+    def add_ratings(self, user_text: str, items: list, ratings: list[float]) -> dict:
+        """Fold a user's new ratings into the served model: the new model is made beside the served one, the batch
+        is appended to the run's ratings log and flushed to disk, and only then is the new model swapped in (one
+        assignment; one writer at a time, so no batch is lost or logged out of order). Returns the answer to the
+        request; ``ValueError`` for a bad item or rating (nothing is taken)."""
+        with self.lock:
+            rated = self.current().with_ratings(user_text, items, ratings)
+            self.current().log.append(rated.user_id, rated.items, rated.ratings)
+            self.service = rated.service
+        return rated.answer
 
     def load(self, path: Path) -> tuple[ModelService, str]:
         """Load the run at ``path`` and swap it in (one load at a time); returns it and the version it replaced."""

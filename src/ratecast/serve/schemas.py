@@ -118,6 +118,27 @@ class NewUserRecommendations(BaseModel):
                     "empty when every rated item is known. If none is known the answer is 422.")
 
 
+class NewRating(RequestBody):
+    item_id: Id = Field(description="A known item's id, as in the training data.", examples=[50])
+    rating: float = Field(strict=True, description="A number on the model's rating scale (bounds and step).",
+                          examples=[5])
+
+
+class RatingsRequest(RequestBody):
+    ratings: list[NewRating] = Field(
+        min_length=1, description=f"The user's new ratings, at most {MAX_NEW_USER_RATINGS} (more: 413); a rating "
+                                  "of an item the user rated before replaces it, and within one request the last "
+                                  "one given counts.", examples=[[{"item_id": 50, "rating": 5}]])
+
+
+class RatingsAccepted(BaseModel):
+    user_id: Id = Field(description="The user, typed as the model holds ids (an integer for integer ids, also when "
+                                    "given as text).")
+    accepted: int = Field(description="How many ratings of the request were taken (all of them).")
+    rating_count: int = Field(description="How many ratings the model now holds for the user (training and new).")
+    new_user: bool = Field(description="True when the model did not know the user before this request.")
+
+
 class HistoryItem(BaseModel):
     item_id: Id = Field(description="The item's id, as in the training data.")
     title: Optional[str] = Field(description="The item's title (null when the data has none).")

@@ -2,7 +2,8 @@
 touching the model (each known user's top items and the item map, computed once on load; id lookups; titles).
 
 A :class:`ModelService` never changes after it is built; a reload builds a new one and swaps it in
-(:class:`Holder`), so a request that started on the old model finishes on it.
+(:class:`Holder`), so a request that started on the old model finishes on it. New ratings
+(:meth:`ModelService.with_ratings`) make a new service too, sharing everything but what they change.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import hashlib
 import json
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..datasets.dataset import id_from_text
 from ..errors import RatecastError
+from ..live_log import LOG_NAME, RatingsLog, read_log
 
 #: top-k lists kept per known user, when users x this stays under CACHE_SLOTS
 CACHE_K = 100
@@ -66,6 +70,18 @@ def _rows(df, column: str) -> list[dict]:
             for i, t, v in zip(df["item_id"], df["title"], df[column])]
 
 
+@dataclass(frozen=True)
+class RatedService:
+    """What :meth:`ModelService.with_ratings` made: the new service, the batch as it is logged (the user's id and
+    the items' ids as the model holds them, the ratings) and the answer to the request."""
+
+    service: "ModelService"
+    user_id: Any
+    items: list
+    ratings: list[float]
+    answer: dict
+
+
 class ModelService:
     """A loaded run and its precomputed answers."""
 
@@ -75,7 +91,12 @@ class ModelService:
         started = time.perf_counter()
         self.run_dir = Path(run_dir).resolve()
         self.run = load_run(self.run_dir)
+        self.log = RatingsLog(self.run_dir / LOG_NAME)
+        logged = read_log(self.log.path)
         self.rec = self.run.recommender()
+        if len(logged):  # the ratings given to this run while it was served before: its users come back
+            self.rec = self.rec.update(logged[["user_id", "item_id", "rating"]])
+        self.logged_ratings = len(logged)
         s = self.rec.state_
         manifest = (self.run_dir / "MANIFEST.json").read_bytes()
         self.sha256 = hashlib.sha256(manifest).hexdigest()  # the manifest holds the sha256 of every artefact
@@ -93,6 +114,8 @@ class ModelService:
             pos, score = self.rec.top_positions(np.arange(1, n_users + 1), self.cache_k)  # the default options
             self._top = (pos.astype("int32"), np.asarray(score, dtype="float64"))
         self._popular = _rows(self.rec.recommend_popular(self.cache_k), "score")
+        self._live_pos: dict[str, int] = {}  # users added by add_ratings (id as text -> index)
+        self._live_top: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # lists of users changed by add_ratings
         self._history: dict | None = None  # user index -> (item positions, ratings); None if the data is missing
         self._history_loaded = False
         self._history_lock = threading.Lock()
@@ -107,6 +130,8 @@ class ModelService:
     def user_index(self, text: str) -> int:
         """The model's index of a user id written as text (0: unknown)."""
         u = self._user_pos.get(text)
+        if u is None:
+            u = self._live_pos.get(text)
         if u is None:
             raw = id_from_text(self.rec.state_.user_index, text)
             u = int(self.rec.state_.user_index.index([raw])[0])
@@ -140,8 +165,11 @@ class ModelService:
             return {"user_id": id_as_stored(self.rec.state_.user_index, user_text), "fallback": "popular",
                     "items": self._ranked(items, k)}
         uid = self.rec.state_.user_index.raw([u])[0]
-        if precomputed and exclude_seen and self._top is not None:
-            pos, score = self._top[0][u - 1][:k], self._top[1][u - 1][:k]
+        top = self._live_top.get(u)
+        if top is None and self._top is not None:
+            top = self._top[0][u - 1], self._top[1][u - 1]
+        if precomputed and exclude_seen and top is not None:
+            pos, score = top[0][:k], top[1][:k]
             items = [self._item(int(p), s) for p, s in zip(pos, score) if p >= 0]
         else:
             items = _rows(self.rec.recommend(uid, k=k, exclude_seen=exclude_seen, min_ratings=min_ratings), "score")
@@ -225,20 +253,62 @@ class ModelService:
         return {"fallback": fallback, "method": "popular" if fallback else "cold_start",
                 "items": self._ranked(_rows(df, "score"), k), "ignored_items": []}
 
+    def with_ratings(self, user_text: str, items: Sequence[Any], ratings: Sequence[float]) -> "RatedService":
+        """A new service whose model has ``user_text``'s new ratings (``Recommender.update``: folded in, and part
+        of the training data a refit starts from); this one is left as it was. Every item must be known and every
+        rating on the scale, else ``ValueError`` naming the first offending entry (nothing is taken)."""
+        s = self.rec.state_
+        raw_items = []
+        for k, item in enumerate(items):
+            pos = self.item_position(item if isinstance(item, str) else _plain(item))
+            if pos < 0:
+                raise ValueError(f"ratings.{k}.item_id: the item is not known to the model, got {item!r}")
+            raw_items.append(s.item_index.ids[pos])
+        y = np.asarray(ratings, dtype="float64")
+        off = np.flatnonzero(~s.rating_scale.on_scale(y))
+        if len(off):
+            scale = s.rating_scale
+            raise ValueError(f"ratings.{off[0]}.rating: must lie on the rating scale {scale.minimum:g}.."
+                             f"{scale.maximum:g} in steps of {scale.step:g}, got {ratings[off[0]]!r}")
+        u = self.user_index(user_text)
+        known = bool(u)
+        user_id = _plain(s.user_index.raw([u])[0]) if known else id_as_stored(s.user_index, user_text)
+        frame = pd.DataFrame({"user_id": pd.Series([user_id] * len(y), dtype=object),
+                              "item_id": pd.Series(raw_items, dtype=object), "rating": y})
+        rec = self.rec.update(frame)
+        new = copy.copy(self)
+        new.rec = rec
+        if not known:
+            u = int(rec.state_.user_index.index(np.array([user_id], dtype=object))[0])
+            new._live_pos = {**self._live_pos, str(user_id): u}
+        pos, score = rec.top_positions(np.array([u]), self.cache_k)
+        new._live_top = {**self._live_top, u: (pos[0].astype("int32"), np.asarray(score[0], dtype="float64"))}
+        new._popular = _rows(rec.recommend_popular(self.cache_k), "score")
+        new._json_cache = functools.lru_cache(maxsize=JSON_CACHE)(new._recommend_json)
+        count = int(rec.state_.seen.indptr[u + 1] - rec.state_.seen.indptr[u])
+        return RatedService(new, user_id, [_plain(i) for i in raw_items], [float(r) for r in y],
+                            {"user_id": user_id, "accepted": len(y), "rating_count": count,
+                             "new_user": not known})
+
     def history(self, user_text: str, k: int) -> dict:
-        """The user's own training ratings, best first (what the explorer shows beside the recommendations)."""
+        """The user's own ratings (training, and those given to the server), best first (what the explorer shows
+        beside the recommendations)."""
         u = self.user_index(user_text)
         if u == 0:
             raise NotFound(f"user {user_text!r} is not known to the model")
-        ratings = self._training_ratings()
         s = self.rec.state_
         uid = s.user_index.raw([u])[0]
-        if ratings is None:  # the data is not at hand: the rated items, most popular first
+        ratings = None if s.seen_ratings is not None else self._training_ratings()
+        if s.seen_ratings is not None:  # the model holds them (also those given to the server)
+            i, values = s.user_ratings(u)
+            mine = (i - 1, values.astype("float64"))
+        elif ratings is None:  # the data is not at hand: the rated items, most popular first
             pos = s.seen_positions(u)
             pos = pos[np.argsort(-self.popularity[pos], kind="stable")][:k]
             return {"user_id": _plain(uid), "items": [{"item_id": self.item_ids[p], "title": self.titles[p],
                                                         "rating": None} for p in pos]}
-        mine = ratings.get(u)
+        else:
+            mine = ratings.get(u)
         if mine is None:
             return {"user_id": _plain(uid), "items": []}
         pos, values = mine

@@ -1,4 +1,5 @@
-"""Users: top-k recommendations, a user's own ratings, and recommendations for a new user."""
+"""Users: top-k recommendations, a user's own ratings, new ratings of a user, and recommendations for a new
+user."""
 
 from typing import Optional
 
@@ -65,4 +66,28 @@ async def new_user(body: S.NewUserRequest, holder: HolderDep):
         answer = await run_in_threadpool(holder.current().new_user, body.demographics, body.ratings, body.k)
     except ValueError as exc:  # e.g. a rating off the scale
         return error_response(422, str(exc))
+    return JSONResponse(answer)
+
+
+@router.post("/v1/users/{user_id}/ratings", response_model=S.RatingsAccepted,
+             summary="New ratings of a known or a new user: the served model takes them in at once.",
+             description="The user is folded in again from all their ratings (the item side of the model is fixed) "
+                         "and the next recommendations for them reflect the new ratings. Each accepted request is "
+                         "appended to the run's ratings log and flushed to disk before the answer, so it survives a "
+                         "restart; `ratecast refit RUN` trains on it. Every item must be known and every rating on "
+                         "the scale, else the answer is 422 and nothing is taken (503: the log cannot be written).",
+             responses={413: {"model": S.ErrorBody}, 422: {"model": S.ErrorBody}, 503: {"model": S.ErrorBody}})
+async def add_ratings(body: S.RatingsRequest, holder: HolderDep,
+                      user_id: str = PathParam(description="The user's id (known to the model or not).")):
+    if len(body.ratings) > S.MAX_NEW_USER_RATINGS:
+        return error_response(413, f"ratings: {len(body.ratings)} ratings is over the limit of "
+                                   f"{S.MAX_NEW_USER_RATINGS}")
+    items, ratings = [r.item_id for r in body.ratings], [r.rating for r in body.ratings]
+    try:
+        answer = await run_in_threadpool(holder.add_ratings, user_id, items, ratings)
+    except ValueError as exc:  # an unknown item, a rating off the scale
+        return error_response(422, str(exc))
+    except OSError as exc:  # the log cannot be written: nothing is taken
+        return error_response(503, f"{exc.filename or 'the ratings log'}: the ratings cannot be logged "
+                                   f"({exc.strerror or exc}); nothing was taken")
     return JSONResponse(answer)

@@ -1,0 +1,106 @@
+"""Layering: the training engines use the models, never the other way round, and both engines run the one epoch
+loop."""
+
+import ast
+from pathlib import Path
+
+import ratecast
+
+SRC = Path(ratecast.__file__).parent
+
+
+def imported_modules(path: Path, package: str) -> set[str]:
+    """Every module a file imports, at any depth of the file (lazy imports in functions included), resolved to
+    absolute ``ratecast....`` names."""
+    tree = ast.parse(path.read_text())
+    parts = package.split(".")
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = parts[:len(parts) - node.level + 1] if node.level else []
+            name = ".".join(base + ([node.module] if node.module else []))
+            out.add(name)
+            out.update(f"{name}.{alias.name}" for alias in node.names)
+    return out
+
+
+def package_of(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    names = list(rel.parts)
+    return ".".join(names[:-1]) if names[-1] != "__init__" else ".".join(names[:-1])
+
+
+def test_models_never_import_the_engines():
+    offenders = {}
+    for path in sorted((SRC / "models").glob("*.py")):
+        package = package_of(path) if path.name != "__init__.py" else "ratecast.models"
+        bad = sorted(m for m in imported_modules(path, package) if m.startswith("ratecast.engine"))
+        if bad:
+            offenders[path.name] = bad
+    assert offenders == {}
+
+
+def test_the_import_check_sees_relative_and_lazy_imports(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from ..engine import training\ndef f():\n    from ..engine.epochs import run_epochs\n")
+    found = imported_modules(module, "ratecast.models")
+    assert {"ratecast.engine.training", "ratecast.engine.epochs"} <= found
+
+
+def test_both_engines_run_the_one_epoch_loop():
+    from ratecast.engine import compiled, epochs, keras_fit, training
+
+    source = (SRC / "engine" / "training.py").read_text()
+    assert source.count("run_epochs(") == 1
+    for module in (compiled, keras_fit):
+        text = Path(module.__file__).read_text()
+        assert "for epoch in range" not in text and "early_stopping" not in text and "ckpt." not in text
+    runner_methods = {"restore", "train_epoch", "validate", "sync", "checkpoint_arrays", "best_weights",
+                      "set_weights"}
+    for runner in (compiled.CompiledRunner, keras_fit.KerasRunner):
+        assert runner_methods <= set(dir(runner))
+    assert epochs.run_epochs is training.run_epochs
+
+
+def test_every_config_field_is_a_checked_type():
+    """Configs are pydantic dataclasses whose every field says what it accepts (a constrained type, a literal or a
+    flag): a field written as a bare ``int`` or ``float`` would take any number."""
+    from typing import Literal, get_origin
+
+    from ratecast.models import CONFIGS, TrainingConfig
+    from ratecast.models.config import Says
+
+    for cls in (*CONFIGS.values(), TrainingConfig):
+        for name, info in cls.__pydantic_fields__.items():
+            checked = any(isinstance(m, Says) for m in info.metadata) or get_origin(info.annotation) is Literal
+            assert checked, f"{cls.__name__}.{name} is a bare {info.annotation}"
+
+
+def test_config_refusals_are_one_line_and_name_the_field():
+    import numpy as np
+    import pytest
+
+    from ratecast.models import BayesianConfig, HybridConfig, ImplicitConfig, TrainingConfig
+
+    cases = [
+        (HybridConfig, {"embedding_dim": "8"}, r"^embedding_dim must be a positive integer, got '8'$"),
+        (HybridConfig, {"embedding_dim": 8.0}, r"^embedding_dim must be a positive integer, got 8.0$"),
+        (HybridConfig, {"hidden": [8, 0]}, r"^hidden\[1\] must be a positive integer, got 0$"),
+        (HybridConfig, {"hidden": "64"}, r"^hidden must be a list, got '64'$"),
+        (HybridConfig, {"batch_norm": 1}, r"^batch_norm must be true or false, got 1$"),
+        (HybridConfig, {"epochs": 3}, r"^unknown option\(s\) \['epochs'\] for HybridConfig; allowed: \["),
+        (ImplicitConfig, {"liked": 1.5}, r"^liked must be in \[0, 1\], got 1.5$"),
+        (ImplicitConfig, {"item_item_weight": 0.6, "set_model_weight": 0.6}, r"^set_model_weight must be in"),
+        (BayesianConfig, {"noise_per": ["day"]}, r"^noise_per must be drawn from \['user', 'item', 'rating'\], "
+                                                 r"got \['day'\]$"),
+        (TrainingConfig, {"optimizer": "lion"}, r"^optimizer must be one of \['adam', 'adamw', 'sgd', 'rmsprop', "
+                                                r"'adagrad'\], got 'lion'$"),
+        (TrainingConfig, {"validation_split": float("nan")}, r"^validation_split must be in \[0, 1\), got nan$"),
+    ]
+    for cls, options, message in cases:
+        with pytest.raises(ValueError, match=message):
+            cls(**options)
+    assert HybridConfig(embedding_dim=np.int64(8), hidden=[16, 8]).hidden == (16, 8)  # NumPy scalars, lists taken
+    assert TrainingConfig(learning_rate=1).learning_rate == 1.0
