@@ -292,3 +292,10 @@ def test_explain_items_gives_each_item_what_explain_gives(name, data):
     assert rec.explain_items(5, [], k=3) == []
     with pytest.raises(UnknownIdError, match="999"):
         rec.explain_items(5, [110, 999])
+
+
+def test_explain_gives_no_metadata_rows_to_a_user_who_gave_none(data):
+    rec = fitted("hybrid", data).fold_in(frame([("visitor", 101, 5), ("visitor", 102, 1)]))
+    out = rec.explain("visitor", 110, k=100)
+    assert out["item_id"].notna().all() and len(out) == 2  # the two ratings; no age, gender or occupation rows
+    np.testing.assert_allclose(out["contribution"].sum() + out.attrs["offset"], out.attrs["score"])

@@ -10,7 +10,8 @@
   ``offset`` sum to ``score``.
 * Any other model (deep, hybrid, classification): leave-one-out. A rated item contributes the drop of the ranking
   key when the user is folded in without it; a user metadata group (hybrid: age, gender, occupation) contributes the
-  drop when its columns take the unknown user's values. ``offset`` is then what these do not add up to.
+  drop when its columns take the unknown user's values (a group that holds them already, as for a user who gave
+  none, has no row). ``offset`` is then what these do not add up to.
 
 ``score`` is the rating (closed form) or ranking key (leave-one-out) of the user as fold-in solves them from their
 current ratings: a folded-in user's own score; a trained user's fold-in re-solve of it.
@@ -101,7 +102,8 @@ def _leave_one_out(s, u: int, targets: np.ndarray, items: np.ndarray, ratings: n
     if m.user_feature_table is not None:
         table = np.asarray(s.value(m.user_feature_table))
         features = np.repeat(table[u:u + 1], U, axis=0).astype("float32")
-        names = _groups(s, table[u])
+        fill = table[0]  # the unknown user's values: a group that holds them adds nothing (a user who gave none)
+        names = [(label, at) for label, at in _groups(s, table[u]) if not np.array_equal(table[u][at], fill[at])]
     theta = foldin.gradient_solve(s, overlay, rows, padded, y, mask, prior, features)
     T = len(targets)
     wide = np.full(foldin.bucket(T), targets[0], "int32")  # padded to a bucket: few compiled shapes
@@ -111,7 +113,6 @@ def _leave_one_out(s, u: int, targets: np.ndarray, items: np.ndarray, ratings: n
     raw = s.item_index.raw(items)
     out = [[(raw[j], f"rated {ratings[j]:g}", full - scores[1 + j]) for j in range(n)]]
     if names:
-        fill = np.asarray(s.value(m.user_feature_table))[0]
         G = foldin.bucket(len(names))
         swapped = np.repeat(features[:1], G, axis=0)
         for g, (_, at) in enumerate(names):
