@@ -2,6 +2,7 @@
 what ``Recommender.explain`` finds."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -123,6 +124,27 @@ def test_api_explain_k_without_explain_is_refused(client):
     assert r.status_code == 422 and "explain_k" in r.json()["error"] and "explain=true" in r.json()["error"]
 
 
+@pytest.fixture()
+def own_run(run, tmp_path):
+    """A copy of the run, for tests whose posted ratings go into its folder's log."""
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_api_explain_after_posted_ratings_names_them(own_run):
+    with TestClient(create_app(own_run)) as c:
+        posted = {101: 5, 104: 1, 107: 4}
+        r = c.post("/v1/users/visitor-1/ratings",
+                   json={"ratings": [{"item_id": i, "rating": v} for i, v in posted.items()]})
+        assert r.status_code < 300, r.text
+        body = c.get("/v1/users/visitor-1/recommendations", params={"k": 3, "explain": "true"}).json()
+        assert body["fallback"] is None
+        served = c.app.state.holder.current().rec
+        for item in body["items"]:
+            assert {r["item_id"] for r in item["reasons"] if r["item_id"] is not None} <= set(posted)
+            assert_library_reasons(served, "visitor-1", item["item_id"], 3, item["reasons"], item["base"])
+
+
 def test_model_info_gives_the_rating_scale_the_page_draws_stars_on(client):
     assert client.get("/v1/model").json()["rating_scale"] == {"minimum": 1.0, "maximum": 5.0, "step": 1.0}
 
@@ -149,12 +171,12 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no Debian chromium on this machine (.ci/run installs it)")
-def test_visitor_rates_five_titles_and_gets_a_list_with_reasons_that_changes(run):
+def test_visitor_rates_five_titles_and_gets_a_list_with_reasons_that_changes(own_run):
     from playwright.sync_api import sync_playwright
 
     from tests.test_serve import LiveServer
 
-    with LiveServer(create_app(run)) as live, sync_playwright() as pw:
+    with LiveServer(create_app(own_run)) as live, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--no-first-run", "--disable-sync"])
