@@ -6,7 +6,7 @@ import pytest
 
 import ratecast as rc
 from ratecast import foldin
-from ratecast.errors import IntegrityError
+from ratecast.errors import IntegrityError, UnknownIdError
 from synthetic import make_dataset
 
 FAST = {
@@ -276,3 +276,26 @@ def test_a_known_user_keeps_the_rows_fold_in_does_not_solve(data):
         old = np.asarray(rec.state_.value(getattr(rec.state_.model, table.path.split("/")[-1])))
         np.testing.assert_array_equal(np.asarray(new.state_.value(table))[u], old[u])
     assert (np.asarray(new.state_.value(m.user_days))[new.user_index_.index(["newcomer"])[0]] == -1).all()
+
+
+@pytest.mark.parametrize("name", ["biased_dot", "hybrid", "bayesian"])
+def test_explain_items_gives_each_item_what_explain_gives(name, data):
+    rec = fitted(name, data)
+    targets = [110, 111, 112]
+    many = rec.explain_items(5, targets, k=100)
+    for item, got in zip(targets, many):  # the same rows (a list's batch may order near-ties otherwise)
+        want = rec.explain(5, item, k=100)
+        assert sorted(zip(got["feature"], got["item_id"].astype(str))) == sorted(
+            zip(want["feature"], want["item_id"].astype(str)))
+        np.testing.assert_allclose(np.sort(got["contribution"]), np.sort(want["contribution"]), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got.attrs["score"], want.attrs["score"], rtol=1e-5)
+    assert rec.explain_items(5, [], k=3) == []
+    with pytest.raises(UnknownIdError, match="999"):
+        rec.explain_items(5, [110, 999])
+
+
+def test_explain_gives_no_metadata_rows_to_a_user_who_gave_none(data):
+    rec = fitted("hybrid", data).fold_in(frame([("visitor", 101, 5), ("visitor", 102, 1)]))
+    out = rec.explain("visitor", 110, k=100)
+    assert out["item_id"].notna().all() and len(out) == 2  # the two ratings; no age, gender or occupation rows
+    np.testing.assert_allclose(out["contribution"].sum() + out.attrs["offset"], out.attrs["score"])

@@ -762,6 +762,11 @@ class Recommender:
         ``item_id`` (a rated item; None for a feature), ``feature`` and ``contribution``. See
         :func:`ratecast.explain.explain` for how each model's score is decomposed; ``attrs`` holds ``score``,
         ``base`` (the part of the score the rows do not explain) and ``method``."""
+        return self.explain_items(user_id, [_scalar_id("item_id", item_id)], k=k)[0]
+
+    def explain_items(self, user_id, item_ids, k: int = 3) -> list[pd.DataFrame]:
+        """:meth:`explain` for each of ``item_ids`` (e.g. a list :meth:`recommend` made), in their order: the user
+        is solved once for them all, so a list costs about what one item does."""
         from .explain import explain
 
         self._check_k(k)
@@ -769,14 +774,18 @@ class Recommender:
         u = int(self._lookup("user_id", [_scalar_id("user_id", user_id)])[0])
         if u == 0:
             raise UnknownIdError(f"unknown user_id {user_id!r}: fold it in first (fold_in) to explain its scores")
-        i = int(self._lookup("item_id", [_scalar_id("item_id", item_id)])[0])
-        if i == 0:
-            raise UnknownIdError(f"unknown item_id {item_id!r}: the model has no score for it")
+        raw = id_array("item_ids", item_ids)
+        targets = self._lookup("item_id", raw)
+        if (targets == 0).any():
+            unknown = raw[np.flatnonzero(targets == 0)[0]]
+            raise UnknownIdError(f"unknown item_id {_plain(unknown)!r}: the model has no score for it")
+        if not len(targets):
+            return []
         items, ratings = s.user_ratings(u)
         if not len(items):
             raise DataError("explain needs the user's ratings, and this model was saved by a version that kept none; "
                             "fit it again from the data")
-        return explain(s, u, i, items, ratings, int(k), self._noise)
+        return explain(s, u, targets.astype("int64"), items, ratings, int(k), self._noise)
 
     # --- embeddings and similarity ------------------------------------------------------------------------------
     def _vectors(self, kind: str) -> np.ndarray:

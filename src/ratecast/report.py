@@ -23,6 +23,7 @@ table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ddd;paddi
 th{background:#f4f4f4} td{font-variant-numeric:tabular-nums} .nums td+td{text-align:right} .muted{color:#666}
 .grid{display:flex;flex-wrap:wrap;gap:1rem} .grid img{max-width:520px;border:1px solid #eee}
 .cards{display:flex;flex-wrap:wrap;gap:1rem} .card{flex:1 1 320px;border:1px solid #ddd;border-radius:6px;padding:.6rem}
+.why td:last-child{text-align:left;font-size:.85rem;color:#444}
 """
 MISSING = "\u2014"  # shown for a value that does not exist (e.g. the untrained model has no test error)
 
@@ -77,6 +78,19 @@ def _items(df: pd.DataFrame, value: str) -> pd.DataFrame:
     """An item list for a card: its ids, its titles where the data has them, and ``value``."""
     shown = ["item_id"] + (["title"] if df["title"].notna().any() else []) + [value]
     return df[shown]
+
+
+def _reasons(rec, user, item_ids) -> tuple[list[str], str]:
+    """Each listed item's top reasons in words (see :mod:`ratecast.reasons`), and a note where there
+    are none (a model saved without its users' ratings)."""
+    from .errors import DataError
+    from .reasons import explain_list
+
+    try:
+        explained = explain_list(rec, user, list(item_ids))
+    except DataError as exc:
+        return [MISSING] * len(item_ids), f'<p class="muted">no reasons: {html.escape(str(exc))}</p>'
+    return ["; ".join(r.text() for r in why.reasons) for why in explained], ""
 
 
 def _metrics_table(metrics: dict) -> str:
@@ -189,15 +203,17 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
     for user in rec.user_index.ids[:3]:
         seen = rec.seen_items(user)
         top = rec.recommend(user, k=5)
+        why, note = _reasons(rec, user, top["item_id"])
         cards.append(f'<div class="card"><b>user {html.escape(str(user))}</b> '
                      f'<span class="muted">rated {len(seen)} items, e.g. '
                      f"{html.escape('; '.join(_labels(rec, seen[:5])))}</span>"
-                     f"{html_table(_items(top, 'score'))}</div>")
+                     f'<div class="why">{html_table(_items(top, "score").assign(why=why))}</div>{note}</div>')
     sections += ["<h2>Sample recommendations</h2>",
                  '<p class="muted">score: the predicted rating, clipped to the rating scale. Lists are ranked by the '
                  "model's ranking key: the unclipped prediction, which orders items that tie at the top of the scale, "
                  "or, for a model with a list head of its own (implicit), how likely the user is to pick and like the "
-                 "item, so scores may fall out of order.</p>",
+                 "item, so scores may fall out of order. why: the user's ratings (and, for models with user "
+                 "metadata, their features) that add most to the score, each with how much it adds.</p>",
                  '<div class="cards">', *cards, "</div>"]
     page = html_page(f"ratecast report: {spec.model}", sections)
     step("writing the report")

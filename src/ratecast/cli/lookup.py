@@ -11,6 +11,7 @@ import typer
 from ..datasets.dataset import id_from_text
 from ..errors import UnknownIdError, argument_names
 from .console import emit_table, handle_errors, info, lists, num, out, print_frame, print_json, progress_line
+from .explained import check_explain_options, print_explained
 from .options import AsJson, Quiet, Verbose, check_run_options, check_table_out, open_run, positive
 
 
@@ -50,10 +51,17 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
               all_users: bool = typer.Option(False, "--all", help="Every user (write with --out)."),
               out_file: Optional[Path] = typer.Option(None, "--out", help="Write CSV/TSV/Parquet instead."),
               overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+              explain: bool = typer.Option(
+                  False, "--explain", help="Print each item's top reasons (\"because you rated ...\"); this loads "
+                                           "the full model, so it takes longer."),
+              explain_k: Optional[int] = typer.Option(None, "--explain-k", help="Reasons per item with --explain "
+                                                                                "(default 3)."),
               quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """Top-k unseen items for a user (or every user with --all)."""
     positive("-k", k)
     positive("--min-ratings", min_ratings, zero_ok=True)
+    positive("--explain-k", explain_k)
+    check_explain_options(explain, explain_k, all_users, out_file)
     if all_users and user is not None:
         raise typer.BadParameter("give --user ID or --all, not both", param_hint="'--user'")
     if not all_users and user is None:
@@ -70,6 +78,10 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
         if uid not in rec.user_index:
             raise UnknownIdError(f"unknown user id {user!r}: not in this model's training data")
         df = rec.recommend(uid, k=k, min_ratings=min_ratings)
+        if explain:
+            print_explained(rec, uid, df, explain_k, as_json,
+                            f"Recommendations for user {user}, with their reasons")
+            return None if as_json else _empty_hint(df, min_ratings)
     if emit_table(df, out_file, as_json, f"Recommendations for user {user}" if not all_users else "Recommendations",
                   wrap=("title",)):
         _empty_hint(df, min_ratings)

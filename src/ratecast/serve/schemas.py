@@ -27,13 +27,31 @@ class RecommendedItem(BaseModel):
     rank: int = Field(description="1 for the best item.")
 
 
+class Reason(BaseModel):
+    item_id: Optional[Id] = Field(description="A rated item that adds to the score; null for a feature.")
+    title: Optional[str] = Field(description="The rated item's title (null for a feature, or when the data has "
+                                             "none).")
+    feature: str = Field(description="'rated R' for a rated item; else the user's metadata (e.g. "
+                                     "'occupation:student') or 'prior (the mean user)'.")
+    contribution: float = Field(description="How much it adds to the score.")
+
+
+class ExplainedItem(RecommendedItem):
+    reasons: Optional[list[Reason]] = Field(
+        None, description="Only with explain=true: the explain_k largest contributions to the score, largest "
+                          "first (empty for the popular fallback).")
+    base: Optional[float] = Field(
+        None, description="Only with explain=true: the part of the score the reasons do not explain (null for the "
+                          "popular fallback).")
+
+
 class Recommendations(BaseModel):
     user_id: Id = Field(description="The user asked for, typed as the model holds ids (an integer for integer "
                                     "ids, known or not; text ids stay text).")
     fallback: Optional[Literal["popular"]] = Field(
         description="'popular' when the user is unknown to the model and the list holds the items with the best "
                     "damped mean rating; null for a personal list.")
-    items: list[RecommendedItem] = Field(description="Best first.")
+    items: list[ExplainedItem] = Field(description="Best first.")
 
 
 class SimilarItem(BaseModel):

@@ -9,6 +9,7 @@ A :class:`ModelService` never changes after it is built; a reload builds a new o
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
@@ -173,6 +174,19 @@ class ModelService:
         else:
             items = _rows(self.rec.recommend(uid, k=k, exclude_seen=exclude_seen, min_ratings=min_ratings), "score")
         return {"user_id": _plain(uid), "fallback": None, "items": self._ranked(items, k)}
+
+    def recommend_explained(self, user_text: str, k: int, exclude_seen: bool = True, min_ratings: int | None = None,
+                            explain_k: int = 3) -> dict:
+        """:meth:`recommend` with each item's ``reasons`` and ``base`` (:func:`ratecast.reasons.explain_list`, so
+        exactly what ``Recommender.explain`` finds); the popular fallback's items have none (empty, null)."""
+        from ..reasons import explain_list
+
+        answer = self.recommend(user_text, k, exclude_seen, min_ratings)
+        if answer["fallback"] is not None:
+            return {**answer, "items": [{**item, "reasons": [], "base": None} for item in answer["items"]]}
+        explained = explain_list(self.rec, answer["user_id"], [item["item_id"] for item in answer["items"]],
+                                 k=explain_k)
+        return {**answer, "items": [{**item, **why.to_dict()} for item, why in zip(answer["items"], explained)]}
 
     def recommend_json(self, user_text: str, k: int) -> bytes:
         """:meth:`recommend` with the default options (unseen items, the model's default support) as JSON bytes,
@@ -344,6 +358,7 @@ class ModelService:
                 "protocol": {"data": spec.data, "split": spec.split, "seed": spec.seed, "test_size": spec.test_size},
                 "config": {"model": self.run.info.get("model_config"), "training": self.run.info.get("training_config")},
                 "metrics": self.run.metrics.get("test"), "loaded_at": self.loaded_at,
+                "rating_scale": dataclasses.asdict(self.rec.rating_scale_),
                 "load_seconds": round(self.load_seconds, 3), "users": len(self._user_pos), "items": len(self.item_ids)}
 
     def warm(self, map_in_background: bool = False) -> None:

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Path as PathParam, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from ...errors import DataError
+from ...reasons import DEFAULT_REASONS
 from .. import schemas as S
 from ..errors import error_response
 from ..holder import HolderDep
@@ -16,15 +18,28 @@ router = APIRouter(tags=["v1"])
 
 
 @router.get(RECOMMENDATIONS, response_model=S.Recommendations,
-            summary="Top-k unseen items for a user; an unknown user gets the popular fallback.")
+            summary="Top-k unseen items for a user; an unknown user gets the popular fallback.",
+            responses={409: {"model": S.ErrorBody}, 422: {"model": S.ErrorBody}})
 async def recommendations(
         holder: HolderDep,
         user_id: str = PathParam(description="The user's id as in the training data."),
         k: int = Query(10, ge=1, le=1000, description="How many items."),
         exclude_seen: bool = Query(True, description="Leave out the items the user rated in training."),
         min_ratings: Optional[int] = Query(None, ge=0, description="Only items with at least this many "
-                                                                   "training ratings.")):
+                                                                   "training ratings."),
+        explain: bool = Query(False, description="Give each item its reasons (\"because you rated ...\") and "
+                                                 "base, as Recommender.explain finds them."),
+        explain_k: Optional[int] = Query(None, ge=1, le=100, description="Reasons per item with explain=true "
+                                                                         "(default 3).")):
     svc = holder.current()
+    if explain_k is not None and not explain:
+        return error_response(422, f"explain_k: needs explain=true, got explain_k={explain_k} alone")
+    if explain:
+        try:
+            return JSONResponse(await run_in_threadpool(svc.recommend_explained, user_id, k, exclude_seen,
+                                                        min_ratings, explain_k or DEFAULT_REASONS))
+        except DataError as exc:  # a model saved without its users' ratings has nothing to explain with
+            return error_response(409, str(exc))
     if exclude_seen and min_ratings is None and k <= svc.cache_k:  # precomputed: answered on the event loop
         return JSONResponse(svc.recommend(user_id, k))
     return JSONResponse(await run_in_threadpool(svc.recommend, user_id, k, exclude_seen, min_ratings))
