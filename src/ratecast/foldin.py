@@ -343,7 +343,6 @@ def _make_program(model):
 
     def solve(trainable, non_trainable, users, items, targets, mask, features, mean, var, noise, steps, lr):
         _TRACES["count"] += 1  # runs while tracing only
-        U = items.shape[0]
         flat_mask = mask.reshape(-1).astype("float32")
         flat_targets = targets.reshape((-1, *targets.shape[2:]))
 
