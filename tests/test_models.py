@@ -557,6 +557,7 @@ def test_implicit_says_which_head_its_catalogue_is_too_large_for():
     import warnings
 
     from ratecast.models import ImplicitModel
+    from ratecast.models.fitting import Ratings
 
     ratings = pd.DataFrame({"user_id": np.repeat(np.arange(1, 21), 6), "item_id": np.tile(np.arange(1, 31), 4),
                             "rating": 4.0})
@@ -565,7 +566,9 @@ def test_implicit_says_which_head_its_catalogue_is_too_large_for():
     assert not small.uses_item_item and not small.uses_set_model
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        small.prepare(ratings["user_id"].to_numpy(), ratings["item_id"].to_numpy(), ratings["rating"].to_numpy())
+        for part in small.fitters:
+            part.before(small, Ratings(ratings["user_id"].to_numpy(), ratings["item_id"].to_numpy(),
+                                       ratings["rating"].to_numpy()))
     said = [str(w.message) for w in caught]
     assert any("item-item head is off: 30 items > item_item_max_items 10" in m for m in said)
     assert any("set head is off: 30 items > set_model_max_items 10" in m for m in said)

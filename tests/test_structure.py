@@ -104,3 +104,23 @@ def test_config_refusals_are_one_line_and_name_the_field():
             cls(**options)
     assert HybridConfig(embedding_dim=np.int64(8), hidden=[16, 8]).hidden == (16, 8)  # NumPy scalars, lists taken
     assert TrainingConfig(learning_rate=1).learning_rate == 1.0
+
+
+def test_networks_neither_sample_nor_loop_over_epochs():
+    """What a model fits apart from the training engine is a part of its own (models.fitting.Fitter), not a method
+    of the network; the network has no prepare/finish, and what its outputs mean is its output rule."""
+    from ratecast.models import MODELS
+    from ratecast.models.fitting import Fitter
+    from ratecast.models.outputs import Outputs
+
+    for name, cls in MODELS.items():
+        for gone in ("prepare", "finish", "to_rating", "ranking_key", "training_loss", "targets", "metric_names"):
+            assert not hasattr(cls, gone), f"{name}.{gone}"
+        assert all(isinstance(part, Fitter) for part in cls.fitters), name
+        assert cls.trained_by_gradient == (not any(p.replaces_gradient for p in cls.fitters)), name
+    assert not MODELS["bayesian"].trained_by_gradient and MODELS["implicit"].trained_by_gradient
+    assert [type(p).__name__ for p in MODELS["implicit"].fitters] == ["ItemSets", "SetHead"]
+    scale = {"minimum": 1.0, "maximum": 5.0, "step": 1.0}
+    for name, cls in MODELS.items():
+        model = cls({}, 3, 4, rating_scale=scale, seed=0)
+        assert isinstance(model.output_rule, Outputs), name

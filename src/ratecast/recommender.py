@@ -29,6 +29,7 @@ from .datasets.validate import plain_value as _plain
 from .errors import DataError, NotFittedError, UnknownIdError
 from .features import FeatureEncoder, day_numbers
 from .models import MODELS, split_params
+from .models.fitting import Ratings
 from .ranking import Candidates, Scorer, check_min_ratings, popular
 from .similarity import cosine, cosine_similarities, top_k
 from .split import validation_split as validation_share
@@ -235,7 +236,8 @@ class Recommender:
                           seed=self.random_state)
         model.build_now()
         model.set_feature_tables(item_table, user_table)
-        model.prepare(u, i, y)
+        for part in model.fitters:  # the parts fitted apart from the engine, before it
+            part.before(model, Ratings(u, i, y))
 
         x = {"user": u, "item": i}
         val_data = None
@@ -275,8 +277,9 @@ class Recommender:
                                   fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution,
                                   extra_validation=monitor, on_epoch=on_epoch)
         days = day_numbers(given["timestamp"])[known] if model.uses_days else None
-        logs = model.finish(gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known], days=days)
-        history = {**history, **(logs or {})}
+        every = Ratings(gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known], days)
+        for part in model.fitters:  # and after it, on every rating given (the validation share included)
+            history = {**history, **(part.after(model, every) or {})}
         seconds = time.perf_counter() - start
         self._set_state(FittedState(
             model_name=self.model, params=dict(self.params), random_state=self.random_state, model_config=mcfg,

@@ -24,6 +24,7 @@ from keras import ops
 
 from ..datasets.scale import RatingScale
 from .config import ModelConfig, TrainingConfig
+from .fitting import Fitter, trained_by_gradient
 from .layers import embedding, l2_penalty, take_rows
 from .outputs import Outputs, RatingOutput
 
@@ -39,8 +40,9 @@ class RatingModel(keras.Model):
     user_tables: ClassVar[tuple[str, ...]] = ()
     #: whether the user and item tables are vectors worth comparing (similar items, maps)
     has_vectors: ClassVar[bool] = True
-    #: whether the training engine fits the model; False: it is fitted in closed form or by sampling, entirely in
-    #: :meth:`prepare` and :meth:`finish`
+    #: the parts fitted apart from the training engine, in order (:mod:`ratecast.models.fitting`)
+    fitters: ClassVar[tuple[Fitter, ...]] = ()
+    #: whether the training engine fits the model (derived from :attr:`fitters` when the class is registered)
     trained_by_gradient: ClassVar[bool] = True
     #: whether the features of :meth:`wanted_features` are used only where the training data has them (else a
     #: missing one is an error)
@@ -70,8 +72,8 @@ class RatingModel(keras.Model):
         self.item_feature_dim, self.user_feature_dim = int(item_feature_dim), int(user_feature_dim)
         self.seed = seed
         d = self.table_width()
-        self.user_embedding = embedding(n_users, d, "user_embedding", self._seed(1), zeros=not self.random_init)
-        self.item_embedding = embedding(n_items, d, "item_embedding", self._seed(2), zeros=not self.random_init)
+        self.user_embedding = embedding(n_users, d, "user_embedding", self.seed_for(1), zeros=not self.random_init)
+        self.item_embedding = embedding(n_items, d, "item_embedding", self.seed_for(2), zeros=not self.random_init)
         self.item_feature_table = self._table("item_feature_table", n_items, item_feature_dim)
         self.user_feature_table = self._table("user_feature_table", n_users, user_feature_dim)
 
@@ -85,9 +87,10 @@ class RatingModel(keras.Model):
         return self.add_weight(shape=(rows, width), initializer="zeros", trainable=False, name=name)
 
     def _glorot(self, k: int):
-        return keras.initializers.GlorotUniform(seed=self._seed(k)) if self.random_init else "zeros"
+        return keras.initializers.GlorotUniform(seed=self.seed_for(k)) if self.random_init else "zeros"
 
-    def _seed(self, k: int) -> int | None:
+    def seed_for(self, k: int) -> int | None:
+        """The seed of the model's ``k``-th random part (initialisers, dropout, a fitted part's own loop)."""
         return None if self.seed is None else (self.seed * 1000 + k) % (1 << 32)  # any random_state < 2**32
 
     # --- features ---------------------------------------------------------------------------------------------
@@ -136,17 +139,6 @@ class RatingModel(keras.Model):
         return ops.reshape(out, (b, n, *ops.shape(out)[1:]))
 
     # --- training targets and loss ----------------------------------------------------------------------------
-    def prepare(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
-        """Set what the model takes from the training ratings in closed form, before gradient training (index
-        arrays and ratings; nothing by default)."""
-
-    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
-               days: np.ndarray | None = None) -> dict[str, list[float]] | None:
-        """After gradient training: take what the model keeps in closed form from every training rating the user
-        gave, the share held out for validation included (index arrays, ratings and, for models that
-        :attr:`uses_days`, each rating's day number or -1; nothing by default). May return per-step logs (e.g.
-        ``{"loss": [...]}``) that join the fit's history."""
-
     # --- what the outputs mean (see :mod:`ratecast.models.outputs`) -------------------------------------------
     def make_output_rule(self) -> Outputs:
         """The model's :class:`~ratecast.models.outputs.Outputs` rule (one rating per pair by default)."""
@@ -295,6 +287,7 @@ def register(name: str, config: type[ModelConfig]):
 
     def deco(cls):
         cls.config_class = config
+        cls.trained_by_gradient = trained_by_gradient(cls.fitters)
         MODELS[name] = keras.saving.register_keras_serializable(package="ratecast")(cls)
         return cls
 

@@ -18,6 +18,7 @@ from keras import ops
 from ..search_space import Float
 from .base import RatingModel, register
 from .config import Count, Dim, Loss, ModelConfig, NonNegative, config
+from .fitting import Fitter, Ratings
 from .outputs import CountOutput
 
 
@@ -78,17 +79,24 @@ class BaselineModel(RatingModel):
         return np.ones((*items.shape, 1), "float32"), offset.astype("float64")
 
 
+class ItemCounts(Fitter):
+    """The training popularity of each item, counted before gradient training."""
+
+    def before(self, model: "PopularityModel", fit: Ratings) -> None:
+        model.item_count.assign(np.bincount(fit.items, minlength=model.n_items).astype("float32"))
+
+
 @register("popularity", PopularityConfig)
 class PopularityModel(BaselineModel):
     """Outputs (rating, training popularity) per pair; lists rank by popularity, then by rating."""
+
+    fitters = (ItemCounts(),)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.item_count = self.add_weight(shape=(self.n_items,), initializer="zeros", trainable=False,
                                           name="item_count")
 
-    def prepare(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
-        self.item_count.assign(np.bincount(items, minlength=self.n_items).astype("float32"))
 
     def score(self, inputs, training=None):
         rating = super().score(inputs, training=training)

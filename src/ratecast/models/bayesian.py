@@ -17,7 +17,7 @@ chains (each started from its own seed, so the average spans more than one mode 
 averaged, and the factor term is a dot product of every sample's factors concatenated (scaled by
 ``(chains * samples) ** -0.5``), so the Keras model is a biased dot product over tables of
 ``embedding_dim * samples * chains`` columns. Sampling runs after the ratings
-are known (:meth:`BayesianModel.finish`), on every training rating, so no validation share is held back from it.
+are known (:class:`PosteriorSampler`, a part fitted apart from the network), on every training rating, so no validation share is held back from it.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .base import register
 from .config import Count, Dim, Flag, Loss, ModelConfig, PositiveInt, Says, at_most, config, names
 from .hybrid import ITEM_FEATURES, USER_FEATURES
 from .dot import BiasedDotModel
+from .fitting import Fitter, Ratings
 
 
 NOISE_PER = ("user", "item", "rating")
@@ -128,12 +129,107 @@ def table_group(table: np.ndarray):
     return owner + 1, feature, table[1:][owner, feature], table.shape[1]
 
 
+def sample_posterior(model: "BayesianModel", users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
+                     days: np.ndarray | None = None) -> dict[str, list[float]]:
+    """Sample ``model``'s posterior from every training rating and store its mean in the network's tables; returns
+    the per-sweep training loss (mean squared error of the current sample, averaged over the chains) as the fit's
+    history."""
+    if keras.backend.backend() != "jax":
+        raise RuntimeError(f"model 'bayesian' samples with JAX: set KERAS_BACKEND=jax (the backend is "
+                           f"{keras.backend.backend()!r})")
+    from .gibbs import Block, Posterior, chain_seed, sample
+
+    users, items = np.asarray(users, "int64"), np.asarray(items, "int64")
+    user_groups, item_groups = [], []
+    if model.cfg.implicit:
+        user_groups.append(implicit_group(users, items, model.n_users, model.n_items))
+        item_groups.append(implicit_group(items, users, model.n_items, model.n_users))
+    if model.user_feature_dim:
+        user_groups.append(table_group(np.asarray(model.user_feature_table)))
+    if model.item_feature_dim:
+        item_groups.append(table_group(np.asarray(model.item_feature_table)))
+    slots, day_table, (rows, cols) = model.user_day_slots(users, days)
+    rating_groups = ((slots, len(rows)),) if len(rows) else ()
+    owners = {"user": (users, model.n_users), "item": (items, model.n_items),
+              "rating": (np.arange(len(users)), len(users))}
+    noise_groups = tuple((*owners[side], model.cfg.rating_noise_shape if side == "rating" else model.cfg.noise_shape)
+                         for side in model.cfg.noise_per)
+    user_block, item_block = Block.from_sparse(model.n_users, user_groups), Block.from_sparse(model.n_items,
+                                                                                            item_groups)
+    seed = 0 if model.seed is None else model.seed
+    ratings = np.asarray(ratings, "float64")
+    losses: list[list[float]] = [[] for _ in range(model.cfg.chains)]
+    stop = threading.Event()  # set when one chain fails or the fit is interrupted: the others stop at their sweep
+
+    def on_sweep(c: int, rmse: float) -> None:
+        if stop.is_set():
+            raise _Stopped
+        losses[c].append(rmse * rmse)
+
+    def chain(c: int) -> Posterior:
+        try:
+            return sample(users, items, ratings, user_block, item_block,
+                          rank=model.cfg.embedding_dim, samples=model.cfg.samples, burn_in=model.cfg.burn_in,
+                          seed=chain_seed(seed, c), init_std=model.cfg.init_std, rating_groups=rating_groups,
+                          noise_groups=noise_groups, on_sweep=lambda _, rmse: on_sweep(c, rmse))
+        except BaseException:
+            stop.set()
+            raise
+
+    # one chain at a time at the least: refused before sampling when even that cannot fit
+    require(24 * len(users) * (model.cfg.embedding_dim + 1), f"sampling 'bayesian' with embedding_dim="
+            f"{model.cfg.embedding_dim} on {len(users):,} ratings", "lower embedding_dim, or sample on a machine "
+            "with more memory")
+    if model.cfg.chains == 1:
+        post = chain(0)
+    else:
+        # the chains run side by side (a sweep keeps about one core busy), as many at once as memory allows
+        workers = concurrent_chains(model.cfg.chains, len(users), model.cfg.embedding_dim, available_memory())
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(chain, c) for c in range(model.cfg.chains)]
+            try:
+                post = Posterior.pooled([f.result() for f in futures])
+            except BaseException as error:
+                stop.set()
+                wait(futures)
+                failed = [f.exception() for f in futures if not f.cancelled()]
+                cause = next((e for e in failed if e is not None and not isinstance(e, _Stopped)), error)
+                if cause is error:
+                    raise
+                raise cause from None
+    scale = (model.cfg.samples * model.cfg.chains) ** -0.5
+    model.global_bias.assign(post.w0)
+    model.user_bias.embeddings.assign(post.user_bias[:, None])
+    model.item_bias.embeddings.assign(post.item_bias[:, None])
+    # (chains * samples, n, rank) -> (n, chains * samples * rank): the posterior mean of <p, q> is one dot product
+    model.user_embedding.embeddings.assign(scale * np.transpose(post.user_factors, (1, 0, 2)).reshape(
+        model.n_users, -1))
+    model.item_embedding.embeddings.assign(scale * np.transpose(post.item_factors, (1, 0, 2)).reshape(
+        model.n_items, -1))
+    day_bias = np.zeros(day_table.shape, "float32")
+    if rating_groups:
+        day_bias[rows, cols] = post.rating_biases[0]
+    model.user_days.assign(day_table)
+    model.user_day_bias.assign(day_bias)
+    return {"loss": np.mean(np.asarray(losses, "float64"), axis=0).tolist()}
+
+
+class PosteriorSampler(Fitter):
+    """The whole fit of model ``bayesian``: Gibbs sampling from every training rating (:func:`sample_posterior`),
+    after the ratings are known; the training engine is not run."""
+
+    replaces_gradient = True
+
+    def after(self, model: "BayesianModel", given: Ratings) -> dict[str, list[float]]:
+        return sample_posterior(model, given.users, given.items, given.ratings, given.days)
+
+
 @register("bayesian", BayesianConfig)
 class BayesianModel(BiasedDotModel):
     """Posterior-mean rating of a Bayesian factorisation machine (see the module docstring): the biased dot product's
     network, with the sampled global bias as its offset and every sample's factors side by side in the tables."""
 
-    trained_by_gradient = False
+    fitters = (PosteriorSampler(),)
     features_where_available = True
     uses_days = True
 
@@ -206,86 +302,3 @@ class BayesianModel(BiasedDotModel):
         slots = none.copy()
         slots[has] = number[inverse.reshape(-1)]
         return slots, table, (rows, cols)
-
-    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
-               days: np.ndarray | None = None) -> dict[str, list[float]]:
-        """Sample the posterior from every training rating and store its mean; returns the per-sweep training
-        loss (mean squared error of the current sample, averaged over the chains) as the fit's history."""
-        if keras.backend.backend() != "jax":
-            raise RuntimeError(f"model 'bayesian' samples with JAX: set KERAS_BACKEND=jax (the backend is "
-                               f"{keras.backend.backend()!r})")
-        from .gibbs import Block, Posterior, chain_seed, sample
-
-        users, items = np.asarray(users, "int64"), np.asarray(items, "int64")
-        user_groups, item_groups = [], []
-        if self.cfg.implicit:
-            user_groups.append(implicit_group(users, items, self.n_users, self.n_items))
-            item_groups.append(implicit_group(items, users, self.n_items, self.n_users))
-        if self.user_feature_dim:
-            user_groups.append(table_group(np.asarray(self.user_feature_table)))
-        if self.item_feature_dim:
-            item_groups.append(table_group(np.asarray(self.item_feature_table)))
-        slots, day_table, (rows, cols) = self.user_day_slots(users, days)
-        rating_groups = ((slots, len(rows)),) if len(rows) else ()
-        owners = {"user": (users, self.n_users), "item": (items, self.n_items),
-                  "rating": (np.arange(len(users)), len(users))}
-        noise_groups = tuple((*owners[side], self.cfg.rating_noise_shape if side == "rating" else self.cfg.noise_shape)
-                             for side in self.cfg.noise_per)
-        user_block, item_block = Block.from_sparse(self.n_users, user_groups), Block.from_sparse(self.n_items,
-                                                                                                item_groups)
-        seed = 0 if self.seed is None else self.seed
-        ratings = np.asarray(ratings, "float64")
-        losses: list[list[float]] = [[] for _ in range(self.cfg.chains)]
-        stop = threading.Event()  # set when one chain fails or the fit is interrupted: the others stop at their sweep
-
-        def on_sweep(c: int, rmse: float) -> None:
-            if stop.is_set():
-                raise _Stopped
-            losses[c].append(rmse * rmse)
-
-        def chain(c: int) -> Posterior:
-            try:
-                return sample(users, items, ratings, user_block, item_block,
-                              rank=self.cfg.embedding_dim, samples=self.cfg.samples, burn_in=self.cfg.burn_in,
-                              seed=chain_seed(seed, c), init_std=self.cfg.init_std, rating_groups=rating_groups,
-                              noise_groups=noise_groups, on_sweep=lambda _, rmse: on_sweep(c, rmse))
-            except BaseException:
-                stop.set()
-                raise
-
-        # one chain at a time at the least: refused before sampling when even that cannot fit
-        require(24 * len(users) * (self.cfg.embedding_dim + 1), f"sampling 'bayesian' with embedding_dim="
-                f"{self.cfg.embedding_dim} on {len(users):,} ratings", "lower embedding_dim, or sample on a machine "
-                "with more memory")
-        if self.cfg.chains == 1:
-            post = chain(0)
-        else:
-            # the chains run side by side (a sweep keeps about one core busy), as many at once as memory allows
-            workers = concurrent_chains(self.cfg.chains, len(users), self.cfg.embedding_dim, available_memory())
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(chain, c) for c in range(self.cfg.chains)]
-                try:
-                    post = Posterior.pooled([f.result() for f in futures])
-                except BaseException as error:
-                    stop.set()
-                    wait(futures)
-                    failed = [f.exception() for f in futures if not f.cancelled()]
-                    cause = next((e for e in failed if e is not None and not isinstance(e, _Stopped)), error)
-                    if cause is error:
-                        raise
-                    raise cause from None
-        scale = (self.cfg.samples * self.cfg.chains) ** -0.5
-        self.global_bias.assign(post.w0)
-        self.user_bias.embeddings.assign(post.user_bias[:, None])
-        self.item_bias.embeddings.assign(post.item_bias[:, None])
-        # (chains * samples, n, rank) -> (n, chains * samples * rank): the posterior mean of <p, q> is one dot product
-        self.user_embedding.embeddings.assign(scale * np.transpose(post.user_factors, (1, 0, 2)).reshape(
-            self.n_users, -1))
-        self.item_embedding.embeddings.assign(scale * np.transpose(post.item_factors, (1, 0, 2)).reshape(
-            self.n_items, -1))
-        day_bias = np.zeros(day_table.shape, "float32")
-        if rating_groups:
-            day_bias[rows, cols] = post.rating_biases[0]
-        self.user_days.assign(day_table)
-        self.user_day_bias.assign(day_bias)
-        return {"loss": np.mean(np.asarray(losses, "float64"), axis=0).tolist()}

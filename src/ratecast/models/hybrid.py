@@ -61,7 +61,7 @@ class HybridModel(TowerModel):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.cold_seed = keras.random.SeedGenerator(self._seed(5))
+        self.cold_seed = keras.random.SeedGenerator(self.seed_for(5))
 
     def user_parts(self, inputs, user_vectors):
         return [user_vectors] + ([self.user_features(inputs)] if self.user_feature_dim else [])

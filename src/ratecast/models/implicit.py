@@ -3,7 +3,7 @@
 User representation (SVD++'s implicit feedback): the user vector plus the normalised sum of implicit factors of the
 items the user rated in training, ``p_u + |N(u)|^-1/2 sum_{j in N(u)} w_uj y_j``, where items rated below the
 "liked" level weigh ``low_weight`` (``w_uj`` = 1 otherwise). The item sets are taken from the training ratings in
-:meth:`ImplicitModel.prepare` and held on the device as padded ``(n_users, max_items)`` tables.
+:class:`ItemSets` and held on the device as padded ``(n_users, max_items)`` tables.
 
 Two heads share that representation:
 
@@ -13,15 +13,17 @@ Two heads share that representation:
   objective); pairs rated below the "liked" level weigh ``low_weight``.
 
 A third, closed-form head scores items from item-to-item weights (EASE: a ridge regression of each item's column on
-the others, zero diagonal, on the same weighted sets), fitted in :meth:`ImplicitModel.prepare` for catalogues of
-at most ``item_item_max_items`` items.
+the others, zero diagonal, on the same weighted sets; :mod:`ratecast.models.item_item`), fitted with the sets for
+catalogues of at most ``item_item_max_items`` items.
 
-A fourth head models each user's whole set at once (Mult-DAE, Liang et al. 2018): the weighted set, L2-normalised and
-dropout-corrupted, through a ``tanh`` layer of ``set_model_hidden`` units to logits over the catalogue, trained on the
-multinomial log-likelihood of the user's weighted set (one example per user, Adam, ``set_model_epochs`` passes).
+A fourth head models each user's whole set at once (Mult-DAE, Liang et al. 2018; :mod:`ratecast.models.set_head`):
+the weighted set, L2-normalised and dropout-corrupted, through a ``tanh`` layer of ``set_model_hidden`` units to
+logits over the catalogue, trained on the multinomial log-likelihood of the user's weighted set (one example per
+user, Adam, ``set_model_epochs`` passes).
 
-After gradient training (:meth:`ImplicitModel.finish`) the sets are refilled from every rating the user gave in
-training, the validation share included, and the item-item and set heads are fitted on them.
+The network computes the heads; the parts fitted apart from the training engine are :class:`ItemSets` (the sets
+and the item-item head) and :class:`SetHead`. After gradient training the sets are refilled from every rating the
+user gave in training, the validation share included, and the item-item and set heads are fitted on them.
 
 Lists rank by a per-user standardised blend: ``(1 - a - c) z(interaction) + a z(item-item) + c z(set)``, plus
 ``rating_weight`` times the predicted rating's distance from the liked level (in quarters of the scale), so what a
@@ -35,7 +37,6 @@ from typing import ClassVar
 
 import keras
 import numpy as np
-import scipy.sparse as sp
 from keras import ops
 
 from ..datasets.scale import LIKED_FRACTION
@@ -43,7 +44,10 @@ from ..search_space import Float, Int
 from .base import RatingModel, register
 from .config import Dim, Fraction, Loss, ModelConfig, NonNegative, PositiveInt, Share, at_most, config
 from .layers import embedding, fast_uniform
+from .fitting import Fitter, Ratings
+from .item_item import item_item_weights, score_stats
 from .outputs import PickOutput
+from .set_head import fit_set_head, set_logits
 
 
 @config
@@ -109,98 +113,6 @@ def padded_sets(users: np.ndarray, items: np.ndarray, values: np.ndarray, n_user
     return table, value
 
 
-def item_item_weights(sets: np.ndarray, weights: np.ndarray, n_items: int, lam: float,
-                      chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """EASE on the weighted sets: ``B = -P / diag(P)`` with ``P = (W^T W + l I)^-1`` and a zero diagonal, where ``l`` is
-    ``lam`` times the mean number of ratings per item; and each user's mean and standard deviation of ``W B`` over
-    the known items (index 0, unknown, is left out)."""
-    users = np.repeat(np.arange(len(sets)), sets.shape[1])
-    keep = sets.ravel() > 0
-    W = sp.csr_matrix((weights.ravel()[keep].astype("float64"), (users[keep], sets.ravel()[keep])),
-                      shape=(len(sets), n_items))
-    G = (W.T @ W).toarray()
-    G[np.diag_indices_from(G)] += lam * keep.sum() / max(n_items - 1, 1)
-    P = np.linalg.inv(G)
-    B = P / -np.diag(P)
-    B[np.diag_indices_from(B)] = 0.0
-    B[0, :] = B[:, 0] = 0.0
-    stats = np.zeros((len(sets), 2), "float32")
-    for start in range(0, len(sets), chunk):
-        stats[start:start + chunk] = _score_stats(np.asarray(W[start:start + chunk] @ B))
-    return B.astype("float32"), stats
-
-
-def set_model(sets: np.ndarray, weights: np.ndarray, n_items: int, hidden: int, epochs: int, l2: float,
-              dropout: float, seed: int | None, batch: int = 500, learning_rate: float = 1e-3) -> list[np.ndarray]:
-    """Mult-DAE on the weighted sets: ``(W1, b1, W2, b2)`` of ``logits = tanh(norm(x) W1 + b1) W2 + b2``, trained
-    (Adam) to maximise each user's multinomial log-likelihood of their weighted set from a dropout-corrupted copy of
-    it, plus ``l2`` times the squared weights; one example per user, ``epochs`` passes in batches of users.
-
-    No (users x items) matrix is built: the padded sets go to the device once, and each step builds its batch's
-    dense rows there from them (batch x items floats) after dropping and normalising the set values. (A sparse
-    first layer, a gather of W1's rows and a scatter back, ran 3x slower per step on CPU at ML-100k size: XLA's CPU
-    scatter is far slower than its matrix product up to this head's 12000-item catalogues.)"""
-    import jax
-    import jax.numpy as jnp
-
-    sets = np.asarray(sets, "int32")
-    values = np.where(sets > 0, np.asarray(weights, "float32"), np.float32(0))
-    users = np.flatnonzero(values.sum(axis=1) > 0)  # users with an empty set are no examples
-    width = int(np.max(np.where(sets[users] > 0, np.arange(1, sets.shape[1] + 1), 0), initial=1))  # last entry
-    S, V = jnp.asarray(sets[users, :width]), jnp.asarray(values[users, :width])
-    rng = np.random.default_rng(seed)
-    scale = lambda a, b: np.sqrt(2.0 / (a + b))  # Glorot
-    params = [rng.normal(0, scale(n_items, hidden), (n_items, hidden)).astype("float32"),
-              np.zeros(hidden, "float32"),
-              rng.normal(0, scale(hidden, n_items), (hidden, n_items)).astype("float32"),
-              np.zeros(n_items, "float32")]
-    params = [jnp.asarray(p) for p in params]
-    beta1, beta2 = 0.9, 0.999
-
-    def loss(p, rows, key):
-        s, v = S[rows], V[rows]  # the batch's sets, (batch, width); padding: item 0, value 0
-        kept = v * jax.random.bernoulli(key, 1 - dropout, v.shape) / (1 - dropout) if dropout else v
-        kept = kept / jnp.sqrt(jnp.maximum(jnp.sum(kept * kept, axis=1, keepdims=True), 1e-12))
-        x = jnp.zeros((len(rows), n_items), "float32").at[jnp.arange(len(rows))[:, None], s].add(kept)
-        log_p = jax.nn.log_softmax(jnp.tanh(x @ p[0] + p[1]) @ p[2] + p[3])
-        return (-jnp.mean(jnp.sum(v * jnp.take_along_axis(log_p, s, axis=1), axis=1))
-                + l2 * (jnp.sum(p[0] ** 2) + jnp.sum(p[2] ** 2)))
-
-    @jax.jit
-    def step(p, m, v, t, rows, key):
-        g = jax.grad(loss)(p, rows, key)
-        m = [beta1 * a + (1 - beta1) * b for a, b in zip(m, g)]
-        v = [beta2 * a + (1 - beta2) * b * b for a, b in zip(v, g)]
-        lr = learning_rate * jnp.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-        return [a - lr * mm / (jnp.sqrt(vv) + 1e-8) for a, mm, vv in zip(p, m, v)], m, v
-
-    m = [jnp.zeros_like(p) for p in params]
-    v = [jnp.zeros_like(p) for p in params]
-    key = jax.random.PRNGKey(0 if seed is None else seed)
-    t = 0
-    n_batches = -(-len(users) // batch)
-    batch = -(-len(users) // n_batches)  # equal batches (one compiled shape), the last one topped up at random
-    for _ in range(epochs):
-        order = rng.permutation(len(users)).astype("int32")
-        order = np.concatenate([order, order[:n_batches * batch - len(users)]])
-        for start in range(0, len(order), batch):
-            t += 1
-            key, sub = jax.random.split(key)
-            params, m, v = step(params, m, v, float(t), order[start:start + batch], sub)
-    return [np.asarray(p) for p in params]
-
-
-def _set_logits(p, x, backend):
-    """The set head's logits for a (batch, items) matrix of weighted sets (``backend``: jax.numpy or keras.ops)."""
-    norm = backend.sqrt(backend.maximum(backend.sum(x * x, axis=1, keepdims=True), 1e-12))
-    return backend.matmul(backend.tanh(backend.matmul(x / norm, p[0]) + p[1]), p[2]) + p[3]
-
-
-def _score_stats(scores: np.ndarray) -> np.ndarray:
-    """Per row of item-item scores (column 0, the unknown item, left out): (mean, standard deviation)."""
-    return np.stack([scores[:, 1:].mean(axis=1), scores[:, 1:].std(axis=1)], axis=1)
-
-
 def _standardise(x, mean, std):
     """(x - mean) / std, with a floor under std so that a flat row stays flat rather than amplifying rounding."""
     return (x - mean) / ops.maximum(std, 1e-3)
@@ -212,30 +124,59 @@ def _table(rows: int, width: int, init, name: str) -> keras.layers.Embedding:
     return layer
 
 
+class ItemSets(Fitter):
+    """The users' implicit sets (and the item-item head, :mod:`ratecast.models.item_item`, fitted on them): from the
+    ratings the network trains on before gradient training, then again from every rating the users gave."""
+
+    def before(self, model: "ImplicitModel", fit: Ratings) -> None:
+        for message in model.switched_off():  # never silently: the lists are then made by the other heads
+            warnings.warn(f"model 'implicit': {message}", stacklevel=3)
+        model.fill_sets(fit.users, fit.items, fit.ratings)
+
+    def after(self, model: "ImplicitModel", given: Ratings) -> None:
+        model.fill_sets(given.users, given.items, given.ratings)
+
+
+class SetHead(Fitter):
+    """The set head (Mult-DAE, :mod:`ratecast.models.set_head`), fitted after gradient training on the sets that
+    :class:`ItemSets` left."""
+
+    def after(self, model: "ImplicitModel", given: Ratings) -> None:
+        if not model.uses_set_model:
+            return
+        c = model.cfg
+        fitted = fit_set_head(np.asarray(model.item_sets), np.asarray(model.set_weights_table), model.n_items,
+                              c.set_model_hidden, c.set_model_epochs, c.set_model_l2, c.set_dropout,
+                              model.seed_for(7))
+        for variable, value in zip(model.set_model_weights, [*fitted, np.float32(1)]):
+            variable.assign(value)
+
+
 @register("implicit", ImplicitConfig)
 class ImplicitModel(RatingModel):
     """Outputs (rating, log-probability that the user picks the item, ranking key) per pair."""
 
     user_layers = ("user_embedding", "user_bias")
+    fitters = (ItemSets(), SetHead())
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         d = self.cfg.embedding_dim
         self.user_bias = embedding(self.n_users, 1, "user_bias", None, zeros=True)
         self.item_bias = embedding(self.n_items, 1, "item_bias", None, zeros=True)
-        init = (keras.initializers.RandomNormal(stddev=d ** -0.5, seed=self._seed(3)) if self.random_init
+        init = (keras.initializers.RandomNormal(stddev=d ** -0.5, seed=self.seed_for(3)) if self.random_init
                 else "zeros")
         # item tables read whole (not by the batch's item ids), so plain Embedding layers rather than row tables;
         # layers, so that fold_in can freeze them with everything else that is not the user's
         self.implicit_factors = _table(self.n_items, d, init, "implicit_factors")
         self.pick_factors = _table(self.n_items, d, keras.initializers.RandomNormal(
-            stddev=0.01, seed=self._seed(4)) if self.random_init else "zeros", "pick_factors")
+            stddev=0.01, seed=self.seed_for(4)) if self.random_init else "zeros", "pick_factors")
         self.pick_bias = _table(self.n_items, 1, "zeros", "pick_bias")
         self.item_sets = self.add_weight(shape=(self.n_users, self.cfg.max_items), initializer="zeros",
                                          dtype="int32", trainable=False, name="item_sets")
         self.set_weights_table = self.add_weight(shape=(self.n_users, self.cfg.max_items), initializer="zeros",
                                                  trainable=False, name="set_weights")
-        self.set_seed = keras.random.SeedGenerator(self._seed(6))
+        self.set_seed = keras.random.SeedGenerator(self.seed_for(6))
         size = self.n_items if self.uses_item_item else 1
         self.item_item = self.add_weight(shape=(size, size), initializer="zeros", trainable=False, name="item_item")
         # per user: mean and standard deviation of the item-item scores over the known items (for the blend)
@@ -258,7 +199,8 @@ class ImplicitModel(RatingModel):
         return self.cfg.set_model_weight > 0 and self.n_items - 1 <= self.cfg.set_model_max_items
 
     # --- data ---------------------------------------------------------------------------------------------------
-    def _fill_sets(self, users, items, ratings) -> tuple[np.ndarray, np.ndarray]:
+    def fill_sets(self, users, items, ratings) -> tuple[np.ndarray, np.ndarray]:
+        """The users' implicit sets (and the item-item head's weights, when it runs) from these ratings."""
         weight = np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, 1.0, self.cfg.low_weight)
         table, value = padded_sets(users, items, weight, self.n_users, self.cfg.max_items, self.seed)
         self.item_sets.assign(table)
@@ -281,21 +223,6 @@ class ImplicitModel(RatingModel):
                            f"{getattr(self.cfg, limit):,} (raise {limit} to keep it, or set {weight}=0)")
         return out
 
-    def prepare(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
-        for message in self.switched_off():  # never silently: the lists are then made by the other heads
-            warnings.warn(f"model 'implicit': {message}", stacklevel=2)
-        self._fill_sets(users, items, ratings)
-
-    def finish(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, days=None) -> None:
-        """After gradient training: the sets (and the item-item head) from all of the given ratings, validation
-        share included, and the set head fitted on them."""
-        table, value = self._fill_sets(users, items, ratings)
-        if self.uses_set_model:
-            fitted = set_model(table, value, self.n_items, self.cfg.set_model_hidden, self.cfg.set_model_epochs,
-                               self.cfg.set_model_l2, self.cfg.set_dropout, self._seed(7))
-            for variable, value in zip(self.set_model_weights, [*fitted, np.float32(1)]):
-                variable.assign(value)
-
     def with_new_user(self, user_features_row=None, items=None, ratings=None) -> "ImplicitModel":
         """The base copy, with the new user's implicit set (and item-item statistics) filled from their ratings."""
         clone = super().with_new_user(user_features_row)
@@ -307,14 +234,14 @@ class ImplicitModel(RatingModel):
             clone.set_weights_table.assign(np.concatenate([np.asarray(self.set_weights_table), value]))
             if self.uses_item_item:
                 scores = value[:1] @ np.asarray(self.item_item)[row[0]]
-                clone.item_item_stats.assign(np.concatenate([np.asarray(self.item_item_stats), _score_stats(scores)]))
+                clone.item_item_stats.assign(np.concatenate([np.asarray(self.item_item_stats), score_stats(scores)]))
         return clone
 
     # --- fold-in hooks (see ratecast.foldin) ---------------------------------------------------------------
     user_tables = ("item_sets", "set_weights_table", "item_item_stats")
 
     def fold_in_rows(self, items, ratings, known):
-        """The user's implicit set from their ratings (as :meth:`prepare` makes it) and its item-item statistics."""
+        """The user's implicit set from their ratings (as :meth:`fill_sets` makes it) and its item-item statistics."""
         weight = np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, 1.0, self.cfg.low_weight)
         row, value = padded_sets(np.zeros(len(items), "int64"), np.asarray(items), weight, 1, self.cfg.max_items,
                                  self.seed)
@@ -322,7 +249,7 @@ class ImplicitModel(RatingModel):
         if self.uses_item_item:
             kept = value[0] > 0  # the set's items (the rest is padding)
             scores = value[0, kept] @ np.asarray(self.item_item.value)[row[0, kept]]
-            stats = _score_stats(scores[None, :])[0]
+            stats = score_stats(scores[None, :])[0]
         return {"item_sets": row[0], "set_weights_table": value[0], "item_item_stats": stats}
 
     def implicit_part(self, sets: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -378,7 +305,7 @@ class ImplicitModel(RatingModel):
 
     def _set_head(self, chosen):
         """The set head's logits over the known items (index 1..), (batch, n_items - 1)."""
-        return _set_logits(self.set_model_weights[:4], chosen[0], ops)[:, 1:]
+        return set_logits(self.set_model_weights[:4], chosen[0], ops)[:, 1:]
 
     def _set_term(self, chosen, at=None):
         """The set head's logits standardised over the user's known items, for all of them or those at ``at``

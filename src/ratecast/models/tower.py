@@ -34,7 +34,7 @@ class TowerModel(RatingModel):
         super().__init__(*args, **kwargs)
         c = self.cfg
         self.tower = DenseTower(c.hidden, c.dropout, c.hidden_dropout, c.batch_norm, c.activation,
-                                seed=self._seed(3), random_init=self.random_init, name="tower")
+                                seed=self.seed_for(3), random_init=self.random_init, name="tower")
         self.head = self.make_head()
 
     def make_head(self):
