@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import ratecast as rc
-from ratecast.datasets.dataset import IdIndex
+from ratecast.datasets.dataset import IdIndex, id_from_text
 from tests.synthetic import make_dataset
 
 
@@ -70,6 +70,8 @@ def test_an_extended_id_index_looks_ids_up_as_a_full_one():
     assert grown.index(np.arange(12)).tolist() == full.index(np.arange(12)).tolist()
     assert len(grown) == 9 and grown.size == 10 and grown.kind is None
     assert grown.raw([1, 6, 7, 9]).tolist() == [1, "a", 7, 9] and type(grown.raw([1])[0]) is int
+    assert id_from_text(grown, "7") == 7 and id_from_text(grown, "a") == "a" and id_from_text(grown, "8") == "8"
+    assert grown.value_kinds == {"i", "O"}
     assert "_ids" not in vars(grown)  # looked up without joining every id
     assert grown.ids.tolist() == full.ids.tolist() and grown.to_list() == full.to_list()
     assert base.extended([6]).extended([7]).kind == "integer"

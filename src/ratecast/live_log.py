@@ -1,6 +1,6 @@
 """The log of ratings given to a served run (``POST /v1/users/{id}/ratings``): one JSON line per accepted batch,
 ``{"user_id": ..., "time": ..., "ratings": [[item_id, rating], ...]}``, appended to :data:`LOG_NAME` in the run
-folder and flushed to disk (fsync) before the batch is acknowledged. The server replays it at start-up (the users
+folder and flushed to disk (fdatasync) before the batch is acknowledged. The server replays it at start-up (the users
 come back after a restart) and ``ratecast refit`` trains on it.
 
 Writers append whole lines under a lock (a thread lock and an exclusive ``flock`` of the file, so several server
@@ -49,6 +49,10 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+#: flushes a file's data (and the size that makes it readable) to disk
+sync = getattr(os, "fdatasync", os.fsync)
+
+
 class RatingsLog:
     """An append-only ratings log at ``path`` (created on the first append)."""
 
@@ -70,7 +74,7 @@ class RatingsLog:
         return self._fd
 
     def append(self, user_id: Any, items: Sequence[Any], ratings: Sequence[float]) -> None:
-        """Append one batch and fsync it; when this returns, the batch is on disk."""
+        """Append one batch and flush it to disk; when this returns, the batch is on disk."""
         line = batch_line(user_id, items, ratings)
         with self._lock:
             fd = self._open()
@@ -82,7 +86,7 @@ class RatingsLog:
                 view = memoryview(line)
                 while view:
                     view = view[os.write(fd, view):]
-                os.fsync(fd)
+                sync(fd)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
