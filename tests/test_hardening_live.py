@@ -77,3 +77,33 @@ def test_an_extended_id_index_looks_ids_up_as_a_full_one():
     assert base.extended([6]).extended([7]).kind == "integer"
     with pytest.raises(ValueError, match="not known already"):
         grown.extended(["a"])
+
+
+def test_known_users_new_ratings_reuse_the_lineage_and_leave_living_parents_as_they_were(rec):
+    import gc
+
+    r1 = rec.update(rated("a", [(101, 5), (105, 1)]))
+    r2 = r1.update(rated("b", [(102, 2), (103, 5)]))
+    held = r2.state_.seen.indices[:5]  # a view of the lineage's first side, kept past its state
+    del r1
+    before_r2 = snapshot(r2, ["a", "b", 3])
+    k1 = r2.update(rated("b", [(104, 1)]))  # r2 still reads its side: k1 writes the other one
+    before_k1 = snapshot(k1, ["a", "b", 3])
+    assert not np.shares_memory(k1.state_.seen.indices, r2.state_.seen.indices)
+    assert same(snapshot(r2, ["a", "b", 3]), before_r2)
+    del r2
+    gc.collect()
+    k2 = k1.update(rated("b", [(106, 3)]))  # nothing reads the first side any more: written again, not copied
+    assert np.shares_memory(k2.state_.seen.indices, held)
+    k3 = k2.update(rated(5, [(107, 4)]))  # a trained user's row: k2 still reads its side, k1 the other
+    assert same(snapshot(k1, ["a", "b", 3]), before_k1)
+    assert set(k3.seen_items("b")) == {102, 103, 104, 106} and set(k1.seen_items("b")) == {102, 103, 104}
+    for r, users in ((k1, ["a", "b"]), (k2, ["a", "b"]), (k3, ["a", "b", 5])):
+        frame = pd.concat([rated(u, list(zip(r.seen_items(u), r.state_.user_ratings(
+            int(r.user_index_.index([u])[0]))[1]))) for u in users])
+        fresh = rec.update(frame)
+        assert np.array_equal(r.state_.popularity, np.asarray(r.state_.seen.sum(axis=0)).ravel())
+        for u in users:
+            assert r.recommend(u, k=5)["item_id"].tolist() == fresh.recommend(u, k=5)["item_id"].tolist()
+            assert dict(zip(r.seen_items(u), r.state_.user_ratings(int(r.user_index_.index([u])[0]))[1])) == \
+                dict(zip(fresh.seen_items(u), fresh.state_.user_ratings(int(fresh.user_index_.index([u])[0]))[1]))

@@ -14,9 +14,10 @@ import hashlib
 import json
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,6 +70,13 @@ def _rows(df, column: str) -> list[dict]:
             for i, t, v in zip(df["item_id"], df["title"], df[column])]
 
 
+def json_cache(service: "ModelService") -> Callable[[str, int], bytes]:
+    """``service._recommend_json`` kept for the most asked users; it holds the service weakly, so that a service
+    swapped out is freed at once (and with it what its model holds)."""
+    ref = weakref.ref(service)
+    return functools.lru_cache(maxsize=JSON_CACHE)(lambda user_text, k: ref()._recommend_json(user_text, k))
+
+
 @dataclass(frozen=True)
 class RatedService:
     """What :meth:`ModelService.with_ratings` made: the new service, the batch as it is logged (the user's id and
@@ -118,7 +126,7 @@ class ModelService:
         self._history: dict | None = None  # user index -> (item positions, ratings); None if the data is missing
         self._history_loaded = False
         self._history_lock = threading.Lock()
-        self._json_cache = functools.lru_cache(maxsize=JSON_CACHE)(self._recommend_json)
+        self._json_cache = json_cache(self)
         self.item_map: str | None = None  # the item embedding map (plotly JSON), made by warm()
         self.no_item_map = "the item map is not made yet"  # why item_map is None
         self.item_map_pending = False  # being made in the background: ask again shortly
@@ -270,7 +278,7 @@ class ModelService:
         pos, score = rec.top_positions(np.array([u]), self.cache_k)
         new._live_top = {**self._live_top, u: (pos[0].astype("int32"), np.asarray(score[0], dtype="float64"))}
         new._popular = _rows(rec.recommend_popular(self.cache_k), "score")
-        new._json_cache = functools.lru_cache(maxsize=JSON_CACHE)(new._recommend_json)
+        new._json_cache = json_cache(new)
         count = int(rec.state_.seen.indptr[u + 1] - rec.state_.seen.indptr[u])
         return RatedService(new, user_id, [_plain(i) for i in raw_items], [float(r) for r in y],
                             {"user_id": user_id, "accepted": len(y), "rating_count": count,
