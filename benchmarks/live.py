@@ -20,6 +20,14 @@ Protocol, for each size of ``--sizes``:
 
 Prints one JSON line. Load goes only to 127.0.0.1.
 
+Measured on two shared, loaded CPU cores (biased_dot; p50 / p99 ms, 200 requests of each kind, 100 over HTTP):
+
+    size                                   library new    library known   POST new     POST known
+    ml-100k                                1.0 / 5.8      1.0 / 5.6       4.0 / 6.3    3.2 / 6.8
+    ml-25m-vocab (1 M synthetic ratings)   1.2 / 4.5      8.5 / 15.5      not run (the server's start-up top-100
+                                                                          lists and t-SNE map of 59,047 items take
+                                                                          many minutes on this box)
+
     RATECAST_DATA=../shared/data python benchmarks/live.py [--sizes ml-100k,ml-25m-vocab] [--model biased_dot]
         [--repeats 200] [--ratings 1000000] [--no-http]
 """
