@@ -16,6 +16,7 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -65,6 +66,7 @@ class RatingsLog:
         if self._fd is None:
             created = not self.path.exists()
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            self._closer = weakref.finalize(self, os.close, self._fd)  # closed once: by close() or when let go
             if created:  # the new entry itself must survive a crash
                 folder = os.open(self.path.parent, os.O_RDONLY)
                 try:
@@ -93,7 +95,7 @@ class RatingsLog:
     def close(self) -> None:
         with self._lock:
             if self._fd is not None:
-                os.close(self._fd)
+                self._closer()
                 self._fd = None
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import threading
 import time
+import warnings
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,15 @@ class ModelService:
         logged = read_log(self.log.path)
         self.rec = self.run.recommender()
         if len(logged):  # the ratings given to this run while it was served before: its users come back
-            self.rec = self.rec.update(logged[["user_id", "item_id", "rating"]])
+            s = self.rec.state_
+            usable = (s.item_index.index(logged["item_id"].to_numpy(dtype=object)) > 0) & \
+                s.rating_scale.on_scale(logged["rating"].to_numpy(dtype="float64"))
+            if not usable.all():
+                warnings.warn(f"{self.log.path}: skipped {int((~usable).sum())} logged rating(s) of items the model "
+                              "does not know or off its rating scale", UserWarning, stacklevel=2)
+                logged = logged[usable]
+            if len(logged):
+                self.rec = self.rec.update(logged[["user_id", "item_id", "rating"]])
         self.logged_ratings = len(logged)
         s = self.rec.state_
         manifest = (self.run_dir / "MANIFEST.json").read_bytes()
