@@ -26,7 +26,8 @@ def rated(user, pairs) -> pd.DataFrame:
 
 def snapshot(r: rc.Recommender, users: list) -> dict:
     s = r.state_
-    return {"seen": s.seen.toarray(), "ratings": s.seen_ratings.ratings.copy(), "trained": s.seen_ratings.trained.copy(),
+    return {"seen": s.seen.toarray(), "ratings": s.seen_ratings.ratings.copy(),
+            "trained": s.seen_ratings.trained.copy(),
             "vectors": r.user_embeddings().to_numpy().copy(), "n_train": s.n_train,
             "lists": {u: r.recommend(u, k=5)["item_id"].tolist() for u in users}}
 

@@ -1,6 +1,6 @@
 """What the endpoints share, kept on the app as ``app.state.holder``: the served model (swapped in one assignment
-on a reload or after new ratings), the admin token, the request limits and the Prometheus registry. Endpoints reach it through the
-dependency :func:`get_holder`; :func:`lifespan` loads the run at start-up and, with ``watch``, swaps in a newly
+on a reload or after new ratings), the admin token, the request limits and the Prometheus registry. Endpoints reach
+it through the dependency :func:`get_holder`; :func:`lifespan` loads the run at start-up and, with ``watch``, swaps in a newly
 written run when the folder changes."""
 
 from __future__ import annotations
