@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import ratecast as rc
-from ratecast.datasets.dataset import IdIndex
+from ratecast.datasets.dataset import IdIndex, id_from_text
 from tests.synthetic import make_dataset
 
 
@@ -26,7 +26,8 @@ def rated(user, pairs) -> pd.DataFrame:
 
 def snapshot(r: rc.Recommender, users: list) -> dict:
     s = r.state_
-    return {"seen": s.seen.toarray(), "ratings": s.seen_ratings.ratings.copy(), "trained": s.seen_ratings.trained.copy(),
+    return {"seen": s.seen.toarray(), "ratings": s.seen_ratings.ratings.copy(),
+            "trained": s.seen_ratings.trained.copy(),
             "vectors": r.user_embeddings().to_numpy().copy(), "n_train": s.n_train,
             "lists": {u: r.recommend(u, k=5)["item_id"].tolist() for u in users}}
 
@@ -70,8 +71,40 @@ def test_an_extended_id_index_looks_ids_up_as_a_full_one():
     assert grown.index(np.arange(12)).tolist() == full.index(np.arange(12)).tolist()
     assert len(grown) == 9 and grown.size == 10 and grown.kind is None
     assert grown.raw([1, 6, 7, 9]).tolist() == [1, "a", 7, 9] and type(grown.raw([1])[0]) is int
+    assert id_from_text(grown, "7") == 7 and id_from_text(grown, "a") == "a" and id_from_text(grown, "8") == "8"
+    assert grown.value_kinds == {"i", "O"}
     assert "_ids" not in vars(grown)  # looked up without joining every id
     assert grown.ids.tolist() == full.ids.tolist() and grown.to_list() == full.to_list()
     assert base.extended([6]).extended([7]).kind == "integer"
     with pytest.raises(ValueError, match="not known already"):
         grown.extended(["a"])
+
+
+def test_known_users_new_ratings_reuse_the_lineage_and_leave_living_parents_as_they_were(rec):
+    import gc
+
+    r1 = rec.update(rated("a", [(101, 5), (105, 1)]))
+    r2 = r1.update(rated("b", [(102, 2), (103, 5)]))
+    held = r2.state_.seen.indices[:5]  # a view of the lineage's first side, kept past its state
+    del r1
+    before_r2 = snapshot(r2, ["a", "b", 3])
+    k1 = r2.update(rated("b", [(104, 1)]))  # r2 still reads its side: k1 writes the other one
+    before_k1 = snapshot(k1, ["a", "b", 3])
+    assert not np.shares_memory(k1.state_.seen.indices, r2.state_.seen.indices)
+    assert same(snapshot(r2, ["a", "b", 3]), before_r2)
+    del r2
+    gc.collect()
+    k2 = k1.update(rated("b", [(106, 3)]))  # nothing reads the first side any more: written again, not copied
+    assert np.shares_memory(k2.state_.seen.indices, held)
+    k3 = k2.update(rated(5, [(107, 4)]))  # a trained user's row: k2 still reads its side, k1 the other
+    assert same(snapshot(k1, ["a", "b", 3]), before_k1)
+    assert set(k3.seen_items("b")) == {102, 103, 104, 106} and set(k1.seen_items("b")) == {102, 103, 104}
+    for r, users in ((k1, ["a", "b"]), (k2, ["a", "b"]), (k3, ["a", "b", 5])):
+        frame = pd.concat([rated(u, list(zip(r.seen_items(u), r.state_.user_ratings(
+            int(r.user_index_.index([u])[0]))[1]))) for u in users])
+        fresh = rec.update(frame)
+        assert np.array_equal(r.state_.popularity, np.asarray(r.state_.seen.sum(axis=0)).ravel())
+        for u in users:
+            assert r.recommend(u, k=5)["item_id"].tolist() == fresh.recommend(u, k=5)["item_id"].tolist()
+            assert dict(zip(r.seen_items(u), r.state_.user_ratings(int(r.user_index_.index([u])[0]))[1])) == \
+                dict(zip(fresh.seen_items(u), fresh.state_.user_ratings(int(fresh.user_index_.index([u])[0]))[1]))

@@ -173,6 +173,17 @@ def test_the_log_is_replayed_at_start_up_and_a_torn_last_line_is_skipped(run):
         assert read_log(run / LOG_NAME)["user_id"].tolist() == ["ann", "ann", 7, "bob"]
 
 
+def test_logged_ratings_the_model_cannot_take_are_skipped_at_start_up(run):
+    log = RatingsLog(run / LOG_NAME)
+    log.append("ann", [101, 99999], [5.0, 4.0])  # an item the model does not know
+    log.append("bob", [102], [9.0])  # off the scale
+    log.close()
+    with pytest.warns(UserWarning, match="skipped 2 logged rating"):
+        with TestClient(create_app(run)) as c:
+            assert served_answer(c, "ann")[0]["fallback"] is None
+            assert served_answer(c, "bob")[0]["fallback"] == "popular"
+
+
 def test_a_log_append_is_one_whole_line(tmp_path):
     log = RatingsLog(tmp_path / LOG_NAME)
     log.append(5, [101, "x"], [4.0, 2.5])

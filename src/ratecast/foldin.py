@@ -450,22 +450,120 @@ def spare(n: int) -> int:
     return n + max(16, n // 4)
 
 
-def appended(view: np.ndarray, extra: np.ndarray) -> np.ndarray:
-    """``view`` followed by ``extra`` (along the first axis): written into the spare room of ``view``'s buffer when
-    ``view`` is its newest prefix, else copied into a new buffer with spare room; ``view`` is left as it was."""
-    n, k = len(view), len(extra)
-    buf = view.base
-    if (isinstance(buf, np.ndarray) and buf.dtype == view.dtype and buf.shape[1:] == view.shape[1:]
-            and buf.flags.c_contiguous and view.flags.c_contiguous
-            and view.__array_interface__["data"][0] == buf.__array_interface__["data"][0]
-            and _TAILS.claim(buf, n, n + k, len(buf))):
-        buf[n:n + k] = extra
-        return buf[:n + k]
-    buf = np.empty((spare(n + k), *view.shape[1:]), view.dtype)
-    buf[:n] = view
-    buf[n:n + k] = extra
-    _TAILS.track(buf, n + k)
-    return buf[:n + k]
+class Lineage:
+    """Two sides of buffers, one buffer per column (the seen pairs' items, ratings and flags), for states derived one
+    from another whose arrays are prefixes (``buffer[:n]``) of one side's buffers.
+
+    A state derived from another rebuilds its arrays from an offset on (the rows of the users it changes and all
+    rows after them) and shares what is before. It writes into a side that no living state reads past that offset:
+    its parent's own side when it only appends (new users), else the other side, once the part of the prefix that
+    side does not hold yet is copied over (``common``: how long a prefix the two sides hold alike), so that a
+    known user's new ratings cost what changed since the side was last written, not a copy of every rating. When
+    states of both sides still read past the offset, a new lineage is started (a copy of everything). A state counts
+    as a reader of its side, through a weak reference to what it holds (its seen matrix), until it is gone."""
+
+    def __init__(self, dtypes: tuple, capacity: int) -> None:
+        self.dtypes, self.capacity = dtypes, capacity
+        self.sides: list[tuple[np.ndarray, ...] | None] = [None, None]
+        self.readers: list[dict[int, tuple[Any, int]]] = [{}, {}]  # id(reader) -> (weak reference, length read)
+        self.common = 0
+
+    def side_buffers(self, side: int) -> tuple[np.ndarray, ...]:
+        if self.sides[side] is None:
+            self.sides[side] = tuple(np.empty(self.capacity, d) for d in self.dtypes)
+            _LINEAGES[id(self.sides[side][0])] = (weakref.ref(self.sides[side][0]), self, side)
+        return self.sides[side]
+
+    def reach(self, side: int) -> int:
+        """How far the living readers of ``side`` read."""
+        live = {k: v for k, v in self.readers[side].items() if v[0]() is not None}
+        self.readers[side] = live
+        return max((n for _, n in live.values()), default=0)
+
+    def forget_if_unread(self) -> None:
+        if self.reach(0) == 0 and self.reach(1) == 0:
+            for side in self.sides:
+                if side is not None:
+                    _LINEAGES.pop(id(side[0]), None)
+
+
+class _Pending:
+    """Holds a reader's place in a side until the state that reads it exists."""
+
+
+_LINEAGE_LOCK = threading.Lock()
+_LINEAGES: dict[int, tuple[Any, Lineage, int]] = {}  # id(a side's first buffer) -> (weak reference, lineage, side)
+
+
+def _side_of(views: tuple[np.ndarray, ...]) -> tuple[Lineage, int] | None:
+    """The lineage and side whose buffers ``views`` are prefixes of, if any."""
+    base = views[0].base
+    entry = _LINEAGES.get(id(base)) if isinstance(base, np.ndarray) else None
+    if entry is None or entry[0]() is not base:
+        return None
+    lineage, side = entry[1], entry[2]
+    buffers = lineage.sides[side]
+    if all(v.base is b and v.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+           for v, b in zip(views, buffers)):
+        return lineage, side
+    return None
+
+
+def rebuilt(views: tuple[np.ndarray, ...], start: int, tails: tuple[np.ndarray, ...]
+            ) -> tuple[tuple[np.ndarray, ...], Callable[[Any], None]]:
+    """Arrays ``views[c][:start]`` followed by ``tails[c]`` for each column ``c``, sharing the prefix with ``views``
+    when a :class:`Lineage` allows (``views`` are left as they were), and the function to call with what the new
+    state holds (its reader: while it lives, nothing writes what it reads)."""
+    n = start + len(tails[0])
+    pending = _Pending()
+    with _LINEAGE_LOCK:
+        for _, lineage, _ in list(_LINEAGES.values()):  # lineages no state reads any more are let go
+            lineage.forget_if_unread()
+        found = _side_of(views)
+        target = None
+        if found is not None and n <= found[0].capacity:
+            lineage, side = found
+            if lineage.reach(side) <= start:  # only appends to what its readers read
+                target, lineage.common = side, min(lineage.common, start)
+            else:
+                other = 1 - side
+                if lineage.sides[other] is None:
+                    lineage.common = 0  # the new side holds nothing yet
+                low = min(lineage.common, start)
+                if lineage.reach(other) <= low:
+                    for src, dst in zip(lineage.sides[side], lineage.side_buffers(other)):
+                        dst[low:start] = src[low:start]
+                    target, lineage.common = other, start
+        if target is None:  # a new lineage
+            lineage = Lineage(tuple(v.dtype for v in views), spare(n))
+            target = 0
+            for v, dst in zip(views, lineage.side_buffers(0)):
+                dst[:start] = v[:start]
+        buffers = lineage.side_buffers(target)
+        for tail, dst in zip(tails, buffers):
+            dst[start:n] = tail
+        key = id(pending)
+        lineage.readers[target][key] = (weakref.ref(pending), n)
+
+    def read_by(owner: Any) -> None:
+        with _LINEAGE_LOCK:
+            lineage.readers[target].pop(key, None)
+            lineage.readers[target][id(owner)] = (weakref.ref(owner), n)
+        del pending_holder[:]
+
+    pending_holder = [pending]  # keeps the place until read_by
+    return tuple(b[:n] for b in buffers), read_by
+
+
+_ONES: list[np.ndarray] = [np.ones(0, bool)]
+
+
+def ones(n: int) -> np.ndarray:
+    """``n`` True values, a view of a buffer shared by the seen matrices (never written)."""
+    buf = _ONES[0]
+    if not n <= len(buf) <= 2 * n:  # scipy copies a view of less than half its buffer
+        buf = _ONES[0] = np.ones(spare(n), bool)
+    return buf[:n]
 
 
 # --- one fold-in ---------------------------------------------------------------------------------------------------
@@ -605,16 +703,14 @@ def _baseline(baseline: Baseline, users: Users, damping: float = 10.0) -> Baseli
 
 def _seen(state: FittedState, users: Users, trained: bool) -> tuple[dict[str, Any], np.ndarray]:
     """The seen pairs and their ratings with the users' new pairs (a re-rated pair keeps its place), and the items
-    of the pairs not seen before. New users only: their rows are appended (:func:`appended`: in place when the
-    state is the newest of its arrays, so the cost does not grow with the ratings held). Otherwise rows of users
-    not in the fold-in are copied as blocks, so the cost is a copy of the arrays, no sort or Python pass over them."""
+    of the pairs not seen before. Only the rows from the first user of the fold-in on are rebuilt (untouched rows
+    between touched ones copied as blocks, no sort or Python pass over them); the rows before are shared with
+    ``state`` where a :class:`Lineage` allows, so new users (appended rows) and users added since the lineage was
+    last written cost no copy of every rating."""
     import scipy.sparse as sp
 
     seen, old = state.seen, state.seen_ratings
-    if (old is not None and not users.known.any() and seen.shape[0] == state.user_index.size
-            and len(seen.indices) == seen.nnz == len(old.ratings)):
-        return _seen_appended(state, users, trained)
-    indptr, indices = seen.indptr, seen.indices
+    indptr, indices = seen.indptr, seen.indices[:seen.nnz]
     ratings = old.ratings if old is not None else np.zeros(seen.nnz, "float32")
     flags = old.trained if old is not None else np.ones(seen.nnz, bool)
     n_rows = state.user_index.size + int((~users.known).sum())
@@ -636,52 +732,39 @@ def _seen(state: FittedState, users: Users, trained: bool) -> tuple[dict[str, An
         o = np.argsort(i, kind="stable")
         rows[int(u)] = (i[o].astype(indices.dtype), np.concatenate([r_old[keep], r_new])[o].astype("float32"),
                         np.concatenate([t_old[keep], before | trained])[o])
-    # block copies of the untouched rows between the touched ones, touched rows rebuilt, new rows appended
+    # from the first touched row on: block copies of the untouched rows between the touched ones, touched rows
+    # rebuilt, new rows appended
     counts = np.diff(indptr).astype("int64")
     counts = np.concatenate([counts, np.zeros(n_rows - len(counts), "int64")])
-    parts_i, parts_r, parts_t, start = [], [], [], 0
+    first = int(indptr[min(min(rows), len(indptr) - 1)])
+    parts_i, parts_r, parts_t, at = [], [], [], first
     for u in sorted(rows):
         stop = indptr[min(u, len(indptr) - 1)]
-        parts_i.append(indices[start:stop])
-        parts_r.append(ratings[start:stop])
-        parts_t.append(flags[start:stop])
+        parts_i.append(indices[at:stop])
+        parts_r.append(ratings[at:stop])
+        parts_t.append(flags[at:stop])
         i, r, t = rows[u]
         parts_i.append(i)
         parts_r.append(r)
         parts_t.append(t)
         counts[u] = len(i)
-        start = indptr[u + 1] if u + 1 < len(indptr) else indptr[-1]
-    parts_i.append(indices[start:])
-    parts_r.append(ratings[start:])
-    parts_t.append(flags[start:])
-    new_indices = np.concatenate(parts_i)
+        at = indptr[u + 1] if u + 1 < len(indptr) else indptr[-1]
+    parts_i.append(indices[at:])
+    parts_r.append(ratings[at:])
+    parts_t.append(flags[at:])
+    tails = (np.concatenate(parts_i), np.concatenate(parts_r), np.concatenate(parts_t))
+    if old is not None and len(ratings) == len(indices):
+        (new_indices, new_ratings, new_flags), read_by = rebuilt((indices, ratings, flags), first, tails)
+    else:  # no ratings kept: nothing to share them with
+        new_indices, new_ratings, new_flags = (np.concatenate([a[:first], t]) for a, t in
+                                               zip((indices, ratings, flags), tails))
+        read_by = None
     new_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(indptr.dtype)
-    new_seen = sp.csr_matrix((np.ones(len(new_indices), bool), new_indices, new_indptr),
-                             shape=(n_rows, seen.shape[1]))
+    new_seen = sp.csr_matrix((ones(len(new_indices)), new_indices, new_indptr), shape=(n_rows, seen.shape[1]))
     new_seen.has_sorted_indices = True
-    out = {"seen": new_seen,
-           "seen_ratings": None if old is None else SeenRatings(np.concatenate(parts_r), np.concatenate(parts_t))}
+    if read_by is not None:
+        read_by(new_seen)
+    out = {"seen": new_seen, "seen_ratings": None if old is None else SeenRatings(new_ratings, new_flags)}
     if trained:
         out["n_train"] = state.n_train + added
     return out, np.concatenate(fresh).astype("int64")
-
-
-def _seen_appended(state: FittedState, users: Users, trained: bool) -> tuple[dict[str, Any], np.ndarray]:
-    """:func:`_seen` for new users only: their rows (items sorted) after the state's."""
-    import scipy.sparse as sp
-
-    seen, old = state.seen, state.seen_ratings
-    order = [np.argsort(i, kind="stable") for i in users.new_items]
-    items = np.concatenate([i[o] for i, o in zip(users.new_items, order)]).astype(seen.indices.dtype)
-    ratings = np.concatenate([r[o] for r, o in zip(users.new_ratings, order)]).astype("float32")
-    ends = seen.nnz + np.cumsum([len(o) for o in order])
-    k = len(items)
-    new_seen = sp.csr_matrix((appended(seen.data, np.ones(k, seen.data.dtype)), appended(seen.indices, items),
-                              appended(seen.indptr, ends.astype(seen.indptr.dtype))),
-                             shape=(seen.shape[0] + len(order), seen.shape[1]))
-    new_seen.has_sorted_indices = True
-    out = {"seen": new_seen, "seen_ratings": SeenRatings(appended(old.ratings, ratings),
-                                                         appended(old.trained, np.full(k, trained)))}
-    if trained:
-        out["n_train"] = state.n_train + k
-    return out, items.astype("int64")

@@ -1,6 +1,6 @@
 """The log of ratings given to a served run (``POST /v1/users/{id}/ratings``): one JSON line per accepted batch,
 ``{"user_id": ..., "time": ..., "ratings": [[item_id, rating], ...]}``, appended to :data:`LOG_NAME` in the run
-folder and flushed to disk (fsync) before the batch is acknowledged. The server replays it at start-up (the users
+folder and flushed to disk (fdatasync) before the batch is acknowledged. The server replays it at start-up (the users
 come back after a restart) and ``ratecast refit`` trains on it.
 
 Writers append whole lines under a lock (a thread lock and an exclusive ``flock`` of the file, so several server
@@ -16,6 +16,7 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,6 +50,10 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+#: flushes a file's data (and the size that makes it readable) to disk
+sync = getattr(os, "fdatasync", os.fsync)
+
+
 class RatingsLog:
     """An append-only ratings log at ``path`` (created on the first append)."""
 
@@ -61,6 +66,7 @@ class RatingsLog:
         if self._fd is None:
             created = not self.path.exists()
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            self._closer = weakref.finalize(self, os.close, self._fd)  # closed once: by close() or when let go
             if created:  # the new entry itself must survive a crash
                 folder = os.open(self.path.parent, os.O_RDONLY)
                 try:
@@ -70,7 +76,7 @@ class RatingsLog:
         return self._fd
 
     def append(self, user_id: Any, items: Sequence[Any], ratings: Sequence[float]) -> None:
-        """Append one batch and fsync it; when this returns, the batch is on disk."""
+        """Append one batch and flush it to disk; when this returns, the batch is on disk."""
         line = batch_line(user_id, items, ratings)
         with self._lock:
             fd = self._open()
@@ -82,14 +88,14 @@ class RatingsLog:
                 view = memoryview(line)
                 while view:
                     view = view[os.write(fd, view):]
-                os.fsync(fd)
+                sync(fd)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         with self._lock:
             if self._fd is not None:
-                os.close(self._fd)
+                self._closer()
                 self._fd = None
 
 

@@ -379,7 +379,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
     step("splitting")
     sp = make_split(dataset, spec)
     if extra_train is not None:
-        sp = sp._replace(train=with_extra_ratings(sp.train, extra_train))
+        sp = S.Split(with_extra_ratings(sp.train, extra_train), sp.test)
     rec = Recommender(spec.model, random_state=spec.seed, verbose=verbose, distribution=distribution, **spec.params)
     step(f"training {spec.model}")
     t = time.perf_counter()

@@ -54,6 +54,7 @@ class IdIndex:
         base, added = self._parts or (self._ids, None)
         out._parts = (base, new._ids if added is None else _joined(added, new._ids))
         out._base_kind = self._base_kind if self._parts else self.kind
+        out._base_value_kinds = self._base_value_kinds if self._parts else self.value_kinds
         return out
 
     @cached_property
@@ -106,6 +107,13 @@ class IdIndex:
         if flat.dtype == object or flat.dtype == bool:
             out[_bool_mask(pd.Index(flat, dtype=object))] = self.UNKNOWN  # True is not the id 1
         return out.astype("int32").reshape(shape)
+
+    @cached_property
+    def value_kinds(self) -> frozenset[str]:
+        """The kinds of the ids as numpy names them: "i" or "u" integers, "f" other numbers, "O" anything else."""
+        if self._parts is not None:
+            return self._base_value_kinds | _value_kinds(self._parts[1])
+        return _value_kinds(self._ids)
 
     @cached_property
     def kind(self) -> str | None:
@@ -193,6 +201,18 @@ def _joined(first: pd.Index, then: pd.Index) -> pd.Index:
     if first.dtype == then.dtype:
         return pd.Index(np.concatenate([first.to_numpy(), then.to_numpy()]), dtype=first.dtype)
     return pd.Index(np.concatenate([first.to_numpy().astype(object), then.to_numpy().astype(object)]), dtype=object)
+
+
+def _value_kinds(ids: pd.Index) -> frozenset[str]:
+    from numbers import Integral
+
+    if not isinstance(ids.dtype, np.dtype) and pd.api.types.is_string_dtype(ids.dtype):  # text, kept as such
+        return frozenset("O")
+    values = ids.to_numpy()
+    if values.dtype.kind != "O":
+        return frozenset(values.dtype.kind)
+    return frozenset("i" if isinstance(v, Integral) and not isinstance(v, bool) else "f" if isinstance(v, float)
+                     else "O" for v in values)
 
 
 def _kind(ids: pd.Index) -> str | None:
@@ -392,12 +412,7 @@ def id_from_text(index: "IdIndex", value: str) -> Any:
     """The model's id that an id written as text (command line, URL) stands for, found as it was stored: the text itself, else the
     integer written that way (``7``, ``-3``, ``99999999999999999999999``; not ``007`` or ``+7``) among integer ids,
     else the number among number ids (``2.5``). An id known in none of these forms is returned as text (unknown)."""
-    from numbers import Integral
-
-    ids = index.ids
-    kinds = {ids.dtype.kind} if ids.dtype.kind != "O" else {
-        "i" if isinstance(v, Integral) and not isinstance(v, bool) else "f" if isinstance(v, float) else "O"
-        for v in ids}
+    kinds = index.value_kinds
     candidates: list[Any] = [value]
     if kinds & {"i", "u"}:
         try:

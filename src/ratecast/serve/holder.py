@@ -1,7 +1,7 @@
 """What the endpoints share, kept on the app as ``app.state.holder``: the served model (swapped in one assignment
-on a reload or after new ratings), the admin token, the request limits and the Prometheus registry. Endpoints reach it through the
-dependency :func:`get_holder`; :func:`lifespan` loads the run at start-up and, with ``watch``, swaps in a newly
-written run when the folder changes."""
+on a reload or after new ratings), the admin token, the request limits and the Prometheus registry. Endpoints reach
+it through the dependency :func:`get_holder`; :func:`lifespan` loads the run at start-up and, with ``watch``, swaps
+in a newly written run when the folder changes."""
 
 from __future__ import annotations
 

@@ -15,9 +15,11 @@ import hashlib
 import json
 import threading
 import time
+import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -95,7 +97,15 @@ class ModelService:
         logged = read_log(self.log.path)
         self.rec = self.run.recommender()
         if len(logged):  # the ratings given to this run while it was served before: its users come back
-            self.rec = self.rec.update(logged[["user_id", "item_id", "rating"]])
+            s = self.rec.state_
+            usable = (s.item_index.index(logged["item_id"].to_numpy(dtype=object)) > 0) & \
+                s.rating_scale.on_scale(logged["rating"].to_numpy(dtype="float64"))
+            if not usable.all():
+                warnings.warn(f"{self.log.path}: skipped {int((~usable).sum())} logged rating(s) of items the model "
+                              "does not know or off its rating scale", UserWarning, stacklevel=2)
+                logged = logged[usable]
+            if len(logged):
+                self.rec = self.rec.update(logged[["user_id", "item_id", "rating"]])
         self.logged_ratings = len(logged)
         s = self.rec.state_
         manifest = (self.run_dir / "MANIFEST.json").read_bytes()
@@ -119,7 +129,7 @@ class ModelService:
         self._history: dict | None = None  # user index -> (item positions, ratings); None if the data is missing
         self._history_loaded = False
         self._history_lock = threading.Lock()
-        self._json_cache = functools.lru_cache(maxsize=JSON_CACHE)(self._recommend_json)
+        self._json_cache = self._new_json_cache()
         self.item_map: str | None = None  # the item embedding map (plotly JSON), made by warm()
         self.no_item_map = "the item map is not made yet"  # why item_map is None
         self.item_map_pending = False  # being made in the background: ask again shortly
@@ -193,6 +203,12 @@ class ModelService:
         kept for the most asked users."""
         return self._json_cache(user_text, k)
 
+    def _new_json_cache(self) -> Callable[[str, int], bytes]:
+        """:meth:`_recommend_json` kept for the most asked users; the cache holds the service weakly, so that a
+        service swapped out is freed at once (and with it what its model holds)."""
+        method = weakref.WeakMethod(self._recommend_json)
+        return functools.lru_cache(maxsize=JSON_CACHE)(lambda user_text, k: method()(user_text, k))
+
     def _recommend_json(self, user_text: str, k: int) -> bytes:
         return json.dumps(self.recommend(user_text, k)).encode()
 
@@ -242,10 +258,9 @@ class ModelService:
                 shown = ", ".join(repr(i) for i in ignored[:5]) + (", ..." if len(ignored) > 5 else "")
                 raise ValueError(f"ratings: none of the {len(ignored)} rated items is known to the model, got "
                                  f"{shown}")
-            clone = copy.copy(self.rec)  # its own state after fold_in; the served one is untouched
-            new_id = "__new_user__"
-            clone.fold_in(new_id, known, demographics=demographics or None)
-            df = clone.recommend(new_id, k=k)
+            new_id = "__new_user__"  # folded into a copy: the served recommender is left as it was
+            folded = copy.copy(self.rec).fold_in(new_id, known, demographics=demographics or None)
+            df = folded.recommend(new_id, k=k)
             return {"fallback": None, "method": "fold_in", "items": self._ranked(_rows(df, "score"), k),
                     "ignored_items": ignored}
         df = self.rec.recommend_new_user(demographics or None, k=k)
@@ -276,19 +291,26 @@ class ModelService:
         frame = pd.DataFrame({"user_id": pd.Series([user_id] * len(y), dtype=object),
                               "item_id": pd.Series(raw_items, dtype=object), "rating": y})
         rec = self.rec.update(frame)
-        new = copy.copy(self)
-        new.rec = rec
-        if not known:
-            u = int(rec.state_.user_index.index(np.array([user_id], dtype=object))[0])
-            new._live_pos = {**self._live_pos, str(user_id): u}
-        pos, score = rec.top_positions(np.array([u]), self.cache_k)
-        new._live_top = {**self._live_top, u: (pos[0].astype("int32"), np.asarray(score[0], dtype="float64"))}
-        new._popular = _rows(rec.recommend_popular(self.cache_k), "score")
-        new._json_cache = functools.lru_cache(maxsize=JSON_CACHE)(new._recommend_json)
+        new = copy.copy(self).adopt(rec, user_id, None if known else user_text)
+        u = new.user_index(user_text)
         count = int(rec.state_.seen.indptr[u + 1] - rec.state_.seen.indptr[u])
         return RatedService(new, user_id, [_plain(i) for i in raw_items], [float(r) for r in y],
                             {"user_id": user_id, "accepted": len(y), "rating_count": count,
                              "new_user": not known})
+
+    def adopt(self, rec, user_id: Any, new_text: str | None) -> "ModelService":
+        """Called by :meth:`with_ratings` on a fresh copy of the service, before anyone reads it: serve ``rec``,
+        which holds ``user_id``'s new ratings (``new_text``: the id as written, for a user new to the model), with
+        that user's list computed now and the other lists kept. Returns the copy."""
+        self.rec = rec
+        u = int(rec.state_.user_index.index(np.array([user_id], dtype=object))[0])
+        if new_text is not None:
+            self._live_pos = {**self._live_pos, new_text: u, str(user_id): u}
+        pos, score = rec.top_positions(np.array([u]), self.cache_k)
+        self._live_top = {**self._live_top, u: (pos[0].astype("int32"), np.asarray(score[0], dtype="float64"))}
+        self._popular = _rows(rec.recommend_popular(self.cache_k), "score")
+        self._json_cache = self._new_json_cache()
+        return self
 
     def history(self, user_text: str, k: int) -> dict:
         """The user's own ratings (training, and those given to the server), best first (what the explorer shows
