@@ -127,3 +127,20 @@ def test_undefined_ranking_metrics_are_none_not_nan():
     frame = pd.DataFrame({"user_id": [1, 1], "rating": [1.0, 2.0], "score": [3.0, 2.0]})
     out = M.ranking_metrics(frame, k=5)
     assert out["recall@5"] is None and out["ndcg@5"] is None and out["precision@5"] == 0.0
+
+
+def test_large_sets_get_the_normal_interval_which_the_bootstrap_agrees_with(monkeypatch):
+    from ratecast import metrics as M
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(1, 6, 50_000).astype(float)
+    p = np.clip(y + rng.normal(0, 0.9, len(y)), 1, 5)
+    boot = M.bootstrap_cis(y, p, n_resamples=400, random_state=0)
+    monkeypatch.setattr(M, "NORMAL_ABOVE", 10_000)  # this set now counts as large
+    normal = M.bootstrap_cis(y, p, n_resamples=400, random_state=0)
+    for name in ("mae", "mse", "rmse"):
+        width = boot[name][1] - boot[name][0]
+        assert normal[name] != boot[name]  # the other rule ran
+        assert abs(normal[name][0] - boot[name][0]) < 0.15 * width and abs(normal[name][1] - boot[name][1]) < 0.15 * width
+        value = {"mae": M.mae, "mse": M.mse, "rmse": M.rmse}[name](y, p)
+        assert normal[name][0] < value < normal[name][1]
