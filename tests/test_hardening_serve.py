@@ -69,6 +69,20 @@ def test_every_recommendation_option_gives_the_library_answer(client, run):
             assert [i["score"] for i in got] == pytest.approx(want["score"].tolist(), abs=1e-6), (user, opts)
 
 
+def test_a_catalogue_too_large_to_rank_at_start_up_is_ranked_per_request_with_the_same_answers(run, monkeypatch):
+    from ratecast.serve import service
+
+    monkeypatch.setattr(service, "CACHE_WORK", 100)  # this run now counts as too large to rank every list first
+    lazy = service.ModelService(run)
+    assert lazy._top is None
+    rec = Recommender.load(run / "model")
+    for user in ("1", "7", "nobody"):
+        got = lazy.recommend(user, 10)
+        want = rec.recommend(int(user) if user.isdigit() else user, k=10)
+        assert [i["item_id"] for i in got["items"]] == want["item_id"].tolist()
+        assert json.loads(lazy.recommend_json(user, 10))["items"] == got["items"]
+
+
 def chunks(body: bytes, size: int = 64 * 1024):
     for start in range(0, len(body), size):
         yield body[start:start + size]

@@ -28,9 +28,12 @@ from ..datasets.dataset import id_from_text
 from ..errors import RatecastError
 from ..live_log import LOG_NAME, RatingsLog, read_log
 
-#: top-k lists kept per known user, when users x this stays under CACHE_SLOTS
+#: top-k lists kept per known user, made at start-up when users x this stays under CACHE_SLOTS and users x items
+#: (the scores computed to make them) under CACHE_WORK; beyond, each list is ranked when it is asked for (one user
+#: against every item: a millisecond or two) and its answer kept in the JSON cache
 CACHE_K = 100
 CACHE_SLOTS = 20_000_000
+CACHE_WORK = 1 << 30
 #: answers of the hot endpoint kept as JSON bytes (the most recently asked users)
 JSON_CACHE = 50_000
 
@@ -120,7 +123,7 @@ class ModelService:
         n_users = len(s.user_index)
         self.cache_k = min(cache_k, len(self.item_ids))
         self._top = None
-        if n_users * self.cache_k <= CACHE_SLOTS:
+        if n_users * self.cache_k <= CACHE_SLOTS and n_users * len(self.item_ids) <= CACHE_WORK:
             pos, score = self.rec.top_positions(np.arange(1, n_users + 1), self.cache_k)  # the default options
             self._top = (pos.astype("int32"), np.asarray(score, dtype="float64"))
         self._popular = _rows(self.rec.recommend_popular(self.cache_k), "score")
