@@ -152,11 +152,18 @@ def test_train_own_csv_with_config(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path, ml100k):
-    proc = ratecast("demo", "--out", tmp_path / "demo", "--models", "dot,classification", "--epochs", "1")
-    assert "Test results" in proc.stdout and "classification" in proc.stdout
-    for model in ("dot", "classification"):
+    models = ("popularity", "dot", "accurate")
+    proc = ratecast("demo", "--out", tmp_path / "demo", "--models", ",".join(models), "--epochs", "1")
+    assert "Test results" in proc.stdout and "accurate (bayesian)" in proc.stdout
+    for model in models:
         assert (tmp_path / "demo" / model / "report.html").exists()
-    assert (tmp_path / "demo" / "results.csv").read_text().count("\n") == 3
+        assert f"  {model}: {tmp_path / 'demo' / model / 'report.html'}" in proc.stdout  # the pages are named
+    assert (tmp_path / "demo" / "results.csv").read_text().count("\n") == 4
+    # the recommended rating model wins its columns, marked; three users' lists side by side
+    row = next(line for line in proc.stdout.splitlines() if line.strip().startswith("accurate (bayesian)"))
+    assert row.count(" *") == 2, row  # MAE and RMSE
+    for who in ("Top 5 for user 5 ", "a student with the fewest training ratings", "a fan of Star Wars (1977)"):
+        assert who in proc.stdout
 
 
 def test_report_renders_in_headless_chromium(run_dir, tmp_path):
