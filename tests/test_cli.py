@@ -131,7 +131,7 @@ def test_map_compare_report(run_dir, tmp_path):
 def test_bad_train_arguments(tmp_path):
     bad_model = ratecast_inproc("train", "--model", "svd", "--out", tmp_path / "x")
     assert bad_model.returncode == 1 and "model must be one of" in bad_model.stderr
-    bad_dropout = ratecast_inproc("train", "--dropout", "1.5", "--out", tmp_path / "x")
+    bad_dropout = ratecast_inproc("train", "--model", "deep", "--dropout", "1.5", "--out", tmp_path / "x")
     assert bad_dropout.returncode == 1 and "dropout must be in [0, 1), got 1.5" in bad_dropout.stderr
     usage = ratecast_inproc("train", "--epochs", "many")
     assert usage.returncode == 2

@@ -141,7 +141,8 @@ def test_separator_hint_and_movielens_options(files):
     (["--set", "foo=1"], "--set foo: unknown option(s) ['foo'] for model 'deep'"),
 ])
 def test_train_messages_name_the_flags(data, tmp_path, args, needle):
-    line = one_line_error(cli("train", "--data", data, *args, "--out", tmp_path / "r"), 1, needle)
+    line = one_line_error(cli("train", "--data", data, "--model", "deep", *args, "--out", tmp_path / "r"), 1,
+                          needle)
     if args[0] != "--set":  # --set takes the option names themselves
         names_flags(line)
     assert not (tmp_path / "r").exists() and not list(tmp_path.iterdir())
