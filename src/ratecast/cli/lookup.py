@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from ..errors import UnknownIdError, argument_names
-from .console import detail, elapsed, emit_table, handle_errors, info, lists, num, out, print_frame, print_json
+from .console import (detail, elapsed, emit_table, handle_errors, info, lists, num, out, print_frame, print_json,
+                      step)
 from .options import AsJson, Quiet, Verbose, check_run_options, check_table_out, open_run, positive
 
 
@@ -24,8 +25,10 @@ def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
     if split is not None:
         check_run_options(split, run.spec.data)
     spec = run.spec if split is None else dataclasses.replace(run.spec, split=split)
+    step("loading the model")  # logs get a timed line per long step
     rec = run.recommender()
     test = make_split(run.load_data(spec), spec).test
+    step(f"evaluating on the test set of split {spec.split}")
     metrics = rec.evaluate(test)
     r = test.ratings
     overlap = int(rec.seen_mask(r["user_id"].to_numpy(), r["item_id"].to_numpy()).sum())

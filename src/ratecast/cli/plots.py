@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .console import detail, err, handle_errors, out, print_json, show_progress, step_reporter
+from .console import err, handle_errors, out, print_json, show_progress, step, step_reporter
 from ..options import name_origin
 from .options import AsJson, Quiet, Verbose, open_run
 
@@ -49,12 +49,13 @@ def map_(run_dir: Path = typer.Argument(..., help="Run directory."),
     if color not in COLORS[kind]:
         raise ValueError(f"--color must be one of {list(COLORS[kind])} for --kind {kind}, got {color!r}")
     check_replaceable(out_file, overwrite=overwrite)
+    step("loading the model")  # logs get a timed line per long step
     rec = open_run(run_dir).recommender()
     available = color_columns(rec, kind)
     if color not in available:
         raise ValueError(f"--color {color}: this model has no such metadata; available for --kind {kind}: "
                          f"{available}")
-    detail(f"projecting the {kind} embeddings ({method})")
+    step(f"projecting the {kind} embeddings ({method})")
     try:
         df = embedding_map(rec, kind, method=method, perplexity=perplexity)
     except ValueError as exc:
