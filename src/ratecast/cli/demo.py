@@ -115,28 +115,31 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
 
 
 def _results(table, best: dict[str, str], labels: dict[str, str]) -> None:
-    """The results table: a row per model, the best value of each column marked with *."""
+    """The results table, 80 columns wide: a row per model (references, the lab's models, the presets, a blank line
+    between the groups), the best value of each column marked with *."""
     from rich import box
     from rich.table import Table
 
     def mark(row, column: str, text: str) -> str:
-        return f"{text} *" if best.get(column) == row["name"] else f"{text}  "
+        return f"{text}*" if best.get(column) == row["name"] else f"{text} "
 
-    grid = Table(box=box.SIMPLE_HEAD)
+    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
     grid.add_column("model", no_wrap=True)
-    grid.add_column("kind", no_wrap=True)
-    grid.add_column("MAE [95% CI]", justify="right", overflow="fold", min_width=8)
-    for name in ("RMSE", "recall@10", "NDCG@10"):
+    for name in ("MAE", "95% CI", "RMSE", "recall@10", "NDCG@10", "fit s"):
         grid.add_column(name, justify="right", no_wrap=True)
-    grid.add_column("fit s", justify="right", no_wrap=True)
+    kind = None
     for _, r in table.iterrows():
-        grid.add_row(labels.get(r["name"], r["name"]), r["kind"],
-                     mark(r, "mae", f"{num(r['mae'])} {ci(r['mae_ci95'], 3)}"), mark(r, "rmse", num(r["rmse"])),
-                     mark(r, "recall@10", num(r["recall@10"])), mark(r, "ndcg@10", num(r["ndcg@10"])),
-                     num(r["fit_s"], 1))
-    show(grid, "Test results (lab split): ratings (MAE, RMSE) and top-10 lists over the whole catalogue")
-    out.print("* the best of its column. recall@10 and NDCG@10: each test user's list ranks every item they did not "
-              "rate in training; relevant = a liked test rating.", highlight=False)
+        if kind is not None and r["kind"] != kind:
+            grid.add_section()
+        kind = r["kind"]
+        grid.add_row(labels.get(r["name"], r["name"]), mark(r, "mae", num(r["mae"])), ci(r["mae_ci95"], 3),
+                     mark(r, "rmse", num(r["rmse"])), mark(r, "recall@10", num(r["recall@10"])),
+                     mark(r, "ndcg@10", num(r["ndcg@10"])), num(r["fit_s"], 1))
+    show(grid, "Test results on the lab split: ratings (MAE, RMSE) and top-10 lists over the whole catalogue")
+    groups = {"reference": "the references", "lab": "the lab's models", "preset": "the recommended presets"}
+    shown = ", ".join(groups[k] for k in dict.fromkeys(table["kind"]))
+    out.print(f"Rows: {shown}. * the best of its column. recall@10 and NDCG@10: each test user's list ranks every "
+              "item they did not rate in training; relevant = a liked test rating.", highlight=False)
 
 
 def _liked(test, users: list, threshold: float) -> dict:
@@ -157,7 +160,7 @@ def _lists(users: list, lists: dict[str, dict], liked: dict) -> None:
         shown = list(lists)[:len(SHOWN_MODELS)]
     for about, user in users:
         frame = side_by_side({m: lists[m][user].head(SHOWN_K) for m in shown}, SHOWN_K)
-        grid = Table(box=box.SIMPLE_HEAD)
+        grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
         grid.add_column("#", justify="right", no_wrap=True)
         for m in frame.columns:
             grid.add_column(m, overflow="fold")
