@@ -39,7 +39,7 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
     from ..io import check_output_folder, lock_output, write_json, write_text
     from ..report import build_report
     from ..runs import RunSpec, load_data, load_run, make_split, train_run
-    from ..showcase import lineup, pick_users
+    from ..showcase import lineup, pick_users, winners
 
     positive("--epochs", epochs)
     entries = lineup([m.strip() for m in models.split(",") if m.strip()], epochs)
@@ -96,8 +96,6 @@ def demo(out_dir: Path = typer.Option(Path("ratecast-demo"), "--out", help="Fold
                 del run, rec  # one model in memory at a time
         table = pd.DataFrame(rows).drop(columns=["run"])
         write_text(out_dir / "results.csv", table.drop(columns=["report"]).to_csv(index=False))
-    from ..showcase import winners
-
     best = {column: table.at[row, "name"] for column, row in winners(table).items()}
     if as_json:
         return print_json({"out": str(out_dir), "table": str(out_dir / "results.csv"), "best": best,
