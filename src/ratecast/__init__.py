@@ -36,9 +36,9 @@ def __getattr__(name: str):
         from .tuning import tune
 
         return tune
-    if name in ("datasets", "split", "metrics", "models", "features", "viz", "report", "recommender", "io", "similarity", "ranking",
-                "state", "engine", "manifest", "blend", "distribution", "presets", "tuning", "search_space",
-                "evaluation"):
+    if name in ("datasets", "split", "metrics", "models", "features", "viz", "report", "recommender", "io",
+                "similarity", "ranking", "state", "engine", "manifest", "blend", "distribution", "presets", "tuning",
+                "search_space", "evaluation", "showcase"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
