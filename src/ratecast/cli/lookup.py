@@ -25,9 +25,9 @@ def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
     if split is not None:
         check_run_options(split, run.spec.data)
     spec = run.spec if split is None else dataclasses.replace(run.spec, split=split)
+    test = make_split(run.load_data(spec), spec).test  # the data is checked before the long steps
     step("loading the model")  # logs get a timed line per long step
     rec = run.recommender()
-    test = make_split(run.load_data(spec), spec).test
     step(f"evaluating on the test set of split {spec.split}")
     metrics = rec.evaluate(test)
     r = test.ratings
