@@ -1,11 +1,13 @@
-"""Wall time of a command-line lookup in a fresh process: ``ratecast recommend RUN --user 5`` and ``ratecast similar
-RUN --item 50`` answered by loading the full model (``--before-src``, e.g. /work/main/src), and the same answers from
-the run's stored tables (:mod:`ratecast.lookup`) in a process that imports only what the command line imports at
-start-up (typer, rich, ratecast.datasets.dataset, ratecast.errors) plus ratecast.lookup. Also the fresh-process cost
-of the start-up imports on their own. Prints one JSON line; medians of ``--repeats`` runs.
+"""Wall time of command-line lookups in a fresh process, as a user runs them: ``ratecast recommend RUN --user 5``,
+``ratecast similar RUN --item 50`` and ``ratecast predict RUN --pairs`` (three pairs) answered by loading the full model
+(``--before-src``, e.g. the source of an earlier version) and by this version's command line, which answers from the
+run's stored tables (:mod:`ratecast.lookup`) where they hold the answer; also ``ratecast --help`` and ``ratecast data
+info``, and the fresh-process cost of the start-up imports on their own. For each command of this version, whether
+Keras or JAX was imported (one extra run in a wrapper that reads ``sys.modules``). Prints one JSON line; medians of
+``--repeats`` runs.
 
     ratecast train --data ml-100k --model deep --epochs 3 --out RUN     # with this version: RUN/model/lookup.npz
-    python benchmarks/lookup_cli.py RUN --before-src /work/main/src
+    python benchmarks/lookup_cli.py RUN --before-src /path/to/older/src
 """
 
 from __future__ import annotations
@@ -17,36 +19,26 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-COMMANDS = {"recommend": ["--user", "5"], "similar": ["--item", "50"]}
+LOOKUPS = {"recommend": ["--user", "5"], "similar": ["--item", "50"], "predict": ["--pairs", "{pairs}"]}
+OTHERS = {"help": ["--help"], "data info": ["data", "info", "ml-100k", "--json"]}
 IMPORTS = {"python": "pass", "numpy": "import numpy", "pandas": "import pandas", "pyarrow.parquet":
-           "import pyarrow.parquet", "typer+rich": "import typer, rich.table",
-           "cli start-up": "import typer, rich.table, ratecast.datasets.dataset, ratecast.errors",
+           "import pyarrow.parquet", "typer+rich": "import typer, rich.table", "ratecast.cli": "import ratecast.cli",
            "ratecast.lookup": "import ratecast.lookup"}
-
-
-def answer(command: str, run: str, value: str) -> None:
-    """What the command line will do for ``command`` (run in a fresh process): the stored tables' answer as JSON."""
-    import typer  # noqa: F401  the command line's start-up imports
-    import rich.table  # noqa: F401
-
-    import ratecast.datasets.dataset  # noqa: F401
-    import ratecast.errors  # noqa: F401
-    from ratecast import lookup
-    from ratecast.io import to_json
-
-    if command == "recommend":
-        df = lookup.answer_recommend(run, value, k=10)
-    else:
-        found = lookup.answer_similar(run, value, k=10)
-        df = None if found is None else found[0]
-    if df is None:
-        raise SystemExit(f"{run}: the stored tables do not answer {command} {value}")
-    sys.stdout.write(to_json(df.to_dict(orient="records")) + "\n")
-    sys.stderr.write(json.dumps({"loaded": sorted(m for m in ("keras", "jax") if m in sys.modules)}) + "\n")
+#: runs the command line with the given arguments, then says on stderr which of Keras and JAX it imported
+WRAPPER = """
+import json, sys
+from ratecast.cli import app
+try:
+    app(sys.argv[1:], prog_name="ratecast")
+except SystemExit as exc:
+    code = exc.code
+sys.stderr.write("\\n" + json.dumps({"code": code, "loaded": sorted(m for m in ("keras", "jax") if m in sys.modules)}))
+"""
 
 
 def timed(argv: list[str], src: str, cpu: list[float] | None = None) -> tuple[float, subprocess.CompletedProcess]:
@@ -82,39 +74,42 @@ def same(a: list[dict], b: list[dict]) -> bool:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--answer":
-        return answer(*sys.argv[2:5])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", help="an ML-100k run directory trained with this version")
-    ap.add_argument("--before-src", default="/work/main/src", help="source folder of the version to compare with")
+    ap.add_argument("--before-src", default=None, help="source folder of a version to compare with (optional)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     run = str(Path(args.run).resolve())
     result: dict = {"benchmark": "lookup_cli", "run": run, "repeats": args.repeats,
                     "load_average": [round(v, 2) for v in os.getloadavg()], "cpus": os.cpu_count()}
-    before, after, before_cpu, after_cpu, equal, loaded = {}, {}, {}, {}, {}, set()
-    for command, option in COMMANDS.items():
-        full = [sys.executable, "-m", "ratecast.cli", command, run, *option, "--json"]
-        fast = [sys.executable, __file__, "--answer", command, run, option[1]]
-        b_times, a_times, b_cpu, a_cpu = [], [], [], []
-        for _ in range(args.repeats):
-            seconds, b_done = timed(full, args.before_src, b_cpu)
-            b_times.append(seconds)
-            seconds, a_done = timed(fast, str(SRC), a_cpu)
-            a_times.append(seconds)
-            loaded.update(json.loads(a_done.stderr.strip().splitlines()[-1])["loaded"])
-        before[command] = round(statistics.median(b_times), 3)
-        after[command] = round(statistics.median(a_times), 3)
-        before_cpu[command] = round(statistics.median(b_cpu), 3)
-        after_cpu[command] = round(statistics.median(a_cpu), 3)
-        equal[command] = same(json.loads(b_done.stdout), json.loads(a_done.stdout))
+    before, after, before_cpu, after_cpu, equal, loaded = {}, {}, {}, {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs = Path(tmp) / "pairs.csv"
+        pairs.write_text("user_id,item_id\n5,50\n1,181\n943,1\n")
+        commands = {name: [name, run, *(a.format(pairs=pairs) for a in option), "--json"]
+                    for name, option in LOOKUPS.items()}
+        commands.update(OTHERS)
+        for name, argv in commands.items():
+            b_times, a_times, b_cpu, a_cpu = [], [], [], []
+            for _ in range(args.repeats):
+                if args.before_src and name in LOOKUPS:
+                    seconds, b_done = timed([sys.executable, "-m", "ratecast.cli", *argv], args.before_src, b_cpu)
+                    b_times.append(seconds)
+                seconds, a_done = timed([sys.executable, "-m", "ratecast.cli", *argv], str(SRC), a_cpu)
+                a_times.append(seconds)
+            after[name], after_cpu[name] = round(statistics.median(a_times), 3), round(statistics.median(a_cpu), 3)
+            if b_times:
+                before[name], before_cpu[name] = (round(statistics.median(b_times), 3),
+                                                  round(statistics.median(b_cpu), 3))
+                equal[name] = same(json.loads(b_done.stdout), json.loads(a_done.stdout))
+            _, wrapped = timed([sys.executable, "-c", WRAPPER, *argv], str(SRC))
+            loaded[name] = json.loads(wrapped.stderr.strip().splitlines()[-1])["loaded"]
     imports = {}
     for name, code in IMPORTS.items():
         imports[name] = round(statistics.median(timed([sys.executable, "-c", code], str(SRC))[0]
                                                 for _ in range(args.repeats)), 3)
-    result.update({"before_s": before, "after_s": after, "before_cpu_s": before_cpu, "after_cpu_s": after_cpu,
-                   "same_answers": equal,
-                   "after_imports_keras_or_jax": sorted(loaded), "import_s": imports,
+    result.update({"after_s": after, "after_cpu_s": after_cpu, "before_s": before, "before_cpu_s": before_cpu,
+                   "same_answers": equal, "keras_or_jax_imported": loaded, "import_s": imports,
                    "load_average_after": [round(v, 2) for v in os.getloadavg()]})
     print(json.dumps(result))
 

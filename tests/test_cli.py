@@ -1,6 +1,7 @@
 """Every CLI verb, run as a user would: the real ``ratecast`` command in a subprocess."""
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -132,7 +133,7 @@ def test_map_compare_report(run_dir, tmp_path):
 def test_bad_train_arguments(tmp_path):
     bad_model = ratecast_inproc("train", "--model", "svd", "--out", tmp_path / "x")
     assert bad_model.returncode == 1 and "model must be one of" in bad_model.stderr
-    bad_dropout = ratecast_inproc("train", "--dropout", "1.5", "--out", tmp_path / "x")
+    bad_dropout = ratecast_inproc("train", "--model", "deep", "--dropout", "1.5", "--out", tmp_path / "x")
     assert bad_dropout.returncode == 1 and "dropout must be in [0, 1), got 1.5" in bad_dropout.stderr
     usage = ratecast_inproc("train", "--epochs", "many")
     assert usage.returncode == 2
@@ -153,11 +154,18 @@ def test_train_own_csv_with_config(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path, ml100k):
-    proc = ratecast("demo", "--out", tmp_path / "demo", "--models", "dot,classification", "--epochs", "1")
-    assert "Test results" in proc.stdout and "classification" in proc.stdout
-    for model in ("dot", "classification"):
+    models = ("popularity", "dot", "fast")  # a reference, a lab model and a preset (topn and accurate take minutes)
+    proc = ratecast("demo", "--out", tmp_path / "demo", "--models", ",".join(models))
+    assert "Test results" in proc.stdout and "fast (biased_dot)" in proc.stdout
+    for model in models:
         assert (tmp_path / "demo" / model / "report.html").exists()
-    assert (tmp_path / "demo" / "results.csv").read_text().count("\n") == 3
+        assert f"  {model}: {tmp_path / 'demo' / model / 'report.html'}" in proc.stdout  # the pages are named
+    assert (tmp_path / "demo" / "results.csv").read_text().count("\n") == 4
+    # the preset wins the rating columns, marked; three users' lists side by side
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("fast (biased_dot)"))
+    assert re.search(r"\d\*\s+\[[^]]+\]\s+\d\.\d+\*", row), row  # MAE (then its interval) and RMSE
+    for who in ("Top 5 for user 5 ", "a student with the fewest training ratings", "a fan of Star Wars (1977)"):
+        assert who in proc.stdout
 
 
 def test_report_renders_in_headless_chromium(run_dir, tmp_path):

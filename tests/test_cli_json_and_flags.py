@@ -69,6 +69,9 @@ def test_demo_json(data, tmp_path):
     assert row["model"] == "dot" and row["path"] == str(out / "dot") and row["report"] == str(out / "dot" /
                                                                                               "report.html")
     assert isinstance(row["mae"], float) and (out / "dot" / "report.html").is_file()
+    assert row["name"] == "dot" and row["kind"] == "lab" and set(body["best"].values()) == {"dot"}
+    assert [len(shown["items"]["dot"]) for shown in body["lists"]] == [10, 10, 10]  # three users' top 10
+    assert body["lists"][0]["user"] == 5 and "fewest training ratings" in body["lists"][1]["about"]
     json_error(cli("demo", "--out", tmp_path / "d2", "--models", "svd", "--json"), 1, "--models must name models")
     json_error(cli("demo", "--out", tmp_path / "d2", "--epochs", "0", "--json"), 1, "--epochs")
     assert not (tmp_path / "d2").exists()
@@ -141,7 +144,8 @@ def test_separator_hint_and_movielens_options(files):
     (["--set", "foo=1"], "--set foo: unknown option(s) ['foo'] for model 'deep'"),
 ])
 def test_train_messages_name_the_flags(data, tmp_path, args, needle):
-    line = one_line_error(cli("train", "--data", data, *args, "--out", tmp_path / "r"), 1, needle)
+    line = one_line_error(cli("train", "--data", data, "--model", "deep", *args, "--out", tmp_path / "r"), 1,
+                          needle)
     if args[0] != "--set":  # --set takes the option names themselves
         names_flags(line)
     assert not (tmp_path / "r").exists() and not list(tmp_path.iterdir())

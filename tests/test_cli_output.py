@@ -92,3 +92,80 @@ def test_a_run_keeps_the_data_folder_it_read_a_release_from(tmp_path, monkeypatc
     given = tmp_path / "elsewhere"
     given.mkdir()
     assert resolve_spec(RunSpec(data="ml-100k", data_home=str(given))).data_home == str(given.resolve())
+
+
+# --- every command through a pipe -------------------------------------------------------------------------------------
+LONG = "A Title Long Enough To Need More Than Eighty Columns On One Line, Kept Whole In Every Log Line Of Every Command"
+SPINNER = re.compile(r"[\u2800-\u28ff\u2500-\u257f]")  # braille spinner frames, box-drawing corners of live displays
+TIMED = re.compile(r" \(\d+\.\d s\)$")
+
+
+def leaf_commands() -> set[str]:
+    from typer.main import get_command
+
+    from ratecast.cli import app
+
+    def walk(command, path):
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                yield from walk(sub, path + [name])
+        else:
+            yield " ".join(path)
+
+    return set(walk(get_command(app), []))
+
+
+def test_every_command_through_a_pipe(tmp_path):
+    """Each command, as a log or a pipe receives it: no control characters, no spinner frames, long lines whole
+    (a title and a run folder of over 100 characters each on one line), and a timed line per long step."""
+    import socket
+
+    from conftest import SHARED_DATA
+
+    ds = make_dataset(n_users=40, n_items=30)
+    ds.ratings.to_csv(tmp_path / "r.csv", index=False)
+    items = ds.items.assign(title=[f"{LONG} {k}" for k in range(len(ds.items))])
+    items.rename_axis("item_id").reset_index()[["item_id", "title"]].to_csv(tmp_path / "items.csv", index=False)
+    (tmp_path / "pairs.csv").write_text("user_id,item_id\n1,101\n2,102\n99,103\n")
+    run = tmp_path / ("a run folder whose name is long enough to need more than eighty columns " * 2).strip()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = str(busy.getsockname()[1])
+    calls = {  # command: (arguments, exit code, whether a long step prints a timed line)
+        "train": (["--data", tmp_path / "r.csv", "--items", tmp_path / "items.csv", "--model", "dot", "--epochs", "2",
+                   "--embedding-dim", "4", "-v", "--out", run], 0, True),
+        "data info": ([tmp_path / "r.csv"], 0, False),
+        "data stats": ([tmp_path / "r.csv", "--out", tmp_path / "stats"], 0, False),
+        "tune": (["--data", tmp_path / "r.csv", "--model", "dot", "--trials", "2", "--set", "epochs=1",
+                  "--set", "embedding_dim=4", "-v", "--out", tmp_path / "tune"], 0, True),
+        "serve": ([run, "--port", port], 1, False),  # the port is taken: one line, as a log shows it
+        "evaluate": ([run], 0, True),
+        "recommend": ([run, "--user", "1", "-k", "3"], 0, False),
+        "predict": ([run, "--pairs", tmp_path / "pairs.csv"], 0, False),
+        "similar": ([run, "--item", "101", "-k", "3"], 0, False),
+        "map": ([run, "--out", tmp_path / "map.html"], 0, True),
+        "compare": ([run, run], 0, False),
+        "report": ([run, "--out", tmp_path / "report.html"], 0, True),
+        "demo": (["--data", tmp_path / "r.csv", "--models", "dot", "--epochs", "1", "--out", tmp_path / "demo"], 0,
+                 True),
+    }
+    if "refit" in leaf_commands():  # where the command line trains a served run again
+        calls["refit"] = ([run, "--out", tmp_path / "refit"], 0, True)
+    if (SHARED_DATA / "ml-100k" / "u.data").exists():  # a local copy: nothing is downloaded
+        calls["data fetch"] = (["ml-100k", "--data-home", SHARED_DATA], 0, False)
+    missing = leaf_commands() - set(calls) - ({"data fetch"} if "data fetch" not in calls else set())
+    assert not missing, f"commands not run through a pipe: {sorted(missing)}"
+    try:
+        for name, (args, code, timed) in calls.items():
+            res = cli(*name.split(), *args, env=PIPED)
+            assert res.code == code, (name, res.stdout, res.stderr, res.exception)
+            text = res.stdout + res.stderr
+            assert not CONTROL.search(text) and not SPINNER.search(res.stderr), (name, text)
+            for whole in (LONG, run.name):  # a line that starts one holds all of it
+                assert all(whole in line for line in text.splitlines() if whole[:30] in line), (name, text)
+            if timed:
+                assert any(TIMED.search(line) for line in res.stderr.splitlines()), (name, res.stderr)
+        assert LONG in cli("recommend", run, "--user", "1", env=PIPED).stdout  # the title was shown at all
+    finally:
+        busy.close()

@@ -45,7 +45,9 @@ def run(files, tmp_path_factory):
 
 
 def own(files):
-    return ["--data", files / "ratings.csv", "--user-col", "uid", "--item-col", "mid", "--rating-col", "stars"]
+    """The own-data options, and the model these checks train (a later --model replaces it)."""
+    return ["--data", files / "ratings.csv", "--user-col", "uid", "--item-col", "mid", "--rating-col", "stars",
+            "--model", "deep"]
 
 
 # --- 1. no data loss ------------------------------------------------------------------------------------------------
@@ -265,7 +267,8 @@ def test_stored_data_path_is_checked_and_never_quoted(copy_of, tmp_path):
 
 # --- 4. exit codes and JSON errors ------------------------------------------------------------------------------------
 def test_exit_codes(run, files, tmp_path):
-    one_line_error(cli("train", "--data", tmp_path / "missing.csv", *FAST, "--out", tmp_path / "r"), 4, "missing.csv")
+    one_line_error(cli("train", "--data", tmp_path / "missing.csv", "--model", "deep", *FAST, "--out", tmp_path / "r"),
+                   4, "missing.csv")
     one_line_error(cli("train", *own(files), "--items", tmp_path / "none.csv", *FAST, "--out", tmp_path / "r"), 4,
                    "none.csv")
     one_line_error(cli("evaluate", tmp_path / "nope"), 4, "not a ratecast run directory")

@@ -314,6 +314,25 @@ def test_answering_a_run_imports_neither_keras_nor_jax(synthetic_run):
     assert out.stdout.strip() == "[]"
 
 
+def test_command_line_lookups_import_neither_keras_nor_jax(synthetic_run):
+    pairs = synthetic_run.parent / "cli-pairs.csv"
+    pd.DataFrame({"user_id": ["1", "2", "99"], "item_id": ["101", "999", "102"]}).to_csv(pairs, index=False)
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from ratecast.cli import app\n"
+        f"run = {str(synthetic_run)!r}\n"
+        "for args in (['recommend', run, '--user', '1'], ['similar', run, '--item', '105', '-k', '3'],\n"
+        f"             ['predict', run, '--pairs', {str(pairs)!r}], ['recommend', run, '--user', '7', '--json']):\n"
+        "    res = CliRunner().invoke(app, args)\n"
+        "    assert res.exit_code == 0 and res.output.strip(), (args, res.output)\n"
+        "print(sorted(m for m in ('keras', 'jax', 'tensorflow') if m in sys.modules))\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(rc.__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_data_info_imports_neither_keras_nor_jax(tmp_path):
     make_dataset().ratings.to_csv(tmp_path / "ratings.csv", index=False)
     code = (

@@ -6,8 +6,6 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-from . import datasets, split  # noqa: E402
-from .datasets import Dataset  # noqa: E402
 from .errors import DataError, DownloadError, NotFittedError, RatecastError  # noqa: E402
 
 __version__ = "0.1.0"
@@ -16,7 +14,12 @@ __all__ = ["datasets", "split", "Dataset", "DataError", "DownloadError", "NotFit
 
 
 def __getattr__(name: str):
-    # The estimator pulls in Keras; load it on first use so that data-only work stays light.
+    # Submodules load on first use: the estimator pulls in Keras, the data layer pandas, and a command line that
+    # only prints its help or answers from a run's stored tables needs neither.
+    if name == "Dataset":
+        from .datasets import Dataset
+
+        return Dataset
     if name == "Recommender":
         from .recommender import Recommender
 
@@ -33,9 +36,9 @@ def __getattr__(name: str):
         from .tuning import tune
 
         return tune
-    if name in ("metrics", "models", "features", "viz", "report", "recommender", "io", "similarity", "ranking",
-                "state", "engine", "manifest", "blend", "distribution", "presets", "tuning", "search_space",
-                "evaluation"):
+    if name in ("datasets", "split", "metrics", "models", "features", "viz", "report", "recommender", "io",
+                "similarity", "ranking", "state", "engine", "manifest", "blend", "distribution", "presets", "tuning",
+                "search_space", "evaluation", "showcase"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -35,19 +35,25 @@ class Resolved(NamedTuple):
 
 def resolve(model: str | None = None, preset: str | None = None, config_file: Path | None = None,
             cli_options: Mapping[str, Any] | None = None, set_options: Sequence[str] = (), *,
-            default_model: str = "deep", check: bool = True) -> Resolved:
+            default_model: str = "deep", default_preset: str | None = None, check: bool = True) -> Resolved:
     """Merge a run's options: defaults <- ``preset`` <- ``config_file`` <- ``cli_options`` <- ``set_options``.
 
     ``model`` is the model named on the command line (None: not named; then the config file's, else the preset's,
-    else ``default_model``). ``cli_options`` maps option names to values, None meaning not given. ``set_options``
-    are ``KEY=VALUE`` texts (JSON values; anything else is text). Every number must be finite; with ``check`` the
-    options must be the model's (unknown keys and bad values are named by where they came from). Raises
-    :class:`PresetError` for a preset that cannot be used, ValueError (or :class:`~ratecast.errors.MissingFileError`
-    for a missing config file) otherwise.
+    else ``default_preset``'s, else ``default_model``). ``default_preset`` applies only when neither ``model``,
+    ``preset`` nor the config file names a model. ``cli_options`` maps option names to values, None meaning not
+    given. ``set_options`` are ``KEY=VALUE`` texts (JSON values; anything else is text). Every number must be finite;
+    with ``check`` the options must be the model's (unknown keys and bad values are named by where they came from).
+    Raises :class:`PresetError` for a preset that cannot be used, ValueError (or
+    :class:`~ratecast.errors.MissingFileError` for a missing config file) otherwise.
     """
     chosen = model
     params: dict[str, Any] = {}
     origins: dict[str, str] = {"model": "--model"}
+    file_opts = read_config(config_file) if config_file is not None else {}
+    file_model = file_opts.pop("model", None)
+    named = f"--preset {preset}"
+    if preset is None and model is None and file_model is None and default_preset is not None:
+        preset, named = default_preset, f"the default preset {default_preset}"
     if preset is not None:
         from . import presets
 
@@ -56,12 +62,10 @@ def resolve(model: str | None = None, preset: str | None = None, config_file: Pa
         except ValueError as exc:
             raise PresetError(str(exc).replace("model=", "--model ")) from None
         if model is None:
-            origins["model"] = f"--preset {preset}"
+            origins["model"] = named
         params.update(preset_params)
-        origins.update({k: f"--preset {preset}" for k in preset_params})
+        origins.update({k: named for k in preset_params})
     if config_file is not None:
-        file_opts = read_config(config_file)
-        file_model = file_opts.pop("model", None)
         if file_model is not None:
             from .models import MODELS
 

@@ -21,6 +21,8 @@ from .models import MODELS
 LAB_TRAINING = {"engine": "keras", "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 64, "epochs": 10,
                 "lr_schedule": "constant"}
 DEFAULT_MODEL = {"lab": "deep", "fast": "biased_dot", "topn": "implicit", "accurate": "bayesian"}
+#: the preset of a run that names no model or preset (``ratecast train``): the recommended rating model
+RECOMMENDED = "accurate"
 
 
 def names() -> list[str]:

@@ -122,14 +122,27 @@ def _topn_table(metrics: dict) -> str:
     return html_table(pd.DataFrame(rows))
 
 
-def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = None, *, map_method: str = "tsne",
-                 n_examples: int = 4, overwrite: bool = False, on_step=None) -> Path:
-    """Write the report of a run directory (default ``RUN_DIR/report.html``) and return its path.
+def _item_map(rec, method: str, step) -> list[str]:
+    """The report's item map section (HTML fragments): the map, or why there is none."""
+    from .viz.maps import embedding_map, map_figure
+
+    step(f"item map ({method})")
+    try:
+        df = embedding_map(rec, "item", method=method)
+        fig = map_figure(df, "popularity", f"Item embeddings ({method}), coloured by training popularity")
+        return ["<h2>Item embedding map</h2>", fig.to_html(include_plotlyjs=True, full_html=False)]
+    except Exception as exc:  # a map is a nice-to-have; the report still renders
+        return ["<h2>Item embedding map</h2>", f"<p>map not available: {html.escape(str(exc))}</p>"]
+
+
+def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = None, *,
+                 map_method: str | None = "tsne", n_examples: int = 4, overwrite: bool = False, on_step=None) -> Path:
+    """Write the report of a run directory (default ``RUN_DIR/report.html``) and return its path; ``map_method``
+    None leaves the item map out (a lighter page, written in a few seconds).
 
     An existing file at ``out`` is replaced only if ratecast wrote it, or with ``overwrite``.
     """
     from .evaluation_report import evaluation_sections
-    from .viz.maps import embedding_map, map_figure
 
     step = on_step or (lambda message: None)
     run = run if isinstance(run, Run) else load_run(run)
@@ -176,13 +189,11 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
                  html_image(run.path / "plots" / "loss.png", "loss curves"),
                  html_image(run.path / "plots" / "predictions.png", "true vs predicted"), "</div>"]
 
-    step(f"item map ({map_method})")
-    try:
-        df = embedding_map(rec, "item", method=map_method)
-        fig = map_figure(df, "popularity", f"Item embeddings ({map_method}), coloured by training popularity")
-        sections += ["<h2>Item embedding map</h2>", fig.to_html(include_plotlyjs=True, full_html=False)]
-    except Exception as exc:  # a map is a nice-to-have; the report still renders
-        sections += ["<h2>Item embedding map</h2>", f"<p>map not available: {html.escape(str(exc))}</p>"]
+    if map_method is None:
+        sections += ["<h2>Item embedding map</h2>", "<p>left out of this page; <code>ratecast report RUN</code> "
+                     "writes the page with it, <code>ratecast map RUN</code> the map alone.</p>"]
+    else:
+        sections += _item_map(rec, map_method, step)
 
     step("similar items and sample recommendations")
     popular = rec.item_popularity.sort_values(ascending=False, kind="stable").index[:n_examples]

@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 
-from ..datasets.dataset import id_from_text
 from ..errors import UnknownIdError, argument_names
-from .console import emit_table, handle_errors, info, lists, num, out, print_frame, print_json, progress_line
+from .console import (detail, elapsed, emit_table, handle_errors, info, lists, num, out, print_frame, print_json,
+                      progress_line, step)
 from .explained import check_explain_options, print_explained
 from .options import AsJson, Quiet, Verbose, check_run_options, check_table_out, open_run, positive
 
@@ -26,9 +26,11 @@ def evaluate(run_dir: Path = typer.Argument(..., help="Run directory."),
     if split is not None:
         check_run_options(split, run.spec.data)
     spec = run.spec if split is None else dataclasses.replace(run.spec, split=split)
-    rec = run.recommender()
-    split_ = make_split(run.load_data(spec), spec)
+    split_ = make_split(run.load_data(spec), spec)  # the data is checked before the long steps
     test = split_.test
+    step("loading the model")  # logs get a timed line per long step
+    rec = run.recommender()
+    step(f"evaluating on the test set of split {spec.split}")
     metrics = fold_in_test_users(rec, split_).evaluate(test)
     r = test.ratings
     overlap = int(rec.seen_mask(r["user_id"].to_numpy(), r["item_id"].to_numpy()).sum())
@@ -67,21 +69,23 @@ def recommend(run_dir: Path = typer.Argument(..., help="Run directory."),
     if not all_users and user is None:
         raise typer.BadParameter("missing: give --user ID (or --all)", param_hint="'--user'")
     check_table_out(out_file, overwrite)
-    rec = open_run(run_dir).recommender()
     if all_users and out_file is not None:  # written a batch of users at a time, with progress
-        _recommend_all_to(rec, out_file, k=k, min_ratings=min_ratings, as_json=as_json)
+        _recommend_all_to(open_run(run_dir).recommender(), out_file, k=k, min_ratings=min_ratings, as_json=as_json)
         return
     if all_users:
-        df = rec.recommend_all(k=k, min_ratings=min_ratings)
-    else:
+        df = open_run(run_dir).recommender().recommend_all(k=k, min_ratings=min_ratings)
+    elif explain:  # reasons need the model (the stored tables cannot explain a list)
+        from ..datasets.dataset import id_from_text
+
+        rec = open_run(run_dir).recommender()
         uid = id_from_text(rec.user_index, user)
         if uid not in rec.user_index:
             raise UnknownIdError(f"unknown user id {user!r}: not in this model's training data")
         df = rec.recommend(uid, k=k, min_ratings=min_ratings)
-        if explain:
-            print_explained(rec, uid, df, explain_k, as_json,
-                            f"Recommendations for user {user}, with their reasons")
-            return None if as_json else _empty_hint(df, min_ratings)
+        print_explained(rec, uid, df, explain_k, as_json, f"Recommendations for user {user}, with their reasons")
+        return None if as_json else _empty_hint(df, min_ratings)
+    else:
+        df = _user_list(run_dir, user, k, min_ratings)
     if emit_table(df, out_file, as_json, f"Recommendations for user {user}" if not all_users else "Recommendations",
                   wrap=("title",)):
         _empty_hint(df, min_ratings)
@@ -124,14 +128,12 @@ def predict(run_dir: Path = typer.Argument(..., help="Run directory."),
     check_table_out(out_file, overwrite)
     with argument_names({"user_col": "--user-col", "item_col": "--item-col", "timestamp_col": "--timestamp-col"}):
         frame = read_pairs(pairs, user_col=user_col, item_col=item_col, timestamp_col=timestamp_col)
-    rec = open_run(run_dir).recommender()
+    from ..lookup import answer_predict
 
-    def ids(index, column):  # text as --user reads it; Parquet ids as stored
-        return column.map({v: id_from_text(index, v) if isinstance(v, str) else v for v in column.unique()}).to_numpy(
-            object)
-
-    df = rec.predict_details(ids(rec.user_index, frame[user_col]), ids(rec.item_index, frame[item_col]),
-                             None if timestamp_col is None else frame[timestamp_col].to_numpy())
+    df = _stored(answer_predict(run_dir, frame, user_col=user_col, item_col=item_col, timestamp_col=timestamp_col),
+                 run_dir)
+    if df is None:
+        df = _model_predictions(run_dir, frame, user_col, item_col, timestamp_col)
     emit_table(df, out_file, as_json, f"Predictions for {pairs.name}", noun="predictions")
 
 
@@ -144,15 +146,59 @@ def similar(run_dir: Path = typer.Argument(..., help="Run directory."),
     """Items most similar to an item (cosine similarity of learned embeddings)."""
     positive("-k", k)
     positive("--min-ratings", min_ratings, zero_ok=True)
-    rec = open_run(run_dir).recommender()
-    iid = id_from_text(rec.item_index, item)
-    if iid not in rec.item_index:
-        raise UnknownIdError(f"unknown item id {item!r}: not in this model's training data")
-    df = rec.similar_items(iid, k=k, min_ratings=min_ratings)
+    from ..lookup import answer_similar
+
+    found = _stored(answer_similar(run_dir, item, k=k, min_ratings=min_ratings), run_dir)
+    if found is not None:
+        df, heading = found
+    else:
+        from ..datasets.dataset import id_from_text
+
+        rec = open_run(run_dir).recommender()
+        iid = id_from_text(rec.item_index, item)
+        if iid not in rec.item_index:
+            raise UnknownIdError(f"unknown item id {item!r}: not in this model's training data")
+        df, heading = rec.similar_items(iid, k=k, min_ratings=min_ratings), rec.titles([iid])[0] or iid
     if as_json:
         return print_json(df.to_dict(orient="records"))
-    print_frame(df, f"Most similar to {rec.titles([iid])[0] or iid}", wrap=("title",))
+    print_frame(df, f"Most similar to {heading}", wrap=("title",))
     _empty_hint(df, min_ratings)
+
+
+def _user_list(run_dir: Path, user: str, k: int, min_ratings: int | None):
+    """A user's list: from the run's stored tables where they hold it (no model loaded), else from the model."""
+    from ..datasets.dataset import id_from_text
+    from ..lookup import answer_recommend
+
+    df = _stored(answer_recommend(run_dir, user, k=k, min_ratings=min_ratings), run_dir)
+    if df is not None:
+        return df
+    rec = open_run(run_dir).recommender()
+    uid = id_from_text(rec.user_index, user)
+    if uid not in rec.user_index:
+        raise UnknownIdError(f"unknown user id {user!r}: not in this model's training data")
+    return rec.recommend(uid, k=k, min_ratings=min_ratings)
+
+
+def _model_predictions(run_dir: Path, frame, user_col: str, item_col: str, timestamp_col: str | None):
+    """The pairs of ``frame`` rated by the run's model."""
+    from ..datasets.dataset import id_from_text
+
+    rec = open_run(run_dir).recommender()
+
+    def ids(index, column):  # text as --user reads it; Parquet ids as stored
+        return column.map({v: id_from_text(index, v) if isinstance(v, str) else v for v in column.unique()}).to_numpy(
+            object)
+
+    return rec.predict_details(ids(rec.user_index, frame[user_col]), ids(rec.item_index, frame[item_col]),
+                               None if timestamp_col is None else frame[timestamp_col].to_numpy())
+
+
+def _stored(answer, run_dir: Path):
+    """A lookup's ``answer`` from the run's stored tables, said with -v; None (the full model answers) passes on."""
+    if answer is not None:
+        detail(f"answered from {run_dir}'s stored tables (model not loaded), {elapsed():.1f} s")
+    return answer
 
 
 def _empty_hint(df, min_ratings: int | None) -> None:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .console import detail, err, handle_errors, out, print_json, show_progress, step_reporter
+from .console import err, handle_errors, out, print_json, show_progress, step, step_reporter
 from ..options import name_origin
 from .options import AsJson, Quiet, Verbose, open_run
 
@@ -38,7 +38,7 @@ def map_(run_dir: Path = typer.Argument(..., help="Run directory."),
     """2-D map of the learned embeddings (t-SNE or UMAP)."""
     from ..io import check_replaceable
     from ..viz import embedding_map, map_html, map_png
-    from ..viz.maps import COLORS, color_columns
+    from ..viz.maps import COLORS, check_perplexity, color_columns
 
     method, kind = Method(method).value, Kind(kind).value
     if out_file.suffix.lower() not in (".html", ".png"):
@@ -54,8 +54,9 @@ def map_(run_dir: Path = typer.Argument(..., help="Run directory."),
     if color not in available:
         raise ValueError(f"--color {color}: this model has no such metadata; available for --kind {kind}: "
                          f"{available}")
-    detail(f"projecting the {kind} embeddings ({method})")
     try:
+        check_perplexity(perplexity, len(rec.item_index if kind == "item" else rec.user_index))
+        step(f"projecting the {kind} embeddings ({method})")  # the long step: a timed line in logs
         df = embedding_map(rec, kind, method=method, perplexity=perplexity)
     except ValueError as exc:
         raise name_origin(exc, {"perplexity": "--perplexity"}) from None

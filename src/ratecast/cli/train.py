@@ -24,8 +24,9 @@ SPEC_OPTIONS = ("data", "model", "split", "seed", "test_size", "config", "epochs
 def train(
     ctx: typer.Context,
     data: str = typer.Option("ml-100k", "--data", help="MovieLens release name or path to your ratings file."),
-    model: str = typer.Option("deep", "--model", help="popularity, baseline, dot, biased_dot, deep, hybrid, "
-                                                      "classification, implicit or bayesian."),
+    model: Optional[str] = typer.Option(None, "--model", help="popularity, baseline, dot, biased_dot, deep, hybrid, "
+                                        "classification, implicit or bayesian (default: the accurate preset, the "
+                                        "recommended rating model, unless --preset or --config names one)."),
     split: str = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal, last1 or "
                                      "held-out-users (whole users out of training; 80% of their ratings folded in, "
                                      "the rest scored)."),
@@ -59,7 +60,8 @@ def train(
                                           "rows over the devices (model parallel)."),
     quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson,
 ) -> None:
-    """Train one model and write a run directory (config, model, history, test metrics, plots)."""
+    """Train the recommended rating model (the accurate preset) unless --model, --preset or --config names another,
+    and write a run directory (config, model, history, test metrics, plots)."""
     from ..distribution import initialize
 
     initialize()  # joins a multi-machine run when RATECAST_COORDINATOR is set (see README)
@@ -85,13 +87,14 @@ def train(
                               ("--dropout", dropout)):
             finite(option, value)
         check_run_options(split, data, seed, test_size)
-        model_given = getattr(ctx.get_parameter_source("model"), "name", "") == "COMMANDLINE"
+        from ..presets import RECOMMENDED
+
         try:
-            model, params, where = resolve(model if model_given else None, preset=preset, config_file=config,
+            model, params, where = resolve(model, preset=preset, config_file=config,
                                            cli_options={"epochs": epochs, "embedding_dim": embedding_dim,
                                                         "batch_size": batch_size, "learning_rate": learning_rate,
                                                         "dropout": dropout},
-                                           set_options=set_, default_model=model)
+                                           set_options=set_, default_preset=RECOMMENDED)
         except PresetError as exc:
             raise typer.BadParameter(str(exc), ctx=ctx, param_hint="'--preset'") from None
         spec = RunSpec(data=data, model=model, split=split, seed=seed, test_size=test_size, params=params,

@@ -81,6 +81,15 @@ def color_columns(rec, kind: str = "item") -> list[str]:
     raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
 
 
+def check_perplexity(perplexity: float, n_points: int) -> None:
+    """A map's perplexity suits ``n_points`` points: a number in (0, max(n_points, 51)) (a small catalogue's map
+    lowers it to what the points allow)."""
+    if isinstance(perplexity, bool) or not isinstance(perplexity, (int, float)) or not np.isfinite(perplexity) \
+            or not 0 < perplexity < max(n_points, 51):
+        raise ValueError(f"perplexity must be a number in (0, {max(n_points, 51)}) for {n_points} points, "
+                         f"got {perplexity!r}")
+
+
 def embedding_map(rec, kind: str = "item", method: str = "tsne", perplexity: float = 30.0,
                   random_state: int = 0) -> pd.DataFrame:
     """Map frame for a fitted recommender: id, x, y plus title, release_year, popularity, genres for items."""
@@ -90,10 +99,7 @@ def embedding_map(rec, kind: str = "item", method: str = "tsne", perplexity: flo
         emb = rec.user_embeddings()
     else:
         raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
-    if isinstance(perplexity, bool) or not isinstance(perplexity, (int, float)) or not np.isfinite(perplexity) \
-            or not 0 < perplexity < max(len(emb), 51):
-        raise ValueError(f"perplexity must be a number in (0, {max(len(emb), 51)}) for {len(emb)} points, "
-                         f"got {perplexity!r}")
+    check_perplexity(perplexity, len(emb))
     # small catalogues: the default perplexity is lowered to what the points allow
     xy = project(emb.to_numpy(), method, perplexity=min(perplexity, len(emb) - 1), random_state=random_state)
     ids = emb.index.to_numpy()
