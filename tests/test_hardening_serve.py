@@ -199,3 +199,19 @@ def test_the_service_uses_only_public_names_of_other_objects():
             if on_other or by_name:
                 reached.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
     assert not reached, reached
+
+
+def test_the_service_map_of_a_large_catalogue_shows_its_most_rated_items(run, monkeypatch):
+    from ratecast.serve import item_map
+    from ratecast.viz import maps
+
+    rec = Recommender.load(run / "model")
+    frame = maps.embedding_map(rec, "item", limit=40)
+    most = rec.item_popularity.sort_values(ascending=False, kind="stable")
+    assert len(frame) == 40 and set(frame["id"]) == set(most.index[:40])
+    assert rec.item_popularity.min() < most.iloc[:40].min()  # the least rated were left out
+    monkeypatch.setattr(item_map, "MAP_ITEMS", 40)
+    title = item_map.computed_map(rec)["layout"]["title"]["text"]
+    assert title.endswith(f"the 40 most rated of {len(rec.item_index_):,} items")
+    with pytest.raises(ValueError, match="limit must be an integer >= 2 or None, got 1"):
+        maps.embedding_map(rec, "item", limit=1)

@@ -46,12 +46,20 @@ def item_map_json(rec, run_dir: Path, model_key: str) -> str:
     return text
 
 
+#: the service's map shows at most this many items, the most rated (t-SNE of a larger catalogue takes minutes, and a
+#: page of that many points is slow to draw)
+MAP_ITEMS = 5000
+
+
 def computed_map(rec) -> dict:
-    """The report's map of ``rec``'s items (t-SNE, coloured by popularity) as a plotly figure dict."""
+    """The report's map of ``rec``'s items (t-SNE, coloured by popularity) as a plotly figure dict: the
+    :data:`MAP_ITEMS` most rated items where the catalogue is larger (said in the title)."""
     from ..viz import maps
 
-    df = maps.embedding_map(rec, "item", method="tsne")
-    return json.loads(maps.map_figure(df, "popularity", TITLE).to_json(), parse_constant=_null)
+    df = maps.embedding_map(rec, "item", method="tsne", limit=MAP_ITEMS)
+    n_items = len(rec.state_.item_index)
+    title = TITLE if len(df) == n_items else f"{TITLE}: the {len(df):,} most rated of {n_items:,} items"
+    return json.loads(maps.map_figure(df, "popularity", title).to_json(), parse_constant=_null)
 
 
 def stored_map(run_dir: Path, item_ids) -> dict | None:

@@ -91,14 +91,23 @@ def check_perplexity(perplexity: float, n_points: int) -> None:
 
 
 def embedding_map(rec, kind: str = "item", method: str = "tsne", perplexity: float = 30.0,
-                  random_state: int = 0) -> pd.DataFrame:
-    """Map frame for a fitted recommender: id, x, y plus title, release_year, popularity, genres for items."""
+                  random_state: int = 0, limit: int | None = None) -> pd.DataFrame:
+    """Map frame for a fitted recommender: id, x, y plus title, release_year, popularity, genres for items.
+    ``limit``: at most that many points, the most rated items (or most active users) first; None: every one."""
     if kind == "item":
         emb = rec.item_embeddings(with_titles=False)
+        activity = rec.item_popularity
     elif kind == "user":
         emb = rec.user_embeddings()
+        activity = rec.user_activity
     else:
         raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 2:
+            raise ValueError(f"limit must be an integer >= 2 or None, got {limit!r}")
+        if len(emb) > limit:
+            counts = activity.reindex(emb.index).fillna(0).to_numpy()
+            emb = emb.iloc[np.sort(np.argsort(-counts, kind="stable")[:limit])]
     check_perplexity(perplexity, len(emb))
     # small catalogues: the default perplexity is lowered to what the points allow
     xy = project(emb.to_numpy(), method, perplexity=min(perplexity, len(emb) - 1), random_state=random_state)
