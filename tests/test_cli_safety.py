@@ -389,8 +389,10 @@ def test_compare_fits_80_columns(run, tmp_path, monkeypatch):
     # the run column, read back from the table: each path as given, whole (wrapped over several lines)
     header = next(line for line in lines if " model " in line)
     width = header.index(" model ")
-    body = lines[next(k for k, line in enumerate(lines) if "───" in line) + 1:lines.index("Paired differences on the "
-                                                                                      "common test set")]
+    start = next(k for k, line in enumerate(lines) if "───" in line) + 1
+    end = next(k for k, line in enumerate(lines) if k > start and (line.startswith("Lists over") or
+                                                                   line.startswith("Paired differences")))
+    body = [line for line in lines[start:end] if line.strip()]
     column = "".join(line[:width].strip() for line in body)
     assert column.replace(" ", "") == f"{run}{other}".replace(" ", "")
     assert [line[width:].split()[0] for line in body if line[width:].strip()][:1] == ["hybrid"]

@@ -106,19 +106,21 @@ def _evaluations(runs: list, alpha: float):
 
 
 def _show_lists(figures, gaps) -> None:
-    """Each run's list figures (one row per run), then the largest gaps between groups."""
+    """Each run's list figures (one row per figure, one column per run: the table stays narrow), then the largest
+    gaps between groups."""
     from rich import box
 
     from ..evaluation_report import GAP_METRIC
 
     metrics = list(dict.fromkeys(figures["metric"]))
+    names = list(dict.fromkeys(figures["run"]))
     table = Table(box=box.SIMPLE_HEAD)
-    table.add_column("run", overflow="fold", min_width=8)
-    for m in metrics:
-        table.add_column(m, justify="right", no_wrap=True)
+    table.add_column("figure", no_wrap=True)
+    for name in names:
+        table.add_column(name, justify="right", overflow="fold", min_width=6)
     values = figures.set_index(["run", "metric"])["value"]
-    for name in dict.fromkeys(figures["run"]):
-        table.add_row(name, *[num(values.get((name, m)), 3) for m in metrics])
+    for m in metrics:
+        table.add_row(m, *[num(values.get((name, m)), 3) for name in names])
     show(table, "Lists over the whole catalogue (95% intervals: --json or --out)")
     if gaps is None or gaps.empty:
         return

@@ -186,7 +186,7 @@ class TrainingConfig:
     learning_rate: LearningRate = 1e-3
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"] = "adam"
     # patience in epochs on the validation loss; None turns it off
-    early_stopping: Annotated[Optional[Annotated[int, Field(gt=0)]], Says("a positive integer or None")] = 3
+    early_stopping: Annotated[Optional[Annotated[int, Field(gt=0)]], Says("a positive integer")] = 3
     validation_split: Fraction = 0.1  # used when fit() is given neither validation nor validation_split
     # "jax": compiled epochs with sparse row updates (JAX backend; adam, adagrad, sgd); "keras": Keras fit (the
     # lab's exact training, every backend and optimizer); "auto": jax where it applies

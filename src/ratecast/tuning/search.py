@@ -317,7 +317,17 @@ def _worker(payload: dict) -> int:
     study = optuna.load_study(study_name=payload["study_name"], storage=storage,
                               sampler=_sampler(payload["random_state"], payload["existing"], payload["worker"]),
                               pruner=_pruner(payload["pruner"]))
-    _optimize(study, payload["objective"], payload["n_trials"], payload["timeout"])
+    share, done = payload["n_trials"], []
+    while share is None or len(done) < share:
+        left = None if share is None else share - len(done)
+        try:
+            _optimize(study, payload["objective"], left, payload["timeout"],
+                      callbacks=[lambda _, trial: done.append(trial.number)])
+            break
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # two workers claimed the same waiting trial (e.g. the defaults' trial; SQLite's claim is not atomic)
+            # and the other finished it first: this copy is dropped, and the worker goes on with its share
+            done.append(None)
     return payload["worker"]
 
 
