@@ -8,8 +8,9 @@ runs as its own process, timed by wall clock, with its peak RSS (``wait4``'s ``r
 * ``train_<preset>``: ``ratecast train --data ratings.csv --rating-scale 0.5,5,0.5 --preset P --out RUN --json`` for
   each of ``--presets`` (default ``fast,topn,accurate``); the fit time and test RMSE / recall@10 come from the run;
 * ``recommend_all``: ``ratecast recommend RUN --all --out recs.parquet`` on the first preset's run (``fast``);
-* ``serve``: ``ratecast serve RUN`` on a free port of 127.0.0.1: seconds until ``/ready``, its RSS, then
-  ``--requests`` sequential ``GET /v1/users/{id}/recommendations?k=10`` for random known users (p50, p99 in ms);
+* ``serve``: ``ratecast serve RUN`` on a free port of 127.0.0.1: seconds until ``/ready`` and until its item map
+  (made in the background after it) answers, its RSS, then ``--requests`` sequential
+  ``GET /v1/users/{id}/recommendations?k=10`` for random known users (p50, p99 in ms);
 * ``als``: implicit's ``AlternatingLeastSquares(factors=64, iterations=15, num_threads=2)`` on the same file's
   user x item matrix of ratings (implicit's confidence), fit seconds, in its own process
   (``pip install -e '.[peers]'``; listed as skipped without it).
@@ -137,6 +138,19 @@ def serve(run: Path, data: Path, requests: int, timeout: float) -> dict:
                 time.sleep(0.5)
         if ready is None:
             return {"ready_s": None, "exit_code": proc.poll(), "timed_out": proc.poll() is None}
+        map_ready = None  # the item map is made in the background after /ready: the requests are timed after it
+        while time.perf_counter() - start < timeout and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(base + "/v1/map", timeout=30) as r:
+                    r.read()
+                map_ready = time.perf_counter() - start
+                break
+            except urllib.error.HTTPError as err:
+                if err.code != 503:
+                    break
+                time.sleep(0.5)
+            except OSError:
+                time.sleep(0.5)
         rng = random.Random(0)
         latencies, errors = [], 0
         for _ in range(requests):
@@ -153,7 +167,8 @@ def serve(run: Path, data: Path, requests: int, timeout: float) -> dict:
             if line.startswith("VmHWM:"):
                 rss = round(int(line.split()[1]) / 1e6, 2)
         lat = np.asarray(latencies)
-        return {"ready_s": round(ready, 1), "peak_rss_gb": rss, "requests": requests, "errors": errors,
+        return {"ready_s": round(ready, 1), "map_ready_s": None if map_ready is None else round(map_ready, 1),
+                "peak_rss_gb": rss, "requests": requests, "errors": errors,
                 "p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2)}
     finally:
         proc.terminate()

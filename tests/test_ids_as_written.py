@@ -126,3 +126,19 @@ def test_an_unknown_id_of_the_other_kind_warns_that_ids_keep_their_type():
     labelled = rc.Recommender("baseline", random_state=0, epochs=1, verbose=0).fit(Dataset(text))
     with pytest.warns(UserWarning, match=r"item_ids: 4 is unknown, but '4' is a known id"):
         labelled.predict([1], [4])
+
+
+def test_an_id_of_another_kind_is_looked_up_without_converting_every_id(monkeypatch):
+    """Text looked up among integer ids (an id from a URL or the command line) costs a hash lookup, not a copy of
+    the whole vocabulary converted to objects (30 ms a request at ML-25M's 162,541 users)."""
+    import numpy as np
+    import pandas as pd
+
+    from ratecast.datasets.dataset import IdIndex
+
+    index = IdIndex(np.arange(1, 1001))
+    monkeypatch.setattr(pd.Index, "astype", lambda *a, **k: (_ for _ in ()).throw(AssertionError("converted")))
+    asked = np.empty(4, dtype=object)
+    asked[:] = ["5", 5, "seven", True]
+    assert index.index(asked).tolist() == [0, 5, 0, 0]
+    assert "12" not in index and 12 in index

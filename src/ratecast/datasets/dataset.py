@@ -65,7 +65,7 @@ class IdIndex:
     def _positions(self, values: np.ndarray) -> np.ndarray:
         """Positions of ``values`` among the ids (-1 where unknown)."""
         if self._parts is None:
-            return self._ids.get_indexer(values)
+            return _positions_in(self._ids, values)
         base, added = self._parts
         pos = _positions_in(base, values)
         missing = np.flatnonzero(pos < 0)
