@@ -5,7 +5,6 @@ in a newly written run when the folder changes."""
 
 from __future__ import annotations
 
-import gc
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,10 +48,6 @@ class Holder:
         previous = self.service.version if self.service else ""
         service.warm(map_in_background=self.service is None)  # a reload makes the map before the swap
         self.service = service  # one assignment: requests in flight keep the model they started with
-        # the model's own objects (id maps, titles, tables: hundreds of thousands at ML-25M size) are left out of
-        # the cyclic collector's scans, which would otherwise stall a request now and then for tens of ms
-        gc.collect()
-        gc.freeze()
         self.model_info.clear()
         self.model_info.labels(service.version, service.model_name).set(1)
         return previous
