@@ -163,6 +163,19 @@ def test_the_map_of_the_runs_report_is_reused(train, monkeypatch):
         assert figure["data"][0]["x"] == report_x and figure["layout"]["height"] == 560
 
 
+def test_a_model_without_item_vectors_says_so_instead_of_a_map_being_made_forever(tmp_path):
+    data = tmp_path / "ratings.csv"
+    make_dataset(n_users=20, n_items=15).ratings.drop(columns="timestamp").to_csv(data, index=False)
+    train_run(RunSpec(data=str(data), model="baseline", params={"epochs": 1}), tmp_path / "run", progress=False)
+    with TestClient(create_app(tmp_path / "run")) as c:
+        for _ in range(100):  # the map's thread ends at once
+            r = c.get("/v1/map")
+            if r.status_code != 503:
+                break
+            time.sleep(0.05)
+        assert r.status_code == 404 and "learns no item vectors" in r.json()["error"]
+
+
 def test_a_map_written_by_ratecast_map_is_reused(train, monkeypatch):
     from tests.cli_helpers import cli
 

@@ -409,10 +409,10 @@ class ModelService:
         model whose map cannot be made is served without one."""
         from .item_map import item_map_json
 
-        if not self.rec.state_.model.has_vectors:
-            self.no_item_map = f"model {self.model_name!r} learns no item vectors, so it has no map"
-            return
         try:
+            if not self.rec.state_.model.has_vectors:
+                self.no_item_map = f"model {self.model_name!r} learns no item vectors, so it has no map"
+                return
             self.item_map = item_map_json(self.rec, self.run_dir, self.sha256)
         except Exception as exc:  # e.g. too few items for t-SNE
             self.no_item_map = f"the item map could not be made ({type(exc).__name__}: {exc})"
