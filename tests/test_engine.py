@@ -260,3 +260,27 @@ def test_tables_may_take_their_own_rule_and_learning_rate(train):
     assert acc[1] > 0.1 and acc[2] > 0.1 and acc[4] == pytest.approx(0.1)  # touched rows only
     moved = np.abs(np.asarray(new["tables"][0]) - before[0]).sum(1)
     assert moved[1] > 0 and moved[4] == 0
+
+
+def test_pairs_with_whole_catalogue_rows_are_scored_and_validated_in_bounded_chunks(monkeypatch):
+    """implicit's pair outputs are normalised over every item: a chunk of 65,536 validation pairs over 59,047
+    items asked for 31 GB. Chunks are sized by the model's rows per pair, with the same figures."""
+    from ratecast import ranking
+    from ratecast.models import ImplicitModel, TrainingConfig
+
+    scale = {"minimum": 1.0, "maximum": 5.0, "step": 1.0}
+    m = ImplicitModel({"embedding_dim": 4, "item_item_weight": 0.0, "set_model_weight": 0.0}, 30, 41,
+                      rating_scale=scale, seed=0).build_now()
+    assert m.pair_row_floats >= m.n_items - 1
+    rng = np.random.default_rng(0)
+    x = {"user": rng.integers(1, 30, 1000).astype("int32"), "item": rng.integers(1, 41, 1000).astype("int32")}
+    y = m.output_rule.targets(rng.integers(1, 6, 1000).astype(float))
+    trainer = compiled.CompiledTrainer(m, TrainingConfig(batch_size=100, engine="jax"), 1000)
+    state = trainer.initial_state()
+    whole = trainer.evaluate(state, x, y)
+    monkeypatch.setattr(ranking, "SCORE_BUDGET", 300 * m.pair_row_floats)  # chunks of 300 pairs: four of them
+    assert ranking.pair_chunk(m) == 300
+    chunked = trainer.evaluate(state, x, y)
+    assert chunked == pytest.approx(whole, rel=1e-5)
+    out, _ = ranking.Scorer(m).pairs(x["user"], x["item"])
+    np.testing.assert_allclose(out, np.asarray(m(x, training=False)), rtol=1e-4, atol=1e-4)

@@ -24,6 +24,12 @@ SCORE_BUDGET = 1 << 25  # floats held at once while scoring all items for a batc
 MAX_USER_BATCH = 1024
 
 
+def pair_chunk(model, largest: int = PAIR_CHUNK) -> int:
+    """How many (user, item) pairs to score at once: ``largest``, fewer where the model holds whole-catalogue rows
+    per pair (``pair_row_floats``), so that a chunk stays within :data:`SCORE_BUDGET` floats."""
+    return int(min(largest, max(256, SCORE_BUDGET // max(1, model.pair_row_floats))))
+
+
 def _compile(fn: Callable, static_argnames: tuple[str, ...] = ()) -> Callable:
     """``jax.jit`` on the JAX backend; other backends run the same function eagerly."""
     if keras.backend.backend() == "jax":
@@ -152,9 +158,10 @@ class Scorer:
         m = self.model
         trainable, non_trainable = self._variables("trainable"), self._variables("non_trainable")
         outs, ratings = [], []
-        for start in range(0, len(u), PAIR_CHUNK):
-            x = {"user": u[start:start + PAIR_CHUNK], "item": i[start:start + PAIR_CHUNK]}
-            x.update({k: v[start:start + PAIR_CHUNK] for k, v in (extra or {}).items()})
+        chunk = pair_chunk(m)
+        for start in range(0, len(u), chunk):
+            x = {"user": u[start:start + chunk], "item": i[start:start + chunk]}
+            x.update({k: v[start:start + chunk] for k, v in (extra or {}).items()})
             n = len(x["user"])
             size = -(-n // 256) * 256 if n <= 4096 else _bucket(n)
             x = {k: np.concatenate([np.asarray(v), np.zeros((size - n, *np.shape(v)[1:]), np.asarray(v).dtype)])

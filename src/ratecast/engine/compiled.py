@@ -342,9 +342,12 @@ class CompiledTrainer:
         return jnp.stack([jnp.sum(jnp.reshape(v, (-1,)) * w) for v in values])
 
     def evaluate(self, state, x: dict[str, np.ndarray], y: np.ndarray, chunk: int = 65536) -> dict[str, float]:
-        """Mean loss and metrics over (x, y), in fixed-size chunks (one compile)."""
+        """Mean loss and metrics over (x, y), in fixed-size chunks (one compile) of at most ``chunk`` pairs, fewer
+        where the model holds whole-catalogue rows per pair (:func:`ratecast.ranking.pair_chunk`)."""
+        from ..ranking import pair_chunk
+
         n = len(y)
-        size = min(chunk, n)
+        size = min(pair_chunk(self.model, chunk), n)
         sums = np.zeros(1 + len(self.metric_fns))
         for start in range(0, n, size):
             sl = slice(start, start + size)

@@ -9,7 +9,7 @@ The estimate counts, in the variables' own dtypes:
   ``sgd``; on the compiled engine the tables take their own rule (row-wise ``adagrad``: one number per row);
 * the training pairs, on the host and on the device;
 * the intermediates of one training batch and of one chunk of pairs scored after it (a validation chunk, or the
-  :data:`ratecast.ranking.PAIR_CHUNK` pairs of a prediction, counted no larger than the training set), whichever
+  :func:`ratecast.ranking.pair_chunk` pairs of a prediction, counted no larger than the training set), whichever
   is larger.
 
 A pair's intermediates are first bounded from the weights' shapes (:func:`pair_floats`: the row-table widths it
@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import memory
 from ..models import RatingModel, TrainingConfig
-from ..ranking import PAIR_CHUNK
+from ..ranking import pair_chunk
 
 #: slots per weight of each optimizer
 SLOTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1, "sgd": 0}
@@ -97,8 +97,9 @@ def training_bytes(model: RatingModel, cfg: TrainingConfig, engine: str, n_train
     copies = 3 if engine == "jax" else 2
     data = 2 * n_train * 3 * 4  # user, item, rating as 4 bytes each, host and device
     batch = min(cfg.batch_size, max(n_train, 1))
-    validation_chunk = min(EVALUATION_CHUNK if engine == "jax" else max(cfg.batch_size, 4096), n_validation)
-    chunk = max(validation_chunk, min(PAIR_CHUNK, n_train))  # predictions: a test set is counted as large as train
+    largest = pair_chunk(model)  # pairs scored at once: fewer for models with whole-catalogue rows per pair
+    validation_chunk = min(EVALUATION_CHUNK if engine == "jax" else max(cfg.batch_size, 4096), n_validation, largest)
+    chunk = max(validation_chunk, min(largest, n_train))  # predictions: a test set is counted as large as train
     return int(copies * weights + slots + data + max(pair_bytes[0] * batch, pair_bytes[1] * chunk))
 
 

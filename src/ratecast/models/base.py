@@ -232,6 +232,12 @@ class RatingModel(keras.Model):
         """Floats held per (user, item) pair while scoring all items (sizes the user batches)."""
         return 1 + int(np.prod(self.output_rule.shape, dtype=int))
 
+    @property
+    def pair_row_floats(self) -> int:
+        """Floats :meth:`score` holds per pair beyond its outputs (sizes the chunks of pairs scored at once): 0, or
+        whole-catalogue rows for models whose pair outputs are normalised over every item."""
+        return 0
+
     def linear_tables(self) -> dict[str, np.ndarray] | None:
         """For a model whose rating of a pair (without a day) is ``clip(offset + user_bias + item_bias +
         <user_factors, item_factors>)``: those tables (rows of indices 1..), so that a saved model can predict with

@@ -386,3 +386,8 @@ class ImplicitModel(RatingModel):
     @property
     def pair_cost(self) -> int:
         return 6 + 2 * self.cfg.embedding_dim + (2 if self.uses_set_model else 0)
+
+    @property
+    def pair_row_floats(self) -> int:
+        # a pair's pick logits (normalised over the catalogue), set-head logits and item-item column, and a spare
+        return 4 * (self.n_items - 1)
