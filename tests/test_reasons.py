@@ -1,7 +1,6 @@
 """Every list a user sees says why: ``recommend --explain``, the API's ``explain=true`` and the report, each giving
 what ``Recommender.explain`` finds."""
 
-import os
 import shutil
 
 import numpy as np
@@ -12,6 +11,7 @@ from ratecast.runs import RunSpec, load_run, train_run
 from ratecast.serve import create_app
 from synthetic import make_dataset
 from tests.cli_helpers import cli, one_line_error, strict_json
+from tests.test_serve import CHROMIUM, explorer_page
 
 USER = 5
 
@@ -167,48 +167,29 @@ def test_report_lists_each_sample_recommendation_with_its_reasons(run, rec, tmp_
 
 
 # --- the explorer page: a visitor rates titles ----------------------------------------------------------------------
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no Debian chromium on this machine (.ci/run installs it)")
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (.ci/run installs Debian's)")
 def test_visitor_rates_five_titles_and_gets_a_list_with_reasons_that_changes(own_run):
-    from playwright.sync_api import sync_playwright
+    with explorer_page(create_app(own_run)) as (page, external):
+        def rate(title: str, stars: int, n: int) -> list[str]:
+            """Find ``title``, give it ``stars``, and wait for the list that follows the ``n`` ratings."""
+            page.fill("#rate-query", title)
+            page.press("#rate-query", "Enter")
+            first = page.locator("#rate-results li").first
+            first.locator(f".title:text-is('{title}')").wait_for()
+            first.locator(f"button[data-stars='{stars}']").click()
+            page.wait_for_function(f"document.getElementById('visitor-recs').dataset.ratings === '{n}' || "
+                                   "document.getElementById('visitor-note').className === 'error'")
+            assert page.locator("#visitor-note").inner_text() == ""  # else the page's one-line error
+            assert page.locator("#visitor-recs > li .reasons li").count() > 0
+            return page.locator("#visitor-recs > li").all_inner_texts()
 
-    from tests.test_serve import LiveServer
-
-    with LiveServer(create_app(own_run)) as live, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync"])
-        try:
-            page = browser.new_page()
-            external = []
-            page.on("request", lambda req: external.append(req.url) if not req.url.startswith(live.url)
-                    and not req.url.startswith("data:") else None)
-            page.goto(live.url + "/")
-
-            def rate(title: str, stars: int, n: int) -> list[str]:
-                """Find ``title``, give it ``stars``, and wait for the list that follows the ``n`` ratings."""
-                page.fill("#rate-query", title)
-                page.press("#rate-query", "Enter")
-                first = page.locator("#rate-results li").first
-                first.locator(f".title:text-is('{title}')").wait_for()
-                first.locator(f"button[data-stars='{stars}']").click()
-                page.wait_for_function(f"document.getElementById('visitor-recs').dataset.ratings === '{n}' || "
-                                       "document.getElementById('visitor-note').className === 'error'")
-                assert page.locator("#visitor-note").inner_text() == ""  # else the page's one-line error
-                assert page.locator("#visitor-recs > li .reasons li").count() > 0
-                return page.locator("#visitor-recs > li").all_inner_texts()
-
-            for n, (title, stars) in enumerate([("Movie 1 (1981)", 5), ("Movie 2 (1982)", 1),
-                                                ("Movie 4 (1984)", 4), ("Movie 5 (1985)", 2)], start=1):
-                before = rate(title, stars, n)
-            assert len(before) == 10 and all("because you rated Movie " in item for item in before)
-            assert page.locator("#my-ratings li").count() == 4
-            top = page.locator("#visitor-recs > li .title").first.inner_text()
-            after = rate(top, 5, 5)  # the list's own first item: rated, it leaves the list
-            assert after != before and top not in page.locator("#visitor-recs > li .title").all_inner_texts()
-            assert all("because you rated " in item for item in after)
-            assert not external, external  # offline: nothing but the server itself
-        finally:
-            browser.close()
+        for n, (title, stars) in enumerate([("Movie 1 (1981)", 5), ("Movie 2 (1982)", 1),
+                                            ("Movie 4 (1984)", 4), ("Movie 5 (1985)", 2)], start=1):
+            before = rate(title, stars, n)
+        assert len(before) == 10 and all("because you rated Movie " in item for item in before)
+        assert page.locator("#my-ratings li").count() == 4
+        top = page.locator("#visitor-recs > li .title").first.inner_text()
+        after = rate(top, 5, 5)  # the list's own first item: rated, it leaves the list
+        assert after != before and top not in page.locator("#visitor-recs > li .title").all_inner_texts()
+        assert all("because you rated " in item for item in after)
+        assert not external, external  # offline: nothing but the server itself

@@ -1,6 +1,7 @@
 """The HTTP API and explorer page: answers, validation and errors, metrics, admin reload under load, and the page in
 a real browser."""
 
+import contextlib
 import hashlib
 import shutil
 import socket
@@ -266,11 +267,13 @@ def test_cli_serve_refuses_a_missing_run(tmp_path):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (.ci/run installs Debian's)")
-def test_explorer_page_in_a_browser(runs):
+@contextlib.contextmanager
+def explorer_page(app):
+    """The app served on 127.0.0.1 and its explorer page open in headless chromium: (page, the URLs it asked for
+    anywhere but the server, which an offline page leaves empty)."""
     from playwright.sync_api import sync_playwright
 
-    with LiveServer(create_app(runs / "hybrid")) as live, sync_playwright() as pw:
+    with LiveServer(app) as live, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--no-first-run", "--disable-sync"])
@@ -280,24 +283,30 @@ def test_explorer_page_in_a_browser(runs):
             page.on("request", lambda req: external.append(req.url) if not req.url.startswith(live.url)
                     and not req.url.startswith("data:") else None)
             page.goto(live.url + "/")
-            page.fill("#user-id", "5")
-            page.click("#user-go")
-            page.wait_for_function("document.querySelectorAll('#recommendations li').length === 10")
-            titles = page.locator("#recommendations li .title").all_inner_texts()
-            assert len(titles) == 10 and all(t.strip() for t in titles)
-            page.wait_for_function("document.querySelectorAll('#history li').length > 0")
-            assert page.locator("#model").inner_text().startswith("hybrid on ml-100k")
-            page.fill("#title-query", "Star Wars")
-            page.press("#title-query", "Enter")
-            page.wait_for_function("document.querySelectorAll('#similar li').length === 10")
-            assert "Star Wars" in page.locator("#similar-title").inner_text()
-            page.click("#map-load")
-            page.wait_for_selector("#map .scatterlayer .point", timeout=120_000)
-            assert page.locator("#map .scatterlayer .point").count() > 1000
-            page.evaluate("document.getElementById('map').emit('plotly_click', "
-                          "{points: [{customdata: [181, 'Return of the Jedi (1983)']}]})")
-            page.wait_for_function("document.getElementById('similar-title').textContent.includes('Jedi')")
-            page.wait_for_function("document.querySelectorAll('#similar li').length === 10")
-            assert not external, external  # offline: nothing but the server itself
+            yield page, external
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (.ci/run installs Debian's)")
+def test_explorer_page_in_a_browser(runs):
+    with explorer_page(create_app(runs / "hybrid")) as (page, external):
+        page.fill("#user-id", "5")
+        page.click("#user-go")
+        page.wait_for_function("document.querySelectorAll('#recommendations li').length === 10")
+        titles = page.locator("#recommendations li .title").all_inner_texts()
+        assert len(titles) == 10 and all(t.strip() for t in titles)
+        page.wait_for_function("document.querySelectorAll('#history li').length > 0")
+        assert page.locator("#model").inner_text().startswith("hybrid on ml-100k")
+        page.fill("#title-query", "Star Wars")
+        page.press("#title-query", "Enter")
+        page.wait_for_function("document.querySelectorAll('#similar li').length === 10")
+        assert "Star Wars" in page.locator("#similar-title").inner_text()
+        page.click("#map-load")
+        page.wait_for_selector("#map .scatterlayer .point", timeout=120_000)
+        assert page.locator("#map .scatterlayer .point").count() > 1000
+        page.evaluate("document.getElementById('map').emit('plotly_click', "
+                      "{points: [{customdata: [181, 'Return of the Jedi (1983)']}]})")
+        page.wait_for_function("document.getElementById('similar-title').textContent.includes('Jedi')")
+        page.wait_for_function("document.querySelectorAll('#similar li').length === 10")
+        assert not external, external  # offline: nothing but the server itself

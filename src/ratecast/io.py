@@ -229,18 +229,29 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``df`` as CSV (``.csv``), TSV (``.tsv``) or Parquet (``.parquet``), chosen by the suffix."""
-    path = Path(path)
+def _table_suffix(path: Path) -> str:
+    """The table format of ``path``: ``.csv``, ``.tsv`` or ``.parquet`` (anything else is refused)."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".tsv", ".parquet"):
         raise ValueError(f"path must end in .csv, .tsv or .parquet, got {str(path)!r}")
+    return suffix
+
+
+def _parquet_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` as Parquet takes it: text column names, no attrs."""
+    out = df.copy()
+    out.columns = [str(c) for c in out.columns]
+    out.attrs = {}
+    return out
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``df`` as CSV (``.csv``), TSV (``.tsv``) or Parquet (``.parquet``), chosen by the suffix."""
+    path = Path(path)
+    suffix = _table_suffix(path)
     with atomic_path(path) as tmp:
         if suffix == ".parquet":
-            out = df.copy()
-            out.columns = [str(c) for c in out.columns]
-            out.attrs = {}
-            table = _arrow_table(out)
+            table = _arrow_table(_parquet_frame(df))
             import pyarrow.parquet as pq
 
             pq.write_table(table, tmp)
@@ -254,9 +265,7 @@ def write_table_parts(parts: Iterable[pd.DataFrame], path: str | os.PathLike) ->
     :func:`write_table` would write their concatenation, holding one part in memory at a time: the file appears
     whole at the end, or not at all. Returns the number of rows written."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".tsv", ".parquet"):
-        raise ValueError(f"path must end in .csv, .tsv or .parquet, got {str(path)!r}")
+    suffix = _table_suffix(path)
     rows = 0
     with atomic_path(path) as tmp:
         if suffix == ".parquet":
@@ -265,10 +274,7 @@ def write_table_parts(parts: Iterable[pd.DataFrame], path: str | os.PathLike) ->
 
             writer, schema = None, None
             try:
-                for part in parts:
-                    part = part.copy()
-                    part.columns = [str(c) for c in part.columns]
-                    part.attrs = {}
+                for part in map(_parquet_frame, parts):
                     if writer is None:
                         first = _arrow_table(part)  # a column with no value yet is text (e.g. missing titles)
                         schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f

@@ -520,9 +520,6 @@ class Recommender:
         ``on_progress(users_done, users_total)`` is called after each batch."""
         self._check_k(k)
         _check_flag("exclude_seen", exclude_seen)
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                       or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         s = self.state_
         if user_ids is None:
             try:
@@ -532,7 +529,7 @@ class Recommender:
         else:
             users = self._lookup("user_ids", _id_array("user_ids", user_ids))
             users = users[users > 0]
-        batch = batch_size or self._scorer.user_batch()
+        batch = self._user_batch(batch_size)
         for start in range(0, max(len(users), 1), batch):
             chunk = users[start:start + batch]
             pos, score = self._top_positions(chunk, k, exclude_seen=exclude_seen, exclude=exclude,
@@ -546,15 +543,19 @@ class Recommender:
             if on_progress is not None:
                 on_progress(min(start + batch, len(users)), len(users))
 
+    def _user_batch(self, batch_size: int | None) -> int:
+        """``batch_size`` checked (a positive integer), or where None the scorer's batch for its memory budget."""
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return batch_size or self._scorer.user_batch()
+
     def _top_positions(self, users: np.ndarray, k: int, *, exclude_seen: bool = True, exclude=None,
                        min_ratings: int | None = None, batch_size: int | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
         """Best ``k`` item positions (-1 where fewer are allowed) and their scores for user indices, a batch of users
         at a time: each batch's candidate mask is built just before it is scored, so memory stays bounded."""
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                       or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        batch = batch_size or self._scorer.user_batch()
+        batch = self._user_batch(batch_size)
         parts = []
         for start in range(0, len(users), batch):
             chunk = users[start:start + batch]

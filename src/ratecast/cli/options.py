@@ -33,6 +33,11 @@ Scale = typer.Option(None, "--rating-scale", metavar="MIN,MAX[,STEP]",
 Duplicates = typer.Option(None, "--duplicates", metavar="error|last|mean",
                           help="A (user, item) pair rated twice: error (default), keep the last rating (by "
                                "timestamp, then file order) or their mean.")
+Split = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal, last1 or held-out-users (whole "
+                                                 "users out of training; 80% of their ratings folded in, the rest "
+                                                 "scored).")
+TestSize = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits; for held-out-users, the "
+                                                 "share of users held out.")
 Quiet = typer.Option(False, "--quiet", "-q", help="Results and errors only: no progress or informational lines.")
 Verbose = typer.Option(False, "--verbose", "-v", help="More detail on stderr (a line per epoch when training).")
 AsJson = typer.Option(False, "--json", help="Print JSON instead of a table (errors too).")

@@ -10,8 +10,8 @@ import typer
 from ..options import PresetError, resolve
 from .console import (EXIT_INTERRUPTED, Verbosity, ci, fail, handle_errors, lists, num, out, print_json,
                       step_reporter, verbosity)
-from .options import (AsJson, DataHome, Duplicates, Encoding, ItemCol, ItemKey, Items, Quiet, RatingCol, Scale, Sep,
-                      TimeCol, UserCol, UserKey, Users, Verbose, check_run_options, data_home_folder, data_options,
+from .options import (AsJson, DataHome, Duplicates, Encoding, ItemCol, ItemKey, Items, Quiet, RatingCol, Scale, Sep, Split,
+                      TimeCol, TestSize, UserCol, UserKey, Users, Verbose, check_run_options, data_home_folder, data_options,
                       finite)
 
 SPEC_OPTIONS = ("data", "model", "split", "seed", "test_size", "config", "epochs", "embedding_dim", "batch_size",
@@ -27,12 +27,9 @@ def train(
     model: Optional[str] = typer.Option(None, "--model", help="popularity, baseline, dot, biased_dot, deep, hybrid, "
                                         "classification, implicit or bayesian (default: the accurate preset, the "
                                         "recommended rating model, unless --preset or --config names one)."),
-    split: str = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal, last1 or "
-                                     "held-out-users (whole users out of training; 80% of their ratings folded in, "
-                                     "the rest scored)."),
+    split: str = Split,
     seed: int = typer.Option(0, "--seed", help="Random seed (split and training)."),
-    test_size: float = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits; for "
-                                     "held-out-users, the share of users held out."),
+    test_size: float = TestSize,
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file: model = \"...\" and any model or "
                                                                  "training option (see README)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: the model's)."),
@@ -65,7 +62,7 @@ def train(
     from ..distribution import initialize
 
     initialize()  # joins a multi-machine run when RATECAST_COORDINATOR is set (see README)
-    from ..runs import RunSpec, partial_dir, read_partial, train_run
+    from ..runs import RunSpec, read_partial, train_run
 
     if resume is not None:
         given = [p.opts[0] for p in ctx.command.params if p.name in SPEC_OPTIONS
@@ -116,16 +113,23 @@ def train(
                             on_step=step_reporter(),
                             distribution=distribution)
     except KeyboardInterrupt:
-        part = partial_dir(dest)
-        hint = (f"the finished epochs are kept in {part}; continue with: ratecast train --resume {dest}"
-                if part.exists() else "nothing was written")
-        fail(f"interrupted: {dest} was not written; {hint}", EXIT_INTERRUPTED, as_json)
+        interrupted(dest, as_json)
     if as_json:
         return print_json({"run": str(dest), "test": metrics})
     out.print(f"[bold]{show_model}[/] on {show_data} ({show_split}, seed {show_seed}): test MAE "
               f"{num(metrics.get('mae'))} {ci(metrics.get('mae_ci95'))}, RMSE {num(metrics.get('rmse'))}, "
               f"{lists(metrics)}", highlight=False)
     out.print(f"run written to {dest}", highlight=False)
+
+
+def interrupted(dest: Path, as_json: bool) -> None:
+    """Ctrl-C during a training into ``dest``: one line saying what was kept and how to continue, exit 130."""
+    from ..runs import partial_dir
+
+    part = partial_dir(dest)
+    hint = (f"the finished epochs are kept in {part}; continue with: ratecast train --resume {dest}"
+            if part.exists() else "nothing was written")
+    fail(f"interrupted: {dest} was not written; {hint}", EXIT_INTERRUPTED, as_json)
 
 
 def _resume_summary(spec) -> tuple:
@@ -140,7 +144,7 @@ def refit(run_dir: Path = typer.Argument(..., help="Run directory whose model is
           quiet: bool = Quiet, verbose: bool = Verbose, as_json: bool = AsJson) -> None:
     """Train a run's model again (same options, split and seed) on its training data plus the ratings given to it
     while it was served (its ratings log), and write a new run directory."""
-    from ..runs import partial_dir, refit_run
+    from ..runs import refit_run
 
     dest = out_dir if out_dir is not None else run_dir.parent / f"{run_dir.name}-refit"
     talk = verbosity() >= Verbosity.NORMAL
@@ -149,10 +153,7 @@ def refit(run_dir: Path = typer.Argument(..., help="Run directory whose model is
                                     verbose=True if verbose else "auto" if talk else 0, progress=talk,
                                     on_step=step_reporter())
     except KeyboardInterrupt:
-        part = partial_dir(dest)
-        hint = (f"the finished epochs are kept in {part}; continue with: ratecast train --resume {dest}"
-                if part.exists() else "nothing was written")
-        fail(f"interrupted: {dest} was not written; {hint}", EXIT_INTERRUPTED, as_json)
+        interrupted(dest, as_json)
     if as_json:
         return print_json({"run": str(dest), "logged_ratings": logged, "test": metrics})
     out.print(f"refitted {run_dir} with {logged} logged rating(s): test MAE {num(metrics.get('mae'))} "

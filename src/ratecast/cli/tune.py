@@ -12,8 +12,8 @@ import typer
 from ..options import read_toml, resolve
 from .console import (EXIT_INTERRUPTED, Verbosity, err, fail, handle_errors, num, out, print_json, progress_line,
                       show_progress, step_reporter, verbosity)
-from .options import (AsJson, DataHome, Encoding, ItemCol, ItemKey, Items, Quiet, RatingCol, Scale, Sep, TimeCol,
-                      UserCol, UserKey, Users, Verbose, check_run_options, data_home_folder, data_options, finite)
+from .options import (AsJson, DataHome, Encoding, ItemCol, ItemKey, Items, Quiet, RatingCol, Scale, Sep, Split, TimeCol,
+                      TestSize, UserCol, UserKey, Users, Verbose, check_run_options, data_home_folder, data_options, finite)
 
 TUNE_FLAGS = {"n_trials": "--trials", "timeout": "--timeout", "metric": "--metric", "cv": "--cv",
               "validation_split": "--validation-split", "n_jobs": "--workers", "pruner": "--pruner",
@@ -59,12 +59,9 @@ def tune(
     cv: Optional[int] = typer.Option(None, "--cv", help="Score each trial by k-fold cross-validation inside train."),
     validation_split: float = typer.Option(0.1, "--validation-split", help="Validation share of train per trial."),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none."),
-    split: str = typer.Option("holdout", "--split", help="holdout, u1..u5, ua, ub, temporal, last1 or "
-                                     "held-out-users (whole users out of training; 80% of their ratings folded in, "
-                                     "the rest scored)."),
+    split: str = Split,
     seed: int = typer.Option(0, "--seed", help="Random seed (split, sampler and training)."),
-    test_size: float = typer.Option(0.2, "--test-size", help="Test fraction for holdout/temporal splits; for "
-                                     "held-out-users, the share of users held out."),
+    test_size: float = TestSize,
     set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                    help="Fix an option for every trial as KEY=VALUE (JSON values), repeatable."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for best.toml, trials.csv, the study and report.html."),
