@@ -11,7 +11,7 @@ import pytest
 
 import ratecast as rc
 from ratecast.engine import compiled, training
-from ratecast.engine.optim import Update
+from ratecast.optim import Update
 from ratecast.engine.progress import EpochProgress
 from ratecast.models import MODELS, split_params
 from synthetic import make_dataset
@@ -53,7 +53,7 @@ def test_sparse_rule_equals_the_dense_rule_with_repeats_summed(name):
 
 @pytest.mark.parametrize("width", [64, 65, 22, 7, 1])
 def test_row_reads_in_column_runs_equal_plain_indexing(width):
-    from ratecast.engine.optim import gather_rows
+    from ratecast.optim import gather_rows
     from ratecast.models.layers import row_chunk, take_rows
 
     table = jnp.asarray(np.random.default_rng(width).standard_normal((50, width)).astype("float32"))

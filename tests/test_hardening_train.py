@@ -87,7 +87,7 @@ def test_defaults_that_fail_on_small_data_the_summed_row_step_is_bounded():
     is the limit's worth."""
     import jax.numpy as jnp
 
-    from ratecast.engine.optim import ROW_RATE_LIMIT, Update
+    from ratecast.optim import ROW_RATE_LIMIT, Update
 
     rule, lr = Update("sgd"), 0.01
     table = jnp.zeros((3, 2), "float32")

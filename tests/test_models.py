@@ -40,9 +40,17 @@ def numpy_forward(rec, u_idx, i_idx):
         picked = logits[rows, i_idx - 1]
         logp = picked - np.log(np.exp(logits).sum(1))
         z = (picked - logits.mean(1)) / np.maximum(logits.std(1), 1e-3)
-        if m.uses_item_item:
+        if m.uses_item_item and m.item_item_low_rank:  # x - (x P) / diag(P), with P = diag(1/D) - U U^T
+            U, inv_d = np.asarray(m.item_item), np.asarray(m.item_item_inv_d)
+            x = np.zeros((len(rows), m.n_items))
+            np.add.at(x, (np.repeat(rows, sets.shape[1]), sets.ravel()), w.ravel())
+            x[:, 0] = 0.0
+            p_diag = inv_d - (U * U).sum(1)
+            ii = (x - (x * inv_d - x @ U @ U.T) / p_diag)[rows, i_idx]
+        elif m.uses_item_item:
             B = np.asarray(m.item_item)
             ii = np.array([(w[r] * B[sets[r], i_idx[r]]).sum() for r in rows])
+        if m.uses_item_item:
             stats = np.asarray(m.item_item_stats)[u_idx]
             a = m.cfg.item_item_weight
             z = (1 - a) * z + a * (ii - stats[:, 0]) / np.maximum(stats[:, 1], 1e-3)
@@ -387,6 +395,13 @@ class TestImplicit(ModelContract):
             assert np.asarray(value(m.item_item_stats))[u, 1] > 0
 
 
+class TestImplicitLargeCatalogue(TestImplicit):
+    """Every head on its large-catalogue variant (thresholds below the synthetic catalogue)."""
+
+    params = {"softmax_max_items": 5, "item_item_max_items": 5, "set_model_max_items": 5, "item_item_rank": 4,
+              "sampled_negatives": 16, "sampled_epochs": 2, "set_model_sampled_hidden": 8}
+
+
 class TestBayesian(ModelContract):
     model = "bayesian"
     params = {"samples": 3, "burn_in": 2, "chains": 1}
@@ -553,25 +568,15 @@ def test_fast_dropout_masks_are_uniform_fresh_each_step_and_seeded():
         FastDropout(1.0)
 
 
-def test_implicit_says_which_head_its_catalogue_is_too_large_for():
-    import warnings
-
+def test_implicit_runs_every_head_at_any_catalogue_size():
     from ratecast.models import ImplicitModel
-    from ratecast.models.fitting import Ratings
 
-    ratings = pd.DataFrame({"user_id": np.repeat(np.arange(1, 21), 6), "item_id": np.tile(np.arange(1, 31), 4),
-                            "rating": 4.0})
     scale = {"minimum": 1.0, "maximum": 5.0, "step": 1.0}
-    small = ImplicitModel({"item_item_max_items": 10, "set_model_max_items": 10}, 21, 31, rating_scale=scale, seed=0)
-    assert not small.uses_item_item and not small.uses_set_model
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for part in small.fitters:
-            part.before(small, Ratings(ratings["user_id"].to_numpy(), ratings["item_id"].to_numpy(),
-                                       ratings["rating"].to_numpy()))
-    said = [str(w.message) for w in caught]
-    assert any("item-item head is off: 30 items > item_item_max_items 10" in m for m in said)
-    assert any("set head is off: 30 items > set_model_max_items 10" in m for m in said)
-    off = ImplicitModel({"item_item_max_items": 10, "item_item_weight": 0.0, "set_model_weight": 0.0}, 21, 31,
-                        rating_scale=scale, seed=0)
-    assert off.switched_off() == []  # heads the options turn off are not reported
+    large = ImplicitModel({"item_item_max_items": 10, "set_model_max_items": 10, "softmax_max_items": 10}, 21, 31,
+                          rating_scale=scale, seed=0)
+    assert large.uses_item_item and large.uses_set_model  # on: their large-catalogue variants
+    assert large.item_item_low_rank and large.set_model_sampled and large.sampled_training
+    assert not large.trained_by_gradient
+    small = ImplicitModel({}, 21, 31, rating_scale=scale, seed=0)
+    assert not (small.item_item_low_rank or small.set_model_sampled or small.sampled_training)
+    assert small.trained_by_gradient

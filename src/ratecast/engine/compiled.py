@@ -7,7 +7,7 @@ a step calls it through ``stateless_call``.
 Sparse updates: for every :class:`~ratecast.models.layers.RowTable` (one row per user or item), a step gathers the
 rows of its batch's ids (and the unknown row 0, which a model may substitute for any id), differentiates with
 respect to those rows only, and hands each occurrence's gradient to the optimizer's sparse rule
-(:meth:`~ratecast.engine.optim.Update.apply_rows`), which writes back only those rows. Dense weights (towers,
+(:meth:`~ratecast.optim.Update.apply_rows`), which writes back only those rows. Dense weights (towers,
 heads) get the same optimizer's whole-weight rule.
 
 Batches: the ``n`` training rows are laid out as ``B`` columns of ``nb = ceil(n / B)`` consecutive rows (the last
@@ -31,7 +31,7 @@ import numpy as np
 
 from ..models import RatingModel, TrainingConfig
 from ..models.layers import RowTable, row_override
-from .optim import Update, gather_rows
+from ..optim import Update, gather_rows
 from .placement import Placement
 from .progress import EpochProgress
 

@@ -18,7 +18,7 @@ from .footprint import check_training_memory
 def engine_for(cfg: TrainingConfig) -> str:
     """The engine a config trains with: ``jax`` (compiled, sparse updates) on the JAX backend for the optimizers it
     implements, else ``keras`` (Keras ``fit``)."""
-    from .optim import ROW_OPTIMIZERS
+    from ..optim import ROW_OPTIMIZERS
 
     if cfg.engine != "auto":
         return cfg.engine

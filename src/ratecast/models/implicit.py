@@ -13,8 +13,7 @@ Two heads share that representation:
   objective); pairs rated below the "liked" level weigh ``low_weight``.
 
 A third, closed-form head scores items from item-to-item weights (EASE: a ridge regression of each item's column on
-the others, zero diagonal, on the same weighted sets; :mod:`ratecast.models.item_item`), fitted with the sets for
-catalogues of at most ``item_item_max_items`` items.
+the others, zero diagonal, on the same weighted sets; :mod:`ratecast.models.item_item`), fitted with the sets.
 
 A fourth head models each user's whole set at once (Mult-DAE, Liang et al. 2018; :mod:`ratecast.models.set_head`):
 the weighted set, L2-normalised and dropout-corrupted, through a ``tanh`` layer of ``set_model_hidden`` units to
@@ -25,6 +24,23 @@ The network computes the heads; the parts fitted apart from the training engine 
 and the item-item head) and :class:`SetHead`. After gradient training the sets are refilled from every rating the
 user gave in training, the validation share included, and the item-item and set heads are fitted on them.
 
+Large catalogues: every head runs at every size; what changes with the catalogue is how each is fitted, by one rule
+per head on the number of known items (``n``), each with its own option:
+
+* ``n > softmax_max_items``: the rating and pick heads are not trained pair by pair by the training engine (a
+  whole-catalogue softmax per pair); :class:`SampledHeads` trains them by batches of users with a sampled softmax,
+  log-Q corrected (:mod:`ratecast.models.sampled`), for ``sampled_epochs`` passes (more on data too small for them
+  to make ``sampled.MIN_STEPS`` steps), on every training rating;
+* ``n > item_item_max_items``: the item-item head is EASE with a diagonal-plus-low-rank Gram matrix (rank
+  ``item_item_rank``) instead of the exact inverse;
+* ``n > set_model_max_items``: the set head reads its input layer by rows and trains its output on the sampled
+  softmax, for ``min(set_model_epochs, sampled_epochs)`` passes (more, up to ``set_model_epochs``, on data too small
+  for them to make ``sampled.MIN_STEPS`` steps), ``set_model_sampled_hidden`` units wide (its scoring of a whole
+  catalogue reads ``hidden x items`` weights per user).
+
+Memory is planned before anything large is made: the item-item head refuses in one line when its matrices do not
+fit the memory available (:meth:`ImplicitModel.check_memory`).
+
 Lists rank by a per-user standardised blend: ``(1 - a - c) z(interaction) + a z(item-item) + c z(set)``, plus
 ``rating_weight`` times the predicted rating's distance from the liked level (in quarters of the scale), so what a
 user would pick and how they would like it both count; ``predict`` keeps returning ratings.
@@ -32,20 +48,23 @@ user would pick and how they would like it both count; ``predict`` keeps returni
 
 from __future__ import annotations
 
-import warnings
 from typing import ClassVar
 
 import keras
 import numpy as np
 from keras import ops
 
+from dataclasses import dataclass
+
 from ..datasets.scale import LIKED_FRACTION
+from ..memory import available_memory
 from ..search_space import Float, Int
 from .base import RatingModel, register
-from .config import Dim, Fraction, Loss, ModelConfig, NonNegative, PositiveInt, Share, at_most, config
+from .config import Dim, Fraction, LearningRate, Loss, ModelConfig, NonNegative, PositiveInt, Share, at_most, config
 from .layers import embedding, fast_uniform
 from .fitting import Fitter, Ratings
-from .item_item import item_item_weights, score_stats
+from . import item_item as ii
+from . import sampled
 from .outputs import PickOutput
 from .set_head import fit_set_head, set_logits
 
@@ -78,13 +97,21 @@ class ImplicitConfig(ModelConfig):
     rating_weight: NonNegative = 0.25  # in the ranking key: the predicted rating's distance from the liked level
     item_item_weight: Share = 0.25  # share of the item-item head in the ranking key (0: off)
     item_item_lambda: NonNegative = 10.0  # its ridge penalty, in training ratings per item
-    # larger catalogues go without the item-item head (it holds items^2 floats)
+    # larger catalogues: diagonal-plus-low-rank EASE (exact EASE holds items^2 floats)
     item_item_max_items: at_most(PositiveInt, 1 << 16) = 12000
+    item_item_rank: at_most(PositiveInt, 1 << 12) = 64  # the rank of the low-rank item-item head
     set_model_weight: Share = 0.5  # share of the set head (Mult-DAE) in the ranking key (0: off)
     set_model_hidden: at_most(PositiveInt, 1 << 14) = 600
     set_model_epochs: at_most(PositiveInt, 1 << 14) = 100
     set_model_l2: NonNegative = 1e-4  # on its two weight matrices, against the mean per-user log-likelihood
-    set_model_max_items: at_most(PositiveInt, 1 << 17) = 12000  # larger catalogues go without the set head
+    # larger catalogues: the set head reads rows of its input layer and its output uses the sampled softmax
+    set_model_max_items: at_most(PositiveInt, 1 << 24) = 12000
+    set_model_sampled_hidden: at_most(PositiveInt, 1 << 14) = 64  # its width there (scoring reads hidden x items)
+    # larger catalogues: the rating and pick heads are trained by user batches on a sampled softmax
+    softmax_max_items: at_most(PositiveInt, 1 << 24) = 12000
+    sampled_negatives: at_most(PositiveInt, 1 << 16) = 512  # items drawn per step for the sampled softmax
+    sampled_epochs: at_most(PositiveInt, 1 << 14) = 4  # passes over the users of the sampled trainers
+    sampled_learning_rate: LearningRate = 3e-3  # Adam, rows updated lazily
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -124,30 +151,107 @@ def _table(rows: int, width: int, init, name: str) -> keras.layers.Embedding:
     return layer
 
 
+def _gib(n: float) -> str:
+    return f"{n / (1 << 30):.1f} GiB"
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A batch of users' weighted sets: ``sets`` and ``mask`` (batch, width; 0 at padding and at what training
+    drops), the number of items kept per user (batch, 1), and, on catalogues small enough, the same as a dense
+    (batch, items) matrix (None above ``softmax_max_items``: products then read the rows of the user's items)."""
+
+    sets: object
+    mask: object
+    count: object
+    dense: object = None
+
+    def times(self, table):
+        """The weighted sets times ``table`` (items, k): (batch, k)."""
+        if self.dense is not None:
+            return ops.matmul(self.dense, table)
+        return ops.einsum("bw,bwk->bk", self.mask, ops.take(table, self.sets, axis=0))
+
+    def norm(self):
+        """Each set's L2 norm (batch, 1), floored."""
+        return ops.sqrt(ops.maximum(ops.sum(self.mask * self.mask, axis=1, keepdims=True), 1e-12))
+
+    def value_of(self, items):
+        """The weight of each of ``items`` (batch, k) in the user's set (0 where absent)."""
+        hit = ops.cast(ops.expand_dims(self.sets, 1) == ops.expand_dims(ops.cast(items, "int32"), 2), "float32")
+        return ops.sum(hit * ops.expand_dims(self.mask, 1), axis=-1)
+
+    def matrix(self, n_items: int):
+        """The weighted sets as a dense (batch, items) matrix."""
+        if self.dense is not None:
+            return self.dense
+        b, width = ops.shape(self.sets)
+        rows = ops.repeat(ops.arange(b, dtype="int32"), width)
+        at = ops.stack([rows, ops.reshape(self.sets, (-1,))], axis=1)
+        return ops.scatter(at, ops.reshape(self.mask, (-1,)), (b, n_items))
+
+
 class ItemSets(Fitter):
     """The users' implicit sets (and the item-item head, :mod:`ratecast.models.item_item`, fitted on them): from the
     ratings the network trains on before gradient training, then again from every rating the users gave."""
 
     def before(self, model: "ImplicitModel", fit: Ratings) -> None:
-        for message in model.switched_off():  # never silently: the lists are then made by the other heads
-            warnings.warn(f"model 'implicit': {message}", stacklevel=3)
-        model.fill_sets(fit.users, fit.items, fit.ratings)
+        model.check_memory()  # in one line, before anything large is made
+        if model.trained_by_gradient:  # (the sampled trainer reads the sets that after() fills)
+            model.fill_sets(fit.users, fit.items, fit.ratings)
 
     def after(self, model: "ImplicitModel", given: Ratings) -> None:
         model.fill_sets(given.users, given.items, given.ratings)
 
 
+class SampledHeads(Fitter):
+    """The rating and pick heads over a large catalogue (above ``softmax_max_items``), trained by batches of users
+    on a log-Q corrected sampled softmax (:mod:`ratecast.models.sampled`) instead of by the training engine."""
+
+    def after(self, model: "ImplicitModel", given: Ratings) -> dict[str, list[float]] | None:
+        if not model.sampled_training:
+            return None
+        table, value, rated = model.padded_ratings(given.users, given.items, given.ratings)
+        # biases start at their damped means, as the user rows are read once per pass
+        u, i = np.nonzero(table)
+        residual = rated[u, i] - np.float32(model.global_mean)
+        item_bias = (np.bincount(table[u, i], residual, minlength=model.n_items)
+                     / (np.bincount(table[u, i], minlength=model.n_items) + 25.0))
+        user_bias = (np.bincount(u, residual - item_bias[table[u, i]], minlength=model.n_users)
+                     / (np.bincount(u, minlength=model.n_users) + 10.0))
+        del u, i, residual
+        layers = {"user": model.user_embedding, "implicit": model.implicit_factors, "pick": model.pick_factors,
+                  "pick_bias": model.pick_bias, "item": model.item_embedding}
+        start = {k: np.asarray(layer.embeddings) for k, layer in layers.items()}
+        start["user_bias"], start["item_bias"] = user_bias[:, None], item_bias[:, None]
+        c = model.cfg
+        fitted, losses = sampled.fit_pick_and_rating(
+            table, value, rated, start, global_mean=model.global_mean, dropout=c.set_dropout,
+            interaction_weight=c.interaction_weight, l2=c.l2, negatives=c.sampled_negatives,
+            epochs=c.sampled_epochs, learning_rate=c.sampled_learning_rate, seed=model.seed_for(8))
+        layers.update(user_bias=model.user_bias, item_bias=model.item_bias)
+        for name, layer in layers.items():
+            layer.embeddings.assign(fitted[name].astype("float32"))
+        return {"loss": losses}
+
+
 class SetHead(Fitter):
     """The set head (Mult-DAE, :mod:`ratecast.models.set_head`), fitted after gradient training on the sets that
-    :class:`ItemSets` left."""
+    :class:`ItemSets` left; above ``set_model_max_items`` by rows and a sampled softmax
+    (:func:`ratecast.models.sampled.fit_set_model`)."""
 
     def after(self, model: "ImplicitModel", given: Ratings) -> None:
         if not model.uses_set_model:
             return
         c = model.cfg
-        fitted = fit_set_head(np.asarray(model.item_sets), np.asarray(model.set_weights_table), model.n_items,
-                              c.set_model_hidden, c.set_model_epochs, c.set_model_l2, c.set_dropout,
-                              model.seed_for(7))
+        sets, weights = np.asarray(model.item_sets), np.asarray(model.set_weights_table)
+        if model.set_model_sampled:
+            fitted = sampled.fit_set_model(sets, weights, model.n_items, model.set_model_hidden,
+                                           min(c.set_model_epochs, c.sampled_epochs), c.set_model_l2, c.set_dropout,
+                                           model.seed_for(7), c.sampled_negatives, max_epochs=c.set_model_epochs)
+        else:
+            fitted = fit_set_head(sets, weights, model.n_items, c.set_model_hidden, c.set_model_epochs,
+                                  c.set_model_l2, c.set_dropout, model.seed_for(7))
         for variable, value in zip(model.set_model_weights, [*fitted, np.float32(1)]):
             variable.assign(value)
 
@@ -157,11 +261,13 @@ class ImplicitModel(RatingModel):
     """Outputs (rating, log-probability that the user picks the item, ranking key) per pair."""
 
     user_layers = ("user_embedding", "user_bias")
-    fitters = (ItemSets(), SetHead())
+    fitters = (ItemSets(), SampledHeads(), SetHead())
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         d = self.cfg.embedding_dim
+        # the rule of the module docstring: above softmax_max_items the engine does not train this model
+        self.trained_by_gradient = not self.sampled_training
         self.user_bias = embedding(self.n_users, 1, "user_bias", None, zeros=True)
         self.item_bias = embedding(self.n_items, 1, "item_bias", None, zeros=True)
         init = (keras.initializers.RandomNormal(stddev=d ** -0.5, seed=self.seed_for(3)) if self.random_init
@@ -177,12 +283,21 @@ class ImplicitModel(RatingModel):
         self.set_weights_table = self.add_weight(shape=(self.n_users, self.cfg.max_items), initializer="zeros",
                                                  trainable=False, name="set_weights")
         self.set_seed = keras.random.SeedGenerator(self.seed_for(6))
-        size = self.n_items if self.uses_item_item else 1
-        self.item_item = self.add_weight(shape=(size, size), initializer="zeros", trainable=False, name="item_item")
+        # exact: B (items x items); low rank: U (items x rank) beside 1/D (items), with P = diag(1/D) - U U^T
+        if not self.uses_item_item:
+            shape = (1, 1)
+        elif self.item_item_low_rank:
+            shape = (self.n_items, self.item_item_rank)
+        else:
+            shape = (self.n_items, self.n_items)
+        self.item_item = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="item_item")
+        if self.item_item_low_rank:
+            self.item_item_inv_d = self.add_weight(shape=(self.n_items,), initializer="zeros", trainable=False,
+                                                   name="item_item_inv_d")
         # per user: mean and standard deviation of the item-item scores over the known items (for the blend)
         self.item_item_stats = self.add_weight(shape=(self.n_users, 2), initializer="zeros", trainable=False,
                                                name="item_item_stats")
-        rows, h = (self.n_items, self.cfg.set_model_hidden) if self.uses_set_model else (1, 1)
+        rows, h = (self.n_items, self.set_model_hidden) if self.uses_set_model else (1, 1)
         self.set_model_weights = [
             self.add_weight(shape=(rows, h), initializer="zeros", trainable=False, name="set_model_w1"),
             self.add_weight(shape=(h,), initializer="zeros", trainable=False, name="set_model_b1"),
@@ -190,51 +305,105 @@ class ImplicitModel(RatingModel):
             self.add_weight(shape=(rows,), initializer="zeros", trainable=False, name="set_model_b2"),
             self.add_weight(shape=(), initializer="zeros", trainable=False, name="set_model_fitted")]
 
+    # --- which variant of each head (the rules of the module docstring) ------------------------------------------
     @property
     def uses_item_item(self) -> bool:
-        return self.cfg.item_item_weight > 0 and self.n_items - 1 <= self.cfg.item_item_max_items
+        return self.cfg.item_item_weight > 0
+
+    @property
+    def item_item_low_rank(self) -> bool:
+        return self.uses_item_item and self.n_items - 1 > self.cfg.item_item_max_items
+
+    @property
+    def item_item_rank(self) -> int:
+        return max(1, min(self.cfg.item_item_rank, self.n_items - 1))
 
     @property
     def uses_set_model(self) -> bool:
-        return self.cfg.set_model_weight > 0 and self.n_items - 1 <= self.cfg.set_model_max_items
+        return self.cfg.set_model_weight > 0
+
+    @property
+    def set_model_sampled(self) -> bool:
+        return self.uses_set_model and self.n_items - 1 > self.cfg.set_model_max_items
+
+    @property
+    def set_model_hidden(self) -> int:
+        return self.cfg.set_model_sampled_hidden if self.set_model_sampled else self.cfg.set_model_hidden
+
+    @property
+    def sampled_training(self) -> bool:
+        return self.n_items - 1 > self.cfg.softmax_max_items
+
+    def check_memory(self, available: int | None = None) -> None:
+        """Refuse, in one line, an item-item head whose matrices do not fit the memory available (the exact head's
+        ``items x items`` matrices, the low-rank head's randomized SVD bases)."""
+        if not self.uses_item_item:
+            return
+        have = available_memory() if available is None else available
+        if self.item_item_low_rank:
+            need = ii.low_rank_bytes(self.n_users, self.n_items, self.item_item_rank)
+            if have is not None and need > have:
+                raise ValueError(f"item_item_rank: the low-rank item-item head of rank {self.item_item_rank} over "
+                                 f"{self.n_users - 1} users and {self.n_items - 1} items needs {_gib(need)} of memory "
+                                 f"and {_gib(have)} is available; lower item_item_rank or set item_item_weight=0")
+            return
+        need = ii.exact_bytes(self.n_items)
+        if have is not None and need > have:
+            raise ValueError(f"item_item_max_items: the exact item-item head of {self.n_items - 1} items needs "
+                             f"{_gib(need)} of memory and {_gib(have)} is available; set item_item_max_items below "
+                             f"{self.n_items - 1} (the low-rank head) or item_item_weight=0")
 
     # --- data ---------------------------------------------------------------------------------------------------
+    def padded_ratings(self, users, items, ratings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The users' padded sets (:func:`padded_sets`), each entry's weight (1 at or above the liked level,
+        ``low_weight`` below, 0 at padding) and its rating."""
+        table, rated = padded_sets(users, items, np.asarray(ratings, "float32"), self.n_users, self.cfg.max_items,
+                                   self.seed)
+        return table, self.set_weight(rated) * (table > 0), rated
+
+    def set_weight(self, ratings) -> np.ndarray:
+        """The weight of rated items in a user's set: 1 at or above the liked level, ``low_weight`` below."""
+        return np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, np.float32(1),
+                        np.float32(self.cfg.low_weight)).astype("float32")
+
     def fill_sets(self, users, items, ratings) -> tuple[np.ndarray, np.ndarray]:
-        """The users' implicit sets (and the item-item head's weights, when it runs) from these ratings."""
-        weight = np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, 1.0, self.cfg.low_weight)
-        table, value = padded_sets(users, items, weight, self.n_users, self.cfg.max_items, self.seed)
+        """The users' implicit sets (and the item-item head's weights) from these ratings."""
+        table, value, _ = self.padded_ratings(users, items, ratings)
         self.item_sets.assign(table)
         self.set_weights_table.assign(value)
         if self.uses_item_item:
-            B, stats = item_item_weights(table, value, self.n_items, self.cfg.item_item_lambda)
-            self.item_item.assign(B)
-            self.item_item_stats.assign(stats)
+            X = ii.set_matrix(table, value, self.n_items)
+            if self.item_item_low_rank:
+                U, inv_d = ii.low_rank_factors(X, self.cfg.item_item_lambda, self.item_item_rank, self.seed)
+                full = np.zeros(tuple(self.item_item.shape), "float32")
+                full[:, :U.shape[1]] = U
+                self.item_item.assign(full)
+                self.item_item_inv_d.assign(inv_d)
+                self.item_item_stats.assign(ii.low_rank_stats(X, full, inv_d))
+            else:
+                B = ii.exact_weights(X, self.cfg.item_item_lambda)
+                self.item_item.assign(B.astype("float32"))
+                self.item_item_stats.assign(ii.exact_stats(X, B))
         return table, value
 
-    def switched_off(self) -> list[str]:
-        """The heads this model's options ask for that its catalogue is too large to hold, in words (empty when
-        every head asked for runs)."""
-        out = []
-        for head, weight, limit, used in (("item-item", "item_item_weight", "item_item_max_items",
-                                           self.uses_item_item),
-                                          ("set", "set_model_weight", "set_model_max_items", self.uses_set_model)):
-            if getattr(self.cfg, weight) > 0 and not used:
-                out.append(f"the {head} head is off: {self.n_items - 1:,} items > {limit} "
-                           f"{getattr(self.cfg, limit):,} (raise {limit} to keep it, or set {weight}=0)")
-        return out
+    def item_item_stats_of(self, row: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """(len(row), 2) statistics of the item-item scores of padded sets ``row`` with weights ``value`` (numpy)."""
+        X = ii.set_matrix(row, value, self.n_items)
+        if self.item_item_low_rank:
+            return ii.low_rank_stats(X, np.asarray(self.item_item.value), np.asarray(self.item_item_inv_d.value))
+        return ii.exact_stats(X, np.asarray(self.item_item.value))
 
     def with_new_user(self, user_features_row=None, items=None, ratings=None) -> "ImplicitModel":
         """The base copy, with the new user's implicit set (and item-item statistics) filled from their ratings."""
         clone = super().with_new_user(user_features_row)
         if items is not None and len(items):
-            weight = np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, 1.0, self.cfg.low_weight)
-            row, value = padded_sets(np.zeros(len(items), "int64"), np.asarray(items), weight, 1,
+            row, value = padded_sets(np.zeros(len(items), "int64"), np.asarray(items), self.set_weight(ratings), 1,
                                      self.cfg.max_items, self.seed)
             clone.item_sets.assign(np.concatenate([np.asarray(self.item_sets), row]))
             clone.set_weights_table.assign(np.concatenate([np.asarray(self.set_weights_table), value]))
             if self.uses_item_item:
-                scores = value[:1] @ np.asarray(self.item_item)[row[0]]
-                clone.item_item_stats.assign(np.concatenate([np.asarray(self.item_item_stats), score_stats(scores)]))
+                stats = self.item_item_stats_of(row, value)
+                clone.item_item_stats.assign(np.concatenate([np.asarray(self.item_item_stats), stats]))
         return clone
 
     # --- fold-in hooks (see ratecast.foldin) ---------------------------------------------------------------
@@ -242,14 +411,9 @@ class ImplicitModel(RatingModel):
 
     def fold_in_rows(self, items, ratings, known):
         """The user's implicit set from their ratings (as :meth:`fill_sets` makes it) and its item-item statistics."""
-        weight = np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, 1.0, self.cfg.low_weight)
-        row, value = padded_sets(np.zeros(len(items), "int64"), np.asarray(items), weight, 1, self.cfg.max_items,
-                                 self.seed)
-        stats = np.zeros(2, "float32")
-        if self.uses_item_item:
-            kept = value[0] > 0  # the set's items (the rest is padding)
-            scores = value[0, kept] @ np.asarray(self.item_item.value)[row[0, kept]]
-            stats = score_stats(scores[None, :])[0]
+        row, value = padded_sets(np.zeros(len(items), "int64"), np.asarray(items), self.set_weight(ratings), 1,
+                                 self.cfg.max_items, self.seed)
+        stats = self.item_item_stats_of(row, value)[0] if self.uses_item_item else np.zeros(2, "float32")
         return {"item_sets": row[0], "set_weights_table": value[0], "item_item_stats": stats}
 
     def implicit_part(self, sets: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -271,9 +435,9 @@ class ImplicitModel(RatingModel):
         return self.scale.level(self.cfg.liked)  # by default the scale's liked_threshold, as in evaluation
 
     # --- the network ------------------------------------------------------------------------------------------
-    def _chosen(self, users, items=None, training=False):
-        """The users' weighted sets as a (batch, items) matrix and the number of items kept in each; while
-        training, the pair's own item is left out and the rest are dropped at random."""
+    def _chosen(self, users, items=None, training=False) -> Chosen:
+        """The users' weighted sets (see :class:`Chosen`); while training, the pair's own item is left out and the
+        rest are dropped at random."""
         sets = ops.take(self.item_sets, users, axis=0)
         mask = ops.take(self.set_weights_table, users, axis=0)  # 0 at padding
         if training and items is not None:
@@ -282,30 +446,55 @@ class ImplicitModel(RatingModel):
                 keep = fast_uniform(ops.shape(mask), self.set_seed) >= self.cfg.set_dropout
                 mask = mask * ops.cast(keep, "float32")
         count = ops.sum(ops.cast(mask > 0, "float32"), axis=1, keepdims=True)
+        chosen = Chosen(sets, mask, count)
+        if self.sampled_training:  # products read the rows of the user's items
+            return chosen
         # a (batch, items) matrix times the factors: one matrix product forward and back, where a gather of
         # (batch, max_items, dim) rows and its scatter-add would move far more memory
-        b, width = ops.shape(sets)
-        rows = ops.repeat(ops.arange(b, dtype="int32"), width)
-        at = ops.stack([rows, ops.reshape(sets, (-1,))], axis=1)
-        return ops.scatter(at, ops.reshape(mask, (-1,)), (b, self.n_items)), count
+        return Chosen(sets, mask, count, chosen.matrix(self.n_items))
 
     def representation(self, users, items=None, training=False, chosen=None):
         """``p_u + |N(u)|^-1/2 sum w_uj y_j`` (see :meth:`_chosen` for what training leaves out)."""
-        chosen, count = chosen if chosen is not None else self._chosen(users, items, training)
-        implicit = ops.matmul(chosen, self.implicit_factors.embeddings)
+        chosen = chosen if chosen is not None else self._chosen(users, items, training)
+        implicit = chosen.times(self.implicit_factors.embeddings)
         p = self.user_embedding(users)
         if self.cfg.l2:
             self.add_loss(self.cfg.l2 * ops.mean(ops.sum(p * p, axis=-1)))
-        return p + implicit / ops.sqrt(ops.maximum(count, 1.0))
+        return p + implicit / ops.sqrt(ops.maximum(chosen.count, 1.0))
 
     def _pick_logits(self, rep):
         """Pick logits over the known items (index 1..), (batch, n_items - 1)."""
         return (ops.matmul(rep, ops.transpose(self.pick_factors.embeddings[1:]))
                 + self.pick_bias.embeddings[None, 1:, 0])
 
-    def _set_head(self, chosen):
+    def _set_head(self, chosen: Chosen):
         """The set head's logits over the known items (index 1..), (batch, n_items - 1)."""
-        return set_logits(self.set_model_weights[:4], chosen[0], ops)[:, 1:]
+        w1, b1, w2, b2 = self.set_model_weights[:4]
+        if chosen.dense is not None:
+            return set_logits(self.set_model_weights[:4], chosen.dense, ops)[:, 1:]
+        hidden = ops.tanh(chosen.times(w1) / chosen.norm() + b1)
+        return (ops.matmul(hidden, w2) + b2)[:, 1:]
+
+    def _item_item_scores(self, chosen: Chosen, items=None):
+        """The item-item scores ``x B`` of the users' sets, for every known item (index 1..) or for ``items``
+        (batch, k)."""
+        if not self.item_item_low_rank:
+            if items is None:
+                return chosen.times(self.item_item[:, 1:])
+            column = ops.take(ops.transpose(self.item_item), items[:, 0], axis=0)  # (batch, items): one item each
+            if chosen.dense is not None:
+                return ops.sum(chosen.dense * column, axis=-1, keepdims=True)
+            return ops.sum(chosen.mask * ops.take_along_axis(column, chosen.sets, 1), axis=-1, keepdims=True)
+        U, inv_d = self.item_item, self.item_item_inv_d
+        p_diag = ops.maximum(inv_d - ops.sum(U * U, axis=1), 1e-12 * inv_d + 1e-30)  # 0 when unfitted
+        z = chosen.times(U)  # (batch, rank)
+        if items is None:
+            a = ops.matmul(z, ops.transpose(U[1:])) / p_diag[None, 1:]
+            x = chosen.matrix(self.n_items)[:, 1:]
+            return a + x - x * inv_d[None, 1:] / p_diag[None, 1:]
+        Ui, inv_i, p_i = ops.take(U, items, axis=0), ops.take(inv_d, items), ops.take(p_diag, items)
+        x = chosen.value_of(items)
+        return ops.einsum("br,bkr->bk", z, Ui) / p_i + x - x * inv_i / p_i
 
     def _set_term(self, chosen, at=None):
         """The set head's logits standardised over the user's known items, for all of them or those at ``at``
@@ -319,14 +508,14 @@ class ImplicitModel(RatingModel):
 
         width = self.n_items - 1 if at is None else ops.shape(at)[1]
         return ops.cond(self.set_model_weights[4] > 0, head,
-                        lambda: ops.zeros((ops.shape(chosen[0])[0], width), "float32"))
+                        lambda: ops.zeros((ops.shape(chosen.sets)[0], width), "float32"))
 
     def _key(self, users, logits, picked, rating, item_item, set_term=None):
         """The ranking key of some items (batch, k): their pick logits standardised over the user's whole row of
         ``logits``, blended with their standardised item-item scores and set-head logits (``set_term``, see
         :meth:`_set_term`), plus the rating term."""
         z = _standardise(picked, ops.mean(logits, axis=-1, keepdims=True), ops.std(logits, axis=-1, keepdims=True))
-        a = self.cfg.item_item_weight if self.uses_item_item else 0.0
+        a = self.cfg.item_item_weight
         c = 0.0
         if set_term is not None:  # 0 until finish() fits the set head
             c = self.cfg.set_model_weight * self.set_model_weights[4]
@@ -358,9 +547,8 @@ class ImplicitModel(RatingModel):
         picked = ops.take_along_axis(logits, at, 1)  # (batch, 1), as every input of the key below
         logp = picked[:, 0] - ops.logsumexp(logits, axis=-1)
         item_item = None
-        if self.uses_item_item:  # the pair's column of the item-item weights, summed over the user's set
-            column = ops.take(ops.transpose(self.item_item), items, axis=0)
-            item_item = ops.sum(chosen[0] * column, axis=-1, keepdims=True)
+        if self.uses_item_item:  # the pair's item-item score from the user's set
+            item_item = self._item_item_scores(chosen, ops.expand_dims(items, 1))
         set_term = self._set_term(chosen, at) if self.uses_set_model and not training else None
         key = self._key(users, logits, picked, rating[:, None], item_item, set_term)[:, 0]
         return ops.stack([rating, logp, key], axis=-1)
@@ -373,7 +561,7 @@ class ImplicitModel(RatingModel):
                   + ops.matmul(rep, ops.transpose(self.item_embedding.embeddings[1:])))
         logits = self._pick_logits(rep)
         logp = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
-        item_item = ops.matmul(chosen[0], self.item_item[:, 1:]) if self.uses_item_item else None
+        item_item = self._item_item_scores(chosen) if self.uses_item_item else None
         set_term = self._set_term(chosen) if self.uses_set_model else None
         key = self._key(users, logits, logits, rating, item_item, set_term)
         return ops.stack([rating, logp, key], axis=-1)

@@ -1,6 +1,20 @@
-"""The item-item head of model ``implicit``, a part fitted in closed form: EASE (Steck 2019), a ridge regression of
-each item's column on the others with a zero diagonal, on the users' weighted item sets; and each user's mean and
-standard deviation of its scores, by which the head is standardised before it joins the ranking key."""
+"""The item-item head of model ``implicit``, a part fitted in closed form: EASE (Steck 2019), exact or
+diagonal-plus-low-rank, on the users' weighted item sets; and each user's mean and standard deviation of its scores,
+by which the head is standardised before it joins the ranking key.
+
+EASE regresses each item's column of the (users x items) matrix ``X`` of weighted sets on the other columns:
+``B = -P / diag(P)`` with ``P = (X^T X + l I)^-1`` and a zero diagonal; a user's scores are ``x B``.
+
+* exact: ``P`` as a dense inverse. It holds a few ``items x items`` matrices, so it is for catalogues up to the
+  implicit model's ``item_item_max_items``; :func:`exact_bytes` says how much memory it takes.
+* low rank (larger catalogues): ``X^T X ~ V S^2 V^T + E``, a rank-``r`` randomized SVD of ``X`` plus the diagonal
+  ``E`` that it leaves out (each item's own count, which the regression's diagonal constraint needs). Woodbury's
+  identity then gives ``P = D^-1 - U U^T`` with ``D = E + l I`` diagonal and ``U`` (items x r): every score and
+  statistic is a product with ``U``, never an ``items x items`` matrix. With ``r`` at the catalogue's size it is
+  the exact inverse.
+
+Scores, in both forms, for a user's weighted set ``x``: ``s_j = x_j - (x P)_j / P_jj``.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +22,113 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def item_item_weights(sets: np.ndarray, weights: np.ndarray, n_items: int, lam: float,
-                      chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """EASE on the weighted sets: ``B = -P / diag(P)`` with ``P = (W^T W + l I)^-1`` and a zero diagonal, where ``l`` is
-    ``lam`` times the mean number of ratings per item; and each user's mean and standard deviation of ``W B`` over
-    the known items (index 0, unknown, is left out)."""
-    users = np.repeat(np.arange(len(sets)), sets.shape[1])
-    keep = sets.ravel() > 0
-    W = sp.csr_matrix((weights.ravel()[keep].astype("float64"), (users[keep], sets.ravel()[keep])),
-                      shape=(len(sets), n_items))
-    G = (W.T @ W).toarray()
-    G[np.diag_indices_from(G)] += lam * keep.sum() / max(n_items - 1, 1)
+def set_matrix(sets: np.ndarray, weights: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """The (users x items) sparse matrix of padded sets (item 0 = padding, left out)."""
+    users, at = np.nonzero(sets)
+    return sp.csr_matrix((weights[users, at].astype("float64"), (users, sets[users, at])), shape=(len(sets), n_items))
+
+
+def ridge(X: sp.csr_matrix, lam: float) -> float:
+    """The ridge penalty: ``lam`` times the mean number of ratings per known item."""
+    return lam * X.nnz / max(X.shape[1] - 1, 1)
+
+
+def exact_bytes(n_items: int) -> int:
+    """Peak memory of :func:`exact_weights`: the Gram matrix, its inverse and the weights in float64, and a float32
+    copy of the weights."""
+    return n_items * n_items * (3 * 8 + 4)
+
+
+def low_rank_bytes(n_users: int, n_items: int, rank: int) -> int:
+    """Peak memory of :func:`low_rank_factors`: the randomized SVD's float64 bases of both sides (with its 10
+    extra columns), twice over while they are orthonormalised."""
+    return 2 * (n_users + n_items) * (rank + 10) * 8
+
+
+def exact_weights(X: sp.csr_matrix, lam: float) -> np.ndarray:
+    """Exact EASE: the (items x items) weights ``B`` (zero diagonal, row and column 0 zero), float64."""
+    G = (X.T @ X).astype("float64").toarray()
+    G[np.diag_indices_from(G)] += ridge(X, lam)
     P = np.linalg.inv(G)
+    del G
     B = P / -np.diag(P)
     B[np.diag_indices_from(B)] = 0.0
     B[0, :] = B[:, 0] = 0.0
-    stats = np.zeros((len(sets), 2), "float32")
-    for start in range(0, len(sets), chunk):
-        stats[start:start + chunk] = score_stats(np.asarray(W[start:start + chunk] @ B))
-    return B.astype("float32"), stats
+    return B
+
+
+def exact_stats(X: sp.csr_matrix, B: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Per user: mean and standard deviation of ``x B`` over the known items (index 0 left out), float32."""
+    stats = np.zeros((X.shape[0], 2), "float32")
+    for start in range(0, X.shape[0], chunk):
+        stats[start:start + chunk] = score_stats(np.asarray(X[start:start + chunk] @ B))
+    return stats
+
+
+def item_item_weights(sets: np.ndarray, weights: np.ndarray, n_items: int,
+                      lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact EASE on padded weighted sets: the weights ``B`` (float32) and each user's statistics of ``x B``."""
+    X = set_matrix(sets, weights, n_items)
+    B = exact_weights(X, lam)
+    return B.astype("float32"), exact_stats(X, B)
 
 
 def score_stats(scores: np.ndarray) -> np.ndarray:
     """Per row of item-item scores (column 0, the unknown item, left out): (mean, standard deviation)."""
     return np.stack([scores[:, 1:].mean(axis=1), scores[:, 1:].std(axis=1)], axis=1)
+
+
+def low_rank_factors(X: sp.csr_matrix, lam: float, rank: int, seed: int | None,
+                     power_iterations: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Diagonal-plus-low-rank EASE: ``(U, inv_d)`` with ``P = diag(inv_d) - U U^T`` (float32; row 0 zero)."""
+    from sklearn.utils.extmath import randomized_svd
+
+    n_items = X.shape[1]
+    rank = int(min(rank, n_items - 1, X.shape[0]))
+    _, s, Vt = randomized_svd(X.astype("float64"), rank, n_iter=power_iterations, random_state=seed or 0)
+    V = Vt.T  # (items, r)
+    counts = np.asarray(X.multiply(X).sum(axis=0)).ravel()  # diag(X^T X)
+    residual = np.maximum(counts - (V * V) @ (s * s), 0.0)  # the diagonal the rank r leaves out
+    d = residual + ridge(X, lam)
+    A = V / d[:, None]
+    M = np.diag(1.0 / np.maximum(s * s, 1e-12)) + V.T @ A  # (r, r): S^-2 + V^T D^-1 V
+    L = np.linalg.cholesky(np.linalg.inv(M))
+    U = A @ L
+    U[0] = 0.0
+    return U.astype("float32"), (1.0 / d).astype("float32")
+
+
+def p_diagonal(U: np.ndarray, inv_d: np.ndarray) -> np.ndarray:
+    """``diag(P)`` of the low-rank form, kept above zero."""
+    return np.maximum(inv_d - np.einsum("ij,ij->i", U, U), 1e-12 * inv_d + 1e-30)
+
+
+def low_rank_stats(X: sp.csr_matrix, U: np.ndarray, inv_d: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Per user: mean and standard deviation of the low-rank scores over the known items (index 0 left out),
+    without forming them: the unseen items' part from ``z = x U`` through ``sum_j U_j / P_jj`` and
+    ``sum_j U_j U_j^T / P_jj^2``, then each seen item's term corrected."""
+    pd_ = p_diagonal(U, inv_d).astype("float64")
+    U64 = U.astype("float64")
+    m1 = (U64[1:] / pd_[1:, None]).sum(axis=0)
+    W2 = U64[1:] / pd_[1:, None]
+    m2 = W2.T @ W2
+    n = X.shape[1] - 1
+    stats = np.zeros((X.shape[0], 2), "float32")
+    for start in range(0, X.shape[0], chunk):
+        Xc = X[start:start + chunk].tocoo()
+        z = np.asarray(X[start:start + chunk] @ U64)  # (chunk, r)
+        total = z @ m1
+        squares = np.einsum("br,rs,bs->b", z, m2, z)
+        a = np.einsum("kr,kr->k", z[Xc.row], U64[Xc.col]) / pd_[Xc.col]  # seen items' unseen-form scores
+        c = Xc.data - Xc.data * inv_d[Xc.col] / pd_[Xc.col]  # what being seen adds to them
+        total += np.bincount(Xc.row, c, minlength=len(z))
+        squares += np.bincount(Xc.row, 2 * a * c + c * c, minlength=len(z))
+        mean = total / n
+        stats[start:start + chunk] = np.stack([mean, np.sqrt(np.maximum(squares / n - mean * mean, 0.0))], axis=1)
+    return stats
+
+
+def low_rank_scores(x: np.ndarray, U: np.ndarray, inv_d: np.ndarray) -> np.ndarray:
+    """Low-rank scores of dense weighted sets ``x`` (batch, items), every item (numpy; for tests and single users)."""
+    z = x @ U
+    return x - (x * inv_d - z @ U.T) / p_diagonal(U, inv_d)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
-from ..models.layers import row_chunk
+from .models.layers import row_chunk
 
 #: optimizers the compiled engine implements
 ROW_OPTIMIZERS = ("adam", "adagrad", "sgd")

@@ -1,0 +1,260 @@
+"""Training over a large catalogue without a whole-catalogue softmax per example: a sampled softmax with the log-Q
+correction, and the user-batched trainers of :mod:`ratecast.models.implicit` that use it.
+
+Sampled softmax: the log-partition ``log sum_j exp(o_j)`` over every item is estimated from ``K`` items drawn (with
+replacement) from a fixed distribution ``q``: ``log sum_k exp(o_k - log(K q_k))``. Subtracting ``log(K q_k)`` (the
+log-Q correction) makes the sum an unbiased estimate of the partition function, so popular items, drawn often, are
+not over-counted; without it the head learns the sampler's popularity instead of the users' picks. The draw is
+shared by every user of a step (one ``(users, K)`` product) and the positives' own logits are exact.
+
+The trainers walk users, not pairs: each step takes a batch of users of similar set sizes (widths in powers of four,
+so a handful of compiled shapes), drops a share of each user's set at random, represents the user from the kept
+items and trains the rating head on all of the user's pairs and the pick head on the dropped ones (a denoising
+objective: predict what was left out from what was kept). Tables update by rows (lazy Adam on the rows a step read,
+the engine's rule), so a step costs what its batch touches, never the catalogue.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+#: the fewest steps a trainer takes: on data too small for ``epochs`` passes to reach it, it takes more passes
+MIN_STEPS = 1500
+
+#: power of the popularity in the negative sampler: q_j ~ (ratings of j + 1) ** SAMPLER_POWER
+SAMPLER_POWER = 0.75
+
+
+def sampler(counts: np.ndarray, power: float = SAMPLER_POWER) -> np.ndarray:
+    """The negative sampler's probabilities over item indices (index 0, unknown, never drawn)."""
+    q = (np.asarray(counts, "float64") + 1.0) ** power
+    q[0] = 0.0
+    return (q / q.sum()).astype("float32")
+
+
+def sampled_log_partition(neg_logits, neg_log_q, count: int):
+    """``log sum_j exp(o_j)`` estimated from ``count`` draws: ``neg_logits`` (..., count) are the drawn items'
+    logits and ``neg_log_q`` (count,) the log of their sampling probabilities (jax arrays)."""
+    import jax
+
+    return jax.nn.logsumexp(neg_logits - neg_log_q - np.log(count), axis=-1)
+
+
+def draw(key, cdf, count: int):
+    """``count`` item indices drawn with replacement from the distribution whose cumulative sums are ``cdf`` (a jax
+    array passed in, never a constant of the compiled step: XLA would fold its cumulative sum, slowly)."""
+    import jax
+    import jax.numpy as jnp
+
+    u = jax.random.uniform(key, (count,), maxval=cdf[-1])
+    return jnp.minimum(jnp.searchsorted(cdf, u, side="right"), cdf.shape[0] - 1).astype("int32")
+
+
+def passes(counts: np.ndarray, width: int, pairs: int, epochs: int, max_epochs: int | None = None) -> int:
+    """How many passes a trainer makes: ``epochs``, or more on small data, up to :data:`MIN_STEPS` steps (at most
+    ``max_epochs``)."""
+    steps = len(user_batches(counts, width, pairs, np.random.default_rng(0)))
+    n = max(int(epochs), -(-MIN_STEPS // max(steps, 1)))
+    return n if max_epochs is None else min(n, int(max_epochs))
+
+
+def user_batches(counts: np.ndarray, width: int, pairs: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The users with a non-empty set, in batches of similar set sizes: a batch of width ``w`` (a power of four,
+    at least 8, at most ``width``: few compiled shapes) holds up to ``pairs // w`` users whose set fits in ``w``; a short last batch of a
+    width is filled with user 0 (empty, no loss). Batches in a seeded random order, users mixed within a width."""
+    users = np.flatnonzero(counts > 0)
+    users = users[rng.permutation(len(users))]
+    widths = np.minimum(np.maximum(8, 1 << (2 * np.ceil(np.log2(np.maximum(counts[users], 1)) / 2).astype(int))),
+                        width)
+    batches = []
+    for w in np.unique(widths):
+        members = users[widths == w]
+        size = int(min(max(1, pairs // w), len(members)))
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
+            batches.append((int(w), np.concatenate([chunk, np.zeros(size - len(chunk), chunk.dtype)])))
+    order = rng.permutation(len(batches))
+    return [batches[k] for k in order]
+
+
+def _row_state(update, tables: dict) -> dict:
+    import jax.numpy as jnp
+
+    return {name: (update.table_slots(t), jnp.zeros(t.shape[0], "int32")) for name, t in tables.items()}
+
+
+def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarray, tables: dict[str, np.ndarray],
+                        *, global_mean: float, dropout: float, interaction_weight: float, l2: float,
+                        negatives: int, epochs: int, learning_rate: float, seed: int | None,
+                        pairs_per_step: int = 8192) -> tuple[dict[str, np.ndarray], list[float]]:
+    """The rating and pick heads of the implicit model over users' sets, by user batches (see the module).
+
+    ``sets``/``weights``/``ratings``: padded (users, width) tables (item 0 = padding). ``tables``: the starting
+    values of ``user`` (users, d), ``user_bias`` (users, 1), ``implicit`` (items, d), ``pick`` (items, d),
+    ``pick_bias`` (items, 1), ``item`` (items, d), ``item_bias`` (items, 1). Returns the fitted tables and the
+    mean training loss of each pass."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..optim import Update
+
+    if not 0 < dropout < 1:
+        raise ValueError(f"set_dropout must be in (0, 1) for the sampled trainer (it learns to pick the dropped "
+                         f"items), got {dropout!r}")
+    n_items = tables["implicit"].shape[0]
+    present = sets > 0
+    counts = np.bincount(sets[present], minlength=n_items)
+    q = sampler(counts)
+    cdf, log_q = jnp.asarray(np.cumsum(q, dtype="float64").astype("float32")), jnp.log(jnp.maximum(q, 1e-30))
+    update = Update("adam")
+    d = tables["implicit"].shape[1]
+    # one item table [implicit | item | pick | item_bias | pick_bias] and one user table [user | user_bias]: a step
+    # reads and updates two tables by rows (a negative's occurrence has zero gradient outside its pick columns)
+    ITEM_PARTS = (("implicit", d), ("item", d), ("pick", d), ("item_bias", 1), ("pick_bias", 1))
+    params = {"items": jnp.asarray(np.concatenate([tables[k] for k, _ in ITEM_PARTS], axis=1), "float32"),
+              "users": jnp.asarray(np.concatenate([tables["user"], tables["user_bias"]], axis=1), "float32")}
+    state = _row_state(update, params)
+    weights, ratings = weights.astype("float32"), ratings.astype("float32")
+    mu = float(global_mean)
+    K = int(negatives)
+
+    def loss(rows, user_rows, neg_rows, neg_log_q, S, V, R, keep):
+        b, w = S.shape
+        rows = rows.reshape(b, w, -1)
+        implicit, item, pick = rows[..., :d], rows[..., d:2 * d], rows[..., 2 * d:3 * d]
+        item_bias, pick_bias = rows[..., 3 * d], rows[..., 3 * d + 1]
+        user, user_bias = user_rows[:, :d], user_rows[:, d:]
+        present = (S > 0).astype("float32")
+        held = present - keep
+        n_pairs = jnp.maximum(jnp.sum(present), 1.0)
+        n_users = jnp.maximum(jnp.sum(jnp.max(present, axis=1)), 1.0)
+        cnt = jnp.sum((keep > 0).astype("float32"), axis=1, keepdims=True)
+        rep = user + jnp.einsum("bw,bwd->bd", keep * V, implicit) / jnp.sqrt(jnp.maximum(cnt, 1.0))
+        pred = mu + user_bias + item_bias + jnp.einsum("bd,bwd->bw", rep, item)
+        rating = jnp.sum(present * (R - pred) ** 2) / n_pairs
+        pos = jnp.einsum("bd,bwd->bw", rep, pick) + pick_bias
+        logz = sampled_log_partition(rep @ neg_rows[:, 2 * d:3 * d].T + neg_rows[:, 3 * d + 1], neg_log_q, K)
+        pick_loss = -jnp.sum(held * V * (pos - logz[:, None])) / n_pairs / dropout  # each pair once a pass
+        user_ok = jnp.max(present, axis=1, keepdims=True)
+        reg = l2 * (jnp.sum(user_ok * user_rows ** 2) / n_users + jnp.sum(present[..., None] * rows ** 2) / n_pairs)
+        return rating + interaction_weight * pick_loss + reg
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))  # tables updated in place, not copied per step
+    def train_step(params, state, users, S, V, R, key, t, cdf, log_q):
+        k_drop, k_neg = jax.random.split(key)
+        present = (S > 0).astype("float32")
+        keep = present * jax.random.bernoulli(k_drop, 1 - dropout, S.shape).astype("float32")
+        negs = draw(k_neg, cdf, K)
+        flat = S.reshape(-1)
+        rows, user_rows, neg_rows = params["items"][flat], params["users"][users], params["items"][negs]
+        value, (g_rows, g_users, g_negs) = jax.value_and_grad(loss, argnums=(0, 1, 2))(
+            rows, user_rows, neg_rows, log_q[negs], S, V, R, keep)
+        occurrences = {"items": (jnp.concatenate([flat, negs]), jnp.concatenate([g_rows, g_negs])),
+                       "users": (users, g_users)}
+        new_params, new_state = {}, {}
+        for name, (ids, grad) in occurrences.items():
+            slots, row_map = state[name]
+            table, slots, row_map = update.apply_rows(params[name], slots, ids, grad, t, learning_rate, row_map)
+            new_params[name], new_state[name] = table, (slots, row_map)
+        return new_params, new_state, value
+
+    rng = np.random.default_rng(seed)
+    key = jax.random.PRNGKey(0 if seed is None else seed)
+    t = 0
+    row_counts = present.sum(axis=1)
+    losses = []
+    for _ in range(passes(row_counts, sets.shape[1], pairs_per_step, epochs)):
+        values = []
+        for w, users in user_batches(row_counts, sets.shape[1], pairs_per_step, rng):
+            t += 1
+            key, sub = jax.random.split(key)
+            params, state, value = train_step(params, state, users.astype("int32"), sets[users, :w],
+                                              weights[users, :w], ratings[users, :w], sub, jnp.int32(t), cdf, log_q)
+            values.append(value)
+        losses.append(float(np.mean(np.asarray(values))) if values else 0.0)
+        if not np.isfinite(losses[-1]):
+            from ..errors import TrainingError
+
+            raise TrainingError(f"the sampled training of the implicit model diverged (loss {losses[-1]}); lower "
+                                f"sampled_learning_rate (now {learning_rate})")
+    items, users = np.asarray(params["items"]), np.asarray(params["users"])
+    out, at = {"user": users[:, :d], "user_bias": users[:, d:]}, 0
+    for name, width in ITEM_PARTS:
+        out[name], at = items[:, at:at + width], at + width
+    return out, losses
+
+
+def fit_set_model(sets: np.ndarray, weights: np.ndarray, n_items: int, hidden: int, epochs: int, l2: float,
+                  dropout: float, seed: int | None, negatives: int, learning_rate: float = 1e-3,
+                  pairs_per_step: int = 16384, max_epochs: int | None = None) -> list[np.ndarray]:
+    """The set head (Mult-DAE, see :func:`ratecast.models.implicit.set_model`) over a large catalogue: the first
+    layer reads the rows of the user's items (no users x items matrix), the output's log-likelihood uses the sampled
+    softmax, and both item tables update by the rows a step read. Returns ``(W1, b1, W2, b2)`` as the dense head
+    keeps them (``W2`` is hidden x items)."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..optim import Update
+
+    sets = np.asarray(sets, "int32")
+    values = np.where(sets > 0, np.asarray(weights, "float32"), np.float32(0))
+    counts = np.bincount(sets[sets > 0], minlength=n_items)
+    q = sampler(counts)
+    cdf, log_q = jnp.asarray(np.cumsum(q, dtype="float64").astype("float32")), jnp.log(jnp.maximum(q, 1e-30))
+    rng = np.random.default_rng(seed)
+    scale = np.sqrt(2.0 / (n_items + hidden))  # Glorot
+    h_ = hidden
+    # one table [W1 | W2^T | b2], one row per item, updated by the rows a step read
+    params = {"items": jnp.asarray(np.concatenate([rng.normal(0, scale, (n_items, 2 * hidden)),
+                                                   np.zeros((n_items, 1))], axis=1).astype("float32"))}
+    b1 = jnp.zeros(hidden, "float32")
+    update = Update("adam", epsilon=1e-8)
+    state = _row_state(update, params)
+    b1_slots = update.slots(b1)
+    K = int(negatives)
+
+    def loss(rows, neg_rows, b1, neg_log_q, S, V, key):
+        b, w = S.shape
+        rows = rows.reshape(b, w, -1)
+        w1, w2, b2 = rows[..., :h_], rows[..., h_:2 * h_], rows[..., 2 * h_]
+        kept = V * jax.random.bernoulli(key, 1 - dropout, V.shape) / (1 - dropout) if dropout else V
+        kept = kept / jnp.sqrt(jnp.maximum(jnp.sum(kept * kept, axis=1, keepdims=True), 1e-12))
+        h = jnp.tanh(jnp.einsum("bw,bwh->bh", kept, w1) + b1)
+        pos = jnp.einsum("bh,bwh->bw", h, w2) + b2
+        logz = sampled_log_partition(h @ neg_rows[:, h_:2 * h_].T + neg_rows[:, 2 * h_], neg_log_q, K)
+        present = (S > 0).astype("float32")
+        n_users = jnp.maximum(jnp.sum(jnp.max(present, axis=1)), 1.0)
+        return (-jnp.sum(V * (pos - logz[:, None])) / n_users
+                + l2 * jnp.sum(present[..., None] * rows[..., :2 * h_] ** 2) / n_users)
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1, 2, 3))  # updated in place, not copied per step
+    def train_step(params, state, b1, b1_slots, S, V, key, t, cdf, log_q):
+        k_drop, k_neg = jax.random.split(key)
+        negs = draw(k_neg, cdf, K)
+        flat = S.reshape(-1)
+        rows, neg_rows = params["items"][flat], params["items"][negs]
+        value, (g_rows, g_negs, g_b1) = jax.value_and_grad(loss, argnums=(0, 1, 2))(
+            rows, neg_rows, b1, log_q[negs], S, V, k_drop)
+        slots, row_map = state["items"]
+        table, slots, row_map = update.apply_rows(params["items"], slots, jnp.concatenate([flat, negs]),
+                                                  jnp.concatenate([g_rows, g_negs]), t, learning_rate, row_map)
+        b1, b1_slots = update.apply(b1, g_b1, b1_slots, t, learning_rate)
+        return {"items": table}, {"items": (slots, row_map)}, b1, b1_slots, value
+
+    key = jax.random.PRNGKey(0 if seed is None else seed)
+    t = 0
+    row_counts = (sets > 0).sum(axis=1)
+    for _ in range(passes(row_counts, sets.shape[1], pairs_per_step, epochs, max_epochs)):
+        for w, users in user_batches(row_counts, sets.shape[1], pairs_per_step, rng):
+            t += 1
+            key, sub = jax.random.split(key)
+            params, state, b1, b1_slots, value = train_step(params, state, b1, b1_slots, sets[users, :w],
+                                                            values[users, :w], sub, jnp.int32(t), cdf, log_q)
+    if t and not np.isfinite(float(value)):
+        from ..errors import TrainingError
+
+        raise TrainingError(f"the sampled set head of the implicit model diverged (loss {float(value)})")
+    items = np.asarray(params["items"])
+    return [items[:, :hidden], np.asarray(b1), items[:, hidden:2 * hidden].T.copy(), items[:, 2 * hidden]]

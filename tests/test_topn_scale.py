@@ -1,0 +1,142 @@
+"""The implicit model (the ``topn`` preset) above its large-catalogue thresholds: the sampled softmax and its log-Q
+correction, the low-rank item-item head against exact EASE, every head on and fitted, memory refused in one line."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ratecast as rc
+from ratecast.models import item_item as ii
+from ratecast.models.sampled import sampled_log_partition, sampler, user_batches
+from synthetic import make_dataset
+
+LARGE = dict(softmax_max_items=5, item_item_max_items=5, set_model_max_items=5, item_item_rank=4,
+             sampled_negatives=16, sampled_epochs=2, set_model_sampled_hidden=8, embedding_dim=4)
+
+
+def test_sampled_softmax_with_log_q_matches_the_full_gradient_in_expectation():
+    logits = jnp.asarray([2.0, -1.0, 0.5, 1.5, -0.5, 0.0])
+    q = jnp.asarray([0.4, 0.3, 0.1, 0.1, 0.05, 0.05])  # far from the softmax: the correction has work to do
+    target, draws, k = 3, 4000, 64
+    full = jax.grad(lambda o: -(o[target] - jax.nn.logsumexp(o)))(logits)
+
+    def sampled_grad(key, corrected):
+        negs = jax.random.choice(key, len(q), (k,), p=q)
+        log_q = jnp.log(q[negs]) if corrected else jnp.full(k, -np.log(len(q)))
+        return jax.grad(lambda o: -(o[target] - sampled_log_partition(o[negs], log_q, k)))(logits)
+
+    keys = jax.random.split(jax.random.PRNGKey(0), draws)
+    with_q = jnp.mean(jax.vmap(lambda key: sampled_grad(key, True))(keys), axis=0)
+    without = jnp.mean(jax.vmap(lambda key: sampled_grad(key, False))(keys), axis=0)
+    np.testing.assert_allclose(with_q, full, atol=0.02)
+    assert float(jnp.max(jnp.abs(without - full))) > 0.1  # the uncorrected estimate learns the sampler instead
+
+
+def test_sampler_never_draws_the_unknown_item_and_follows_popularity():
+    q = sampler(np.array([0, 10, 0, 100]))
+    assert q[0] == 0 and q[3] > q[1] > q[2] > 0 and q.sum() == pytest.approx(1)
+
+
+def test_user_batches_hold_every_user_with_a_set_once():
+    counts = np.array([0, 3, 40, 9, 0, 200, 1, 17])
+    batches = user_batches(counts, width=128, pairs=64, rng=np.random.default_rng(0))
+    seen = np.concatenate([users[users > 0] for _, users in batches])
+    assert sorted(seen) == [1, 2, 3, 5, 6, 7]
+    for width, users in batches:
+        assert np.all(np.minimum(counts[users], 128) <= width) and width <= 128
+
+
+def _sets(seed=0, users=40, items=15):
+    rng = np.random.default_rng(seed)
+    sets = np.zeros((users, 8), "int32")
+    weights = np.zeros((users, 8), "float32")
+    for u in range(users):
+        k = rng.integers(1, 8)
+        sets[u, :k] = rng.choice(np.arange(1, items), k, replace=False)
+        weights[u, :k] = rng.choice([1.0, 0.5], k)
+    return ii.set_matrix(sets, weights, items)
+
+
+def test_low_rank_item_item_at_full_rank_is_exact_ease():
+    X = _sets()
+    B = ii.exact_weights(X, 10.0)
+    U, inv_d = ii.low_rank_factors(X, 10.0, rank=X.shape[1], seed=0)
+    x = X.toarray()
+    np.testing.assert_allclose(ii.low_rank_scores(x, U, inv_d), x @ B, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(ii.low_rank_stats(X, U, inv_d), ii.exact_stats(X, B), rtol=1e-3, atol=1e-4)
+
+
+def test_low_rank_stats_are_those_of_the_scores():
+    X = _sets(seed=1)
+    U, inv_d = ii.low_rank_factors(X, 10.0, rank=3, seed=0)
+    scores = ii.low_rank_scores(X.toarray(), U, inv_d)[:, 1:]
+    np.testing.assert_allclose(ii.low_rank_stats(X, U, inv_d), np.stack([scores.mean(1), scores.std(1)], 1),
+                               rtol=1e-3, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return rc.split.holdout(make_dataset(), test_size=0.2, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def large(data):
+    return rc.Recommender("implicit", random_state=0, verbose=0, **LARGE).fit(data.train)
+
+
+def test_every_head_is_on_and_fitted_above_the_thresholds(large, data):
+    m = large.model_
+    assert m.n_items - 1 > 5
+    assert m.sampled_training and not m.trained_by_gradient  # rating and pick heads: the sampled trainer
+    assert m.uses_item_item and m.item_item_low_rank and tuple(m.item_item.shape) == (m.n_items, 4)
+    assert m.uses_set_model and m.set_model_sampled and float(np.asarray(m.set_model_weights[4])) == 1
+    assert np.abs(np.asarray(m.item_item)).sum() > 0 and np.asarray(m.item_item_stats)[1:, 1].max() > 0
+    assert len(large.history_["loss"]) >= LARGE["sampled_epochs"]  # more passes on data this small
+    fresh = type(m).from_config(m.get_config()).build_now()  # the same seeded start, untrained
+    for name in ("pick_factors", "implicit_factors", "item_embedding"):
+        trained, start = (np.asarray(getattr(x, name).embeddings) for x in (m, fresh))
+        assert np.all(np.isfinite(trained)) and not np.allclose(trained, start)
+    r = data.test.ratings
+    pred = large.predict(r["user_id"], r["item_id"])
+    assert np.all(np.isfinite(pred))
+    metrics = large.top_n_metrics(data.test)
+    assert 0 <= metrics["recall@10"] <= 1
+
+
+def test_all_items_scoring_equals_pair_scoring_above_the_thresholds(large):
+    m = large.model_
+    users = np.arange(1, 6, dtype="int32")
+    every = np.asarray(m.score_items(users))  # (users, items - 1, 3)
+    items = np.tile(np.arange(1, m.n_items, dtype="int32"), len(users))
+    pairs = np.asarray(m({"user": np.repeat(users, m.n_items - 1), "item": items}, training=False))
+    np.testing.assert_allclose(every.reshape(-1, 3), pairs, rtol=1e-4, atol=1e-4)
+
+
+def test_exact_item_item_head_that_does_not_fit_is_refused_in_one_line(large):
+    m = large.model_
+    exact = type(m).from_config({**m.get_config(), "config": {**m.cfg.to_dict(), "item_item_max_items": 12000}})
+    with pytest.raises(ValueError, match=r"^item_item_max_items: the exact item-item head of \d+ items needs .* "
+                                         r"set item_item_max_items below") as info:
+        exact.check_memory(available=100)
+    assert "\n" not in str(info.value)
+
+
+def test_low_rank_item_item_head_that_does_not_fit_is_refused_in_one_line(large):
+    with pytest.raises(ValueError, match=r"^item_item_rank: the low-rank item-item head of rank 4 .* needs .* lower "
+                                         r"item_item_rank") as info:
+        large.model_.check_memory(available=100)
+    assert "\n" not in str(info.value)
+
+
+def test_pairs_are_scored_in_chunks_that_bound_the_whole_catalogue_rows(large, monkeypatch):
+    from ratecast import ranking
+
+    m = large.model_
+    assert m.pair_row_floats >= m.n_items - 1
+    monkeypatch.setattr(ranking, "SCORE_BUDGET", 300 * m.pair_row_floats)  # chunks of 300 pairs: four of them
+    u = np.ones(1000, "int32")
+    i = (np.arange(1000) % (m.n_items - 1) + 1).astype("int32")
+    out, _ = ranking.Scorer(m).pairs(u, i)
+    assert out.shape == (1000, 3)
+    np.testing.assert_allclose(out, np.asarray(m({"user": u, "item": i}, training=False)), rtol=1e-4, atol=1e-4)
