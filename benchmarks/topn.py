@@ -19,6 +19,7 @@ chooses each model's default minimum support of its lists (``min_support``) the 
 
     RATECAST_DATA=../shared/data python benchmarks/topn.py [--models popularity,baseline,biased_dot] [--splits lab,u1]
     RATECAST_DATA=../shared/data python benchmarks/topn.py --tune implicit
+    RATECAST_DATA=../shared/data python benchmarks/topn.py --tune implicit-large  # the large-catalogue variants
 """
 
 from __future__ import annotations
@@ -116,7 +117,15 @@ GRIDS = {"implicit": [
     [{"item_item_weight": a, "rating_weight": b} for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25, 0.5)],  # lists
     [{"set_model_weight": c, "set_model_hidden": h, "set_model_epochs": e} for c in (0.25, 0.5, 0.75)
      for h, e in ((600, 100), (600, 50), (300, 100))],  # the set head (Mult-DAE)
+], "implicit-large": [
+    [{"sampled_optimizer": o, "sampled_learning_rate": lr} for o, lr in
+     (("adam", 3e-3), ("adagrad", 0.03), ("adagrad", 0.1), ("adagrad", 0.3), ("sgd", 0.03), ("sgd", 0.1))],
+    [{"sampled_epochs": e} for e in (2, 4, 8)],
 ]}
+#: tuning targets that are a model with fixed options: ``implicit-large`` is ``implicit`` with every head on its
+#: large-catalogue variant (thresholds at 1 item), so that its settings are chosen on ML-100k's validation lists
+TARGETS = {"implicit-large": ("implicit", {"softmax_max_items": 1, "item_item_max_items": 1,
+                                           "set_model_max_items": 1})}
 
 
 def tune(model: str, ds: rc.Dataset, limit: int | None) -> None:
@@ -125,10 +134,11 @@ def tune(model: str, ds: rc.Dataset, limit: int | None) -> None:
     fit_part, validation = rc.split.holdout(train, test_size=0.2, random_state=0)
     chosen: dict = {}
     rows = []
+    name, fixed = TARGETS.get(model, (model, {}))
     for stage, grid in enumerate(GRIDS[model]):
         stage_rows = []
         for options in grid[:limit]:
-            rec = rc.Recommender(model, random_state=0, verbose=0, **chosen, **options)
+            rec = rc.Recommender(name, random_state=0, verbose=0, **fixed, **chosen, **options)
             start = time.perf_counter()
             rec.fit(fit_part)
             m = rec.top_n_metrics(validation)

@@ -246,6 +246,17 @@ class ModelContract:
         by_pair = fitted._scorer.pairs(u, i)[0].reshape(len(users), n, *m.output_rule.shape)
         np.testing.assert_allclose(all_items, by_pair, rtol=1e-4, atol=1e-5)
 
+    def test_ratings_alone_equal_the_pair_outputs_ratings(self, fitted, data):
+        from ratecast.ranking import Scorer
+
+        m = fitted.model_
+        u = fitted.state_.user_index.index(data.test.ratings["user_id"])
+        i = fitted.state_.item_index.index(data.test.ratings["item_id"])
+        known = (u > 0) & (i > 0)
+        scorer = Scorer(m)
+        _, expected = scorer.pairs(u[known], i[known])
+        np.testing.assert_allclose(scorer.ratings(u[known], i[known]), expected, rtol=1e-5, atol=1e-5)
+
     def test_top_k_equals_numpy_reference(self, fitted):
         from ratecast.similarity import top_k
 

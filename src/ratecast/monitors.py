@@ -19,7 +19,7 @@ def rating_monitor(model, val_users: np.ndarray, val_items: np.ndarray, val_rati
     users, items = np.asarray(val_users), np.asarray(val_items)
 
     def evaluate() -> dict[str, float]:
-        _, predicted = scorer.pairs(users, items)
+        predicted = scorer.ratings(users, items)
         err = predicted - truth
         return {"val_rating_rmse": float(np.sqrt(np.mean(err ** 2))), "val_rating_mae": float(np.mean(np.abs(err)))}
 

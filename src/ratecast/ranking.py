@@ -24,10 +24,12 @@ SCORE_BUDGET = 1 << 25  # floats held at once while scoring all items for a batc
 MAX_USER_BATCH = 1024
 
 
-def pair_chunk(model, largest: int = PAIR_CHUNK) -> int:
+def pair_chunk(model, largest: int = PAIR_CHUNK, row_floats: int | None = None) -> int:
     """How many (user, item) pairs to score at once: ``largest``, fewer where the model holds whole-catalogue rows
-    per pair (``pair_row_floats``), so that a chunk stays within :data:`SCORE_BUDGET` floats."""
-    return int(min(largest, max(256, SCORE_BUDGET // max(1, model.pair_row_floats))))
+    per pair (``pair_row_floats``, or ``row_floats`` when given), so that a chunk stays within
+    :data:`SCORE_BUDGET` floats."""
+    row_floats = model.pair_row_floats if row_floats is None else row_floats
+    return int(min(largest, max(256, SCORE_BUDGET // max(1, row_floats))))
 
 
 def _compile(fn: Callable, static_argnames: tuple[str, ...] = ()) -> Callable:
@@ -98,10 +100,10 @@ class Candidates:
 
 # compiled scoring programs per model: every Scorer of a model (e.g. of the states fold_in derives, which share it)
 # runs the same programs
-_PROGRAMS: "weakref.WeakKeyDictionary[Any, tuple[Callable, Callable]]" = weakref.WeakKeyDictionary()
+_PROGRAMS: "weakref.WeakKeyDictionary[Any, tuple[Callable, Callable, Callable]]" = weakref.WeakKeyDictionary()
 
 
-def _programs(model) -> tuple[Callable, Callable]:
+def _programs(model) -> tuple[Callable, Callable, Callable]:
     found = _PROGRAMS.get(model)
     if found is None:
         ref = weakref.ref(model)  # the programs must not keep their model alive (it keys the cache)
@@ -120,7 +122,13 @@ def _programs(model) -> tuple[Callable, Callable]:
             values, idx = ops.top_k(key, k)
             return values, idx, ops.take_along_axis(rating, idx, axis=1)
 
-        found = _PROGRAMS[model] = (_compile(pairs_fn), _compile(top_k_fn, static_argnames=("k",)))
+        def ratings_fn(variables, x):
+            model = ref()
+            with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))):
+                return model.score_ratings(x)
+
+        found = _PROGRAMS[model] = (_compile(pairs_fn), _compile(top_k_fn, static_argnames=("k",)),
+                                    _compile(ratings_fn))
     return found
 
 
@@ -134,7 +142,7 @@ class Scorer:
         self.model = model
         self.place = Placement(distribution)
         self.values = dict(values or {})
-        self._pairs, self._top_k = _programs(model)
+        self._pairs, self._top_k, self._ratings = _programs(model)
 
     def _variables(self, which: str) -> list:
         """The variables' current values (placed on the distribution's devices when there is one): read at every
@@ -152,13 +160,8 @@ class Scorer:
         return out
 
     # --- public -----------------------------------------------------------------------------------------------
-    def pairs(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """(outputs, ratings) for index pairs, in fixed-size padded chunks so compiled shapes are reused."""
-        m = self.model
-        trainable, non_trainable = self._variables("trainable"), self._variables("non_trainable")
-        outs, ratings = [], []
-        chunk = pair_chunk(m)
+    def _chunks(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None, chunk: int):
+        """Padded input chunks of the pairs (fixed sizes, so compiled shapes are reused) and their real lengths."""
         for start in range(0, len(u), chunk):
             x = {"user": u[start:start + chunk], "item": i[start:start + chunk]}
             x.update({k: v[start:start + chunk] for k, v in (extra or {}).items()})
@@ -167,13 +170,28 @@ class Scorer:
             x = {k: np.concatenate([np.asarray(v), np.zeros((size - n, *np.shape(v)[1:]), np.asarray(v).dtype)])
                  for k, v in x.items()}
             x["user"], x["item"] = x["user"].astype("int32"), x["item"].astype("int32")
-            x = {key: self.place.put_batch(v) for key, v in x.items()} if self.place.mesh is not None else x
+            yield ({key: self.place.put_batch(v) for key, v in x.items()} if self.place.mesh is not None else x), n
+
+    def pairs(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(outputs, ratings) for index pairs, in fixed-size padded chunks so compiled shapes are reused."""
+        m = self.model
+        trainable, non_trainable = self._variables("trainable"), self._variables("non_trainable")
+        outs, ratings = [], []
+        for x, n in self._chunks(u, i, extra, pair_chunk(m)):
             out, rating = self._pairs(trainable, non_trainable, x)
             outs.append(self.place.to_host(out)[:n])
             ratings.append(np.asarray(self.place.to_host(rating), dtype="float64")[:n])
         if not outs:
             return np.zeros((0, *m.output_rule.shape), "float32"), np.zeros(0)
         return np.concatenate(outs), np.concatenate(ratings)
+
+    def ratings(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Ratings alone for index pairs (:meth:`pairs`' second half, without the outputs that only lists need)."""
+        variables = self._variables("all")
+        out = [np.asarray(self.place.to_host(self._ratings(variables, x)), dtype="float64")[:n]
+               for x, n in self._chunks(u, i, extra, pair_chunk(self.model, row_floats=self.model.rating_row_floats))]
+        return np.concatenate(out) if out else np.zeros(0)
 
     def user_batch(self) -> int:
         """How many users to score at once against every item."""

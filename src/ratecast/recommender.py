@@ -253,7 +253,7 @@ class Recommender:
                                 "cannot validate the model")
         # the random-initialisation baseline: errors of the untrained model on a sample of the training ratings
         sample = np.random.default_rng(self.random_state).choice(len(y), size=min(len(y), 2048), replace=False)
-        untrained = Scorer(model).pairs(u[sample], i[sample])[1]  # one compiled program, not an op at a time
+        untrained = Scorer(model).ratings(u[sample], i[sample])  # one compiled program, not an op at a time
         initial = {"mae": M.mae(y[sample], untrained), "mse": M.mse(y[sample], untrained), "n": int(len(sample))}
 
         from .engine import train as train_model
@@ -342,7 +342,7 @@ class Recommender:
         pred = s.rating_scale.clip(s.baseline.predict(u, i))
         if known.any():
             extra = None if days is None else {"day": days[known]}
-            pred[known] = self._scorer.pairs(u[known], i[known], extra)[1]
+            pred[known] = self._scorer.ratings(u[known], i[known], extra)
         return pred, ~known
 
     def predict(self, user_ids, item_ids, timestamps=None) -> np.ndarray:
@@ -615,7 +615,7 @@ class Recommender:
             return s.rating_scale.clip(s.baseline.predict(u, np.zeros_like(u)))
         feats = s.encoder.item_row(metadata)
         extra = {"item_features": np.repeat(feats, len(u), axis=0)}
-        return self._scorer.pairs(u, np.zeros_like(u), extra)[1]
+        return self._scorer.ratings(u, np.zeros_like(u), extra)
 
     def fold_in(self, ratings, user_ratings=None, *, demographics: Mapping[str, Any] | None = None,
                 epochs: int | None = None, learning_rate: float | None = None) -> "Recommender":

@@ -125,6 +125,11 @@ class RatingModel(keras.Model):
         """Outputs for (user, item) pairs."""
         raise NotImplementedError
 
+    def score_ratings(self, inputs):
+        """Ratings on the scale for (user, item) pairs: :meth:`score`'s outputs through the output rule; models whose
+        other outputs cost more than the rating (normalised over the catalogue) override it."""
+        return self.output_rule.to_rating(self.score(inputs, training=False))
+
     def score_items(self, users, user_features=None):
         """Outputs for every known item (indices 1..n_items-1) for a batch of user indices: (batch, n_items - 1, ...).
 
@@ -237,6 +242,11 @@ class RatingModel(keras.Model):
         """Floats :meth:`score` holds per pair beyond its outputs (sizes the chunks of pairs scored at once): 0, or
         whole-catalogue rows for models whose pair outputs are normalised over every item."""
         return 0
+
+    @property
+    def rating_row_floats(self) -> int:
+        """Floats :meth:`score_ratings` holds per pair (sizes the chunks of pairs rated at once)."""
+        return self.pair_row_floats
 
     def linear_tables(self) -> dict[str, np.ndarray] | None:
         """For a model whose rating of a pair (without a day) is ``clip(offset + user_bias + item_bias +

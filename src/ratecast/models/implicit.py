@@ -48,7 +48,7 @@ user would pick and how they would like it both count; ``predict`` keeps returni
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import keras
 import numpy as np
@@ -111,7 +111,8 @@ class ImplicitConfig(ModelConfig):
     softmax_max_items: at_most(PositiveInt, 1 << 24) = 12000
     sampled_negatives: at_most(PositiveInt, 1 << 16) = 512  # items drawn per step for the sampled softmax
     sampled_epochs: at_most(PositiveInt, 1 << 14) = 4  # passes over the users of the sampled trainers
-    sampled_learning_rate: LearningRate = 3e-3  # Adam, rows updated lazily
+    sampled_optimizer: Literal["adam", "adagrad", "sgd"] = "adam"  # its row rule (ratecast.optim)
+    sampled_learning_rate: LearningRate = 3e-3
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -228,7 +229,8 @@ class SampledHeads(Fitter):
         fitted, losses = sampled.fit_pick_and_rating(
             table, value, rated, start, global_mean=model.global_mean, dropout=c.set_dropout,
             interaction_weight=c.interaction_weight, l2=c.l2, negatives=c.sampled_negatives,
-            epochs=c.sampled_epochs, learning_rate=c.sampled_learning_rate, seed=model.seed_for(8))
+            epochs=c.sampled_epochs, learning_rate=c.sampled_learning_rate, seed=model.seed_for(8),
+            optimizer=c.sampled_optimizer)
         layers.update(user_bias=model.user_bias, item_bias=model.item_bias)
         for name, layer in layers.items():
             layer.embeddings.assign(fitted[name].astype("float32"))
@@ -553,6 +555,14 @@ class ImplicitModel(RatingModel):
         key = self._key(users, logits, picked, rating[:, None], item_item, set_term)[:, 0]
         return ops.stack([rating, logp, key], axis=-1)
 
+    def score_ratings(self, inputs):
+        """The rating head alone: no whole-catalogue row per pair."""
+        users, items = inputs["user"], ops.cast(inputs["item"], "int32")
+        rep = self.representation(users, chosen=self._chosen(users))
+        rating = (self.global_mean + ops.squeeze(self.user_bias(users), -1) + ops.squeeze(self.item_bias(items), -1)
+                  + ops.sum(rep * self.item_embedding(items), axis=-1))
+        return self.output_rule.to_rating(ops.expand_dims(rating, -1))  # the rule reads the rating at output 0
+
     def score_items(self, users, user_features=None):
         chosen = self._chosen(users)
         rep = self.representation(users, chosen=chosen)
@@ -574,6 +584,11 @@ class ImplicitModel(RatingModel):
     @property
     def pair_cost(self) -> int:
         return 6 + 2 * self.cfg.embedding_dim + (2 if self.uses_set_model else 0)
+
+    @property
+    def rating_row_floats(self) -> int:
+        # the user's set: a dense catalogue row, or the rows of the set's items
+        return self.cfg.max_items * self.cfg.embedding_dim if self.sampled_training else self.n_items
 
     @property
     def pair_row_floats(self) -> int:

@@ -88,7 +88,7 @@ def _row_state(update, tables: dict) -> dict:
 def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarray, tables: dict[str, np.ndarray],
                         *, global_mean: float, dropout: float, interaction_weight: float, l2: float,
                         negatives: int, epochs: int, learning_rate: float, seed: int | None,
-                        pairs_per_step: int = 8192) -> tuple[dict[str, np.ndarray], list[float]]:
+                        pairs_per_step: int = 8192, optimizer: str = "adam") -> tuple[dict[str, np.ndarray], list[float]]:
     """The rating and pick heads of the implicit model over users' sets, by user batches (see the module).
 
     ``sets``/``weights``/``ratings``: padded (users, width) tables (item 0 = padding). ``tables``: the starting
@@ -108,7 +108,7 @@ def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarr
     counts = np.bincount(sets[present], minlength=n_items)
     q = sampler(counts)
     cdf, log_q = jnp.asarray(np.cumsum(q, dtype="float64").astype("float32")), jnp.log(jnp.maximum(q, 1e-30))
-    update = Update("adam")
+    update = Update(optimizer)
     d = tables["implicit"].shape[1]
     # one item table [implicit | item | pick | item_bias | pick_bias] and one user table [user | user_bias]: a step
     # reads and updates two tables by rows (a negative's occurrence has zero gradient outside its pick columns)
