@@ -188,7 +188,8 @@ def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarr
 
 def fit_set_model(sets: np.ndarray, weights: np.ndarray, n_items: int, hidden: int, epochs: int, l2: float,
                   dropout: float, seed: int | None, negatives: int, learning_rate: float = 1e-3,
-                  pairs_per_step: int = 16384, max_epochs: int | None = None) -> list[np.ndarray]:
+                  pairs_per_step: int = 16384, max_epochs: int | None = None,
+                  optimizer: str = "adam") -> list[np.ndarray]:
     """The set head (Mult-DAE, see :func:`ratecast.models.implicit.set_model`) over a large catalogue: the first
     layer reads the rows of the user's items (no users x items matrix), the output's log-likelihood uses the sampled
     softmax, and both item tables update by the rows a step read. Returns ``(W1, b1, W2, b2)`` as the dense head
@@ -210,7 +211,7 @@ def fit_set_model(sets: np.ndarray, weights: np.ndarray, n_items: int, hidden: i
     params = {"items": jnp.asarray(np.concatenate([rng.normal(0, scale, (n_items, 2 * hidden)),
                                                    np.zeros((n_items, 1))], axis=1).astype("float32"))}
     b1 = jnp.zeros(hidden, "float32")
-    update = Update("adam", epsilon=1e-8)
+    update = Update(optimizer, epsilon=1e-8)
     state = _row_state(update, params)
     b1_slots = update.slots(b1)
     K = int(negatives)
