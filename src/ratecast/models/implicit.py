@@ -598,7 +598,10 @@ class ImplicitModel(RatingModel):
 
     @property
     def pair_cost(self) -> int:
-        return 6 + 2 * self.cfg.embedding_dim + (2 if self.uses_set_model else 0)
+        # score_items holds, per (user, item): the set as a dense row, the rating, pick logits and their
+        # log-probabilities, the item-item scores (and the low-rank form's parts), the set head's logits and their
+        # standardised form, the key, and the three stacked outputs; no embedding-wide row per pair
+        return 16
 
     @property
     def rating_row_floats(self) -> int:
