@@ -140,3 +140,13 @@ def test_pairs_are_scored_in_chunks_that_bound_the_whole_catalogue_rows(large, m
     out, _ = ranking.Scorer(m).pairs(u, i)
     assert out.shape == (1000, 3)
     np.testing.assert_allclose(out, np.asarray(m({"user": u, "item": i}, training=False)), rtol=1e-4, atol=1e-4)
+
+
+def test_a_verbose_fit_reports_each_pass_of_the_sampled_trainers(data, capsys):
+    rc.Recommender("implicit", random_state=0, verbose=1, epochs=1, **LARGE).fit(data.train)
+    err = capsys.readouterr().err
+    assert "item-item head (low-rank EASE, rank 4)" in err
+    assert "rating and pick heads (sampled softmax): pass 1/" in err
+    assert "set head (sampled softmax): pass 1/" in err
+    rc.Recommender("implicit", random_state=0, verbose=0, epochs=1, **LARGE).fit(data.train)
+    assert "sampled softmax" not in capsys.readouterr().err  # quiet fits say nothing

@@ -29,13 +29,20 @@ from .datasets.validate import plain_value as _plain
 from .errors import DataError, NotFittedError, UnknownIdError
 from .features import FeatureEncoder, day_numbers
 from .models import MODELS, split_params
-from .models.fitting import Ratings
+from .models.fitting import Ratings, reporting
 from .ranking import Candidates, Scorer, check_min_ratings, popular
 from .similarity import cosine, cosine_similarities, top_k
 from .split import validation_split as validation_share
 from .topn import KS as TOPN_KS, LONG_TAIL
 from .state import Baseline, FittedState, SeenRatings, seen_matrix
 
+
+
+def _stderr_line(message: str) -> None:
+    """One plain progress line on standard error."""
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
 
 class Recommender:
     """Rating-prediction recommender.
@@ -278,8 +285,9 @@ class Recommender:
                                   extra_validation=monitor, on_epoch=on_epoch)
         days = day_numbers(given["timestamp"])[known] if model.uses_days else None
         every = Ratings(gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known], days)
-        for part in model.fitters:  # and after it, on every rating given (the validation share included)
-            history = {**history, **(part.after(model, every) or {})}
+        with reporting(_stderr_line if self._verbose() else None):
+            for part in model.fitters:  # and after it, on every rating given (the validation share included)
+                history = {**history, **(part.after(model, every) or {})}
         seconds = time.perf_counter() - start
         self._set_state(FittedState(
             model_name=self.model, params=dict(self.params), random_state=self.random_state, model_config=mcfg,

@@ -8,10 +8,33 @@ network itself only computes outputs: it neither samples nor loops over epochs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+
+#: where the parts fitted apart from the engine report their progress (None: nowhere); see :func:`reporting`
+_REPORTER: ContextVar[Callable[[str], None] | None] = ContextVar("ratecast_fit_reporter", default=None)
+
+
+def report(message: str) -> None:
+    """Show one line of a fitted part's progress (e.g. a pass of its own loop), where the fit is verbose."""
+    reporter = _REPORTER.get()
+    if reporter is not None:
+        reporter(message)
+
+
+@contextmanager
+def reporting(reporter: Callable[[str], None] | None) -> Iterator[None]:
+    """Send :func:`report`'s lines to ``reporter`` (None: nowhere) while the block runs."""
+    token = _REPORTER.set(reporter)
+    try:
+        yield
+    finally:
+        _REPORTER.reset(token)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ from ..search_space import Float, Int
 from .base import RatingModel, register
 from .config import Dim, Fraction, LearningRate, Loss, ModelConfig, NonNegative, PositiveInt, Share, at_most, config
 from .layers import embedding, fast_uniform
-from .fitting import Fitter, Ratings
+from .fitting import Fitter, Ratings, report
 from . import item_item as ii
 from . import sampled
 from .outputs import PickOutput
@@ -208,6 +208,10 @@ class ItemSets(Fitter):
             model.fill_sets(fit.users, fit.items, fit.ratings)
 
     def after(self, model: "ImplicitModel", given: Ratings) -> None:
+        if model.uses_item_item:
+            kind = f"low-rank EASE, rank {model.item_item_rank}" if model.item_item_low_rank else "EASE"
+            report(f"item-item head ({kind}) "
+                   f"on {len(given.ratings):,} ratings…")
         model.fill_sets(given.users, given.items, given.ratings)
 
 
@@ -236,7 +240,9 @@ class SampledHeads(Fitter):
             table, value, rated, start, global_mean=model.global_mean, dropout=c.set_dropout,
             interaction_weight=c.interaction_weight, l2=c.l2, negatives=c.sampled_negatives,
             epochs=c.sampled_epochs, learning_rate=c.sampled_learning_rate, seed=model.seed_for(8),
-            optimizer=c.sampled_optimizer)
+            optimizer=c.sampled_optimizer,
+            on_pass=lambda k, n, loss: report(f"rating and pick heads (sampled softmax): pass {k}/{n}, "
+                                              f"loss {loss:.4f}"))
         layers.update(user_bias=model.user_bias, item_bias=model.item_bias)
         for name, layer in layers.items():
             layer.embeddings.assign(fitted[name].astype("float32"))
@@ -257,6 +263,8 @@ class SetHead(Fitter):
             fitted = sampled.fit_set_model(sets, weights, model.n_items, model.set_model_hidden,
                                            min(c.set_model_epochs, c.sampled_epochs), c.set_model_l2, c.set_dropout,
                                            model.seed_for(7), c.sampled_negatives, max_epochs=c.set_model_epochs,
+                                           on_pass=lambda k, n, loss: report(
+                                               f"set head (sampled softmax): pass {k}/{n}, loss {loss:.4f}"),
                                            **model.set_model_rule())
         else:
             fitted = fit_set_head(sets, weights, model.n_items, c.set_model_hidden, c.set_model_epochs,

@@ -17,6 +17,7 @@ the engine's rule), so a step costs what its batch touches, never the catalogue.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -88,7 +89,8 @@ def _row_state(update, tables: dict) -> dict:
 def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarray, tables: dict[str, np.ndarray],
                         *, global_mean: float, dropout: float, interaction_weight: float, l2: float,
                         negatives: int, epochs: int, learning_rate: float, seed: int | None,
-                        pairs_per_step: int = 8192, optimizer: str = "adam") -> tuple[dict[str, np.ndarray], list[float]]:
+                        pairs_per_step: int = 8192, optimizer: str = "adam",
+                        on_pass: Callable[[int, int, float], None] | None = None) -> tuple[dict[str, np.ndarray], list[float]]:
     """The rating and pick heads of the implicit model over users' sets, by user batches (see the module).
 
     ``sets``/``weights``/``ratings``: padded (users, width) tables (item 0 = padding). ``tables``: the starting
@@ -165,7 +167,8 @@ def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarr
     t = 0
     row_counts = present.sum(axis=1)
     losses = []
-    for _ in range(passes(row_counts, sets.shape[1], pairs_per_step, epochs)):
+    n_passes = passes(row_counts, sets.shape[1], pairs_per_step, epochs)
+    for k in range(n_passes):
         values = []
         for w, users in user_batches(row_counts, sets.shape[1], pairs_per_step, rng):
             t += 1
@@ -174,6 +177,8 @@ def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarr
                                               weights[users, :w], ratings[users, :w], sub, jnp.int32(t), cdf, log_q)
             values.append(value)
         losses.append(float(np.mean(np.asarray(values))) if values else 0.0)
+        if on_pass is not None:
+            on_pass(k + 1, n_passes, losses[-1])
         if not np.isfinite(losses[-1]):
             from ..errors import TrainingError
 
@@ -189,7 +194,8 @@ def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarr
 def fit_set_model(sets: np.ndarray, weights: np.ndarray, n_items: int, hidden: int, epochs: int, l2: float,
                   dropout: float, seed: int | None, negatives: int, learning_rate: float = 1e-3,
                   pairs_per_step: int = 16384, max_epochs: int | None = None,
-                  optimizer: str = "adam") -> list[np.ndarray]:
+                  optimizer: str = "adam",
+                  on_pass: Callable[[int, int, float], None] | None = None) -> list[np.ndarray]:
     """The set head (Mult-DAE, see :func:`ratecast.models.implicit.set_model`) over a large catalogue: the first
     layer reads the rows of the user's items (no users x items matrix), the output's log-likelihood uses the sampled
     softmax, and both item tables update by the rows a step read. Returns ``(W1, b1, W2, b2)`` as the dense head
@@ -247,12 +253,15 @@ def fit_set_model(sets: np.ndarray, weights: np.ndarray, n_items: int, hidden: i
     key = jax.random.PRNGKey(0 if seed is None else seed)
     t = 0
     row_counts = (sets > 0).sum(axis=1)
-    for _ in range(passes(row_counts, sets.shape[1], pairs_per_step, epochs, max_epochs)):
+    n_passes = passes(row_counts, sets.shape[1], pairs_per_step, epochs, max_epochs)
+    for k in range(n_passes):
         for w, users in user_batches(row_counts, sets.shape[1], pairs_per_step, rng):
             t += 1
             key, sub = jax.random.split(key)
             params, state, b1, b1_slots, value = train_step(params, state, b1, b1_slots, sets[users, :w],
                                                             values[users, :w], sub, jnp.int32(t), cdf, log_q)
+        if on_pass is not None and t:
+            on_pass(k + 1, n_passes, float(value))
     if t and not np.isfinite(float(value)):
         from ..errors import TrainingError
 
