@@ -205,6 +205,31 @@ def test_the_public_pipeline_pieces_give_recommend_and_top_n_metrics(ds):
         rec.check_k(0)
 
 
+def test_lists_are_the_same_whatever_the_batch_and_the_form_of_the_candidates(rec, ds):
+    """The compact candidates (items for all, positions per user) rank exactly as the dense mask they stand for, in
+    batches of any size: same items, same order, same scores."""
+    from ratecast.ranking import Allowed
+
+    users = np.arange(1, len(rec.user_index_) + 1)
+    exclude = ds.ratings["item_id"].iloc[:3].tolist()
+    allowed = rec.candidates.allowed(users, exclude=exclude, min_ratings=2)
+    dense = np.ones((len(users), len(rec.item_index_)), bool)
+    s = rec.state_
+    for row, u in enumerate(users):
+        dense[row, s.seen_positions(u)] = False
+    dense[:, rec.item_index_.index(exclude) - 1] = False
+    dense &= s.popularity[1:][None, :] >= 2
+    np.testing.assert_array_equal(allowed.mask(), dense)
+    np.testing.assert_array_equal(Allowed.from_mask(dense).mask(), dense)
+    np.testing.assert_array_equal(Allowed.from_mask(dense[:0]).mask(), dense[:0])
+    one_by_one = [rec.scorer.top_k(users[r:r + 1], dense[r:r + 1], 4, batch_size=1) for r in range(len(users))]
+    for batch in (None, 3, 1000):
+        pos, score = rec.scorer.top_k(users, allowed, 4, batch_size=batch)
+        np.testing.assert_array_equal(pos, np.concatenate([p for p, _ in one_by_one]))
+        np.testing.assert_array_equal(score, np.concatenate([v for _, v in one_by_one]))
+    pd.testing.assert_frame_equal(rec.recommend_all(k=4, batch_size=7), rec.recommend_all(k=4))
+
+
 def test_recommend_all_parts_stream_the_same_table_in_batches(rec, tmp_path):
     whole = rec.recommend_all(k=3)
     seen = []
