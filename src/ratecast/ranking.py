@@ -85,10 +85,14 @@ class Allowed:
 
     def excluded(self, start: int, stop: int, rows: int, pad: int) -> np.ndarray:
         """The excluded positions of users ``start:stop`` as a (``rows``, width) array, each row's positions first
-        and then ``pad`` (width: a bucketed most per user, so that few compiled shapes are made)."""
+        and then ``pad`` (width: the most per user, rounded up to 64 times a power of 4, so that few compiled shapes
+        are made)."""
         stop = min(stop, len(self))
         counts = np.diff(self.indptr[start:stop + 1])
-        out = np.full((rows, _bucket(int(counts.max(initial=0)))), pad, "int32")
+        width = 64
+        while width < counts.max(initial=0):
+            width *= 4
+        out = np.full((rows, width), pad, "int32")
         first = self.indptr[start]
         within = np.arange(self.indptr[stop] - first) - np.repeat(self.indptr[start:stop] - first, counts)
         out[np.repeat(np.arange(stop - start), counts), within] = self.positions[first:self.indptr[stop]]
