@@ -235,6 +235,24 @@ def fold_in_test_users(rec, split: S.Split | S.HeldOutSplit):
     return rec
 
 
+def test_metrics(rec, split: S.Split | S.HeldOutSplit, seed: int | None, served=None):
+    """The test figures of a run, as ``train`` records them and ``evaluate`` and ``tune`` report them: the rating
+    errors over every test rating, and the whole-catalogue lists of at most
+    :data:`~ratecast.run_evaluation.LIST_USERS` test users (a sample drawn with ``seed`` beyond that; the figures
+    then hold ``top_n_users`` of ``test_users``). ``served``: :func:`fold_in_test_users` of ``rec`` when already
+    made. Returns (metrics, the evaluation, what a run keeps of it)."""
+    from . import run_evaluation
+
+    served = fold_in_test_users(rec, split) if served is None else served
+    metrics = served.evaluate(split.test, top_n=False)  # every test rating; the lists are made once, below
+    # the held-out users (if any) are folded in as rc.evaluate does it
+    evaluation, kept = run_evaluation.evaluate_test(
+        rec, split.test, fold_in=split.fold_in if isinstance(split, S.HeldOutSplit) else None,
+        limit=run_evaluation.LIST_USERS, random_state=seed)
+    metrics.update(run_evaluation.list_metrics(served, split.test, evaluation))
+    return metrics, evaluation, kept
+
+
 # --- interrupted runs ---------------------------------------------------------------------------------------------
 PARTIAL_SPEC = "spec.json"
 
@@ -370,7 +388,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
                 extra_train=None) -> dict[str, Any]:
     from .metrics import error_report
     from .recommender import Recommender
-    from .run_evaluation import LIST_USERS, evaluate_test, list_metrics, write_evaluation
+    from .run_evaluation import LIST_USERS, write_evaluation
     from .viz import plot_loss_curves, plot_predictions
 
     if dataset is None:
@@ -387,11 +405,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
     fit_s = time.perf_counter() - t
     step("evaluating")
     served = fold_in_test_users(rec, sp)
-    metrics = served.evaluate(sp.test, top_n=False)  # every test rating; the lists are made once, below
-    # the held-out users (if any) are folded in as rc.evaluate does it
-    evaluation, kept = evaluate_test(rec, sp.test, fold_in=sp.fold_in if isinstance(sp, S.HeldOutSplit) else None,
-                                     random_state=spec.seed)
-    metrics.update(list_metrics(served, sp.test, evaluation))
+    metrics, evaluation, kept = test_metrics(rec, sp, spec.seed, served=served)
     tr, te = sp.train.ratings, sp.test.ratings
     train_metrics = error_report(tr["rating"], rec.predict(tr["user_id"], tr["item_id"]), ci=False)
     test_pred = served.predict(te["user_id"], te["item_id"])
