@@ -54,6 +54,8 @@ RELEASE_OPTIONS = ("duplicates",)
 _PATH_OPTIONS = ("items", "users")
 RUN_MARKER = "run.json"
 REQUIRED_FILES = ("run.json", "metrics.json", "history.json")
+#: the run's saved model: a folder with its own manifest, whose checksums its readers verify
+MODEL_FOLDER = "model"
 
 
 @dataclass
@@ -427,7 +429,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
         write_evaluation(tmp, evaluation, kept, rec.item_index_.ids,
                          {"data": spec.data, "split": spec.split, "test_size": spec.test_size, "seed": spec.seed,
                           "test_users": int(sp.test.ratings["user_id"].nunique()), "list_users_limit": LIST_USERS})
-        rec.save(tmp / "model")
+        rec.save(tmp / MODEL_FOLDER)
         step("writing plots")
         plot_loss_curves(rec.history_, tmp / "plots" / "loss.png", title=f"{spec.model}: loss per epoch")
         plot_predictions(te["rating"], test_pred, tmp / "plots" / "predictions.png", title=f"{spec.model}: test set")
@@ -494,7 +496,7 @@ class Run:
         if self._rec is None:
             from .recommender import Recommender
 
-            self._rec = Recommender.load(self.path / "model")
+            self._rec = Recommender.load(self.path / MODEL_FOLDER)
         return self._rec
 
     def load_data(self, spec: RunSpec | None = None, progress: bool = False) -> Dataset:
@@ -511,7 +513,7 @@ def load_run(path: str | os.PathLike) -> Run:
     if not (path / "run.json").is_file():
         raise MissingFileError("not a ratecast run directory (no run.json); create one with "
                                "'ratecast train --out DIR'", path=str(path))
-    manifest.verify(path, required=REQUIRED_FILES)
+    manifest.verify(path, required=REQUIRED_FILES, sealed=(MODEL_FOLDER,))  # the model's loader checks its files
     info = read_json_object(path / "run.json")
     spec = RunSpec.from_dict(info.get("spec"), str(path / "run.json"))
     for key, kind in (("model_config", dict), ("training_config", dict), ("dataset", str),
