@@ -230,6 +230,19 @@ def test_lists_are_the_same_whatever_the_batch_and_the_form_of_the_candidates(re
     pd.testing.assert_frame_equal(rec.recommend_all(k=4, batch_size=7), rec.recommend_all(k=4))
 
 
+def test_excluded_positions_are_dropped_alike_on_every_backend():
+    import keras
+
+    from ratecast import ranking
+
+    key = np.arange(12, dtype="float32").reshape(3, 4)
+    excluded = np.array([[1, 3], [4, 4], [0, 4]])  # 4: padding past the last item
+    expected = key.copy()
+    expected[[0, 0, 2], [1, 3, 0]] = -np.inf
+    np.testing.assert_array_equal(np.asarray(ranking.without_excluded(keras.ops.convert_to_tensor(key), excluded)), expected)
+    np.testing.assert_array_equal(np.asarray(ranking.without_any_backend(key, excluded)), expected)
+
+
 def test_recommend_all_parts_stream_the_same_table_in_batches(rec, tmp_path):
     whole = rec.recommend_all(k=3)
     seen = []

@@ -166,7 +166,7 @@ def _programs(model) -> tuple[Callable, Callable]:
             with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))):
                 out = model.score_items(users, user_features)
                 key = model.output_rule.ranking_key(out)
-                key = _without(ops.where(items[None, :], key, ops.full_like(key, -np.inf)), excluded)
+                key = without_excluded(ops.where(items[None, :], key, ops.full_like(key, -np.inf)), excluded)
                 values, idx = ops.top_k(key, k)
                 rows, n = ops.shape(out)[0], ops.shape(out)[1]
                 flat = ops.reshape(out, (rows * n, *ops.shape(out)[2:]))
@@ -177,13 +177,18 @@ def _programs(model) -> tuple[Callable, Callable]:
     return found
 
 
-def _without(key, excluded):
+def without_excluded(key, excluded):
     """``key`` (users, n_items) with -inf at each row's ``excluded`` positions; positions past the last item are
     padding and change nothing."""
     if keras.backend.backend() == "jax":
         import jax.numpy as jnp
 
         return key.at[jnp.arange(key.shape[0])[:, None], excluded].set(-jnp.inf, mode="drop")
+    return without_any_backend(key, excluded)
+
+
+def without_any_backend(key, excluded):
+    """:func:`without_excluded` in Keras operations alone (any backend)."""
     rows, n = ops.shape(key)[0], ops.shape(key)[1]
     wide = ops.concatenate([key, ops.zeros((rows, 1), key.dtype)], axis=1)  # the padding lands in the extra column
     at = ops.stack([ops.repeat(ops.arange(rows)[:, None], ops.shape(excluded)[1], axis=1),
