@@ -239,7 +239,8 @@ def test_excluded_positions_are_dropped_alike_on_every_backend():
     excluded = np.array([[1, 3], [4, 4], [0, 4]])  # 4: padding past the last item
     expected = key.copy()
     expected[[0, 0, 2], [1, 3, 0]] = -np.inf
-    np.testing.assert_array_equal(np.asarray(ranking.without_excluded(keras.ops.convert_to_tensor(key), excluded)), expected)
+    on_device = keras.ops.convert_to_tensor(key)
+    np.testing.assert_array_equal(np.asarray(ranking.without_excluded(on_device, excluded)), expected)
     np.testing.assert_array_equal(np.asarray(ranking.without_any_backend(key, excluded)), expected)
 
 
