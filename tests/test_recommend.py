@@ -280,3 +280,22 @@ def test_a_streamed_table_appears_whole_or_not_at_all(tmp_path):
     with pytest.raises(ValueError, match="at least one table"):
         rc.io.write_table_parts(iter([]), tmp_path / "empty.csv")
     assert not (tmp_path / "empty.csv").exists()
+
+
+def test_top_k_in_blocks_ranks_as_one_top_k_of_the_whole_row():
+    """Same values and positions as one top-k, ties (the lower position first) and rows short of finite values
+    included."""
+    import keras
+
+    from ratecast import ranking
+
+    rng = np.random.default_rng(0)
+    k, n = 3, 8 * 3 * ranking.TOP_K_BLOCK + 77  # long enough for blocks, with a partial last block
+    rows = [rng.standard_normal(n), rng.integers(0, 3, n), np.full(n, -np.inf), np.full(n, 2.0)]
+    sparse = np.full(n, -np.inf)
+    sparse[[5, n - 1]] = 1.0  # two finite values, one in the last block
+    key = keras.ops.convert_to_tensor(np.stack([*rows, sparse]).astype("float32"))
+    for width in (n, 40):  # a short row takes one top-k
+        want, got = keras.ops.top_k(key[:, :width], k), ranking.top_k_in_blocks(key[:, :width], k)
+        np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
+        np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))

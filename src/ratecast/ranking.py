@@ -167,7 +167,7 @@ def _programs(model) -> tuple[Callable, Callable]:
                 out = model.score_items(users, user_features)
                 key = model.output_rule.ranking_key(out)
                 key = without_excluded(ops.where(items[None, :], key, ops.full_like(key, -np.inf)), excluded)
-                values, idx = ops.top_k(key, k)
+                values, idx = top_k_in_blocks(key, k)
                 rows, n = ops.shape(out)[0], ops.shape(out)[1]
                 flat = ops.reshape(out, (rows * n, *ops.shape(out)[2:]))
                 picked = ops.take(flat, idx + ops.arange(rows, dtype=idx.dtype)[:, None] * n, axis=0)
@@ -175,6 +175,30 @@ def _programs(model) -> tuple[Callable, Callable]:
 
         found = _PROGRAMS[model] = (_compile(pairs_fn), _compile(top_k_fn, static_argnames=("k",)))
     return found
+
+
+#: positions per block of :func:`top_k_in_blocks`
+TOP_K_BLOCK = 128
+
+
+def top_k_in_blocks(key, k: int):
+    """``ops.top_k(key, k)`` of each row of ``key`` (values and positions, best first; ties: the lower position
+    first), in two steps for a long row. The row is cut into blocks of :data:`TOP_K_BLOCK` positions; the ``k``
+    blocks with the largest maxima (ties: the lower block) hold the row's best ``k``, a tie at the ``k``-th value
+    included, since a block passed over has no value above it and only later positions; only those blocks are
+    ranked, in the order of their positions, so that ties fall as in one ranking of the whole row."""
+    rows, n = ops.shape(key)[0], ops.shape(key)[1]
+    blocks = -(-n // TOP_K_BLOCK)
+    if blocks < 8 * k:  # a short row: one ranking costs no more
+        return ops.top_k(key, k)
+    padded = ops.concatenate([key, ops.full((rows, blocks * TOP_K_BLOCK - n), -np.inf, key.dtype)], axis=1)
+    cut = ops.reshape(padded, (rows, blocks, TOP_K_BLOCK))
+    _, best = ops.top_k(ops.max(cut, axis=2), k)
+    best = ops.sort(best, axis=1)  # the chosen blocks in the order of their positions
+    candidates = ops.reshape(ops.take_along_axis(cut, best[:, :, None], axis=1), (rows, k * TOP_K_BLOCK))
+    values, at = ops.top_k(candidates, k)
+    block = ops.take_along_axis(best, at // TOP_K_BLOCK, axis=1)
+    return values, block * TOP_K_BLOCK + at % TOP_K_BLOCK
 
 
 def without_excluded(key, excluded):
