@@ -205,6 +205,45 @@ def test_the_public_pipeline_pieces_give_recommend_and_top_n_metrics(ds):
         rec.check_k(0)
 
 
+def test_lists_are_the_same_whatever_the_batch_and_the_form_of_the_candidates(rec, ds):
+    """The compact candidates (items for all, positions per user) rank exactly as the dense mask they stand for, in
+    batches of any size: same items, same order, same scores."""
+    from ratecast.ranking import Allowed
+
+    users = np.arange(1, len(rec.user_index_) + 1)
+    exclude = ds.ratings["item_id"].iloc[:3].tolist()
+    allowed = rec.candidates.allowed(users, exclude=exclude, min_ratings=2)
+    dense = np.ones((len(users), len(rec.item_index_)), bool)
+    s = rec.state_
+    for row, u in enumerate(users):
+        dense[row, s.seen_positions(u)] = False
+    dense[:, rec.item_index_.index(exclude) - 1] = False
+    dense &= s.popularity[1:][None, :] >= 2
+    np.testing.assert_array_equal(allowed.mask(), dense)
+    np.testing.assert_array_equal(Allowed.from_mask(dense).mask(), dense)
+    np.testing.assert_array_equal(Allowed.from_mask(dense[:0]).mask(), dense[:0])
+    one_by_one = [rec.scorer.top_k(users[r:r + 1], dense[r:r + 1], 4, batch_size=1) for r in range(len(users))]
+    for batch in (None, 3, 1000):
+        pos, score = rec.scorer.top_k(users, allowed, 4, batch_size=batch)
+        np.testing.assert_array_equal(pos, np.concatenate([p for p, _ in one_by_one]))
+        np.testing.assert_array_equal(score, np.concatenate([v for _, v in one_by_one]))
+    pd.testing.assert_frame_equal(rec.recommend_all(k=4, batch_size=7), rec.recommend_all(k=4))
+
+
+def test_excluded_positions_are_dropped_alike_on_every_backend():
+    import keras
+
+    from ratecast import ranking
+
+    key = np.arange(12, dtype="float32").reshape(3, 4)
+    excluded = np.array([[1, 3], [4, 4], [0, 4]])  # 4: padding past the last item
+    expected = key.copy()
+    expected[[0, 0, 2], [1, 3, 0]] = -np.inf
+    on_device = keras.ops.convert_to_tensor(key)
+    np.testing.assert_array_equal(np.asarray(ranking.without_excluded(on_device, excluded)), expected)
+    np.testing.assert_array_equal(np.asarray(ranking.without_any_backend(key, excluded)), expected)
+
+
 def test_recommend_all_parts_stream_the_same_table_in_batches(rec, tmp_path):
     whole = rec.recommend_all(k=3)
     seen = []
@@ -241,3 +280,22 @@ def test_a_streamed_table_appears_whole_or_not_at_all(tmp_path):
     with pytest.raises(ValueError, match="at least one table"):
         rc.io.write_table_parts(iter([]), tmp_path / "empty.csv")
     assert not (tmp_path / "empty.csv").exists()
+
+
+def test_top_k_in_blocks_ranks_as_one_top_k_of_the_whole_row():
+    """Same values and positions as one top-k, ties (the lower position first) and rows short of finite values
+    included."""
+    import keras
+
+    from ratecast import ranking
+
+    rng = np.random.default_rng(0)
+    k, n = 3, 8 * 3 * ranking.TOP_K_BLOCK + 77  # long enough for blocks, with a partial last block
+    rows = [rng.standard_normal(n), rng.integers(0, 3, n), np.full(n, -np.inf), np.full(n, 2.0)]
+    sparse = np.full(n, -np.inf)
+    sparse[[5, n - 1]] = 1.0  # two finite values, one in the last block
+    key = keras.ops.convert_to_tensor(np.stack([*rows, sparse]).astype("float32"))
+    for width in (n, 40):  # a short row takes one top-k
+        want, got = keras.ops.top_k(key[:, :width], k), ranking.top_k_in_blocks(key[:, :width], k)
+        np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
+        np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))

@@ -264,9 +264,9 @@ def test_test_ratings_never_reach_a_trial(ratings_file, tmp_path, monkeypatch):
         events.append(("fit", keys(train) | (keys(validation) if validation is not None else set())))
         return real_fit(self, train, validation, *args, **kwargs)
 
-    def predict(self, users, items):
+    def predict(self, users, items, *args, **kwargs):
         events.append(("predict", set(zip(users, items))))
-        return real_predict(self, users, items)
+        return real_predict(self, users, items, *args, **kwargs)
 
     def top_n(self, test, **kwargs):
         events.append(("top_n", keys(test)))

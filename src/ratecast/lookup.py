@@ -76,7 +76,7 @@ def lookup_arrays(state) -> dict[str, np.ndarray]:
     batch = scorer.user_batch()
     for start in range(0, n_users if depth else 0, batch):  # as Recommender.recommend_all ranks them
         users = np.arange(start + 1, min(start + batch, n_users) + 1)
-        allowed = candidates.mask(users, exclude_seen=True, min_ratings=None)
+        allowed = candidates.allowed(users, exclude_seen=True, min_ratings=None)
         pos, score = scorer.top_k(users, allowed, depth, batch_size=batch)
         top_items[start:start + len(users), :pos.shape[1]] = pos
         top_scores[start:start + len(users), :pos.shape[1]] = np.where(pos >= 0, score, 0.0)

@@ -10,6 +10,7 @@ goes stale when the weights change (keras-rs' brute-force retrieval keeps its ca
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping
 
@@ -20,7 +21,8 @@ from keras import ops
 from .similarity import top_k as top_k_numpy
 
 PAIR_CHUNK = 1 << 16
-SCORE_BUDGET = 1 << 25  # floats held at once while scoring all items for a batch of users
+SCORE_BUDGET = 1 << 25  # floats held at once while scoring (user, item) pairs
+TOP_K_BUDGET = 1 << 22  # floats held at once while ranking all items for a batch of users: they stay in the cache
 MAX_USER_BATCH = 1024
 
 
@@ -55,6 +57,50 @@ def check_min_ratings(value) -> None:
 MIN_CANDIDATES = 100
 
 
+@dataclass(frozen=True)
+class Allowed:
+    """Which item positions each of a batch of users may be recommended, held compactly: the items any of them may
+    get (``items``, (n_items,) bool) less each user's own excluded positions (``excluded``: those of user ``r`` are
+    ``positions[indptr[r]:indptr[r + 1]]``). :meth:`mask` is the same as a dense (users, n_items) boolean."""
+
+    items: np.ndarray
+    indptr: np.ndarray
+    positions: np.ndarray
+
+    @classmethod
+    def from_mask(cls, mask) -> "Allowed":
+        """The compact form of a dense boolean ``mask`` (users, n_items)."""
+        mask = np.asarray(mask, dtype=bool)
+        items = mask.any(axis=0) if len(mask) else np.ones(mask.shape[1], bool)
+        rows, cols = np.nonzero(~mask & items[None, :])
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(mask)))])
+        return cls(items, indptr, cols)
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def mask(self) -> np.ndarray:
+        """The dense boolean (users, n_items)."""
+        out = np.repeat(self.items[None, :], len(self), axis=0)
+        out[np.repeat(np.arange(len(self)), np.diff(self.indptr)), self.positions[:self.indptr[-1]]] = False
+        return out
+
+    def excluded(self, start: int, stop: int, rows: int, pad: int) -> np.ndarray:
+        """The excluded positions of users ``start:stop`` as a (``rows``, width) array, each row's positions first
+        and then ``pad`` (width: the most per user, rounded up to 64 times a power of 4, so that few compiled shapes
+        are made)."""
+        stop = min(stop, len(self))
+        counts = np.diff(self.indptr[start:stop + 1])
+        width = 64
+        while width < counts.max(initial=0):
+            width *= 4
+        out = np.full((rows, width), pad, "int32")
+        first = self.indptr[start]
+        within = np.arange(self.indptr[stop] - first) - np.repeat(self.indptr[start:stop] - first, counts)
+        out[np.repeat(np.arange(stop - start), counts), within] = self.positions[first:self.indptr[stop]]
+        return out
+
+
 class Candidates:
     """Which items may be recommended to each user: unseen in training, not excluded, enough training ratings
     (``min_ratings``, else the model's ``min_support``)."""
@@ -75,27 +121,31 @@ class Candidates:
         keep = min(len(counts), max(MIN_CANDIDATES, len(counts) // 10))
         return int(min(support, counts[keep - 1])) or None
 
-    def mask(self, users: np.ndarray, *, exclude_seen: bool = True, exclude: Iterable | None = None,
-             min_ratings: int | None = None) -> np.ndarray:
-        """Boolean (len(users), n_items) over item positions; user index 0 (unknown) has seen nothing."""
+    def allowed(self, users: np.ndarray, *, exclude_seen: bool = True, exclude: Iterable | None = None,
+                min_ratings: int | None = None) -> Allowed:
+        """The candidates of user indices ``users`` in compact form; user index 0 (unknown) has seen nothing."""
         s = self.state
-        n_items = len(s.item_index)
-        allowed = np.ones((len(users), n_items), dtype=bool)
-        if exclude_seen:
-            rows = s.seen[np.asarray(users)]
-            r, c = rows.nonzero()
-            allowed[r, c - 1] = False
+        items = np.ones(len(s.item_index), dtype=bool)
         if exclude is not None:
             if isinstance(exclude, (str, bytes)) or not hasattr(exclude, "__iter__"):
                 raise ValueError(f"exclude must be a list of item ids, got {exclude!r}")
             ex = s.item_index.index(np.asarray(list(exclude)))
-            allowed[:, ex[ex > 0] - 1] = False
+            items[ex[ex > 0] - 1] = False
         if min_ratings is None:  # the model's default minimum support
             min_ratings = self.default_support
         if min_ratings is not None:
             check_min_ratings(min_ratings)
-            allowed &= (s.popularity[1:] >= min_ratings)[None, :]
-        return allowed
+            items &= s.popularity[1:] >= min_ratings
+        if not exclude_seen:
+            return Allowed(items, np.zeros(len(users) + 1, "int64"), np.zeros(0, "int64"))
+        rows = s.seen[np.asarray(users)]
+        rows.eliminate_zeros()
+        return Allowed(items, rows.indptr.astype("int64"), rows.indices[:rows.nnz] - 1)
+
+    def mask(self, users: np.ndarray, *, exclude_seen: bool = True, exclude: Iterable | None = None,
+             min_ratings: int | None = None) -> np.ndarray:
+        """Boolean (len(users), n_items) over item positions: :meth:`allowed` as a dense array."""
+        return self.allowed(users, exclude_seen=exclude_seen, exclude=exclude, min_ratings=min_ratings).mask()
 
 
 # compiled scoring programs per model: every Scorer of a model (e.g. of the states fold_in derives, which share it)
@@ -113,14 +163,17 @@ def _programs(model) -> tuple[Callable, Callable, Callable]:
             out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
             return out, model.output_rule.to_rating(out)
 
-        def top_k_fn(variables, users, allowed, user_features, k):
+        def top_k_fn(variables, users, items, excluded, user_features, k):
             model = ref()
             with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))):
                 out = model.score_items(users, user_features)
-                key, rating = model.output_rule.ranking_key(out), model.output_rule.to_rating(out)
-            key = ops.where(allowed, key, ops.full_like(key, -np.inf))
-            values, idx = ops.top_k(key, k)
-            return values, idx, ops.take_along_axis(rating, idx, axis=1)
+                key = model.output_rule.ranking_key(out)
+                key = without_excluded(ops.where(items[None, :], key, ops.full_like(key, -np.inf)), excluded)
+                values, idx = top_k_in_blocks(key, k)
+                rows, n = ops.shape(out)[0], ops.shape(out)[1]
+                flat = ops.reshape(out, (rows * n, *ops.shape(out)[2:]))
+                picked = ops.take(flat, idx + ops.arange(rows, dtype=idx.dtype)[:, None] * n, axis=0)
+                return values, idx, model.output_rule.to_rating(picked)  # ratings of the k picked outputs only
 
         def ratings_fn(variables, x):
             model = ref()
@@ -130,6 +183,50 @@ def _programs(model) -> tuple[Callable, Callable, Callable]:
         found = _PROGRAMS[model] = (_compile(pairs_fn), _compile(top_k_fn, static_argnames=("k",)),
                                     _compile(ratings_fn))
     return found
+
+
+#: positions per block of :func:`top_k_in_blocks`
+TOP_K_BLOCK = 128
+
+
+def top_k_in_blocks(key, k: int):
+    """``ops.top_k(key, k)`` of each row of ``key`` (values and positions, best first; ties: the lower position
+    first), in two steps for a long row. The row is cut into blocks of :data:`TOP_K_BLOCK` positions; the ``k``
+    blocks with the largest maxima (ties: the lower block) hold the row's best ``k``, a tie at the ``k``-th value
+    included, since a block passed over has no value above it and only later positions; only those blocks are
+    ranked, in the order of their positions, so that ties fall as in one ranking of the whole row."""
+    rows, n = ops.shape(key)[0], ops.shape(key)[1]
+    blocks = -(-n // TOP_K_BLOCK)
+    if blocks < 8 * k:  # a short row: one ranking costs no more
+        return ops.top_k(key, k)
+    padded = ops.concatenate([key, ops.full((rows, blocks * TOP_K_BLOCK - n), -np.inf, key.dtype)], axis=1)
+    cut = ops.reshape(padded, (rows, blocks, TOP_K_BLOCK))
+    _, best = ops.top_k(ops.max(cut, axis=2), k)
+    best = ops.sort(best, axis=1)  # the chosen blocks in the order of their positions
+    candidates = ops.reshape(ops.take_along_axis(cut, best[:, :, None], axis=1), (rows, k * TOP_K_BLOCK))
+    values, at = ops.top_k(candidates, k)
+    block = ops.take_along_axis(best, at // TOP_K_BLOCK, axis=1)
+    return values, block * TOP_K_BLOCK + at % TOP_K_BLOCK
+
+
+def without_excluded(key, excluded):
+    """``key`` (users, n_items) with -inf at each row's ``excluded`` positions; positions past the last item are
+    padding and change nothing."""
+    if keras.backend.backend() == "jax":
+        import jax.numpy as jnp
+
+        return key.at[jnp.arange(key.shape[0])[:, None], excluded].set(-jnp.inf, mode="drop")
+    return without_any_backend(key, excluded)
+
+
+def without_any_backend(key, excluded):
+    """:func:`without_excluded` in Keras operations alone (any backend)."""
+    rows, n = ops.shape(key)[0], ops.shape(key)[1]
+    wide = ops.concatenate([key, ops.zeros((rows, 1), key.dtype)], axis=1)  # the padding lands in the extra column
+    at = ops.stack([ops.repeat(ops.arange(rows)[:, None], ops.shape(excluded)[1], axis=1),
+                    ops.minimum(excluded, n)], axis=-1)
+    at = ops.reshape(at, (-1, 2))
+    return ops.scatter_update(wide, at, ops.full((ops.shape(at)[0],), -np.inf, key.dtype))[:, :n]
 
 
 class Scorer:
@@ -194,33 +291,41 @@ class Scorer:
         return np.concatenate(out) if out else np.zeros(0)
 
     def user_batch(self) -> int:
-        """How many users to score at once against every item."""
+        """How many users to rank at once against every item: as many as keep their scores within
+        :data:`TOP_K_BUDGET` floats."""
         per_user = max(1, (self.model.n_items - 1) * self.model.pair_cost)
-        return int(max(1, min(MAX_USER_BATCH, SCORE_BUDGET // per_user)))
+        return int(max(1, min(MAX_USER_BATCH, TOP_K_BUDGET // per_user)))
 
-    def top_k(self, users: np.ndarray, allowed: np.ndarray, k: int, user_features: np.ndarray | None = None,
+    def top_k(self, users: np.ndarray, allowed: np.ndarray | Allowed, k: int, user_features: np.ndarray | None = None,
               batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Best ``k`` allowed item positions per user (best first, -1 where fewer are allowed) and their ratings.
-        Users are scored ``batch_size`` at a time (default: as many as fit a fixed memory budget)."""
+        """Best ``k`` allowed item positions per user (best first, -1 where fewer are allowed; ties: the lower
+        position first) and their ratings. ``allowed``: a boolean (users, n_items) or its :class:`Allowed` form.
+        Users are scored ``batch_size`` at a time (default: :meth:`user_batch`); every batch is queued on the
+        device before the first is read back, so the device never waits for the host."""
         n_items = self.model.n_items - 1
         kk = min(_bucket(k), n_items)
+        if not isinstance(allowed, Allowed):
+            allowed = Allowed.from_mask(allowed)
         variables = self._variables("all")
+        items = self.place.put(allowed.items) if self.place.mesh is not None else allowed.items
         batch = batch_size or self.user_batch()  # checked by the caller (Recommender._top_positions)
-        pos_parts, rating_parts = [], []
+        queued = []
         for start in range(0, len(users), batch):
-            uu, aa = users[start:start + batch], allowed[start:start + batch]
+            uu = users[start:start + batch]
             n = len(uu)
             size = min(_bucket(n, 1), batch) if n < batch else batch
             uu = np.concatenate([uu, np.zeros(size - n, uu.dtype)]).astype("int32")
-            aa = np.concatenate([aa, np.zeros((size - n, n_items), bool)])
+            ex = allowed.excluded(start, start + batch, size, pad=n_items)  # padding: past the last item
             uf = None
             if user_features is not None:
                 f = user_features[start:start + batch]
                 uf = np.concatenate([f, np.zeros((size - n, f.shape[1]), f.dtype)]).astype("float32")
             if self.place.mesh is not None:
-                uu, aa = self.place.put_batch(uu), self.place.put_batch(aa)
+                uu, ex = self.place.put_batch(uu), self.place.put_batch(ex)
                 uf = None if uf is None else self.place.put_batch(uf)
-            values, idx, rating = self._top_k(variables, uu, aa, uf, k=kk)
+            queued.append((n, self._top_k(variables, uu, items, ex, uf, k=kk)))
+        pos_parts, rating_parts = [], []
+        for n, (values, idx, rating) in queued:
             values, idx = self.place.to_host(values)[:n, :k], self.place.to_host(idx)[:n, :k]
             pos_parts.append(np.where(np.isneginf(values), -1, idx))
             rating_parts.append(np.asarray(self.place.to_host(rating), dtype="float64")[:n, :k])

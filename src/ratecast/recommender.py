@@ -31,6 +31,9 @@ from .features import FeatureEncoder, day_numbers
 from .models import MODELS, split_params
 from .models.fitting import Ratings, reporting
 from .ranking import Candidates, Scorer, check_min_ratings, popular
+
+#: users ranked per part of :meth:`Recommender.recommend_all_parts` (and held at once on the host while ranking)
+PART_USERS = 8192
 from .similarity import cosine, cosine_similarities, top_k
 from .split import validation_split as validation_share
 from .topn import KS as TOPN_KS, LONG_TAIL
@@ -506,7 +509,7 @@ class Recommender:
             out.attrs["fallback"] = True
             return out
         users = np.array([u])
-        allowed = self._candidates.mask(users, exclude_seen=exclude_seen, exclude=exclude, min_ratings=min_ratings)
+        allowed = self._candidates.allowed(users, exclude_seen=exclude_seen, exclude=exclude, min_ratings=min_ratings)
         pos, score = self._scorer.top_k(users, allowed, k)
         keep = pos[0] >= 0
         return self._item_frame(pos[0][keep], score[0][keep], "score")
@@ -523,9 +526,10 @@ class Recommender:
     def recommend_all_parts(self, user_ids=None, k: int = 10, exclude_seen: bool = True, exclude=None,
                             min_ratings: int | None = None, batch_size: int | None = None,
                             on_progress: Callable[[int, int], None] | None = None) -> Iterator[pd.DataFrame]:
-        """:meth:`recommend_all` a batch of users at a time, for writing as it goes (memory stays bounded by a
-        batch): the frames, in order, that :meth:`recommend_all` concatenates (at least one, maybe empty).
-        ``on_progress(users_done, users_total)`` is called after each batch."""
+        """:meth:`recommend_all` a part of the users at a time, for writing as it goes (memory stays bounded by a
+        part): the frames, in order, that :meth:`recommend_all` concatenates (at least one, maybe empty). A part is
+        ``batch_size`` users (default: :data:`PART_USERS`, scored in the scorer's batches).
+        ``on_progress(users_done, users_total)`` is called after each part."""
         self._check_k(k)
         _check_flag("exclude_seen", exclude_seen)
         s = self.state_
@@ -537,11 +541,11 @@ class Recommender:
         else:
             users = self._lookup("user_ids", _id_array("user_ids", user_ids))
             users = users[users > 0]
-        batch = self._user_batch(batch_size)
-        for start in range(0, max(len(users), 1), batch):
-            chunk = users[start:start + batch]
+        part = self._user_batch(batch_size) if batch_size is not None else PART_USERS
+        for start in range(0, max(len(users), 1), part):
+            chunk = users[start:start + part]
             pos, score = self._top_positions(chunk, k, exclude_seen=exclude_seen, exclude=exclude,
-                                             min_ratings=min_ratings, batch_size=batch)
+                                             min_ratings=min_ratings, batch_size=batch_size)
             rows, cols = np.nonzero(pos >= 0)
             item_pos = pos[rows, cols]
             yield pd.DataFrame({
@@ -549,7 +553,7 @@ class Recommender:
                 "rank": cols + 1, "item_id": s.item_index.ids[item_pos],
                 "title": pd.Series(s.title_array[item_pos], dtype=object), "score": score[rows, cols]})
             if on_progress is not None:
-                on_progress(min(start + batch, len(users)), len(users))
+                on_progress(min(start + part, len(users)), len(users))
 
     def _user_batch(self, batch_size: int | None) -> int:
         """``batch_size`` checked (a positive integer), or where None the scorer's batch for its memory budget."""
@@ -561,14 +565,16 @@ class Recommender:
     def _top_positions(self, users: np.ndarray, k: int, *, exclude_seen: bool = True, exclude=None,
                        min_ratings: int | None = None, batch_size: int | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
-        """Best ``k`` item positions (-1 where fewer are allowed) and their scores for user indices, a batch of users
-        at a time: each batch's candidate mask is built just before it is scored, so memory stays bounded."""
+        """Best ``k`` item positions (-1 where fewer are allowed) and their scores for user indices, ``batch_size``
+        users at a time (default: the scorer's batch) and :data:`PART_USERS` at most at once on the host: each
+        part's candidates are built just before it is scored, so memory stays bounded."""
         batch = self._user_batch(batch_size)
+        part = max(batch, PART_USERS // batch * batch)
         parts = []
-        for start in range(0, len(users), batch):
-            chunk = users[start:start + batch]
-            allowed = self._candidates.mask(chunk, exclude_seen=exclude_seen, exclude=exclude,
-                                            min_ratings=min_ratings)
+        for start in range(0, len(users), part):
+            chunk = users[start:start + part]
+            allowed = self._candidates.allowed(chunk, exclude_seen=exclude_seen, exclude=exclude,
+                                               min_ratings=min_ratings)
             parts.append(self._scorer.top_k(chunk, allowed, k, batch_size=batch))
         if not parts:
             return self._scorer.top_k(users, np.zeros((0, len(self.state_.item_index)), bool), k)

@@ -54,6 +54,8 @@ RELEASE_OPTIONS = ("duplicates",)
 _PATH_OPTIONS = ("items", "users")
 RUN_MARKER = "run.json"
 REQUIRED_FILES = ("run.json", "metrics.json", "history.json")
+#: the run's saved model: a folder with its own manifest, whose checksums its readers verify
+MODEL_FOLDER = "model"
 
 
 @dataclass
@@ -235,6 +237,24 @@ def fold_in_test_users(rec, split: S.Split | S.HeldOutSplit):
     return rec
 
 
+def test_metrics(rec, split: S.Split | S.HeldOutSplit, seed: int | None, served=None):
+    """The test figures of a run, as ``train`` records them and ``evaluate`` and ``tune`` report them: the rating
+    errors over every test rating, and the whole-catalogue lists of at most
+    :data:`~ratecast.run_evaluation.LIST_USERS` test users (a sample drawn with ``seed`` beyond that; the figures
+    then hold ``top_n_users`` of ``test_users``). ``served``: :func:`fold_in_test_users` of ``rec`` when already
+    made. Returns (metrics, the evaluation, what a run keeps of it)."""
+    from . import run_evaluation
+
+    served = fold_in_test_users(rec, split) if served is None else served
+    metrics = served.evaluate(split.test, top_n=False)  # every test rating; the lists are made once, below
+    # the held-out users (if any) are folded in as rc.evaluate does it
+    evaluation, kept = run_evaluation.evaluate_test(
+        rec, split.test, fold_in=split.fold_in if isinstance(split, S.HeldOutSplit) else None,
+        limit=run_evaluation.LIST_USERS, random_state=seed)
+    metrics.update(run_evaluation.list_metrics(served, split.test, evaluation))
+    return metrics, evaluation, kept
+
+
 # --- interrupted runs ---------------------------------------------------------------------------------------------
 PARTIAL_SPEC = "spec.json"
 
@@ -370,7 +390,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
                 extra_train=None) -> dict[str, Any]:
     from .metrics import error_report
     from .recommender import Recommender
-    from .run_evaluation import LIST_USERS, evaluate_test, list_metrics, write_evaluation
+    from .run_evaluation import LIST_USERS, write_evaluation
     from .viz import plot_loss_curves, plot_predictions
 
     if dataset is None:
@@ -387,11 +407,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
     fit_s = time.perf_counter() - t
     step("evaluating")
     served = fold_in_test_users(rec, sp)
-    metrics = served.evaluate(sp.test, top_n=False)  # every test rating; the lists are made once, below
-    # the held-out users (if any) are folded in as rc.evaluate does it
-    evaluation, kept = evaluate_test(rec, sp.test, fold_in=sp.fold_in if isinstance(sp, S.HeldOutSplit) else None,
-                                     random_state=spec.seed)
-    metrics.update(list_metrics(served, sp.test, evaluation))
+    metrics, evaluation, kept = test_metrics(rec, sp, spec.seed, served=served)
     tr, te = sp.train.ratings, sp.test.ratings
     train_metrics = error_report(tr["rating"], rec.predict(tr["user_id"], tr["item_id"]), ci=False)
     test_pred = served.predict(te["user_id"], te["item_id"])
@@ -413,7 +429,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
         write_evaluation(tmp, evaluation, kept, rec.item_index_.ids,
                          {"data": spec.data, "split": spec.split, "test_size": spec.test_size, "seed": spec.seed,
                           "test_users": int(sp.test.ratings["user_id"].nunique()), "list_users_limit": LIST_USERS})
-        rec.save(tmp / "model")
+        rec.save(tmp / MODEL_FOLDER)
         step("writing plots")
         plot_loss_curves(rec.history_, tmp / "plots" / "loss.png", title=f"{spec.model}: loss per epoch")
         plot_predictions(te["rating"], test_pred, tmp / "plots" / "predictions.png", title=f"{spec.model}: test set")
@@ -480,7 +496,7 @@ class Run:
         if self._rec is None:
             from .recommender import Recommender
 
-            self._rec = Recommender.load(self.path / "model")
+            self._rec = Recommender.load(self.path / MODEL_FOLDER)
         return self._rec
 
     def load_data(self, spec: RunSpec | None = None, progress: bool = False) -> Dataset:
@@ -497,7 +513,7 @@ def load_run(path: str | os.PathLike) -> Run:
     if not (path / "run.json").is_file():
         raise MissingFileError("not a ratecast run directory (no run.json); create one with "
                                "'ratecast train --out DIR'", path=str(path))
-    manifest.verify(path, required=REQUIRED_FILES)
+    manifest.verify(path, required=REQUIRED_FILES, sealed=(MODEL_FOLDER,))  # the model's loader checks its files
     info = read_json_object(path / "run.json")
     spec = RunSpec.from_dict(info.get("spec"), str(path / "run.json"))
     for key, kind in (("model_config", dict), ("training_config", dict), ("dataset", str),

@@ -485,8 +485,8 @@ def _rating_scale(value: dict, src: Source) -> RatingScale:
 def _index(what: str) -> Callable[[list, Source], IdIndex]:
     def load(ids: list, src: Source) -> IdIndex:
         require(len(ids) > 0, src.path, f"{what} is empty")
-        require(all(is_kind(v, (int, str)) or finite(v) for v in ids), src.path,
-                f"{what} must hold integer, number or text ids")
+        require(set(map(type, ids)) <= {int, str} or all(is_kind(v, (int, str)) or finite(v) for v in ids),
+                src.path, f"{what} must hold integer, number or text ids")  # the common case at C speed
         index = IdIndex(ids)
         require(len(index) == len(ids), src.path, f"{what} holds duplicate ids")
         return index

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import OutputExistsError
 from ..io import check_output_folder, lock_output, read_json_object, write_json, write_table, write_text
-from ..runs import RunSpec, fold_in_test_users, load_data, make_split, resolve_spec
+from ..runs import RunSpec, load_data, make_split, resolve_spec, test_metrics
 from .search import check_options, tune
 from .storage import open_storage, shown_url
 
@@ -104,7 +104,7 @@ def tune_run(spec: RunSpec, out: str | os.PathLike, *, n_trials: int | None = 50
         step("refitting the best options on the whole training set")
         rec = result.best_recommender()
         step("scoring the test set (once)")
-        test = fold_in_test_users(rec, split).evaluate(split.test)
+        test = test_metrics(rec, split, spec.seed)[0]
         keep = ("rmse", "mae", "recall@10", "ndcg@10")
         summary = {
             "spec": asdict(spec), "model": spec.model, "data": dataset.name, "split": spec.split, "seed": spec.seed,
