@@ -591,6 +591,8 @@ class TableLineage:
             return False
         if len(stale):
             buffer = np.asarray(parent) if side == ORIGIN else self.buffers[side]
+            if len(stale) > used // 2:  # most rows (a new side): one block copy
+                stale = slice(0, used)
             self.buffers[target][stale] = buffer[stale]
             stamps[stale] = 0 if side == ORIGIN else source[stale]
         self.writes += 1
