@@ -610,10 +610,10 @@ _TABLES: dict[int, tuple[Any, TableLineage, int, np.ndarray | None]] = {}
 def _register(table: Any, lineage: TableLineage, side: int, buffer: np.ndarray | None) -> None:
     key = id(table)
 
-    def forget(ref, key=key):
-        with _TABLE_LOCK:
-            if key in _TABLES and _TABLES[key][0] is ref:
-                del _TABLES[key]
+    def forget(ref, key=key):  # no lock: it may run in any thread, the one holding the lock included
+        entry = _TABLES.get(key)
+        if entry is not None and entry[0] is ref:
+            _TABLES.pop(key, None)
 
     _TABLES[key] = (weakref.ref(table, forget), lineage, side, buffer)
 
