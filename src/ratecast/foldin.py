@@ -534,7 +534,7 @@ def ones(n: int) -> np.ndarray:
     return buf[:n]
 
 
-# --- one fold-in ---------------------------------------------------------------------------------------------------
+# --- per-user tables: two buffers each, taken in turns by the states derived one after another --------------------
 ORIGIN = -1  #: the side of a :class:`TableLineage`'s origin (the table it was started from, never written)
 
 
@@ -563,7 +563,6 @@ class TableLineage:
     table (one copy of it)."""
 
     def __init__(self, origin: Any) -> None:
-        self.origin = weakref.ref(origin)
         self.shape, self.dtype = tuple(origin.shape), np.dtype(origin.dtype)
         self.buffers: list[np.ndarray | None] = [None, None]
         self.stamps: list[np.ndarray | None] = [None, None]
@@ -618,6 +617,7 @@ def _register(table: Any, lineage: TableLineage, side: int, buffer: np.ndarray |
     _TABLES[key] = (weakref.ref(table, forget), lineage, side, buffer)
 
 
+# --- one fold-in ---------------------------------------------------------------------------------------------------
 def _set_rows(value, rows: np.ndarray, new: np.ndarray, used: int, new_used: int):
     """A table holding ``value`` (a per-user table whose rows past ``used`` no state reads) with ``rows`` replaced,
     for a state that reads ``new_used`` rows; ``value`` is left as it was. Written into a side of ``value``'s
