@@ -550,8 +550,9 @@ def _aligned_zeros(shape: tuple[int, ...], dtype, alignment: int = 64) -> np.nda
 
 class TableLineage:
     """Two host buffers ("sides") of one per-user table's shape, for the states derived one from another: each state
-    reads its table through its own device array over one side's buffer (made without a copy), up to the rows it
-    uses; the table the lineage was started from (its origin: the model's own) is read, never written.
+    reads its table through a device array over one side's buffer (made without a copy; shared with its parent when
+    it only appended rows to the parent's), up to the rows it uses; the table the lineage was started from (its
+    origin: the model's own) is read, never written.
 
     A fold-in writes the rows it changes (its known users' rows, its new users' rows after the parent's) into a side
     that no living state reads at those rows: the parent's own side when it only appends past what every reader of
@@ -638,6 +639,10 @@ def _set_rows(value, rows: np.ndarray, new: np.ndarray, used: int, new_used: int
             lineage, target = TableLineage(value), 0
             _register(value, lineage, ORIGIN, keep)
             lineage.write(value, ORIGIN, rows, new, used, target)
+        elif target == side:  # appended past what every reader reads: the same array serves both states
+            ref, _ = lineage.readers[side][id(value)]
+            lineage.readers[side][id(value)] = (ref, new_used)
+            return value
         buffer = lineage.buffers[target]
         table = jnp.from_dlpack(buffer)
         try:
