@@ -603,8 +603,18 @@ class TableLineage:
 
 _TABLE_LOCK = threading.Lock()
 #: id(a table handed out or a lineage's origin) -> (weak reference to it, its lineage, its side, the buffer it is
-#: made over: kept while it lives)
-_TABLES: dict[int, tuple[Any, TableLineage, int, np.ndarray | None]] = {}
+#: made over: kept while it lives). An origin holds its lineage by a weak reference: the sides' buffers live as
+#: long as a table handed out from them, not as long as the model they were started from.
+_TABLES: dict[int, tuple[Any, Any, int, np.ndarray | None]] = {}
+
+
+def _lineage_of(value: Any) -> tuple[TableLineage | None, int, np.ndarray | None]:
+    """(lineage, side, buffer kept) of a registered table (lineage None: not registered, or its lineage is gone)."""
+    entry = _TABLES.get(id(value))
+    if entry is None or entry[0]() is not value:
+        return None, ORIGIN, None
+    lineage = entry[1]() if entry[2] == ORIGIN else entry[1]
+    return lineage, entry[2], entry[3]
 
 
 def _register(table: Any, lineage: TableLineage, side: int, buffer: np.ndarray | None) -> None:
@@ -615,7 +625,7 @@ def _register(table: Any, lineage: TableLineage, side: int, buffer: np.ndarray |
         if entry is not None and entry[0] is ref:
             _TABLES.pop(key, None)
 
-    _TABLES[key] = (weakref.ref(table, forget), lineage, side, buffer)
+    _TABLES[key] = (weakref.ref(table, forget), weakref.ref(lineage) if side == ORIGIN else lineage, side, buffer)
 
 
 # --- one fold-in ---------------------------------------------------------------------------------------------------
@@ -627,15 +637,12 @@ def _set_rows(value, rows: np.ndarray, new: np.ndarray, used: int, new_used: int
 
     rows = np.asarray(rows, "int64")
     with _TABLE_LOCK:
-        entry = _TABLES.get(id(value))
-        if entry is not None and entry[0]() is value:
-            lineage, side = entry[1], entry[2]
+        lineage, side, keep = _lineage_of(value)
+        target = None
+        if lineage is not None:
             targets = ([] if side == ORIGIN else [side]) + [t for t in (0, 1) if t != side]
             target = next((t for t in targets if lineage.write(value, side, rows, new, used, t)), None)
-        else:
-            lineage, target = None, None
         if target is None:  # a new lineage, from value's table
-            keep = entry[3] if entry is not None and entry[0]() is value else None
             lineage, target = TableLineage(value), 0
             _register(value, lineage, ORIGIN, keep)
             lineage.write(value, ORIGIN, rows, new, used, target)
