@@ -120,6 +120,9 @@ def free_port() -> int:
 def over_http(run: Path, repeats: int) -> dict:
     from ratecast.runs import load_run
 
+    # the requests are made before the server starts: loading the run again can outlast the server's keep-alive
+    # timeout, which would close the connection in between
+    new, known = frames(load_run(run).recommender().item_index_.ids, repeats, "http", 1)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "ratecast.cli", "serve", str(run), "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
@@ -143,7 +146,6 @@ def over_http(run: Path, repeats: int) -> dict:
                 conn.close()
             time.sleep(0.5)
         ready_s = time.perf_counter() - started
-        new, known = frames(load_run(run).recommender().item_index_.ids, repeats, "http", 1)
         out = {"server_ready_s": round(ready_s, 1)}
         for kind, batches in (("new_user", new), ("known_user", known)):
             times = []

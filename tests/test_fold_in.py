@@ -299,3 +299,31 @@ def test_explain_gives_no_metadata_rows_to_a_user_who_gave_none(data):
     out = rec.explain("visitor", 110, k=100)
     assert out["item_id"].notna().all() and len(out) == 2  # the two ratings; no age, gender or occupation rows
     np.testing.assert_allclose(out["contribution"].sum() + out.attrs["offset"], out.attrs["score"])
+
+
+def test_a_chain_of_known_users_fold_ins_writes_their_rows_not_the_whole_user_tables(data):
+    import tracemalloc
+
+    # many users, so that the per-user tables are much larger than what one user's fold-in computes
+    rec = fitted("implicit", data).update(frame([(f"n{k}", 101 + k % 24, 3) for k in range(600)]))
+    m = rec.state_.model
+    table_bytes = sum(np.asarray(rec.state_.value(getattr(m, name))).nbytes for name in m.user_tables)
+    current = rec
+    for k in range(3):  # as the server chains them, each from the one the previous call returned
+        current = current.update(frame([(5, 101 + k, 4), (7, 110 + k, 2)]))
+    tracemalloc.start()
+    try:
+        current = current.update(frame([(5, 115, 1), (7, 116, 5)]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < table_bytes / 8  # not a copy of each whole table
+    sets, before = (np.asarray(r.state_.value(m.item_sets)) for r in (current, rec))
+    u5, u7 = current.user_index_.index([5, 7])
+    item = current.item_index_.index
+    assert set(item([101, 102, 103, 115])) <= set(sets[u5]) and item([116])[0] in set(sets[u7])
+    assert item([115])[0] not in set(before[u5])  # rec is left as it was
+    np.testing.assert_array_equal(np.delete(sets, [u5, u7], axis=0)[:len(rec.user_index_)],
+                                  np.delete(before, [u5, u7], axis=0)[:len(rec.user_index_)])
+    once = rec.update(frame([(5, 101, 4), (5, 102, 4), (5, 103, 4), (5, 115, 1)]))
+    np.testing.assert_allclose(current.predict([5], [120]), once.predict([5], [120]), rtol=1e-5)

@@ -21,7 +21,9 @@ One mechanism for every model, with per-model hooks (:mod:`ratecast.models.base`
 
 Per-user data besides weights (implicit's item sets, bayesian's day tables) comes from ``fold_in_rows``. A new user
 takes a spare row: the model's user tables grow in capacity buckets (built once per bucket), and a new state gets
-new arrays for its per-user weights only (``FittedState.user_values``), sharing every other weight.
+new arrays for its per-user weights only (``FittedState.user_values``), sharing every other weight. Those arrays
+are views of two buffers per table that the states of a chain of fold-ins take turns on (:class:`TableLineage`), so
+a fold-in writes the rows it changes, not the whole table, whether its users are new or known.
 """
 
 from __future__ import annotations
@@ -410,40 +412,6 @@ def gradient_scores(state: FittedState, overlay: dict[str, Any], theta: np.ndarr
 
 
 # --- arrays that grow at their end, shared by the states derived one after another --------------------------------
-class Tails:
-    """Buffers whose first rows are shared by several states, and how many rows of each the newest state uses.
-
-    A state derived by a fold-in of new users only adds rows after those its parent uses: when the parent is the
-    newest user of the buffer (it uses exactly the rows counted here), the new rows are written into the buffer's
-    spare room in place and the new state takes a longer view of it; the parent never reads past its own rows, so
-    it is left as it was. Any other parent (an older state, a fold-in of known users) gets a new buffer, with spare
-    room, tracked from then on. ``claim`` is atomic, so two fold-ins from the same state never share rows."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._used: dict[int, tuple[Any, int]] = {}  # id(owner) -> (weak reference to it, rows used)
-
-    def track(self, owner: Any, used: int) -> None:
-        """Count ``used`` rows of ``owner`` (an array, or a device array over one) as used by the newest state."""
-        key = id(owner)
-        ref = weakref.ref(owner, lambda _, key=key: self._used.pop(key, None))
-        with self._lock:
-            self._used[key] = (ref, used)
-
-    def claim(self, owner: Any, used: int, new_used: int, rows: int) -> bool:
-        """True, and ``new_used`` rows counted, when ``owner`` is tracked, the newest state uses ``used`` of its rows
-        and ``new_used`` fit in its ``rows``."""
-        with self._lock:
-            entry = self._used.get(id(owner))
-            if entry is None or entry[0]() is not owner or entry[1] != used or new_used > rows:
-                return False
-            self._used[id(owner)] = (entry[0], new_used)
-            return True
-
-
-_TAILS = Tails()
-
-
 def spare(n: int) -> int:
     """Rows to allocate for ``n`` used: a quarter more, at least 16 (at least 80% full when large: scipy copies a
     sparse matrix's arrays out of a buffer less than half used)."""
@@ -566,44 +534,131 @@ def ones(n: int) -> np.ndarray:
     return buf[:n]
 
 
-# --- one fold-in ---------------------------------------------------------------------------------------------------
-_HOSTS: dict[int, np.ndarray] = {}  # id(device array) -> the host buffer it is made over (kept while it lives)
+# --- per-user tables: two buffers each, taken in turns by the states derived one after another --------------------
+ORIGIN = -1  #: the side of a :class:`TableLineage`'s origin (the table it was started from, never written)
 
 
-def _aligned_copy(value: np.ndarray, alignment: int = 64) -> np.ndarray:
-    """A C-contiguous copy of ``value`` starting on an ``alignment``-byte boundary (what XLA takes without a copy)."""
-    raw = np.empty(value.nbytes + alignment, np.uint8)
+def _aligned_zeros(shape: tuple[int, ...], dtype, alignment: int = 64) -> np.ndarray:
+    """A C-contiguous array of zeros starting on an ``alignment``-byte boundary (what XLA takes without a
+    copy)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.zeros(nbytes + alignment, np.uint8)
     start = -raw.__array_interface__["data"][0] % alignment
-    out = raw[start:start + value.nbytes].view(value.dtype).reshape(value.shape)
-    out[...] = value
-    return out
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
+class TableLineage:
+    """Two host buffers ("sides") of one per-user table's shape, for the states derived one from another: each state
+    reads its table through a device array over one side's buffer (made without a copy; shared with its parent when
+    it only appended rows to the parent's), up to the rows it uses; the table the lineage was started from (its
+    origin: the model's own) is read, never written.
+
+    A fold-in writes the rows it changes (its known users' rows, its new users' rows after the parent's) into a side
+    that no living state reads at those rows: the parent's own side when it only appends past what every reader of
+    that side reads, else another side, once the rows in which that side differs from the parent's table are copied
+    over. ``stamps`` say which write of the lineage each row of a side holds (0: the origin's row, -1: none yet),
+    so finding those rows compares one integer per row, and a chain of fold-ins (each from the state the previous
+    one returned, as the server makes them) writes the rows changed since the side was last written, never the
+    whole table. When every side is read where a fold-in must write, a new lineage is started from the parent's
+    table (one copy of it)."""
+
+    def __init__(self, origin: Any) -> None:
+        self.shape, self.dtype = tuple(origin.shape), np.dtype(origin.dtype)
+        self.buffers: list[np.ndarray | None] = [None, None]
+        self.stamps: list[np.ndarray | None] = [None, None]
+        self.readers: list[dict[int, tuple[Any, int]]] = [{}, {}]  # id(array) -> (weak reference, rows it reads)
+        self.writes = 0
+
+    def reach(self, side: int) -> int:
+        """How many rows of ``side`` its living readers read."""
+        live = {k: v for k, v in self.readers[side].items() if v[0]() is not None}
+        self.readers[side] = live
+        return max((n for _, n in live.values()), default=0)
+
+    def write(self, parent: Any, side: int, rows: np.ndarray, new: np.ndarray, used: int, target: int) -> bool:
+        """Make side ``target`` hold the table of ``parent`` (on ``side``, ``used`` rows read) with ``rows``
+        replaced by ``new``; False, and nothing written, when a living reader of ``target`` reads one of the rows
+        that takes."""
+        if self.buffers[target] is None:
+            self.buffers[target] = _aligned_zeros(self.shape, self.dtype)
+            self.stamps[target] = np.full(self.shape[0], -1, "int64")
+        stamps = self.stamps[target]
+        source = 0 if side == ORIGIN else self.stamps[side][:used]
+        stale = np.zeros(0, "int64") if side == target else np.flatnonzero(stamps[:used] != source)
+        lowest = min(int(stale[0]) if len(stale) else used, int(rows.min()) if len(rows) else used)
+        if lowest < self.reach(target):
+            return False
+        if len(stale):
+            buffer = np.asarray(parent) if side == ORIGIN else self.buffers[side]
+            if len(stale) > used // 2:  # most rows (a new side): one block copy
+                stale = slice(0, used)
+            self.buffers[target][stale] = buffer[stale]
+            stamps[stale] = 0 if side == ORIGIN else source[stale]
+        self.writes += 1
+        self.buffers[target][rows] = new
+        stamps[rows] = self.writes
+        return True
+
+
+_TABLE_LOCK = threading.Lock()
+#: id(a table handed out or a lineage's origin) -> (weak reference to it, its lineage, its side, the buffer it is
+#: made over: kept while it lives). An origin holds its lineage by a weak reference: the sides' buffers live as
+#: long as a table handed out from them, not as long as the model they were started from.
+_TABLES: dict[int, tuple[Any, Any, int, np.ndarray | None]] = {}
+
+
+def _lineage_of(value: Any) -> tuple[TableLineage | None, int, np.ndarray | None]:
+    """(lineage, side, buffer kept) of a registered table (lineage None: not registered, or its lineage is gone)."""
+    entry = _TABLES.get(id(value))
+    if entry is None or entry[0]() is not value:
+        return None, ORIGIN, None
+    lineage = entry[1]() if entry[2] == ORIGIN else entry[1]
+    return lineage, entry[2], entry[3]
+
+
+def _register(table: Any, lineage: TableLineage, side: int, buffer: np.ndarray | None) -> None:
+    key = id(table)
+
+    def forget(ref, key=key):  # no lock: it may run in any thread, the one holding the lock included
+        entry = _TABLES.get(key)
+        if entry is not None and entry[0] is ref:
+            _TABLES.pop(key, None)
+
+    _TABLES[key] = (weakref.ref(table, forget), weakref.ref(lineage) if side == ORIGIN else lineage, side, buffer)
+
+
+# --- one fold-in ---------------------------------------------------------------------------------------------------
 def _set_rows(value, rows: np.ndarray, new: np.ndarray, used: int, new_used: int):
-    """``value`` (a per-user table whose rows past ``used`` no state reads) with ``rows`` replaced, for a state that
-    uses ``new_used`` rows; the old array is left as it was. Rows all past ``used`` (new users) are written in
-    place when ``value`` is a table made here whose newest state uses ``used`` rows (see :class:`Tails`); otherwise
-    the table is copied, and the copy is handed to JAX without a second one (it is only written past the rows of
-    the states that use it)."""
+    """A table holding ``value`` (a per-user table whose rows past ``used`` no state reads) with ``rows`` replaced,
+    for a state that reads ``new_used`` rows; ``value`` is left as it was. Written into a side of ``value``'s
+    :class:`TableLineage` (the rows the fold-in changes, not the whole table), and handed to JAX without a copy."""
     import jax.numpy as jnp
 
-    host = _HOSTS.get(id(value))
-    if host is not None and len(rows) and int(np.min(rows)) >= used and \
-            _TAILS.claim(value, used, new_used, len(host)):
-        host[rows] = new
-        return value
-    out = _aligned_copy(np.asarray(value))
-    out[rows] = new
-    table = jnp.from_dlpack(out)
-    try:
-        shared = table.unsafe_buffer_pointer() == out.__array_interface__["data"][0]
-    except Exception:  # not a single host buffer: never written in place
-        shared = False
-    if shared:
-        key = id(table)
-        _HOSTS[key] = out
-        weakref.finalize(table, _HOSTS.pop, key, None)
-        _TAILS.track(table, new_used)
+    rows = np.asarray(rows, "int64")
+    with _TABLE_LOCK:
+        lineage, side, keep = _lineage_of(value)
+        target = None
+        if lineage is not None:
+            targets = ([] if side == ORIGIN else [side]) + [t for t in (0, 1) if t != side]
+            target = next((t for t in targets if lineage.write(value, side, rows, new, used, t)), None)
+        if target is None:  # a new lineage, from value's table
+            lineage, target = TableLineage(value), 0
+            _register(value, lineage, ORIGIN, keep)
+            lineage.write(value, ORIGIN, rows, new, used, target)
+        elif target == side:  # appended past what every reader reads: the same array serves both states
+            ref, _ = lineage.readers[side][id(value)]
+            lineage.readers[side][id(value)] = (ref, new_used)
+            return value
+        buffer = lineage.buffers[target]
+        table = jnp.from_dlpack(buffer)
+        try:
+            shared = table.unsafe_buffer_pointer() == buffer.__array_interface__["data"][0]
+        except Exception:  # not a single host buffer: a copy, that nothing else writes
+            shared = False
+        if shared:
+            lineage.readers[target][id(table)] = (weakref.ref(table), new_used)
+            _register(table, lineage, target, buffer)
     return table
 
 
