@@ -150,3 +150,17 @@ def test_a_verbose_fit_reports_each_pass_of_the_sampled_trainers(data, capsys):
     assert "set head (sampled softmax): pass 1/" in err
     rc.Recommender("implicit", random_state=0, verbose=0, epochs=1, **LARGE).fit(data.train)
     assert "sampled softmax" not in capsys.readouterr().err  # quiet fits say nothing
+
+
+def test_ratings_by_user_give_the_pairs_ratings_in_the_callers_order(large, monkeypatch):
+    from ratecast import ranking
+
+    m = large.model_
+    assert m.rates_by_user
+    rng = np.random.default_rng(0)
+    u = rng.integers(1, m.n_users, 500).astype("int32")  # users repeat, in no order
+    i = rng.integers(1, m.n_items, 500).astype("int32")
+    expected = ranking.Scorer(m).pairs(u, i)[1]
+    np.testing.assert_allclose(ranking.Scorer(m).ratings(u, i), expected, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(ranking, "PAIR_CHUNK", 7)  # a user's pairs split across chunks
+    np.testing.assert_allclose(ranking.Scorer(m).ratings(u, i), expected, rtol=1e-5, atol=1e-5)

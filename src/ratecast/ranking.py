@@ -284,11 +284,33 @@ class Scorer:
         return np.concatenate(outs), np.concatenate(ratings)
 
     def ratings(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """Ratings alone for index pairs (:meth:`pairs`' second half, without the outputs that only lists need)."""
+        """Ratings alone for index pairs (:meth:`pairs`' second half, without the outputs that only lists need).
+        For a model that rates through a per-user part (``model.rates_by_user``), the pairs go by user: each chunk
+        holds the pairs of at most ``pair_chunk`` users, and the model computes each user's part once per chunk."""
         variables = self._variables("all")
-        out = [np.asarray(self.place.to_host(self._ratings(variables, x)), dtype="float64")[:n]
-               for x, n in self._chunks(u, i, extra, pair_chunk(self.model, row_floats=self.model.rating_row_floats))]
-        return np.concatenate(out) if out else np.zeros(0)
+        m = self.model
+        users = pair_chunk(m, row_floats=m.rating_row_floats)
+        if not m.rates_by_user or len(u) == 0:
+            out = [np.asarray(self.place.to_host(self._ratings(variables, x)), dtype="float64")[:n]
+                   for x, n in self._chunks(u, i, extra, users)]
+            return np.concatenate(out) if out else np.zeros(0)
+        order = np.argsort(u, kind="stable")
+        u, i = np.asarray(u)[order], np.asarray(i)[order]
+        extra = {k: np.asarray(v)[order] for k, v in (extra or {}).items()}
+        group = np.cumsum(np.r_[True, u[1:] != u[:-1]]) - 1  # each pair's user, counted in sorted order
+        starts = np.flatnonzero(np.r_[True, np.diff(group // users) > 0])  # a chunk: the pairs of `users` users
+        edges = [b for a, z in zip(starts, [*starts[1:], len(u)]) for b in range(a, z, PAIR_CHUNK)] + [len(u)]
+        out = np.empty(len(u), "float64")
+        for a, z in zip(edges, edges[1:]):
+            distinct, row = np.unique(u[a:z], return_inverse=True)
+            x = next(self._chunks(u[a:z], i[a:z], {"user_row": row.astype("int32"),
+                                                   **{k: v[a:z] for k, v in extra.items()}}, z - a))[0]
+            size = -(-len(distinct) // 256) * 256
+            x["unique_user"] = np.concatenate([distinct, np.zeros(size - len(distinct), distinct.dtype)]).astype("int32")
+            out[a:z] = np.asarray(self.place.to_host(self._ratings(variables, x)), dtype="float64")[:z - a]
+        result = np.empty_like(out)
+        result[order] = out
+        return result
 
     def user_batch(self) -> int:
         """How many users to rank at once against every item: as many as keep their scores within

@@ -243,6 +243,10 @@ class RatingModel(keras.Model):
         whole-catalogue rows for models whose pair outputs are normalised over every item."""
         return 0
 
+    #: whether :meth:`score_ratings` reads inputs ``unique_user`` (distinct users) and ``user_row`` (each pair's
+    #: position among them), so that a per-user part of the rating is computed once per user
+    rates_by_user: ClassVar[bool] = False
+
     @property
     def rating_row_floats(self) -> int:
         """Floats :meth:`score_ratings` holds per pair (sizes the chunks of pairs rated at once)."""

@@ -578,10 +578,16 @@ class ImplicitModel(RatingModel):
         key = self._key(users, logits, picked, rating[:, None], item_item, set_term)[:, 0]
         return ops.stack([rating, logp, key], axis=-1)
 
+    rates_by_user = True
+
     def score_ratings(self, inputs):
-        """The rating head alone: no whole-catalogue row per pair."""
+        """The rating head alone: no whole-catalogue row per pair; each distinct user's representation once."""
         users, items = inputs["user"], ops.cast(inputs["item"], "int32")
-        rep = self.representation(users, chosen=self._chosen(users))
+        if "unique_user" in inputs:
+            distinct = inputs["unique_user"]
+            rep = ops.take(self.representation(distinct, chosen=self._chosen(distinct)), inputs["user_row"], axis=0)
+        else:
+            rep = self.representation(users, chosen=self._chosen(users))
         rating = (self.global_mean + ops.squeeze(self.user_bias(users), -1) + ops.squeeze(self.item_bias(items), -1)
                   + ops.sum(rep * self.item_embedding(items), axis=-1))
         return self.output_rule.to_rating(ops.expand_dims(rating, -1))  # the rule reads the rating at output 0
