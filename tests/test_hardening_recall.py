@@ -57,3 +57,18 @@ def test_loading_a_run_reads_the_model_files_once_and_still_refuses_a_corrupted_
         load_run(tmp_path / "run")
     res = cli("recommend", tmp_path / "run", "--user", "1")
     assert res.code == 1 and "arrays.npz" in res.stderr
+
+
+def test_a_runs_training_error_is_measured_on_a_seeded_sample_above_its_limit(monkeypatch):
+    import ratecast as rc
+    from ratecast import runs
+    from synthetic import make_dataset
+
+    data = make_dataset()
+    rec = rc.Recommender("biased_dot", random_state=0, verbose=0, epochs=1).fit(data)
+    whole = runs.training_error(rec, data.ratings, 0)
+    assert whole["n"] == len(data.ratings) and "sampled_from" not in whole
+    monkeypatch.setattr(runs, "TRAIN_ERROR_RATINGS", 50)
+    part = runs.training_error(rec, data.ratings, 0)
+    assert part["n"] == 50 and part["sampled_from"] == len(data.ratings)
+    assert part == runs.training_error(rec, data.ratings, 0)  # the same sample for the same seed

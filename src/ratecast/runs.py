@@ -385,10 +385,27 @@ def train_run(spec: RunSpec | None, out: str | os.PathLike, *, overwrite: bool =
     return metrics
 
 
+#: the most training ratings a run's training error is measured on (a sample, drawn with the run's seed, above it)
+TRAIN_ERROR_RATINGS = 1_000_000
+
+
+def training_error(rec, ratings: "pd.DataFrame", seed: int) -> dict[str, Any]:
+    """The model's error on its training ratings (no intervals): on all of them, or on a sample of
+    :data:`TRAIN_ERROR_RATINGS` drawn with ``seed`` when there are more, which the result says (``sampled_from``)."""
+    import numpy as np
+
+    from .metrics import error_report
+
+    n = len(ratings)
+    if n > TRAIN_ERROR_RATINGS:
+        ratings = ratings.iloc[np.sort(np.random.default_rng(seed).choice(n, TRAIN_ERROR_RATINGS, replace=False))]
+    out = error_report(ratings["rating"], rec.predict(ratings["user_id"], ratings["item_id"]), ci=False)
+    return {**out, "sampled_from": n} if len(ratings) < n else out
+
+
 def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbose, progress: bool,
                 dataset: Dataset | None, step: Callable[[str], None], distribution=None,
                 extra_train=None) -> dict[str, Any]:
-    from .metrics import error_report
     from .recommender import Recommender
     from .run_evaluation import LIST_USERS, write_evaluation
     from .viz import plot_loss_curves, plot_predictions
@@ -409,7 +426,7 @@ def _train_into(spec: RunSpec, out: Path, part: Path, *, overwrite: bool, verbos
     served = fold_in_test_users(rec, sp)
     metrics, evaluation, kept = test_metrics(rec, sp, spec.seed, served=served)
     tr, te = sp.train.ratings, sp.test.ratings
-    train_metrics = error_report(tr["rating"], rec.predict(tr["user_id"], tr["item_id"]), ci=False)
+    train_metrics = training_error(rec, tr, spec.seed)
     test_pred = served.predict(te["user_id"], te["item_id"])
     with staged_dir(out, overwrite=overwrite, marker=RUN_MARKER) as tmp:
         step("writing the run")
