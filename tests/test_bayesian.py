@@ -249,7 +249,7 @@ def test_chains_run_at_once_only_where_the_memory_budget_allows(monkeypatch):
     small = plan(ml100k, chains=3, samples=10, burn_in=2, stored=30, n_cores=8, memory_gb=room)
     assert small.concurrent == 2 and small.memory_bytes <= small.memory_budget
     ml25m = Shape(25_000_000, 162_542, 59_048, 162_542 + 59_048, 16)
-    assert plan(ml25m, chains=8, samples=50, burn_in=5, stored=61, n_cores=2, memory_gb=20).concurrent == 1
+    assert plan(ml25m, chains=8, samples=50, burn_in=5, stored=11, n_cores=2, memory_gb=20).concurrent == 1
 
 
 @pytest.mark.parametrize("params,match", [

@@ -69,12 +69,15 @@ def test_stored_samples_sizes_the_tables_and_fold_in(idle_machine):
 
 
 def test_time_budget_lowers_chains_then_samples_and_keeps_options_given(idle_machine):
-    from ratecast.models.sampling_budget import Shape, plan
+    from ratecast.models.sampling_budget import Shape, plan, stored_samples
 
     shape = Shape(25_000_000, *ML25M, sum(ML25M), 16, 50_000_000)
-    auto = plan(shape, chains=None, samples=None, burn_in=5, stored=20, n_cores=2, memory_gb=20)
-    assert auto.chains * auto.samples >= 20 and auto.chains < 8 and auto.samples < 50
-    assert auto.seconds <= auto.time_budget or auto.samples == max(10, -(-20 // auto.chains))
+    stored = stored_samples(*ML25M, 16, 400, None, None)
+    # the defaults fit 25 M ratings at ML-25M's vocabulary on a 24 GB, 2-core machine
+    auto = plan(shape, chains=None, samples=None, burn_in=5, stored=stored, n_cores=2)
+    assert auto.memory_bytes <= auto.memory_budget <= 16e9
+    assert auto.chains * auto.samples >= stored and auto.chains < 8 and auto.samples < 50
+    assert auto.seconds <= auto.time_budget
     given = plan(shape, chains=8, samples=50, burn_in=5, stored=20, n_cores=2, memory_gb=20)
     assert (given.chains, given.samples) == (8, 50) and given.seconds > given.time_budget
     small = Shape(80_000, 944, 1683, 944 + 1683 + 40, 16)

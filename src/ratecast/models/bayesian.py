@@ -18,7 +18,7 @@ averaged over every sample, and the factor term is a dot product of the ``stored
 concatenated (evenly spaced in each chain, scaled by ``stored_samples ** -0.5``), so the Keras model is a biased dot
 product over tables of ``embedding_dim * stored_samples`` columns. Every sample is stored where the tables fit in a
 share of the memory budget (ML-100k: all 400); at larger vocabularies fewer are (ML-25M's 221,588 rows at rank 16:
-61 of them). The chains, samples and stored samples are sized from a memory and a time budget
+11 of them). The chains, samples and stored samples are sized from a memory and a time budget
 (:mod:`ratecast.models.sampling_budget`), and a fit that cannot stay inside the memory budget is refused in one line
 before it starts. Sampling runs after the ratings
 are known (:class:`PosteriorSampler`, a part fitted apart from the network), on every training rating, so no validation share is held back from it.
@@ -75,10 +75,11 @@ class BayesianConfig(ModelConfig):
     embedding_dim: Dim = 16
     loss: Loss = "mse"
     min_support: Count = 20  # lists leave out items with fewer training ratings
-    # sweeps averaged for the prediction (each adds embedding_dim * chains columns to the tables); 50 samples were
-    # chosen on three validation splits carved from the lab training set (one chain at rank 10: validation RMSE
-    # 0.867/0.874/0.888 against 0.868/0.874/0.889 with 100 samples); one chain of 100 samples (0.8748 / 0.6825 on
-    # the six splits) and 4 chains of 25 samples (0.8758 / 0.6850) both lose to 2 chains of 50 (0.8736 / 0.6822)
+    # sweeps averaged for the prediction (each adds embedding_dim * chains columns to the tables, as far as
+    # stored_samples allows); 50 samples were chosen on three validation splits carved from the lab training set
+    # (one chain at rank 10: validation RMSE 0.867/0.874/0.888 against 0.868/0.874/0.889 with 100 samples); one
+    # chain of 100 samples (0.8748 / 0.6825 on the six splits) and 4 chains of 25 samples (0.8758 / 0.6850) both
+    # lose to 2 chains of 50 (0.8736 / 0.6822)
     # samples and chains None: sized from the budgets below, up to 8 chains of 50 samples
     # (ratecast.models.sampling_budget); a number given is kept
     samples: Annotated[Optional[Annotated[int, Field(gt=0, le=4096)]], Says("a positive integer")] = None
@@ -87,7 +88,7 @@ class BayesianConfig(ModelConfig):
     # the samples whose factors the tables keep (None: every sample, as far as the tables fit in a sixteenth of
     # the memory budget); the biases average over every sample whatever it says
     stored_samples: Annotated[Optional[Annotated[int, Field(gt=0, le=1 << 16)]], Says("a positive integer")] = None
-    # GB the fit may take (None: 14, at most 80% of the memory available) and seconds of sampling it should take
+    # GB the fit may take (None: 16, at most 80% of the memory available) and seconds of sampling it should take
     # (None: 1800), which size the chains, samples and stored samples left to them
     memory_budget: Annotated[Optional[Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]],
                              Says("a finite number of GB > 0")] = None

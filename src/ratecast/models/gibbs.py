@@ -41,6 +41,8 @@ from ..errors import TrainingError
 #: the extra features' joint draw: conjugate gradients stop at this residual, relative to the right-hand side's, or
 #: after this many steps
 CG_TOLERANCE, CG_MAX_STEPS = 1e-2, 20
+#: listed ratings whose rows a sweep gathers at once (per owner's list bucket, chunk after chunk)
+CHUNK_RATINGS = 1 << 16
 
 
 def padded_lists(key: np.ndarray, member: np.ndarray, value: np.ndarray, n_keys: int, ratio: int, *,
@@ -199,9 +201,12 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
                        for name, b in (("user", user_block), ("item", item_block))},
             # each owner's ratings, in buckets of lengths within a factor 2 (owner_sums on ML-100k: 2.9 ms a side,
             # against 3.3 ms at 4 and 9.1 ms at 8)
-            "ratings_of": {name: [tuple(jnp.asarray(a) for a in bucket) for bucket in padded_lists(
-                owner, np.arange(len(owner)), np.ones(len(owner)), b.n, 2, empty=False)]
-                for name, owner, b in (("user", users, user_block), ("item", items, item_block))}}
+            # (and each listed rating's owner on the other side: the row of the other side's table it reads)
+            "ratings_of": {name: [(*(jnp.asarray(a) for a in bucket), jnp.asarray(other[bucket[1]], "int32"))
+                                  for bucket in padded_lists(owner, np.arange(len(owner)), np.ones(len(owner)), b.n,
+                                                             2, empty=False)]
+                           for name, owner, other, b in (("user", users, items, user_block),
+                                                         ("item", items, users, item_block))}}
     # the shapes of every Gamma draw of a sweep: per block, its id rows' and each feature group's precisions
     # (one per column, shape (1 + count) / 2: Gamma(1/2, 1/2) prior, the group mean integrated out), then the noise
     # precision's ((1 + ratings) / 2)
@@ -264,17 +269,57 @@ def owner_sums(z, weight, weighted_residual, rating_lists, n: int, extra=None):
     ``E[o] = sum_r weighted_residual_r z_r`` (n, K), over the owners' padded rating lists (``padded_lists``
     buckets: padding has value 0). One batched product per bucket: several times faster on a CPU than summing
     per-rating outer products by owner. Owners without ratings get zeros. With ``extra`` (one number per rating)
-    its sums ``sum_r extra_r z_r`` (n, K) come third."""
+    its sums ``sum_r extra_r z_r`` (n, K) come third. A bucket's fourth array, where given, says which row of ``z``
+    each rating reads (``z`` then holds one row per owner of the other side, so that no array of ratings x K is made
+    whole), else rating ``r`` reads row ``r``."""
     K = z.shape[1]
     G, E = jnp.zeros((n, K, K), z.dtype), jnp.zeros((n, K), z.dtype)
     X = None if extra is None else jnp.zeros((n, K), z.dtype)
-    for owners, rows, values in rating_lists:
-        zr = z[rows]  # (F, W, K)
-        G = G.at[owners].set(jnp.einsum("fw,fwa,fwb->fab", weight[rows] * values, zr, zr))
-        E = E.at[owners].set(jnp.einsum("fw,fwa->fa", weighted_residual[rows] * values, zr))
+    coefficients = (weight, weighted_residual) + (() if extra is None else (extra,))
+    for owners, rows, values, *reads in rating_lists:
+        reads = reads[0] if reads else rows
+
+        def one(r, v, at):
+            zr = z[at]  # (C, W, K)
+            out = [jnp.einsum("fw,fwa,fwb->fab", weight[r] * v, zr, zr)]
+            return out + [jnp.einsum("fw,fwa->fa", c[r] * v, zr) for c in coefficients[1:]]
+
+        sums = in_chunks(one, rows, values, reads)
+        G, E = G.at[owners].set(sums[0]), E.at[owners].set(sums[1])
         if extra is not None:
-            X = X.at[owners].set(jnp.einsum("fw,fwa->fa", extra[rows] * values, zr))
+            X = X.at[owners].set(sums[2])
     return (G, E) if extra is None else (G, E, X)
+
+
+def in_chunks(fn, *lists):
+    """``fn`` over padded lists (each (F, W), one row per key) in chunks of about :data:`CHUNK_RATINGS` entries,
+    one chunk after another, its outputs' rows concatenated: the rows a chunk gathers are all that is held at once,
+    not those of the whole bucket."""
+    F, W = lists[0].shape
+    C = max(1, min(F, CHUNK_RATINGS // W))
+    pad = (-F) % C
+
+    def chunks(a):
+        a = jnp.concatenate([a, jnp.zeros((pad, W), a.dtype)]) if pad else a
+        return a.reshape(-1, C, W)
+
+    out = jax.lax.map(lambda chunk: fn(*chunk), tuple(chunks(a) for a in lists))
+    return jax.tree_util.tree_map(lambda a: a.reshape(-1, *a.shape[2:])[:F], out)
+
+
+def pair_dots(left, right, left_rows, right_rows):
+    """``sum(left[left_rows] * right[right_rows], axis=1)`` (one number per pair of rows), in chunks of
+    :data:`CHUNK_RATINGS` pairs: no array of pairs x width is made whole."""
+    N = left_rows.shape[0]
+    C = max(1, min(N, CHUNK_RATINGS))
+    pad = (-N) % C
+
+    def chunks(a):
+        return (jnp.concatenate([a, jnp.zeros((pad,), a.dtype)]) if pad else a).reshape(-1, C)
+
+    out = jax.lax.map(lambda ab: jnp.sum(left[ab[0]] * right[ab[1]], axis=1),
+                      (chunks(left_rows), chunks(right_rows)))
+    return out.reshape(-1)[:N]
 
 
 def list_sums(lists, table, n: int, power: int = 1):
@@ -283,8 +328,7 @@ def list_sums(lists, table, n: int, power: int = 1):
     (each owner's features' rows), with its feature ``buckets`` ``X^T @ table``."""
     out = jnp.zeros((n, table.shape[1]), table.dtype)
     for keys, members, values in lists:
-        # a product and a sum (not a dot): the compiler fuses the gathered rows into the sum, none held at once
-        out = out.at[keys].set(jnp.sum((values ** power)[..., None] * table[members], axis=1))
+        out = out.at[keys].set(in_chunks(lambda m, v: jnp.einsum("fw,fwk->fk", v ** power, table[m]), members, values))
     return out
 
 
@@ -400,9 +444,14 @@ def _sweep(state, t, gammas, data, *, meta):
         n, n_groups, own, oth = sides[name]
         by_feature, groups, by_owner = data["blocks"][name]
         r_other = state[f"{other}_rep"]
-        z = jnp.concatenate([jnp.ones((y_blocks.shape[0], 1)), r_other[oth, 1:]], axis=1)  # (N, K)
-        offset = state["w0"] + r_other[oth, 0]
-        we = weight * (y_blocks - offset - jnp.sum(state[f"{name}_rep"][own] * z, axis=1))
+        # each rating's design row [1, other side's factors], read from a table of the other side's owners
+        z = jnp.concatenate([jnp.ones((r_other.shape[0], 1)), r_other[:, 1:]], axis=1)  # (n_other, K)
+        # each rating's residual: [bias, factors] of its owner on this side . [1, factors] of the other, plus the
+        # other side's bias
+        mine = state[f"{name}_rep"]
+        fitted = pair_dots(jnp.concatenate([mine, jnp.ones_like(mine[:, :1])], axis=1),
+                           jnp.concatenate([z, r_other[:, :1]], axis=1), own, oth)
+        we = weight * (y_blocks - state["w0"] - fitted)
         kh, kid, kx, kg, kr = jax.random.split(key, 5)
         # E with each rating's noise draw added (sqrt(w) eps z summed per owner: a draw of N(0, G)), for the
         # features' joint draw below
@@ -461,7 +510,9 @@ def _sweep(state, t, gammas, data, *, meta):
     ru, ri = state["user_rep"], state["item_rep"]
     ri_kept = ri if item_kept is None else item_kept  # what the average takes
     u, i = data["user"], data["item"]
-    pred = state["w0"] + ru[u, 0] + ri[i, 0] + jnp.sum(ru[u, 1:] * ri[i, 1:], axis=1)
+    # [b(u), p(u), 1] . [1, q(i), c(i)] per rating
+    pred = state["w0"] + pair_dots(jnp.concatenate([ru, jnp.ones_like(ru[:, :1])], axis=1),
+                                   jnp.concatenate([jnp.ones_like(ri[:, :1]), ri[:, 1:], ri[:, :1]], axis=1), u, i)
     # each rating-level group given the rest: independent Normal biases (zero-mean prior, sampled precision)
     y = data["y"]
     rating_biases = []

@@ -21,8 +21,8 @@ What they size, where the options leave it open (an option given is kept as give
 
 The estimates (:func:`chain_bytes`, :func:`shared_bytes`, :func:`sweep_seconds`) count what a sweep holds and does
 per rating, per vocabulary row (each row's K x K normal equations) and per extra feature, with constants measured
-on this project's sweeps (two loaded x86 cores, rank 16, ML-25M's vocabulary: 1 M ratings 7 s a sweep and 3.4 GB
-at the peak of the whole fit, 5 M ratings 13 s and 7.2 GB) and rounded up: estimates, not bounds. A fit whose plan cannot stay inside
+on this project's sweeps (two loaded x86 cores, rank 16, ML-25M's vocabulary: 1 M ratings 5 s a sweep and 3.6 GB
+at the peak of the whole fit, 5 M ratings 9 s and 5.5 GB) and rounded up: estimates, not bounds. A fit whose plan cannot stay inside
 the memory budget is refused in one line (:class:`~ratecast.errors.TrainingError`, exit code 1) naming the options
 to change and the numbers, before it starts.
 """
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from .. import memory
 from ..errors import TrainingError
 
-DEFAULT_MEMORY_GB = 14.0
+DEFAULT_MEMORY_GB = 16.0
 SAFETY = 0.8  # the share of the available memory a fit may plan to use
 DEFAULT_SECONDS = 1800.0
 TABLE_SHARE = 1 / 16  # the share of the memory budget the stored tables may take by default
@@ -44,16 +44,16 @@ DEFAULT_CHAINS, DEFAULT_SAMPLES, MIN_SAMPLES = 8, 50, 10
 # bytes a running chain holds per rating and column of K (the sweep's intermediates and its copy of the data), per
 # vocabulary row and entry of a K x K matrix (the normal equations, their factors and temporaries), per extra
 # feature and column of K
-BYTES_PER_RATING_COLUMN, BYTES_PER_ROW_ENTRY, BYTES_PER_FEATURE_COLUMN = 40, 28, 64
+BYTES_PER_RATING_COLUMN, BYTES_PER_ROW_ENTRY, BYTES_PER_FEATURE_COLUMN = 20, 36, 64
 # bytes held once per rating whatever the chains (the host's index arrays, lists and the day slots)
-BYTES_PER_RATING = 200
+BYTES_PER_RATING = 150
 # copies of the stored tables at their peak: the chains' kept samples, the tables being filled and the network's
 # weights; fold-in's prior holds the users' rows once more in float64 (counted as 4 float32 copies of the user side)
 TABLE_COPIES, FOLD_IN_USER_COPIES = 3, 4
 # seconds one sweep of one chain takes on one core: per rating and entry of K x K (each owner's normal equations),
 # per conjugate-gradient step and entry of the features' matrix times K, per vocabulary row or feature and entry of
 # K^3 (the factorisations), and once per fit (the compilation)
-SECONDS_PER_RATING_ENTRY, SECONDS_PER_SOLVER_ENTRY, SECONDS_PER_ROW_CUBE, COMPILE_SECONDS = 5.5e-9, 1e-9, 2.5e-9, 30.0
+SECONDS_PER_RATING_ENTRY, SECONDS_PER_SOLVER_ENTRY, SECONDS_PER_ROW_CUBE, COMPILE_SECONDS = 3.5e-9, 3e-10, 1.8e-9, 30.0
 CONTENTION = 1.3  # chains side by side share the memory bus: each sweep takes this much longer
 
 
