@@ -39,7 +39,9 @@ import numpy as np
 from ..errors import TrainingError
 
 #: the extra features' joint draw: conjugate gradients stop at this residual, relative to the right-hand side's, or
-#: after this many steps
+#: after this many steps (the directions a truncated solve has not reached keep the rows' previous values: a partial
+#: move). Measured on ML-100k's lab split: the preset's RMSE 0.8654 against 0.8659 with the features drawn one after
+#: another; one chain of 25 samples 0.8711 at 20 steps, 0.8708 at 40 steps (tolerance 1e-3), 0.8738 one after another
 CG_TOLERANCE, CG_MAX_STEPS = 1e-2, 20
 #: listed ratings whose rows a sweep gathers at once (per owner's list bucket, chunk after chunk)
 CHUNK_RATINGS = 1 << 16
@@ -328,7 +330,8 @@ def list_sums(lists, table, n: int, power: int = 1):
     (each owner's features' rows), with its feature ``buckets`` ``X^T @ table``."""
     out = jnp.zeros((n, table.shape[1]), table.dtype)
     for keys, members, values in lists:
-        out = out.at[keys].set(in_chunks(lambda m, v: jnp.einsum("fw,fwk->fk", v ** power, table[m]), members, values))
+        sums = in_chunks(lambda m, v: jnp.einsum("fw,fwk->fk", v ** power, table[m]), members, values)
+        out = out.at[keys].set(sums)
     return out
 
 

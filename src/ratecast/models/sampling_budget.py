@@ -22,9 +22,9 @@ What they size, where the options leave it open (an option given is kept as give
 The estimates (:func:`chain_bytes`, :func:`shared_bytes`, :func:`sweep_seconds`) count what a sweep holds and does
 per rating, per vocabulary row (each row's K x K normal equations) and per extra feature, with constants measured
 on this project's sweeps (two loaded x86 cores, rank 16, ML-25M's vocabulary: 1 M ratings 5 s a sweep and 3.6 GB
-at the peak of the whole fit, 5 M ratings 9 s and 5.5 GB) and rounded up: estimates, not bounds. A fit whose plan cannot stay inside
-the memory budget is refused in one line (:class:`~ratecast.errors.TrainingError`, exit code 1) naming the options
-to change and the numbers, before it starts.
+at the peak of the whole fit, 5 M ratings 9 s and 5.5 GB) and rounded up: estimates, not bounds. A fit whose plan
+cannot stay inside the memory budget is refused in one line (:class:`~ratecast.errors.TrainingError`, exit code 1)
+naming the options to change and the numbers, before it starts.
 """
 
 from __future__ import annotations
