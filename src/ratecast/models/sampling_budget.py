@@ -40,6 +40,7 @@ DEFAULT_MEMORY_GB = 16.0
 SAFETY = 0.8  # the share of the available memory a fit may plan to use
 DEFAULT_SECONDS = 1800.0
 TABLE_SHARE = 1 / 16  # the share of the memory budget the stored tables may take by default
+USERS_PER_ITEM = 2  # users counted per item where the stored samples are sized (ML-25M: 2.75, ML-100k: 0.56)
 DEFAULT_CHAINS, DEFAULT_SAMPLES, MIN_SAMPLES = 8, 50, 10
 # bytes a running chain holds per rating and column of K (the sweep's intermediates and its copy of the data), per
 # vocabulary row and entry of a K x K matrix (the normal equations, their factors and temporaries), per extra
@@ -110,20 +111,22 @@ def memory_budget(option_gb: float | None) -> int:
     return budget if available is None else min(budget, int(SAFETY * available))
 
 
-def table_bytes(n_users: int, n_items: int, rank: int, stored: int) -> int:
+def table_bytes(n_users: int, n_items: int, rank: int, stored: int, fold_in: bool = True) -> int:
     """Bytes the stored factor tables take at their peak: :data:`TABLE_COPIES` float32 copies of both sides, and
-    fold-in's prior over the users' rows."""
+    (``fold_in``) fold-in's prior over the users' rows, made later, when the first user is folded in."""
     per_copy = 4 * (n_users + n_items) * rank * stored
-    return int(TABLE_COPIES * per_copy + FOLD_IN_USER_COPIES * 4 * n_users * rank * stored)
+    return int(TABLE_COPIES * per_copy + fold_in * FOLD_IN_USER_COPIES * 4 * n_users * rank * stored)
 
 
-def stored_samples(n_users: int, n_items: int, rank: int, total: int, stored: int | None,
-                   memory_gb: float | None) -> int:
+def stored_samples(n_items: int, rank: int, total: int, stored: int | None, memory_gb: float | None) -> int:
     """The samples the tables keep: ``stored`` where given (at most ``total``), else as many of the ``total`` as
-    fit in :data:`TABLE_SHARE` of the nominal memory budget (at least one)."""
+    fit in :data:`TABLE_SHARE` of the nominal memory budget (at least one), the users counted as
+    :data:`USERS_PER_ITEM` per item: from the items alone, which a fitted model never gains (fold-in adds users), so
+    that its tables keep their width."""
     if stored is not None:
         return max(1, min(int(stored), int(total)))
-    fits = int(TABLE_SHARE * nominal_memory(memory_gb) // max(table_bytes(n_users, n_items, rank, 1), 1))
+    users = USERS_PER_ITEM * n_items
+    fits = int(TABLE_SHARE * nominal_memory(memory_gb) // max(table_bytes(users, n_items, rank, 1), 1))
     return max(1, min(int(total), fits))
 
 
@@ -137,7 +140,8 @@ def chain_bytes(shape: Shape) -> int:
 
 def shared_bytes(shape: Shape, stored: int) -> int:
     """Bytes held whatever the chains running at once: the ratings' host arrays and the stored tables."""
-    return int(BYTES_PER_RATING * shape.n_ratings + table_bytes(shape.n_users, shape.n_items, shape.rank, stored))
+    return int(BYTES_PER_RATING * shape.n_ratings
+               + table_bytes(shape.n_users, shape.n_items, shape.rank, stored, fold_in=False))
 
 
 def sweep_seconds(shape: Shape) -> float:
