@@ -60,7 +60,7 @@ def test_stored_samples_sizes_the_tables_and_fold_in(idle_machine):
     ds = make_dataset()
     rec = rc.Recommender("bayesian", random_state=0, **{**SMALL, "chains": 2, "stored_samples": 3}).fit(ds)
     assert rec.model_.user_embedding.embeddings.shape[1] == 3 * 4
-    assert rec.model_.fold_in_blocks() == 3 and len(rec.history_["loss"]) == 2 + 4
+    assert rec.model_.summarised and rec.model_.fold_in_blocks() == 1 and len(rec.history_["loss"]) == 2 + 4
     r = ds.ratings.iloc[:50]
     assert np.isfinite(rec.predict(r["user_id"], r["item_id"])).all()
     new = r.head(5).assign(user_id=999)
@@ -129,3 +129,16 @@ def test_features_are_drawn_jointly_in_few_steps_whatever_the_vocabulary():
         assert np.isfinite(post.user_factors).all()
         steps.append(post.solver_steps.max())
     assert max(steps) < CG_MAX_STEPS and steps[1] < 10 * steps[0], steps
+
+
+def test_summarised_tables_predict_closer_to_every_sample_than_a_few_samples(idle_machine):
+    """Where the tables cannot store every sample, each chain's mean factors (from every sample) plus a few
+    samples' deviations from it predict closer to the average over every sample than a few samples alone."""
+    ds = make_dataset(n_users=40, n_items=30, density=0.4)
+    kw = {**SMALL, "chains": 2, "samples": 6, "embedding_dim": 3}
+    fits = {stored: rc.Recommender("bayesian", random_state=0, stored_samples=stored, **kw).fit(ds)
+            for stored in (None, 2, 4)}  # every sample; two of them (one a chain); each chain's mean and one more
+    assert not fits[None].model_.summarised and not fits[2].model_.summarised and fits[4].model_.summarised
+    r = ds.ratings
+    full, few, summarised = (fits[k].predict(r["user_id"], r["item_id"]) for k in (None, 2, 4))
+    assert np.sqrt(np.mean((summarised - full) ** 2)) < 0.5 * np.sqrt(np.mean((few - full) ** 2))

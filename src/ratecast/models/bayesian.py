@@ -197,7 +197,7 @@ def sample_posterior(model: "BayesianModel", users: np.ndarray, items: np.ndarra
             return sample(users, items, ratings, user_block, item_block,
                           rank=cfg.embedding_dim, samples=plan.samples, burn_in=cfg.burn_in,
                           seed=chain_seed(seed, c), init_std=cfg.init_std, rating_groups=rating_groups,
-                          noise_groups=noise_groups, store=stored_by(plan, c),
+                          noise_groups=noise_groups, store=stored_by(plan, c, model.summarised),
                           on_sweep=lambda _, rmse: on_sweep(c, rmse))
         except BaseException:
             stop.set()
@@ -219,17 +219,23 @@ def sample_posterior(model: "BayesianModel", users: np.ndarray, items: np.ndarra
                 if cause is error:
                     raise
                 raise cause from None
-    scale = plan.stored ** -0.5
     # the kept samples side by side: (stored, n, rank) -> (n, stored * rank), so that the posterior mean of <p, q>
     # is one dot product; each chain's samples are let go once copied
-    user_table = np.empty((model.n_users, plan.stored * cfg.embedding_dim), "float32")
-    item_table = np.empty((model.n_items, plan.stored * cfg.embedding_dim), "float32")
+    user_table = np.zeros((model.n_users, plan.stored * cfg.embedding_dim), "float32")
+    item_table = np.zeros((model.n_items, plan.stored * cfg.embedding_dim), "float32")
     at = 0
     for c, post in enumerate(chains):
-        k = post.user_factors.shape[0] * cfg.embedding_dim
-        user_table[:, at:at + k] = scale * np.transpose(post.user_factors, (1, 0, 2)).reshape(model.n_users, -1)
-        item_table[:, at:at + k] = scale * np.transpose(post.item_factors, (1, 0, 2)).reshape(model.n_items, -1)
-        at += k
+        for side, table in (("user", user_table), ("item", item_table)):
+            kept = getattr(post, f"{side}_factors")
+            if model.summarised:  # the chain's mean, then its kept samples' deviations from it
+                mean = getattr(post, f"{side}_factor_mean")
+                blocks = [mean * plan.chains ** -0.5] + [
+                    (sample_ - mean) * (plan.chains * len(kept)) ** -0.5 for sample_ in kept]
+            else:
+                blocks = [sample_ * plan.stored ** -0.5 for sample_ in kept]
+            if blocks:
+                table[:, at:at + len(blocks) * cfg.embedding_dim] = np.concatenate(blocks, axis=1)
+        at += (len(post.user_factors) + model.summarised) * cfg.embedding_dim
         chains[c] = post.without_factors()
     post = Posterior.pooled(chains)
     model.global_bias.assign(post.w0)
@@ -246,9 +252,11 @@ def sample_posterior(model: "BayesianModel", users: np.ndarray, items: np.ndarra
     return {"loss": np.mean(np.asarray(losses, "float64"), axis=0).tolist()}
 
 
-def stored_by(plan: "budget.Plan", chain: int) -> int:
-    """How many of the stored samples chain ``chain`` keeps: an even share, the first chains one more."""
-    return plan.stored // plan.chains + (chain < plan.stored % plan.chains)
+def stored_by(plan: "budget.Plan", chain: int, summarised: bool = False) -> int:
+    """How many samples chain ``chain`` keeps: an even share of the stored samples (``summarised``: of those left
+    after each chain's mean), the first chains one more."""
+    kept = plan.stored - plan.chains if summarised else plan.stored
+    return kept // plan.chains + (chain < kept % plan.chains)
 
 
 class PosteriorSampler(Fitter):
@@ -288,8 +296,19 @@ class BayesianModel(BiasedDotModel):
 
     def fold_in_blocks(self) -> int:
         """One fold-in fit per stored posterior sample: the user's conditional mean given each sample's item factors
-        (with the trained users' spread of that sample as its prior), averaged as the prediction averages them."""
-        return self.stored
+        (with the trained users' spread of that sample as its prior), averaged as the prediction averages them;
+        one fit over every column where the tables are :attr:`summarised` (their blocks are not alike)."""
+        return 1 if self.summarised else self.stored
+
+    @property
+    def summarised(self) -> bool:
+        """Whether the tables hold, per chain, the mean of its samples' factors and some samples' deviations from
+        it (where they cannot store every sample, and store more than one block per chain): the posterior mean of
+        ``<p, q>`` is each chain's ``<mean p, mean q>`` plus the mean product of its deviations, the first from every
+        sample and the second estimated from those kept, whose noise is much smaller than a few samples'
+        products."""
+        chains = budget.DEFAULT_CHAINS if self.cfg.chains is None else self.cfg.chains
+        return chains < self.stored < self.cfg.total_samples
 
     def fold_in_rows(self, items, ratings, known):
         """A new user has no days of their own (their day biases are zero); a known user keeps theirs."""

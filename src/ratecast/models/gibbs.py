@@ -128,10 +128,13 @@ class Posterior:
     rating_biases: tuple[np.ndarray, ...] = ()  # per rating-level group: posterior mean of each of its biases
     noise_scales: tuple[np.ndarray, ...] = ()  # per noise group: posterior mean of each member's precision scale
     solver_steps: np.ndarray | None = None  # per sweep, the features' conjugate-gradient steps (user, item side)
+    user_factor_mean: np.ndarray | None = None  # (n_users, rank): the mean of every sample's factors
+    item_factor_mean: np.ndarray | None = None  # (n_items, rank)
 
     def without_factors(self) -> "Posterior":
         """This posterior with no samples' factors (its means only)."""
-        return replace(self, user_factors=self.user_factors[:0], item_factors=self.item_factors[:0])
+        return replace(self, user_factors=self.user_factors[:0], item_factors=self.item_factors[:0],
+                       user_factor_mean=None, item_factor_mean=None)
 
     @classmethod
     def pooled(cls, chains: "list[Posterior]") -> "Posterior":
@@ -233,6 +236,7 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
         slot[(np.arange(store) * samples) // store] = np.arange(store)  # which samples are kept, and where
     uf = np.zeros((store, user_block.n, rank), "float32")
     itf = np.zeros((store, item_block.n, rank), "float32")
+    uf_sum, itf_sum = np.zeros((user_block.n, rank)), np.zeros((item_block.n, rank))
     group_sums = [np.zeros(size, "float64") for size in sizes]
     scale_sums = [np.zeros(size, "float64") for size in noise_sizes]
     solver_steps = []
@@ -249,6 +253,8 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
         w0, bu, bi = w0 + float(state["w0"]), bu + ru[:, 0], bi + ri[:, 0]
         if slot[s] >= 0:
             uf[slot[s]], itf[slot[s]] = ru[:, 1:], ri[:, 1:]
+        uf_sum += ru[:, 1:]
+        itf_sum += ri[:, 1:]
         noise += float(state["alpha"]) ** -0.5
         for acc, b in zip(group_sums, state["rating_biases"]):
             acc += np.asarray(b)[:-1]
@@ -263,7 +269,9 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     return Posterior(w0=float(w0), user_bias=bu.astype("float32"), item_bias=bi.astype("float32"),
                      user_factors=uf, item_factors=itf, noise_std=noise / samples, rating_biases=group_means,
                      noise_scales=tuple((acc / samples).astype("float32") for acc in scale_sums),
-                     solver_steps=np.asarray(solver_steps).reshape(-1, 2))
+                     solver_steps=np.asarray(solver_steps).reshape(-1, 2),
+                     user_factor_mean=(uf_sum / samples).astype("float32"),
+                     item_factor_mean=(itf_sum / samples).astype("float32"))
 
 
 def owner_sums(z, weight, weighted_residual, rating_lists, n: int, extra=None):
