@@ -17,8 +17,9 @@ chains (each started from its own seed, so the average spans more than one mode 
 averaged over every sample, and the factor term is a dot product of the ``stored_samples`` kept samples' factors
 concatenated (evenly spaced in each chain, scaled by ``stored_samples ** -0.5``), so the Keras model is a biased dot
 product over tables of ``embedding_dim * stored_samples`` columns. Every sample is stored where the tables fit in a
-share of the memory budget (ML-100k: all 400); at larger vocabularies fewer are (ML-25M's 59,047 items at rank 16:
-15 of them). The chains, samples and stored samples are sized from a memory and a time budget
+share of the memory budget (ML-100k: all 400); at larger vocabularies fewer blocks are (ML-25M's 59,047 items at
+rank 16: 15 of them), and they hold each chain's mean factors over every sample plus a few samples' deviations from
+it (:attr:`BayesianModel.summarised`). The chains, samples and stored samples are sized from a memory and a time budget
 (:mod:`ratecast.models.sampling_budget`), and a fit that cannot stay inside the memory budget is refused in one line
 before it starts. Sampling runs after the ratings
 are known (:class:`PosteriorSampler`, a part fitted apart from the network), on every training rating, so no validation share is held back from it.
