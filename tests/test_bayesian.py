@@ -235,17 +235,21 @@ def test_a_failing_chain_stops_the_others_and_its_own_error_is_raised(monkeypatc
         rec.predict([1], [101])
 
 
-def test_chains_run_at_once_only_where_memory_allows():
-    from ratecast.models.bayesian import available_memory, concurrent_chains
+def test_chains_run_at_once_only_where_the_memory_budget_allows(monkeypatch):
+    from ratecast import memory
+    from ratecast.models.sampling_budget import Shape, chain_bytes, plan, shared_bytes
 
-    per_chain = 24 * 80_000 * 17  # ML-100k's 80,000 ratings at rank 16: about 33 MB a chain
-    assert concurrent_chains(3, 80_000, 16, available=None) == 3
-    assert concurrent_chains(8, 80_000, 16, available=8 << 30) == 8
-    assert concurrent_chains(3, 80_000, 16, available=4 * per_chain) == 2
-    assert concurrent_chains(3, 80_000, 16, available=per_chain) == 1  # never fewer than one
-    assert concurrent_chains(8, 25_000_000, 16, available=24 << 30) == 1  # ML-25M size: one at a time
-    assert concurrent_chains(8, 10_000_000, 16, available=24 << 30) == 3  # ML-10M size: three (4 GB each)
-    assert available_memory() is None or available_memory() > 0
+    monkeypatch.setattr(memory, "available_memory", lambda: 24 << 30)  # a 24 GB machine, idle
+
+    ml100k = Shape(80_000, 944, 1683, 944 + 1683 + 40, 16)
+    one = chain_bytes(ml100k)
+    assert plan(ml100k, chains=3, samples=10, burn_in=2, stored=30, n_cores=8).concurrent == 3
+    assert plan(ml100k, chains=8, samples=50, burn_in=5, stored=400, n_cores=2).concurrent == 2  # one per core
+    room = (shared_bytes(ml100k, 30) + 2.5 * one) / 1e9  # the tables and data, and two chains and a half
+    small = plan(ml100k, chains=3, samples=10, burn_in=2, stored=30, n_cores=8, memory_gb=room)
+    assert small.concurrent == 2 and small.memory_bytes <= small.memory_budget
+    ml25m = Shape(25_000_000, 162_542, 59_048, 162_542 + 59_048, 16)
+    assert plan(ml25m, chains=8, samples=50, burn_in=5, stored=11, n_cores=2, memory_gb=20).concurrent == 1
 
 
 @pytest.mark.parametrize("params,match", [

@@ -170,8 +170,9 @@ def test_memory_check_before_training_a_sampled_model(monkeypatch, synthetic_tra
     refused before sampling."""
     monkeypatch.setattr(memory, "device_memory", lambda: None)
     monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
-    with pytest.raises(TrainingError, match=r"sampling 'bayesian' with embedding_dim=4096 on [\d,]+ ratings needs "
-                                            r"about [\d.]+ MB of memory, more than the 1.0 MB available"):
+    with pytest.raises(TrainingError, match=r"'bayesian' with embedding_dim=4096, stored_samples=2 over [\d,]+ users "
+                                            r"and [\d,]+ items needs about [\d.]+ MB of memory, more than the 1.0 MB "
+                                            r"available"):
         rc.Recommender("bayesian", embedding_dim=4096, chains=1, samples=2, random_state=0).fit(synthetic_train)
 
 

@@ -14,9 +14,14 @@ per item scales may be added.
 
 The prediction is the posterior mean over ``samples`` sweeps after ``burn_in`` of each of ``chains`` independent
 chains (each started from its own seed, so the average spans more than one mode of the posterior): the biases are
-averaged, and the factor term is a dot product of every sample's factors concatenated (scaled by
-``(chains * samples) ** -0.5``), so the Keras model is a biased dot product over tables of
-``embedding_dim * samples * chains`` columns. Sampling runs after the ratings
+averaged over every sample, and the factor term is a dot product of the ``stored_samples`` kept samples' factors
+concatenated (evenly spaced in each chain, scaled by ``stored_samples ** -0.5``), so the Keras model is a biased dot
+product over tables of ``embedding_dim * stored_samples`` columns. Every sample is stored where the tables fit in a
+share of the memory budget (ML-100k: all 400); at larger vocabularies fewer blocks are (ML-25M's 59,047 items at
+rank 16: 15 of them), and they hold each chain's mean factors over every sample plus a few samples' deviations from
+it (:attr:`BayesianModel.summarised`). The chains, samples and stored samples are sized from a memory and a time budget
+(:mod:`ratecast.models.sampling_budget`), and a fit that cannot stay inside the memory budget is refused in one line
+before it starts. Sampling runs after the ratings
 are known (:class:`PosteriorSampler`, a part fitted apart from the network), on every training rating, so no validation share is held back from it.
 """
 
@@ -24,34 +29,25 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Optional
 
 import keras
 import numpy as np
 from keras import ops
 from pydantic import Field
 
-from ..memory import available_memory, require
+from .. import memory
 from ..search_space import Choice, Int
 from .base import register
 from .config import Count, Dim, Flag, Loss, ModelConfig, PositiveInt, Says, at_most, config, names
 from .hybrid import ITEM_FEATURES, USER_FEATURES
 from .dot import BiasedDotModel
 from .fitting import Fitter, Ratings
+from . import sampling_budget as budget
 
 
 NOISE_PER = ("user", "item", "rating")
 NoiseShape = Annotated[float, Field(ge=0.1, le=1e6), Says("a number in [0.1, 1e6]")]  # a Gamma prior's shape
-
-
-def concurrent_chains(chains: int, n_ratings: int, rank: int, available: int | None = None) -> int:
-    """How many chains to run at once: all of them, unless their sweeps' per-rating intermediates would take more
-    than half of the ``available`` memory (counted as 24 * (rank + 1) bytes per rating and chain, a bound on the
-    340 measured at rank 16)."""
-    if available is None:
-        return chains
-    per_chain = 24 * n_ratings * (rank + 1)
-    return max(1, min(chains, available // (2 * max(per_chain, 1))))
 
 
 class _Stopped(Exception):
@@ -80,13 +76,25 @@ class BayesianConfig(ModelConfig):
     embedding_dim: Dim = 16
     loss: Loss = "mse"
     min_support: Count = 20  # lists leave out items with fewer training ratings
-    # sweeps averaged for the prediction (each adds embedding_dim * chains columns to the tables); 50 samples were
-    # chosen on three validation splits carved from the lab training set (one chain at rank 10: validation RMSE
-    # 0.867/0.874/0.888 against 0.868/0.874/0.889 with 100 samples); one chain of 100 samples (0.8748 / 0.6825 on
-    # the six splits) and 4 chains of 25 samples (0.8758 / 0.6850) both lose to 2 chains of 50 (0.8736 / 0.6822)
-    samples: at_most(PositiveInt, 4096) = 50
+    # sweeps averaged for the prediction (each adds embedding_dim * chains columns to the tables, as far as
+    # stored_samples allows); 50 samples were chosen on three validation splits carved from the lab training set
+    # (one chain at rank 10: validation RMSE 0.867/0.874/0.888 against 0.868/0.874/0.889 with 100 samples); one
+    # chain of 100 samples (0.8748 / 0.6825 on the six splits) and 4 chains of 25 samples (0.8758 / 0.6850) both
+    # lose to 2 chains of 50 (0.8736 / 0.6822)
+    # samples and chains None: sized from the budgets below, up to 8 chains of 50 samples
+    # (ratecast.models.sampling_budget); a number given is kept
+    samples: Annotated[Optional[Annotated[int, Field(gt=0, le=4096)]], Says("a positive integer")] = None
     burn_in: Count = 5  # sweeps discarded first
-    chains: at_most(PositiveInt, 64) = 8
+    chains: Annotated[Optional[Annotated[int, Field(gt=0, le=64)]], Says("a positive integer")] = None
+    # the samples whose factors the tables keep (None: every sample, as far as the tables fit in a sixteenth of
+    # the memory budget); the biases average over every sample whatever it says
+    stored_samples: Annotated[Optional[Annotated[int, Field(gt=0, le=1 << 16)]], Says("a positive integer")] = None
+    # GB the fit may take (None: 16, at most 80% of the memory available) and seconds of sampling it should take
+    # (None: 1800), which size the chains, samples and stored samples left to them
+    memory_budget: Annotated[Optional[Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]],
+                             Says("a finite number of GB > 0")] = None
+    time_budget: Annotated[Optional[Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)]],
+                           Says("a finite number of seconds > 0")] = None
     implicit: Flag = True  # users carry the items they rated, items the users who rated them
     # metadata groups on each side, used where the training data has them (chosen on validation: the lab split's
     # validation RMSE 0.871 without them, 0.868 with them)
@@ -111,9 +119,20 @@ class BayesianConfig(ModelConfig):
         super().__post_init__()
         if self.l2:
             raise ValueError(f"l2 does not apply to model 'bayesian' (its priors are sampled), got {self.l2!r}")
-        if self.embedding_dim * self.samples * self.chains > 1 << 16:
+        if self.stored_samples is not None:
+            if self.embedding_dim * self.stored_samples > 1 << 16:
+                raise ValueError(f"embedding_dim * stored_samples must be at most {1 << 16} (the width of the stored "
+                                 f"tables), got {self.embedding_dim} * {self.stored_samples}")
+        elif self.embedding_dim * self.total_samples > 1 << 16:
             raise ValueError(f"embedding_dim * samples * chains must be at most {1 << 16} (the width of the stored "
-                             f"tables), got {self.embedding_dim} * {self.samples} * {self.chains}")
+                             f"tables), got {self.embedding_dim} * {self.samples or budget.DEFAULT_SAMPLES} * "
+                             f"{self.chains or budget.DEFAULT_CHAINS}; or set stored_samples")
+
+    @property
+    def total_samples(self) -> int:
+        """Samples of every chain together, the defaults' where left to the budget (an upper bound)."""
+        return (budget.DEFAULT_CHAINS if self.chains is None else self.chains) * (
+            budget.DEFAULT_SAMPLES if self.samples is None else self.samples)
 
 
 def implicit_group(owner: np.ndarray, member: np.ndarray, n_owner: int, n_member: int):
@@ -156,9 +175,17 @@ def sample_posterior(model: "BayesianModel", users: np.ndarray, items: np.ndarra
                          for side in model.cfg.noise_per)
     user_block, item_block = Block.from_sparse(model.n_users, user_groups), Block.from_sparse(model.n_items,
                                                                                             item_groups)
+    cfg = model.cfg
+    # sized before anything is sampled: refused here, in one line, where one chain at a time cannot fit
+    entries = sum(len(group[0]) for group in user_groups + item_groups)
+    plan = budget.plan(budget.Shape(len(users), model.n_users, model.n_items, user_block.m + item_block.m,
+                                    cfg.embedding_dim, entries),
+                       chains=cfg.chains, samples=cfg.samples, burn_in=cfg.burn_in, stored=model.stored,
+                       memory_gb=cfg.memory_budget, seconds=cfg.time_budget)
+    model.plan = plan
     seed = 0 if model.seed is None else model.seed
     ratings = np.asarray(ratings, "float64")
-    losses: list[list[float]] = [[] for _ in range(model.cfg.chains)]
+    losses: list[list[float]] = [[] for _ in range(plan.chains)]
     stop = threading.Event()  # set when one chain fails or the fit is interrupted: the others stop at their sweep
 
     def on_sweep(c: int, rmse: float) -> None:
@@ -169,26 +196,22 @@ def sample_posterior(model: "BayesianModel", users: np.ndarray, items: np.ndarra
     def chain(c: int) -> Posterior:
         try:
             return sample(users, items, ratings, user_block, item_block,
-                          rank=model.cfg.embedding_dim, samples=model.cfg.samples, burn_in=model.cfg.burn_in,
-                          seed=chain_seed(seed, c), init_std=model.cfg.init_std, rating_groups=rating_groups,
-                          noise_groups=noise_groups, on_sweep=lambda _, rmse: on_sweep(c, rmse))
+                          rank=cfg.embedding_dim, samples=plan.samples, burn_in=cfg.burn_in,
+                          seed=chain_seed(seed, c), init_std=cfg.init_std, rating_groups=rating_groups,
+                          noise_groups=noise_groups, store=stored_by(plan, c, model.summarised),
+                          on_sweep=lambda _, rmse: on_sweep(c, rmse))
         except BaseException:
             stop.set()
             raise
 
-    # one chain at a time at the least: refused before sampling when even that cannot fit
-    require(24 * len(users) * (model.cfg.embedding_dim + 1), f"sampling 'bayesian' with embedding_dim="
-            f"{model.cfg.embedding_dim} on {len(users):,} ratings", "lower embedding_dim, or sample on a machine "
-            "with more memory")
-    if model.cfg.chains == 1:
-        post = chain(0)
+    if plan.chains == 1:
+        chains = [chain(0)]
     else:
-        # the chains run side by side (a sweep keeps about one core busy), as many at once as memory allows
-        workers = concurrent_chains(model.cfg.chains, len(users), model.cfg.embedding_dim, available_memory())
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(chain, c) for c in range(model.cfg.chains)]
+        # the chains run side by side (a sweep keeps about one core busy), as many at once as the budget allows
+        with ThreadPoolExecutor(max_workers=plan.concurrent) as pool:
+            futures = [pool.submit(chain, c) for c in range(plan.chains)]
             try:
-                post = Posterior.pooled([f.result() for f in futures])
+                chains = [f.result() for f in futures]
             except BaseException as error:
                 stop.set()
                 wait(futures)
@@ -197,21 +220,44 @@ def sample_posterior(model: "BayesianModel", users: np.ndarray, items: np.ndarra
                 if cause is error:
                     raise
                 raise cause from None
-    scale = (model.cfg.samples * model.cfg.chains) ** -0.5
+    # the kept samples side by side: (stored, n, rank) -> (n, stored * rank), so that the posterior mean of <p, q>
+    # is one dot product; each chain's samples are let go once copied
+    user_table = np.zeros((model.n_users, plan.stored * cfg.embedding_dim), "float32")
+    item_table = np.zeros((model.n_items, plan.stored * cfg.embedding_dim), "float32")
+    at = 0
+    for c, post in enumerate(chains):
+        for side, table in (("user", user_table), ("item", item_table)):
+            kept = getattr(post, f"{side}_factors")
+            if model.summarised:  # the chain's mean, then its kept samples' deviations from it
+                mean = getattr(post, f"{side}_factor_mean")
+                blocks = [mean * plan.chains ** -0.5] + [
+                    (sample_ - mean) * (plan.chains * len(kept)) ** -0.5 for sample_ in kept]
+            else:
+                blocks = [sample_ * plan.stored ** -0.5 for sample_ in kept]
+            if blocks:
+                table[:, at:at + len(blocks) * cfg.embedding_dim] = np.concatenate(blocks, axis=1)
+        at += (len(post.user_factors) + model.summarised) * cfg.embedding_dim
+        chains[c] = post.without_factors()
+    post = Posterior.pooled(chains)
     model.global_bias.assign(post.w0)
     model.user_bias.embeddings.assign(post.user_bias[:, None])
     model.item_bias.embeddings.assign(post.item_bias[:, None])
-    # (chains * samples, n, rank) -> (n, chains * samples * rank): the posterior mean of <p, q> is one dot product
-    model.user_embedding.embeddings.assign(scale * np.transpose(post.user_factors, (1, 0, 2)).reshape(
-        model.n_users, -1))
-    model.item_embedding.embeddings.assign(scale * np.transpose(post.item_factors, (1, 0, 2)).reshape(
-        model.n_items, -1))
+    model.user_embedding.embeddings.assign(user_table)
+    model.item_embedding.embeddings.assign(item_table)
+    del user_table, item_table
     day_bias = np.zeros(day_table.shape, "float32")
     if rating_groups:
         day_bias[rows, cols] = post.rating_biases[0]
     model.user_days.assign(day_table)
     model.user_day_bias.assign(day_bias)
     return {"loss": np.mean(np.asarray(losses, "float64"), axis=0).tolist()}
+
+
+def stored_by(plan: "budget.Plan", chain: int, summarised: bool = False) -> int:
+    """How many samples chain ``chain`` keeps: an even share of the stored samples (``summarised``: of those left
+    after each chain's mean), the first chains one more."""
+    kept = plan.stored - plan.chains if summarised else plan.stored
+    return kept // plan.chains + (chain < kept % plan.chains)
 
 
 class PosteriorSampler(Fitter):
@@ -250,9 +296,20 @@ class BayesianModel(BiasedDotModel):
         return self.global_bias
 
     def fold_in_blocks(self) -> int:
-        """One fold-in fit per posterior sample: the user's conditional mean given each sample's item factors
-        (with the trained users' spread of that sample as its prior), averaged as the prediction averages them."""
-        return self.cfg.samples * self.cfg.chains
+        """One fold-in fit per stored posterior sample: the user's conditional mean given each sample's item factors
+        (with the trained users' spread of that sample as its prior), averaged as the prediction averages them;
+        one fit over every column where the tables are :attr:`summarised` (their blocks are not alike)."""
+        return 1 if self.summarised else self.stored
+
+    @property
+    def summarised(self) -> bool:
+        """Whether the tables hold, per chain, the mean of its samples' factors and some samples' deviations from
+        it (where they cannot store every sample, and store more than one block per chain): the posterior mean of
+        ``<p, q>`` is each chain's ``<mean p, mean q>`` plus the mean product of its deviations, the first from every
+        sample and the second estimated from those kept, whose noise is much smaller than a few samples'
+        products."""
+        chains = budget.DEFAULT_CHAINS if self.cfg.chains is None else self.cfg.chains
+        return chains < self.stored < self.cfg.total_samples
 
     def fold_in_rows(self, items, ratings, known):
         """A new user has no days of their own (their day biases are zero); a known user keeps theirs."""
@@ -271,7 +328,18 @@ class BayesianModel(BiasedDotModel):
         return out + ops.sum(ops.where(hit, ops.take(self.user_day_bias, inputs["user"], axis=0), 0.0), axis=-1)
 
     def table_width(self) -> int:
-        return self.cfg.embedding_dim * self.cfg.samples * self.cfg.chains
+        """``embedding_dim`` columns per stored sample; the stored samples are fixed here, from the items and the
+        options alone (:func:`~ratecast.models.sampling_budget.stored_samples`), so that a saved model
+        rebuilds with the same tables on any machine."""
+        cfg = self.cfg
+        self.stored = budget.stored_samples(self.n_items, cfg.embedding_dim, cfg.total_samples, cfg.stored_samples,
+                                            cfg.memory_budget)
+        # the tables are made next: refused in one line where they alone cannot fit
+        memory.require(budget.table_bytes(self.n_users, self.n_items, cfg.embedding_dim, self.stored),
+                       f"the tables of 'bayesian' with embedding_dim={cfg.embedding_dim}, stored_samples="
+                       f"{self.stored} over {self.n_users - 1:,} users and {self.n_items - 1:,} items",
+                       "lower stored_samples or embedding_dim")
+        return cfg.embedding_dim * self.stored
 
     @classmethod
     def wanted_features(cls, cfg):
