@@ -70,7 +70,10 @@ def train(size: str, folder: Path, model: str, n_ratings: int, test_size: float)
 
     data = "ml-100k" if size == "ml-100k" else str(synthetic_file(folder, n_ratings))
     out = folder / "run"
-    params = {"epochs": 1, "batch_size": 8192}
+    from ratecast.models import MODELS
+
+    # one epoch for the models trained by gradient; the others (bayesian) at their defaults, sized by their budget
+    params = {"epochs": 1, "batch_size": 8192} if MODELS[model].trained_by_gradient else {}
     if model == "hybrid" and size != "ml-100k":  # synthetic data has no metadata: the feature that needs none
         params.update(item_features=["popularity"], user_features=[])
     train_run(RunSpec(data=data, model=model, test_size=test_size, params=params), out, progress=False)
