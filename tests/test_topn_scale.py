@@ -164,3 +164,10 @@ def test_ratings_by_user_give_the_pairs_ratings_in_the_callers_order(large, monk
     np.testing.assert_allclose(ranking.Scorer(m).ratings(u, i), expected, rtol=1e-5, atol=1e-5)
     monkeypatch.setattr(ranking, "PAIR_CHUNK", 7)  # a user's pairs split across chunks
     np.testing.assert_allclose(ranking.Scorer(m).ratings(u, i), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_low_rank_stats_are_the_same_in_chunks_bounded_by_set_entries():
+    X = _sets(seed=2)
+    U, inv_d = ii.low_rank_factors(X, 10.0, rank=3, seed=0)
+    np.testing.assert_allclose(ii.low_rank_stats(X, U, inv_d, nonzeros=5), ii.low_rank_stats(X, U, inv_d),
+                               rtol=1e-6, atol=1e-7)

@@ -103,10 +103,12 @@ def p_diagonal(U: np.ndarray, inv_d: np.ndarray) -> np.ndarray:
     return np.maximum(inv_d - np.einsum("ij,ij->i", U, U), 1e-12 * inv_d + 1e-30)
 
 
-def low_rank_stats(X: sp.csr_matrix, U: np.ndarray, inv_d: np.ndarray, chunk: int = 65536) -> np.ndarray:
+def low_rank_stats(X: sp.csr_matrix, U: np.ndarray, inv_d: np.ndarray, chunk: int = 65536,
+                   nonzeros: int = 1 << 19) -> np.ndarray:
     """Per user: mean and standard deviation of the low-rank scores over the known items (index 0 left out),
     without forming them: the unseen items' part from ``z = x U`` through ``sum_j U_j / P_jj`` and
-    ``sum_j U_j U_j^T / P_jj^2``, then each seen item's term corrected."""
+    ``sum_j U_j U_j^T / P_jj^2``, then each seen item's term corrected. Users go by chunks of at most ``chunk``
+    users and ``nonzeros`` set entries (each entry holds two rows of ``U`` while its term is corrected)."""
     pd_ = p_diagonal(U, inv_d).astype("float64")
     U64 = U.astype("float64")
     m1 = (U64[1:] / pd_[1:, None]).sum(axis=0)
@@ -114,9 +116,15 @@ def low_rank_stats(X: sp.csr_matrix, U: np.ndarray, inv_d: np.ndarray, chunk: in
     m2 = W2.T @ W2
     n = X.shape[1] - 1
     stats = np.zeros((X.shape[0], 2), "float32")
-    for start in range(0, X.shape[0], chunk):
-        Xc = X[start:start + chunk].tocoo()
-        z = np.asarray(X[start:start + chunk] @ U64)  # (chunk, r)
+    X = X.tocsr()
+    starts = [0]
+    while starts[-1] < X.shape[0]:
+        at = starts[-1]
+        end = int(np.searchsorted(X.indptr, X.indptr[at] + nonzeros, side="right")) - 1
+        starts.append(min(max(end, at + 1), at + chunk, X.shape[0]))
+    for start, stop in zip(starts, starts[1:]):
+        Xc = X[start:stop].tocoo()
+        z = np.asarray(X[start:stop] @ U64)  # (chunk, r)
         total = z @ m1
         squares = np.einsum("br,rs,bs->b", z, m2, z)
         a = np.einsum("kr,kr->k", z[Xc.row], U64[Xc.col]) / pd_[Xc.col]  # seen items' unseen-form scores
@@ -124,7 +132,7 @@ def low_rank_stats(X: sp.csr_matrix, U: np.ndarray, inv_d: np.ndarray, chunk: in
         total += np.bincount(Xc.row, c, minlength=len(z))
         squares += np.bincount(Xc.row, 2 * a * c + c * c, minlength=len(z))
         mean = total / n
-        stats[start:start + chunk] = np.stack([mean, np.sqrt(np.maximum(squares / n - mean * mean, 0.0))], axis=1)
+        stats[start:stop] = np.stack([mean, np.sqrt(np.maximum(squares / n - mean * mean, 0.0))], axis=1)
     return stats
 
 
