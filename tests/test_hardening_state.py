@@ -24,7 +24,7 @@ from ratecast.state import FittedState, STORED, meta_schema, migrate
 from synthetic import make_dataset
 
 DATA = Path(__file__).parent / "data"
-FORMATS = ["biased_dot_v2", "biased_dot_v3"]
+FORMATS = ["biased_dot_v2", "biased_dot_v3", "implicit_v3"]
 
 
 def copy_of(name, tmp_path):
@@ -66,7 +66,7 @@ def test_saved_models_keep_loading_when_an_option_is_renamed(tmp_path):
     assert rec.params["an_option_of_an_older_version"] == 3  # kept as the record of what was given
 
 
-@pytest.mark.parametrize("name", FORMATS)
+@pytest.mark.parametrize("name", [f for f in FORMATS if f.startswith("biased_dot")])
 def test_saved_models_keep_loading_when_a_default_changes(name, monkeypatch):
     cls = MODELS["biased_dot"].config_class
     saved = cls()

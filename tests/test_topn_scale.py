@@ -171,3 +171,16 @@ def test_low_rank_stats_are_the_same_in_chunks_bounded_by_set_entries():
     U, inv_d = ii.low_rank_factors(X, 10.0, rank=3, seed=0)
     np.testing.assert_allclose(ii.low_rank_stats(X, U, inv_d, nonzeros=5), ii.low_rank_stats(X, U, inv_d),
                                rtol=1e-6, atol=1e-7)
+
+
+def test_a_config_saved_before_the_large_variants_keeps_the_model_it_was():
+    from ratecast.models.implicit import ImplicitConfig
+
+    today = ImplicitConfig().to_dict()
+    old = {k: v for k, v in today.items() if k not in ImplicitConfig.LARGE_CATALOGUE_OPTIONS}
+    small = ImplicitConfig.saved_before(old, 1682)
+    assert small["item_item_weight"] == old["item_item_weight"] and small["softmax_max_items"] == 1 << 24
+    ImplicitConfig.from_dict(small)  # a complete, valid config
+    large = ImplicitConfig.saved_before(old, 59047)  # its item-item and set heads were off
+    assert large["item_item_weight"] == 0 and large["set_model_weight"] == 0
+    assert ImplicitConfig.saved_before(today, 59047) == today  # a config saved with the options is kept as saved

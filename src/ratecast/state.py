@@ -468,6 +468,9 @@ def _resolved(make: Callable[[dict], Any], names: set[str], value: dict[str, Any
 
 def _model_config(value: dict, src: Source) -> ModelConfig:
     cls = MODELS[src.loaded["model_name"]].config_class
+    ids = src.meta.get("item_ids")
+    if isinstance(value, dict) and isinstance(ids, list):  # options added since it was saved (see saved_before)
+        value = cls.saved_before(value, len(ids))
     return _resolved(cls.from_dict, cls.field_names(), value, src, "model_config")
 
 

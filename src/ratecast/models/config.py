@@ -167,6 +167,12 @@ class ModelConfig:
         return {f.name for f in dataclasses.fields(cls)}
 
     @classmethod
+    def saved_before(cls, saved: dict[str, Any], known_items: int) -> dict[str, Any]:
+        """A saved config that lacks options added since it was saved, with those options at the values that keep
+        the model as it was fitted and scored (``known_items``: its catalogue); the default adds none."""
+        return saved
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         if not isinstance(d, dict):
             raise ValueError(f"a model config must be a mapping of options, got {type(d).__name__}")

@@ -54,6 +54,7 @@ import keras
 import numpy as np
 from keras import ops
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..datasets.scale import LIKED_FRACTION
@@ -119,6 +120,25 @@ class ImplicitConfig(ModelConfig):
     # per step where lazy Adam moves three times the data, so it is chosen
     sampled_optimizer: Literal["adam", "adagrad", "sgd"] = "adagrad"
     sampled_learning_rate: LearningRate = 0.3
+
+    #: the options of the large-catalogue variants, added after models were first saved
+    LARGE_CATALOGUE_OPTIONS: ClassVar[tuple[str, ...]] = (
+        "item_item_rank", "set_model_sampled_hidden", "softmax_max_items", "sampled_negatives", "sampled_epochs",
+        "sampled_optimizer", "sampled_learning_rate")
+
+    @classmethod
+    def saved_before(cls, saved: dict, known_items: int) -> dict:
+        """A config saved before the large-catalogue variants: trained by the engine at any size, and the item-item
+        and set heads off above their thresholds (as those models were fitted and scored)."""
+        if any(name in saved for name in cls.LARGE_CATALOGUE_OPTIONS):
+            return saved
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        out = {**{name: fields[name] for name in cls.LARGE_CATALOGUE_OPTIONS}, "softmax_max_items": 1 << 24, **saved}
+        if known_items > saved.get("item_item_max_items", fields["item_item_max_items"]):
+            out["item_item_weight"] = 0.0
+        if known_items > saved.get("set_model_max_items", fields["set_model_max_items"]):
+            out["set_model_weight"] = 0.0
+        return out
 
     def __post_init__(self) -> None:
         super().__post_init__()
