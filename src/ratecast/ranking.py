@@ -257,17 +257,22 @@ class Scorer:
         return out
 
     # --- public -----------------------------------------------------------------------------------------------
+    def _padded(self, x: dict[str, np.ndarray], n: int) -> dict:
+        """``x``'s arrays (``n`` rows each) padded with zeros to a fixed size (so compiled shapes are reused), and
+        placed on the distribution's devices when there is one."""
+        size = -(-n // 256) * 256 if n <= 4096 else _bucket(n)
+        x = {k: np.concatenate([np.asarray(v), np.zeros((size - n, *np.shape(v)[1:]), np.asarray(v).dtype)])
+             for k, v in x.items()}
+        return {key: self.place.put_batch(v) for key, v in x.items()} if self.place.mesh is not None else x
+
     def _chunks(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None, chunk: int):
-        """Padded input chunks of the pairs (fixed sizes, so compiled shapes are reused) and their real lengths."""
+        """Padded input chunks of the pairs (see :meth:`_padded`) and their real lengths."""
         for start in range(0, len(u), chunk):
-            x = {"user": u[start:start + chunk], "item": i[start:start + chunk]}
+            x = {"user": np.asarray(u[start:start + chunk]).astype("int32"),
+                 "item": np.asarray(i[start:start + chunk]).astype("int32")}
             x.update({k: v[start:start + chunk] for k, v in (extra or {}).items()})
             n = len(x["user"])
-            size = -(-n // 256) * 256 if n <= 4096 else _bucket(n)
-            x = {k: np.concatenate([np.asarray(v), np.zeros((size - n, *np.shape(v)[1:]), np.asarray(v).dtype)])
-                 for k, v in x.items()}
-            x["user"], x["item"] = x["user"].astype("int32"), x["item"].astype("int32")
-            yield ({key: self.place.put_batch(v) for key, v in x.items()} if self.place.mesh is not None else x), n
+            yield self._padded(x, n), n
 
     def pairs(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None = None
               ) -> tuple[np.ndarray, np.ndarray]:
@@ -303,10 +308,9 @@ class Scorer:
         out = np.empty(len(u), "float64")
         for a, z in zip(edges, edges[1:]):
             distinct, row = np.unique(u[a:z], return_inverse=True)
-            x = next(self._chunks(u[a:z], i[a:z], {"user_row": row.astype("int32"),
-                                                   **{k: v[a:z] for k, v in extra.items()}}, z - a))[0]
-            size = -(-len(distinct) // 256) * 256
-            x["unique_user"] = np.concatenate([distinct, np.zeros(size - len(distinct), distinct.dtype)]).astype("int32")
+            x = self._padded({"user": u[a:z].astype("int32"), "item": i[a:z].astype("int32"),
+                              "user_row": row.astype("int32"), **{k: v[a:z] for k, v in extra.items()}}, z - a)
+            x.update(self._padded({"unique_user": distinct.astype("int32")}, len(distinct)))
             out[a:z] = np.asarray(self.place.to_host(self._ratings(variables, x)), dtype="float64")[:z - a]
         result = np.empty_like(out)
         result[order] = out

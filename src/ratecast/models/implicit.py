@@ -55,10 +55,9 @@ import numpy as np
 from keras import ops
 
 import dataclasses
-from dataclasses import dataclass
 
 from ..datasets.scale import LIKED_FRACTION
-from ..memory import available_memory
+from ..memory import available_memory, readable
 from ..search_space import Float, Int
 from .base import RatingModel, register
 from .config import Dim, Fraction, LearningRate, Loss, ModelConfig, NonNegative, PositiveInt, Share, at_most, config
@@ -178,11 +177,7 @@ def _table(rows: int, width: int, init, name: str) -> keras.layers.Embedding:
     return layer
 
 
-def _gib(n: float) -> str:
-    return f"{n / (1 << 30):.1f} GiB"
-
-
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Chosen:
     """A batch of users' weighted sets: ``sets`` and ``mask`` (batch, width; 0 at padding and at what training
     drops), the number of items kept per user (batch, 1), and, on catalogues small enough, the same as a dense
@@ -389,14 +384,15 @@ class ImplicitModel(RatingModel):
             need = ii.low_rank_bytes(self.n_users, self.n_items, self.item_item_rank)
             if have is not None and need > have:
                 raise ValueError(f"item_item_rank: the low-rank item-item head of rank {self.item_item_rank} over "
-                                 f"{self.n_users - 1} users and {self.n_items - 1} items needs {_gib(need)} of memory "
-                                 f"and {_gib(have)} is available; lower item_item_rank or set item_item_weight=0")
+                                 f"{self.n_users - 1} users and {self.n_items - 1} items needs {readable(need)} of "
+                                 f"memory and {readable(have)} is available; lower item_item_rank or set "
+                                 "item_item_weight=0")
             return
         need = ii.exact_bytes(self.n_items)
         if have is not None and need > have:
             raise ValueError(f"item_item_max_items: the exact item-item head of {self.n_items - 1} items needs "
-                             f"{_gib(need)} of memory and {_gib(have)} is available; set item_item_max_items below "
-                             f"{self.n_items - 1} (the low-rank head) or item_item_weight=0")
+                             f"{readable(need)} of memory and {readable(have)} is available; set "
+                             f"item_item_max_items below {self.n_items - 1} (the low-rank head) or item_item_weight=0")
 
     # --- data ---------------------------------------------------------------------------------------------------
     def padded_ratings(self, users, items, ratings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -63,8 +63,9 @@ def passes(counts: np.ndarray, width: int, pairs: int, epochs: int, max_epochs: 
 
 def user_batches(counts: np.ndarray, width: int, pairs: int, rng: np.random.Generator) -> list[np.ndarray]:
     """The users with a non-empty set, in batches of similar set sizes: a batch of width ``w`` (a power of four,
-    at least 8, at most ``width``: few compiled shapes) holds up to ``pairs // w`` users whose set fits in ``w``; a short last batch of a
-    width is filled with user 0 (empty, no loss). Batches in a seeded random order, users mixed within a width."""
+    at least 8, at most ``width``: few compiled shapes) holds up to ``pairs // w`` users whose set fits in ``w``; a
+    short last batch of a width is filled with user 0 (empty, no loss). Batches in a seeded random order, users mixed
+    within a width."""
     users = np.flatnonzero(counts > 0)
     users = users[rng.permutation(len(users))]
     widths = np.minimum(np.maximum(8, 1 << (2 * np.ceil(np.log2(np.maximum(counts[users], 1)) / 2).astype(int))),
@@ -90,7 +91,8 @@ def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarr
                         *, global_mean: float, dropout: float, interaction_weight: float, l2: float,
                         negatives: int, epochs: int, learning_rate: float, seed: int | None,
                         pairs_per_step: int = 8192, optimizer: str = "adam",
-                        on_pass: Callable[[int, int, float], None] | None = None) -> tuple[dict[str, np.ndarray], list[float]]:
+                        on_pass: Callable[[int, int, float], None] | None = None
+                        ) -> tuple[dict[str, np.ndarray], list[float]]:
     """The rating and pick heads of the implicit model over users' sets, by user batches (see the module).
 
     ``sets``/``weights``/``ratings``: padded (users, width) tables (item 0 = padding). ``tables``: the starting
