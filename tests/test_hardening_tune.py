@@ -173,7 +173,7 @@ def test_liked_is_one_level_of_the_scale_for_evaluation_tuning_and_the_implicit_
     model.build_now()
     r = train.ratings
     users, items = r["user_id"].to_numpy(), r["item_id"].to_numpy() - 100  # indices 1.. as the model's
-    model.fill_sets(users, items, r["rating"].to_numpy())
+    model.fill_sets(*model.padded_ratings(users, items, r["rating"].to_numpy())[:2])
     assert model.liked_rating == liked
     sets, weights = np.asarray(model.item_sets), np.asarray(model.set_weights_table)
     weight_of = {(u, i): w for u in range(len(sets)) for i, w in zip(sets[u], weights[u]) if i}

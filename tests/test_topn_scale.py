@@ -8,7 +8,7 @@ import pytest
 
 import ratecast as rc
 from ratecast.models import item_item as ii
-from ratecast.models.sampled import sampled_log_partition, sampler, user_batches
+from ratecast.models.sampled import PackedSets, sampled_log_partition, sampler
 from synthetic import make_dataset
 
 LARGE = dict(softmax_max_items=5, item_item_max_items=5, set_model_max_items=5, item_item_rank=4,
@@ -38,13 +38,31 @@ def test_sampler_never_draws_the_unknown_item_and_follows_popularity():
     assert q[0] == 0 and q[3] > q[1] > q[2] > 0 and q.sum() == pytest.approx(1)
 
 
-def test_user_batches_hold_every_user_with_a_set_once():
-    counts = np.array([0, 3, 40, 9, 0, 200, 1, 17])
-    batches = user_batches(counts, width=128, pairs=64, rng=np.random.default_rng(0))
-    seen = np.concatenate([users[users > 0] for _, users in batches])
-    assert sorted(seen) == [1, 2, 3, 5, 6, 7]
-    for width, users in batches:
-        assert np.all(np.minimum(counts[users], 128) <= width) and width <= 128
+def test_packed_steps_hold_every_pair_once_with_whole_users_in_one_shape():
+    rng = np.random.default_rng(0)
+    counts = np.array([0, 3, 40, 9, 0, 64, 1, 17, 33, 5])
+    sets = np.zeros((len(counts), 64), "int32")
+    for u, c in enumerate(counts):
+        sets[u, :c] = rng.choice(np.arange(1, 100), c, replace=False)
+    weights = np.where(sets > 0, rng.random(sets.shape), 0).astype("float32")
+    packed = PackedSets(sets, weights, pairs=80)
+    batches = list(packed.batches(np.random.default_rng(1)))
+    assert len(batches) == packed.steps()
+    seen = []
+    for batch in batches:
+        assert batch.items.shape == (80,) and batch.users.shape == (packed.users_per_step,)
+        assert np.all(np.diff(batch.slot) >= 0)  # pairs grouped by user, in slot order
+        for slot, user in enumerate(batch.users):
+            mine = (batch.slot == slot) & (batch.items > 0)
+            if user:
+                assert sorted(batch.items[mine]) == sorted(sets[user, :counts[user]])  # the whole set, together
+                np.testing.assert_array_equal(np.sort(batch.values[0][mine]), np.sort(weights[user, :counts[user]]))
+                seen.append(user)
+            else:
+                assert not mine.any()
+    assert sorted(seen) == [1, 2, 3, 5, 6, 7, 8, 9]
+    filled = sum(int((b.items > 0).sum()) for b in batches)
+    assert filled == counts.sum() and len(batches) < len(seen)  # several users share a step
 
 
 def _sets(seed=0, users=40, items=15):

@@ -29,7 +29,7 @@ from .datasets.validate import plain_value as _plain
 from .errors import DataError, NotFittedError, UnknownIdError
 from .features import FeatureEncoder, day_numbers
 from .models import MODELS, split_params
-from .models.fitting import Ratings, reporting
+from .models.fitting import Ratings, fit_after, reporting
 from .ranking import Candidates, Scorer, check_min_ratings, popular
 
 #: users ranked per part of :meth:`Recommender.recommend_all_parts` (and held at once on the host while ranking)
@@ -288,9 +288,8 @@ class Recommender:
                                   extra_validation=monitor, on_epoch=on_epoch)
         days = day_numbers(given["timestamp"])[known] if model.uses_days else None
         every = Ratings(gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known], days)
-        with reporting(_stderr_line if self._verbose() else None):
-            for part in model.fitters:  # and after it, on every rating given (the validation share included)
-                history = {**history, **(part.after(model, every) or {})}
+        with reporting(_stderr_line if self._verbose() else None):  # and after it, on every rating given
+            history = {**history, **fit_after(model.fitters, model, every)}
         seconds = time.perf_counter() - start
         self._set_state(FittedState(
             model_name=self.model, params=dict(self.params), random_state=self.random_state, model_config=mcfg,

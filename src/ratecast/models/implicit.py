@@ -214,30 +214,50 @@ class Chosen:
 
 
 class ItemSets(Fitter):
-    """The users' implicit sets (and the item-item head, :mod:`ratecast.models.item_item`, fitted on them): from the
-    ratings the network trains on before gradient training, then again from every rating the users gave."""
+    """The users' implicit sets: from the ratings the network trains on (with the item-item head's weights) before
+    gradient training, then again from every rating the users gave, for the parts after it."""
 
     def before(self, model: "ImplicitModel", fit: Ratings) -> None:
         model.check_memory()  # in one line, before anything large is made
         if model.trained_by_gradient:  # (the sampled trainer reads the sets that after() fills)
-            model.fill_sets(fit.users, fit.items, fit.ratings)
+            table, value, _ = model.padded_ratings(fit.users, fit.items, fit.ratings)
+            model.fill_sets(table, value)
+            model.fit_item_item(table, value)
+
+    def after(self, model: "ImplicitModel", given: Ratings) -> None:
+        table, value, _ = padded_ratings(model, given)
+        model.fill_sets(table, value)
+
+
+def padded_ratings(model: "ImplicitModel", given: Ratings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``model.padded_ratings`` of every rating given, made once per fit for the parts that read it."""
+    return given.derived("implicit padded ratings",
+                         lambda: model.padded_ratings(given.users, given.items, given.ratings))
+
+
+class ItemItemHead(Fitter):
+    """The item-item head (:mod:`ratecast.models.item_item`) on the sets of every rating given."""
+
+    concurrent = True
 
     def after(self, model: "ImplicitModel", given: Ratings) -> None:
         if model.uses_item_item:
             kind = f"low-rank EASE, rank {model.item_item_rank}" if model.item_item_low_rank else "EASE"
-            report(f"item-item head ({kind}) "
-                   f"on {len(given.ratings):,} ratings…")
-        model.fill_sets(given.users, given.items, given.ratings)
+            report(f"item-item head ({kind}) on {len(given.ratings):,} ratings…")
+            table, value, _ = padded_ratings(model, given)
+            model.fit_item_item(table, value)
 
 
 class SampledHeads(Fitter):
     """The rating and pick heads over a large catalogue (above ``softmax_max_items``), trained by batches of users
     on a log-Q corrected sampled softmax (:mod:`ratecast.models.sampled`) instead of by the training engine."""
 
+    concurrent = True
+
     def after(self, model: "ImplicitModel", given: Ratings) -> dict[str, list[float]] | None:
         if not model.sampled_training:
             return None
-        table, value, rated = model.padded_ratings(given.users, given.items, given.ratings)
+        table, value, rated = padded_ratings(model, given)
         # biases start at their damped means, as the user rows are read once per pass
         u, i = np.nonzero(table)
         residual = rated[u, i] - np.float32(model.global_mean)
@@ -265,15 +285,17 @@ class SampledHeads(Fitter):
 
 
 class SetHead(Fitter):
-    """The set head (Mult-DAE, :mod:`ratecast.models.set_head`), fitted after gradient training on the sets that
-    :class:`ItemSets` left; above ``set_model_max_items`` by rows and a sampled softmax
+    """The set head (Mult-DAE, :mod:`ratecast.models.set_head`), fitted after gradient training on the sets of every
+    rating given; above ``set_model_max_items`` by rows and a sampled softmax
     (:func:`ratecast.models.sampled.fit_set_model`)."""
+
+    concurrent = True
 
     def after(self, model: "ImplicitModel", given: Ratings) -> None:
         if not model.uses_set_model:
             return
         c = model.cfg
-        sets, weights = np.asarray(model.item_sets), np.asarray(model.set_weights_table)
+        sets, weights, _ = padded_ratings(model, given)
         if model.set_model_sampled:
             fitted = sampled.fit_set_model(sets, weights, model.n_items, model.set_model_hidden,
                                            min(c.set_model_epochs, c.sampled_epochs), c.set_model_l2, c.set_dropout,
@@ -293,7 +315,7 @@ class ImplicitModel(RatingModel):
     """Outputs (rating, log-probability that the user picks the item, ranking key) per pair."""
 
     user_layers = ("user_embedding", "user_bias")
-    fitters = (ItemSets(), SampledHeads(), SetHead())
+    fitters = (ItemSets(), ItemItemHead(), SampledHeads(), SetHead())
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -407,25 +429,27 @@ class ImplicitModel(RatingModel):
         return np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, np.float32(1),
                         np.float32(self.cfg.low_weight)).astype("float32")
 
-    def fill_sets(self, users, items, ratings) -> tuple[np.ndarray, np.ndarray]:
-        """The users' implicit sets (and the item-item head's weights) from these ratings."""
-        table, value, _ = self.padded_ratings(users, items, ratings)
+    def fill_sets(self, table: np.ndarray, value: np.ndarray) -> None:
+        """Hold these padded sets and weights (:meth:`padded_ratings`) as the users' implicit sets."""
         self.item_sets.assign(table)
         self.set_weights_table.assign(value)
-        if self.uses_item_item:
-            X = ii.set_matrix(table, value, self.n_items)
-            if self.item_item_low_rank:
-                U, inv_d = ii.low_rank_factors(X, self.cfg.item_item_lambda, self.item_item_rank, self.seed)
-                full = np.zeros(tuple(self.item_item.shape), "float32")
-                full[:, :U.shape[1]] = U
-                self.item_item.assign(full)
-                self.item_item_inv_d.assign(inv_d)
-                self.item_item_stats.assign(ii.low_rank_stats(X, full, inv_d))
-            else:
-                B = ii.exact_weights(X, self.cfg.item_item_lambda)
-                self.item_item.assign(B.astype("float32"))
-                self.item_item_stats.assign(ii.exact_stats(X, B))
-        return table, value
+
+    def fit_item_item(self, table: np.ndarray, value: np.ndarray) -> None:
+        """The item-item head's weights and per-user statistics from these padded sets (nothing when it is off)."""
+        if not self.uses_item_item:
+            return
+        X = ii.set_matrix(table, value, self.n_items)
+        if self.item_item_low_rank:
+            U, inv_d = ii.low_rank_factors(X, self.cfg.item_item_lambda, self.item_item_rank, self.seed)
+            full = np.zeros(tuple(self.item_item.shape), "float32")
+            full[:, :U.shape[1]] = U
+            self.item_item.assign(full)
+            self.item_item_inv_d.assign(inv_d)
+            self.item_item_stats.assign(ii.low_rank_stats(X, full, inv_d))
+        else:
+            B = ii.exact_weights(X, self.cfg.item_item_lambda)
+            self.item_item.assign(B.astype("float32"))
+            self.item_item_stats.assign(ii.exact_stats(X, B))
 
     def item_item_stats_of(self, row: np.ndarray, value: np.ndarray) -> np.ndarray:
         """(len(row), 2) statistics of the item-item scores of padded sets ``row`` with weights ``value`` (numpy)."""

@@ -7,17 +7,19 @@ log-Q correction) makes the sum an unbiased estimate of the partition function, 
 not over-counted; without it the head learns the sampler's popularity instead of the users' picks. The draw is
 shared by every user of a step (one ``(users, K)`` product) and the positives' own logits are exact.
 
-The trainers walk users, not pairs: each step takes a batch of users of similar set sizes (widths in powers of four,
-so a handful of compiled shapes), drops a share of each user's set at random, represents the user from the kept
-items and trains the rating head on all of the user's pairs and the pick head on the dropped ones (a denoising
-objective: predict what was left out from what was kept). Tables update by rows (lazy Adam on the rows a step read,
-the engine's rule), so a step costs what its batch touches, never the catalogue.
+The trainers walk users, not pairs: each step takes whole users, packed into a fixed number of pairs
+(:class:`PackedSets`: one compiled shape, and no work spent on padding a short set up to a long one), drops a share
+of each user's set at random, represents the user from the kept items (sums by user over the step's flat pairs) and
+trains the rating head on all of the user's pairs and the pick head on the dropped ones (a denoising objective:
+predict what was left out from what was kept). Tables update by rows (lazy Adam on the rows a step read, the
+engine's rule, or row-wise Adagrad or SGD), so a step costs what its batch touches, never the catalogue.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -53,32 +55,84 @@ def draw(key, cdf, count: int):
     return jnp.minimum(jnp.searchsorted(cdf, u, side="right"), cdf.shape[0] - 1).astype("int32")
 
 
-def passes(counts: np.ndarray, width: int, pairs: int, epochs: int, max_epochs: int | None = None) -> int:
-    """How many passes a trainer makes: ``epochs``, or more on small data, up to :data:`MIN_STEPS` steps (at most
-    ``max_epochs``)."""
-    steps = len(user_batches(counts, width, pairs, np.random.default_rng(0)))
+def passes(steps: int, epochs: int, max_epochs: int | None = None) -> int:
+    """How many passes a trainer makes over data of ``steps`` steps a pass: ``epochs``, or more on small data, up to
+    :data:`MIN_STEPS` steps (at most ``max_epochs``)."""
     n = max(int(epochs), -(-MIN_STEPS // max(steps, 1)))
     return n if max_epochs is None else min(n, int(max_epochs))
 
 
-def user_batches(counts: np.ndarray, width: int, pairs: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """The users with a non-empty set, in batches of similar set sizes: a batch of width ``w`` (a power of four,
-    at least 8, at most ``width``: few compiled shapes) holds up to ``pairs // w`` users whose set fits in ``w``; a
-    short last batch of a width is filled with user 0 (empty, no loss). Batches in a seeded random order, users mixed
-    within a width."""
-    users = np.flatnonzero(counts > 0)
-    users = users[rng.permutation(len(users))]
-    widths = np.minimum(np.maximum(8, 1 << (2 * np.ceil(np.log2(np.maximum(counts[users], 1)) / 2).astype(int))),
-                        width)
-    batches = []
-    for w in np.unique(widths):
-        members = users[widths == w]
-        size = int(min(max(1, pairs // w), len(members)))
-        for start in range(0, len(members), size):
-            chunk = members[start:start + size]
-            batches.append((int(w), np.concatenate([chunk, np.zeros(size - len(chunk), chunk.dtype)])))
-    order = rng.permutation(len(batches))
-    return [batches[k] for k in order]
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """A step's users and their pairs, flat: ``users`` (B,) with 0 in unused slots; per pair (P,), ``slot`` (its
+    user's place in ``users``, ascending), ``items`` (0 = padding) and each of ``values``."""
+
+    users: np.ndarray
+    slot: np.ndarray
+    items: np.ndarray
+    values: tuple[np.ndarray, ...]
+
+
+class PackedSets:
+    """Users' padded sets as flat pairs grouped by user, packed into steps of fixed shape: each step holds whole
+    users, in a seeded random order, up to ``pairs`` pairs and ``users_per_step`` users (so one compiled shape, and
+    no step spends work on padding beyond its last user's)."""
+
+    def __init__(self, sets: np.ndarray, *values: np.ndarray, pairs: int) -> None:
+        rows, cols = np.nonzero(sets)
+        counts = np.bincount(rows, minlength=sets.shape[0])
+        if counts.max(initial=0) > pairs:
+            raise ValueError(f"a step holds {pairs} pairs, fewer than a user's set of {counts.max()}")
+        self.items = sets[rows, cols].astype("int32")
+        self.values = tuple(np.asarray(v, "float32")[rows, cols] for v in values)
+        self.start = np.concatenate([[0], np.cumsum(counts)])
+        self.counts = counts
+        self.pairs = int(pairs)
+        users = np.flatnonzero(counts)
+        mean = counts[users].mean() if len(users) else 1.0
+        # room for twice the users an average step holds (a power of two: few shapes across fits)
+        self.users_per_step = int(min(self.pairs, 1 << int(np.ceil(np.log2(max(8.0, 2 * self.pairs / mean))))))
+
+    def _bounds(self, order: np.ndarray) -> list[tuple[int, int]]:
+        ends = np.cumsum(self.counts[order])
+        bounds, at = [], 0
+        while at < len(order):
+            before = ends[at - 1] if at else 0
+            end = min(int(np.searchsorted(ends, before + self.pairs, side="right")), at + self.users_per_step)
+            bounds.append((at, end))
+            at = end
+        return bounds
+
+    def _order(self, rng: np.random.Generator) -> np.ndarray:
+        users = np.flatnonzero(self.counts)
+        return users[rng.permutation(len(users))]
+
+    def steps(self) -> int:
+        """Steps in a pass."""
+        return len(self._bounds(self._order(np.random.default_rng(0))))
+
+    def batches(self, rng: np.random.Generator) -> Iterator[Batch]:
+        """One pass over every user with a set, in steps (a seeded random order)."""
+        order = self._order(rng)
+        for a, b in self._bounds(order):
+            users = order[a:b]
+            lens = self.counts[users]
+            total = int(lens.sum())
+            offsets = np.cumsum(lens) - lens
+            at = np.repeat(self.start[users] - offsets, lens) + np.arange(total)
+            slot = np.zeros(self.pairs, "int32")
+            slot[:total] = np.repeat(np.arange(len(users), dtype="int32"), lens)
+            slot[total:] = len(users) - 1  # padding pairs (item 0, values 0) sit with the last user, ascending
+            out_users = np.zeros(self.users_per_step, "int32")
+            out_users[:len(users)] = users
+            items = np.zeros(self.pairs, "int32")
+            items[:total] = self.items[at]
+            values = []
+            for v in self.values:
+                column = np.zeros(self.pairs, "float32")
+                column[:total] = v[at]
+                values.append(column)
+            yield Batch(out_users, slot, items, tuple(values))
 
 
 def _row_state(update, tables: dict) -> dict:
@@ -108,8 +162,7 @@ def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarr
         raise ValueError(f"set_dropout must be in (0, 1) for the sampled trainer (it learns to pick the dropped "
                          f"items), got {dropout!r}")
     n_items = tables["implicit"].shape[0]
-    present = sets > 0
-    counts = np.bincount(sets[present], minlength=n_items)
+    counts = np.bincount(sets[sets > 0], minlength=n_items)
     q = sampler(counts)
     cdf, log_q = jnp.asarray(np.cumsum(q, dtype="float64").astype("float32")), jnp.log(jnp.maximum(q, 1e-30))
     update = Update(optimizer)
@@ -120,42 +173,42 @@ def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarr
     params = {"items": jnp.asarray(np.concatenate([tables[k] for k, _ in ITEM_PARTS], axis=1), "float32"),
               "users": jnp.asarray(np.concatenate([tables["user"], tables["user_bias"]], axis=1), "float32")}
     state = _row_state(update, params)
-    weights, ratings = weights.astype("float32"), ratings.astype("float32")
     mu = float(global_mean)
     K = int(negatives)
 
-    def loss(rows, user_rows, neg_rows, neg_log_q, S, V, R, keep):
-        b, w = S.shape
-        rows = rows.reshape(b, w, -1)
-        implicit, item, pick = rows[..., :d], rows[..., d:2 * d], rows[..., 2 * d:3 * d]
-        item_bias, pick_bias = rows[..., 3 * d], rows[..., 3 * d + 1]
-        user, user_bias = user_rows[:, :d], user_rows[:, d:]
+    def loss(rows, user_rows, neg_rows, neg_log_q, slot, S, V, R, keep):
+        n = user_rows.shape[0]
+        per_user = functools.partial(jax.ops.segment_sum, segment_ids=slot, num_segments=n, indices_are_sorted=True)
+        implicit, item, pick = rows[:, :d], rows[:, d:2 * d], rows[:, 2 * d:3 * d]
+        item_bias, pick_bias = rows[:, 3 * d], rows[:, 3 * d + 1]
+        user, user_bias = user_rows[:, :d], user_rows[:, d]
         present = (S > 0).astype("float32")
         held = present - keep
         n_pairs = jnp.maximum(jnp.sum(present), 1.0)
-        n_users = jnp.maximum(jnp.sum(jnp.max(present, axis=1)), 1.0)
-        cnt = jnp.sum((keep > 0).astype("float32"), axis=1, keepdims=True)
-        rep = user + jnp.einsum("bw,bwd->bd", keep * V, implicit) / jnp.sqrt(jnp.maximum(cnt, 1.0))
-        pred = mu + user_bias + item_bias + jnp.einsum("bd,bwd->bw", rep, item)
+        user_ok = (per_user(present) > 0).astype("float32")
+        n_users = jnp.maximum(jnp.sum(user_ok), 1.0)
+        cnt = per_user(keep)
+        rep = user + per_user((keep * V)[:, None] * implicit) / jnp.sqrt(jnp.maximum(cnt, 1.0))[:, None]
+        rep_of_pair = rep[slot]
+        pred = mu + user_bias[slot] + item_bias + jnp.sum(rep_of_pair * item, axis=1)
         rating = jnp.sum(present * (R - pred) ** 2) / n_pairs
-        pos = jnp.einsum("bd,bwd->bw", rep, pick) + pick_bias
+        pos = jnp.sum(rep_of_pair * pick, axis=1) + pick_bias
         logz = sampled_log_partition(rep @ neg_rows[:, 2 * d:3 * d].T + neg_rows[:, 3 * d + 1], neg_log_q, K)
-        pick_loss = -jnp.sum(held * V * (pos - logz[:, None])) / n_pairs / dropout  # each pair once a pass
-        user_ok = jnp.max(present, axis=1, keepdims=True)
-        reg = l2 * (jnp.sum(user_ok * user_rows ** 2) / n_users + jnp.sum(present[..., None] * rows ** 2) / n_pairs)
+        pick_loss = -jnp.sum(held * V * (pos - logz[slot])) / n_pairs / dropout  # each pair once a pass
+        reg = l2 * (jnp.sum(user_ok[:, None] * user_rows ** 2) / n_users
+                    + jnp.sum(present[:, None] * rows ** 2) / n_pairs)
         return rating + interaction_weight * pick_loss + reg
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))  # tables updated in place, not copied per step
-    def train_step(params, state, users, S, V, R, key, t, cdf, log_q):
+    def train_step(params, state, users, slot, S, V, R, key, t, cdf, log_q):
         k_drop, k_neg = jax.random.split(key)
         present = (S > 0).astype("float32")
         keep = present * jax.random.bernoulli(k_drop, 1 - dropout, S.shape).astype("float32")
         negs = draw(k_neg, cdf, K)
-        flat = S.reshape(-1)
-        rows, user_rows, neg_rows = params["items"][flat], params["users"][users], params["items"][negs]
+        rows, user_rows, neg_rows = params["items"][S], params["users"][users], params["items"][negs]
         value, (g_rows, g_users, g_negs) = jax.value_and_grad(loss, argnums=(0, 1, 2))(
-            rows, user_rows, neg_rows, log_q[negs], S, V, R, keep)
-        occurrences = {"items": (jnp.concatenate([flat, negs]), jnp.concatenate([g_rows, g_negs])),
+            rows, user_rows, neg_rows, log_q[negs], slot, S, V, R, keep)
+        occurrences = {"items": (jnp.concatenate([S, negs]), jnp.concatenate([g_rows, g_negs])),
                        "users": (users, g_users)}
         new_params, new_state = {}, {}
         for name, (ids, grad) in occurrences.items():
@@ -167,16 +220,17 @@ def fit_pick_and_rating(sets: np.ndarray, weights: np.ndarray, ratings: np.ndarr
     rng = np.random.default_rng(seed)
     key = jax.random.PRNGKey(0 if seed is None else seed)
     t = 0
-    row_counts = present.sum(axis=1)
+    packed = PackedSets(sets, weights, ratings, pairs=max(pairs_per_step, sets.shape[1]))
+    del sets, weights, ratings
     losses = []
-    n_passes = passes(row_counts, sets.shape[1], pairs_per_step, epochs)
+    n_passes = passes(packed.steps(), epochs)
     for k in range(n_passes):
         values = []
-        for w, users in user_batches(row_counts, sets.shape[1], pairs_per_step, rng):
+        for batch in packed.batches(rng):
             t += 1
             key, sub = jax.random.split(key)
-            params, state, value = train_step(params, state, users.astype("int32"), sets[users, :w],
-                                              weights[users, :w], ratings[users, :w], sub, jnp.int32(t), cdf, log_q)
+            params, state, value = train_step(params, state, batch.users, batch.slot, batch.items, *batch.values,
+                                              sub, jnp.int32(t), cdf, log_q)
             values.append(value)
         losses.append(float(np.mean(np.asarray(values))) if values else 0.0)
         if on_pass is not None:
@@ -224,44 +278,45 @@ def fit_set_model(sets: np.ndarray, weights: np.ndarray, n_items: int, hidden: i
     b1_slots = update.slots(b1)
     K = int(negatives)
 
-    def loss(rows, neg_rows, b1, neg_log_q, S, V, key):
-        b, w = S.shape
-        rows = rows.reshape(b, w, -1)
-        w1, w2, b2 = rows[..., :h_], rows[..., h_:2 * h_], rows[..., 2 * h_]
+    def loss(rows, neg_rows, b1, neg_log_q, slot, S, V, key, n_slots):
+        per_user = functools.partial(jax.ops.segment_sum, segment_ids=slot, num_segments=n_slots,
+                                     indices_are_sorted=True)
+        w1, w2, b2 = rows[:, :h_], rows[:, h_:2 * h_], rows[:, 2 * h_]
         kept = V * jax.random.bernoulli(key, 1 - dropout, V.shape) / (1 - dropout) if dropout else V
-        kept = kept / jnp.sqrt(jnp.maximum(jnp.sum(kept * kept, axis=1, keepdims=True), 1e-12))
-        h = jnp.tanh(jnp.einsum("bw,bwh->bh", kept, w1) + b1)
-        pos = jnp.einsum("bh,bwh->bw", h, w2) + b2
+        norm = jnp.sqrt(jnp.maximum(per_user(kept * kept), 1e-12))
+        h = jnp.tanh(per_user(kept[:, None] * w1) / norm[:, None] + b1)
+        pos = jnp.sum(h[slot] * w2, axis=1) + b2
         logz = sampled_log_partition(h @ neg_rows[:, h_:2 * h_].T + neg_rows[:, 2 * h_], neg_log_q, K)
         present = (S > 0).astype("float32")
-        n_users = jnp.maximum(jnp.sum(jnp.max(present, axis=1)), 1.0)
-        return (-jnp.sum(V * (pos - logz[:, None])) / n_users
-                + l2 * jnp.sum(present[..., None] * rows[..., :2 * h_] ** 2) / n_users)
+        n_users = jnp.maximum(jnp.sum(per_user(present) > 0), 1.0)
+        return (-jnp.sum(V * (pos - logz[slot])) / n_users
+                + l2 * jnp.sum(present[:, None] * rows[:, :2 * h_] ** 2) / n_users)
 
-    @functools.partial(jax.jit, donate_argnums=(0, 1, 2, 3))  # updated in place, not copied per step
-    def train_step(params, state, b1, b1_slots, S, V, key, t, cdf, log_q):
+    @functools.partial(jax.jit, donate_argnums=(0, 1, 2, 3), static_argnums=(10,))  # updated in place
+    def train_step(params, state, b1, b1_slots, slot, S, V, key, t, cdf, n_slots, log_q):
         k_drop, k_neg = jax.random.split(key)
         negs = draw(k_neg, cdf, K)
-        flat = S.reshape(-1)
-        rows, neg_rows = params["items"][flat], params["items"][negs]
+        rows, neg_rows = params["items"][S], params["items"][negs]
         value, (g_rows, g_negs, g_b1) = jax.value_and_grad(loss, argnums=(0, 1, 2))(
-            rows, neg_rows, b1, log_q[negs], S, V, k_drop)
+            rows, neg_rows, b1, log_q[negs], slot, S, V, k_drop, n_slots)
         slots, row_map = state["items"]
-        table, slots, row_map = update.apply_rows(params["items"], slots, jnp.concatenate([flat, negs]),
+        table, slots, row_map = update.apply_rows(params["items"], slots, jnp.concatenate([S, negs]),
                                                   jnp.concatenate([g_rows, g_negs]), t, learning_rate, row_map)
         b1, b1_slots = update.apply(b1, g_b1, b1_slots, t, learning_rate)
         return {"items": table}, {"items": (slots, row_map)}, b1, b1_slots, value
 
     key = jax.random.PRNGKey(0 if seed is None else seed)
     t = 0
-    row_counts = (sets > 0).sum(axis=1)
-    n_passes = passes(row_counts, sets.shape[1], pairs_per_step, epochs, max_epochs)
+    packed = PackedSets(sets, values, pairs=max(pairs_per_step, sets.shape[1]))
+    del sets, values
+    n_passes = passes(packed.steps(), epochs, max_epochs)
     for k in range(n_passes):
-        for w, users in user_batches(row_counts, sets.shape[1], pairs_per_step, rng):
+        for batch in packed.batches(rng):
             t += 1
             key, sub = jax.random.split(key)
-            params, state, b1, b1_slots, value = train_step(params, state, b1, b1_slots, sets[users, :w],
-                                                            values[users, :w], sub, jnp.int32(t), cdf, log_q)
+            params, state, b1, b1_slots, value = train_step(params, state, b1, b1_slots, batch.slot, batch.items,
+                                                            *batch.values, sub, jnp.int32(t), cdf,
+                                                            packed.users_per_step, log_q)
         if on_pass is not None and t:
             on_pass(k + 1, n_passes, float(value))
     if t and not np.isfinite(float(value)):
