@@ -202,3 +202,17 @@ def test_a_config_saved_before_the_large_variants_keeps_the_model_it_was():
     large = ImplicitConfig.saved_before(old, 59047)  # its item-item and set heads were off
     assert large["item_item_weight"] == 0 and large["set_model_weight"] == 0
     assert ImplicitConfig.saved_before(today, 59047) == today  # a config saved with the options is kept as saved
+
+
+def test_a_model_that_its_size_keeps_off_the_engine_carves_no_validation_share(data, monkeypatch):
+    import ratecast.recommender as recommender
+
+    def carve(*args, **kwargs):
+        raise AssertionError("carved a validation share that nothing reads")
+
+    monkeypatch.setattr(recommender, "validation_share", carve)
+    rec = rc.Recommender("implicit", random_state=0, verbose=0, **LARGE).fit(data.train)  # every rating kept
+    assert not rec.model_.trained_by_gradient
+    small = dict(LARGE, softmax_max_items=10**6)  # trained by the engine: it needs the share to stop early
+    with pytest.raises(AssertionError, match="carved"):
+        rc.Recommender("implicit", random_state=0, verbose=0, **small).fit(data.train)

@@ -211,12 +211,14 @@ class Recommender:
         given = train.ratings  # everything the user rated: excluded from their recommendations
         # a model not trained by gradient has no epochs to stop early, so it keeps every training rating (and
         # indexes every user and item of train); a carved share would only lose the items seen in it alone
-        if validation is None and MODELS[self.model].trained_by_gradient:
+        by_gradient = MODELS[self.model].trained_by_gradient and MODELS[self.model].trained_by_gradient_at(
+            mcfg, train.ratings["item_id"].nunique() + 1)
+        if validation is None and by_gradient:
             frac = tcfg.validation_split if validation_split is None else validation_split
             if frac and len(train.ratings) >= 10:
                 train, validation = validation_share(train, frac, self.random_state)
         r = train.ratings
-        if "batch_size" not in self.params and MODELS[self.model].trained_by_gradient:
+        if "batch_size" not in self.params and by_gradient:
             tcfg = tcfg.with_batch_for(len(r))  # a default batch: enough steps an epoch on small data
         user_index, item_index = IdIndex(r["user_id"]), IdIndex(r["item_id"])
         u, i = user_index.index(r["user_id"]), item_index.index(r["item_id"])

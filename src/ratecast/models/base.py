@@ -42,7 +42,8 @@ class RatingModel(keras.Model):
     has_vectors: ClassVar[bool] = True
     #: the parts fitted apart from the training engine, in order (:mod:`ratecast.models.fitting`)
     fitters: ClassVar[tuple[Fitter, ...]] = ()
-    #: whether the training engine fits the model (derived from :attr:`fitters` when the class is registered)
+    #: whether the training engine fits the model (derived from :attr:`fitters` when the class is registered; an
+    #: instance may decide otherwise by its size, see :meth:`trained_by_gradient_at`)
     trained_by_gradient: ClassVar[bool] = True
     #: whether the features of :meth:`wanted_features` are used only where the training data has them (else a
     #: missing one is an error)
@@ -148,6 +149,11 @@ class RatingModel(keras.Model):
     def make_output_rule(self) -> Outputs:
         """The model's :class:`~ratecast.models.outputs.Outputs` rule (one rating per pair by default)."""
         return RatingOutput(self.scale, self.cfg.loss, self.cfg.name)
+
+    @classmethod
+    def trained_by_gradient_at(cls, cfg: ModelConfig, n_items: int) -> bool:
+        """Whether the training engine fits a model of this config over ``n_items`` item rows (index 0 included)."""
+        return cls.trained_by_gradient
 
     # --- cold start -------------------------------------------------------------------------------------------
     @classmethod

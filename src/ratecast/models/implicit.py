@@ -320,8 +320,7 @@ class ImplicitModel(RatingModel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         d = self.cfg.embedding_dim
-        # the rule of the module docstring: above softmax_max_items the engine does not train this model
-        self.trained_by_gradient = not self.sampled_training
+        self.trained_by_gradient = self.trained_by_gradient_at(self.cfg, self.n_items)
         self.user_bias = embedding(self.n_users, 1, "user_bias", None, zeros=True)
         self.item_bias = embedding(self.n_items, 1, "item_bias", None, zeros=True)
         init = (keras.initializers.RandomNormal(stddev=d ** -0.5, seed=self.seed_for(3)) if self.random_init
@@ -394,7 +393,12 @@ class ImplicitModel(RatingModel):
 
     @property
     def sampled_training(self) -> bool:
-        return self.n_items - 1 > self.cfg.softmax_max_items
+        return not self.trained_by_gradient
+
+    @classmethod
+    def trained_by_gradient_at(cls, cfg: ImplicitConfig, n_items: int) -> bool:
+        """The rule of the module docstring: above ``softmax_max_items`` the engine does not train this model."""
+        return n_items - 1 <= cfg.softmax_max_items
 
     def check_memory(self, available: int | None = None) -> None:
         """Refuse, in one line, an item-item head whose matrices do not fit the memory available (the exact head's
