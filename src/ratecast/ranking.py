@@ -168,7 +168,8 @@ def _programs(model) -> tuple[Callable, Callable, Callable]:
             with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))):
                 out = model.score_items(users, user_features)
                 key = model.output_rule.ranking_key(out)
-                key = without_excluded(ops.where(items[None, :], key, ops.full_like(key, -np.inf)), excluded)
+                key = ops.where(items[None, :], key, ops.full_like(key, -np.inf))
+                key = without_excluded(whole_blocks(key, k), excluded)  # padded as it is masked: one pass
                 values, idx = top_k_in_blocks(key, k)
                 rows, n = ops.shape(out)[0], ops.shape(out)[1]
                 flat = ops.reshape(out, (rows * n, *ops.shape(out)[2:]))
@@ -199,14 +200,24 @@ def top_k_in_blocks(key, k: int):
     blocks = -(-n // TOP_K_BLOCK)
     if blocks < 8 * k:  # a short row: one ranking costs no more
         return ops.top_k(key, k)
-    padded = ops.concatenate([key, ops.full((rows, blocks * TOP_K_BLOCK - n), -np.inf, key.dtype)], axis=1)
-    cut = ops.reshape(padded, (rows, blocks, TOP_K_BLOCK))
+    cut = ops.reshape(whole_blocks(key, k), (rows, blocks, TOP_K_BLOCK))
     _, best = ops.top_k(ops.max(cut, axis=2), k)
     best = ops.sort(best, axis=1)  # the chosen blocks in the order of their positions
     candidates = ops.reshape(ops.take_along_axis(cut, best[:, :, None], axis=1), (rows, k * TOP_K_BLOCK))
     values, at = ops.top_k(candidates, k)
     block = ops.take_along_axis(best, at // TOP_K_BLOCK, axis=1)
     return values, block * TOP_K_BLOCK + at % TOP_K_BLOCK
+
+
+def whole_blocks(key, k: int):
+    """``key`` with -inf appended to each row up to a whole number of :data:`TOP_K_BLOCK` positions where
+    :func:`top_k_in_blocks` ranks it by blocks (else as it is). Masking a padded key, rather than padding a masked
+    one, lets the compiler write the scores once instead of copying them."""
+    rows, n = ops.shape(key)[0], ops.shape(key)[1]
+    blocks = -(-n // TOP_K_BLOCK)
+    if blocks < 8 * k or n == blocks * TOP_K_BLOCK:
+        return key
+    return ops.concatenate([key, ops.full((rows, blocks * TOP_K_BLOCK - n), -np.inf, key.dtype)], axis=1)
 
 
 def without_excluded(key, excluded):
