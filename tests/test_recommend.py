@@ -323,3 +323,30 @@ def test_a_key_padded_to_whole_blocks_then_masked_ranks_as_the_masked_key():
     want = keras.ops.top_k(keras.ops.convert_to_tensor(masked), k)
     np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
     np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+
+
+@pytest.mark.parametrize("model", ["dot", "biased_dot"])
+def test_ranking_takes_the_item_table_sliced_once_and_ranks_as_before(ds, model):
+    """The top-k program of a product model is given the item table's known rows (sliced once per ranking) and
+    slices no table itself; its lists and ratings are the same as when the program slices the table."""
+    import jax
+
+    from ratecast import ranking
+
+    rec = rc.Recommender(model, random_state=0, **FAST).fit(ds)
+    scorer, m = rec._scorer, rec.state_.model
+    users = np.arange(1, len(rec.user_index_) + 1)
+    allowed = rec._candidates.allowed(users)
+    variables = scorer._variables("all")
+    known = scorer.known_rows(variables)
+    table = m.item_embedding.embeddings
+    assert list(known) == [table.path]
+    np.testing.assert_array_equal(np.asarray(known[table.path]), np.asarray(table.value)[1:])
+    ex = allowed.excluded(0, len(users), len(users), pad=m.n_items - 1)
+    args = (users.astype("int32"), allowed.items, ex, None)
+    lowered = scorer._top_k.lower(variables, known, *args, k=8).as_text()
+    rows = "x".join(str(d) for d in np.shape(known[table.path]))
+    assert not [line for line in lowered.splitlines() if "slice" in line and f"tensor<{rows}xf32>" in line]
+    given, sliced = scorer._top_k(variables, known, *args, k=8), scorer._top_k(variables, {}, *args, k=8)
+    for a, b in zip(jax.device_get(given), jax.device_get(sliced)):
+        np.testing.assert_array_equal(a, b)

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from .models.base import given_known_rows
 from .similarity import top_k as top_k_numpy
 
 PAIR_CHUNK = 1 << 16
@@ -163,9 +164,9 @@ def _programs(model) -> tuple[Callable, Callable, Callable]:
             out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
             return out, model.output_rule.to_rating(out)
 
-        def top_k_fn(variables, users, items, excluded, user_features, k):
+        def top_k_fn(variables, known, users, items, excluded, user_features, k):
             model = ref()
-            with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))):
+            with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))), given_known_rows(known):
                 out = model.score_items(users, user_features)
                 key = model.output_rule.ranking_key(out)
                 key = ops.where(items[None, :], key, ops.full_like(key, -np.inf))
@@ -267,6 +268,15 @@ class Scorer:
                 out.append(self.place.put_variable(v) if self.place.mesh is not None else v.value)
         return out
 
+    def known_rows(self, variables: list) -> dict:
+        """The known rows (1..) of the model's :meth:`~ratecast.models.base.RatingModel.known_row_variables`, by
+        path, from ``variables`` (the values :meth:`_variables` read): sliced once for a whole ranking. Empty
+        under a distribution (its tables may be split by rows): the program slices them."""
+        if self.place.mesh is not None:
+            return {}
+        wanted = {id(v) for v in self.model.known_row_variables()}
+        return {v.path: value[1:] for v, value in zip(self.model.variables, variables) if id(v) in wanted}
+
     # --- public -----------------------------------------------------------------------------------------------
     def _padded(self, x: dict[str, np.ndarray], n: int) -> dict:
         """``x``'s arrays (``n`` rows each) padded with zeros to a fixed size (so compiled shapes are reused), and
@@ -344,6 +354,7 @@ class Scorer:
         if not isinstance(allowed, Allowed):
             allowed = Allowed.from_mask(allowed)
         variables = self._variables("all")
+        known = self.known_rows(variables)  # sliced here once, not in the program once per batch
         items = self.place.put(allowed.items) if self.place.mesh is not None else allowed.items
         batch = batch_size or self.user_batch()  # checked by the caller (Recommender._top_positions)
         queued = []
@@ -360,7 +371,7 @@ class Scorer:
             if self.place.mesh is not None:
                 uu, ex = self.place.put_batch(uu), self.place.put_batch(ex)
                 uf = None if uf is None else self.place.put_batch(uf)
-            queued.append((n, self._top_k(variables, uu, items, ex, uf, k=kk)))
+            queued.append((n, self._top_k(variables, known, uu, items, ex, uf, k=kk)))
         pos_parts, rating_parts = [], []
         for n, (values, idx, rating) in queued:
             values, idx = self.place.to_host(values)[:n, :k], self.place.to_host(idx)[:n, :k]
