@@ -299,3 +299,54 @@ def test_top_k_in_blocks_ranks_as_one_top_k_of_the_whole_row():
         want, got = keras.ops.top_k(key[:, :width], k), ranking.top_k_in_blocks(key[:, :width], k)
         np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
         np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+
+
+def test_a_key_padded_to_whole_blocks_then_masked_ranks_as_the_masked_key():
+    """The scorer pads the key before it masks the excluded positions (their padding index lands in the padding):
+    the same values and positions as one top-k of the masked, unpadded key."""
+    import keras
+
+    from ratecast import ranking
+
+    rng = np.random.default_rng(1)
+    k, n = 4, 8 * 4 * ranking.TOP_K_BLOCK + 5
+    key = rng.integers(0, 4, (3, n)).astype("float32")
+    excluded = np.full((3, 64), n, "int32")  # n: padding, past the last item
+    excluded[0, :3] = [0, 7, n - 1]
+    excluded[2, :] = rng.integers(0, n, 64)
+    padded = ranking.whole_blocks(keras.ops.convert_to_tensor(key), k)
+    assert padded.shape[1] % ranking.TOP_K_BLOCK == 0 and padded.shape[1] > n
+    got = ranking.top_k_in_blocks(ranking.without_excluded(padded, excluded), k)
+    masked = key.copy()
+    for row, positions in enumerate(excluded):
+        masked[row, positions[positions < n]] = -np.inf
+    want = keras.ops.top_k(keras.ops.convert_to_tensor(masked), k)
+    np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
+    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+
+
+@pytest.mark.parametrize("model", ["dot", "biased_dot"])
+def test_ranking_takes_the_item_table_sliced_once_and_ranks_as_before(ds, model):
+    """The top-k program of a product model is given the item table's known rows (sliced once per ranking) and
+    slices no table itself; its lists and ratings are the same as when the program slices the table."""
+    import jax
+
+    from ratecast import ranking
+
+    rec = rc.Recommender(model, random_state=0, **FAST).fit(ds)
+    scorer, m = rec._scorer, rec.state_.model
+    users = np.arange(1, len(rec.user_index_) + 1)
+    allowed = rec._candidates.allowed(users)
+    variables = scorer._variables("all")
+    known = scorer.known_rows(variables)
+    table = m.item_embedding.embeddings
+    assert list(known) == [table.path]
+    np.testing.assert_array_equal(np.asarray(known[table.path]), np.asarray(table.value)[1:])
+    ex = allowed.excluded(0, len(users), len(users), pad=m.n_items - 1)
+    args = (users.astype("int32"), allowed.items, ex, None)
+    lowered = scorer._top_k.lower(variables, known, *args, k=8).as_text()
+    rows = "x".join(str(d) for d in np.shape(known[table.path]))
+    assert not [line for line in lowered.splitlines() if "slice" in line and f"tensor<{rows}xf32>" in line]
+    given, sliced = scorer._top_k(variables, known, *args, k=8), scorer._top_k(variables, {}, *args, k=8)
+    for a, b in zip(jax.device_get(given), jax.device_get(sliced)):
+        np.testing.assert_array_equal(a, b)

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from .models.base import given_known_rows
 from .similarity import top_k as top_k_numpy
 
 PAIR_CHUNK = 1 << 16
@@ -163,12 +164,13 @@ def _programs(model) -> tuple[Callable, Callable, Callable]:
             out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
             return out, model.output_rule.to_rating(out)
 
-        def top_k_fn(variables, users, items, excluded, user_features, k):
+        def top_k_fn(variables, known, users, items, excluded, user_features, k):
             model = ref()
-            with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))):
+            with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))), given_known_rows(known):
                 out = model.score_items(users, user_features)
                 key = model.output_rule.ranking_key(out)
-                key = without_excluded(ops.where(items[None, :], key, ops.full_like(key, -np.inf)), excluded)
+                key = ops.where(items[None, :], key, ops.full_like(key, -np.inf))
+                key = without_excluded(whole_blocks(key, k), excluded)  # padded as it is masked: one pass
                 values, idx = top_k_in_blocks(key, k)
                 rows, n = ops.shape(out)[0], ops.shape(out)[1]
                 flat = ops.reshape(out, (rows * n, *ops.shape(out)[2:]))
@@ -199,14 +201,24 @@ def top_k_in_blocks(key, k: int):
     blocks = -(-n // TOP_K_BLOCK)
     if blocks < 8 * k:  # a short row: one ranking costs no more
         return ops.top_k(key, k)
-    padded = ops.concatenate([key, ops.full((rows, blocks * TOP_K_BLOCK - n), -np.inf, key.dtype)], axis=1)
-    cut = ops.reshape(padded, (rows, blocks, TOP_K_BLOCK))
+    cut = ops.reshape(whole_blocks(key, k), (rows, blocks, TOP_K_BLOCK))
     _, best = ops.top_k(ops.max(cut, axis=2), k)
     best = ops.sort(best, axis=1)  # the chosen blocks in the order of their positions
     candidates = ops.reshape(ops.take_along_axis(cut, best[:, :, None], axis=1), (rows, k * TOP_K_BLOCK))
     values, at = ops.top_k(candidates, k)
     block = ops.take_along_axis(best, at // TOP_K_BLOCK, axis=1)
     return values, block * TOP_K_BLOCK + at % TOP_K_BLOCK
+
+
+def whole_blocks(key, k: int):
+    """``key`` with -inf appended to each row up to a whole number of :data:`TOP_K_BLOCK` positions where
+    :func:`top_k_in_blocks` ranks it by blocks (else as it is). Masking a padded key, rather than padding a masked
+    one, lets the compiler write the scores once instead of copying them."""
+    rows, n = ops.shape(key)[0], ops.shape(key)[1]
+    blocks = -(-n // TOP_K_BLOCK)
+    if blocks < 8 * k or n == blocks * TOP_K_BLOCK:
+        return key
+    return ops.concatenate([key, ops.full((rows, blocks * TOP_K_BLOCK - n), -np.inf, key.dtype)], axis=1)
 
 
 def without_excluded(key, excluded):
@@ -255,6 +267,15 @@ class Scorer:
             else:
                 out.append(self.place.put_variable(v) if self.place.mesh is not None else v.value)
         return out
+
+    def known_rows(self, variables: list) -> dict:
+        """The known rows (1..) of the model's :meth:`~ratecast.models.base.RatingModel.known_row_variables`, by
+        path, from ``variables`` (the values :meth:`_variables` read): sliced once for a whole ranking. Empty
+        under a distribution (its tables may be split by rows): the program slices them."""
+        if self.place.mesh is not None:
+            return {}
+        wanted = {id(v) for v in self.model.known_row_variables()}
+        return {v.path: value[1:] for v, value in zip(self.model.variables, variables) if id(v) in wanted}
 
     # --- public -----------------------------------------------------------------------------------------------
     def _padded(self, x: dict[str, np.ndarray], n: int) -> dict:
@@ -333,6 +354,7 @@ class Scorer:
         if not isinstance(allowed, Allowed):
             allowed = Allowed.from_mask(allowed)
         variables = self._variables("all")
+        known = self.known_rows(variables)  # sliced here once, not in the program once per batch
         items = self.place.put(allowed.items) if self.place.mesh is not None else allowed.items
         batch = batch_size or self.user_batch()  # checked by the caller (Recommender._top_positions)
         queued = []
@@ -349,7 +371,7 @@ class Scorer:
             if self.place.mesh is not None:
                 uu, ex = self.place.put_batch(uu), self.place.put_batch(ex)
                 uf = None if uf is None else self.place.put_batch(uf)
-            queued.append((n, self._top_k(variables, uu, items, ex, uf, k=kk)))
+            queued.append((n, self._top_k(variables, known, uu, items, ex, uf, k=kk)))
         pos_parts, rating_parts = [], []
         for n, (values, idx, rating) in queued:
             values, idx = self.place.to_host(values)[:n, :k], self.place.to_host(idx)[:n, :k]

@@ -15,8 +15,10 @@ Inputs are dicts: ``user`` and ``item`` int32 index vectors (0 = unknown), optio
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any, ClassVar
+from contextvars import ContextVar
+from typing import Any, ClassVar, Iterator, Mapping
 
 import keras
 import numpy as np
@@ -27,6 +29,20 @@ from .config import ModelConfig, TrainingConfig
 from .fitting import Fitter, trained_by_gradient
 from .layers import embedding, l2_penalty, take_rows
 from .outputs import Outputs, RatingOutput
+
+#: the known rows (1.., without row 0 for unknown ids) of per-item tables, by variable path, that a ranking program
+#: is given (made once per ranking, not once per batch of users): read by :meth:`RatingModel.known_rows`
+KNOWN_ROWS: ContextVar[Mapping[str, Any]] = ContextVar("known_rows", default={})
+
+
+@contextlib.contextmanager
+def given_known_rows(known: Mapping[str, Any]) -> Iterator[None]:
+    """:data:`KNOWN_ROWS` set to ``known`` (variable path -> rows 1.. of that table) inside the block."""
+    token = KNOWN_ROWS.set(known)
+    try:
+        yield
+    finally:
+        KNOWN_ROWS.reset(token)
 
 
 class RatingModel(keras.Model):
@@ -130,6 +146,20 @@ class RatingModel(keras.Model):
         """Ratings on the scale for (user, item) pairs: :meth:`score`'s outputs through the output rule; models whose
         other outputs cost more than the rating (normalised over the catalogue) override it."""
         return self.output_rule.to_rating(self.score(inputs, training=False))
+
+    #: per-item layers whose table :meth:`score_items` takes whole for the known items (:meth:`known_rows`)
+    known_row_tables: ClassVar[tuple[str, ...]] = ()
+
+    def known_row_variables(self) -> list:
+        """The table variables of :attr:`known_row_tables`, whose known rows a ranking may pass in."""
+        return [getattr(self, name).embeddings for name in self.known_row_tables]
+
+    def known_rows(self, variable):
+        """Rows 1.. of a per-item table ``variable`` (the known items): those a ranking program was given
+        (:data:`KNOWN_ROWS`), else a slice of the variable. A compiled product cannot read a slice in place, so a
+        slice made inside the program is a copy of the table per call."""
+        given = KNOWN_ROWS.get().get(variable.path)
+        return variable[1:] if given is None else given
 
     def score_items(self, users, user_features=None):
         """Outputs for every known item (indices 1..n_items-1) for a batch of user indices: (batch, n_items - 1, ...).
