@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from .errors import TrainingError
+
+#: False while shapes are only being declared (nothing allocated): see :func:`declaring_only`
+_CHECKING: ContextVar[bool] = ContextVar("ratecast_memory_checking", default=True)
 
 
 def available_memory() -> int | None:
@@ -54,7 +61,21 @@ def available(devices: int = 1) -> int | None:
 def require(needed: int, what: str, hint: str, devices: int = 1) -> None:
     """Raise :class:`TrainingError` (one line: ``what``, the estimate, the memory available and ``hint``) when
     ``needed`` bytes exceed :func:`available` memory. Unknown availability lets the work run."""
+    if not _CHECKING.get():
+        return
     free = available(devices)
     if free is not None and needed > free:
         raise TrainingError(f"{what} needs about {readable(needed)} of memory, more than the {readable(free)} "
                             f"available; {hint}")
+
+
+@contextmanager
+def declaring_only() -> Iterator[None]:
+    """While the block only declares shapes (e.g. a model built abstractly to read its weights' shapes), nothing is
+    allocated, so :func:`require` lets everything through: what is declared is judged by the files it must match,
+    not by this machine's free memory."""
+    token = _CHECKING.set(False)
+    try:
+        yield
+    finally:
+        _CHECKING.reset(token)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import lookup, manifest
+from . import lookup, manifest, memory
 from .datasets.dataset import IdIndex
 from .datasets.scale import RatingScale
 from .errors import IntegrityError, MissingFileError
@@ -422,7 +422,9 @@ def declared_weights(name: str, config: dict[str, Any]) -> list[tuple[tuple[int,
     def weights():
         return [w.value for w in MODELS[name].from_config(config).build_now().weights]
 
-    return [(tuple(int(s) for s in w.shape), str(w.dtype)) for w in jax.eval_shape(weights)]
+    with memory.declaring_only():
+        shapes = jax.eval_shape(weights)
+    return [(tuple(int(s) for s in w.shape), str(w.dtype)) for w in shapes]
 
 
 def check_weight_shapes(folder: Path, name: str, config: dict[str, Any]) -> None:
