@@ -327,3 +327,27 @@ def test_a_chain_of_known_users_fold_ins_writes_their_rows_not_the_whole_user_ta
                                   np.delete(before, [u5, u7], axis=0)[:len(rec.user_index_)])
     once = rec.update(frame([(5, 101, 4), (5, 102, 4), (5, 103, 4), (5, 115, 1)]))
     np.testing.assert_allclose(current.predict([5], [120]), once.predict([5], [120]), rtol=1e-5)
+
+
+def test_closed_form_fold_in_runs_blas_on_one_thread_and_restores_the_count(data, monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    seen = []
+    solve = np.linalg.solve
+
+    def spying_solve(*args, **kwargs):
+        seen.append(blas_threads())
+        return solve(*args, **kwargs)
+
+    rec = fitted("bayesian", data)
+    with threadpool_limits(limits=2, user_api="blas"):  # a second thread may stall a small solve on a busy machine
+        before = blas_threads()
+        assert before and max(before) == 2
+        monkeypatch.setattr(np.linalg, "solve", spying_solve)
+        rec.update(frame([("threads", 101, 4), ("threads", 102, 2), (5, 103, 1)]))
+        monkeypatch.undo()
+        assert seen and all(n == [1] * len(n) for n in seen)
+        assert blas_threads() == before  # set back once the fold-in is done

@@ -28,8 +28,10 @@ a fold-in writes the rows it changes, not the whole table, whether its users are
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -112,6 +114,42 @@ class Users:
         return items, ratings, mask
 
 
+_BLAS_LOCK = threading.Lock()
+_BLAS: dict[str, Any] = {"controller": None, "users": 0, "limiter": None}
+
+
+@contextmanager
+def one_blas_thread():
+    """BLAS and LAPACK on one thread while the block runs (nested and concurrent blocks too; the thread counts are
+    process-wide, set back when the last block ends). A fold-in's matrices are small: a second thread saves
+    little, and on a busy machine one that is descheduled stalls the whole call by a time slice or more."""
+    with _BLAS_LOCK:
+        if _BLAS["users"] == 0:
+            from threadpoolctl import ThreadpoolController
+
+            if _BLAS["controller"] is None:  # finds the loaded libraries: made once
+                _BLAS["controller"] = ThreadpoolController()
+            _BLAS["limiter"] = _BLAS["controller"].limit(limits=1, user_api="blas")
+        _BLAS["users"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS["users"] -= 1
+            if _BLAS["users"] == 0:
+                limiter, _BLAS["limiter"] = _BLAS["limiter"], None
+                limiter.restore_original_limits()
+
+
+def _on_one_blas_thread(function: Callable) -> Callable:
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with one_blas_thread():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
 def block_layout(model) -> tuple[int, int]:
     """(blocks, width): the model's :meth:`fold_in_blocks` independent fits over its first user layer's columns."""
     blocks = int(model.fold_in_blocks())
@@ -126,6 +164,7 @@ def theta_widths(model) -> list[int]:
     return [int(getattr(model, name).embeddings.shape[1]) for name in model.user_layers]
 
 
+@_on_one_blas_thread
 def prior_of(state: FittedState, noise: Callable[[], float]) -> Prior:
     """The prior of ``state``'s model (computed once per model from its trained users); ``noise()`` gives the
     variance of the model's training errors."""
@@ -284,6 +323,7 @@ def _blocked(X: np.ndarray, B: int, w: int) -> np.ndarray:
     return np.concatenate([head, tail], axis=-1).transpose(0, 2, 1, 3).reshape(U * B, R, w + K - B * w)
 
 
+@_on_one_blas_thread
 def block_ridge(X: np.ndarray, offset: np.ndarray, y: np.ndarray, mask: np.ndarray, prior: Prior,
                 means: np.ndarray, blocks: int = 1, width: int | None = None) -> BlockFit:
     """:func:`ridge` of each of ``blocks`` independent fits of ``width`` head columns each (see
@@ -662,6 +702,7 @@ def _set_rows(value, rows: np.ndarray, new: np.ndarray, used: int, new_used: int
     return table
 
 
+@_on_one_blas_thread
 def solve_users(state: FittedState, users: Users, noise: Callable[[], float], feature_rows: dict | None = None,
                 steps: int = STEPS, learning_rate: float = LEARNING_RATE
                 ) -> tuple[FittedState, dict[str, Any], np.ndarray]:
