@@ -351,3 +351,32 @@ def test_closed_form_fold_in_runs_blas_on_one_thread_and_restores_the_count(data
         monkeypatch.undo()
         assert seen and all(n == [1] * len(n) for n in seen)
         assert blas_threads() == before  # set back once the fold-in is done
+
+
+def test_a_known_users_new_ratings_write_the_stored_ratings_after_them_once(data):
+    import tracemalloc
+
+    # many ratings after the first trained user's, so that a copy of them stands out
+    rec = fitted("biased_dot", data).update(frame([(f"m{k}", 101 + j, 3) for k in range(2000) for j in range(24)]))
+    s = rec.state_
+    stored = s.seen.indices.nbytes + s.seen_ratings.ratings.nbytes + s.seen_ratings.trained.nbytes
+    first = rec.user_index_.ids[0]
+    current = rec
+    for k in range(3):  # as the server chains them
+        current = current.update(frame([(first, 101 + k, 4)]))
+    tracemalloc.start()
+    try:
+        current = current.update(frame([(first, 110, 1), (first, 111, 2)]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < stored / 4  # the rows after the user's written into the lineage's buffer, not copied first
+    u = int(current.user_index_.index([first])[0])
+    items, ratings = current.state_.user_ratings(u)
+    before_items, _ = rec.state_.user_ratings(u)
+    item = current.item_index_.index
+    assert set(items) == set(before_items) | set(item([101, 102, 103, 110, 111]))
+    assert ratings[items == item([110])[0]][0] == 1 and ratings[items == item([111])[0]][0] == 2
+    last = rec.user_index_.ids[-1]  # a user after the first keeps their ratings
+    np.testing.assert_array_equal(current.state_.user_ratings(int(current.user_index_.index([last])[0]))[1],
+                                  rec.state_.user_ratings(int(rec.user_index_.index([last])[0]))[1])

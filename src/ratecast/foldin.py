@@ -517,12 +517,13 @@ def _side_of(views: tuple[np.ndarray, ...]) -> tuple[Lineage, int] | None:
     return None
 
 
-def rebuilt(views: tuple[np.ndarray, ...], start: int, tails: tuple[np.ndarray, ...]
+def rebuilt(views: tuple[np.ndarray, ...], start: int, tails: tuple[list[np.ndarray], ...]
             ) -> tuple[tuple[np.ndarray, ...], Callable[[Any], None]]:
-    """Arrays ``views[c][:start]`` followed by ``tails[c]`` for each column ``c``, sharing the prefix with ``views``
-    when a :class:`Lineage` allows (``views`` are left as they were), and the function to call with what the new
-    state holds (its reader: while it lives, nothing writes what it reads)."""
-    n = start + len(tails[0])
+    """Arrays ``views[c][:start]`` followed by the parts ``tails[c]`` one after the other for each column ``c``
+    (each part written once, into the buffer the new arrays are views of), sharing the prefix with ``views`` when a
+    :class:`Lineage` allows (``views`` are left as they were), and the function to call with what the new state
+    holds (its reader: while it lives, nothing writes what it reads)."""
+    n = start + sum(len(part) for part in tails[0])
     pending = _Pending()
     with _LINEAGE_LOCK:
         for _, lineage, _ in list(_LINEAGES.values()):  # lineages no state reads any more are let go
@@ -548,8 +549,11 @@ def rebuilt(views: tuple[np.ndarray, ...], start: int, tails: tuple[np.ndarray, 
             for v, dst in zip(views, lineage.side_buffers(0)):
                 dst[:start] = v[:start]
         buffers = lineage.side_buffers(target)
-        for tail, dst in zip(tails, buffers):
-            dst[start:n] = tail
+        for parts, dst in zip(tails, buffers):
+            at = start
+            for part in parts:
+                dst[at:at + len(part)] = part
+                at += len(part)
         key = id(pending)
         lineage.readers[target][key] = (weakref.ref(pending), n)
 
@@ -848,11 +852,11 @@ def _seen(state: FittedState, users: Users, trained: bool) -> tuple[dict[str, An
     parts_i.append(indices[at:])
     parts_r.append(ratings[at:])
     parts_t.append(flags[at:])
-    tails = (np.concatenate(parts_i), np.concatenate(parts_r), np.concatenate(parts_t))
+    tails = (parts_i, parts_r, parts_t)
     if old is not None and len(ratings) == len(indices):
         (new_indices, new_ratings, new_flags), read_by = rebuilt((indices, ratings, flags), first, tails)
     else:  # no ratings kept: nothing to share them with
-        new_indices, new_ratings, new_flags = (np.concatenate([a[:first], t]) for a, t in
+        new_indices, new_ratings, new_flags = (np.concatenate([a[:first], *t]) for a, t in
                                                zip((indices, ratings, flags), tails))
         read_by = None
     new_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(indptr.dtype)
