@@ -380,3 +380,18 @@ def test_a_known_users_new_ratings_write_the_stored_ratings_after_them_once(data
     last = rec.user_index_.ids[-1]  # a user after the first keeps their ratings
     np.testing.assert_array_equal(current.state_.user_ratings(int(current.user_index_.index([last])[0]))[1],
                                   rec.state_.user_ratings(int(rec.user_index_.index([last])[0]))[1])
+
+
+@pytest.mark.parametrize("name", ["dot", "biased_dot", "bayesian", "implicit"])
+def test_a_users_list_contracts_the_whole_item_table_not_a_slice_of_it(name, data):
+    import jax
+
+    # XLA on CPU copies a sliced, transposed table for one user's scores: bayesian's list after a rating on ML-100k
+    # (6,400 columns) took about 35 ms instead of 1 ms
+    m = fitted(name, data).model_
+    table = tuple(m.item_embedding.embeddings.shape)
+    program = jax.make_jaxpr(lambda users: m.score_items(users))(np.array([1], "int32"))
+    dots = [e for e in program.jaxpr.eqns if e.primitive.name == "dot_general"]
+    assert any(tuple(v.aval.shape) == table for e in dots for v in e.invars)
+    n = len(fitted(name, data).item_index_)
+    assert np.asarray(m.score_items(np.array([1, 2], "int32"))).shape[:2] == (2, n)

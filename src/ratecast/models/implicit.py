@@ -61,7 +61,7 @@ from ..memory import available_memory, readable
 from ..search_space import Float, Int
 from .base import RatingModel, register
 from .config import Dim, Fraction, LearningRate, Loss, ModelConfig, NonNegative, PositiveInt, Share, at_most, config
-from .layers import embedding, fast_uniform
+from .layers import embedding, fast_uniform, item_dots
 from .fitting import Fitter, Ratings, report
 from . import item_item as ii
 from . import sampled
@@ -613,7 +613,7 @@ class ImplicitModel(RatingModel):
         rep = self.representation(users, chosen=chosen)
         bu = ops.take(self.user_bias.embeddings[:, 0], users, axis=0)
         rating = (self.global_mean + bu[:, None] + self.item_bias.embeddings[None, 1:, 0]
-                  + ops.matmul(rep, ops.transpose(self.item_embedding.embeddings[1:])))
+                  + item_dots(rep, self.item_embedding.embeddings))
         logits = self._pick_logits(rep)
         logp = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
         item_item = self._item_item_scores(chosen) if self.uses_item_item else None
