@@ -505,8 +505,7 @@ class ImplicitModel(RatingModel):
 
     def _pick_logits(self, rep):
         """Pick logits over the known items (index 1..), (batch, n_items - 1)."""
-        return (ops.matmul(rep, ops.transpose(self.pick_factors.embeddings[1:]))
-                + self.pick_bias.embeddings[None, 1:, 0])
+        return item_dots(rep, self.pick_factors.embeddings) + self.pick_bias.embeddings[None, 1:, 0]
 
     def _set_head(self, chosen: Chosen):
         """The set head's logits over the known items (index 1..), (batch, n_items - 1)."""
