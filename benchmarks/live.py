@@ -31,6 +31,12 @@ Measured on two shared, loaded CPU cores (biased_dot; p50 / p99 ms, 200 requests
                                                                           lists and t-SNE map of 59,047 items take
                                                                           many minutes on this box)
 
+bayesian (the ``accurate`` preset; 200 requests of each kind, the box at a load of about 10; ML-25M's vocabulary
+with ``--time-budget 120``: 15 stored samples, tables of 240 columns as at the defaults):
+
+    ml-100k (400 stored samples)           2.3 / 7.8      3.3 / 9.8       11.5 / 21.2  15.0 / 23.4
+    ml-25m-vocab (1 M synthetic ratings)   3.3 / 10.5     2.7 / 11.9      11.2 / 22.9  8.3 / 30.3
+
     RATECAST_DATA=../shared/data python benchmarks/live.py [--sizes ml-100k,ml-25m-vocab] [--model biased_dot]
         [--repeats 200] [--ratings 1000000] [--no-http] [--time-budget SECONDS] [--run RUN]
 """
