@@ -13,7 +13,8 @@ One mechanism for every model, with per-model hooks (:mod:`ratecast.models.base`
   (``fold_in_blocks``: ``bayesian``, one per posterior sample) gets one such solve per block, each fitting the
   ratings alone with its own bias, averaged as its prediction averages the samples: the conditional mean of the
   user's factors given each sample's item factors, with the trained users' spread as the prior (an approximation
-  of the sampled one: the samples' own hyperparameters are not kept);
+  of the sampled one: the samples' own hyperparameters are not kept). These solves run BLAS on one thread
+  (:func:`one_blas_thread`);
 * any other model (the towers: deep, hybrid, classification) takes a few Adam steps of its own training loss plus
   the same Gaussian prior, over the user rows only: one compiled program per model and shape bucket (users, ratings
   per user, both padded to powers of two), the model's weights passed as arguments (``row_override`` substitutes
