@@ -7,8 +7,10 @@ Protocol, for each size of ``--sizes``:
   ``--ratings`` ratings drawn by ``ratecast.datasets.synthetic.movielens_like`` plus one rating per user and per item
   (so that every id is known), written to a CSV file.
 * A run of ``--model`` is trained briefly into a temporary folder (1 epoch: latency does not depend on accuracy;
-  ``hybrid`` on synthetic data with its one feature that needs no metadata, items' popularity;
-  ``--test-size`` of the ratings held out, small so that the run's own evaluation stays short).
+  ``hybrid`` on synthetic data with its one feature that needs no metadata, items' popularity; ``bayesian`` at
+  its defaults, or with ``--time-budget`` seconds of sampling: fewer chains and sweeps, stored tables of the
+  default fit's shape, which the JSON reports with the budget; ``--test-size`` of the ratings held out, small so
+  that the run's own evaluation stays short), or ``--run`` names a run this script trained before (copied).
 * Library: the run's recommender takes ``--repeats`` new users with 10 ratings of random items, each
   ``rec.update(frame)`` from the recommender the previous call returned (as the server chains them: the arrays it
   holds grow), then ``--repeats`` more ratings of users it already knows (one of the new users, 10 random items):
@@ -29,8 +31,14 @@ Measured on two shared, loaded CPU cores (biased_dot; p50 / p99 ms, 200 requests
                                                                           lists and t-SNE map of 59,047 items take
                                                                           many minutes on this box)
 
+bayesian (the ``accurate`` preset; 200 requests of each kind, the box at a load of about 10; ML-25M's vocabulary
+with ``--time-budget 120``: 15 stored samples, tables of 240 columns as at the defaults):
+
+    ml-100k (400 stored samples)           2.3 / 7.8      3.3 / 9.8       11.5 / 21.2  15.0 / 23.4
+    ml-25m-vocab (1 M synthetic ratings)   3.3 / 10.5     2.7 / 11.9      11.2 / 22.9  8.3 / 30.3
+
     RATECAST_DATA=../shared/data python benchmarks/live.py [--sizes ml-100k,ml-25m-vocab] [--model biased_dot]
-        [--repeats 200] [--ratings 1000000] [--no-http]
+        [--repeats 200] [--ratings 1000000] [--no-http] [--time-budget SECONDS] [--run RUN]
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -65,7 +74,8 @@ def synthetic_file(folder: Path, n_ratings: int) -> Path:
     return path
 
 
-def train(size: str, folder: Path, model: str, n_ratings: int, test_size: float) -> Path:
+def train(size: str, folder: Path, model: str, n_ratings: int, test_size: float,
+          time_budget: float | None = None) -> Path:
     from ratecast.runs import RunSpec, train_run
 
     data = "ml-100k" if size == "ml-100k" else str(synthetic_file(folder, n_ratings))
@@ -74,9 +84,25 @@ def train(size: str, folder: Path, model: str, n_ratings: int, test_size: float)
 
     # one epoch for the models trained by gradient; the others (bayesian) at their defaults, sized by their budget
     params = {"epochs": 1, "batch_size": 8192} if MODELS[model].trained_by_gradient else {}
+    if time_budget is not None:  # fewer sweeps; the stored tables keep their shape (sized from items and options)
+        params["time_budget"] = time_budget
     if model == "hybrid" and size != "ml-100k":  # synthetic data has no metadata: the feature that needs none
         params.update(item_features=["popularity"], user_features=[])
     train_run(RunSpec(data=data, model=model, test_size=test_size, params=params), out, progress=False)
+    return out
+
+
+def tables(run: Path) -> dict:
+    """What the timed model is: its training ratings, its user table's shape and (bayesian) its sampling time
+    budget (seconds; None: the default). A lower time budget samples fewer chains and sweeps; the stored tables keep
+    the default fit's shape (sized from the items and the options, not the time)."""
+    from ratecast.runs import load_run
+
+    state = load_run(run).recommender().state_
+    out = {"train_ratings": int(state.n_train), "user_table_shape": list(state.model.user_embedding.embeddings.shape)}
+    if hasattr(state.model_config, "time_budget"):
+        out["sampling_time_budget_s"] = state.model_config.time_budget
+        out["stored_samples"] = int(state.model.stored)
     return out
 
 
@@ -178,15 +204,29 @@ def main() -> None:
     ap.add_argument("--ratings", type=int, default=1_000_000, help="synthetic ratings of ml-25m-vocab")
     ap.add_argument("--test-size", type=float, default=0.01)
     ap.add_argument("--no-http", action="store_true")
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="bayesian: seconds of sampling (default: the model's, 1800); fewer chains and samples, "
+                         "tables of the default fit's shape")
+    ap.add_argument("--run", type=Path, default=None,
+                    help="a run trained before by this script (one size) to time instead of training one")
     args = ap.parse_args()
+    if args.time_budget is not None and args.model != "bayesian":
+        raise SystemExit(f"--time-budget applies to --model bayesian only, got --model {args.model}")
+    if args.run is not None and (args.time_budget is not None or "," in args.sizes):
+        raise SystemExit("--run times one run trained before: give it one size of --sizes and no --time-budget")
     out = {"benchmark": "live", "model": args.model, "ratings_per_request": RATED, "results": {}}
     for size in filter(None, args.sizes.split(",")):
         if size not in ("ml-100k", "ml-25m-vocab"):
             raise SystemExit(f"--sizes: unknown size {size!r}; use ml-100k and/or ml-25m-vocab")
         with tempfile.TemporaryDirectory() as tmp:
-            run = train(size, Path(tmp), args.model, args.ratings, args.test_size)
-            result = {"library": library(run, args.repeats)}
-            if size != "ml-100k":
+            if args.run is not None:  # a copy without its ratings log: the server writes one into the run's folder
+                from ratecast.live_log import LOG_NAME
+
+                run = Path(shutil.copytree(args.run, Path(tmp) / "run", ignore=shutil.ignore_patterns(LOG_NAME)))
+            else:
+                run = train(size, Path(tmp), args.model, args.ratings, args.test_size, args.time_budget)
+            result = {**tables(run), "library": library(run, args.repeats)}
+            if size != "ml-100k" and args.run is None:
                 result["synthetic_ratings"] = args.ratings
             if not args.no_http:
                 result["http"] = over_http(run, args.repeats)

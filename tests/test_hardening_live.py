@@ -108,3 +108,14 @@ def test_known_users_new_ratings_reuse_the_lineage_and_leave_living_parents_as_t
             assert r.recommend(u, k=5)["item_id"].tolist() == fresh.recommend(u, k=5)["item_id"].tolist()
             assert dict(zip(r.seen_items(u), r.state_.user_ratings(int(r.user_index_.index([u])[0]))[1])) == \
                 dict(zip(fresh.seen_items(u), fresh.state_.user_ratings(int(fresh.user_index_.index([u])[0]))[1]))
+
+
+def test_a_new_users_id_written_as_text_is_typed_without_joining_every_id():
+    from ratecast.serve.service import id_as_stored
+
+    for base, new, text, expected in ((np.arange(1, 6), [6], "8", 8), (["a", "b"], ["c"], "8", "8"),
+                                      ([1.5, 2.5], [3.5], "8.5", 8.5), ([1, 2], ["x"], "8", "8")):
+        grown = IdIndex(base).extended(new)
+        assert id_as_stored(grown, text) == expected
+        assert "_ids" not in vars(grown)  # typed without a pass over every id
+        assert grown.dtype.kind == grown.ids.dtype.kind  # the kind the joined ids have

@@ -13,7 +13,8 @@ One mechanism for every model, with per-model hooks (:mod:`ratecast.models.base`
   (``fold_in_blocks``: ``bayesian``, one per posterior sample) gets one such solve per block, each fitting the
   ratings alone with its own bias, averaged as its prediction averages the samples: the conditional mean of the
   user's factors given each sample's item factors, with the trained users' spread as the prior (an approximation
-  of the sampled one: the samples' own hyperparameters are not kept);
+  of the sampled one: the samples' own hyperparameters are not kept). These solves run BLAS on one thread
+  (:func:`one_blas_thread`);
 * any other model (the towers: deep, hybrid, classification) takes a few Adam steps of its own training loss plus
   the same Gaussian prior, over the user rows only: one compiled program per model and shape bucket (users, ratings
   per user, both padded to powers of two), the model's weights passed as arguments (``row_override`` substitutes
@@ -28,8 +29,10 @@ a fold-in writes the rows it changes, not the whole table, whether its users are
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -112,6 +115,42 @@ class Users:
         return items, ratings, mask
 
 
+_BLAS_LOCK = threading.Lock()
+_BLAS: dict[str, Any] = {"controller": None, "users": 0, "limiter": None}
+
+
+@contextmanager
+def one_blas_thread():
+    """BLAS and LAPACK on one thread while the block runs (nested and concurrent blocks too; the thread counts are
+    process-wide, set back when the last block ends). A fold-in's matrices are small: a second thread saves
+    little, and on a busy machine one that is descheduled stalls the whole call by a time slice or more."""
+    with _BLAS_LOCK:
+        if _BLAS["users"] == 0:
+            from threadpoolctl import ThreadpoolController
+
+            if _BLAS["controller"] is None:  # finds the loaded libraries: made once
+                _BLAS["controller"] = ThreadpoolController()
+            _BLAS["limiter"] = _BLAS["controller"].limit(limits=1, user_api="blas")
+        _BLAS["users"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS["users"] -= 1
+            if _BLAS["users"] == 0:
+                limiter, _BLAS["limiter"] = _BLAS["limiter"], None
+                limiter.restore_original_limits()
+
+
+def _on_one_blas_thread(function: Callable) -> Callable:
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with one_blas_thread():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
 def block_layout(model) -> tuple[int, int]:
     """(blocks, width): the model's :meth:`fold_in_blocks` independent fits over its first user layer's columns."""
     blocks = int(model.fold_in_blocks())
@@ -126,6 +165,7 @@ def theta_widths(model) -> list[int]:
     return [int(getattr(model, name).embeddings.shape[1]) for name in model.user_layers]
 
 
+@_on_one_blas_thread
 def prior_of(state: FittedState, noise: Callable[[], float]) -> Prior:
     """The prior of ``state``'s model (computed once per model from its trained users); ``noise()`` gives the
     variance of the model's training errors."""
@@ -284,6 +324,7 @@ def _blocked(X: np.ndarray, B: int, w: int) -> np.ndarray:
     return np.concatenate([head, tail], axis=-1).transpose(0, 2, 1, 3).reshape(U * B, R, w + K - B * w)
 
 
+@_on_one_blas_thread
 def block_ridge(X: np.ndarray, offset: np.ndarray, y: np.ndarray, mask: np.ndarray, prior: Prior,
                 means: np.ndarray, blocks: int = 1, width: int | None = None) -> BlockFit:
     """:func:`ridge` of each of ``blocks`` independent fits of ``width`` head columns each (see
@@ -477,12 +518,13 @@ def _side_of(views: tuple[np.ndarray, ...]) -> tuple[Lineage, int] | None:
     return None
 
 
-def rebuilt(views: tuple[np.ndarray, ...], start: int, tails: tuple[np.ndarray, ...]
+def rebuilt(views: tuple[np.ndarray, ...], start: int, tails: tuple[list[np.ndarray], ...]
             ) -> tuple[tuple[np.ndarray, ...], Callable[[Any], None]]:
-    """Arrays ``views[c][:start]`` followed by ``tails[c]`` for each column ``c``, sharing the prefix with ``views``
-    when a :class:`Lineage` allows (``views`` are left as they were), and the function to call with what the new
-    state holds (its reader: while it lives, nothing writes what it reads)."""
-    n = start + len(tails[0])
+    """Arrays ``views[c][:start]`` followed by the parts ``tails[c]`` one after the other for each column ``c``
+    (each part written once, into the buffer the new arrays are views of), sharing the prefix with ``views`` when a
+    :class:`Lineage` allows (``views`` are left as they were), and the function to call with what the new state
+    holds (its reader: while it lives, nothing writes what it reads)."""
+    n = start + sum(len(part) for part in tails[0])
     pending = _Pending()
     with _LINEAGE_LOCK:
         for _, lineage, _ in list(_LINEAGES.values()):  # lineages no state reads any more are let go
@@ -508,8 +550,11 @@ def rebuilt(views: tuple[np.ndarray, ...], start: int, tails: tuple[np.ndarray, 
             for v, dst in zip(views, lineage.side_buffers(0)):
                 dst[:start] = v[:start]
         buffers = lineage.side_buffers(target)
-        for tail, dst in zip(tails, buffers):
-            dst[start:n] = tail
+        for parts, dst in zip(tails, buffers):
+            at = start
+            for part in parts:
+                dst[at:at + len(part)] = part
+                at += len(part)
         key = id(pending)
         lineage.readers[target][key] = (weakref.ref(pending), n)
 
@@ -662,6 +707,7 @@ def _set_rows(value, rows: np.ndarray, new: np.ndarray, used: int, new_used: int
     return table
 
 
+@_on_one_blas_thread
 def solve_users(state: FittedState, users: Users, noise: Callable[[], float], feature_rows: dict | None = None,
                 steps: int = STEPS, learning_rate: float = LEARNING_RATE
                 ) -> tuple[FittedState, dict[str, Any], np.ndarray]:
@@ -807,11 +853,11 @@ def _seen(state: FittedState, users: Users, trained: bool) -> tuple[dict[str, An
     parts_i.append(indices[at:])
     parts_r.append(ratings[at:])
     parts_t.append(flags[at:])
-    tails = (np.concatenate(parts_i), np.concatenate(parts_r), np.concatenate(parts_t))
+    tails = (parts_i, parts_r, parts_t)
     if old is not None and len(ratings) == len(indices):
         (new_indices, new_ratings, new_flags), read_by = rebuilt((indices, ratings, flags), first, tails)
     else:  # no ratings kept: nothing to share them with
-        new_indices, new_ratings, new_flags = (np.concatenate([a[:first], t]) for a, t in
+        new_indices, new_ratings, new_flags = (np.concatenate([a[:first], *t]) for a, t in
                                                zip((indices, ratings, flags), tails))
         read_by = None
     new_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(indptr.dtype)

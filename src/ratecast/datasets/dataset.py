@@ -79,6 +79,14 @@ class IdIndex:
         """Raw ids in index order (index i+1 holds ``ids[i]``)."""
         return self._ids.to_numpy()
 
+    @property
+    def dtype(self):
+        """The dtype the ids are held in (what :attr:`ids` holds), found without joining an extended index."""
+        if self._parts is None or "_ids" in vars(self):
+            return self._ids.dtype
+        base, added = self._parts
+        return base.dtype if base.dtype == added.dtype else np.dtype(object)  # as _joined joins them
+
     def __len__(self) -> int:
         return len(self._ids) if self._parts is None else len(self._parts[0]) + len(self._parts[1])
 

@@ -10,7 +10,7 @@ from keras import ops
 from ..search_space import Choice, Float, Int
 from .base import RatingModel, register
 from .config import Count, Flag, Loss, ModelConfig, NonNegative, config
-from .layers import embedding
+from .layers import embedding, item_dots
 
 
 @config
@@ -47,8 +47,6 @@ class BiasedDotConfig(ModelConfig):
 class DotModel(RatingModel):
     """rating = <user vector, item vector> (+ the training mean when ``use_global_mean``)."""
 
-    known_row_tables = ("item_embedding",)
-
     def _offset(self) -> float:
         return self.global_mean if self.cfg.use_global_mean else 0.0
 
@@ -58,7 +56,7 @@ class DotModel(RatingModel):
 
     def score_items(self, users, user_features=None):
         U = ops.take(self.user_embedding.embeddings, users, axis=0)
-        return ops.matmul(U, ops.transpose(self.known_rows(self.item_embedding.embeddings))) + self._offset()
+        return item_dots(U, self.item_embedding.embeddings) + self._offset()
 
     def linear_tables(self) -> dict[str, np.ndarray]:
         users, items = self.table_rows(self.user_embedding), self.table_rows(self.item_embedding)
@@ -75,7 +73,6 @@ class BiasedDotModel(RatingModel):
     """rating = global mean + user bias + item bias + <user vector, item vector>."""
 
     user_layers = ("user_embedding", "user_bias")
-    known_row_tables = ("item_embedding",)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -98,7 +95,7 @@ class BiasedDotModel(RatingModel):
         U = ops.take(self.user_embedding.embeddings, users, axis=0)
         bu = ops.take(self.user_bias.embeddings[:, 0], users, axis=0)
         bi = self.item_bias.embeddings[1:, 0]
-        dots = ops.matmul(U, ops.transpose(self.known_rows(self.item_embedding.embeddings)))
+        dots = item_dots(U, self.item_embedding.embeddings)
         return self.offset() + bu[:, None] + bi[None, :] + dots
 
     def linear_tables(self) -> dict[str, np.ndarray]:

@@ -61,7 +61,7 @@ from ..memory import available_memory, readable
 from ..search_space import Float, Int
 from .base import RatingModel, register
 from .config import Dim, Fraction, LearningRate, Loss, ModelConfig, NonNegative, PositiveInt, Share, at_most, config
-from .layers import embedding, fast_uniform
+from .layers import embedding, fast_uniform, item_dots
 from .fitting import Fitter, Ratings, report
 from . import item_item as ii
 from . import sampled
@@ -535,8 +535,7 @@ class ImplicitModel(RatingModel):
 
     def _pick_logits(self, rep):
         """Pick logits over the known items (index 1..), (batch, n_items - 1)."""
-        return (ops.matmul(rep, ops.transpose(self.pick_factors.embeddings[1:]))
-                + self.pick_bias.embeddings[None, 1:, 0])
+        return item_dots(rep, self.pick_factors.embeddings) + self.pick_bias.embeddings[None, 1:, 0]
 
     def _set_head(self, chosen: Chosen):
         """The set head's logits over the known items (index 1..), (batch, n_items - 1)."""
@@ -643,7 +642,7 @@ class ImplicitModel(RatingModel):
         rep = self.representation(users, chosen=chosen)
         bu = ops.take(self.user_bias.embeddings[:, 0], users, axis=0)
         rating = (self.global_mean + bu[:, None] + self.item_bias.embeddings[None, 1:, 0]
-                  + ops.matmul(rep, ops.transpose(self.item_embedding.embeddings[1:])))
+                  + item_dots(rep, self.item_embedding.embeddings))
         logits = self._pick_logits(rep)
         logp = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
         item_item = self._item_item_scores(chosen) if self.uses_item_item else None

@@ -37,6 +37,14 @@ def row_chunk(width: int) -> int:
     return max((d for d in range(2, 17) if width % d == 0), default=1)
 
 
+def item_dots(rows, table):
+    """``rows`` (users, K) dotted with every row of ``table`` (items, K) but row 0 (unknown): (users, items - 1).
+    Contracted over the whole table and sliced after: XLA on CPU copies a table sliced first (and transposed) for
+    a matrix-vector product, which made one user's list at 6,400 columns (bayesian on ML-100k) about 35 ms instead
+    of 1 ms."""
+    return ops.tensordot(rows, table, axes=[[1], [1]])[:, 1:]
+
+
 def take_rows(table, ids):
     """``table[ids]`` for a 2-D table, gathered in runs of :func:`row_chunk` columns (same values, faster reads)."""
     n, width = table.shape

@@ -58,7 +58,7 @@ def id_as_stored(index, text: str) -> Any:
     raw = id_from_text(index, text)
     if raw in index:
         return _plain(raw)
-    kind = index.ids.dtype.kind
+    kind = index.dtype.kind  # a grown index is not joined for it
     try:
         if kind in "iu" and str(int(text)) == text:
             return int(text)
