@@ -326,9 +326,9 @@ def test_a_key_padded_to_whole_blocks_then_masked_ranks_as_the_masked_key():
 
 
 @pytest.mark.parametrize("model", ["dot", "biased_dot"])
-def test_ranking_takes_the_item_table_sliced_once_and_ranks_as_before(ds, model):
-    """The top-k program of a product model is given the item table's known rows (sliced once per ranking) and
-    slices no table itself; its lists and ratings are the same as when the program slices the table."""
+def test_ranking_scores_a_product_model_against_its_item_side_made_once(ds, model):
+    """A product model's ranking makes its item side (biases included, padded to whole blocks) once; the top-k
+    program copies no table per batch, and ranks as the scores computed from the tables on the host do."""
     import jax
 
     from ratecast import ranking
@@ -339,14 +339,36 @@ def test_ranking_takes_the_item_table_sliced_once_and_ranks_as_before(ds, model)
     allowed = rec._candidates.allowed(users)
     variables = scorer._variables("all")
     known = scorer.known_rows(variables)
-    table = m.item_embedding.embeddings
-    assert list(known) == [table.path]
-    np.testing.assert_array_equal(np.asarray(known[table.path]), np.asarray(table.value)[1:])
-    ex = allowed.excluded(0, len(users), len(users), pad=m.n_items - 1)
-    args = (users.astype("int32"), allowed.items, ex, None)
-    lowered = scorer._top_k.lower(variables, known, *args, k=8).as_text()
-    rows = "x".join(str(d) for d in np.shape(known[table.path]))
-    assert not [line for line in lowered.splitlines() if "slice" in line and f"tensor<{rows}xf32>" in line]
-    given, sliced = scorer._top_k(variables, known, *args, k=8), scorer._top_k(variables, {}, *args, k=8)
-    for a, b in zip(jax.device_get(given), jax.device_get(sliced)):
-        np.testing.assert_array_equal(a, b)
+    table = scorer._product_table(variables, known)
+    n = m.n_items - 1
+    assert table.shape[0] % ranking.TOP_K_BLOCK == 0 and table.shape[0] >= n
+    np.testing.assert_array_equal(np.asarray(table)[n:], 0)
+    items = np.concatenate([allowed.items, np.zeros(table.shape[0] - n, bool)])
+    ex = allowed.excluded(0, len(users), len(users), pad=n)
+    args = (users.astype("int32"), items, ex, None)
+    lowered = scorer._top_k.lower(variables, known, table, *args, k=8).as_text()
+    rows = "x".join(str(d) for d in table.shape)
+    assert not [line for line in lowered.splitlines()
+                if ("slice" in line or "concatenate" in line) and f"tensor<{rows}xf32>" in line]
+    values, idx, ratings = jax.device_get(scorer._top_k(variables, known, table, *args, k=8))
+    tables = m.linear_tables()
+    scores = (np.float64(tables["offset"]) + tables["user_bias"][users - 1, None] + tables["item_bias"][None, :]
+              + tables["user_factors"][users - 1].astype("float64") @ tables["item_factors"].T.astype("float64"))
+    scores[~allowed.mask()] = -np.inf
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :8]
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_allclose(values, np.take_along_axis(scores, want, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(ratings, rec.state_.rating_scale.clip(values), rtol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["dot", "biased_dot", "deep"])
+def test_lists_of_all_users_are_the_single_users_lists(ds, model):
+    """recommend_all and recommend run the same ranking: the same items, in the same order, with the same
+    scores, for every sampled user."""
+    rec = rc.Recommender(model, random_state=0, **FAST).fit(ds)
+    lists = rec.recommend_all(k=6)
+    for user in np.random.default_rng(0).choice(rec.user_index_.ids, 12, replace=False):
+        one = lists[lists["user_id"] == user]
+        single = rec.recommend(user, k=6)
+        assert one["item_id"].tolist() == single["item_id"].tolist()
+        np.testing.assert_array_equal(one["score"].to_numpy(), single["score"].to_numpy())

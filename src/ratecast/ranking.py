@@ -151,10 +151,10 @@ class Candidates:
 
 # compiled scoring programs per model: every Scorer of a model (e.g. of the states fold_in derives, which share it)
 # runs the same programs
-_PROGRAMS: "weakref.WeakKeyDictionary[Any, tuple[Callable, Callable, Callable]]" = weakref.WeakKeyDictionary()
+_PROGRAMS: "weakref.WeakKeyDictionary[Any, tuple[Callable, ...]]" = weakref.WeakKeyDictionary()
 
 
-def _programs(model) -> tuple[Callable, Callable, Callable]:
+def _programs(model) -> tuple[Callable, ...]:
     found = _PROGRAMS.get(model)
     if found is None:
         ref = weakref.ref(model)  # the programs must not keep their model alive (it keys the cache)
@@ -164,13 +164,25 @@ def _programs(model) -> tuple[Callable, Callable, Callable]:
             out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
             return out, model.output_rule.to_rating(out)
 
-        def top_k_fn(variables, known, users, items, excluded, user_features, k):
+        def product_table_fn(variables, known):
             model = ref()
             with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))), given_known_rows(known):
-                out = model.score_items(users, user_features)
-                key = model.output_rule.ranking_key(out)
-                key = ops.where(items[None, :], key, ops.full_like(key, -np.inf))
-                key = without_excluded(whole_blocks(key, k), excluded)  # padded as it is masked: one pass
+                table = model.item_product_table()
+                return None if table is None else whole_block_rows(table)
+
+        def top_k_fn(variables, known, table, users, items, excluded, user_features, k):
+            model = ref()
+            with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))), given_known_rows(known):
+                if table is not None:  # a product: its output is written once, the exclusions set in place
+                    out = ops.matmul(model.user_product_rows(users, user_features), ops.transpose(table))
+                    out = without_excluded(out, excluded)
+                    key = model.output_rule.ranking_key(out)
+                    key = ops.where(items[None, :], key, ops.full_like(key, -np.inf))  # read where it is used
+                else:
+                    out = model.score_items(users, user_features)
+                    key = model.output_rule.ranking_key(out)
+                    key = ops.where(items[None, :], key, ops.full_like(key, -np.inf))
+                    key = without_excluded(whole_blocks(key, k), excluded)  # padded as it is masked: one pass
                 values, idx = top_k_in_blocks(key, k)
                 rows, n = ops.shape(out)[0], ops.shape(out)[1]
                 flat = ops.reshape(out, (rows * n, *ops.shape(out)[2:]))
@@ -183,7 +195,7 @@ def _programs(model) -> tuple[Callable, Callable, Callable]:
                 return model.score_ratings(x)
 
         found = _PROGRAMS[model] = (_compile(pairs_fn), _compile(top_k_fn, static_argnames=("k",)),
-                                    _compile(ratings_fn))
+                                    _compile(ratings_fn), _compile(product_table_fn))
     return found
 
 
@@ -221,6 +233,16 @@ def whole_blocks(key, k: int):
     return ops.concatenate([key, ops.full((rows, blocks * TOP_K_BLOCK - n), -np.inf, key.dtype)], axis=1)
 
 
+def whole_block_rows(table):
+    """``table`` with rows of zeros appended up to a whole number of :data:`TOP_K_BLOCK` rows: a product against
+    it is a key already cut into whole blocks (the extra positions are masked as items that are not allowed)."""
+    n = ops.shape(table)[0]
+    extra = -(-n // TOP_K_BLOCK) * TOP_K_BLOCK - n
+    if not extra:
+        return table
+    return ops.concatenate([table, ops.zeros((extra, *ops.shape(table)[1:]), table.dtype)], axis=0)
+
+
 def without_excluded(key, excluded):
     """``key`` (users, n_items) with -inf at each row's ``excluded`` positions; positions past the last item are
     padding and change nothing."""
@@ -251,7 +273,7 @@ class Scorer:
         self.model = model
         self.place = Placement(distribution)
         self.values = dict(values or {})
-        self._pairs, self._top_k, self._ratings = _programs(model)
+        self._pairs, self._top_k, self._ratings, self._product_table = _programs(model)
 
     def _variables(self, which: str) -> list:
         """The variables' current values (placed on the distribution's devices when there is one): read at every
@@ -355,7 +377,11 @@ class Scorer:
             allowed = Allowed.from_mask(allowed)
         variables = self._variables("all")
         known = self.known_rows(variables)  # sliced here once, not in the program once per batch
-        items = self.place.put(allowed.items) if self.place.mesh is not None else allowed.items
+        table = self._product_table(variables, known)  # a product model's item side: made once per ranking
+        items = allowed.items
+        if table is not None:  # its extra rows are no items
+            items = np.concatenate([items, np.zeros(ops.shape(table)[0] - len(items), bool)])
+        items = self.place.put(items) if self.place.mesh is not None else items
         batch = batch_size or self.user_batch()  # checked by the caller (Recommender._top_positions)
         queued = []
         for start in range(0, len(users), batch):
@@ -371,7 +397,7 @@ class Scorer:
             if self.place.mesh is not None:
                 uu, ex = self.place.put_batch(uu), self.place.put_batch(ex)
                 uf = None if uf is None else self.place.put_batch(uf)
-            queued.append((n, self._top_k(variables, known, uu, items, ex, uf, k=kk)))
+            queued.append((n, self._top_k(variables, known, table, uu, items, ex, uf, k=kk)))
         pos_parts, rating_parts = [], []
         for n, (values, idx, rating) in queued:
             values, idx = self.place.to_host(values)[:n, :k], self.place.to_host(idx)[:n, :k]

@@ -56,9 +56,22 @@ class DotModel(RatingModel):
         u, v = self.embed(inputs)
         return ops.sum(u * v, axis=-1) + self._offset()
 
-    def score_items(self, users, user_features=None):
+    def item_product_table(self):
+        """[item vector] (and a column of ones for the offset when ``use_global_mean``)."""
+        V = self.known_rows(self.item_embedding.embeddings)
+        if not self.cfg.use_global_mean:
+            return V
+        return ops.concatenate([V, ops.ones_like(V[:, :1])], axis=1)
+
+    def user_product_rows(self, users, user_features=None):
+        """[user vector] (and the offset when ``use_global_mean``)."""
         U = ops.take(self.user_embedding.embeddings, users, axis=0)
-        return ops.matmul(U, ops.transpose(self.known_rows(self.item_embedding.embeddings))) + self._offset()
+        if not self.cfg.use_global_mean:
+            return U
+        return ops.concatenate([U, ops.full_like(U[:, :1], self._offset())], axis=1)
+
+    def score_items(self, users, user_features=None):
+        return ops.matmul(self.user_product_rows(users), ops.transpose(self.item_product_table()))
 
     def linear_tables(self) -> dict[str, np.ndarray]:
         users, items = self.table_rows(self.user_embedding), self.table_rows(self.item_embedding)
@@ -94,12 +107,19 @@ class BiasedDotModel(RatingModel):
             self.add_loss(self.cfg.l2 * ops.mean(bu * bu + bi * bi))
         return self.offset() + bu + bi + ops.sum(u * v, axis=-1)
 
-    def score_items(self, users, user_features=None):
+    def item_product_table(self):
+        """[item vector, item bias, 1]: the biases are terms of the product."""
+        bi = self.item_bias.embeddings[1:]
+        return ops.concatenate([self.known_rows(self.item_embedding.embeddings), bi, ops.ones_like(bi)], axis=1)
+
+    def user_product_rows(self, users, user_features=None):
+        """[user vector, 1, mean + user bias]."""
         U = ops.take(self.user_embedding.embeddings, users, axis=0)
-        bu = ops.take(self.user_bias.embeddings[:, 0], users, axis=0)
-        bi = self.item_bias.embeddings[1:, 0]
-        dots = ops.matmul(U, ops.transpose(self.known_rows(self.item_embedding.embeddings)))
-        return self.offset() + bu[:, None] + bi[None, :] + dots
+        bu = ops.take(self.user_bias.embeddings, users, axis=0)
+        return ops.concatenate([U, ops.ones_like(bu), self.offset() + bu], axis=1)
+
+    def score_items(self, users, user_features=None):
+        return ops.matmul(self.user_product_rows(users), ops.transpose(self.item_product_table()))
 
     def linear_tables(self) -> dict[str, np.ndarray]:
         """(A pair without a day: a subclass's day bias does not apply.)"""
