@@ -236,7 +236,7 @@ def test_excluded_positions_are_dropped_alike_on_every_backend():
     from ratecast import ranking
 
     key = np.arange(12, dtype="float32").reshape(3, 4)
-    excluded = np.array([[1, 3], [4, 4], [0, 4]])  # 4: padding past the last item
+    excluded = np.array([[0, 0, 3, 2, 3], [1, 3, 0, 0, 2]])  # (row, position) pairs; row 3: padding past the last row
     expected = key.copy()
     expected[[0, 0, 2], [1, 3, 0]] = -np.inf
     on_device = keras.ops.convert_to_tensor(key)
@@ -302,8 +302,8 @@ def test_top_k_in_blocks_ranks_as_one_top_k_of_the_whole_row():
 
 
 def test_a_key_padded_to_whole_blocks_then_masked_ranks_as_the_masked_key():
-    """The scorer pads the key before it masks the excluded positions (their padding index lands in the padding):
-    the same values and positions as one top-k of the masked, unpadded key."""
+    """The scorer pads the key before it masks the excluded (row, position) pairs (the padding pairs land past the
+    last row): the same values and positions as one top-k of the masked, unpadded key."""
     import keras
 
     from ratecast import ranking
@@ -311,18 +311,19 @@ def test_a_key_padded_to_whole_blocks_then_masked_ranks_as_the_masked_key():
     rng = np.random.default_rng(1)
     k, n = 4, 8 * 4 * ranking.TOP_K_BLOCK + 5
     key = rng.integers(0, 4, (3, n)).astype("float32")
-    excluded = np.full((3, 64), n, "int32")  # n: padding, past the last item
-    excluded[0, :3] = [0, 7, n - 1]
-    excluded[2, :] = rng.integers(0, n, 64)
+    mask = np.ones((3, n), bool)
+    mask[0, [0, 7, n - 1]] = False
+    mask[2, rng.integers(0, n, 64)] = False
+    excluded = ranking.Allowed.from_mask(mask).excluded_pairs(0, 3, 3)
+    assert excluded.shape[1] % 1024 == 0 and (excluded[0, mask.size - mask.sum():] == 3).all()
     padded = ranking.whole_blocks(keras.ops.convert_to_tensor(key), k)
     assert padded.shape[1] % ranking.TOP_K_BLOCK == 0 and padded.shape[1] > n
     got = ranking.top_k_in_blocks(ranking.without_excluded(padded, excluded), k)
-    masked = key.copy()
-    for row, positions in enumerate(excluded):
-        masked[row, positions[positions < n]] = -np.inf
-    want = keras.ops.top_k(keras.ops.convert_to_tensor(masked), k)
-    np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
-    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+    other = ranking.top_k_in_blocks(ranking.without_any_backend(padded, excluded), k)
+    want = keras.ops.top_k(keras.ops.convert_to_tensor(np.where(mask, key, -np.inf)), k)
+    for result in (got, other):
+        np.testing.assert_array_equal(np.asarray(result[1]), np.asarray(want[1]))
+        np.testing.assert_array_equal(np.asarray(result[0]), np.asarray(want[0]))
 
 
 @pytest.mark.parametrize("model", ["dot", "biased_dot"])
@@ -344,7 +345,7 @@ def test_ranking_scores_a_product_model_against_its_item_side_made_once(ds, mode
     assert table.shape[0] % ranking.TOP_K_BLOCK == 0 and table.shape[0] >= n
     np.testing.assert_array_equal(np.asarray(table)[n:], 0)
     items = np.concatenate([allowed.items, np.zeros(table.shape[0] - n, bool)])
-    ex = allowed.excluded(0, len(users), len(users), pad=n)
+    ex = allowed.excluded_pairs(0, len(users), len(users))
     args = (users.astype("int32"), items, ex, None)
     lowered = scorer._top_k.lower(variables, known, table, *args, k=8).as_text()
     rows = "x".join(str(d) for d in table.shape)

@@ -86,19 +86,20 @@ class Allowed:
         out[np.repeat(np.arange(len(self)), np.diff(self.indptr)), self.positions[:self.indptr[-1]]] = False
         return out
 
-    def excluded(self, start: int, stop: int, rows: int, pad: int) -> np.ndarray:
-        """The excluded positions of users ``start:stop`` as a (``rows``, width) array, each row's positions first
-        and then ``pad`` (width: the most per user, rounded up to 64 times a power of 4, so that few compiled shapes
-        are made)."""
+    def excluded_pairs(self, start: int, stop: int, rows: int) -> np.ndarray:
+        """The excluded (row, position) pairs of users ``start:stop`` (rows counted from ``start``) as a (2, width)
+        array; width: their number rounded up to 1,024 times a power of 4 (few compiled shapes), the padding pairs
+        in row ``rows``, past the last row of a batch of ``rows`` users, so that they change nothing."""
         stop = min(stop, len(self))
         counts = np.diff(self.indptr[start:stop + 1])
-        width = 64
-        while width < counts.max(initial=0):
+        first, last = self.indptr[start], self.indptr[stop]
+        width = 1024
+        while width < last - first:
             width *= 4
-        out = np.full((rows, width), pad, "int32")
-        first = self.indptr[start]
-        within = np.arange(self.indptr[stop] - first) - np.repeat(self.indptr[start:stop] - first, counts)
-        out[np.repeat(np.arange(stop - start), counts), within] = self.positions[first:self.indptr[stop]]
+        out = np.zeros((2, width), "int32")
+        out[0] = rows
+        out[0, :last - first] = np.repeat(np.arange(stop - start), counts)
+        out[1, :last - first] = self.positions[first:last]
         return out
 
 
@@ -244,23 +245,21 @@ def whole_block_rows(table):
 
 
 def without_excluded(key, excluded):
-    """``key`` (users, n_items) with -inf at each row's ``excluded`` positions; positions past the last item are
-    padding and change nothing."""
+    """``key`` (users, n_items) with -inf at the ``excluded`` (row, position) pairs, a (2, width) array
+    (:meth:`Allowed.excluded_pairs`); pairs past the last row are padding and change nothing."""
     if keras.backend.backend() == "jax":
         import jax.numpy as jnp
 
-        return key.at[jnp.arange(key.shape[0])[:, None], excluded].set(-jnp.inf, mode="drop")
+        return key.at[excluded[0], excluded[1]].set(-jnp.inf, mode="drop")
     return without_any_backend(key, excluded)
 
 
 def without_any_backend(key, excluded):
     """:func:`without_excluded` in Keras operations alone (any backend)."""
-    rows, n = ops.shape(key)[0], ops.shape(key)[1]
-    wide = ops.concatenate([key, ops.zeros((rows, 1), key.dtype)], axis=1)  # the padding lands in the extra column
-    at = ops.stack([ops.repeat(ops.arange(rows)[:, None], ops.shape(excluded)[1], axis=1),
-                    ops.minimum(excluded, n)], axis=-1)
-    at = ops.reshape(at, (-1, 2))
-    return ops.scatter_update(wide, at, ops.full((ops.shape(at)[0],), -np.inf, key.dtype))[:, :n]
+    rows = ops.shape(key)[0]
+    tall = ops.concatenate([key, ops.zeros((1, ops.shape(key)[1]), key.dtype)], axis=0)  # padding: the extra row
+    at = ops.stack([ops.minimum(excluded[0], rows), excluded[1]], axis=-1)
+    return ops.scatter_update(tall, at, ops.full((ops.shape(at)[0],), -np.inf, key.dtype))[:rows]
 
 
 class Scorer:
@@ -389,13 +388,13 @@ class Scorer:
             n = len(uu)
             size = min(_bucket(n, 1), batch) if n < batch else batch
             uu = np.concatenate([uu, np.zeros(size - n, uu.dtype)]).astype("int32")
-            ex = allowed.excluded(start, start + batch, size, pad=n_items)  # padding: past the last item
+            ex = allowed.excluded_pairs(start, start + batch, size)
             uf = None
             if user_features is not None:
                 f = user_features[start:start + batch]
                 uf = np.concatenate([f, np.zeros((size - n, f.shape[1]), f.dtype)]).astype("float32")
             if self.place.mesh is not None:
-                uu, ex = self.place.put_batch(uu), self.place.put_batch(ex)
+                uu, ex = self.place.put_batch(uu), self.place.put(ex)  # the pairs: for every row
                 uf = None if uf is None else self.place.put_batch(uf)
             queued.append((n, self._top_k(variables, known, table, uu, items, ex, uf, k=kk)))
         pos_parts, rating_parts = [], []
