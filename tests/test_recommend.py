@@ -328,8 +328,9 @@ def test_a_key_padded_to_whole_blocks_then_masked_ranks_as_the_masked_key():
 
 @pytest.mark.parametrize("model", ["dot", "biased_dot"])
 def test_ranking_scores_a_product_model_against_its_item_side_made_once(ds, model):
-    """A product model's ranking makes its item side (biases included, padded to whole blocks) once; the top-k
-    program copies no table per batch, and ranks as the scores computed from the tables on the host do."""
+    """A product model's ranking makes its item side once (biases included, the items that are not allowed masked
+    by a last column, padded to whole blocks); the top-k program copies no table per batch, and ranks as the scores
+    computed from the tables on the host do."""
     import jax
 
     from ratecast import ranking
@@ -340,13 +341,16 @@ def test_ranking_scores_a_product_model_against_its_item_side_made_once(ds, mode
     allowed = rec._candidates.allowed(users)
     variables = scorer._variables("all")
     known = scorer.known_rows(variables)
-    table = scorer._product_table(variables, known)
+    allowed.items[[0, 3]] = False  # two items no user may get
+    table = scorer._product_table(variables, known, allowed.items[:, None])
     n = m.n_items - 1
-    assert table.shape[0] % ranking.TOP_K_BLOCK == 0 and table.shape[0] >= n
-    np.testing.assert_array_equal(np.asarray(table)[n:], 0)
-    items = np.concatenate([allowed.items, np.zeros(table.shape[0] - n, bool)])
+    assert table.shape[0] % ranking.TOP_K_BLOCK == 0 and table.shape[0] > n
+    mask = np.asarray(table)[:, -1]
+    np.testing.assert_array_equal(mask, np.where(np.arange(table.shape[0]) < n, 0, -np.inf)
+                                  + np.where(np.isin(np.arange(table.shape[0]), [0, 3]), -np.inf, 0))
+    np.testing.assert_array_equal(np.asarray(table)[n:, :-1], 0)
     ex = allowed.excluded_pairs(0, len(users), len(users))
-    args = (users.astype("int32"), items, ex, None)
+    args = (users.astype("int32"), allowed.items, ex, None)
     lowered = scorer._top_k.lower(variables, known, table, *args, k=8).as_text()
     rows = "x".join(str(d) for d in table.shape)
     assert not [line for line in lowered.splitlines()

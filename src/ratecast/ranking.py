@@ -165,20 +165,20 @@ def _programs(model) -> tuple[Callable, ...]:
             out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
             return out, model.output_rule.to_rating(out)
 
-        def product_table_fn(variables, known):
+        def product_table_fn(variables, known, items):
             model = ref()
             with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))), given_known_rows(known):
                 table = model.item_product_table()
-                return None if table is None else whole_block_rows(table)
+                return None if table is None else masked_product_table(table, items)
 
         def top_k_fn(variables, known, table, users, items, excluded, user_features, k):
             model = ref()
             with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))), given_known_rows(known):
-                if table is not None:  # a product: its output is written once, the exclusions set in place
-                    out = ops.matmul(model.user_product_rows(users, user_features), ops.transpose(table))
-                    out = without_excluded(out, excluded)
+                if table is not None:  # a product, masked by its last column: written once, exclusions in place
+                    rows = model.user_product_rows(users, user_features)
+                    rows = ops.concatenate([rows, ops.ones_like(rows[:, :1])], axis=1)
+                    out = without_excluded(ops.matmul(rows, ops.transpose(table)), excluded)
                     key = model.output_rule.ranking_key(out)
-                    key = ops.where(items[None, :], key, ops.full_like(key, -np.inf))  # read where it is used
                 else:
                     out = model.score_items(users, user_features)
                     key = model.output_rule.ranking_key(out)
@@ -234,14 +234,20 @@ def whole_blocks(key, k: int):
     return ops.concatenate([key, ops.full((rows, blocks * TOP_K_BLOCK - n), -np.inf, key.dtype)], axis=1)
 
 
-def whole_block_rows(table):
-    """``table`` with rows of zeros appended up to a whole number of :data:`TOP_K_BLOCK` rows: a product against
-    it is a key already cut into whole blocks (the extra positions are masked as items that are not allowed)."""
+def masked_product_table(table, items):
+    """A product model's item side ``table`` (rows: the known items) made ready for a ranking: a last column of 0
+    for the allowed ``items`` and -inf for the others, which the user side meets with 1 (so an item that is not
+    allowed scores -inf, and an allowed one exactly its product); rows of zeros and -inf appended up to a whole
+    number of :data:`TOP_K_BLOCK` rows, so that the product is a key already cut into whole blocks."""
     n = ops.shape(table)[0]
     extra = -(-n // TOP_K_BLOCK) * TOP_K_BLOCK - n
+    mask = ops.where(items, ops.zeros_like(table[:, :1]), ops.full_like(table[:, :1], -np.inf))
+    table = ops.concatenate([table, mask], axis=1)
     if not extra:
         return table
-    return ops.concatenate([table, ops.zeros((extra, *ops.shape(table)[1:]), table.dtype)], axis=0)
+    padding = ops.concatenate([ops.zeros((extra, ops.shape(table)[1] - 1), table.dtype),
+                               ops.full((extra, 1), -np.inf, table.dtype)], axis=1)
+    return ops.concatenate([table, padding], axis=0)
 
 
 def without_excluded(key, excluded):
@@ -376,11 +382,9 @@ class Scorer:
             allowed = Allowed.from_mask(allowed)
         variables = self._variables("all")
         known = self.known_rows(variables)  # sliced here once, not in the program once per batch
-        table = self._product_table(variables, known)  # a product model's item side: made once per ranking
-        items = allowed.items
-        if table is not None:  # its extra rows are no items
-            items = np.concatenate([items, np.zeros(ops.shape(table)[0] - len(items), bool)])
-        items = self.place.put(items) if self.place.mesh is not None else items
+        items = self.place.put(allowed.items[:, None]) if self.place.mesh is not None else allowed.items[:, None]
+        table = self._product_table(variables, known, items)  # a product model's item side: once per ranking
+        items = items[:, 0]
         batch = batch_size or self.user_batch()  # checked by the caller (Recommender._top_positions)
         queued = []
         for start in range(0, len(users), batch):
