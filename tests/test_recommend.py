@@ -366,6 +366,31 @@ def test_ranking_scores_a_product_model_against_its_item_side_made_once(ds, mode
     np.testing.assert_allclose(ratings, rec.state_.rating_scale.clip(values), rtol=1e-5)
 
 
+@pytest.mark.parametrize("model", ["deep", "implicit"])
+def test_ranking_gives_other_models_their_item_tables_sliced_once(ds, model):
+    """The top-k program of a model scored otherwise than by a product is given its item tables' known rows
+    (sliced once per ranking) and slices none of them itself; the same lists and ratings as when it slices them."""
+    import jax
+
+    rec = rc.Recommender(model, random_state=0, **FAST).fit(ds)
+    scorer, m = rec._scorer, rec.state_.model
+    users = np.arange(1, len(rec.user_index_) + 1)
+    allowed = rec._candidates.allowed(users)
+    variables = scorer._variables("all")
+    known = scorer.known_rows(variables)
+    assert sorted(known) == sorted(v.path for v in m.known_row_variables()) and known
+    for v in m.known_row_variables():
+        np.testing.assert_array_equal(np.asarray(known[v.path]), np.asarray(v.value)[1:])
+    assert scorer._product_table(variables, known, allowed.items[:, None]) is None
+    args = (None, users.astype("int32"), allowed.items, allowed.excluded_pairs(0, len(users), len(users)), None)
+    lowered = scorer._top_k.lower(variables, known, *args, k=8).as_text()
+    for rows in {"x".join(str(d) for d in np.shape(value)) for value in known.values()}:
+        assert not [line for line in lowered.splitlines() if "slice" in line and f"tensor<{rows}xf32>" in line]
+    given, sliced = scorer._top_k(variables, known, *args, k=8), scorer._top_k(variables, {}, *args, k=8)
+    for a, b in zip(jax.device_get(given), jax.device_get(sliced)):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("model", ["dot", "biased_dot", "deep"])
 def test_lists_of_all_users_are_the_single_users_lists(ds, model):
     """recommend_all and recommend run the same ranking: the same items, in the same order, with the same

@@ -315,6 +315,7 @@ class ImplicitModel(RatingModel):
     """Outputs (rating, log-probability that the user picks the item, ranking key) per pair."""
 
     user_layers = ("user_embedding", "user_bias")
+    known_row_tables = ("item_embedding", "pick_factors")
     fitters = (ItemSets(), ItemItemHead(), SampledHeads(), SetHead())
 
     def __init__(self, *args, **kwargs):
@@ -533,7 +534,7 @@ class ImplicitModel(RatingModel):
 
     def _pick_logits(self, rep):
         """Pick logits over the known items (index 1..), (batch, n_items - 1)."""
-        return (ops.matmul(rep, ops.transpose(self.pick_factors.embeddings[1:]))
+        return (ops.matmul(rep, ops.transpose(self.known_rows(self.pick_factors.embeddings)))
                 + self.pick_bias.embeddings[None, 1:, 0])
 
     def _set_head(self, chosen: Chosen):
@@ -641,7 +642,7 @@ class ImplicitModel(RatingModel):
         rep = self.representation(users, chosen=chosen)
         bu = ops.take(self.user_bias.embeddings[:, 0], users, axis=0)
         rating = (self.global_mean + bu[:, None] + self.item_bias.embeddings[None, 1:, 0]
-                  + ops.matmul(rep, ops.transpose(self.item_embedding.embeddings[1:])))
+                  + ops.matmul(rep, ops.transpose(self.known_rows(self.item_embedding.embeddings))))
         logits = self._pick_logits(rep)
         logp = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
         item_item = self._item_item_scores(chosen) if self.uses_item_item else None
