@@ -342,7 +342,7 @@ def test_ranking_scores_a_product_model_against_its_item_side_made_once(ds, mode
     variables = scorer._variables("all")
     known = scorer.known_rows(variables)
     allowed.items[[0, 3]] = False  # two items no user may get
-    table = scorer._product_table(variables, known, allowed.items[:, None])
+    table = scorer._product_table(variables, known, allowed.items)
     n = m.n_items - 1
     assert table.shape[0] % ranking.TOP_K_BLOCK == 0 and table.shape[0] > n
     mask = np.asarray(table)[:, -1]
@@ -381,7 +381,7 @@ def test_ranking_gives_other_models_their_item_tables_sliced_once(ds, model):
     assert sorted(known) == sorted(v.path for v in m.known_row_variables()) and known
     for v in m.known_row_variables():
         np.testing.assert_array_equal(np.asarray(known[v.path]), np.asarray(v.value)[1:])
-    assert scorer._product_table(variables, known, allowed.items[:, None]) is None
+    assert scorer._product_table(variables, known, allowed.items) is None
     args = (None, users.astype("int32"), allowed.items, allowed.excluded_pairs(0, len(users), len(users)), None)
     lowered = scorer._top_k.lower(variables, known, *args, k=8).as_text()
     for rows in {"x".join(str(d) for d in np.shape(value)) for value in known.values()}:

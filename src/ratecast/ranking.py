@@ -241,7 +241,7 @@ def masked_product_table(table, items):
     number of :data:`TOP_K_BLOCK` rows, so that the product is a key already cut into whole blocks."""
     n = ops.shape(table)[0]
     extra = -(-n // TOP_K_BLOCK) * TOP_K_BLOCK - n
-    mask = ops.where(items, ops.zeros_like(table[:, :1]), ops.full_like(table[:, :1], -np.inf))
+    mask = ops.where(ops.expand_dims(items, 1), ops.zeros_like(table[:, :1]), ops.full_like(table[:, :1], -np.inf))
     table = ops.concatenate([table, mask], axis=1)
     if not extra:
         return table
@@ -382,9 +382,8 @@ class Scorer:
             allowed = Allowed.from_mask(allowed)
         variables = self._variables("all")
         known = self.known_rows(variables)  # sliced here once, not in the program once per batch
-        items = self.place.put(allowed.items[:, None]) if self.place.mesh is not None else allowed.items[:, None]
+        items = self.place.put(allowed.items) if self.place.mesh is not None else allowed.items
         table = self._product_table(variables, known, items)  # a product model's item side: once per ranking
-        items = items[:, 0]
         batch = batch_size or self.user_batch()  # checked by the caller (Recommender._top_positions)
         queued = []
         for start in range(0, len(users), batch):
