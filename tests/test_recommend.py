@@ -236,7 +236,7 @@ def test_excluded_positions_are_dropped_alike_on_every_backend():
     from ratecast import ranking
 
     key = np.arange(12, dtype="float32").reshape(3, 4)
-    excluded = np.array([[1, 3], [4, 4], [0, 4]])  # 4: padding past the last item
+    excluded = np.array([[0, 0, 3, 2, 3], [1, 3, 0, 0, 2]])  # (row, position) pairs; row 3: padding past the last row
     expected = key.copy()
     expected[[0, 0, 2], [1, 3, 0]] = -np.inf
     on_device = keras.ops.convert_to_tensor(key)
@@ -302,8 +302,8 @@ def test_top_k_in_blocks_ranks_as_one_top_k_of_the_whole_row():
 
 
 def test_a_key_padded_to_whole_blocks_then_masked_ranks_as_the_masked_key():
-    """The scorer pads the key before it masks the excluded positions (their padding index lands in the padding):
-    the same values and positions as one top-k of the masked, unpadded key."""
+    """The scorer pads the key before it masks the excluded (row, position) pairs (the padding pairs land past the
+    last row): the same values and positions as one top-k of the masked, unpadded key."""
     import keras
 
     from ratecast import ranking
@@ -311,24 +311,26 @@ def test_a_key_padded_to_whole_blocks_then_masked_ranks_as_the_masked_key():
     rng = np.random.default_rng(1)
     k, n = 4, 8 * 4 * ranking.TOP_K_BLOCK + 5
     key = rng.integers(0, 4, (3, n)).astype("float32")
-    excluded = np.full((3, 64), n, "int32")  # n: padding, past the last item
-    excluded[0, :3] = [0, 7, n - 1]
-    excluded[2, :] = rng.integers(0, n, 64)
+    mask = np.ones((3, n), bool)
+    mask[0, [0, 7, n - 1]] = False
+    mask[2, rng.integers(0, n, 64)] = False
+    excluded = ranking.Allowed.from_mask(mask).excluded_pairs(0, 3, 3)
+    assert excluded.shape[1] % 1024 == 0 and (excluded[0, mask.size - mask.sum():] == 3).all()
     padded = ranking.whole_blocks(keras.ops.convert_to_tensor(key), k)
     assert padded.shape[1] % ranking.TOP_K_BLOCK == 0 and padded.shape[1] > n
     got = ranking.top_k_in_blocks(ranking.without_excluded(padded, excluded), k)
-    masked = key.copy()
-    for row, positions in enumerate(excluded):
-        masked[row, positions[positions < n]] = -np.inf
-    want = keras.ops.top_k(keras.ops.convert_to_tensor(masked), k)
-    np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
-    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+    other = ranking.top_k_in_blocks(ranking.without_any_backend(padded, excluded), k)
+    want = keras.ops.top_k(keras.ops.convert_to_tensor(np.where(mask, key, -np.inf)), k)
+    for result in (got, other):
+        np.testing.assert_array_equal(np.asarray(result[1]), np.asarray(want[1]))
+        np.testing.assert_array_equal(np.asarray(result[0]), np.asarray(want[0]))
 
 
 @pytest.mark.parametrize("model", ["dot", "biased_dot"])
-def test_ranking_takes_the_item_table_sliced_once_and_ranks_as_before(ds, model):
-    """The top-k program of a product model is given the item table's known rows (sliced once per ranking) and
-    slices no table itself; its lists and ratings are the same as when the program slices the table."""
+def test_ranking_scores_a_product_model_against_its_item_side_made_once(ds, model):
+    """A product model's ranking makes its item side once (biases included, the items that are not allowed masked
+    by a last column, padded to whole blocks); the top-k program copies no table per batch, and ranks as the scores
+    computed from the tables on the host do."""
     import jax
 
     from ratecast import ranking
@@ -339,14 +341,64 @@ def test_ranking_takes_the_item_table_sliced_once_and_ranks_as_before(ds, model)
     allowed = rec._candidates.allowed(users)
     variables = scorer._variables("all")
     known = scorer.known_rows(variables)
-    table = m.item_embedding.embeddings
-    assert list(known) == [table.path]
-    np.testing.assert_array_equal(np.asarray(known[table.path]), np.asarray(table.value)[1:])
-    ex = allowed.excluded(0, len(users), len(users), pad=m.n_items - 1)
+    allowed.items[[0, 3]] = False  # two items no user may get
+    table = scorer._product_table(variables, known, allowed.items)
+    n = m.n_items - 1
+    assert table.shape[0] % ranking.TOP_K_BLOCK == 0 and table.shape[0] > n
+    mask = np.asarray(table)[:, -1]
+    np.testing.assert_array_equal(mask, np.where(np.arange(table.shape[0]) < n, 0, -np.inf)
+                                  + np.where(np.isin(np.arange(table.shape[0]), [0, 3]), -np.inf, 0))
+    np.testing.assert_array_equal(np.asarray(table)[n:, :-1], 0)
+    ex = allowed.excluded_pairs(0, len(users), len(users))
     args = (users.astype("int32"), allowed.items, ex, None)
+    lowered = scorer._top_k.lower(variables, known, table, *args, k=8).as_text()
+    rows = "x".join(str(d) for d in table.shape)
+    assert not [line for line in lowered.splitlines()
+                if ("slice" in line or "concatenate" in line) and f"tensor<{rows}xf32>" in line]
+    values, idx, ratings = jax.device_get(scorer._top_k(variables, known, table, *args, k=8))
+    tables = m.linear_tables()
+    scores = (np.float64(tables["offset"]) + tables["user_bias"][users - 1, None] + tables["item_bias"][None, :]
+              + tables["user_factors"][users - 1].astype("float64") @ tables["item_factors"].T.astype("float64"))
+    scores[~allowed.mask()] = -np.inf
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :8]
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_allclose(values, np.take_along_axis(scores, want, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(ratings, rec.state_.rating_scale.clip(values), rtol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["deep"])  # (implicit contracts its whole tables: layers.item_dots)
+def test_ranking_gives_other_models_their_item_tables_sliced_once(ds, model):
+    """The top-k program of a model scored otherwise than by a product is given its item tables' known rows
+    (sliced once per ranking) and slices none of them itself; the same lists and ratings as when it slices them."""
+    import jax
+
+    rec = rc.Recommender(model, random_state=0, **FAST).fit(ds)
+    scorer, m = rec._scorer, rec.state_.model
+    users = np.arange(1, len(rec.user_index_) + 1)
+    allowed = rec._candidates.allowed(users)
+    variables = scorer._variables("all")
+    known = scorer.known_rows(variables)
+    assert sorted(known) == sorted(v.path for v in m.known_row_variables()) and known
+    for v in m.known_row_variables():
+        np.testing.assert_array_equal(np.asarray(known[v.path]), np.asarray(v.value)[1:])
+    assert scorer._product_table(variables, known, allowed.items) is None
+    args = (None, users.astype("int32"), allowed.items, allowed.excluded_pairs(0, len(users), len(users)), None)
     lowered = scorer._top_k.lower(variables, known, *args, k=8).as_text()
-    rows = "x".join(str(d) for d in np.shape(known[table.path]))
-    assert not [line for line in lowered.splitlines() if "slice" in line and f"tensor<{rows}xf32>" in line]
+    for rows in {"x".join(str(d) for d in np.shape(value)) for value in known.values()}:
+        assert not [line for line in lowered.splitlines() if "slice" in line and f"tensor<{rows}xf32>" in line]
     given, sliced = scorer._top_k(variables, known, *args, k=8), scorer._top_k(variables, {}, *args, k=8)
     for a, b in zip(jax.device_get(given), jax.device_get(sliced)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("model", ["dot", "biased_dot", "deep"])
+def test_lists_of_all_users_are_the_single_users_lists(ds, model):
+    """recommend_all and recommend run the same ranking: the same items, in the same order, with the same
+    scores, for every sampled user."""
+    rec = rc.Recommender(model, random_state=0, **FAST).fit(ds)
+    lists = rec.recommend_all(k=6)
+    for user in np.random.default_rng(0).choice(rec.user_index_.ids, 12, replace=False):
+        one = lists[lists["user_id"] == user]
+        single = rec.recommend(user, k=6)
+        assert one["item_id"].tolist() == single["item_id"].tolist()
+        np.testing.assert_array_equal(one["score"].to_numpy(), single["score"].to_numpy())

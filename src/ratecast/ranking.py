@@ -86,19 +86,20 @@ class Allowed:
         out[np.repeat(np.arange(len(self)), np.diff(self.indptr)), self.positions[:self.indptr[-1]]] = False
         return out
 
-    def excluded(self, start: int, stop: int, rows: int, pad: int) -> np.ndarray:
-        """The excluded positions of users ``start:stop`` as a (``rows``, width) array, each row's positions first
-        and then ``pad`` (width: the most per user, rounded up to 64 times a power of 4, so that few compiled shapes
-        are made)."""
+    def excluded_pairs(self, start: int, stop: int, rows: int) -> np.ndarray:
+        """The excluded (row, position) pairs of users ``start:stop`` (rows counted from ``start``) as a (2, width)
+        array; width: their number rounded up to 1,024 times a power of 4 (few compiled shapes), the padding pairs
+        in row ``rows``, past the last row of a batch of ``rows`` users, so that they change nothing."""
         stop = min(stop, len(self))
         counts = np.diff(self.indptr[start:stop + 1])
-        width = 64
-        while width < counts.max(initial=0):
+        first, last = self.indptr[start], self.indptr[stop]
+        width = 1024
+        while width < last - first:
             width *= 4
-        out = np.full((rows, width), pad, "int32")
-        first = self.indptr[start]
-        within = np.arange(self.indptr[stop] - first) - np.repeat(self.indptr[start:stop] - first, counts)
-        out[np.repeat(np.arange(stop - start), counts), within] = self.positions[first:self.indptr[stop]]
+        out = np.zeros((2, width), "int32")
+        out[0] = rows
+        out[0, :last - first] = np.repeat(np.arange(stop - start), counts)
+        out[1, :last - first] = self.positions[first:last]
         return out
 
 
@@ -151,10 +152,10 @@ class Candidates:
 
 # compiled scoring programs per model: every Scorer of a model (e.g. of the states fold_in derives, which share it)
 # runs the same programs
-_PROGRAMS: "weakref.WeakKeyDictionary[Any, tuple[Callable, Callable, Callable]]" = weakref.WeakKeyDictionary()
+_PROGRAMS: "weakref.WeakKeyDictionary[Any, tuple[Callable, ...]]" = weakref.WeakKeyDictionary()
 
 
-def _programs(model) -> tuple[Callable, Callable, Callable]:
+def _programs(model) -> tuple[Callable, ...]:
     found = _PROGRAMS.get(model)
     if found is None:
         ref = weakref.ref(model)  # the programs must not keep their model alive (it keys the cache)
@@ -164,13 +165,25 @@ def _programs(model) -> tuple[Callable, Callable, Callable]:
             out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
             return out, model.output_rule.to_rating(out)
 
-        def top_k_fn(variables, known, users, items, excluded, user_features, k):
+        def product_table_fn(variables, known, items):
             model = ref()
             with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))), given_known_rows(known):
-                out = model.score_items(users, user_features)
-                key = model.output_rule.ranking_key(out)
-                key = ops.where(items[None, :], key, ops.full_like(key, -np.inf))
-                key = without_excluded(whole_blocks(key, k), excluded)  # padded as it is masked: one pass
+                table = model.item_product_table()
+                return None if table is None else masked_product_table(table, items)
+
+        def top_k_fn(variables, known, table, users, items, excluded, user_features, k):
+            model = ref()
+            with keras.StatelessScope(state_mapping=list(zip(model.variables, variables))), given_known_rows(known):
+                if table is not None:  # a product, masked by its last column: written once, exclusions in place
+                    rows = model.user_product_rows(users, user_features)
+                    rows = ops.concatenate([rows, ops.ones_like(rows[:, :1])], axis=1)
+                    out = without_excluded(ops.matmul(rows, ops.transpose(table)), excluded)
+                    key = model.output_rule.ranking_key(out)
+                else:
+                    out = model.score_items(users, user_features)
+                    key = model.output_rule.ranking_key(out)
+                    key = ops.where(items[None, :], key, ops.full_like(key, -np.inf))
+                    key = without_excluded(whole_blocks(key, k), excluded)  # padded as it is masked: one pass
                 values, idx = top_k_in_blocks(key, k)
                 rows, n = ops.shape(out)[0], ops.shape(out)[1]
                 flat = ops.reshape(out, (rows * n, *ops.shape(out)[2:]))
@@ -183,7 +196,7 @@ def _programs(model) -> tuple[Callable, Callable, Callable]:
                 return model.score_ratings(x)
 
         found = _PROGRAMS[model] = (_compile(pairs_fn), _compile(top_k_fn, static_argnames=("k",)),
-                                    _compile(ratings_fn))
+                                    _compile(ratings_fn), _compile(product_table_fn))
     return found
 
 
@@ -221,24 +234,38 @@ def whole_blocks(key, k: int):
     return ops.concatenate([key, ops.full((rows, blocks * TOP_K_BLOCK - n), -np.inf, key.dtype)], axis=1)
 
 
+def masked_product_table(table, items):
+    """A product model's item side ``table`` (rows: the known items) made ready for a ranking: a last column of 0
+    for the allowed ``items`` and -inf for the others, which the user side meets with 1 (so an item that is not
+    allowed scores -inf, and an allowed one exactly its product); rows of zeros and -inf appended up to a whole
+    number of :data:`TOP_K_BLOCK` rows, so that the product is a key already cut into whole blocks."""
+    n = ops.shape(table)[0]
+    extra = -(-n // TOP_K_BLOCK) * TOP_K_BLOCK - n
+    mask = ops.where(ops.expand_dims(items, 1), ops.zeros_like(table[:, :1]), ops.full_like(table[:, :1], -np.inf))
+    table = ops.concatenate([table, mask], axis=1)
+    if not extra:
+        return table
+    padding = ops.concatenate([ops.zeros((extra, ops.shape(table)[1] - 1), table.dtype),
+                               ops.full((extra, 1), -np.inf, table.dtype)], axis=1)
+    return ops.concatenate([table, padding], axis=0)
+
+
 def without_excluded(key, excluded):
-    """``key`` (users, n_items) with -inf at each row's ``excluded`` positions; positions past the last item are
-    padding and change nothing."""
+    """``key`` (users, n_items) with -inf at the ``excluded`` (row, position) pairs, a (2, width) array
+    (:meth:`Allowed.excluded_pairs`); pairs past the last row are padding and change nothing."""
     if keras.backend.backend() == "jax":
         import jax.numpy as jnp
 
-        return key.at[jnp.arange(key.shape[0])[:, None], excluded].set(-jnp.inf, mode="drop")
+        return key.at[excluded[0], excluded[1]].set(-jnp.inf, mode="drop")
     return without_any_backend(key, excluded)
 
 
 def without_any_backend(key, excluded):
     """:func:`without_excluded` in Keras operations alone (any backend)."""
-    rows, n = ops.shape(key)[0], ops.shape(key)[1]
-    wide = ops.concatenate([key, ops.zeros((rows, 1), key.dtype)], axis=1)  # the padding lands in the extra column
-    at = ops.stack([ops.repeat(ops.arange(rows)[:, None], ops.shape(excluded)[1], axis=1),
-                    ops.minimum(excluded, n)], axis=-1)
-    at = ops.reshape(at, (-1, 2))
-    return ops.scatter_update(wide, at, ops.full((ops.shape(at)[0],), -np.inf, key.dtype))[:, :n]
+    rows = ops.shape(key)[0]
+    tall = ops.concatenate([key, ops.zeros((1, ops.shape(key)[1]), key.dtype)], axis=0)  # padding: the extra row
+    at = ops.stack([ops.minimum(excluded[0], rows), excluded[1]], axis=-1)
+    return ops.scatter_update(tall, at, ops.full((ops.shape(at)[0],), -np.inf, key.dtype))[:rows]
 
 
 class Scorer:
@@ -251,7 +278,7 @@ class Scorer:
         self.model = model
         self.place = Placement(distribution)
         self.values = dict(values or {})
-        self._pairs, self._top_k, self._ratings = _programs(model)
+        self._pairs, self._top_k, self._ratings, self._product_table = _programs(model)
 
     def _variables(self, which: str) -> list:
         """The variables' current values (placed on the distribution's devices when there is one): read at every
@@ -356,6 +383,7 @@ class Scorer:
         variables = self._variables("all")
         known = self.known_rows(variables)  # sliced here once, not in the program once per batch
         items = self.place.put(allowed.items) if self.place.mesh is not None else allowed.items
+        table = self._product_table(variables, known, items)  # a product model's item side: once per ranking
         batch = batch_size or self.user_batch()  # checked by the caller (Recommender._top_positions)
         queued = []
         for start in range(0, len(users), batch):
@@ -363,15 +391,15 @@ class Scorer:
             n = len(uu)
             size = min(_bucket(n, 1), batch) if n < batch else batch
             uu = np.concatenate([uu, np.zeros(size - n, uu.dtype)]).astype("int32")
-            ex = allowed.excluded(start, start + batch, size, pad=n_items)  # padding: past the last item
+            ex = allowed.excluded_pairs(start, start + batch, size)
             uf = None
             if user_features is not None:
                 f = user_features[start:start + batch]
                 uf = np.concatenate([f, np.zeros((size - n, f.shape[1]), f.dtype)]).astype("float32")
             if self.place.mesh is not None:
-                uu, ex = self.place.put_batch(uu), self.place.put_batch(ex)
+                uu, ex = self.place.put_batch(uu), self.place.put(ex)  # the pairs: for every row
                 uf = None if uf is None else self.place.put_batch(uf)
-            queued.append((n, self._top_k(variables, known, uu, items, ex, uf, k=kk)))
+            queued.append((n, self._top_k(variables, known, table, uu, items, ex, uf, k=kk)))
         pos_parts, rating_parts = [], []
         for n, (values, idx, rating) in queued:
             values, idx = self.place.to_host(values)[:n, :k], self.place.to_host(idx)[:n, :k]

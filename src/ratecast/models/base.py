@@ -161,6 +161,16 @@ class RatingModel(keras.Model):
         given = KNOWN_ROWS.get().get(variable.path)
         return variable[1:] if given is None else given
 
+    def item_product_table(self):
+        """The item side, rows 1.. (n_items - 1, width), of a model whose :meth:`score_items` is a product,
+        ``user_product_rows(users) @ table.T``: a ranking makes it once and scores each batch of users against it.
+        None (the default) for a model scored otherwise."""
+        return None
+
+    def user_product_rows(self, users, user_features=None):
+        """The user side (batch, width) of the product of :meth:`item_product_table`."""
+        raise NotImplementedError(f"{type(self).__name__} has no product form")
+
     def score_items(self, users, user_features=None):
         """Outputs for every known item (indices 1..n_items-1) for a batch of user indices: (batch, n_items - 1, ...).
 

@@ -295,6 +295,12 @@ class BayesianModel(BiasedDotModel):
     def offset(self):
         return self.global_bias
 
+    def item_product_table(self):
+        """None: no product form. The tables hold every stored sample's factors side by side (6,400 columns on
+        ML-100k), so a product table made for each ranking would copy them for every served user's list, where
+        :meth:`score_items` contracts the whole table in place (:func:`~ratecast.models.layers.item_dots`)."""
+        return None
+
     def fold_in_blocks(self) -> int:
         """One fold-in fit per stored posterior sample: the user's conditional mean given each sample's item factors
         (with the trained users' spread of that sample as its prior), averaged as the prediction averages them;

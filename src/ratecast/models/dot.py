@@ -54,6 +54,20 @@ class DotModel(RatingModel):
         u, v = self.embed(inputs)
         return ops.sum(u * v, axis=-1) + self._offset()
 
+    def item_product_table(self):
+        """[item vector] (and a column of ones for the offset when ``use_global_mean``)."""
+        V = self.known_rows(self.item_embedding.embeddings)
+        if not self.cfg.use_global_mean:
+            return V
+        return ops.concatenate([V, ops.ones_like(V[:, :1])], axis=1)
+
+    def user_product_rows(self, users, user_features=None):
+        """[user vector] (and the offset when ``use_global_mean``)."""
+        U = ops.take(self.user_embedding.embeddings, users, axis=0)
+        if not self.cfg.use_global_mean:
+            return U
+        return ops.concatenate([U, ops.full_like(U[:, :1], self._offset())], axis=1)
+
     def score_items(self, users, user_features=None):
         U = ops.take(self.user_embedding.embeddings, users, axis=0)
         return item_dots(U, self.item_embedding.embeddings) + self._offset()
@@ -90,6 +104,17 @@ class BiasedDotModel(RatingModel):
         if self.cfg.l2:
             self.add_loss(self.cfg.l2 * ops.mean(bu * bu + bi * bi))
         return self.offset() + bu + bi + ops.sum(u * v, axis=-1)
+
+    def item_product_table(self):
+        """[item vector, item bias, 1]: the biases are terms of the product."""
+        bi = self.item_bias.embeddings[1:]
+        return ops.concatenate([self.known_rows(self.item_embedding.embeddings), bi, ops.ones_like(bi)], axis=1)
+
+    def user_product_rows(self, users, user_features=None):
+        """[user vector, 1, mean + user bias]."""
+        U = ops.take(self.user_embedding.embeddings, users, axis=0)
+        bu = ops.take(self.user_bias.embeddings, users, axis=0)
+        return ops.concatenate([U, ops.ones_like(bu), self.offset() + bu], axis=1)
 
     def score_items(self, users, user_features=None):
         U = ops.take(self.user_embedding.embeddings, users, axis=0)

@@ -30,6 +30,8 @@ class TowerConfig(ModelConfig):
 class TowerModel(RatingModel):
     """Base of the tower models; subclasses choose the parts and the head."""
 
+    known_row_tables = ("item_embedding",)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         c = self.cfg
@@ -69,7 +71,7 @@ class TowerModel(RatingModel):
             uin["user_features"] = user_features
         iin = {"item": ops.arange(1, n + 1, dtype="int32")}
         ux = ops.concatenate(self.user_parts(uin, ops.take(self.user_embedding.embeddings, users, axis=0)), -1)
-        ix = ops.concatenate(self.item_parts(iin, self.item_embedding.embeddings[1:]), -1)
+        ix = ops.concatenate(self.item_parts(iin, self.known_rows(self.item_embedding.embeddings)), -1)
         layers = [layer for block in self.tower.blocks for layer in block] + [self.head]
         first, rest = layers[0], layers[1:]
         wu = ux.shape[-1]
