@@ -277,3 +277,30 @@ def test_refit_trains_on_the_logged_ratings_into_a_new_run(run, tmp_path):
     one_line_error(cli("train", "--data", load_run(run).spec.data, "--model", "biased_dot", "--out", run,
                        "--overwrite", "-q"), 1, LOG_NAME)
     assert len(read_log(run / LOG_NAME)) == 5
+
+
+@pytest.mark.parametrize("model", ["biased_dot", "bayesian"])
+def test_a_warm_service_takes_its_first_posted_ratings_without_compiling(tmp_path, model, caplog):
+    import logging
+
+    import jax
+
+    from ratecast import foldin
+    from ratecast.serve.service import ModelService
+
+    data = tmp_path / "ratings.csv"
+    make_dataset(n_users=30, n_items=24, density=0.4).ratings.to_csv(data, index=False)
+    params = {"epochs": 2, "embedding_dim": 3} if model == "biased_dot" else {"samples": 4, "burn_in": 2}
+    train_run(RunSpec(data=str(data), model=model, params=params), tmp_path / "run", progress=False)
+    service = ModelService(tmp_path / "run")
+    service.warm()
+    traced = foldin.trace_count()
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            service.with_ratings("a visitor", [101], [5.0])  # a new user's first rating
+            service.with_ratings("3", [102], [4.0])  # a known user's
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    assert foldin.trace_count() == traced
+    assert not [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
