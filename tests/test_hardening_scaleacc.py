@@ -142,3 +142,13 @@ def test_summarised_tables_predict_closer_to_every_sample_than_a_few_samples(idl
     r = ds.ratings
     full, few, summarised = (fits[k].predict(r["user_id"], r["item_id"]) for k in (None, 2, 4))
     assert np.sqrt(np.mean((summarised - full) ** 2)) < 0.5 * np.sqrt(np.mean((few - full) ** 2))
+
+
+def test_sampler_reports_its_sweeps_from_every_chain_when_verbose(idle_machine, capsys):
+    rc.Recommender("bayesian", random_state=0, **{**SMALL, "chains": 2, "verbose": True}).fit(make_dataset())
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("Gibbs sampling") and "2 chains" in line for line in lines), lines
+    # the last sweep ends in a chain's own thread, and is reported with the training RMSE
+    assert any("sweep 12/12, training RMSE" in line for line in lines), lines
+    rc.Recommender("bayesian", random_state=0, **SMALL).fit(make_dataset())
+    assert "Gibbs sampling" not in capsys.readouterr().err  # quiet unless verbose

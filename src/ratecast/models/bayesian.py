@@ -27,7 +27,9 @@ are known (:class:`PosteriorSampler`, a part fitted apart from the network), on 
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Annotated, ClassVar, Optional
 
@@ -42,11 +44,13 @@ from .base import register
 from .config import Count, Dim, Flag, Loss, ModelConfig, PositiveInt, Says, at_most, config, names
 from .hybrid import ITEM_FEATURES, USER_FEATURES
 from .dot import BiasedDotModel
-from .fitting import Fitter, Ratings
+from .fitting import Fitter, Ratings, report
 from . import sampling_budget as budget
 
 
 NOISE_PER = ("user", "item", "rating")
+#: seconds between two progress lines of the sampler (the last sweep is always reported)
+REPORT_EVERY = 10.0
 NoiseShape = Annotated[float, Field(ge=0.1, le=1e6), Says("a number in [0.1, 1e6]")]  # a Gamma prior's shape
 
 
@@ -187,11 +191,15 @@ def sample_posterior(model: "BayesianModel", users: np.ndarray, items: np.ndarra
     ratings = np.asarray(ratings, "float64")
     losses: list[list[float]] = [[] for _ in range(plan.chains)]
     stop = threading.Event()  # set when one chain fails or the fit is interrupted: the others stop at their sweep
+    progress = SweepProgress(plan.chains * (cfg.burn_in + plan.samples))
+    report(f"Gibbs sampling {len(users):,} ratings: {plan.chains} chains ({plan.concurrent} at once) of "
+           f"{cfg.burn_in} + {plan.samples} sweeps, about {plan.seconds:,.0f} s estimated")
 
     def on_sweep(c: int, rmse: float) -> None:
         if stop.is_set():
             raise _Stopped
         losses[c].append(rmse * rmse)
+        progress.done(rmse)
 
     def chain(c: int) -> Posterior:
         try:
@@ -209,7 +217,8 @@ def sample_posterior(model: "BayesianModel", users: np.ndarray, items: np.ndarra
     else:
         # the chains run side by side (a sweep keeps about one core busy), as many at once as the budget allows
         with ThreadPoolExecutor(max_workers=plan.concurrent) as pool:
-            futures = [pool.submit(chain, c) for c in range(plan.chains)]
+            # each chain in a copy of this context, so that its progress reaches this fit's reporter
+            futures = [pool.submit(contextvars.copy_context().run, chain, c) for c in range(plan.chains)]
             try:
                 chains = [f.result() for f in futures]
             except BaseException as error:
@@ -251,6 +260,29 @@ def sample_posterior(model: "BayesianModel", users: np.ndarray, items: np.ndarra
     model.user_days.assign(day_table)
     model.user_day_bias.assign(day_bias)
     return {"loss": np.mean(np.asarray(losses, "float64"), axis=0).tolist()}
+
+
+class SweepProgress:
+    """Reports the sampler's progress (:func:`~ratecast.models.fitting.report`) as the chains' sweeps end: at most
+    one line every :data:`REPORT_EVERY` seconds, and the last sweep's; safe to call from the chains' threads."""
+
+    def __init__(self, total: int):
+        self.total, self.count = int(total), 0
+        self.start = self.last = time.monotonic()
+        self.lock = threading.Lock()
+
+    def done(self, rmse: float) -> None:
+        """One more sweep ended, with training RMSE ``rmse``."""
+        with self.lock:
+            self.count += 1
+            now = time.monotonic()
+            if self.count < self.total and now - self.last < REPORT_EVERY:
+                return
+            self.last = now
+            count, elapsed = self.count, now - self.start
+        left = elapsed / count * (self.total - count)
+        report(f"Gibbs sampling: sweep {count}/{self.total}, training RMSE {rmse:.4f}, {elapsed:,.0f} s "
+               f"elapsed" + (f", about {left:,.0f} s left" if count < self.total else ""))
 
 
 def stored_by(plan: "budget.Plan", chain: int, summarised: bool = False) -> int:
