@@ -152,3 +152,37 @@ def test_sampler_reports_its_sweeps_from_every_chain_when_verbose(idle_machine, 
     assert any("sweep 12/12, training RMSE" in line for line in lines), lines
     rc.Recommender("bayesian", random_state=0, **SMALL).fit(make_dataset())
     assert "Gibbs sampling" not in capsys.readouterr().err  # quiet unless verbose
+
+
+def test_days_with_one_rating_get_no_bias():
+    from ratecast.models.bayesian import BayesianModel
+
+    scale = {"minimum": 1, "maximum": 5, "step": 1}
+    m = BayesianModel({"max_days": 4, "samples": 2, "embedding_dim": 2}, 4, 5, rating_scale=scale, seed=0)
+    users = np.array([1, 1, 1, 1, 2, 3, 3])
+    days = np.array([10, 10, 11, 12, 40, 7, 8])  # user 1 rated twice on day 10; every other day holds one rating
+    slots, table, (rows, cols) = m.user_day_slots(users, days)
+    assert table[1].tolist() == [10, -1, -1, -1] and (table[2:] == -1).all()
+    assert slots.tolist() == [0, 0, -1, -1, -1, -1, -1] and rows.tolist() == [1]
+
+
+def test_prior_scale_is_found_in_few_sweeps_where_most_rows_have_one_rating():
+    from ratecast.models.gibbs import Block, sample
+
+    # 3,000 items, each rated twice for fitting and once for testing, with biases of spread 1 (noise 0.5): the
+    # bias prior's precision must come from the rows' data, not from their draws (which follow the prior)
+    rng = np.random.default_rng(0)
+    n_items, n_users = 3000, 50
+    bias = rng.normal(0, 1, n_items + 1)
+    items = np.repeat(np.arange(1, n_items + 1), 3)
+    users = rng.integers(1, n_users + 1, len(items))
+    y = 3 + bias[items] + rng.normal(0, 0.5, len(items))
+    test = np.arange(len(items)) % 3 == 2
+    post = sample(users[~test], items[~test], y[~test], Block.from_sparse(n_users + 1, []),
+                  Block.from_sparse(n_items + 1, []), rank=1, samples=10, burn_in=5, seed=0)
+    pred = post.w0 + post.user_bias[users] + post.item_bias[items]
+    rmse = np.sqrt(np.mean((pred[test] - y[test]) ** 2))
+    # the Bayes estimate knowing the spreads: each item's mean fitting rating shrunk by 1 / (1 + 0.25 / 2)
+    oracle = 3 + (y[~test].reshape(-1, 2).mean(1) - 3) / 1.125
+    best = np.sqrt(np.mean((oracle - y[test]) ** 2))
+    assert rmse < 1.03 * best, (rmse, best)
