@@ -137,6 +137,11 @@ class BayesianConfig(ModelConfig):
                              f"tables), got {self.embedding_dim} * {self.samples or budget.DEFAULT_SAMPLES} * "
                              f"{self.chains or budget.DEFAULT_CHAINS}; or set stored_samples")
 
+    @classmethod
+    def saved_before(cls, saved: dict, known_items: int) -> dict:
+        """A config saved before ``min_day_ratings``: every day the user rated on could have a bias."""
+        return saved if "min_day_ratings" in saved else {**saved, "min_day_ratings": 1}
+
     @property
     def total_samples(self) -> int:
         """Samples of every chain together, the defaults' where left to the budget (an upper bound)."""

@@ -12,8 +12,8 @@ Rating-level bias groups may be added: ``rating += sum_g b_g[index_g(rating)]``,
 
 Extra features are, e.g., the items a user rated (SVD++'s implicit feedback, normalised by the square root of their
 count), the users who rated an item ("flipped"), genres or demographics. Each feature group has its own Normal prior
-whose mean and precision (one per column) are sampled from a Normal-Gamma hyperprior; the noise precision has a Gamma
-prior. Every sweep samples, for each block, the id rows jointly per row (independent given the other block), then
+whose mean and precision (one per column) are sampled from a Normal-Gamma hyperprior (the id rows' precisions with
+their column integrated out: :func:`collapsed_hyperparameters`); the noise precision has a Gamma prior. Every sweep samples, for each block, the id rows jointly per row (independent given the other block), then
 every extra feature's row at once: given the id rows they are jointly Gaussian, and one draw is the solution of a
 linear system with noise added to its right-hand side, solved by preconditioned conjugate gradients (each step a
 product with the sparse owners x features matrix and each owner's K x K block). A sweep costs O(ratings * k^2) plus
