@@ -351,8 +351,7 @@ def test_user_day_slots_keep_each_users_most_rated_days():
     from ratecast.models.bayesian import BayesianModel
 
     scale = {"minimum": 1, "maximum": 5, "step": 1}
-    m = BayesianModel({"max_days": 2, "min_day_ratings": 1, "samples": 2, "embedding_dim": 2}, 4, 5,
-                      rating_scale=scale, seed=0)
+    m = BayesianModel({"max_days": 2, "samples": 2, "embedding_dim": 2}, 4, 5, rating_scale=scale, seed=0)
     users = np.array([1, 1, 1, 1, 1, 1, 2, 2, 3])
     days = np.array([10, 10, 11, 12, 12, 13, 40, -1, 7])  # user 1: days 10 and 12 twice, 11 and 13 once
     slots, table, (rows, cols) = m.user_day_slots(users, days)

@@ -154,18 +154,6 @@ def test_sampler_reports_its_sweeps_from_every_chain_when_verbose(idle_machine, 
     assert "Gibbs sampling" not in capsys.readouterr().err  # quiet unless verbose
 
 
-def test_days_with_one_rating_get_no_bias():
-    from ratecast.models.bayesian import BayesianModel
-
-    scale = {"minimum": 1, "maximum": 5, "step": 1}
-    m = BayesianModel({"max_days": 4, "samples": 2, "embedding_dim": 2}, 4, 5, rating_scale=scale, seed=0)
-    users = np.array([1, 1, 1, 1, 2, 3, 3])
-    days = np.array([10, 10, 11, 12, 40, 7, 8])  # user 1 rated twice on day 10; every other day holds one rating
-    slots, table, (rows, cols) = m.user_day_slots(users, days)
-    assert table[1].tolist() == [10, -1, -1, -1] and (table[2:] == -1).all()
-    assert slots.tolist() == [0, 0, -1, -1, -1, -1, -1] and rows.tolist() == [1]
-
-
 def test_prior_scale_is_found_in_few_sweeps_where_most_rows_have_one_rating():
     from ratecast.models.gibbs import Block, sample
 

@@ -110,11 +110,6 @@ class BayesianConfig(ModelConfig):
     # training set: validation RMSE 0.8810/0.8858/0.8701 without it, 0.8782/0.8810/0.8672 with it)
     day_bias: Flag = True
     max_days: at_most(PositiveInt, 100_000) = 64
-    # a day gets a bias only where the user rated at least this many items on it in training: a day of one rating
-    # cannot tell its bias from that rating's noise, and such biases take a share of every lone rating's residual
-    # from the factors (ML-100k: 99.6% of the ratings fall on days of two or more; where days are spread thin, as
-    # in ratings with random timestamps, nearly none do)
-    min_day_ratings: at_most(PositiveInt, 100_000) = 2
     # the noise precision may be scaled per user, per item and per rating, each scale with a Gamma(shape, shape)
     # prior (a Student-t noise with 2 * shape degrees of freedom): erratic raters, divisive items or odd ratings weigh
     # less. Chosen on six validation splits (three carved from the lab training set, three from u1's), mean RMSE /
@@ -136,11 +131,6 @@ class BayesianConfig(ModelConfig):
             raise ValueError(f"embedding_dim * samples * chains must be at most {1 << 16} (the width of the stored "
                              f"tables), got {self.embedding_dim} * {self.samples or budget.DEFAULT_SAMPLES} * "
                              f"{self.chains or budget.DEFAULT_CHAINS}; or set stored_samples")
-
-    @classmethod
-    def saved_before(cls, saved: dict, known_items: int) -> dict:
-        """A config saved before ``min_day_ratings``: every day the user rated on could have a bias."""
-        return saved if "min_day_ratings" in saved else {**saved, "min_day_ratings": 1}
 
     @property
     def total_samples(self) -> int:
@@ -389,8 +379,7 @@ class BayesianModel(BiasedDotModel):
 
     def user_day_slots(self, users: np.ndarray, days: np.ndarray | None
                        ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """The (user, day) pairs kept, per user the ``max_days`` days with the most ratings (ties: the later day) of
-        those with at least ``min_day_ratings``:
+        """The (user, day) pairs kept, per user the ``max_days`` days with the most ratings (ties: the later day):
         each rating's pair number (-1: none), the (n_users, max_days) table of the days kept (-1: empty), and
         where in that table each pair sits (rows, columns)."""
         width = self.user_days.shape[1]
@@ -403,7 +392,6 @@ class BayesianModel(BiasedDotModel):
         pairs, inverse, counts = np.unique(np.stack([users[has], days[has]], 1), axis=0, return_inverse=True,
                                            return_counts=True)
         order = np.lexsort((-pairs[:, 1], -counts, pairs[:, 0]))  # by user, then most rated, then latest
-        order = order[counts[order] >= self.cfg.min_day_ratings]
         owner = pairs[order, 0]
         rank = np.arange(len(order)) - np.searchsorted(owner, owner)
         kept = order[rank < width]

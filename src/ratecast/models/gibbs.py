@@ -419,12 +419,18 @@ def collapsed_hyperparameters(key, G, lin, theta, mu, lam, mask):
         data = (lin[:, k] - jnp.einsum("nj,nj->n", G[:, k, :], theta) + G[:, k, k] * theta[:, k]) * m
         d = data - g * mu[k]
 
-        def log_density(x):  # log lam = x, its Jacobian included; rows' terms: the marginal of their data
-            lam_x = jnp.exp(x)
-            rows = jnp.sum(m * (0.5 * x - 0.5 * jnp.log(lam_x + g)) + d * d / (2.0 * (lam_x + g)))
-            return x - (0.5 + 0.5 * mu[k] ** 2) * lam_x + rows
+        x0 = jnp.log(lam[k])
+        lam0 = lam[k]
 
-        lam_k = jnp.exp(slice_sample(keys[k, 0], log_density, jnp.log(lam[k])))
+        def log_density(x):  # log lam = x (its Jacobian included), less its value at x0: each row's marginal of
+            # its data, as a difference from x0's (a sum of whole log densities over many rows would lose the
+            # digits that matter in float32)
+            lam_x = jnp.exp(x)
+            rows = jnp.sum(m * (0.5 * (x - x0) - 0.5 * jnp.log1p((lam_x - lam0) / (lam0 + g)))
+                           + d * d * (lam0 - lam_x) / (2.0 * (lam_x + g) * (lam0 + g)))
+            return (x - x0) - (0.5 + 0.5 * mu[k] ** 2) * (lam_x - lam0) + rows
+
+        lam_k = jnp.exp(slice_sample(keys[k, 0], log_density, x0))
         prec = g + lam_k
         col = (data + lam_k * mu[k]) / prec + jax.random.normal(keys[k, 1], g.shape) / jnp.sqrt(prec)
         col = col * m
