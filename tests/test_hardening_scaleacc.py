@@ -174,3 +174,15 @@ def test_prior_scale_is_found_in_few_sweeps_where_most_rows_have_one_rating():
     oracle = 3 + (y[~test].reshape(-1, 2).mean(1) - 3) / 1.125
     best = np.sqrt(np.mean((oracle - y[test]) ** 2))
     assert rmse < 1.03 * best, (rmse, best)
+
+
+def test_priors_are_drawn_collapsed_only_where_the_median_user_or_item_is_sparsely_rated():
+    from ratecast.models.bayesian import BayesianConfig, sparse
+
+    rng = np.random.default_rng(0)
+    dense_users, dense_items = rng.integers(1, 50, 5000), rng.integers(1, 80, 5000)  # ~100 and ~60 ratings each
+    sparse_users = rng.integers(1, 2000, 5000)  # ~2.5 ratings a user
+    assert not sparse(dense_users, dense_items, 10)
+    assert sparse(sparse_users, dense_items, 10)
+    assert not sparse(sparse_users, dense_items, 0)  # 0: never
+    assert BayesianConfig.saved_before({"embedding_dim": 8}, 10)["collapse_below"] == 0  # fitted as before

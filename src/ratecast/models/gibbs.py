@@ -43,9 +43,6 @@ from ..errors import TrainingError
 #: move). Measured on ML-100k's lab split: the preset's RMSE 0.8654 against 0.8659 with the features drawn one after
 #: another; one chain of 25 samples 0.8711 at 20 steps, 0.8708 at 40 steps (tolerance 1e-3), 0.8738 one after another
 CG_TOLERANCE, CG_MAX_STEPS = 1e-2, 20
-#: whether each sweep draws the id rows' prior precisions with their column integrated out
-#: (:func:`collapsed_hyperparameters`)
-COLLAPSED = True
 #: listed ratings whose rows a sweep gathers at once (per owner's list bucket, chunk after chunk)
 CHUNK_RATINGS = 1 << 16
 
@@ -167,7 +164,8 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
            rank: int, samples: int, burn_in: int, seed: int, init_std: float = 0.1,
            rating_groups: tuple[tuple[np.ndarray, int], ...] = (),
            noise_groups: tuple[tuple[np.ndarray, int, float], ...] = (), rao_blackwell: bool = True,
-           store: int | None = None, on_sweep: Callable[[int, float], None] | None = None) -> Posterior:
+           store: int | None = None, on_sweep: Callable[[int, float], None] | None = None,
+           collapse: bool = True) -> Posterior:
     """Run ``burn_in + samples`` Gibbs sweeps and average the last ``samples``; the factors of ``store`` of them
     (evenly spaced; None: all) are kept. ``on_sweep(sweep, train_rmse)``
     is called after each sweep. ``rating_groups``: per rating-level bias group, (each rating's index in
@@ -175,7 +173,8 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     scale the noise precision of their ratings by a factor with a Gamma(shape, shape) prior (mean 1: a Student-t
     noise per member, e.g. per user, so that erratic raters weigh less). With ``rao_blackwell``, each sweep's item
     id rows enter the average as their conditional means given the rest rather than as draws (the same expectation,
-    less Monte Carlo noise; the chain itself moves on with the draws). The compiled sweep is reused by later
+    less Monte Carlo noise; the chain itself moves on with the draws). With ``collapse``, the id rows' prior
+    precisions are drawn with their column integrated out (:func:`collapsed_hyperparameters`), else from the rows. The compiled sweep is reused by later
     calls with the same shapes."""
     K = rank + 1  # a bias column, then the factors
     rng = np.random.default_rng(seed)
@@ -228,7 +227,7 @@ def sample(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_block
     gamma_shapes += [shape + np.bincount(ix, minlength=size + 1) / 2.0
                      for ix, size, shape in zip(noise_slots, noise_sizes, noise_shapes)]
     meta = (K, user_block.n, item_block.n, user_block.n_groups, item_block.n_groups,
-            tuple(len(a) for a in gamma_shapes), len(sizes), len(noise_sizes), bool(rao_blackwell))
+            tuple(len(a) for a in gamma_shapes), len(sizes), len(noise_sizes), bool(rao_blackwell), bool(collapse))
     gamma_shapes = np.concatenate(gamma_shapes)
 
     total = burn_in + samples
@@ -487,7 +486,7 @@ def back_substitute(L, b):
 def _sweep(state, t, gammas, data, *, meta):
     """One Gibbs sweep: the user block, the item block, then the global bias and the noise precision. Returns the
     new state, both sides' ``[bias, factors]`` rows and the training RMSE."""
-    K, n_users, n_items, user_groups, item_groups, gamma_sizes, n_rating_groups, n_noise_groups, rb = meta
+    K, n_users, n_items, user_groups, item_groups, gamma_sizes, n_rating_groups, n_noise_groups, rb, collapse = meta
     # the rating-level biases: one term per rating, held fixed while the blocks are sampled
     rating_terms = [b[ix] for b, ix in zip(state["rating_biases"], data["rating_groups"])]
     y_blocks = data["y"] - sum(rating_terms, jnp.zeros(()))
@@ -543,7 +542,7 @@ def _sweep(state, t, gammas, data, *, meta):
         # hyperparameters: the id rows (row 0, unknown, left out) and each extra group
         ids = state[f"{name}_id"]
         mu_id, lam_id = normal_gamma(kh, ids, jnp.arange(n) > 0, draws[0])
-        if COLLAPSED:
+        if collapse:
             mu_id, lam_id = collapsed_hyperparameters(jax.random.fold_in(kh, 1), G,
                                                       E + jnp.einsum("nab,nb->na", G, ids), ids, mu_id, lam_id,
                                                       jnp.arange(n) > 0)
