@@ -109,9 +109,8 @@ class BayesianConfig(ModelConfig):
     # and items' prior precisions with their rows integrated out (0: never). Drawn from the rows, they barely move
     # where most rows have a handful of ratings (1 M synthetic ratings over ML-25M's vocabulary, medians 4 ratings a
     # user: validation RMSE 0.9719 drawn from the rows with one chain, 0.9264 collapsed with two, biased_dot
-    # 0.9596); where rows are
-    # well rated (ML-100k: medians 65 and 27) they mix as they are, and the defaults were chosen that way (the lab
-    # split's RMSE 0.8654 drawn from the rows, 0.8701 collapsed)
+    # 0.9596); where rows are well rated (ML-100k: medians 65 and 27) they mix as they are, and the defaults were
+    # chosen that way (the lab split's RMSE 0.8654 drawn from the rows, 0.8701 collapsed)
     collapse_below: at_most(Count, 1_000_000) = 10
     # a bias per user and day (timeSVD++'s b_u,t: a rater's mood on the day), where ratings carry timestamps;
     # each user keeps the max_days days they rated most on (chosen on three validation splits carved from the lab
@@ -278,8 +277,10 @@ def sample_posterior(model: "BayesianModel", users: np.ndarray, items: np.ndarra
 
 def sparse(users: np.ndarray, items: np.ndarray, below: int) -> bool:
     """Whether the median user or the median item (of those rated) has fewer than ``below`` ratings."""
+    if len(users) == 0 or below <= 0:
+        return False
     medians = [np.median(counts[counts > 0]) for counts in (np.bincount(users), np.bincount(items))]
-    return len(users) > 0 and min(medians) < below
+    return bool(min(medians) < below)
 
 
 class SweepProgress:
