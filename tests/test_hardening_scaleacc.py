@@ -142,3 +142,47 @@ def test_summarised_tables_predict_closer_to_every_sample_than_a_few_samples(idl
     r = ds.ratings
     full, few, summarised = (fits[k].predict(r["user_id"], r["item_id"]) for k in (None, 2, 4))
     assert np.sqrt(np.mean((summarised - full) ** 2)) < 0.5 * np.sqrt(np.mean((few - full) ** 2))
+
+
+def test_sampler_reports_its_sweeps_from_every_chain_when_verbose(idle_machine, capsys):
+    rc.Recommender("bayesian", random_state=0, **{**SMALL, "chains": 2, "verbose": True}).fit(make_dataset())
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("Gibbs sampling") and "2 chains" in line for line in lines), lines
+    # the last sweep ends in a chain's own thread, and is reported with the training RMSE
+    assert any("sweep 12/12, training RMSE" in line for line in lines), lines
+    rc.Recommender("bayesian", random_state=0, **SMALL).fit(make_dataset())
+    assert "Gibbs sampling" not in capsys.readouterr().err  # quiet unless verbose
+
+
+def test_prior_scale_is_found_in_few_sweeps_where_most_rows_have_one_rating():
+    from ratecast.models.gibbs import Block, sample
+
+    # 3,000 items, each rated twice for fitting and once for testing, with biases of spread 1 (noise 0.5): the
+    # bias prior's precision must come from the rows' data, not from their draws (which follow the prior)
+    rng = np.random.default_rng(0)
+    n_items, n_users = 3000, 50
+    bias = rng.normal(0, 1, n_items + 1)
+    items = np.repeat(np.arange(1, n_items + 1), 3)
+    users = rng.integers(1, n_users + 1, len(items))
+    y = 3 + bias[items] + rng.normal(0, 0.5, len(items))
+    test = np.arange(len(items)) % 3 == 2
+    post = sample(users[~test], items[~test], y[~test], Block.from_sparse(n_users + 1, []),
+                  Block.from_sparse(n_items + 1, []), rank=1, samples=10, burn_in=5, seed=0)
+    pred = post.w0 + post.user_bias[users] + post.item_bias[items]
+    rmse = np.sqrt(np.mean((pred[test] - y[test]) ** 2))
+    # the Bayes estimate knowing the spreads: each item's mean fitting rating shrunk by 1 / (1 + 0.25 / 2)
+    oracle = 3 + (y[~test].reshape(-1, 2).mean(1) - 3) / 1.125
+    best = np.sqrt(np.mean((oracle - y[test]) ** 2))
+    assert rmse < 1.03 * best, (rmse, best)
+
+
+def test_priors_are_drawn_collapsed_only_where_the_median_user_or_item_is_sparsely_rated():
+    from ratecast.models.bayesian import BayesianConfig, sparse
+
+    rng = np.random.default_rng(0)
+    dense_users, dense_items = rng.integers(1, 50, 5000), rng.integers(1, 80, 5000)  # ~100 and ~60 ratings each
+    sparse_users = rng.integers(1, 2000, 5000)  # ~2.5 ratings a user
+    assert not sparse(dense_users, dense_items, 10)
+    assert sparse(sparse_users, dense_items, 10)
+    assert not sparse(sparse_users, dense_items, 0)  # 0: never
+    assert BayesianConfig.saved_before({"embedding_dim": 8}, 10)["collapse_below"] == 0  # fitted as before
