@@ -326,6 +326,16 @@ def test_a_key_padded_to_whole_blocks_then_masked_ranks_as_the_masked_key():
         np.testing.assert_array_equal(np.asarray(result[0]), np.asarray(want[0]))
 
 
+def _ranking_of_every_user(ds, model):
+    """A fitted ``model``, its scorer and network, every user, their allowed items, the variables a ranking reads
+    and the known rows of its item tables."""
+    rec = rc.Recommender(model, random_state=0, **FAST).fit(ds)
+    scorer, users = rec._scorer, np.arange(1, len(rec.user_index_) + 1)
+    variables = scorer._variables("all")
+    return (rec, scorer, rec.state_.model, users, rec._candidates.allowed(users), variables,
+            scorer.known_rows(variables))
+
+
 @pytest.mark.parametrize("model", ["dot", "biased_dot"])
 def test_ranking_scores_a_product_model_against_its_item_side_made_once(ds, model):
     """A product model's ranking makes its item side once (biases included, the items that are not allowed masked
@@ -335,12 +345,7 @@ def test_ranking_scores_a_product_model_against_its_item_side_made_once(ds, mode
 
     from ratecast import ranking
 
-    rec = rc.Recommender(model, random_state=0, **FAST).fit(ds)
-    scorer, m = rec._scorer, rec.state_.model
-    users = np.arange(1, len(rec.user_index_) + 1)
-    allowed = rec._candidates.allowed(users)
-    variables = scorer._variables("all")
-    known = scorer.known_rows(variables)
+    rec, scorer, m, users, allowed, variables, known = _ranking_of_every_user(ds, model)
     allowed.items[[0, 3]] = False  # two items no user may get
     table = scorer._product_table(variables, known, allowed.items)
     n = m.n_items - 1
@@ -372,12 +377,7 @@ def test_ranking_gives_other_models_their_item_tables_sliced_once(ds, model):
     (sliced once per ranking) and slices none of them itself; the same lists and ratings as when it slices them."""
     import jax
 
-    rec = rc.Recommender(model, random_state=0, **FAST).fit(ds)
-    scorer, m = rec._scorer, rec.state_.model
-    users = np.arange(1, len(rec.user_index_) + 1)
-    allowed = rec._candidates.allowed(users)
-    variables = scorer._variables("all")
-    known = scorer.known_rows(variables)
+    rec, scorer, m, users, allowed, variables, known = _ranking_of_every_user(ds, model)
     assert sorted(known) == sorted(v.path for v in m.known_row_variables()) and known
     for v in m.known_row_variables():
         np.testing.assert_array_equal(np.asarray(known[v.path]), np.asarray(v.value)[1:])
