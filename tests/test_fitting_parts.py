@@ -77,7 +77,7 @@ def test_implicit_heads_fitted_at_once_give_the_same_model_as_one_after_the_othe
     monkeypatch.setattr(Fitter, "concurrent", False)
     from ratecast.models import implicit
 
-    for part in ("ItemItemHead", "SampledHeads", "SetHead"):
+    for part in ("FitItemItem", "FitSampledHeads", "FitSetHead"):
         monkeypatch.setattr(getattr(implicit, part), "concurrent", False)
     apart = rc.Recommender("implicit", random_state=0, verbose=0, **options).fit(train)
     users = test.ratings["user_id"].unique()[:5]

@@ -307,7 +307,7 @@ def test_a_chain_of_known_users_fold_ins_writes_their_rows_not_the_whole_user_ta
     # many users, so that the per-user tables are much larger than what one user's fold-in computes
     rec = fitted("implicit", data).update(frame([(f"n{k}", 101 + k % 24, 3) for k in range(600)]))
     m = rec.state_.model
-    table_bytes = sum(np.asarray(rec.state_.value(getattr(m, name))).nbytes for name in m.user_tables)
+    table_bytes = sum(np.asarray(rec.state_.value(table)).nbytes for table in m.user_tables().values())
     current = rec
     for k in range(3):  # as the server chains them, each from the one the previous call returned
         current = current.update(frame([(5, 101 + k, 4), (7, 110 + k, 2)]))
@@ -318,7 +318,7 @@ def test_a_chain_of_known_users_fold_ins_writes_their_rows_not_the_whole_user_ta
     finally:
         tracemalloc.stop()
     assert peak < table_bytes / 8  # not a copy of each whole table
-    sets, before = (np.asarray(r.state_.value(m.item_sets)) for r in (current, rec))
+    sets, before = (np.asarray(r.state_.value(m.sets.items)) for r in (current, rec))
     u5, u7 = current.user_index_.index([5, 7])
     item = current.item_index_.index
     assert set(item([101, 102, 103, 115])) <= set(sets[u5]) and item([116])[0] in set(sets[u7])
@@ -391,7 +391,7 @@ def test_a_users_list_contracts_the_whole_item_table_not_a_slice_of_it(name, dat
     m = fitted(name, data).model_
     program = jax.make_jaxpr(lambda users: m.score_items(users))(np.array([1], "int32"))
     operands = {tuple(v.aval.shape) for e in program.jaxpr.eqns if e.primitive.name == "dot_general" for v in e.invars}
-    for table in [m.item_embedding] + ([m.pick_factors] if name == "implicit" else []):  # implicit: its pick head's
-        assert tuple(table.embeddings.shape) in operands
+    for table in [m.item_embedding.embeddings] + ([m.pick.factors] if name == "implicit" else []):  # implicit: its
+        assert tuple(table.shape) in operands  # pick head's too
     n = len(fitted(name, data).item_index_)
     assert np.asarray(m.score_items(np.array([1, 2], "int32"))).shape[:2] == (2, n)

@@ -24,7 +24,7 @@ from ratecast.state import FittedState, STORED, meta_schema, migrate
 from synthetic import make_dataset
 
 DATA = Path(__file__).parent / "data"
-FORMATS = ["biased_dot_v2", "biased_dot_v3", "implicit_v3"]
+FORMATS = ["biased_dot_v2", "biased_dot_v3", "implicit_v3", "implicit_large_v3"]
 
 
 def copy_of(name, tmp_path):
@@ -36,9 +36,14 @@ def expected(name):
 
 
 def assert_predicts_as_saved(rec, name):
+    """The predictions, and the top-5 lists where they were kept (every part of the model is read for them)."""
     exp = expected(name)
     users, items = zip(*exp["pairs"])
     np.testing.assert_allclose(rec.predict(list(users), list(items)), exp["predictions"], atol=1e-5, rtol=0)
+    for user, top in exp.get("lists", {}).items():
+        got = rec.recommend(int(user), k=5)
+        assert list(got["item_id"]) == top["items"], user
+        np.testing.assert_allclose(got["score"], top["scores"], atol=1e-5, rtol=0)
 
 
 def edit(folder, change, name="recommender.json"):
@@ -98,9 +103,36 @@ def test_migrate_brings_format_2_to_the_current_format():
     assert new["training_config"] == split_params(old["model"], old["params"])[1].to_dict()
     assert set(new["keras_config"]) == {"global_mean", "item_feature_dim", "user_feature_dim", "seed", "name"}
     assert migrate(new, path) is new
-    with pytest.raises(IntegrityError, match=r"recommender.json: format_version 1 is not supported \(expected 2 or "
-                                             r"3\); retrain"):
+    with pytest.raises(IntegrityError, match=r"recommender.json: format_version 1 is not supported \(expected 2, 3 "
+                                             r"or 4\); retrain"):
         migrate({**old, "format_version": 1}, path)
+
+
+@pytest.mark.parametrize("name", ["implicit_v3", "implicit_large_v3"])
+def test_a_model_saved_before_its_parts_were_layers_loads_every_part_and_saves_in_todays_layout(name, tmp_path):
+    rec = rc.Recommender.load(DATA / name)  # its heads' weights were kept in the model itself
+    assert_predicts_as_saved(rec, name)
+    rec.save(tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "recommender.json").read_text())["format_version"] == 4
+    assert rec.model_.weights_saved_by(4) is None  # today's layout: Keras's own
+    assert_predicts_as_saved(rc.Recommender.load(tmp_path / "again"), name)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.pop("vars/3"), r"the saved model's layout has datasets \['vars/3'\] that the file does not hold"),
+    (lambda f: f.create_dataset("vars/99", data=np.zeros(2, "float32")), r"the file holds \['vars/99'\]"),
+    (lambda f: (f.pop("vars/2"), f.create_dataset("vars/2", data=np.zeros((25, 4), "float32"))),
+     r"dataset 'vars/2' holds \(25, 4\) float32 where the saved sizes declare \(25, 3\) float32"),
+])
+def test_a_weights_file_of_an_older_layout_is_checked_before_it_is_read(change, message, tmp_path):
+    import h5py
+
+    folder = copy_of("implicit_large_v3", tmp_path)
+    with h5py.File(folder / "model.weights.h5", "a") as f:
+        change(f)
+    manifest.write(folder)
+    with pytest.raises(IntegrityError, match=r"model.weights.h5: " + message):
+        rc.Recommender.load(folder)
 
 
 # --- 2. one table says how each field is stored --------------------------------------------------------------------

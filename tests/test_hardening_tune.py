@@ -173,9 +173,9 @@ def test_liked_is_one_level_of_the_scale_for_evaluation_tuning_and_the_implicit_
     model.build_now()
     r = train.ratings
     users, items = r["user_id"].to_numpy(), r["item_id"].to_numpy() - 100  # indices 1.. as the model's
-    model.fill_sets(*model.padded_ratings(users, items, r["rating"].to_numpy())[:2])
+    model.sets.fill(*model.padded_ratings(users, items, r["rating"].to_numpy())[:2])
     assert model.liked_rating == liked
-    sets, weights = np.asarray(model.item_sets), np.asarray(model.set_weights_table)
+    sets, weights = np.asarray(model.sets.items), np.asarray(model.sets.values)
     weight_of = {(u, i): w for u in range(len(sets)) for i, w in zip(sets[u], weights[u]) if i}
     got = np.array([weight_of[(u, i)] for u, i in zip(users, items)])
     assert np.array_equal(got == 1.0, r["rating"].to_numpy() >= liked)

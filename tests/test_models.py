@@ -28,34 +28,35 @@ def numpy_forward(rec, u_idx, i_idx):
     U = np.asarray(m.user_embedding.embeddings)
     V = np.asarray(m.item_embedding.embeddings)
     if rec.model == "implicit":
-        sets, w = np.asarray(m.item_sets)[u_idx], np.asarray(m.set_weights_table)[u_idx]
+        sets, w = np.asarray(m.sets.items)[u_idx], np.asarray(m.sets.values)[u_idx]
         Y = np.asarray(m.implicit_factors.embeddings)
         count = np.maximum((sets > 0).sum(1, keepdims=True), 1)
         rep = U[u_idx] + (Y[sets] * w[..., None]).sum(1) / np.sqrt(count)
         bu = np.asarray(m.user_bias.embeddings)[:, 0]
         bi = np.asarray(m.item_bias.embeddings)[:, 0]
         rating = m.global_mean + bu[u_idx] + bi[i_idx] + (rep * V[i_idx]).sum(1)
-        logits = rep @ np.asarray(m.pick_factors.embeddings)[1:].T + np.asarray(m.pick_bias.embeddings)[1:, 0]
+        logits = rep @ np.asarray(m.pick.factors)[1:].T + np.asarray(m.pick.bias)[1:, 0]
         rows = np.arange(len(i_idx))
         picked = logits[rows, i_idx - 1]
         logp = picked - np.log(np.exp(logits).sum(1))
         z = (picked - logits.mean(1)) / np.maximum(logits.std(1), 1e-3)
         if m.uses_item_item and m.item_item_low_rank:  # x - (x P) / diag(P), with P = diag(1/D) - U U^T
-            U, inv_d = np.asarray(m.item_item), np.asarray(m.item_item_inv_d)
+            U, inv_d = np.asarray(m.item_item.weights_table), np.asarray(m.item_item.inv_d)
             x = np.zeros((len(rows), m.n_items))
             np.add.at(x, (np.repeat(rows, sets.shape[1]), sets.ravel()), w.ravel())
             x[:, 0] = 0.0
             p_diag = inv_d - (U * U).sum(1)
             ii = (x - (x * inv_d - x @ U @ U.T) / p_diag)[rows, i_idx]
         elif m.uses_item_item:
-            B = np.asarray(m.item_item)
+            B = np.asarray(m.item_item.weights_table)
             ii = np.array([(w[r] * B[sets[r], i_idx[r]]).sum() for r in rows])
         if m.uses_item_item:
-            stats = np.asarray(m.item_item_stats)[u_idx]
+            stats = np.asarray(m.item_item.stats)[u_idx]
             a = m.cfg.item_item_weight
             z = (1 - a) * z + a * (ii - stats[:, 0]) / np.maximum(stats[:, 1], 1e-3)
         if m.uses_set_model:  # the set head (Mult-DAE), on the user's whole weighted set
-            W1, b1, W2, b2, fitted = (np.asarray(v) for v in m.set_model_weights)
+            h = m.set_head
+            W1, b1, W2, b2, fitted = (np.asarray(v) for v in (h.w1, h.b1, h.w2, h.b2, h.fitted))
             x = np.zeros((len(rows), m.n_items))
             np.add.at(x, (np.repeat(rows, sets.shape[1]), sets.ravel()), w.ravel())
             x[:, 0] = 0.0
@@ -363,7 +364,7 @@ class TestImplicit(ModelContract):
     model = "implicit"
 
     def test_sets_hold_the_training_items_and_leave_the_pair_out(self, fitted):
-        from ratecast.models.implicit import padded_sets
+        from ratecast.models.user_sets import padded_sets
 
         table, value = padded_sets(np.array([1, 1, 2, 1]), np.array([3, 5, 3, 3]), np.array([1.0, 0.5, 1.0, 0.25]),
                                    3, 4, seed=0)
@@ -374,7 +375,7 @@ class TestImplicit(ModelContract):
         assert (capped[1] > 0).sum() == 4 and len(set(capped[1])) == 4
         m = fitted.model_
         u = 1
-        own = np.asarray(m.item_sets)[u]
+        own = np.asarray(m.sets.items)[u]
         item = int(own[own > 0][0])
         users, items = np.array([u], "int32"), np.array([item], "int32")
         full = np.asarray(m.representation(users))
@@ -383,7 +384,7 @@ class TestImplicit(ModelContract):
         clone.set_weights(m.get_weights())
         left_out = np.asarray(clone.representation(users, items, training=True))
         Y, P = np.asarray(m.implicit_factors.embeddings), np.asarray(m.user_embedding.embeddings)
-        w = np.asarray(m.set_weights_table)[u]
+        w = np.asarray(m.sets.values)[u]
         rest = (own > 0) & (own != item)
         expected = P[u] + (Y[own[rest]] * w[rest][:, None]).sum(0) / np.sqrt(max(rest.sum(), 1))
         np.testing.assert_allclose(left_out[0], expected, rtol=1e-4, atol=1e-5)
@@ -398,12 +399,12 @@ class TestImplicit(ModelContract):
         m = rec.model_
         u = rec.user_index_.index(["newcomer"])[0]
         value = rec.state_.value  # the per-user arrays of the state a fold-in derived
-        row, weight = np.asarray(value(m.item_sets))[u], np.asarray(value(m.set_weights_table))[u]
+        row, weight = np.asarray(value(m.sets.items))[u], np.asarray(value(m.sets.values))[u]
         got = dict(zip(row[row > 0], weight[row > 0]))
         idx = fitted.item_index_.index(items)
         assert got == {idx[0]: 1.0, idx[1]: m.cfg.low_weight, idx[2]: 1.0, idx[3]: m.cfg.low_weight}
         if m.uses_item_item:
-            assert np.asarray(value(m.item_item_stats))[u, 1] > 0
+            assert np.asarray(value(m.item_item.stats))[u, 1] > 0
 
 
 class TestImplicitLargeCatalogue(TestImplicit):

@@ -119,8 +119,8 @@ def test_networks_neither_sample_nor_loop_over_epochs():
         assert all(isinstance(part, Fitter) for part in cls.fitters), name
         assert cls.trained_by_gradient == (not any(p.replaces_gradient for p in cls.fitters)), name
     assert not MODELS["bayesian"].trained_by_gradient and MODELS["implicit"].trained_by_gradient
-    assert [type(p).__name__ for p in MODELS["implicit"].fitters] == ["ItemSets", "ItemItemHead", "SampledHeads",
-                                                                       "SetHead"]
+    assert [type(p).__name__ for p in MODELS["implicit"].fitters] == ["FillSets", "FitItemItem", "FitSampledHeads",
+                                                                       "FitSetHead"]
     scale = {"minimum": 1.0, "maximum": 5.0, "step": 1.0}
     for name, cls in MODELS.items():
         model = cls({}, 3, 4, rating_scale=scale, seed=0)

@@ -107,13 +107,14 @@ def test_every_head_is_on_and_fitted_above_the_thresholds(large, data):
     m = large.model_
     assert m.n_items - 1 > 5
     assert m.sampled_training and not m.trained_by_gradient  # rating and pick heads: the sampled trainer
-    assert m.uses_item_item and m.item_item_low_rank and tuple(m.item_item.shape) == (m.n_items, 4)
-    assert m.uses_set_model and m.set_model_sampled and float(np.asarray(m.set_model_weights[4])) == 1
-    assert np.abs(np.asarray(m.item_item)).sum() > 0 and np.asarray(m.item_item_stats)[1:, 1].max() > 0
+    assert m.item_item.low_rank and tuple(m.item_item.weights_table.shape) == (m.n_items, 4)
+    assert m.set_model_sampled and float(np.asarray(m.set_head.fitted)) == 1
+    assert np.abs(np.asarray(m.item_item.weights_table)).sum() > 0 and np.asarray(m.item_item.stats)[1:, 1].max() > 0
     assert len(large.history_["loss"]) >= LARGE["sampled_epochs"]  # more passes on data this small
     fresh = type(m).from_config(m.get_config()).build_now()  # the same seeded start, untrained
-    for name in ("pick_factors", "implicit_factors", "item_embedding"):
-        trained, start = (np.asarray(getattr(x, name).embeddings) for x in (m, fresh))
+    for table in (lambda x: x.pick.factors, lambda x: x.implicit_factors.embeddings,
+                  lambda x: x.item_embedding.embeddings):
+        trained, start = (np.asarray(table(x)) for x in (m, fresh))
         assert np.all(np.isfinite(trained)) and not np.allclose(trained, start)
     r = data.test.ratings
     pred = large.predict(r["user_id"], r["item_id"])

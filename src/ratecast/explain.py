@@ -39,8 +39,8 @@ def explain(s, u: int, targets: np.ndarray, items: np.ndarray, ratings: np.ndarr
     padded, y, mask = users.padded()
     given = foldin.table_rows(m, users)
     tables = {}
-    for name in m.user_tables:  # the rows a fold-in would give the user, else the ones they have
-        row = given[name][1][0] if name in given else np.asarray(s.value(getattr(m, name)))[u]
+    for name, table in m.user_tables().items():  # the rows a fold-in would give the user, else the ones they have
+        row = given[name][1][0] if name in given else np.asarray(s.value(table))[u]
         tables[name] = np.repeat(row[None], padded.shape[0], axis=0)
     design = m.fold_in_design(padded, tables)
     features = None

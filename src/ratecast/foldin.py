@@ -241,14 +241,14 @@ def gather_users(state: FittedState, user_ids: np.ndarray, items: np.ndarray, ra
 
 # --- the solves ----------------------------------------------------------------------------------------------------
 def table_rows(model, users: Users) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The :attr:`user_tables` rows :meth:`fold_in_rows` gives the users, by name: (which users got one, their
+    """The :meth:`user_tables` rows :meth:`fold_in_rows` gives the users, by name: (which users got one, their
     rows stacked); a user left out keeps the row they have."""
     per_user = [model.fold_in_rows(i, r, bool(k)) for i, r, k in zip(users.items, users.ratings, users.known)]
+    tables = model.user_tables()
     out = {}
     for name in dict.fromkeys(name for rows in per_user for name in rows):
         got = np.array([name in rows for rows in per_user])
-        out[name] = (got, np.stack([rows[name] for rows in per_user if name in rows]).astype(
-            getattr(model, name).dtype))
+        out[name] = (got, np.stack([rows[name] for rows in per_user if name in rows]).astype(tables[name].dtype))
     return out
 
 
@@ -720,8 +720,9 @@ def solve_users(state: FittedState, users: Users, noise: Callable[[], float], fe
     m = state.model
     n = len(users.rows)
     overlay = {v.path: state.value(v) for v in m.user_variables()}
+    user_tables = m.user_tables()
     for name, (got, block) in table_rows(m, users).items():
-        var = getattr(m, name)
+        var = user_tables[name]
         overlay[var.path] = _set_rows(overlay[var.path], users.rows[got], block, used, new_used)
     features = fill = None
     if m.user_feature_table is not None:
@@ -747,7 +748,7 @@ def solve_users(state: FittedState, users: Users, noise: Callable[[], float], fe
             rows = np.concatenate([sub.rows, np.zeros(U - len(idx), "int64")])  # padding users read row 0
             feats = None if features is None else np.concatenate(
                 [features[idx], np.repeat(fill, U - len(idx), axis=0)]).astype("float32")
-            tables = {name: np.asarray(overlay[getattr(m, name).path])[rows] for name in m.user_tables}
+            tables = {name: np.asarray(overlay[var.path])[rows] for name, var in user_tables.items()}
             design = m.fold_in_design(items, tables)
             if design is not None:
                 solved = block_ridge(design[0], design[1], ratings, mask, prior, prior.means(feats, U),

@@ -49,7 +49,7 @@ from .similarity import cosine_similarities, top_k
 FILE = "lookup.npz"
 META = "recommender.json"  # as ratecast.state writes it
 ITEMS = "items.parquet"
-FORMAT_VERSION = 3  # the recommender.json format whose ids and scale a lookup reads
+FORMATS = (3, 4)  # the recommender.json formats whose ids and scale a lookup reads (4 changed only weights)
 DEPTH = 50  # entries of every stored list: answers k <= 50 (any k when a user's list is the whole catalogue)
 #: lists are stored only where ranking every item for every user at save time stays cheap (users x items pairs; ML-10M
 #: has 0.7e9, ML-25M 9.6e9): beyond it a save stores none (depth 0) and recommend asks the full model
@@ -176,7 +176,7 @@ class SavedLookup:
         read = (META, FILE, ITEMS) if (path / ITEMS).exists() else (META, FILE)
         manifest.verify(path, required=(META, FILE), only=read)
         meta = read_json_object(path / META)
-        if meta.get("format_version") != FORMAT_VERSION:
+        if meta.get("format_version") not in FORMATS:
             return None  # an older format: the full loader migrates it
         where = path / META
         users, items = _index(meta, "user_ids", where), _index(meta, "item_ids", where)

@@ -44,7 +44,7 @@ from .integrity import (ArrayHeader, NoneType, check_fields, finite, h5_headers,
 from .io import read_json_object
 from .models import MODELS, ModelConfig, RatingModel, TrainingConfig, split_params
 
-FORMAT_VERSION = 3  # older formats load through migrate()
+FORMAT_VERSION = 4  # older formats load through migrate()
 META = "recommender.json"
 BLEND_META = "blend.json"  # what a saved Blend holds instead (ratecast.blend)
 WEIGHTS = "model.weights.h5"
@@ -202,9 +202,10 @@ class FittedState:
                                        path=str(folder))
             raise MissingFileError(f"not a saved ratecast model (no {META})", path=str(folder))
         manifest.verify(folder, required=(META, WEIGHTS, ARRAYS))
-        meta = migrate(read_json_object(folder / META), folder / META)
+        saved = read_json_object(folder / META)
+        meta = migrate(saved, folder / META)
         check_fields(meta, meta_schema(), folder / META)
-        src = Source(folder, meta, {})
+        src = Source(folder, meta, {}, saved_format=saved["format_version"])
         # the model last: everything it is built from is checked first
         is_model = {name: isinstance(stored, Weights) for name, stored in STORED.items()}
         for name in [n for n in STORED if not is_model[n]]:
@@ -234,6 +235,7 @@ class Source:
     meta: dict[str, Any]
     loaded: dict[str, Any]
     arrays_read: set[str] = field(default_factory=set)
+    saved_format: int = FORMAT_VERSION  # the format the folder was written in (``meta`` is migrated to the current)
 
     @property
     def path(self) -> Path:
@@ -398,10 +400,14 @@ class Weights:
                   "n_items": loaded["item_index"].size, "rating_scale": loaded["rating_scale"].to_dict(),
                   "random_init": False}
         name = loaded["model_name"]
-        check_weight_shapes(src.folder, name, config)
+        check_weight_shapes(src.folder, name, config, src.saved_format)
         try:
             model = build_model(name, config)
-            model.load_weights(src.folder / WEIGHTS)
+            where = model.weights_saved_by(src.saved_format)
+            if where is None:
+                model.load_weights(src.folder / WEIGHTS)
+            else:
+                read_weights(src.folder / WEIGHTS, where)
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise IntegrityError(f"{src.folder / WEIGHTS}: weights do not fit the saved model ({exc})") from None
         bad = [w.path for w in model.weights if not np.isfinite(np.asarray(w)).all()]
@@ -414,28 +420,55 @@ def build_model(name: str, config: dict[str, Any]) -> RatingModel:
     return MODELS[name].from_config(config).build_now()
 
 
-def declared_weights(name: str, config: dict[str, Any]) -> list[tuple[tuple[int, ...], str]]:
+def declared_weights(name: str, config: dict[str, Any], version: int = FORMAT_VERSION
+                     ) -> tuple[list[tuple[tuple[int, ...], str]], dict[str, int | None] | None]:
     """(shape, dtype) of every weight the model ``name`` built from ``config`` would have, found by tracing its
-    construction abstractly: nothing is allocated."""
+    construction abstractly: nothing is allocated. With them, where a weights file of format ``version`` holds each
+    one (:meth:`~ratecast.models.base.RatingModel.weights_saved_by`: dataset path -> position among the weights,
+    None for a dataset left unread), or None where the file is laid out as Keras lays out the model today."""
     import jax
 
+    layout: list[dict[str, int | None] | None] = [None]
+
     def weights():
-        return [w.value for w in MODELS[name].from_config(config).build_now().weights]
+        model = MODELS[name].from_config(config).build_now()
+        where = model.weights_saved_by(version)
+        if where is not None:
+            position = {id(w): k for k, w in enumerate(model.weights)}
+            layout[0] = {path: None if w is None else position[id(w)] for path, w in where.items()}
+        return [w.value for w in model.weights]
 
     with memory.declaring_only():
         shapes = jax.eval_shape(weights)
-    return [(tuple(int(s) for s in w.shape), str(w.dtype)) for w in shapes]
+    return [(tuple(int(s) for s in w.shape), str(w.dtype)) for w in shapes], layout[0]
 
 
-def check_weight_shapes(folder: Path, name: str, config: dict[str, Any]) -> None:
+def read_weights(path: Path, where: dict[str, Any]) -> None:
+    """Assign each variable of ``where`` (dataset path -> variable, None: left unread) its dataset of the HDF5 file
+    ``path`` (a weights file laid out by an older format; shapes checked by :func:`check_weight_shapes`)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        for name, variable in where.items():
+            if variable is not None:
+                variable.assign(np.asarray(f[name]))
+
+
+def check_weight_shapes(folder: Path, name: str, config: dict[str, Any], version: int = FORMAT_VERSION) -> None:
     """The weights the saved settings declare are exactly the datasets ``WEIGHTS`` holds (shapes from the file's
-    headers), so that building the model allocates no more than the file holds."""
+    headers), so that building the model allocates no more than the file holds. A file of an older layout
+    (``version``, see :func:`declared_weights`) holds each weight at its path there, and nothing else."""
     path = folder / META
-    held = Counter((h.shape, str(h.dtype)) for h in h5_headers(folder / WEIGHTS).values())
+    headers = h5_headers(folder / WEIGHTS)
+    held = Counter((h.shape, str(h.dtype)) for h in headers.values())
     try:
-        declared = Counter(declared_weights(name, config))
+        shapes, layout = declared_weights(name, config, version)
     except (ValueError, TypeError, KeyError) as exc:
         raise IntegrityError(f"{path}: invalid model settings ({exc})") from None
+    if layout is not None:
+        check_layout(folder / WEIGHTS, headers, shapes, layout)
+        return
+    declared = Counter(shapes)
     if declared != held:
         sizes = {k: config[k] for k in ("n_users", "n_items", "item_feature_dim", "user_feature_dim")}
         sizes.update({k: v for k, v in config["config"].items() if isinstance(v, int) and not isinstance(v, bool)})
@@ -446,6 +479,22 @@ def check_weight_shapes(folder: Path, name: str, config: dict[str, Any]) -> None
         raise IntegrityError(
             f"{path}: the saved sizes ({', '.join(f'{k}={v}' for k, v in sizes.items())}) declare weights "
             f"{_shapes(missing)} that {WEIGHTS} does not hold (it holds {_shapes(extra) or 'no others'} instead)")
+
+
+def check_layout(path: Path, headers: dict[str, ArrayHeader], shapes: list[tuple[tuple[int, ...], str]],
+                 layout: dict[str, int | None]) -> None:
+    """The weights file ``path`` of an older layout holds exactly the datasets of ``layout`` (path -> position in
+    ``shapes``, None: a dataset left unread), each of its weight's shape and dtype."""
+    missing, extra = sorted(set(layout) - set(headers)), sorted(set(headers) - set(layout))
+    require(not missing, path, f"the saved model's layout has datasets {missing} that the file does not hold")
+    require(not extra, path, f"the file holds {extra}, which the saved model's layout does not have")
+    for dataset, k in layout.items():
+        if k is not None:
+            held = (headers[dataset].shape, str(headers[dataset].dtype))
+            require(held == shapes[k], path, f"dataset {dataset!r} holds {_shapes([held])} where the saved sizes "
+                                             f"declare {_shapes([shapes[k]])}")
+    placed = sorted(k for k in layout.values() if k is not None)
+    require(placed == list(range(len(shapes))), path, "the saved model's layout does not place every weight once")
 
 
 def _shapes(items: list[tuple[tuple[int, ...], str]]) -> str:
@@ -599,7 +648,11 @@ def meta_schema() -> dict[str, tuple[type, ...]]:
 def migrate(meta: dict[str, Any], path: Path) -> dict[str, Any]:
     """The contents of a ``META`` of any supported format, as the current format writes them.
 
-    * Format 3 (current): the resolved model and training configs are saved; loading reads them alone.
+    * Format 4 (current): as format 3; a model whose weights moved into layers of their own (``implicit``'s heads)
+      lays them out as Keras does today.
+    * Format 3: the resolved model and training configs are saved; loading reads them alone. Its weights file lays
+      out some models' weights as they were then (:meth:`~ratecast.models.base.RatingModel.weights_saved_by` says
+      where each dataset goes).
     * Format 2 kept the resolved model config in ``keras_config["config"]`` (with the vocabulary sizes and rating
       scale, which format 3 takes from their own fields) and no training config. Its training config is resolved from
       the saved ``params`` with this version's training defaults, as format 2 itself did on load: a record of how the
@@ -608,7 +661,9 @@ def migrate(meta: dict[str, Any], path: Path) -> dict[str, Any]:
     version = meta.get("format_version")
     if version == FORMAT_VERSION:
         return meta
-    require(version == 2, path, f"format_version {version!r} is not supported (expected 2 or {FORMAT_VERSION}); "
+    if version == 3:
+        return {**meta, "format_version": FORMAT_VERSION}
+    require(version == 2, path, f"format_version {version!r} is not supported (expected 2, 3 or {FORMAT_VERSION}); "
                                 "retrain and save the model with this ratecast version")
     kc = meta.get("keras_config")
     require(isinstance(kc, dict) and isinstance(kc.get("config"), dict), path,

@@ -51,9 +51,6 @@ class RatingModel(keras.Model):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     #: layers that hold one row per user (fitted alone by ``fold_in``)
     user_layers: ClassVar[tuple[str, ...]] = ("user_embedding",)
-    #: other per-user weights (attribute names; one row per user index) that ``fold_in`` fills from a user's
-    #: ratings through :meth:`fold_in_rows` rather than fitting them
-    user_tables: ClassVar[tuple[str, ...]] = ()
     #: whether the user and item tables are vectors worth comparing (similar items, maps)
     has_vectors: ClassVar[bool] = True
     #: the parts fitted apart from the training engine, in order (:mod:`ratecast.models.fitting`)
@@ -232,17 +229,22 @@ class RatingModel(keras.Model):
         return clone
 
     # --- fold-in hooks (see :mod:`ratecast.foldin`) --------------------------------------------------------------
+    def user_tables(self) -> dict[str, Any]:
+        """Other per-user weights (one row per user index), by name, that ``fold_in`` fills from a user's ratings
+        through :meth:`fold_in_rows` rather than fitting them. None by default."""
+        return {}
+
     def user_variables(self) -> list:
         """Every weight with one row per user index: the :attr:`user_layers` tables, the user feature table and the
-        :attr:`user_tables`. ``fold_in`` gives a new state new arrays for these only."""
+        :meth:`user_tables`. ``fold_in`` gives a new state new arrays for these only."""
         out = [getattr(self, name).embeddings for name in self.user_layers]
         if self.user_feature_table is not None:
             out.append(self.user_feature_table)
-        return out + [getattr(self, name) for name in self.user_tables]
+        return out + list(self.user_tables().values())
 
     def fold_in_rows(self, items: np.ndarray, ratings: np.ndarray, known: bool) -> dict[str, np.ndarray]:
-        """Rows of :attr:`user_tables` for a user with these ratings (item indices, ratings), by attribute name;
-        ``known``: the user has rows already (a table left out keeps its row). Nothing by default."""
+        """Rows of :meth:`user_tables` for a user with these ratings (item indices, ratings), by name; ``known``:
+        the user has rows already (a table left out keeps its row). Nothing by default."""
         return {}
 
     def fold_in_design(self, items: np.ndarray, rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -308,6 +310,14 @@ class RatingModel(keras.Model):
     def table_rows(layer) -> np.ndarray:
         """A row table's rows of the known ids (indices 1..), as float32."""
         return np.asarray(layer.embeddings, "float32")[1:]
+
+    # --- saved weights ----------------------------------------------------------------------------------------
+    def weights_saved_by(self, version: int) -> dict[str, Any] | None:
+        """For a weights file written by saved-model format ``version``: the variable each of its datasets (by
+        path) goes to, None for a dataset of a part that no longer exists (left unread). None (the default): the
+        file is laid out as the model's own Keras weights are today (a model whose layout changes says here how
+        older files were laid out)."""
+        return None
 
     # --- embeddings -------------------------------------------------------------------------------------------
     def item_vectors(self) -> np.ndarray:

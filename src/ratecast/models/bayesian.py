@@ -343,7 +343,8 @@ class BayesianModel(BiasedDotModel):
         self.user_day_bias = self.add_weight(shape=(self.n_users, width), initializer="zeros", trainable=False,
                                              name="user_day_bias")
 
-    user_tables = ("user_days", "user_day_bias")
+    def user_tables(self) -> dict:
+        return {"user_days": self.user_days, "user_day_bias": self.user_day_bias}
 
     def offset(self):
         return self.global_bias

@@ -2,13 +2,15 @@
 
 User representation (SVD++'s implicit feedback): the user vector plus the normalised sum of implicit factors of the
 items the user rated in training, ``p_u + |N(u)|^-1/2 sum_{j in N(u)} w_uj y_j``, where items rated below the
-"liked" level weigh ``low_weight`` (``w_uj`` = 1 otherwise). The item sets are taken from the training ratings in
-:class:`ItemSets` and held on the device as padded ``(n_users, max_items)`` tables.
+"liked" level weigh ``low_weight`` (``w_uj`` = 1 otherwise). The item sets are taken from the training ratings by
+:class:`FillSets` and held on the device as padded ``(n_users, max_items)`` tables (the layer
+:class:`~ratecast.models.user_sets.UserSets`).
 
 Two heads share that representation:
 
 * rating: ``mu + b_u + b_i + <rep_u, q_i>``, trained with a squared error (what ``predict`` returns);
-* interaction: ``log softmax_i(<rep_u, w_i> + c_i)`` over the whole catalogue, trained on each training pair with
+* interaction: ``log softmax_i(<rep_u, w_i> + c_i)`` over the whole catalogue (the layer
+  :class:`~ratecast.models.pick_head.PickHead`), trained on each training pair with
   the pair's item left out of the user's set and the rest dropped at random (a denoising, leave-one-out
   objective); pairs rated below the "liked" level weigh ``low_weight``.
 
@@ -20,15 +22,17 @@ the weighted set, L2-normalised and dropout-corrupted, through a ``tanh`` layer 
 logits over the catalogue, trained on the multinomial log-likelihood of the user's weighted set (one example per
 user, Adam, ``set_model_epochs`` passes).
 
-The network computes the heads; the parts fitted apart from the training engine are :class:`ItemSets` (the sets
-and the item-item head) and :class:`SetHead`. After gradient training the sets are refilled from every rating the
-user gave in training, the validation share included, and the item-item and set heads are fitted on them.
+Each head but the rating head is a layer of its own, which the model holds and blends; the item-item and set heads
+are left out (None) when their weight in the blend is 0. The parts fitted apart from the training engine are
+:class:`FillSets` (the sets, and the item-item head on them before gradient training), :class:`FitItemItem`,
+:class:`FitSampledHeads` and :class:`FitSetHead`. After gradient training the sets are refilled from every rating
+the user gave in training, the validation share included, and the item-item and set heads are fitted on them.
 
 Large catalogues: every head runs at every size; what changes with the catalogue is how each is fitted, by one rule
 per head on the number of known items (``n``), each with its own option:
 
 * ``n > softmax_max_items``: the rating and pick heads are not trained pair by pair by the training engine (a
-  whole-catalogue softmax per pair); :class:`SampledHeads` trains them by batches of users with a sampled softmax,
+  whole-catalogue softmax per pair); :class:`FitSampledHeads` trains them by batches of users with a sampled softmax,
   log-Q corrected (:mod:`ratecast.models.sampled`), for ``sampled_epochs`` passes (more on data too small for them
   to make ``sampled.MIN_STEPS`` steps), on every training rating;
 * ``n > item_item_max_items``: the item-item head is EASE with a diagonal-plus-low-rank Gram matrix (rank
@@ -61,12 +65,15 @@ from ..memory import available_memory, readable
 from ..search_space import Float, Int
 from .base import RatingModel, register
 from .config import Dim, Fraction, LearningRate, Loss, ModelConfig, NonNegative, PositiveInt, Share, at_most, config
-from .layers import embedding, fast_uniform, item_dots
+from .layers import embedding, item_dots, standardise
 from .fitting import Fitter, Ratings, report
 from . import item_item as ii
 from . import sampled
+from .item_item import ItemItemHead
 from .outputs import PickOutput
-from .set_head import fit_set_head, set_logits
+from .pick_head import PickHead
+from .set_head import SetHead, fit_set_head
+from .user_sets import Chosen, UserSets, padded_sets
 
 
 @config
@@ -148,74 +155,13 @@ class ImplicitConfig(ModelConfig):
                              f"{self.set_model_weight!r}")
 
 
-def padded_sets(users: np.ndarray, items: np.ndarray, values: np.ndarray, n_users: int, width: int,
-                seed: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's distinct items as a row of ``width`` indices (0 = padding), with each item's value (the last one
-    given for a repeated pair) beside it; a seeded sample of a user's items when there are more than ``width``."""
-    users, items = np.asarray(users, "int64"), np.asarray(items, "int64")
-    span = int(items.max(initial=0)) + 1
-    keys = users * span + items
-    last = len(keys) - 1 - np.unique(keys[::-1], return_index=True)[1]  # position of each pair's last occurrence
-    order = last[np.random.default_rng(seed).permutation(len(last))]  # which items a capped user keeps
-    order = order[np.argsort(users[order], kind="stable")]
-    u, i, v = users[order], items[order], np.asarray(values)[order]
-    rank = np.arange(len(u)) - np.searchsorted(u, u)
-    keep = rank < width
-    table = np.zeros((n_users, width), "int32")
-    table[u[keep], rank[keep]] = i[keep]
-    value = np.zeros((n_users, width), "float32")
-    value[u[keep], rank[keep]] = v[keep]
-    return table, value
-
-
-def _standardise(x, mean, std):
-    """(x - mean) / std, with a floor under std so that a flat row stays flat rather than amplifying rounding."""
-    return (x - mean) / ops.maximum(std, 1e-3)
-
-
 def _table(rows: int, width: int, init, name: str) -> keras.layers.Embedding:
     layer = keras.layers.Embedding(rows, width, embeddings_initializer=init, name=name)
     layer.build()
     return layer
 
 
-@dataclasses.dataclass(frozen=True)
-class Chosen:
-    """A batch of users' weighted sets: ``sets`` and ``mask`` (batch, width; 0 at padding and at what training
-    drops), the number of items kept per user (batch, 1), and, on catalogues small enough, the same as a dense
-    (batch, items) matrix (None above ``softmax_max_items``: products then read the rows of the user's items)."""
-
-    sets: object
-    mask: object
-    count: object
-    dense: object = None
-
-    def times(self, table):
-        """The weighted sets times ``table`` (items, k): (batch, k)."""
-        if self.dense is not None:
-            return ops.matmul(self.dense, table)
-        return ops.einsum("bw,bwk->bk", self.mask, ops.take(table, self.sets, axis=0))
-
-    def norm(self):
-        """Each set's L2 norm (batch, 1), floored."""
-        return ops.sqrt(ops.maximum(ops.sum(self.mask * self.mask, axis=1, keepdims=True), 1e-12))
-
-    def value_of(self, items):
-        """The weight of each of ``items`` (batch, k) in the user's set (0 where absent)."""
-        hit = ops.cast(ops.expand_dims(self.sets, 1) == ops.expand_dims(ops.cast(items, "int32"), 2), "float32")
-        return ops.sum(hit * ops.expand_dims(self.mask, 1), axis=-1)
-
-    def matrix(self, n_items: int):
-        """The weighted sets as a dense (batch, items) matrix."""
-        if self.dense is not None:
-            return self.dense
-        b, width = ops.shape(self.sets)
-        rows = ops.repeat(ops.arange(b, dtype="int32"), width)
-        at = ops.stack([rows, ops.reshape(self.sets, (-1,))], axis=1)
-        return ops.scatter(at, ops.reshape(self.mask, (-1,)), (b, n_items))
-
-
-class ItemSets(Fitter):
+class FillSets(Fitter):
     """The users' implicit sets: from the ratings the network trains on (with the item-item head's weights) before
     gradient training, then again from every rating the users gave, for the parts after it."""
 
@@ -223,12 +169,13 @@ class ItemSets(Fitter):
         model.check_memory()  # in one line, before anything large is made
         if model.trained_by_gradient:  # (the sampled trainer reads the sets that after() fills)
             table, value, _ = model.padded_ratings(fit.users, fit.items, fit.ratings)
-            model.fill_sets(table, value)
-            model.fit_item_item(table, value)
+            model.sets.fill(table, value)
+            if model.item_item is not None:
+                model.item_item.fit(table, value)
 
     def after(self, model: "ImplicitModel", given: Ratings) -> None:
         table, value, _ = padded_ratings(model, given)
-        model.fill_sets(table, value)
+        model.sets.fill(table, value)
 
 
 def padded_ratings(model: "ImplicitModel", given: Ratings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -237,20 +184,21 @@ def padded_ratings(model: "ImplicitModel", given: Ratings) -> tuple[np.ndarray, 
                          lambda: model.padded_ratings(given.users, given.items, given.ratings))
 
 
-class ItemItemHead(Fitter):
-    """The item-item head (:mod:`ratecast.models.item_item`) on the sets of every rating given."""
+class FitItemItem(Fitter):
+    """The item-item head (:class:`~ratecast.models.item_item.ItemItemHead`) on the sets of every rating given."""
 
     concurrent = True
 
     def after(self, model: "ImplicitModel", given: Ratings) -> None:
-        if model.uses_item_item:
-            kind = f"low-rank EASE, rank {model.item_item_rank}" if model.item_item_low_rank else "EASE"
+        head = model.item_item
+        if head is not None:
+            kind = f"low-rank EASE, rank {head.rank}" if head.low_rank else "EASE"
             report(f"item-item head ({kind}) on {len(given.ratings):,} ratings…")
             table, value, _ = padded_ratings(model, given)
-            model.fit_item_item(table, value)
+            head.fit(table, value)
 
 
-class SampledHeads(Fitter):
+class FitSampledHeads(Fitter):
     """The rating and pick heads over a large catalogue (above ``softmax_max_items``), trained by batches of users
     on a log-Q corrected sampled softmax (:mod:`ratecast.models.sampled`) instead of by the training engine."""
 
@@ -268,9 +216,9 @@ class SampledHeads(Fitter):
         user_bias = (np.bincount(u, residual - item_bias[table[u, i]], minlength=model.n_users)
                      / (np.bincount(u, minlength=model.n_users) + 10.0))
         del u, i, residual
-        layers = {"user": model.user_embedding, "implicit": model.implicit_factors, "pick": model.pick_factors,
-                  "pick_bias": model.pick_bias, "item": model.item_embedding}
-        start = {k: np.asarray(layer.embeddings) for k, layer in layers.items()}
+        tables = {"user": model.user_embedding.embeddings, "implicit": model.implicit_factors.embeddings,
+                  "pick": model.pick.factors, "pick_bias": model.pick.bias, "item": model.item_embedding.embeddings}
+        start = {k: np.asarray(variable) for k, variable in tables.items()}
         start["user_bias"], start["item_bias"] = user_bias[:, None], item_bias[:, None]
         c = model.cfg
         fitted, losses = sampled.fit_pick_and_rating(
@@ -280,21 +228,21 @@ class SampledHeads(Fitter):
             optimizer=c.sampled_optimizer,
             on_pass=lambda k, n, loss: report(f"rating and pick heads (sampled softmax): pass {k}/{n}, "
                                               f"loss {loss:.4f}"))
-        layers.update(user_bias=model.user_bias, item_bias=model.item_bias)
-        for name, layer in layers.items():
-            layer.embeddings.assign(fitted[name].astype("float32"))
+        tables.update(user_bias=model.user_bias.embeddings, item_bias=model.item_bias.embeddings)
+        for name, variable in tables.items():
+            variable.assign(fitted[name].astype("float32"))
         return {"loss": losses}
 
 
-class SetHead(Fitter):
-    """The set head (Mult-DAE, :mod:`ratecast.models.set_head`), fitted after gradient training on the sets of every
-    rating given; above ``set_model_max_items`` by rows and a sampled softmax
+class FitSetHead(Fitter):
+    """The set head (Mult-DAE, :class:`~ratecast.models.set_head.SetHead`), fitted after gradient training on the
+    sets of every rating given; above ``set_model_max_items`` by rows and a sampled softmax
     (:func:`ratecast.models.sampled.fit_set_model`)."""
 
     concurrent = True
 
     def after(self, model: "ImplicitModel", given: Ratings) -> None:
-        if not model.uses_set_model:
+        if model.set_head is None:
             return
         c = model.cfg
         sets, weights, _ = padded_ratings(model, given)
@@ -308,57 +256,41 @@ class SetHead(Fitter):
         else:
             fitted = fit_set_head(sets, weights, model.n_items, c.set_model_hidden, c.set_model_epochs,
                                   c.set_model_l2, c.set_dropout, model.seed_for(7))
-        for variable, value in zip(model.set_model_weights, [*fitted, np.float32(1)]):
-            variable.assign(value)
+        model.set_head.assign_fitted(fitted)
 
 
 @register("implicit", ImplicitConfig)
 class ImplicitModel(RatingModel):
-    """Outputs (rating, log-probability that the user picks the item, ranking key) per pair."""
+    """Outputs (rating, log-probability that the user picks the item, ranking key) per pair.
+
+    Its parts are layers of their own: the users' sets (``sets``, :class:`~ratecast.models.user_sets.UserSets`),
+    the pick head (``pick``, :class:`~ratecast.models.pick_head.PickHead`), the item-item head (``item_item``,
+    :class:`~ratecast.models.item_item.ItemItemHead`; None when ``item_item_weight`` is 0) and the set head
+    (``set_head``, :class:`~ratecast.models.set_head.SetHead`; None when ``set_model_weight`` is 0). The model
+    itself holds the user representation and the rating head, and blends the heads into the ranking key."""
 
     user_layers = ("user_embedding", "user_bias")
-    fitters = (ItemSets(), ItemItemHead(), SampledHeads(), SetHead())
+    fitters = (FillSets(), FitItemItem(), FitSampledHeads(), FitSetHead())
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        d = self.cfg.embedding_dim
-        self.trained_by_gradient = self.trained_by_gradient_at(self.cfg, self.n_items)
+        c, d = self.cfg, self.cfg.embedding_dim
+        self.trained_by_gradient = self.trained_by_gradient_at(c, self.n_items)
         self.user_bias = embedding(self.n_users, 1, "user_bias", None, zeros=True)
         self.item_bias = embedding(self.n_items, 1, "item_bias", None, zeros=True)
         init = (keras.initializers.RandomNormal(stddev=d ** -0.5, seed=self.seed_for(3)) if self.random_init
                 else "zeros")
-        # item tables read whole (not by the batch's item ids), so plain Embedding layers rather than row tables;
-        # layers, so that fold_in can freeze them with everything else that is not the user's
+        # read whole (not by the batch's item ids), so a plain Embedding layer rather than a row table
         self.implicit_factors = _table(self.n_items, d, init, "implicit_factors")
-        self.pick_factors = _table(self.n_items, d, keras.initializers.RandomNormal(
-            stddev=0.01, seed=self.seed_for(4)) if self.random_init else "zeros", "pick_factors")
-        self.pick_bias = _table(self.n_items, 1, "zeros", "pick_bias")
-        self.item_sets = self.add_weight(shape=(self.n_users, self.cfg.max_items), initializer="zeros",
-                                         dtype="int32", trainable=False, name="item_sets")
-        self.set_weights_table = self.add_weight(shape=(self.n_users, self.cfg.max_items), initializer="zeros",
-                                                 trainable=False, name="set_weights")
-        self.set_seed = keras.random.SeedGenerator(self.seed_for(6))
-        # exact: B (items x items); low rank: U (items x rank) beside 1/D (items), with P = diag(1/D) - U U^T
-        if not self.uses_item_item:
-            shape = (1, 1)
-        elif self.item_item_low_rank:
-            shape = (self.n_items, self.item_item_rank)
-        else:
-            shape = (self.n_items, self.n_items)
-        self.item_item = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="item_item")
-        if self.item_item_low_rank:
-            self.item_item_inv_d = self.add_weight(shape=(self.n_items,), initializer="zeros", trainable=False,
-                                                   name="item_item_inv_d")
-        # per user: mean and standard deviation of the item-item scores over the known items (for the blend)
-        self.item_item_stats = self.add_weight(shape=(self.n_users, 2), initializer="zeros", trainable=False,
-                                               name="item_item_stats")
-        rows, h = (self.n_items, self.set_model_hidden) if self.uses_set_model else (1, 1)
-        self.set_model_weights = [
-            self.add_weight(shape=(rows, h), initializer="zeros", trainable=False, name="set_model_w1"),
-            self.add_weight(shape=(h,), initializer="zeros", trainable=False, name="set_model_b1"),
-            self.add_weight(shape=(h, rows), initializer="zeros", trainable=False, name="set_model_w2"),
-            self.add_weight(shape=(rows,), initializer="zeros", trainable=False, name="set_model_b2"),
-            self.add_weight(shape=(), initializer="zeros", trainable=False, name="set_model_fitted")]
+        self.sets = UserSets(self.n_users, c.max_items, self.seed_for(6), name="user_sets")
+        self.pick = PickHead(self.n_items, d, keras.initializers.RandomNormal(stddev=0.01, seed=self.seed_for(4))
+                             if self.random_init else "zeros", name="pick_head")
+        self.item_item = None
+        if self.uses_item_item:
+            rank = self.item_item_rank if self.item_item_low_rank else None
+            self.item_item = ItemItemHead(self.n_users, self.n_items, c.item_item_lambda, rank, self.seed,
+                                          name="item_item_head")
+        self.set_head = SetHead(self.n_items, self.set_model_hidden, name="set_head") if self.uses_set_model else None
 
     # --- which variant of each head (the rules of the module docstring) ------------------------------------------
     @property
@@ -424,8 +356,8 @@ class ImplicitModel(RatingModel):
 
     # --- data ---------------------------------------------------------------------------------------------------
     def padded_ratings(self, users, items, ratings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The users' padded sets (:func:`padded_sets`), each entry's weight (1 at or above the liked level,
-        ``low_weight`` below, 0 at padding) and its rating."""
+        """The users' padded sets (:func:`~ratecast.models.user_sets.padded_sets`), each entry's weight (1 at or
+        above the liked level, ``low_weight`` below, 0 at padding) and its rating."""
         table, rated = padded_sets(users, items, np.asarray(ratings, "float32"), self.n_users, self.cfg.max_items,
                                    self.seed)
         return table, self.set_weight(rated) * (table > 0), rated
@@ -435,57 +367,31 @@ class ImplicitModel(RatingModel):
         return np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, np.float32(1),
                         np.float32(self.cfg.low_weight)).astype("float32")
 
-    def fill_sets(self, table: np.ndarray, value: np.ndarray) -> None:
-        """Hold these padded sets and weights (:meth:`padded_ratings`) as the users' implicit sets."""
-        self.item_sets.assign(table)
-        self.set_weights_table.assign(value)
-
-    def fit_item_item(self, table: np.ndarray, value: np.ndarray) -> None:
-        """The item-item head's weights and per-user statistics from these padded sets (nothing when it is off)."""
-        if not self.uses_item_item:
-            return
-        X = ii.set_matrix(table, value, self.n_items)
-        if self.item_item_low_rank:
-            U, inv_d = ii.low_rank_factors(X, self.cfg.item_item_lambda, self.item_item_rank, self.seed)
-            full = np.zeros(tuple(self.item_item.shape), "float32")
-            full[:, :U.shape[1]] = U
-            self.item_item.assign(full)
-            self.item_item_inv_d.assign(inv_d)
-            self.item_item_stats.assign(ii.low_rank_stats(X, full, inv_d))
-        else:
-            B = ii.exact_weights(X, self.cfg.item_item_lambda)
-            self.item_item.assign(B.astype("float32"))
-            self.item_item_stats.assign(ii.exact_stats(X, B))
-
-    def item_item_stats_of(self, row: np.ndarray, value: np.ndarray) -> np.ndarray:
-        """(len(row), 2) statistics of the item-item scores of padded sets ``row`` with weights ``value`` (numpy)."""
-        X = ii.set_matrix(row, value, self.n_items)
-        if self.item_item_low_rank:
-            return ii.low_rank_stats(X, np.asarray(self.item_item.value), np.asarray(self.item_item_inv_d.value))
-        return ii.exact_stats(X, np.asarray(self.item_item.value))
-
     def with_new_user(self, user_features_row=None, items=None, ratings=None) -> "ImplicitModel":
         """The base copy, with the new user's implicit set (and item-item statistics) filled from their ratings."""
         clone = super().with_new_user(user_features_row)
         if items is not None and len(items):
-            row, value = padded_sets(np.zeros(len(items), "int64"), np.asarray(items), self.set_weight(ratings), 1,
-                                     self.cfg.max_items, self.seed)
-            clone.item_sets.assign(np.concatenate([np.asarray(self.item_sets), row]))
-            clone.set_weights_table.assign(np.concatenate([np.asarray(self.set_weights_table), value]))
-            if self.uses_item_item:
-                stats = self.item_item_stats_of(row, value)
-                clone.item_item_stats.assign(np.concatenate([np.asarray(self.item_item_stats), stats]))
+            rows = self.fold_in_rows(np.asarray(items), np.asarray(ratings), known=False)
+            for name, table in clone.user_tables().items():
+                table.assign(np.concatenate([np.asarray(self.user_tables()[name]), rows[name][None]]))
         return clone
 
     # --- fold-in hooks (see ratecast.foldin) ---------------------------------------------------------------
-    user_tables = ("item_sets", "set_weights_table", "item_item_stats")
+    def user_tables(self) -> dict:
+        tables = {"item_sets": self.sets.items, "set_weights_table": self.sets.values}
+        if self.item_item is not None:
+            tables["item_item_stats"] = self.item_item.stats
+        return tables
 
     def fold_in_rows(self, items, ratings, known):
-        """The user's implicit set from their ratings (as :meth:`fill_sets` makes it) and its item-item statistics."""
+        """The user's implicit set from their ratings (as :class:`FillSets` makes it) and its item-item
+        statistics."""
         row, value = padded_sets(np.zeros(len(items), "int64"), np.asarray(items), self.set_weight(ratings), 1,
                                  self.cfg.max_items, self.seed)
-        stats = self.item_item_stats_of(row, value)[0] if self.uses_item_item else np.zeros(2, "float32")
-        return {"item_sets": row[0], "set_weights_table": value[0], "item_item_stats": stats}
+        rows = {"item_sets": row[0], "set_weights_table": value[0]}
+        if self.item_item is not None:
+            rows["item_item_stats"] = self.item_item.stats_of(row, value)[0]
+        return rows
 
     def implicit_part(self, sets: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """``|N(u)|^-1/2 sum w_uj y_j`` for users' sets (users, width) and their weights: (users, dim)."""
@@ -501,28 +407,40 @@ class ImplicitModel(RatingModel):
                   + np.einsum("urd,ud->ur", Q, implicit))
         return np.concatenate([Q, np.ones((*items.shape, 1), Q.dtype)], axis=-1), offset.astype("float64")
 
+    # --- saved weights -----------------------------------------------------------------------------------------
+    def weights_saved_by(self, version: int) -> dict | None:
+        """Format 3 and before kept the heads' weights in the model itself (the heads off as 1 x 1 placeholders):
+        where each dataset of such a weights file goes."""
+        if version >= 4:
+            return None
+        own = [t for t in (self.item_feature_table, self.user_feature_table) if t is not None]
+        own += [self.sets.items, self.sets.values]
+        head = self.item_item
+        if head is None:
+            own += [None, None]  # its placeholder, and statistics that no score read
+        else:
+            own += [head.weights_table, *([head.inv_d] if head.low_rank else []), head.stats]
+        s = self.set_head
+        own += [None] * 5 if s is None else [s.w1, s.b1, s.w2, s.b2, s.fitted]
+        return {**{f"vars/{k}": variable for k, variable in enumerate(own)},
+                "implicit_factors/vars/0": self.implicit_factors.embeddings,
+                "item_bias/vars/0": self.item_bias.embeddings,
+                "item_embedding/vars/0": self.item_embedding.embeddings,
+                "layers/embedding_1/vars/0": self.pick.factors, "layers/embedding_2/vars/0": self.pick.bias,
+                "layers/row_table/vars/0": self.user_embedding.embeddings,
+                "layers/row_table_2/vars/0": self.user_bias.embeddings}
+
     @property
     def liked_rating(self) -> float:
         return self.scale.level(self.cfg.liked)  # by default the scale's liked_threshold, as in evaluation
 
     # --- the network ------------------------------------------------------------------------------------------
     def _chosen(self, users, items=None, training=False) -> Chosen:
-        """The users' weighted sets (see :class:`Chosen`); while training, the pair's own item is left out and the
-        rest are dropped at random."""
-        sets = ops.take(self.item_sets, users, axis=0)
-        mask = ops.take(self.set_weights_table, users, axis=0)  # 0 at padding
-        if training and items is not None:
-            mask = mask * ops.cast(sets != ops.expand_dims(ops.cast(items, "int32"), 1), "float32")
-            if self.cfg.set_dropout:
-                keep = fast_uniform(ops.shape(mask), self.set_seed) >= self.cfg.set_dropout
-                mask = mask * ops.cast(keep, "float32")
-        count = ops.sum(ops.cast(mask > 0, "float32"), axis=1, keepdims=True)
-        chosen = Chosen(sets, mask, count)
-        if self.sampled_training:  # products read the rows of the user's items
-            return chosen
-        # a (batch, items) matrix times the factors: one matrix product forward and back, where a gather of
-        # (batch, max_items, dim) rows and its scatter-add would move far more memory
-        return Chosen(sets, mask, count, chosen.matrix(self.n_items))
+        """The users' weighted sets; while training, the pair's own item is left out and the rest are dropped at
+        random. Products read the rows of the user's items above ``softmax_max_items``, else a dense matrix."""
+        leave_out = items if training and items is not None else None
+        return self.sets.chosen(users, leave_out, self.cfg.set_dropout if leave_out is not None else 0.0,
+                                None if self.sampled_training else self.n_items)
 
     def representation(self, users, items=None, training=False, chosen=None):
         """``p_u + |N(u)|^-1/2 sum w_uj y_j`` (see :meth:`_chosen` for what training leaves out)."""
@@ -533,66 +451,18 @@ class ImplicitModel(RatingModel):
             self.add_loss(self.cfg.l2 * ops.mean(ops.sum(p * p, axis=-1)))
         return p + implicit / ops.sqrt(ops.maximum(chosen.count, 1.0))
 
-    def _pick_logits(self, rep):
-        """Pick logits over the known items (index 1..), (batch, n_items - 1)."""
-        return item_dots(rep, self.pick_factors.embeddings) + self.pick_bias.embeddings[None, 1:, 0]
-
-    def _set_head(self, chosen: Chosen):
-        """The set head's logits over the known items (index 1..), (batch, n_items - 1)."""
-        w1, b1, w2, b2 = self.set_model_weights[:4]
-        if chosen.dense is not None:
-            return set_logits(self.set_model_weights[:4], chosen.dense, ops)[:, 1:]
-        hidden = ops.tanh(chosen.times(w1) / chosen.norm() + b1)
-        return (ops.matmul(hidden, w2) + b2)[:, 1:]
-
-    def _item_item_scores(self, chosen: Chosen, items=None):
-        """The item-item scores ``x B`` of the users' sets, for every known item (index 1..) or for ``items``
-        (batch, k)."""
-        if not self.item_item_low_rank:
-            if items is None:
-                return chosen.times(self.item_item[:, 1:])
-            column = ops.take(ops.transpose(self.item_item), items[:, 0], axis=0)  # (batch, items): one item each
-            if chosen.dense is not None:
-                return ops.sum(chosen.dense * column, axis=-1, keepdims=True)
-            return ops.sum(chosen.mask * ops.take_along_axis(column, chosen.sets, 1), axis=-1, keepdims=True)
-        U, inv_d = self.item_item, self.item_item_inv_d
-        p_diag = ops.maximum(inv_d - ops.sum(U * U, axis=1), 1e-12 * inv_d + 1e-30)  # 0 when unfitted
-        z = chosen.times(U)  # (batch, rank)
-        if items is None:
-            a = ops.matmul(z, ops.transpose(U[1:])) / p_diag[None, 1:]
-            x = chosen.matrix(self.n_items)[:, 1:]
-            return a + x - x * inv_d[None, 1:] / p_diag[None, 1:]
-        Ui, inv_i, p_i = ops.take(U, items, axis=0), ops.take(inv_d, items), ops.take(p_diag, items)
-        x = chosen.value_of(items)
-        return ops.einsum("br,bkr->bk", z, Ui) / p_i + x - x * inv_i / p_i
-
-    def _set_term(self, chosen, at=None):
-        """The set head's logits standardised over the user's known items, for all of them or those at ``at``
-        (batch, k). Until finish() fits the head it has no share in the key and this is zeros, the head not run: a
-        run-time branch on ``set_model_fitted`` (lax.cond runs one branch), so the validation monitor and the
-        validation loss of every training epoch skip it."""
-        def head():
-            row = self._set_head(chosen)
-            picked = row if at is None else ops.take_along_axis(row, at, 1)
-            return _standardise(picked, ops.mean(row, axis=-1, keepdims=True), ops.std(row, axis=-1, keepdims=True))
-
-        width = self.n_items - 1 if at is None else ops.shape(at)[1]
-        return ops.cond(self.set_model_weights[4] > 0, head,
-                        lambda: ops.zeros((ops.shape(chosen.sets)[0], width), "float32"))
-
     def _key(self, users, logits, picked, rating, item_item, set_term=None):
         """The ranking key of some items (batch, k): their pick logits standardised over the user's whole row of
         ``logits``, blended with their standardised item-item scores and set-head logits (``set_term``, see
-        :meth:`_set_term`), plus the rating term."""
-        z = _standardise(picked, ops.mean(logits, axis=-1, keepdims=True), ops.std(logits, axis=-1, keepdims=True))
+        :meth:`~ratecast.models.set_head.SetHead.term`), plus the rating term."""
+        z = standardise(picked, ops.mean(logits, axis=-1, keepdims=True), ops.std(logits, axis=-1, keepdims=True))
         a = self.cfg.item_item_weight
         c = 0.0
-        if set_term is not None:  # 0 until finish() fits the set head
-            c = self.cfg.set_model_weight * self.set_model_weights[4]
+        if set_term is not None:  # 0 until the set head is fitted
+            c = self.cfg.set_model_weight * self.set_head.fitted
         z = (1 - a - c) * z
         if a:
-            stats = ops.take(self.item_item_stats, users, axis=0)
-            z = z + a * _standardise(item_item, stats[:, :1], stats[:, 1:])
+            z = z + a * self.item_item.standardised(users, item_item)
         if set_term is not None:  # (left out while training: the loss does not read the key)
             z = z + c * set_term
         rating = ops.clip(rating, self.scale.minimum, self.scale.maximum)
@@ -610,16 +480,16 @@ class ImplicitModel(RatingModel):
             self.add_loss(self.cfg.l2 * ops.mean(ops.sum(q * q, axis=-1) + bu * bu + bi * bi))
         if training and self.cfg.factor_l2:
             self.add_loss(self.cfg.factor_l2 * (ops.sum(ops.square(self.implicit_factors.embeddings))
-                                                + ops.sum(ops.square(self.pick_factors.embeddings))))
+                                                + ops.sum(ops.square(self.pick.factors))))
         rating = self.global_mean + bu + bi + ops.sum(rep * q, axis=-1)
-        logits = self._pick_logits(rep)
+        logits = self.pick.logits(rep)
         at = ops.expand_dims(ops.maximum(items - 1, 0), 1)
         picked = ops.take_along_axis(logits, at, 1)  # (batch, 1), as every input of the key below
         logp = picked[:, 0] - ops.logsumexp(logits, axis=-1)
         item_item = None
-        if self.uses_item_item:  # the pair's item-item score from the user's set
-            item_item = self._item_item_scores(chosen, ops.expand_dims(items, 1))
-        set_term = self._set_term(chosen, at) if self.uses_set_model and not training else None
+        if self.item_item is not None:  # the pair's item-item score from the user's set
+            item_item = self.item_item.scores(chosen, ops.expand_dims(items, 1))
+        set_term = self.set_head.term(chosen, at) if self.set_head is not None and not training else None
         key = self._key(users, logits, picked, rating[:, None], item_item, set_term)[:, 0]
         return ops.stack([rating, logp, key], axis=-1)
 
@@ -643,10 +513,10 @@ class ImplicitModel(RatingModel):
         bu = ops.take(self.user_bias.embeddings[:, 0], users, axis=0)
         rating = (self.global_mean + bu[:, None] + self.item_bias.embeddings[None, 1:, 0]
                   + item_dots(rep, self.item_embedding.embeddings))
-        logits = self._pick_logits(rep)
+        logits = self.pick.logits(rep)
         logp = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
-        item_item = self._item_item_scores(chosen) if self.uses_item_item else None
-        set_term = self._set_term(chosen) if self.uses_set_model else None
+        item_item = self.item_item.scores(chosen) if self.item_item is not None else None
+        set_term = self.set_head.term(chosen) if self.set_head is not None else None
         key = self._key(users, logits, logits, rating, item_item, set_term)
         return ops.stack([rating, logp, key], axis=-1)
 

@@ -1,4 +1,4 @@
-"""The item-item head of model ``implicit``, a part fitted in closed form: EASE (Steck 2019), exact or
+"""The item-item head of model ``implicit`` (the layer :class:`ItemItemHead`), a part fitted in closed form: EASE (Steck 2019), exact or
 diagonal-plus-low-rank, on the users' weighted item sets; and each user's mean and standard deviation of its scores,
 by which the head is standardised before it joins the ranking key.
 
@@ -18,8 +18,12 @@ Scores, in both forms, for a user's weighted set ``x``: ``s_j = x_j - (x P)_j / 
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import scipy.sparse as sp
+from keras import ops
+
+from .layers import standardise
 
 
 def set_matrix(sets: np.ndarray, weights: np.ndarray, n_items: int) -> sp.csr_matrix:
@@ -140,3 +144,76 @@ def low_rank_scores(x: np.ndarray, U: np.ndarray, inv_d: np.ndarray) -> np.ndarr
     """Low-rank scores of dense weighted sets ``x`` (batch, items), every item (numpy; for tests and single users)."""
     z = x @ U
     return x - (x * inv_d - z @ U.T) / p_diagonal(U, inv_d)
+
+
+class ItemItemHead(keras.layers.Layer):
+    """The head's weights and each user's statistics of its scores, not trained (fitted by :meth:`fit`).
+
+    ``rank`` None: exact EASE, ``weights`` is ``B`` (n_items, n_items). Else low rank: ``weights`` is ``U``
+    (n_items, rank) and ``inv_d`` (n_items) is ``1/D``, with ``P = diag(1/D) - U U^T``. ``stats`` (n_users, 2):
+    each user's mean and standard deviation of the scores over the known items, by which the head is
+    standardised. ``lam``: the ridge penalty in training ratings per item (:func:`ridge`)."""
+
+    def __init__(self, n_users: int, n_items: int, lam: float, rank: int | None = None, seed: int | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.n_items, self.lam, self.rank, self.seed = int(n_items), float(lam), rank, seed
+        shape = (n_items, n_items) if rank is None else (n_items, rank)
+        self.weights_table = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="weights")
+        self.inv_d = None if rank is None else self.add_weight(shape=(n_items,), initializer="zeros",
+                                                               trainable=False, name="inv_d")
+        self.stats = self.add_weight(shape=(n_users, 2), initializer="zeros", trainable=False, name="stats")
+        self.built = True  # every weight is made here
+
+    @property
+    def low_rank(self) -> bool:
+        return self.rank is not None
+
+    def fit(self, table: np.ndarray, value: np.ndarray) -> None:
+        """The weights and every user's statistics from their padded sets and weights."""
+        X = set_matrix(table, value, self.n_items)
+        if self.low_rank:
+            U, inv_d = low_rank_factors(X, self.lam, self.rank, self.seed)
+            full = np.zeros(tuple(self.weights_table.shape), "float32")
+            full[:, :U.shape[1]] = U
+            self.weights_table.assign(full)
+            self.inv_d.assign(inv_d)
+            self.stats.assign(low_rank_stats(X, full, inv_d))
+        else:
+            B = exact_weights(X, self.lam)
+            self.weights_table.assign(B.astype("float32"))
+            self.stats.assign(exact_stats(X, B))
+
+    def stats_of(self, row: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """(len(row), 2) statistics of the scores of padded sets ``row`` with weights ``value`` (numpy)."""
+        X = set_matrix(row, value, self.n_items)
+        if self.low_rank:
+            return low_rank_stats(X, np.asarray(self.weights_table.value), np.asarray(self.inv_d.value))
+        return exact_stats(X, np.asarray(self.weights_table.value))
+
+    def scores(self, chosen, items=None):
+        """The scores ``x B`` of the users' sets (a :class:`~ratecast.models.user_sets.Chosen`), for every known
+        item (index 1..) or for ``items`` (batch, k): (batch, n_items - 1) or (batch, k)."""
+        if not self.low_rank:
+            B = self.weights_table
+            if items is None:
+                return chosen.times(B[:, 1:])
+            column = ops.take(ops.transpose(B), items[:, 0], axis=0)  # (batch, items): one item each
+            if chosen.dense is not None:
+                return ops.sum(chosen.dense * column, axis=-1, keepdims=True)
+            return ops.sum(chosen.mask * ops.take_along_axis(column, chosen.sets, 1), axis=-1, keepdims=True)
+        U, inv_d = self.weights_table, self.inv_d
+        p_diag = ops.maximum(inv_d - ops.sum(U * U, axis=1), 1e-12 * inv_d + 1e-30)  # 0 when unfitted
+        z = chosen.times(U)  # (batch, rank)
+        if items is None:
+            a = ops.matmul(z, ops.transpose(U[1:])) / p_diag[None, 1:]
+            x = chosen.matrix(self.n_items)[:, 1:]
+            return a + x - x * inv_d[None, 1:] / p_diag[None, 1:]
+        Ui, inv_i, p_i = ops.take(U, items, axis=0), ops.take(inv_d, items), ops.take(p_diag, items)
+        x = chosen.value_of(items)
+        return ops.einsum("br,bkr->bk", z, Ui) / p_i + x - x * inv_i / p_i
+
+    def standardised(self, users, scores):
+        """``scores`` (batch, k) of ``users`` standardised by their statistics."""
+        stats = ops.take(self.stats, users, axis=0)
+        return standardise(scores, stats[:, :1], stats[:, 1:])

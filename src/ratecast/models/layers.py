@@ -45,6 +45,11 @@ def item_dots(rows, table):
     return ops.tensordot(rows, table, axes=[[1], [1]])[:, 1:]
 
 
+def standardise(x, mean, std):
+    """(x - mean) / std, with a floor under std so that a flat row stays flat rather than amplifying rounding."""
+    return (x - mean) / ops.maximum(std, 1e-3)
+
+
 def take_rows(table, ids):
     """``table[ids]`` for a 2-D table, gathered in runs of :func:`row_chunk` columns (same values, faster reads)."""
     n, width = table.shape

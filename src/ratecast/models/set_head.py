@@ -1,9 +1,14 @@
-"""The set head of model ``implicit``, a part fitted by a loop of its own: Mult-DAE (Liang et al. 2018), which models
-each user's whole weighted item set at once, and its logits, which the network reads when it scores."""
+"""The set head of model ``implicit`` (the layer :class:`SetHead`), a part fitted by a loop of its own: Mult-DAE
+(Liang et al. 2018), which models each user's whole weighted item set at once, and its logits, which the network
+reads when it scores."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
+from keras import ops
+
+from .layers import standardise
 
 
 def fit_set_head(sets: np.ndarray, weights: np.ndarray, n_items: int, hidden: int, epochs: int, l2: float,
@@ -70,3 +75,44 @@ def set_logits(p, x, backend):
     """The set head's logits for a (batch, items) matrix of weighted sets (``backend``: jax.numpy or keras.ops)."""
     norm = backend.sqrt(backend.maximum(backend.sum(x * x, axis=1, keepdims=True), 1e-12))
     return backend.matmul(backend.tanh(backend.matmul(x / norm, p[0]) + p[1]), p[2]) + p[3]
+
+
+class SetHead(keras.layers.Layer):
+    """``logits = tanh(norm(x) W1 + b1) W2 + b2`` over the catalogue for a user's weighted set ``x``: weights ``w1``
+    (n_items, hidden), ``b1``, ``w2`` (hidden, n_items), ``b2``, and ``fitted`` (1 once :meth:`assign_fitted` has
+    filled them, else 0: the head then has no share in a ranking and is not run). Not trained with the model."""
+
+    def __init__(self, n_items: int, hidden: int, **kwargs):
+        super().__init__(**kwargs)
+        self.w1 = self.add_weight(shape=(n_items, hidden), initializer="zeros", trainable=False, name="w1")
+        self.b1 = self.add_weight(shape=(hidden,), initializer="zeros", trainable=False, name="b1")
+        self.w2 = self.add_weight(shape=(hidden, n_items), initializer="zeros", trainable=False, name="w2")
+        self.b2 = self.add_weight(shape=(n_items,), initializer="zeros", trainable=False, name="b2")
+        self.fitted = self.add_weight(shape=(), initializer="zeros", trainable=False, name="fitted")
+        self.built = True  # every weight is made here
+
+    def assign_fitted(self, params: list[np.ndarray]) -> None:
+        """Hold fitted ``(W1, b1, W2, b2)`` (as :func:`fit_set_head` returns them) and mark the head fitted."""
+        for variable, value in zip((self.w1, self.b1, self.w2, self.b2, self.fitted), [*params, np.float32(1)]):
+            variable.assign(value)
+
+    def logits(self, chosen):
+        """The logits over the known items (index 1..) of the users' sets (a
+        :class:`~ratecast.models.user_sets.Chosen`): (batch, n_items - 1)."""
+        p = (self.w1, self.b1, self.w2, self.b2)
+        if chosen.dense is not None:
+            return set_logits(p, chosen.dense, ops)[:, 1:]
+        hidden = ops.tanh(chosen.times(self.w1) / chosen.norm() + self.b1)
+        return (ops.matmul(hidden, self.w2) + self.b2)[:, 1:]
+
+    def term(self, chosen, at=None):
+        """The logits standardised over the user's known items, for all of them or those at positions ``at``
+        (batch, k). Zeros until the head is fitted, the head not run: a run-time branch on ``fitted`` (one branch
+        runs), so what reads the model before the head is fitted (e.g. validation while training) skips it."""
+        def head():
+            row = self.logits(chosen)
+            picked = row if at is None else ops.take_along_axis(row, at, 1)
+            return standardise(picked, ops.mean(row, axis=-1, keepdims=True), ops.std(row, axis=-1, keepdims=True))
+
+        width = ops.shape(self.b2)[0] - 1 if at is None else ops.shape(at)[1]
+        return ops.cond(self.fitted > 0, head, lambda: ops.zeros((ops.shape(chosen.sets)[0], width), "float32"))
