@@ -623,7 +623,7 @@ class ImplicitModel(RatingModel):
         key = self._key(users, logits, picked, rating[:, None], item_item, set_term)[:, 0]
         return ops.stack([rating, logp, key], axis=-1)
 
-    rates_by_user = True
+    capabilities: ClassVar = dataclasses.replace(RatingModel.capabilities, rates_by_user=True)
 
     def score_ratings(self, inputs):
         """The rating head alone: no whole-catalogue row per pair; each distinct user's representation once."""
