@@ -95,7 +95,7 @@ def test_unknown_user_gets_the_fallback(saved):
 
 def test_similar_matches_recommender(saved):
     name, rec, lookup, _ = saved
-    if not rec.model_.has_vectors:
+    if not rec.model_.capabilities.has_vectors:
         assert lookup.similar(rec.item_index.ids[0]) is None  # the Recommender says why there are none
         return
     for item in rec.item_index.ids[::7]:

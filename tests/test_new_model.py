@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import ratecast as rc
+from ratecast.lookup import SavedLookup
 from ratecast.models import MODELS
 from synthetic import make_dataset
 
@@ -17,6 +18,7 @@ MODULE = '''
 from typing import ClassVar
 
 from ratecast.models.base import RatingModel, register
+from ratecast.models.capabilities import Capabilities
 from ratecast.models.config import Dim, Loss, ModelConfig, config
 
 
@@ -30,7 +32,7 @@ class ItemMeanConfig(ModelConfig):
 
 @register("item_mean", ItemMeanConfig)
 class ItemMeanModel(RatingModel):
-    has_vectors: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = Capabilities(has_vectors=False)  # one number per item: nothing to compare
 
     def score(self, inputs, training=None):
         _, v = self.embed(inputs)
@@ -67,3 +69,18 @@ def test_a_new_model_is_one_module_plus_its_import(item_mean, tmp_path):
     again = rc.Recommender.load(tmp_path / "saved")
     np.testing.assert_allclose(again.predict(test.ratings["user_id"].to_numpy(), test.ratings["item_id"].to_numpy()),
                                pred, atol=1e-6)
+
+
+def test_what_a_new_model_can_do_is_read_from_its_capabilities(item_mean, tmp_path):
+    """The tiny model has an item table, yet its record says it has no vectors worth comparing: the estimator and the
+    saved lookups read that record, and refuse similar items and maps as they do for the baseline."""
+    assert not item_mean.ItemMeanModel.capabilities.has_vectors and "has_vectors" not in vars(item_mean.ItemMeanModel)
+    train = make_dataset(n_users=30, n_items=20)
+    rec = rc.Recommender("item_mean", random_state=0, verbose=0).fit(train)
+    item, user = train.ratings["item_id"].iloc[0], train.ratings["user_id"].iloc[0]
+    refusal = r"^model 'item_mean' learns no (item|user) vectors \(only biases\), so it has no similar items or"
+    for ask in (lambda: rec.similar_items(item), lambda: rec.similar_users(user), rec.item_embeddings):
+        with pytest.raises(ValueError, match=refusal):
+            ask()
+    rec.save(tmp_path / "saved")
+    assert SavedLookup.open(tmp_path / "saved").similar(item) is None  # no vectors kept: the Recommender says why

@@ -2,7 +2,10 @@
 loop."""
 
 import ast
+import dataclasses
 from pathlib import Path
+
+import pytest
 
 import ratecast
 
@@ -125,3 +128,24 @@ def test_networks_neither_sample_nor_loop_over_epochs():
     for name, cls in MODELS.items():
         model = cls({}, 3, 4, rating_scale=scale, seed=0)
         assert isinstance(model.output_rule, Outputs), name
+
+
+def test_what_a_model_can_do_is_one_record_declared_once():
+    """Every model's capabilities are one frozen ``Capabilities`` record; the loose flags it holds are gone from
+    ``RatingModel`` and from every model class, so none can come back beside the record."""
+    from ratecast.models import MODELS, RatingModel
+    from ratecast.models.capabilities import Capabilities
+
+    fields = [f.name for f in dataclasses.fields(Capabilities)]
+    assert sorted(fields) == ["features_where_available", "has_vectors", "rates_by_user", "uses_days"]
+    for name, cls in {"RatingModel": RatingModel, **MODELS}.items():
+        assert isinstance(cls.capabilities, Capabilities), name
+        assert [f for f in fields if hasattr(cls, f)] == [], name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RatingModel.capabilities.has_vectors = False  # type: ignore[misc]
+    assert RatingModel.capabilities == Capabilities()
+    declared = {"baseline": Capabilities(has_vectors=False), "popularity": Capabilities(has_vectors=False),
+                "bayesian": Capabilities(features_where_available=True, uses_days=True),
+                "implicit": Capabilities(rates_by_user=True)}
+    for name in ("dot", "biased_dot", "deep", "hybrid", "classification", *declared):
+        assert MODELS[name].capabilities == declared.get(name, Capabilities()), name

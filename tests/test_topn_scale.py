@@ -175,7 +175,7 @@ def test_ratings_by_user_give_the_pairs_ratings_in_the_callers_order(large, monk
     from ratecast import ranking
 
     m = large.model_
-    assert m.rates_by_user
+    assert m.capabilities.rates_by_user
     rng = np.random.default_rng(0)
     u = rng.integers(1, m.n_users, 500).astype("int32")  # users repeat, in no order
     i = rng.integers(1, m.n_items, 500).astype("int32")

@@ -84,11 +84,11 @@ def lookup_arrays(state) -> dict[str, np.ndarray]:
     popular_scores = np.empty(n_items, "float64")
     popular_scores[ranked] = ranked_scores  # every item, in position order
     model = state.model
-    vectors = np.asarray(model.item_vectors(), "float32") if model.has_vectors else np.zeros((n_items, 0), "float32")
+    has_vectors = bool(model.capabilities.has_vectors)
+    vectors = np.asarray(model.item_vectors(), "float32") if has_vectors else np.zeros((n_items, 0), "float32")
     tables = model.linear_tables()
-    if tables is not None and model.has_vectors and not np.array_equal(tables["item_factors"], vectors):
+    if tables is not None and has_vectors and not np.array_equal(tables["item_factors"], vectors):
         tables = None  # the similarity vectors are not the factors: no place for them here
-    has_vectors = bool(model.has_vectors)
     width = vectors.shape[1] if tables is None else tables["item_factors"].shape[1]
     if 4 * width * (n_items + (0 if tables is None else n_users)) > MAX_TABLE_BYTES:
         tables, vectors, has_vectors = None, np.zeros((n_items, 0), "float32"), False  # left to the full model

@@ -338,12 +338,13 @@ class Scorer:
 
     def ratings(self, u: np.ndarray, i: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Ratings alone for index pairs (:meth:`pairs`' second half, without the outputs that only lists need).
-        For a model that rates through a per-user part (``model.rates_by_user``), the pairs go by user: each chunk
-        holds the pairs of at most ``pair_chunk`` users, and the model computes each user's part once per chunk."""
+        For a model that rates through a per-user part (``model.capabilities.rates_by_user``), the pairs go by user:
+        each chunk holds the pairs of at most ``pair_chunk`` users, and the model computes each user's part once per
+        chunk."""
         variables = self._variables("all")
         m = self.model
         users = pair_chunk(m, row_floats=m.rating_row_floats)
-        if not m.rates_by_user or len(u) == 0:
+        if not m.capabilities.rates_by_user or len(u) == 0:
             out = [np.asarray(self.place.to_host(self._ratings(variables, x)), dtype="float64")[:n]
                    for x, n in self._chunks(u, i, extra, users)]
             return np.concatenate(out) if out else np.zeros(0)

@@ -236,7 +236,7 @@ class Recommender:
         user_table = np.zeros((user_index.size, 0), "float32")
         if item_features or user_features:
             encoder = FeatureEncoder(item_features, user_features)
-            if model_cls.features_where_available:
+            if model_cls.capabilities.features_where_available:
                 encoder = encoder.available_only(train)
             if encoder.item_features or encoder.user_features:
                 encoder.fit(train)
@@ -288,7 +288,7 @@ class Recommender:
                                   verbose=self._verbose(), checkpoint_dir=checkpoint_dir,
                                   fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution,
                                   extra_validation=monitor, on_epoch=on_epoch)
-        days = day_numbers(given["timestamp"])[known] if model.uses_days else None
+        days = day_numbers(given["timestamp"])[known] if model.capabilities.uses_days else None
         every = Ratings(gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known], days)
         with reporting(_stderr_line if self._verbose() else None):  # and after it, on every rating given
             history = {**history, **fit_after(model.fitters, model, every)}
@@ -345,7 +345,7 @@ class Recommender:
             if len(bad):
                 raise ValueError(f"timestamps must be seconds since 1970 or datetimes (NaN or None for a pair "
                                  f"without one), got {_plain(ts[bad[0]])!r} at position {bad[0]}")
-        return day_numbers(ts) if self.state_.model.uses_days else None
+        return day_numbers(ts) if self.state_.model.capabilities.uses_days else None
 
     def _predict_index(self, u: np.ndarray, i: np.ndarray, days: np.ndarray | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
@@ -811,7 +811,7 @@ class Recommender:
         if kind not in ("item", "user"):
             raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
         m = self.state_.model
-        if not m.has_vectors:
+        if not m.capabilities.has_vectors:
             raise ValueError(f"model {self.model!r} learns no {kind} vectors (only biases), so it has no similar "
                              "items or embedding maps; use a factor model such as 'biased_dot'")
         if kind == "item":

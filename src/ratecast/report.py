@@ -197,7 +197,7 @@ def build_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = N
 
     step("similar items and sample recommendations")
     popular = rec.item_popularity.sort_values(ascending=False, kind="stable").index[:n_examples]
-    if rec.model_.has_vectors:
+    if rec.model_.capabilities.has_vectors:
         cards = []
         for item in popular:
             sim = rec.similar_items(item, k=5, min_ratings=20)

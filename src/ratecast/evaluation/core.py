@@ -204,7 +204,7 @@ def evaluate(rec, test: Dataset, fold_in: Dataset | None = None, by: str | None 
     item_pos[unseen] = len(catalogue) + pd.factorize(r["item_id"].to_numpy()[relevant][unseen])[0]
     errors = rating - served.predict(r["user_id"].to_numpy(), r["item_id"].to_numpy(), r["timestamp"])
     vectors = (rec.item_embeddings(with_titles=False).to_numpy("float32")
-               if getattr(rec.model_, "has_vectors", False) else None)
+               if rec.model_.capabilities.has_vectors else None)
     genre_vectors = None
     if rec.items is not None and rec.genres:
         genre_vectors = rec.items[rec.genres].reindex(catalogue).fillna(0).to_numpy("float32")

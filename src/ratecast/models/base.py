@@ -8,6 +8,8 @@ so the estimator never asks for a model by name:
 * scoring: :meth:`RatingModel.score_items` scores every item for a batch of users on the device;
 * features: ``item_feature_dim``/``user_feature_dim`` (tables held as non-trainable weights, row 0 = unknown);
 * cold start: :meth:`RatingModel.supports_cold_start` and the ``user_features``/``item_features`` input overrides.
+* what it can do (vectors worth comparing, features where available, days, rating by user): one record,
+  :attr:`RatingModel.capabilities` (:class:`ratecast.models.capabilities.Capabilities`).
 
 Inputs are dicts: ``user`` and ``item`` int32 index vectors (0 = unknown), optionally ``user_features`` /
 ``item_features`` rows that replace the table lookups (used for users and items the model has never seen).
@@ -25,6 +27,7 @@ import numpy as np
 from keras import ops
 
 from ..datasets.scale import RatingScale
+from .capabilities import Capabilities
 from .config import ModelConfig, TrainingConfig
 from .fitting import Fitter, trained_by_gradient
 from .layers import embedding, l2_penalty, take_rows
@@ -51,19 +54,14 @@ class RatingModel(keras.Model):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     #: layers that hold one row per user (fitted alone by ``fold_in``)
     user_layers: ClassVar[tuple[str, ...]] = ("user_embedding",)
-    #: whether the user and item tables are vectors worth comparing (similar items, maps)
-    has_vectors: ClassVar[bool] = True
+    #: what the model can do (similar items, features where available, days, rating by user): one record, declared
+    #: by a model class only where it differs from the default
+    capabilities: ClassVar[Capabilities] = Capabilities()
     #: the parts fitted apart from the training engine, in order (:mod:`ratecast.models.fitting`)
     fitters: ClassVar[tuple[Fitter, ...]] = ()
     #: whether the training engine fits the model (derived from :attr:`fitters` when the class is registered; an
     #: instance may decide otherwise by its size, see :meth:`trained_by_gradient_at`)
     trained_by_gradient: ClassVar[bool] = True
-    #: whether the features of :meth:`wanted_features` are used only where the training data has them (else a
-    #: missing one is an error)
-    features_where_available: ClassVar[bool] = False
-    #: whether pairs may carry a ``day`` input (days since 1970, -1 unknown) that shifts their rating, e.g. a bias
-    #: per user and day; lists are unaffected (they are made without a day)
-    uses_days: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any] | ModelConfig, n_users: int, n_items: int,
                  rating_scale: dict[str, float] | RatingScale, global_mean: float = 0.0, item_feature_dim: int = 0,
@@ -290,10 +288,6 @@ class RatingModel(keras.Model):
         """Floats :meth:`score` holds per pair beyond its outputs (sizes the chunks of pairs scored at once): 0, or
         whole-catalogue rows for models whose pair outputs are normalised over every item."""
         return 0
-
-    #: whether :meth:`score_ratings` reads inputs ``unique_user`` (distinct users) and ``user_row`` (each pair's
-    #: position among them), so that a per-user part of the rating is computed once per user
-    rates_by_user: ClassVar[bool] = False
 
     @property
     def rating_row_floats(self) -> int:

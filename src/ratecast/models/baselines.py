@@ -17,6 +17,7 @@ from keras import ops
 
 from ..search_space import Float
 from .base import RatingModel, register
+from .capabilities import Capabilities
 from .config import Count, Dim, Loss, ModelConfig, NonNegative, config
 from .fitting import Fitter, Ratings
 from .outputs import CountOutput
@@ -56,7 +57,7 @@ class BaselineModel(RatingModel):
     """rating = global mean + user bias + item bias."""
 
     user_layers = ("user_embedding",)
-    has_vectors: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = Capabilities(has_vectors=False)
 
     def score(self, inputs, training=None):
         bu, bi = self.embed(inputs)

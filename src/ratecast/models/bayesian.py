@@ -41,6 +41,7 @@ from pydantic import Field
 from .. import memory
 from ..search_space import Choice, Int
 from .base import register
+from .capabilities import Capabilities
 from .config import Count, Dim, Flag, Loss, ModelConfig, PositiveInt, Says, at_most, config, names
 from .hybrid import ITEM_FEATURES, USER_FEATURES
 from .dot import BiasedDotModel
@@ -329,8 +330,7 @@ class BayesianModel(BiasedDotModel):
     network, with the sampled global bias as its offset and every sample's factors side by side in the tables."""
 
     fitters = (PosteriorSampler(),)
-    features_where_available = True
-    uses_days = True
+    capabilities: ClassVar[Capabilities] = Capabilities(features_where_available=True, uses_days=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

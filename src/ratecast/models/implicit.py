@@ -64,6 +64,7 @@ from ..datasets.scale import LIKED_FRACTION
 from ..memory import available_memory, readable
 from ..search_space import Float, Int
 from .base import RatingModel, register
+from .capabilities import Capabilities
 from .config import Dim, Fraction, LearningRate, Loss, ModelConfig, NonNegative, PositiveInt, Share, at_most, config
 from .layers import embedding, item_dots, standardise
 from .fitting import Fitter, Ratings, report
@@ -271,6 +272,7 @@ class ImplicitModel(RatingModel):
 
     user_layers = ("user_embedding", "user_bias")
     fitters = (FillSets(), FitItemItem(), FitSampledHeads(), FitSetHead())
+    capabilities = Capabilities(rates_by_user=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -492,8 +494,6 @@ class ImplicitModel(RatingModel):
         set_term = self.set_head.term(chosen, at) if self.set_head is not None and not training else None
         key = self._key(users, logits, picked, rating[:, None], item_item, set_term)[:, 0]
         return ops.stack([rating, logp, key], axis=-1)
-
-    rates_by_user = True
 
     def score_ratings(self, inputs):
         """The rating head alone: no whole-catalogue row per pair; each distinct user's representation once."""

@@ -219,7 +219,7 @@ class ModelService:
         pos = self.item_position(item_text)
         if pos < 0:
             raise NotFound(f"item {item_text!r} is not known to the model")
-        if not self.rec.state_.model.has_vectors:
+        if not self.rec.state_.model.capabilities.has_vectors:
             raise NotFound(f"model {self.model_name!r} learns no item vectors, so it has no similar items")
         item_id = self.item_ids[pos]
         df = self.rec.similar_items(item_id, k=k, min_ratings=min_ratings)
@@ -395,7 +395,7 @@ class ModelService:
         self.recommend(first_user, 10)
         self.recommend(first_user, 10, min_ratings=10)
         self.recommend("\x00unknown", 10)
-        if self.rec.state_.model.has_vectors:
+        if self.rec.state_.model.capabilities.has_vectors:
             self.similar(str(self.item_ids[0]), 10)
         self.predict([(first_user, self.item_ids[0])])
         self.warm_ratings(first_user)
@@ -424,7 +424,7 @@ class ModelService:
         from .item_map import item_map_json
 
         try:
-            if not self.rec.state_.model.has_vectors:
+            if not self.rec.state_.model.capabilities.has_vectors:
                 self.no_item_map = f"model {self.model_name!r} learns no item vectors, so it has no map"
                 return
             self.item_map = item_map_json(self.rec, self.run_dir, self.sha256)
