@@ -84,3 +84,75 @@ def test_what_a_new_model_can_do_is_read_from_its_capabilities(item_mean, tmp_pa
             ask()
     rec.save(tmp_path / "saved")
     assert SavedLookup.open(tmp_path / "saved").similar(item) is None  # no vectors kept: the Recommender says why
+
+
+COMPOSED = '''
+"""Dot product plus an item-item term, built from implicit's parts: the users' sets (UserSets), filled by a part
+fitted apart from the engine, and the item-item head (ItemItemHead) fitted on them."""
+from typing import ClassVar
+
+import numpy as np
+from keras import ops
+
+from ratecast.models.base import RatingModel, register
+from ratecast.models.config import Dim, Loss, ModelConfig, config
+from ratecast.models.fitting import Fitter
+from ratecast.models.item_item import ItemItemHead
+from ratecast.models.user_sets import UserSets, padded_sets
+
+
+@config
+class SetsDotConfig(ModelConfig):
+    name: ClassVar[str] = "sets_dot"
+    training: ClassVar[dict] = {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 256, "epochs": 5}
+    embedding_dim: Dim = 4
+    loss: Loss = "mse"
+
+
+class FillSets(Fitter):
+    def before(self, model, fit):
+        table, value = padded_sets(fit.users, fit.items, np.ones(len(fit.items), "float32"), model.n_users, 16,
+                                   model.seed)
+        model.sets.fill(table, value)
+        model.item_item.fit(table, value)
+
+
+@register("sets_dot", SetsDotConfig)
+class SetsDotModel(RatingModel):
+    fitters = (FillSets(),)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sets = UserSets(self.n_users, 16, self.seed_for(3), name="user_sets")
+        self.item_item = ItemItemHead(self.n_users, self.n_items, lam=1.0, name="item_item_head")
+
+    def score(self, inputs, training=None):
+        u, v = self.embed(inputs)
+        chosen = self.sets.chosen(inputs["user"], n_items=self.n_items)
+        near = self.item_item.scores(chosen, ops.expand_dims(ops.cast(inputs["item"], "int32"), 1))[:, 0]
+        return self.global_mean + ops.sum(u * v, axis=-1) + near
+'''
+
+
+def test_a_new_model_composes_the_parts_of_another(tmp_path):
+    path = tmp_path / "sets_dot.py"
+    path.write_text(textwrap.dedent(COMPOSED))
+    spec = importlib.util.spec_from_file_location("sets_dot", path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    try:
+        train, test = rc.split.holdout(make_dataset(n_users=40, n_items=30), 0.2, random_state=0)
+        rec = rc.Recommender("sets_dot", random_state=0, verbose=0).fit(train)
+        m = rec.model_
+        assert (np.asarray(m.sets.items) > 0).sum() > 0 and np.abs(np.asarray(m.item_item.weights_table)).sum() > 0
+        users, items = test.ratings["user_id"].to_numpy(), test.ratings["item_id"].to_numpy()
+        pred = rec.predict(users, items)
+        assert np.isfinite(pred).all()
+        rec.save(tmp_path / "saved")
+        again = rc.Recommender.load(tmp_path / "saved")
+        np.testing.assert_allclose(again.predict(users, items), pred, atol=1e-6)
+        head = again.model_.item_item.weights_table
+        head.assign(np.zeros(tuple(head.shape), "float32"))
+        assert not np.allclose(again.predict(users, items), pred, atol=1e-3)  # the part is read
+    finally:
+        MODELS.pop("sets_dot", None)
+

@@ -5,6 +5,7 @@ import ast
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import ratecast
@@ -149,3 +150,23 @@ def test_what_a_model_can_do_is_one_record_declared_once():
                 "implicit": Capabilities(rates_by_user=True)}
     for name in ("dot", "biased_dot", "deep", "hybrid", "classification", *declared):
         assert MODELS[name].capabilities == declared.get(name, Capabilities()), name
+
+
+def test_implicits_heads_are_layers_of_their_own_and_absent_when_off():
+    """implicit holds its parts as layers (no weight is the model's own), and a head with no share in the key is not
+    there at all (no placeholder weights)."""
+    from ratecast.models import MODELS
+    from ratecast.models.item_item import ItemItemHead
+    from ratecast.models.pick_head import PickHead
+    from ratecast.models.set_head import SetHead
+    from ratecast.models.user_sets import UserSets
+
+    scale = {"minimum": 1.0, "maximum": 5.0, "step": 1.0}
+    m = MODELS["implicit"]({"embedding_dim": 2, "set_model_hidden": 3}, 5, 6, rating_scale=scale, seed=0).build_now()
+    assert (type(m.sets), type(m.pick), type(m.item_item), type(m.set_head)) == (UserSets, PickHead, ItemItemHead,
+                                                                                  SetHead)
+    assert {id(w) for w in m.weights} == {id(w) for layer in m.layers for w in layer.weights}
+    off = MODELS["implicit"]({"embedding_dim": 2, "item_item_weight": 0.0, "set_model_weight": 0.0}, 5, 6,
+                             rating_scale=scale, seed=0).build_now()
+    assert off.item_item is None and off.set_head is None
+    assert sum(int(np.prod(w.shape)) for w in off.weights) < sum(int(np.prod(w.shape)) for w in m.weights) - 36

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import keras
-from keras import ops
 
 from .layers import item_dots
 
