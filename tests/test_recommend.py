@@ -402,3 +402,23 @@ def test_lists_of_all_users_are_the_single_users_lists(ds, model):
         single = rec.recommend(user, k=6)
         assert one["item_id"].tolist() == single["item_id"].tolist()
         np.testing.assert_array_equal(one["score"].to_numpy(), single["score"].to_numpy())
+
+
+def test_a_product_models_item_table_is_made_once_for_many_lists_and_again_when_weights_change(ds):
+    rec = rc.Recommender("biased_dot", embedding_dim=4, epochs=2, random_state=0, verbose=0).fit(ds)
+    scorer = rec.scorer
+    made = []
+    program = scorer._product_table
+    scorer._product_table = lambda *a: made.append(1) or program(*a)
+    users = ds.ratings["user_id"].unique()[:3]
+    first = [rec.recommend(u, k=5) for u in users]
+    assert len(made) == 1  # one table for three users' lists
+    rec.recommend(users[0], k=5, exclude=[first[1]["item_id"].iloc[0]])  # other items allowed: another table
+    assert len(made) == 2
+    last = first[0]["item_id"].iloc[-1]
+    bias = rec.model_.item_bias.embeddings
+    value = np.asarray(bias).copy()
+    value[rec.item_index_.index([last])[0]] += 100.0
+    bias.assign(value)  # new weights: the table follows them
+    again = rec.recommend(users[0], k=5)
+    assert len(made) == 3 and again["item_id"].iloc[0] == last

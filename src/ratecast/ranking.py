@@ -279,6 +279,7 @@ class Scorer:
         self.place = Placement(distribution)
         self.values = dict(values or {})
         self._pairs, self._top_k, self._ratings, self._product_table = _programs(model)
+        self._held_table: tuple | None = None  # (the variables' values, the items mask, the product table)
 
     def _variables(self, which: str) -> list:
         """The variables' current values (placed on the distribution's devices when there is one): read at every
@@ -305,6 +306,20 @@ class Scorer:
         return {v.path: value[1:] for v, value in zip(self.model.variables, variables) if id(v) in wanted}
 
     # --- public -----------------------------------------------------------------------------------------------
+    def _item_table(self, variables: list, known: dict, mask: np.ndarray, items) -> Any:
+        """A product model's item side (None for other models) for these weights and allowed ``mask`` (``items``:
+        the mask as the program takes it): made once, then kept while both stay the same, so that one user's list
+        does not make a table of the whole catalogue again. Values are compared by identity: a weight's value is
+        replaced, never changed in place, when it changes (a fold-in changes per-user rows in place, which the
+        item side does not read)."""
+        held = self._held_table
+        if (held is not None and len(held[0]) == len(variables) and all(a is b for a, b in zip(held[0], variables))
+                and np.array_equal(held[1], mask)):
+            return held[2]
+        table = self._product_table(variables, known, items)
+        self._held_table = (list(variables), np.array(mask, dtype=bool), table)
+        return table
+
     def _padded(self, x: dict[str, np.ndarray], n: int) -> dict:
         """``x``'s arrays (``n`` rows each) padded with zeros to a fixed size (so compiled shapes are reused), and
         placed on the distribution's devices when there is one."""
@@ -384,7 +399,7 @@ class Scorer:
         variables = self._variables("all")
         known = self.known_rows(variables)  # sliced here once, not in the program once per batch
         items = self.place.put(allowed.items) if self.place.mesh is not None else allowed.items
-        table = self._product_table(variables, known, items)  # a product model's item side: once per ranking
+        table = self._item_table(variables, known, allowed.items, items)
         batch = batch_size or self.user_batch()  # checked by the caller (Recommender._top_positions)
         queued = []
         for start in range(0, len(users), batch):
