@@ -24,7 +24,7 @@ from ratecast.state import FittedState, STORED, meta_schema, migrate
 from synthetic import make_dataset
 
 DATA = Path(__file__).parent / "data"
-FORMATS = ["biased_dot_v2", "biased_dot_v3", "implicit_v3", "implicit_large_v3"]
+FORMATS = ["biased_dot_v2", "biased_dot_v3", "implicit_v3", "implicit_large_v3", "implicit_off_v3"]
 
 
 def copy_of(name, tmp_path):
@@ -108,7 +108,7 @@ def test_migrate_brings_format_2_to_the_current_format():
         migrate({**old, "format_version": 1}, path)
 
 
-@pytest.mark.parametrize("name", ["implicit_v3", "implicit_large_v3"])
+@pytest.mark.parametrize("name", ["implicit_v3", "implicit_large_v3", "implicit_off_v3"])
 def test_a_model_saved_before_its_parts_were_layers_loads_every_part_and_saves_in_todays_layout(name, tmp_path):
     rec = rc.Recommender.load(DATA / name)  # its heads' weights were kept in the model itself
     assert_predicts_as_saved(rec, name)

@@ -6,6 +6,7 @@ import importlib.util
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import ratecast as rc
@@ -150,6 +151,14 @@ def test_a_new_model_composes_the_parts_of_another(tmp_path):
         rec.save(tmp_path / "saved")
         again = rc.Recommender.load(tmp_path / "saved")
         np.testing.assert_allclose(again.predict(users, items), pred, atol=1e-6)
+        # a newcomer's ratings: the parts' per-user rows grow with the users (then empty: the model fills none)
+        items_rated = train.ratings["item_id"].unique()[:3].tolist()
+        grown = again.update(pd.DataFrame({"user_id": ["newcomer"] * 3, "item_id": items_rated,
+                                           "rating": [5.0, 4.0, 1.0]}))
+        assert grown.model_.n_users >= len(grown.user_index_) and np.isfinite(grown.predict(["newcomer"] * 3, items_rated)).all()
+        grown.save(tmp_path / "grown")
+        np.testing.assert_allclose(rc.Recommender.load(tmp_path / "grown").predict(users, items),
+                                   grown.predict(users, items), atol=1e-6)
         head = again.model_.item_item.weights_table
         head.assign(np.zeros(tuple(head.shape), "float32"))
         assert not np.allclose(again.predict(users, items), pred, atol=1e-3)  # the part is read

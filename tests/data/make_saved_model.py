@@ -18,7 +18,8 @@ version's format:
 * ``implicit_large_v3`` (MODEL ``implicit``, OPTIONS ``{"softmax_max_items": 10, "item_item_max_items": 10,
   "set_model_max_items": 10, "item_item_rank": 3, "set_model_sampled_hidden": 4, "sampled_negatives": 8,
   "set_model_hidden": 8}``: every head on its large-catalogue variant) from the source of 18d0cb7, the last commit
-  whose implicit model kept its heads' weights in the model itself.
+  whose implicit model kept its heads' weights in the model itself, as was ``implicit_off_v3`` (OPTIONS
+  ``{"item_item_weight": 0.0, "set_model_weight": 0.0}``: those two heads off, kept as placeholders then).
 """
 
 from __future__ import annotations

@@ -205,32 +205,13 @@ class RatingModel(keras.Model):
         """Whether a new ``side`` ('user' or 'item') can be scored from metadata alone."""
         return False
 
-    def with_new_user(self, user_features_row: np.ndarray | None = None, items: np.ndarray | None = None,
-                      ratings: np.ndarray | None = None) -> "RatingModel":
-        """A copy of this model with one more user row (the last index): embeddings start at the mean user, biases
-        at zero, the feature table row at ``user_features_row``. Every other weight is copied. ``items`` (indices)
-        and ``ratings`` are the new user's ratings, for models that keep per-user data besides weights."""
-        clone = type(self).from_config({**self.get_config(), "n_users": self.n_users + 1, "random_init": False})
-        clone.build_now()
-        for new, old in zip(clone.variables, self.variables):
-            value = np.asarray(old)
-            if new.shape != value.shape:
-                if "user_feature_table" in new.path:
-                    row = np.zeros((1, value.shape[1]), value.dtype) if user_features_row is None else \
-                        np.asarray(user_features_row, value.dtype).reshape(1, -1)
-                elif "user_embedding" in new.path:
-                    row = value[1:].mean(axis=0, keepdims=True)
-                else:
-                    row = np.zeros((1, *value.shape[1:]), value.dtype)
-                value = np.concatenate([value, row])
-            new.assign(value)
-        return clone
-
     # --- fold-in hooks (see :mod:`ratecast.foldin`) --------------------------------------------------------------
     def user_tables(self) -> dict[str, Any]:
         """Other per-user weights (one row per user index), by name, that ``fold_in`` fills from a user's ratings
-        through :meth:`fold_in_rows` rather than fitting them. None by default."""
-        return {}
+        through :meth:`fold_in_rows` rather than fitting them: by default those the model's part layers declare (a
+        layer's ``per_user``: the attribute names of its variables with one row per user), named by their paths."""
+        return {variable.path: variable for layer in self.layers for variable in
+                (getattr(layer, name) for name in getattr(layer, "per_user", ()))}
 
     def user_variables(self) -> list:
         """Every weight with one row per user index: the :attr:`user_layers` tables, the user feature table and the

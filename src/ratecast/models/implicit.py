@@ -22,11 +22,12 @@ the weighted set, L2-normalised and dropout-corrupted, through a ``tanh`` layer 
 logits over the catalogue, trained on the multinomial log-likelihood of the user's weighted set (one example per
 user, Adam, ``set_model_epochs`` passes).
 
-Each head but the rating head is a layer of its own, which the model holds and blends; the item-item and set heads
-are left out (None) when their weight in the blend is 0. The parts fitted apart from the training engine are
-:class:`FillSets` (the sets, and the item-item head on them before gradient training), :class:`FitItemItem`,
-:class:`FitSampledHeads` and :class:`FitSetHead`. After gradient training the sets are refilled from every rating
-the user gave in training, the validation share included, and the item-item and set heads are fitted on them.
+Each part but the rating head (the users' sets and the pick, item-item and set heads) is a layer of its own, which
+the model holds; the item-item and set heads are left out (None) when their weight in the blend is 0. The parts
+fitted apart from the training engine are :class:`FillSets` (the sets, and the item-item head on them before
+gradient training), :class:`FitItemItem`, :class:`FitSampledHeads` and :class:`FitSetHead`. After gradient training
+the sets are refilled from every rating the user gave in training, the validation share included, and the
+item-item and set heads are fitted on them.
 
 Large catalogues: every head runs at every size; what changes with the catalogue is how each is fitted, by one rule
 per head on the number of known items (``n``), each with its own option:
@@ -70,7 +71,6 @@ from .layers import embedding, item_dots, standardise
 from .fitting import Fitter, Ratings, report
 from . import item_item as ii
 from . import sampled
-from .item_item import ItemItemHead
 from .outputs import PickOutput
 from .pick_head import PickHead
 from .set_head import SetHead, fit_set_head
@@ -290,7 +290,7 @@ class ImplicitModel(RatingModel):
         self.item_item = None
         if self.uses_item_item:
             rank = self.item_item_rank if self.item_item_low_rank else None
-            self.item_item = ItemItemHead(self.n_users, self.n_items, c.item_item_lambda, rank, self.seed,
+            self.item_item = ii.ItemItemHead(self.n_users, self.n_items, c.item_item_lambda, rank, self.seed,
                                           name="item_item_head")
         self.set_head = SetHead(self.n_items, self.set_model_hidden, name="set_head") if self.uses_set_model else None
 
@@ -369,30 +369,15 @@ class ImplicitModel(RatingModel):
         return np.where(np.asarray(ratings) >= self.liked_rating - 1e-6, np.float32(1),
                         np.float32(self.cfg.low_weight)).astype("float32")
 
-    def with_new_user(self, user_features_row=None, items=None, ratings=None) -> "ImplicitModel":
-        """The base copy, with the new user's implicit set (and item-item statistics) filled from their ratings."""
-        clone = super().with_new_user(user_features_row)
-        if items is not None and len(items):
-            rows = self.fold_in_rows(np.asarray(items), np.asarray(ratings), known=False)
-            for name, table in clone.user_tables().items():
-                table.assign(np.concatenate([np.asarray(self.user_tables()[name]), rows[name][None]]))
-        return clone
-
     # --- fold-in hooks (see ratecast.foldin) ---------------------------------------------------------------
-    def user_tables(self) -> dict:
-        tables = {"item_sets": self.sets.items, "set_weights_table": self.sets.values}
-        if self.item_item is not None:
-            tables["item_item_stats"] = self.item_item.stats
-        return tables
-
     def fold_in_rows(self, items, ratings, known):
         """The user's implicit set from their ratings (as :class:`FillSets` makes it) and its item-item
         statistics."""
         row, value = padded_sets(np.zeros(len(items), "int64"), np.asarray(items), self.set_weight(ratings), 1,
                                  self.cfg.max_items, self.seed)
-        rows = {"item_sets": row[0], "set_weights_table": value[0]}
+        rows = {self.sets.items.path: row[0], self.sets.values.path: value[0]}
         if self.item_item is not None:
-            rows["item_item_stats"] = self.item_item.stats_of(row, value)[0]
+            rows[self.item_item.stats.path] = self.item_item.stats_of(row, value)[0]
         return rows
 
     def implicit_part(self, sets: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -404,7 +389,7 @@ class ImplicitModel(RatingModel):
     def fold_in_design(self, items, rows):
         """theta = [p_u, b_u]; the rating head is ``mean + b_u + b_i + <p_u + implicit part, q_i>``."""
         Q = np.asarray(self.item_embedding.embeddings)[items]
-        implicit = self.implicit_part(rows["item_sets"], rows["set_weights_table"])
+        implicit = self.implicit_part(rows[self.sets.items.path], rows[self.sets.values.path])
         offset = (self.global_mean + np.asarray(self.item_bias.embeddings)[items, 0]
                   + np.einsum("urd,ud->ur", Q, implicit))
         return np.concatenate([Q, np.ones((*items.shape, 1), Q.dtype)], axis=-1), offset.astype("float64")
@@ -424,6 +409,8 @@ class ImplicitModel(RatingModel):
             own += [head.weights_table, *([head.inv_d] if head.low_rank else []), head.stats]
         s = self.set_head
         own += [None] * 5 if s is None else [s.w1, s.b1, s.w2, s.b2, s.fitted]
+        # the layers Keras found through the model's ``layers`` list are named by class and count there: the
+        # first two Embedding layers were the pick factors and biases, the two row tables the user rows and biases
         return {**{f"vars/{k}": variable for k, variable in enumerate(own)},
                 "implicit_factors/vars/0": self.implicit_factors.embeddings,
                 "item_bias/vars/0": self.item_bias.embeddings,

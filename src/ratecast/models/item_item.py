@@ -1,6 +1,6 @@
-"""The item-item head of model ``implicit`` (the layer :class:`ItemItemHead`), a part fitted in closed form: EASE (Steck 2019), exact or
-diagonal-plus-low-rank, on the users' weighted item sets; and each user's mean and standard deviation of its scores,
-by which the head is standardised before it joins the ranking key.
+"""The item-item head of model ``implicit`` (the layer :class:`ItemItemHead`), a part fitted in closed form: EASE
+(Steck 2019), exact or diagonal-plus-low-rank, on the users' weighted item sets; and each user's mean and standard
+deviation of its scores, by which the head is standardised before it joins the ranking key.
 
 EASE regresses each item's column of the (users x items) matrix ``X`` of weighted sets on the other columns:
 ``B = -P / diag(P)`` with ``P = (X^T X + l I)^-1`` and a zero diagonal; a user's scores are ``x B``.
@@ -17,6 +17,8 @@ Scores, in both forms, for a user's weighted set ``x``: ``s_j = x_j - (x P)_j / 
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -149,10 +151,14 @@ def low_rank_scores(x: np.ndarray, U: np.ndarray, inv_d: np.ndarray) -> np.ndarr
 class ItemItemHead(keras.layers.Layer):
     """The head's weights and each user's statistics of its scores, not trained (fitted by :meth:`fit`).
 
-    ``rank`` None: exact EASE, ``weights`` is ``B`` (n_items, n_items). Else low rank: ``weights`` is ``U``
-    (n_items, rank) and ``inv_d`` (n_items) is ``1/D``, with ``P = diag(1/D) - U U^T``. ``stats`` (n_users, 2):
+    ``rank`` None: exact EASE, ``weights_table`` (a variable named ``weights``) is ``B`` (n_items, n_items). Else
+    low rank: ``weights_table`` is ``U`` (n_items, rank) and ``inv_d`` (n_items) is ``1/D``, with
+    ``P = diag(1/D) - U U^T``. ``stats`` (n_users, 2):
     each user's mean and standard deviation of the scores over the known items, by which the head is
     standardised. ``lam``: the ridge penalty in training ratings per item (:func:`ridge`)."""
+
+    #: the variables with one row per user (a model holding the layer gives them new rows as users come)
+    per_user: ClassVar[tuple[str, ...]] = ("stats",)
 
     def __init__(self, n_users: int, n_items: int, lam: float, rank: int | None = None, seed: int | None = None,
                  **kwargs):
@@ -167,6 +173,7 @@ class ItemItemHead(keras.layers.Layer):
 
     @property
     def low_rank(self) -> bool:
+        """Whether the head is the diagonal-plus-low-rank form (else exact EASE)."""
         return self.rank is not None
 
     def fit(self, table: np.ndarray, value: np.ndarray) -> None:
@@ -191,7 +198,7 @@ class ItemItemHead(keras.layers.Layer):
             return low_rank_stats(X, np.asarray(self.weights_table.value), np.asarray(self.inv_d.value))
         return exact_stats(X, np.asarray(self.weights_table.value))
 
-    def scores(self, chosen, items=None):
+    def scores(self, chosen: Any, items: Any = None) -> Any:
         """The scores ``x B`` of the users' sets (a :class:`~ratecast.models.user_sets.Chosen`), for every known
         item (index 1..) or for ``items`` (batch, k): (batch, n_items - 1) or (batch, k)."""
         if not self.low_rank:
@@ -213,7 +220,7 @@ class ItemItemHead(keras.layers.Layer):
         x = chosen.value_of(items)
         return ops.einsum("br,bkr->bk", z, Ui) / p_i + x - x * inv_i / p_i
 
-    def standardised(self, users, scores):
+    def standardised(self, users: Any, scores: Any) -> Any:
         """``scores`` (batch, k) of ``users`` standardised by their statistics."""
         stats = ops.take(self.stats, users, axis=0)
         return standardise(scores, stats[:, :1], stats[:, 1:])

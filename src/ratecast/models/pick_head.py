@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from .layers import item_dots
@@ -18,7 +20,7 @@ class PickHead(keras.layers.Layer):
         self.bias = self.add_weight(shape=(n_items, 1), initializer="zeros", name="bias")
         self.built = True  # every weight is made here
 
-    def logits(self, rep):
+    def logits(self, rep: Any) -> Any:
         """Logits over the known items (index 1..) for user representations ``rep`` (batch, dim):
         (batch, n_items - 1)."""
         return item_dots(rep, self.factors) + self.bias[None, 1:, 0]

@@ -4,11 +4,14 @@ reads when it scores."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
 
 from .layers import standardise
+from .user_sets import Chosen
 
 
 def fit_set_head(sets: np.ndarray, weights: np.ndarray, n_items: int, hidden: int, epochs: int, l2: float,
@@ -93,10 +96,11 @@ class SetHead(keras.layers.Layer):
 
     def assign_fitted(self, params: list[np.ndarray]) -> None:
         """Hold fitted ``(W1, b1, W2, b2)`` (as :func:`fit_set_head` returns them) and mark the head fitted."""
-        for variable, value in zip((self.w1, self.b1, self.w2, self.b2, self.fitted), [*params, np.float32(1)]):
+        for variable, value in zip((self.w1, self.b1, self.w2, self.b2, self.fitted), [*params, np.float32(1)],
+                                   strict=True):
             variable.assign(value)
 
-    def logits(self, chosen):
+    def logits(self, chosen: Chosen) -> Any:
         """The logits over the known items (index 1..) of the users' sets (a
         :class:`~ratecast.models.user_sets.Chosen`): (batch, n_items - 1)."""
         p = (self.w1, self.b1, self.w2, self.b2)
@@ -105,7 +109,7 @@ class SetHead(keras.layers.Layer):
         hidden = ops.tanh(chosen.times(self.w1) / chosen.norm() + self.b1)
         return (ops.matmul(hidden, self.w2) + self.b2)[:, 1:]
 
-    def term(self, chosen, at=None):
+    def term(self, chosen: Chosen, at: Any = None) -> Any:
         """The logits standardised over the user's known items, for all of them or those at positions ``at``
         (batch, k). Zeros until the head is fitted, the head not run: a run-time branch on ``fitted`` (one branch
         runs), so what reads the model before the head is fitted (e.g. validation while training) skips it."""

@@ -5,6 +5,7 @@ padded row of item indices with a weight per entry (:func:`padded_sets`), held o
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -73,6 +74,9 @@ class UserSets(keras.layers.Layer):
     """Every user's padded set (``items``, int32) and its weights (``values``), ``(n_users, width)`` each, 0 at
     padding; not trained (filled from ratings by :meth:`fill`). ``seed``: of the dropout that training applies."""
 
+    #: the variables with one row per user (a model holding the layer gives them new rows as users come)
+    per_user: ClassVar[tuple[str, ...]] = ("items", "values")
+
     def __init__(self, n_users: int, width: int, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.items = self.add_weight(shape=(n_users, width), initializer="zeros", dtype="int32", trainable=False,
@@ -86,7 +90,7 @@ class UserSets(keras.layers.Layer):
         self.items.assign(table)
         self.values.assign(value)
 
-    def chosen(self, users, leave_out=None, dropout: float = 0.0, n_items: int | None = None) -> Chosen:
+    def chosen(self, users: Any, leave_out: Any = None, dropout: float = 0.0, n_items: int | None = None) -> Chosen:
         """The sets of ``users``: while training, the pair's own item (``leave_out``, one per user) is left out
         and the rest dropped at random with probability ``dropout``. ``n_items``: also as a dense (batch, items)
         matrix (a matrix product then reads it, where a gather of (batch, width, k) rows and its scatter-add would
