@@ -135,6 +135,33 @@ def test_a_weights_file_of_an_older_layout_is_checked_before_it_is_read(change, 
         rc.Recommender.load(folder)
 
 
+@pytest.mark.parametrize("name", ["implicit_v3", "implicit_large_v3"])  # (biased_dot_v3 kept no lookup)
+def test_the_lookup_of_a_folder_saved_in_format_3_answers_as_the_loaded_model(name):
+    from ratecast.lookup import SavedLookup
+
+    lookup, rec = SavedLookup.open(DATA / name), rc.Recommender.load(DATA / name)
+    assert lookup is not None  # the ids and scale it reads are the same in formats 3 and 4
+    for user in (1, 7, 30):
+        got, want = lookup.recommend(user, k=5), rec.recommend(user, k=5)
+        assert list(got["item_id"]) == list(want["item_id"]), user
+        np.testing.assert_allclose(got["score"], want["score"], atol=1e-5)
+
+
+@pytest.mark.parametrize("index", [-1, 25])
+def test_a_weights_file_whose_item_sets_name_unknown_items_is_refused(index, tmp_path):
+    import h5py
+
+    folder = copy_of("implicit_v3", tmp_path)  # 24 items: indices 0 (none) to 24
+    with h5py.File(folder / "model.weights.h5", "a") as f:
+        sets = f["vars/0"][...]
+        sets[3, 0] = index
+        f["vars/0"][...] = sets
+    manifest.write(folder)
+    with pytest.raises(IntegrityError, match=r"model.weights.h5: weights user_sets/items hold item indices in "
+                                             r"\[-?\d+, \d+\], outside \[0, 25\)"):
+        rc.Recommender.load(folder)
+
+
 # --- 2. one table says how each field is stored --------------------------------------------------------------------
 def test_every_field_is_stored_from_one_table():
     fields_stored = [name for name, stored in STORED.items() if not isinstance(stored, state.DerivedFile)]

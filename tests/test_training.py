@@ -140,6 +140,24 @@ def test_checkpoint_of_other_options_is_refused(train, tmp_path):
         rc.Recommender("dot", random_state=1, epochs=1, **FAST).fit(train, checkpoint_dir=tmp_path)
 
 
+
+def test_checkpoint_of_a_network_laid_out_otherwise_is_refused(train, tmp_path, monkeypatch):
+    """Checkpoints hold the variables in order: one written by a network whose variables were laid out otherwise
+    (e.g. by an older version of a model) is not resumed into the wrong slots."""
+    from ratecast.models import MODELS
+
+    rc.Recommender("dot", random_state=0, epochs=1, **FAST).fit(train, checkpoint_dir=tmp_path)
+    cls = MODELS["dot"]
+    original = cls.__init__
+
+    def with_one_more(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.extra = self.add_weight(shape=(2,), initializer="zeros", trainable=False, name="extra")
+
+    monkeypatch.setattr(cls, "__init__", with_one_more)
+    with pytest.raises(rc.errors.IntegrityError, match="written for another model, options or data"):
+        rc.Recommender("dot", random_state=0, epochs=1, **FAST).fit(train, checkpoint_dir=tmp_path)
+
 KILLED = r"""
 import sys, numpy as np, pandas as pd, ratecast as rc
 rng = np.random.default_rng(0)

@@ -286,7 +286,8 @@ class Recommender:
         if model.trained_by_gradient:
             history = train_model(model, x, model.output_rule.targets(y), val_data, tcfg, seed=self.random_state,
                                   verbose=self._verbose(), checkpoint_dir=checkpoint_dir,
-                                  fingerprint=self._fingerprint(u, i, y, val_data), distribution=self.distribution,
+                                  fingerprint=self._fingerprint(model, u, i, y, val_data),
+                                  distribution=self.distribution,
                                   extra_validation=monitor, on_epoch=on_epoch)
         days = day_numbers(given["timestamp"])[known] if model.capabilities.uses_days else None
         every = Ratings(gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known], days)
@@ -309,10 +310,12 @@ class Recommender:
             return sys.stderr.isatty()
         return bool(v)
 
-    def _fingerprint(self, u, i, y, val_data) -> str:
-        """Identifies a fit's inputs, so a checkpoint is only resumed by the same model, options and data."""
+    def _fingerprint(self, model, u, i, y, val_data) -> str:
+        """Identifies a fit's inputs, so a checkpoint is only resumed by the same model, options and data, and by a
+        network whose variables are laid out as when it was written (checkpoints hold them in order)."""
         h = hashlib.sha256()
         h.update(json.dumps([self.model, self.params, self.random_state], sort_keys=True, default=str).encode())
+        h.update(json.dumps([(v.name, list(v.shape), str(v.dtype)) for v in model.variables]).encode())
         for a in (u, i, y, *(() if val_data is None else (val_data[0]["user"], val_data[0]["item"], val_data[1]))):
             h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()

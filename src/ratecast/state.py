@@ -412,6 +412,11 @@ class Weights:
             raise IntegrityError(f"{src.folder / WEIGHTS}: weights do not fit the saved model ({exc})") from None
         bad = [w.path for w in model.weights if not np.isfinite(np.asarray(w)).all()]
         require(not bad, src.folder / WEIGHTS, f"weights {bad[:3]} hold NaN or infinite values")
+        for variable in model.item_index_variables():
+            held = np.asarray(variable)
+            low, high = int(held.min(initial=0)), int(held.max(initial=0))
+            require(0 <= low and high < model.n_items, src.folder / WEIGHTS,
+                    f"weights {variable.path} hold item indices in [{low}, {high}], outside [0, {model.n_items})")
         return model
 
 

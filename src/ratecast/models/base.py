@@ -287,6 +287,11 @@ class RatingModel(keras.Model):
         return np.asarray(layer.embeddings, "float32")[1:]
 
     # --- saved weights ----------------------------------------------------------------------------------------
+    def item_index_variables(self) -> list:
+        """Weights that hold item indices (each in ``[0, n_items)``, 0 = none), checked when a saved model loads.
+        None by default."""
+        return []
+
     def weights_saved_by(self, version: int) -> dict[str, Any] | None:
         """For a weights file written by saved-model format ``version``: the variable each of its datasets (by
         path) goes to, None for a dataset of a part that no longer exists (left unread). None (the default): the

@@ -395,6 +395,9 @@ class ImplicitModel(RatingModel):
         return np.concatenate([Q, np.ones((*items.shape, 1), Q.dtype)], axis=-1), offset.astype("float64")
 
     # --- saved weights -----------------------------------------------------------------------------------------
+    def item_index_variables(self) -> list:
+        return [self.sets.items]
+
     def weights_saved_by(self, version: int) -> dict | None:
         """Format 3 and before kept the heads' weights in the model itself (the heads off as 1 x 1 placeholders):
         where each dataset of such a weights file goes."""
