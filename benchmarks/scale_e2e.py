@@ -17,6 +17,8 @@ runs as its own process, timed by wall clock, with its peak RSS (``wait4``'s ``r
 
 Each step stops at its ``--timeout`` (its own default per step), and is then reported as ``timed_out``. Prints one
 JSON line with every step, the ratios the targets name (topn fit / ALS fit, fast wall / fast fit) and the targets.
+Without ``train`` in ``--steps``, ``recommend_all`` and ``serve`` use the run that an earlier ``train`` left in
+``--work``.
 
     python benchmarks/scale_e2e.py [--ratings 25e6] [--presets fast,topn,accurate] [--work /tmp/ratecast-scale]
 """
@@ -240,10 +242,9 @@ def main() -> None:
     presets = [s for s in args.presets.split(",") if s]
     steps = set(args.steps.split(","))
     result: dict = {"benchmark": "scale_e2e", "ratings": n, "data_s": made, "cpus": os.cpu_count(), "steps": {}}
-    runs = {}
+    runs = {preset: args.work / f"run-{preset}-{n}" for preset in presets}  # without train: the runs made before
     if "train" in steps:
         for preset in presets:
-            runs[preset] = args.work / f"run-{preset}-{n}"
             result["steps"][f"train_{preset}"] = train(preset, data, runs[preset], limit(preset))
     first = runs.get(presets[0]) if presets else None
     if "recommend_all" in steps and first is not None and (first / "run.json").exists():
