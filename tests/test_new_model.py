@@ -44,15 +44,20 @@ class ItemMeanModel(RatingModel):
 '''
 
 
+def imported(name: str, source: str, folder):
+    """The model module ``name`` written from ``source`` into ``folder`` and imported: the one "registry line"."""
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def item_mean(tmp_path):
-    path = tmp_path / "item_mean.py"
-    path.write_text(textwrap.dedent(MODULE))
-    spec = importlib.util.spec_from_file_location("item_mean", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # the one "registry line": importing the module registers the model
     try:
-        yield module
+        yield imported("item_mean", MODULE, tmp_path)
     finally:
         MODELS.pop("item_mean", None)
 
@@ -136,10 +141,7 @@ class SetsDotModel(RatingModel):
 
 
 def test_a_new_model_composes_the_parts_of_another(tmp_path):
-    path = tmp_path / "sets_dot.py"
-    path.write_text(textwrap.dedent(COMPOSED))
-    spec = importlib.util.spec_from_file_location("sets_dot", path)
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    imported("sets_dot", COMPOSED, tmp_path)
     try:
         train, test = rc.split.holdout(make_dataset(n_users=40, n_items=30), 0.2, random_state=0)
         rec = rc.Recommender("sets_dot", random_state=0, verbose=0).fit(train)
