@@ -300,7 +300,7 @@ class ModelContract:
         assert len(new_user) == 4 and new_user["score"].between(1, 5).all()
         new_item = fitted.predict_new_item({"release_year": 1990, "Action": 1}, fitted.user_index_.ids[:3])
         assert new_item.shape == (3,) and np.isfinite(new_item).all()
-        if fitted.model_.supports_cold_start("user"):
+        if fitted.model_.cold_start.supports(fitted.model_, "user"):
             assert not new_user.attrs.get("fallback")
             other = fitted.recommend_new_user({"age": 70, "gender": "M", "occupation": "doctor"},
                                               k=len(fitted.item_index_))

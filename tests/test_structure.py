@@ -169,3 +169,22 @@ def test_implicits_heads_are_layers_of_their_own_and_absent_when_off():
                              rating_scale=scale, seed=0).build_now()
     assert off.item_item is None and off.set_head is None
     assert len(off.weights) == len(m.weights) - 7  # the exact item-item head's 2 weights, the set head's 5
+
+
+def test_how_a_model_meets_new_users_and_items_is_a_part_declared_apart_from_its_network():
+    """Cold start (the metadata read, ids replaced by 0 while training, new sides scored from metadata) is one
+    declared part per model class, not methods of the network."""
+    from ratecast.models import MODELS
+    from ratecast.models.cold_start import ColdStart, LearnedFromFeatures, NamedFeatures
+
+    for name, cls in MODELS.items():
+        assert isinstance(cls.cold_start, ColdStart), name
+        for gone in ("wanted_features", "supports_cold_start", "substitutes_unknown_ids"):
+            assert not hasattr(cls, gone), f"{name}.{gone}"
+    assert type(MODELS["hybrid"].cold_start) is LearnedFromFeatures
+    assert type(MODELS["bayesian"].cold_start) is NamedFeatures
+    scale = {"minimum": 1.0, "maximum": 5.0, "step": 1.0}
+    hybrid = MODELS["hybrid"]({"cold_start_rate": 0.1}, 3, 4, rating_scale=scale, user_feature_dim=2, seed=0)
+    assert hybrid.cold_start.supports(hybrid, "user") and not hybrid.cold_start.supports(hybrid, "item")
+    assert hybrid.cold_start.features(hybrid.cfg) == (hybrid.cfg.item_features, hybrid.cfg.user_features)
+    assert not MODELS["dot"].cold_start.supports(MODELS["dot"]({}, 3, 4, rating_scale=scale), "user")

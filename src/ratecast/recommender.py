@@ -230,7 +230,7 @@ class Recommender:
         seen_ratings = SeenRatings.of(seen, gu[known], gi[known], given["rating"].to_numpy(dtype="float64")[known])
 
         model_cls = MODELS[self.model]
-        item_features, user_features = model_cls.wanted_features(mcfg)
+        item_features, user_features = model_cls.cold_start.features(mcfg)
         encoder = None
         item_table = np.zeros((item_index.size, 0), "float32")
         user_table = np.zeros((user_index.size, 0), "float32")
@@ -611,7 +611,7 @@ class Recommender:
         s = self.state_
         if demographics is not None and not isinstance(demographics, Mapping):
             raise ValueError(f"demographics must be a mapping such as {{'age': 31}}, got {demographics!r}")
-        if not demographics or not s.model.supports_cold_start("user"):
+        if not demographics or not s.model.cold_start.supports(s.model, "user"):
             out = self.recommend_popular(k, exclude=exclude, min_ratings=min_ratings)
             out.attrs["fallback"] = True
             return out
@@ -629,7 +629,7 @@ class Recommender:
             raise ValueError(f"metadata must be a mapping such as {{'release_year': 1998}}, got {metadata!r}")
         s = self.state_
         u = s.user_index.index(_id_array("user_ids", user_ids))
-        if not s.model.supports_cold_start("item"):
+        if not s.model.cold_start.supports(s.model, "item"):
             return s.rating_scale.clip(s.baseline.predict(u, np.zeros_like(u)))
         feats = s.encoder.item_row(metadata)
         extra = {"item_features": np.repeat(feats, len(u), axis=0)}

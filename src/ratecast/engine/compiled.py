@@ -216,7 +216,7 @@ class CompiledTrainer:
     # --- one step ---------------------------------------------------------------------------------------------
     def _step(self, state, x: dict, y, lr):
         lay, model = self.layout, self.model
-        swaps = model.substitutes_unknown_ids  # may the model replace ids by 0 (unknown) while training?
+        swaps = model.cold_start.substitutes_unknown_ids(model.cfg)  # may the model replace ids by 0 (unknown) while training?
         ids = {g.key: x[g.key].astype("int32") for g in lay.groups}
         subs = [gather_rows(fused, ids[g.key]) for g, fused in zip(lay.groups, state["tables"])]
         unknown = [fused[:1] if swaps else None for fused in state["tables"]]

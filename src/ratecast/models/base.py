@@ -7,7 +7,8 @@ so the estimator never asks for a model by name:
   loss, output to rating (clipped to the scale) and ranking key;
 * scoring: :meth:`RatingModel.score_items` scores every item for a batch of users on the device;
 * features: ``item_feature_dim``/``user_feature_dim`` (tables held as non-trainable weights, row 0 = unknown);
-* cold start: :meth:`RatingModel.supports_cold_start` and the ``user_features``/``item_features`` input overrides.
+* cold start: :attr:`RatingModel.cold_start` (:mod:`ratecast.models.cold_start`: the metadata it reads, whether a
+  new side can be scored from it) and the ``user_features``/``item_features`` input overrides.
 * what it can do (vectors worth comparing, features where available, days, rating by user): one record,
   :attr:`RatingModel.capabilities` (:class:`ratecast.models.capabilities.Capabilities`).
 
@@ -28,6 +29,7 @@ from keras import ops
 
 from ..datasets.scale import RatingScale
 from .capabilities import Capabilities
+from .cold_start import ColdStart
 from .config import ModelConfig, TrainingConfig
 from .fitting import Fitter, trained_by_gradient
 from .layers import embedding, l2_penalty, take_rows
@@ -57,6 +59,8 @@ class RatingModel(keras.Model):
     #: what the model can do (similar items, features where available, days, rating by user): one record, declared
     #: by a model class only where it differs from the default
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: how the model meets users and items it has never seen (the metadata it reads): declared once per class
+    cold_start: ClassVar[ColdStart] = ColdStart()
     #: the parts fitted apart from the training engine, in order (:mod:`ratecast.models.fitting`)
     fitters: ClassVar[tuple[Fitter, ...]] = ()
     #: whether the training engine fits the model (derived from :attr:`fitters` when the class is registered; an
@@ -189,21 +193,6 @@ class RatingModel(keras.Model):
     def trained_by_gradient_at(cls, cfg: ModelConfig, n_items: int) -> bool:
         """Whether the training engine fits a model of this config over ``n_items`` item rows (index 0 included)."""
         return cls.trained_by_gradient
-
-    # --- cold start -------------------------------------------------------------------------------------------
-    @classmethod
-    def wanted_features(cls, cfg: ModelConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(item features, user features) the model reads from metadata; none by default."""
-        return (), ()
-
-    @property
-    def substitutes_unknown_ids(self) -> bool:
-        """Whether training replaces some user or item ids by 0 (unknown), e.g. to learn cold start."""
-        return False
-
-    def supports_cold_start(self, side: str) -> bool:
-        """Whether a new ``side`` ('user' or 'item') can be scored from metadata alone."""
-        return False
 
     # --- fold-in hooks (see :mod:`ratecast.foldin`) --------------------------------------------------------------
     def user_tables(self) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from .. import memory
 from ..search_space import Choice, Int
 from .base import register
 from .capabilities import Capabilities
+from .cold_start import ColdStart, NamedFeatures
 from .config import Count, Dim, Flag, Loss, ModelConfig, PositiveInt, Says, at_most, config, names
 from .hybrid import ITEM_FEATURES, USER_FEATURES
 from .dot import BiasedDotModel
@@ -331,6 +332,7 @@ class BayesianModel(BiasedDotModel):
 
     fitters = (PosteriorSampler(),)
     capabilities: ClassVar[Capabilities] = Capabilities(features_where_available=True, uses_days=True)
+    cold_start: ClassVar[ColdStart] = NamedFeatures()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -400,10 +402,6 @@ class BayesianModel(BiasedDotModel):
                        f"{self.stored} over {self.n_users - 1:,} users and {self.n_items - 1:,} items",
                        "lower stored_samples or embedding_dim")
         return cfg.embedding_dim * self.stored
-
-    @classmethod
-    def wanted_features(cls, cfg):
-        return cfg.item_features, cfg.user_features
 
     def user_day_slots(self, users: np.ndarray, days: np.ndarray | None
                        ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:

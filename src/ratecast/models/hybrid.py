@@ -11,6 +11,7 @@ from keras import ops
 
 from ..search_space import Choice, Float, Int
 from .base import register
+from .cold_start import ColdStart, LearnedFromFeatures
 from .config import Count, Fraction, config, names, widths
 from .layers import fast_uniform
 from .tower import TowerConfig, TowerModel
@@ -59,6 +60,8 @@ class HybridModel(TowerModel):
     unknown rows learn an "average" vector and the tower learns to lean on metadata when ids are unknown.
     """
 
+    cold_start: ClassVar[ColdStart] = LearnedFromFeatures()
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.cold_seed = keras.random.SeedGenerator(self.seed_for(5))
@@ -84,14 +87,3 @@ class HybridModel(TowerModel):
                 inputs[key] = ops.where(keep, ids, ops.zeros_like(ids))
         return super().score(inputs, training=training)
 
-    @property
-    def substitutes_unknown_ids(self) -> bool:
-        return self.cfg.cold_start_rate > 0
-
-    @classmethod
-    def wanted_features(cls, cfg):
-        return cfg.item_features, cfg.user_features
-
-    def supports_cold_start(self, side: str) -> bool:
-        width = self.user_feature_dim if side == "user" else self.item_feature_dim
-        return bool(width) and self.cfg.cold_start_rate > 0

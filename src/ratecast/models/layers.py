@@ -16,7 +16,7 @@ _ROWS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("ratecast_ro
 def row_override(mapping: dict):
     """Within the block, each :class:`RowTable` in ``mapping`` answers from rows gathered beforehand instead of its
     weight: ``{id(table): (ids, rows, unknown_row)}``, where ``rows[k]`` is the row of ``ids[k]``. A lookup must be
-    of ``ids`` itself, except that a model whose ``substitutes_unknown_ids`` is true may replace any id by 0
+    of ``ids`` itself, except that a model whose ``cold_start.substitutes_unknown_ids`` is true may replace any id by 0
     (unknown), which answers ``unknown_row`` (None for the other models). The
     training engine differentiates with respect to ``rows`` and ``unknown_row`` only, so a step touches the rows
     its batch uses, never the whole table."""
