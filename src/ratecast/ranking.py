@@ -305,7 +305,6 @@ class Scorer:
         wanted = {id(v) for v in self.model.known_row_variables()}
         return {v.path: value[1:] for v, value in zip(self.model.variables, variables) if id(v) in wanted}
 
-    # --- public -----------------------------------------------------------------------------------------------
     def _item_table(self, variables: list, known: dict, mask: np.ndarray, items) -> Any:
         """A product model's item side (None for other models) for these weights and allowed ``mask`` (``items``:
         the mask as the program takes it): made once, then kept while both stay the same, so that one user's list
@@ -320,6 +319,7 @@ class Scorer:
         self._held_table = (list(variables), np.array(mask, dtype=bool), table)
         return table
 
+    # --- public -----------------------------------------------------------------------------------------------
     def _padded(self, x: dict[str, np.ndarray], n: int) -> dict:
         """``x``'s arrays (``n`` rows each) padded with zeros to a fixed size (so compiled shapes are reused), and
         placed on the distribution's devices when there is one."""

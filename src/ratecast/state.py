@@ -400,14 +400,14 @@ class Weights:
                   "n_items": loaded["item_index"].size, "rating_scale": loaded["rating_scale"].to_dict(),
                   "random_init": False}
         name = loaded["model_name"]
-        check_weight_shapes(src.folder, name, config, src.saved_format)
+        layout = check_weight_shapes(src.folder, name, config, src.saved_format)
         try:
             model = build_model(name, config)
-            where = model.weights_saved_by(src.saved_format)
-            if where is None:
+            if layout is None:
                 model.load_weights(src.folder / WEIGHTS)
             else:
-                read_weights(src.folder / WEIGHTS, where)
+                read_weights(src.folder / WEIGHTS, {path: None if k is None else model.weights[k]
+                                                    for path, k in layout.items()})
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise IntegrityError(f"{src.folder / WEIGHTS}: weights do not fit the saved model ({exc})") from None
         bad = [w.path for w in model.weights if not np.isfinite(np.asarray(w)).all()]
@@ -459,10 +459,12 @@ def read_weights(path: Path, where: dict[str, Any]) -> None:
                 variable.assign(np.asarray(f[name]))
 
 
-def check_weight_shapes(folder: Path, name: str, config: dict[str, Any], version: int = FORMAT_VERSION) -> None:
+def check_weight_shapes(folder: Path, name: str, config: dict[str, Any], version: int = FORMAT_VERSION
+                        ) -> dict[str, int | None] | None:
     """The weights the saved settings declare are exactly the datasets ``WEIGHTS`` holds (shapes from the file's
     headers), so that building the model allocates no more than the file holds. A file of an older layout
-    (``version``, see :func:`declared_weights`) holds each weight at its path there, and nothing else."""
+    (``version``, see :func:`declared_weights`) holds each weight at its path there, and nothing else: that layout
+    is returned (dataset path -> position among the model's weights), None for today's."""
     path = folder / META
     headers = h5_headers(folder / WEIGHTS)
     held = Counter((h.shape, str(h.dtype)) for h in headers.values())
@@ -472,7 +474,7 @@ def check_weight_shapes(folder: Path, name: str, config: dict[str, Any], version
         raise IntegrityError(f"{path}: invalid model settings ({exc})") from None
     if layout is not None:
         check_layout(folder / WEIGHTS, headers, shapes, layout)
-        return
+        return layout
     declared = Counter(shapes)
     if declared != held:
         sizes = {k: config[k] for k in ("n_users", "n_items", "item_feature_dim", "user_feature_dim")}
@@ -484,6 +486,7 @@ def check_weight_shapes(folder: Path, name: str, config: dict[str, Any], version
         raise IntegrityError(
             f"{path}: the saved sizes ({', '.join(f'{k}={v}' for k, v in sizes.items())}) declare weights "
             f"{_shapes(missing)} that {WEIGHTS} does not hold (it holds {_shapes(extra) or 'no others'} instead)")
+    return None
 
 
 def check_layout(path: Path, headers: dict[str, ArrayHeader], shapes: list[tuple[tuple[int, ...], str]],

@@ -278,7 +278,7 @@ class RatingModel(keras.Model):
     # --- saved weights ----------------------------------------------------------------------------------------
     def item_index_variables(self) -> list:
         """Weights that hold item indices (each in ``[0, n_items)``, 0 = none), checked when a saved model loads.
-        None by default."""
+        None by default (an empty list)."""
         return []
 
     def weights_saved_by(self, version: int) -> dict[str, Any] | None:
